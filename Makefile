@@ -1,0 +1,95 @@
+# ramjet: the one entry point. `make run` and `make test` do all the set-up on a
+# fresh Debian 12 machine (as root, or with sudo available).
+#
+#   make            build (BUILD=release: -O2 -g; BUILD=asan: ASan+UBSan)
+#   make run        install what is missing, build, run ramjetd on config/ramjet.yaml
+#   make test       install, build, run unit (release + asan) and integration tests
+#   make bench      side-by-side benchmarks against peers (not part of test)
+#   make fuzz       build the libFuzzer targets and run each for FUZZ_SECONDS
+#   make format     clang-format every C/C++ source
+
+BUILD ?= release
+BUILD_DIR := build/$(BUILD)
+JOBS ?= $(shell nproc)
+FUZZ_SECONDS ?= 30
+CONFIG ?= config/ramjet.yaml
+
+# Debian packages the build, the tests and the benchmarks use.
+DEB_PACKAGES := g++ cmake ninja-build pkg-config clang llvm \
+  liburing-dev libc-ares-dev libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev \
+  libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev \
+  nodejs socat iperf3 curl python3 haproxy procps iproute2
+
+ifeq ($(BUILD),asan)
+CMAKE_FLAGS := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRAMJET_SANITIZE=ON
+else
+CMAKE_FLAGS := -DCMAKE_BUILD_TYPE=RelWithDebInfo
+endif
+# RelWithDebInfo is -O2 -g with CMake's GCC defaults.
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all build deps deps-deb deps-npm run test test-unit test-asan test-integration \
+        bench fuzz format clean
+
+all: build
+
+deps: deps-deb deps-npm
+
+# Installs only what is missing; a no-op (one dpkg query) when everything is there.
+deps-deb:
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	  done); \
+	command -v npm >/dev/null || missing="$$missing npm"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+# Reinstalls the test framework's packages only when the lockfile changed.
+deps-npm:
+	@cd tests/integration && \
+	  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then \
+	    npm ci --no-audit --no-fund; \
+	  fi
+
+build: deps-deb
+	@cmake -S . -B $(BUILD_DIR) -G Ninja $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
+
+run: deps build
+	$(BUILD_DIR)/bin/ramjetd --config $(CONFIG)
+
+test: deps
+	@$(MAKE) --no-print-directory build BUILD=release
+	@$(MAKE) --no-print-directory test-unit BUILD=release
+	@$(MAKE) --no-print-directory test-integration BUILD=release
+	@$(MAKE) --no-print-directory test-asan
+
+test-unit:
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+test-asan:
+	@$(MAKE) --no-print-directory build BUILD=asan
+	@$(MAKE) --no-print-directory test-unit BUILD=asan
+
+test-integration: deps-npm
+	cd tests/integration && RAMJET_BUILD_DIR=$(CURDIR)/$(BUILD_DIR) npm test
+
+bench: deps build
+	bench/tcp_relay.sh $(BUILD_DIR)
+
+fuzz: deps-deb
+	@cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRAMJET_FUZZ=ON \
+	  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ >/dev/null
+	@cmake --build build/fuzz -j $(JOBS) --target fuzz_targets
+	tests/fuzz/run.sh build/fuzz/bin $(FUZZ_SECONDS)
+
+format:
+	@find bpf userspace hooks tools tests bench -name '*.h' -o -name '*.cc' -o -name '*.c' \
+	  | grep -v node_modules | xargs clang-format -i
+
+clean:
+	rm -rf build

@@ -1,0 +1,198 @@
+#include "runtime/worker.h"
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+namespace ramjet::runtime {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Runs `body` as a task on a fresh worker and returns when the worker stops.
+template <typename F>
+void run_on_worker(F body) {
+  Worker w(0, 256);
+  w.spawn(body(w));
+  w.run();
+}
+
+TEST(Worker, SleepWaitsAtLeastTheDuration) {
+  std::chrono::nanoseconds elapsed{};
+  run_on_worker([&](Worker& w) -> Task<void> {
+    auto t0 = Clock::now();
+    int rc = co_await w.sleep(30ms);
+    EXPECT_EQ(rc, -ETIME);  // io_uring reports an expired timeout as -ETIME
+    elapsed = Clock::now() - t0;
+    w.stop();
+  });
+  EXPECT_GE(elapsed, 30ms);
+  EXPECT_LT(elapsed, 2s);
+}
+
+Task<void> cancel_after(Worker& w, CancelSlot& slot, std::chrono::milliseconds d) {
+  co_await w.sleep(d);
+  slot.cancel();
+}
+
+TEST(Worker, CancelSlotEndsASleepEarly) {
+  std::chrono::nanoseconds elapsed{};
+  int result = 0;
+  run_on_worker([&](Worker& w) -> Task<void> {
+    CancelSlot slot;
+    w.spawn(cancel_after(w, slot, 10ms));
+    auto t0 = Clock::now();
+    result = co_await w.sleep(10s, &slot);
+    elapsed = Clock::now() - t0;
+    w.stop();
+  });
+  EXPECT_EQ(result, -ECANCELED);
+  EXPECT_LT(elapsed, 5s);
+}
+
+TEST(Worker, PreCancelledSlotCompletesAtOnce) {
+  int result = 0;
+  run_on_worker([&](Worker& w) -> Task<void> {
+    CancelSlot slot;
+    slot.cancel();
+    result = co_await w.sleep(10s, &slot);
+    w.stop();
+  });
+  EXPECT_EQ(result, -ECANCELED);
+}
+
+TEST(Worker, LinkedTimeoutGivesEtimedout) {
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+  int result = 0;
+  run_on_worker([&](Worker& w) -> Task<void> {
+    char buf[8];
+    result = co_await w.recv(fds[0], buf, sizeof buf).with_timeout(20ms);
+    w.stop();
+  });
+  EXPECT_EQ(result, -ETIMEDOUT);
+  ::close(fds[0]);
+  ::close(fds[1]);
+}
+
+TEST(Worker, SendAndRecvOverASocketPair) {
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+  std::string got;
+  run_on_worker([&](Worker& w) -> Task<void> {
+    const char msg[] = "hello ring";
+    int n = co_await w.send(fds[0], msg, sizeof msg - 1);
+    EXPECT_EQ(n, static_cast<int>(sizeof msg - 1));
+    char buf[64];
+    int m = co_await w.recv(fds[1], buf, sizeof buf);
+    if (m > 0) got.assign(buf, static_cast<std::size_t>(m));
+    w.stop();
+  });
+  EXPECT_EQ(got, "hello ring");
+  ::close(fds[0]);
+  ::close(fds[1]);
+}
+
+TEST(Worker, PostRunsOnTheWorkerThread) {
+  Worker w(0, 64);
+  std::thread::id ran_on;
+  std::thread t([&] { w.run(); });
+  auto worker_thread = t.get_id();
+  w.post([&] {
+    ran_on = std::this_thread::get_id();
+    w.stop();
+  });
+  t.join();
+  EXPECT_EQ(ran_on, worker_thread);
+}
+
+TEST(Worker, ProvidedBufferRingHandsOutAndRecyclesBuffers) {
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+  std::vector<std::string> got;
+  run_on_worker([&](Worker& w) -> Task<void> {
+    BufferRing ring(w, 7, 2, 128);
+    for (int i = 0; i < 5; ++i) {  // more receives than buffers: recycling must work
+      std::string msg = "msg" + std::to_string(i);
+      [[maybe_unused]] auto n = ::send(fds[0], msg.data(), msg.size(), 0);
+      auto r = w.recv_select(fds[1], ring.group(), 128);
+      int len = co_await r;
+      EXPECT_GT(len, 0);
+      if (len <= 0) break;
+      unsigned id = r.op.flags >> IORING_CQE_BUFFER_SHIFT;
+      got.emplace_back(reinterpret_cast<char*>(ring.buffer(id)), static_cast<std::size_t>(len));
+      ring.recycle(id);
+    }
+    w.stop();
+  });
+  ASSERT_EQ(got.size(), 5u);
+  EXPECT_EQ(got[4], "msg4");
+  ::close(fds[0]);
+  ::close(fds[1]);
+}
+
+TEST(Worker, MultishotAcceptYieldsEveryConnection) {
+  int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(::listen(lfd, 16), 0);
+  socklen_t len = sizeof sa;
+  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&sa), &len);
+  std::vector<int> clients;
+  for (int i = 0; i < 3; ++i) {
+    int c = ::socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_EQ(::connect(c, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    clients.push_back(c);
+  }
+  int accepted = 0;
+  bool ended_on_cancel = false;
+  run_on_worker([&](Worker& w) -> Task<void> {
+    MultishotAccept acc(w, lfd);
+    acc.arm();
+    while (accepted < 3) {
+      int fd = co_await acc.next();
+      EXPECT_GE(fd, 0);
+      if (fd < 0) break;
+      ::close(fd);
+      ++accepted;
+    }
+    acc.cancel();
+    while (acc.armed()) {
+      int r = co_await acc.next();
+      if (r == -ECANCELED) ended_on_cancel = true;
+    }
+    w.stop();
+  });
+  EXPECT_EQ(accepted, 3);
+  EXPECT_TRUE(ended_on_cancel);
+  for (int c : clients) ::close(c);
+  ::close(lfd);
+}
+
+Task<void> child(Worker& w, int& counter, std::chrono::milliseconds d) {
+  co_await w.sleep(d);
+  ++counter;
+}
+
+TEST(JoinSet, WaitsForAllChildren) {
+  int counter = 0;
+  run_on_worker([&](Worker& w) -> Task<void> {
+    JoinSet js;
+    js.start(child(w, counter, 5ms));
+    js.start(child(w, counter, 15ms));
+    js.start(child(w, counter, 1ms));
+    co_await js.wait();
+    EXPECT_EQ(counter, 3);
+    w.stop();
+  });
+  EXPECT_EQ(counter, 3);
+}
+
+}  // namespace
+}  // namespace ramjet::runtime

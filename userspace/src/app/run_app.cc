@@ -1,0 +1,212 @@
+// The daemon's main flow, shared by ramjetd and every application built with
+// ramjet::bootstrap<App>: command line, config, hooks, listeners, workers, signals.
+//
+// Exit codes: 0 clean stop (also after a drain), 1 runtime failure (a listener
+// cannot bind, the admin socket cannot open), 2 bad command line or config.
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "admin/admin_server.h"
+#include "app/server.h"
+#include "ramjet/bootstrap.h"
+#include "telemetry/access_log.h"
+#include "telemetry/hook_trace.h"
+
+namespace ramjet::engine {
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitRuntime = 1;
+constexpr int kExitUsage = 2;
+
+spdlog::level::level_enum to_spdlog(config::LogLevel l) {
+  switch (l) {
+    case config::LogLevel::kTrace: return spdlog::level::trace;
+    case config::LogLevel::kDebug: return spdlog::level::debug;
+    case config::LogLevel::kInfo: return spdlog::level::info;
+    case config::LogLevel::kWarn: return spdlog::level::warn;
+    case config::LogLevel::kError: return spdlog::level::err;
+    case config::LogLevel::kOff: return spdlog::level::off;
+  }
+  return spdlog::level::info;
+}
+
+telemetry::AccessLogFormat to_format(config::AccessLogFormat f) {
+  switch (f) {
+    case config::AccessLogFormat::kText: return telemetry::AccessLogFormat::kText;
+    case config::AccessLogFormat::kJson: return telemetry::AccessLogFormat::kJson;
+    case config::AccessLogFormat::kOff: return telemetry::AccessLogFormat::kOff;
+  }
+  return telemetry::AccessLogFormat::kText;
+}
+
+// Written to a temporary name and renamed, so a reader never sees half a file.
+bool write_ready_file(const std::string& path, const app::Server& server,
+                      const std::string& admin_socket) {
+  nlohmann::json eps = nlohmann::json::object();
+  for (const auto& [name, addr] : server.bound()) eps[name] = addr.to_string();
+  nlohmann::json j = {{"pid", ::getpid()}, {"endpoints", eps}, {"admin_socket", admin_socket}};
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << j.dump() << "\n";
+    if (!out) return false;
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+}  // namespace
+
+int run_app(const AppDescriptor& app, int argc, char** argv) {
+  CLI::App cli{app.description, app.name};
+  std::string config_path;
+  std::string check_path;
+  bool print_default = false;
+  bool show_version = false;
+  cli.add_option("-c,--config", config_path, "Run with this YAML config file");
+  cli.add_option("--check-config", check_path, "Validate a config file and exit (0 ok, 2 bad)");
+  cli.add_flag("--print-default-config", print_default,
+               "Print the whole documented default config and exit");
+  cli.add_flag("-V,--version", show_version, "Print the version and exit");
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = cli.exit(e);
+    return rc == 0 ? kExitOk : kExitUsage;
+  }
+
+  if (show_version) {
+    std::cout << app.name << " " << app.version << "\n";
+    return kExitOk;
+  }
+  if (print_default) {
+    std::cout << config::default_config_yaml(app.schema);
+    return kExitOk;
+  }
+  if (!check_path.empty()) {
+    auto c = config::load_file(check_path, app.schema);
+    if (!c.ok()) {
+      std::cerr << c.error().message << "\n";
+      return kExitUsage;
+    }
+    std::cout << check_path << ": ok\n";
+    return kExitOk;
+  }
+  if (config_path.empty()) {
+    std::cerr << app.name << ": --config FILE is required (see --help)\n";
+    return kExitUsage;
+  }
+
+  auto loaded = config::load_file(config_path, app.schema);
+  if (!loaded.ok()) {
+    std::cerr << loaded.error().message << "\n";
+    return kExitUsage;
+  }
+  const config::Config& cfg = *loaded;
+
+  auto logger = spdlog::stderr_color_mt("ramjet");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(to_spdlog(cfg.logging.level));
+  spdlog::flush_on(spdlog::level::info);
+
+  // Signals go to this thread only: block them before any other thread exists.
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (int s : {SIGTERM, SIGINT, SIGHUP, SIGUSR2}) sigaddset(&signals, s);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  telemetry::hook_trace().configure(cfg.telemetry.hook_trace, cfg.telemetry.hook_trace_capacity);
+  telemetry::AccessLog access_log(to_format(cfg.logging.access_log), cfg.logging.access_log_path);
+
+  std::unique_ptr<HookSet> hooks = app.start(cfg.app.get());
+
+  app::Server server(cfg, *hooks, access_log);
+  if (auto r = server.bind_listeners(); !r.ok()) {
+    spdlog::error("{}", r.error().message);
+    return kExitRuntime;
+  }
+
+  admin::AdminServer admin([&] {
+    nlohmann::json eps = nlohmann::json::object();
+    for (const auto& [name, addr] : server.bound()) eps[name] = addr.to_string();
+    return nlohmann::json{{"app", app.name},
+                          {"version", app.version},
+                          {"pid", ::getpid()},
+                          {"workers", server.worker_count()},
+                          {"endpoints", eps}}
+        .dump();
+  });
+  if (!cfg.server.admin_socket.empty()) {
+    if (auto r = admin.start(cfg.server.admin_socket); !r.ok()) {
+      spdlog::error("{}", r.error().message);
+      return kExitRuntime;
+    }
+  }
+
+  telemetry::HookEvent start_ev{0, "lifecycle.start", 0, "", "", {}};
+  auto t0 = std::chrono::steady_clock::now();
+  hooks->lifecycle_start();
+  start_ev.duration = std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::steady_clock::now() - t0);
+  if (telemetry::hook_trace().enabled()) telemetry::hook_trace().record(start_ev);
+
+  server.start();
+  for (const auto& [name, addr] : server.bound())
+    spdlog::info("endpoint {} listening on {}", name, addr.to_string());
+  if (!cfg.server.ready_file.empty() &&
+      !write_ready_file(cfg.server.ready_file, server, cfg.server.admin_socket))
+    spdlog::warn("cannot write server.ready_file {}", cfg.server.ready_file);
+  spdlog::info("{} {} ready with {} workers", app.name, app.version, server.worker_count());
+
+  // A helper thread waits for the workers and wakes this one when they are done.
+  std::atomic<bool> finished{false};
+  pthread_t main_thread = pthread_self();
+  std::thread waiter([&] {
+    server.wait();
+    finished = true;
+    pthread_kill(main_thread, SIGUSR2);
+  });
+
+  bool draining = false;
+  while (!finished) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0) continue;
+    if ((sig == SIGTERM || sig == SIGINT) && !draining) {
+      draining = true;
+      spdlog::info("signal {}: draining (deadline {}ms)", sig, cfg.server.drain_timeout.count());
+      server.drain();
+    } else if (sig == SIGHUP) {
+      access_log.reopen();
+      spdlog::info("SIGHUP: access log reopened");
+    }
+  }
+  waiter.join();
+  admin.stop();
+
+  t0 = std::chrono::steady_clock::now();
+  hooks->lifecycle_stop();
+  if (telemetry::hook_trace().enabled()) {
+    telemetry::hook_trace().record({0, "lifecycle.stop", 0, "", "",
+                                    std::chrono::duration_cast<std::chrono::microseconds>(
+                                        std::chrono::steady_clock::now() - t0)});
+  }
+  spdlog::info("stopped");
+  return kExitOk;
+}
+
+}  // namespace ramjet::engine

@@ -1,0 +1,237 @@
+#include "app/server.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <spdlog/spdlog.h>
+
+#include "app/worker_context.h"
+#include "dns/resolver.h"
+#include "proxy/tcp_session.h"
+#include "telemetry/access_log.h"
+
+namespace ramjet::app {
+
+using telemetry::Counter;
+
+namespace {
+constexpr auto kAcceptPause = std::chrono::milliseconds(100);
+constexpr std::uint16_t kBufferGroup = 1;
+constexpr unsigned kBufferCount = 256;
+constexpr unsigned kBufferSize = 64 * 1024;
+
+Result<int> open_listener(const SocketAddress& addr) {
+  int fd = ::socket(addr.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Error::kernel(errno, std::string("socket: ") + strerror(errno));
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  sockaddr_storage ss;
+  socklen_t len = addr.to_sockaddr(ss);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, 4096) != 0) {
+    int err = errno;
+    ::close(fd);
+    return Error::kernel(err, strerror(err));
+  }
+  return fd;
+}
+
+dns::ResolverSettings resolver_settings(const config::Config& c) {
+  dns::ResolverSettings s;
+  s.servers = c.dns.servers;
+  s.fallback_servers = c.dns.fallback_servers;
+  s.timeout = c.dns.timeout;
+  s.attempts = c.dns.attempts;
+  s.cache_size = c.dns.cache_size;
+  s.min_ttl = c.dns.min_ttl;
+  s.max_ttl = c.dns.max_ttl;
+  s.negative_ttl = c.dns.negative_ttl;
+  s.resolution_delay = c.egress.happy_eyeballs.resolution_delay;
+  return s;
+}
+
+Task<void> run_session(WorkerContext& wc, const config::Endpoint& ep, int fd, ConnectionInfo info) {
+  proxy::TcpSession session(wc, ep, fd, std::move(info));
+  co_await session.run();
+}
+
+Task<void> accept_loop(WorkerContext& wc, const config::Endpoint& ep, int listen_fd,
+                       runtime::MultishotAccept& acc) {
+  const void* ep_app = ep.app.get();
+  acc.arm();
+  for (;;) {
+    int fd = co_await acc.next();
+    if (fd >= 0) {
+      std::uint32_t max = wc.config.server.max_connections;
+      if (wc.draining || (max > 0 && wc.sessions.size() >= max)) {
+        if (!wc.draining) wc.stats.add(Counter::connections_rejected);
+        ::close(fd);
+        continue;
+      }
+      ConnectionInfo info;
+      info.id = WorkerContext::next_flow_id();
+      info.endpoint = ep.name;
+      info.worker = wc.worker.index();
+      info.endpoint_app_settings = ep_app;
+      sockaddr_storage ss;
+      socklen_t len = sizeof ss;
+      if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0)
+        if (auto a = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len))
+          info.client = *a;
+      len = sizeof ss;
+      if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0)
+        if (auto a = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len))
+          info.local = *a;
+      wc.worker.spawn(run_session(wc, ep, fd, std::move(info)));
+      continue;
+    }
+    if (acc.armed()) continue;  // a transient error inside a live multishot
+    if (wc.draining || fd == -ECANCELED) break;
+    if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
+      // Out of descriptors or memory: pause instead of spinning, then try again.
+      wc.stats.add(Counter::accept_paused);
+      spdlog::warn("endpoint {}: accept paused for {}ms: {}", ep.name, kAcceptPause.count(),
+                   strerror(-fd));
+      co_await wc.worker.sleep(kAcceptPause);
+    } else {
+      spdlog::warn("endpoint {}: accept failed: {}", ep.name, strerror(-fd));
+    }
+    if (wc.draining) break;
+    acc.arm();
+  }
+  ::close(listen_fd);
+}
+
+Task<void> drain_timer(WorkerContext& wc, std::chrono::milliseconds deadline,
+                       runtime::CancelSlot& slot) {
+  int rc = co_await wc.worker.sleep(deadline, &slot);
+  if (rc == -ECANCELED) co_return;
+  if (!wc.sessions.empty())
+    spdlog::warn("worker {}: drain deadline passed, closing {} connections", wc.worker.index(),
+                 wc.sessions.size());
+  // Copy: force_close may end sessions, which erase themselves from the set.
+  std::vector<proxy::TcpSession*> left(wc.sessions.begin(), wc.sessions.end());
+  for (auto* s : left) s->force_close(CloseReason::kShutdown);
+}
+
+}  // namespace
+
+struct Server::WorkerSlot {
+  explicit WorkerSlot(unsigned i) : worker(i) {}
+  runtime::Worker worker;
+  runtime::Event drain_requested;
+};
+
+Server::Server(const config::Config& config, engine::HookSet& hooks,
+               telemetry::AccessLog& access_log)
+    : config_(config), hooks_(hooks), access_log_(access_log) {
+  workers_ = config.server.workers.count;
+  if (workers_ == 0) workers_ = std::max(1u, std::thread::hardware_concurrency());
+  if (workers_ > telemetry::StatsRegistry::kMaxWorkers)
+    workers_ = telemetry::StatsRegistry::kMaxWorkers;
+  telemetry::stats().set_worker_count(workers_);
+}
+
+Server::~Server() {
+  for (auto& fds : listen_fds_)
+    for (int fd : fds)
+      if (fd >= 0) ::close(fd);
+}
+
+Result<void> Server::bind_listeners() {
+  listen_fds_.assign(workers_, std::vector<int>(config_.endpoints.size(), -1));
+  for (std::size_t e = 0; e < config_.endpoints.size(); ++e) {
+    const auto& ep = config_.endpoints[e];
+    SocketAddress addr = ep.listen;
+    for (unsigned w = 0; w < workers_; ++w) {
+      auto fd = open_listener(addr);
+      if (!fd.ok()) {
+        return Error::config("endpoint " + ep.name + ": cannot listen on " + addr.to_string() +
+                             ": " + fd.error().message);
+      }
+      listen_fds_[w][e] = *fd;
+      if (w == 0) {
+        sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        ::getsockname(*fd, reinterpret_cast<sockaddr*>(&ss), &len);
+        addr = *SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+        bound_[ep.name] = addr;
+      }
+    }
+  }
+  return {};
+}
+
+void Server::start() {
+  for (unsigned i = 0; i < workers_; ++i) slots_.push_back(std::make_unique<WorkerSlot>(i));
+  for (unsigned i = 0; i < workers_; ++i) threads_.emplace_back([this, i] { worker_thread(i); });
+}
+
+void Server::drain() {
+  for (auto& s : slots_) {
+    WorkerSlot* slot = s.get();
+    slot->worker.post([slot] { slot->drain_requested.set(); });
+  }
+}
+
+void Server::wait() {
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+}
+
+namespace {
+Task<void> worker_main(WorkerContext& wc, runtime::Event& drain_requested,
+                       const std::vector<int>& fds, std::chrono::milliseconds drain_timeout) {
+  // Thread-local pieces that need the worker's ring.
+  wc.buffers = std::make_unique<runtime::BufferRing>(wc.worker, kBufferGroup, kBufferCount,
+                                                     kBufferSize);
+  std::vector<std::unique_ptr<runtime::MultishotAccept>> accepts;
+  runtime::JoinSet loops;
+  for (std::size_t e = 0; e < fds.size(); ++e) {
+    accepts.push_back(std::make_unique<runtime::MultishotAccept>(wc.worker, fds[e]));
+    loops.start(accept_loop(wc, wc.config.endpoints[e], fds[e], *accepts.back()));
+  }
+
+  co_await drain_requested.wait();
+  wc.draining = true;
+  for (auto& a : accepts) a->cancel();
+  co_await loops.wait();
+
+  if (!wc.sessions.empty()) {
+    runtime::CancelSlot slot;
+    runtime::JoinSet timer;
+    timer.start(drain_timer(wc, drain_timeout, slot));
+    co_await wc.sessions_empty.wait();
+    slot.cancel();
+    co_await timer.wait();
+  }
+  wc.worker.stop();
+}
+}  // namespace
+
+void Server::worker_thread(unsigned index) {
+  WorkerSlot& slot = *slots_[index];
+  WorkerContext wc{slot.worker,
+                   config_,
+                   hooks_,
+                   telemetry::stats().worker(index),
+                   access_log_,
+                   egress::EgressGuard(config_.egress.allow_private),
+                   nullptr,
+                   nullptr,
+                   {},
+                   false,
+                   {}};
+  wc.resolver = std::make_unique<dns::Resolver>(slot.worker, resolver_settings(config_));
+  // The listening sockets now belong to the accept loops, which close them.
+  std::vector<int> fds = listen_fds_[index];
+  for (int& fd : listen_fds_[index]) fd = -1;
+  slot.worker.spawn(worker_main(wc, slot.drain_requested, fds, config_.server.drain_timeout));
+  slot.worker.run();
+}
+
+}  // namespace ramjet::app

@@ -1,0 +1,57 @@
+// Server: the listeners and the worker threads, from bind to graceful drain.
+//
+// Each endpoint gets one SO_REUSEPORT listening socket per worker, so the kernel
+// spreads connections across workers and no accept lock exists. Port 0 binds an
+// ephemeral port once and the other workers join it.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ramjet/bootstrap.h"
+#include "ramjet/config/config.h"
+#include "ramjet/result.h"
+
+namespace ramjet::telemetry {
+class AccessLog;
+}
+
+namespace ramjet::app {
+
+class Server {
+ public:
+  Server(const config::Config& config, engine::HookSet& hooks, telemetry::AccessLog& access_log);
+  ~Server();
+
+  // Binds every endpoint for every worker. The error names the endpoint.
+  Result<void> bind_listeners();
+  // endpoint name -> the address actually bound (port 0 resolved).
+  const std::map<std::string, SocketAddress>& bound() const { return bound_; }
+
+  void start();
+  // Thread-safe: stop accepting; close connections left after server.drain_timeout.
+  void drain();
+  // Returns when every worker has finished.
+  void wait();
+
+  unsigned worker_count() const { return workers_; }
+
+ private:
+  struct WorkerSlot;
+  void worker_thread(unsigned index);
+
+  const config::Config& config_;
+  engine::HookSet& hooks_;
+  telemetry::AccessLog& access_log_;
+  unsigned workers_;
+  // listen_fds_[worker][endpoint index]
+  std::vector<std::vector<int>> listen_fds_;
+  std::map<std::string, SocketAddress> bound_;
+  std::vector<std::unique_ptr<WorkerSlot>> slots_;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace ramjet::app

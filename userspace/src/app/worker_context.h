@@ -1,0 +1,50 @@
+// Everything one worker thread owns: its ring, resolver, buffers, counters and
+// the sessions it is running. Only that worker's thread touches it, except the
+// atomics in stats and the posted drain/stop requests.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <unordered_set>
+
+#include "egress/guard.h"
+#include "ramjet/bootstrap.h"
+#include "ramjet/config/config.h"
+#include "runtime/worker.h"
+#include "telemetry/stats.h"
+
+namespace ramjet::dns {
+class Resolver;
+}
+
+namespace ramjet::telemetry {
+class AccessLog;
+}
+
+namespace ramjet::proxy {
+class TcpSession;
+}
+
+namespace ramjet::app {
+
+struct WorkerContext {
+  runtime::Worker& worker;
+  const config::Config& config;
+  engine::HookSet& hooks;
+  telemetry::WorkerStats& stats;
+  telemetry::AccessLog& access_log;
+  egress::EgressGuard guard;
+  std::unique_ptr<dns::Resolver> resolver;
+  std::unique_ptr<runtime::BufferRing> buffers;  // for `relay: buffer` endpoints
+  std::unordered_set<proxy::TcpSession*> sessions;
+  bool draining = false;
+  runtime::Event sessions_empty;  // set when draining and the last session ends
+
+  // Process-wide flow ids: unique across workers, never reused in a run.
+  static FlowId next_flow_id() {
+    static std::atomic<FlowId> next{1};
+    return next.fetch_add(1, std::memory_order_relaxed);
+  }
+};
+
+}  // namespace ramjet::app

@@ -1,0 +1,180 @@
+#include "proxy/relay.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+namespace ramjet::proxy {
+
+namespace {
+// Large enough to carry a full loopback TSO burst per splice; pages are only
+// pinned while data sits in the pipe, which backpressure keeps brief.
+constexpr int kPipeSize = 1 << 20;
+constexpr unsigned kSpliceChunk = 1 << 20;
+constexpr auto kNoBufferBackoff = std::chrono::milliseconds(1);
+
+bool is_retry(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == EINTR; }
+}  // namespace
+
+Relay::Relay(runtime::Worker& w, int client_fd, int upstream_fd, RelayMode mode,
+             RelayLimits limits, runtime::BufferRing* buffers)
+    : worker_(w),
+      client_fd_(client_fd),
+      upstream_fd_(upstream_fd),
+      mode_(mode),
+      limits_(limits),
+      buffers_(buffers) {}
+
+Task<void> Relay::run() {
+  started_ = last_activity_ = runtime::Clock::now();
+  Direction up{client_fd_, upstream_fd_, &bytes_from_client_, CloseReason::kDownstreamError,
+               CloseReason::kUpstreamError};
+  Direction down{upstream_fd_, client_fd_, &bytes_to_client_, CloseReason::kUpstreamError,
+                 CloseReason::kDownstreamError};
+  runtime::JoinSet pumps;
+  if (mode_ == RelayMode::kSplice) {
+    pumps.start(pump_splice(up));
+    pumps.start(pump_splice(down));
+  } else {
+    pumps.start(pump_buffer(up));
+    pumps.start(pump_buffer(down));
+  }
+  runtime::JoinSet timers;
+  bool timed = limits_.idle_timeout.count() > 0 || limits_.max_lifetime.count() > 0;
+  if (timed) timers.start(watchdog());
+  co_await pumps.wait();
+  closing_ = true;
+  watchdog_slot_.cancel();
+  co_await timers.wait();
+}
+
+void Relay::force_close(CloseReason why) {
+  if (!reason_) reason_ = why;
+  if (closing_) return;
+  closing_ = true;
+  // Shutting both sockets down wakes every pending poll/recv on them with EOF, so
+  // both pumps finish promptly without cancelling operations one by one.
+  ::shutdown(client_fd_, SHUT_RDWR);
+  ::shutdown(upstream_fd_, SHUT_RDWR);
+}
+
+void Relay::fail(CloseReason why) { force_close(why); }
+
+Task<void> Relay::watchdog() {
+  using namespace std::chrono;
+  while (!closing_) {
+    auto now = runtime::Clock::now();
+    auto deadline = runtime::Clock::time_point::max();
+    if (limits_.idle_timeout.count() > 0) deadline = last_activity_ + limits_.idle_timeout;
+    if (limits_.max_lifetime.count() > 0)
+      deadline = std::min(deadline, started_ + limits_.max_lifetime);
+    if (now >= deadline) {
+      bool lifetime = limits_.max_lifetime.count() > 0 && now >= started_ + limits_.max_lifetime;
+      force_close(lifetime ? CloseReason::kMaxLifetime : CloseReason::kIdleTimeout);
+      break;
+    }
+    int rc = co_await worker_.sleep(deadline - now, &watchdog_slot_);
+    if (rc == -ECANCELED) break;
+  }
+}
+
+Task<void> Relay::pump_splice(Direction d) {
+  int pipefd[2];
+  if (::pipe2(pipefd, O_NONBLOCK | O_CLOEXEC) != 0) {
+    fail(CloseReason::kUpstreamError);
+    co_return;
+  }
+  ::fcntl(pipefd[1], F_SETPIPE_SZ, kPipeSize);
+  std::size_t in_pipe = 0;
+  bool eof = false;
+  while (!eof) {
+    ssize_t n = ::splice(d.from, nullptr, pipefd[1], nullptr, kSpliceChunk,
+                         SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n > 0) {
+      in_pipe += static_cast<std::size_t>(n);
+      *d.counter += static_cast<std::uint64_t>(n);
+      touch();
+    } else if (n == 0) {
+      eof = true;
+    } else if (is_retry(errno)) {
+      int ev = co_await worker_.poll(d.from, POLLIN | POLLRDHUP);
+      if (ev < 0) {
+        fail(d.read_error);
+        break;
+      }
+      continue;
+    } else {
+      if (!closing_) fail(d.read_error);
+      break;
+    }
+    // Write out everything read before reading more: this is the backpressure.
+    bool write_failed = false;
+    while (in_pipe > 0) {
+      ssize_t m = ::splice(pipefd[0], nullptr, d.to, nullptr, in_pipe,
+                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (m > 0) {
+        in_pipe -= static_cast<std::size_t>(m);
+        continue;
+      }
+      if (m < 0 && is_retry(errno)) {
+        int ev = co_await worker_.poll(d.to, POLLOUT);
+        if (ev >= 0 && !(ev & (POLLERR | POLLHUP))) continue;
+      }
+      write_failed = true;
+      break;
+    }
+    if (write_failed) {
+      if (!closing_) fail(d.write_error);
+      break;
+    }
+  }
+  if (eof) ::shutdown(d.to, SHUT_WR);  // pass the half-close on
+  ::close(pipefd[0]);
+  ::close(pipefd[1]);
+}
+
+Task<void> Relay::pump_buffer(Direction d) {
+  const unsigned size = buffers_->buffer_size();
+  for (;;) {
+    auto recv = worker_.recv_select(d.from, buffers_->group(), size);
+    int n = co_await recv;
+    if (n == -ENOBUFS) {
+      // Every buffer is in flight elsewhere: wait a moment rather than spin.
+      co_await worker_.sleep(kNoBufferBackoff);
+      continue;
+    }
+    if (n == 0) {
+      ::shutdown(d.to, SHUT_WR);
+      break;
+    }
+    if (n < 0) {
+      if (!closing_) fail(d.read_error);
+      break;
+    }
+    unsigned id = recv.op.flags >> IORING_CQE_BUFFER_SHIFT;
+    *d.counter += static_cast<std::uint64_t>(n);
+    touch();
+    const std::uint8_t* p = buffers_->buffer(id);
+    int left = n;
+    bool write_failed = false;
+    while (left > 0) {
+      int m = co_await worker_.send(d.to, p, static_cast<std::size_t>(left));
+      if (m <= 0) {
+        write_failed = true;
+        break;
+      }
+      p += m;
+      left -= m;
+    }
+    buffers_->recycle(id);
+    if (write_failed) {
+      if (!closing_) fail(d.write_error);
+      break;
+    }
+  }
+}
+
+}  // namespace ramjet::proxy

@@ -1,0 +1,55 @@
+// TcpSession: one downstream connection on a `onramp: tcp` endpoint, from accept to
+// close: ingress hook, egress decision, DNS, egress guard, happy-eyeballs connect,
+// relay, and the close epilogue (hook, access log, counters).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "app/worker_context.h"
+#include "proxy/relay.h"
+#include "ramjet/hooks/connection.h"
+#include "ramjet/task.h"
+
+namespace ramjet::proxy {
+
+class TcpSession {
+ public:
+  TcpSession(app::WorkerContext& wc, const config::Endpoint& ep, int client_fd,
+             ConnectionInfo info);
+  ~TcpSession();
+  TcpSession(const TcpSession&) = delete;
+  TcpSession& operator=(const TcpSession&) = delete;
+
+  // The whole life of the connection. Owns and closes both sockets.
+  Task<void> run();
+
+  // Ends the session early: relaying stops at once; a session still connecting
+  // ends when its current step finishes.
+  void force_close(CloseReason why);
+
+  const ConnectionInfo& info() const { return info_; }
+
+ private:
+  // Establishes the upstream connection; returns the fd or sets close_reason_.
+  Task<int> connect_upstream();
+  Task<std::optional<std::vector<IpAddress>>> resolve(const HostPort& target);
+  void finish();
+  void trace(const char* hook, std::string decision, runtime::Clock::time_point t0);
+
+  app::WorkerContext& wc_;
+  const config::Endpoint& ep_;
+  int client_fd_;
+  int upstream_fd_ = -1;
+  ConnectionInfo info_;
+  std::shared_ptr<void> ctx_;
+  ConnectionStats stats_;
+  std::optional<CloseReason> close_reason_;
+  std::unique_ptr<Relay> relay_;
+  runtime::Clock::time_point started_;
+
+  friend class SessionConnectEnv;
+};
+
+}  // namespace ramjet::proxy

@@ -1,0 +1,260 @@
+// Worker: one thread, one io_uring, many coroutines.
+//
+// Every I/O operation is an awaitable whose completion token (Op) lives in the
+// awaiting coroutine's frame. The frame cannot go away while the operation is in
+// flight, because the coroutine stays suspended until the CQE arrives - even after a
+// cancel, which only makes the CQE arrive sooner (with -ECANCELED). That is the whole
+// lifetime rule; nothing is reference counted.
+//
+// Results follow the kernel's convention: >= 0 on success, -errno on failure.
+#pragma once
+
+#include <liburing.h>
+#include <poll.h>
+
+#include <atomic>
+#include <chrono>
+#include <coroutine>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <vector>
+
+#include "ramjet/task.h"
+
+namespace ramjet::runtime {
+
+using Clock = std::chrono::steady_clock;
+
+class Worker;
+
+// The completion token of one submitted operation.
+struct Op {
+  std::coroutine_handle<> waiter;
+  int res = 0;
+  std::uint32_t flags = 0;  // CQE flags (IORING_CQE_F_BUFFER etc.)
+  bool done = false;
+  // Multishot operations see every CQE through this instead of the default
+  // store-and-resume; it returns the coroutine to resume, if any.
+  std::coroutine_handle<> (*on_cqe)(Op* self, int res, std::uint32_t flags) = nullptr;
+  void* owner = nullptr;
+};
+
+// Lets one coroutine cancel another's in-flight operation (connect races, timers).
+// The awaiting side registers its Op while suspended; cancel() asks the kernel to
+// finish it early. Cancelling when nothing is in flight only marks the slot, and
+// the next operation started through it completes at once with -ECANCELED.
+class CancelSlot {
+ public:
+  void cancel();
+  bool cancelled() const { return cancelled_; }
+
+ private:
+  friend class Worker;
+  friend struct OpAwaitable;
+  Worker* worker_ = nullptr;
+  Op* op_ = nullptr;
+  bool cancelled_ = false;
+};
+
+// Awaitable for one io_uring operation. Worker methods prepare the SQE at once and
+// return this; co_await it immediately (nothing may take another SQE in between).
+struct [[nodiscard]] OpAwaitable {
+  Worker* worker = nullptr;
+  io_uring_sqe* sqe = nullptr;
+  CancelSlot* slot = nullptr;
+  Op op;
+
+  // Adds a linked timeout: if the operation is not done within d it is cancelled
+  // and the result is -ETIMEDOUT.
+  OpAwaitable&& with_timeout(std::chrono::nanoseconds d) &&;
+
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h);
+  int await_resume() noexcept;
+
+  // Internal state, public only so Worker methods can brace-initialise the awaitable.
+  bool timed_ = false;
+  bool is_sleep_ = false;
+  bool pre_cancelled_ = false;
+  // Timespecs are read by the kernel at submission, which happens while this
+  // awaitable sits in the suspended coroutine's frame; so they live here.
+  __kernel_timespec link_ts_{};
+  __kernel_timespec sleep_ts_{};
+};
+
+class Worker {
+ public:
+  // The ring itself is created by run(), on the thread that will own it
+  // (IORING_SETUP_SINGLE_ISSUER ties a ring to the thread that first submits).
+  explicit Worker(unsigned index, unsigned ring_entries = 4096);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // The worker whose loop is running on this thread, or nullptr.
+  static Worker* current();
+  unsigned index() const { return index_; }
+  Clock::time_point now() const { return Clock::now(); }
+
+  // Runs the event loop on the calling thread until stop(). Tasks started with
+  // spawn() before run() begin when the loop starts.
+  void run();
+  // Thread-safe: ends run() after the current batch of completions.
+  void stop();
+  // Thread-safe: runs fn on this worker's thread, inside its loop.
+  void post(std::function<void()> fn);
+  // Starts a task on this worker (call from this worker's thread, or before run()).
+  void spawn(Task<void> task);
+
+  // --- operations (call from this worker's thread) ---
+  OpAwaitable accept(int fd, sockaddr* addr, socklen_t* len, int flags = SOCK_CLOEXEC);
+  OpAwaitable connect(int fd, const sockaddr* addr, socklen_t len, CancelSlot* slot = nullptr);
+  OpAwaitable recv(int fd, void* buf, std::size_t len, int flags = 0);
+  OpAwaitable send(int fd, const void* buf, std::size_t len, int flags = MSG_NOSIGNAL);
+  // Receive into a buffer chosen by the kernel from `group` (see BufferRing).
+  // On success res is the length and the buffer id is (flags >> IORING_CQE_BUFFER_SHIFT).
+  OpAwaitable recv_select(int fd, std::uint16_t group, std::size_t len);
+  // One-shot readiness: returns the revents mask, or -errno.
+  OpAwaitable poll(int fd, short events, CancelSlot* slot = nullptr);
+  OpAwaitable splice(int fd_in, int fd_out, unsigned len, unsigned flags);
+  OpAwaitable close(int fd);
+  // Completes with 0 when the time has passed, -ECANCELED if cancelled via slot.
+  OpAwaitable sleep(std::chrono::nanoseconds d, CancelSlot* slot = nullptr);
+  // Cancels every operation in flight on fd (their CQEs report -ECANCELED).
+  void cancel_fd(int fd);
+
+  io_uring* ring() { return &ring_; }
+
+ private:
+  friend struct OpAwaitable;
+  friend class CancelSlot;
+  friend class MultishotAccept;
+  io_uring_sqe* get_sqe();
+  void cancel_op(Op* op);
+  void drain_posted();
+  void init_ring();
+  Task<void> wake_loop();
+  OpAwaitable read_wake(std::uint64_t& value);
+
+  unsigned index_;
+  unsigned ring_entries_;
+  io_uring ring_{};
+  bool ring_ready_ = false;
+  int wake_fd_ = -1;
+  std::atomic<bool> stopping_{false};
+  std::mutex posted_mu_;
+  std::vector<std::function<void()>> posted_;
+  std::vector<Task<void>> pending_spawn_;
+  bool running_ = false;
+  bool wake_done_ = false;
+};
+
+// Multishot accept on one listening socket: one SQE yields a CQE per accepted
+// connection. next() returns the next fd (or -errno). The kernel ends the stream on
+// an error or cancel (armed() turns false); the owner re-arms or stops. The owner
+// must not destroy it while armed().
+class MultishotAccept {
+ public:
+  MultishotAccept(Worker& w, int listen_fd);
+  MultishotAccept(const MultishotAccept&) = delete;
+  MultishotAccept& operator=(const MultishotAccept&) = delete;
+
+  void arm();
+  void cancel();
+  bool armed() const { return armed_; }
+
+  auto next() {
+    struct Awaiter {
+      MultishotAccept* a;
+      bool await_ready() const noexcept { return !a->results_.empty(); }
+      void await_suspend(std::coroutine_handle<> h) noexcept { a->waiter_ = h; }
+      int await_resume() noexcept {
+        int r = a->results_.front();
+        a->results_.pop_front();
+        return r;
+      }
+    };
+    return Awaiter{this};
+  }
+
+ private:
+  static std::coroutine_handle<> on_cqe(Op* op, int res, std::uint32_t flags);
+  Worker& worker_;
+  int fd_;
+  Op op_;
+  bool armed_ = false;
+  std::deque<int> results_;
+  std::coroutine_handle<> waiter_;
+};
+
+// A provided-buffer ring (IORING_REGISTER_PBUF_RING): receives pick a free buffer
+// only when data arrives, so idle connections hold no receive memory.
+class BufferRing {
+ public:
+  BufferRing(Worker& w, std::uint16_t group, unsigned count, unsigned size);
+  ~BufferRing();
+  BufferRing(const BufferRing&) = delete;
+  BufferRing& operator=(const BufferRing&) = delete;
+
+  std::uint16_t group() const { return group_; }
+  unsigned buffer_size() const { return size_; }
+  std::uint8_t* buffer(unsigned id) { return base_ + std::size_t(id) * size_; }
+  // Hands buffer `id` back to the kernel once its contents are consumed.
+  void recycle(unsigned id);
+
+ private:
+  Worker& worker_;
+  io_uring_buf_ring* ring_ = nullptr;
+  std::uint8_t* base_ = nullptr;
+  std::size_t ring_bytes_ = 0;
+  std::uint16_t group_;
+  unsigned count_;
+  unsigned size_;
+  unsigned mask_;
+};
+
+// Waits for a group of child tasks started with start(); wait() resumes when all
+// have finished. Children run on the current worker.
+class JoinSet {
+ public:
+  void start(Task<void> child);
+  auto wait() {
+    struct Awaiter {
+      JoinSet* js;
+      bool await_ready() const noexcept { return js->pending_ == 0; }
+      void await_suspend(std::coroutine_handle<> h) noexcept { js->waiter_ = h; }
+      void await_resume() const noexcept {}
+    };
+    return Awaiter{this};
+  }
+  std::size_t pending() const { return pending_; }
+
+ private:
+  Task<void> run_child(Task<void> child);
+  std::size_t pending_ = 0;
+  std::coroutine_handle<> waiter_;
+};
+
+// A one-shot event between coroutines on one worker: wait() suspends until set().
+class Event {
+ public:
+  void set();
+  bool is_set() const { return set_; }
+  auto wait() {
+    struct Awaiter {
+      Event* ev;
+      bool await_ready() const noexcept { return ev->set_; }
+      void await_suspend(std::coroutine_handle<> h) { ev->waiters_.push_back(h); }
+      void await_resume() const noexcept {}
+    };
+    return Awaiter{this};
+  }
+
+ private:
+  bool set_ = false;
+  std::vector<std::coroutine_handle<>> waiters_;
+};
+
+}  // namespace ramjet::runtime

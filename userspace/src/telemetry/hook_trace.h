@@ -1,0 +1,53 @@
+// Hook trace: when telemetry.hook_trace is on, every hook invocation is recorded in
+// order (hook, flow id, decision, duration), so tests and operators can see exactly
+// which hooks ran and what they decided.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace ramjet::telemetry {
+
+struct HookEvent {
+  std::uint64_t seq = 0;
+  std::string hook;       // e.g. "egress.handle_connection"
+  std::uint64_t flow = 0;
+  std::string endpoint;
+  std::string decision;   // e.g. "allow", "block", "direct 1.2.3.4:80", "" for events
+  std::chrono::microseconds duration{0};
+};
+
+class HookTrace {
+ public:
+  void configure(bool enabled, std::size_t capacity) {
+    enabled_ = enabled;
+    capacity_ = capacity;
+  }
+  bool enabled() const { return enabled_; }
+
+  void record(HookEvent ev) {
+    std::lock_guard lock(mu_);
+    ev.seq = ++seq_;
+    events_.push_back(std::move(ev));
+    while (events_.size() > capacity_) events_.pop_front();
+  }
+  std::vector<HookEvent> snapshot() const {
+    std::lock_guard lock(mu_);
+    return {events_.begin(), events_.end()};
+  }
+
+ private:
+  bool enabled_ = false;
+  std::size_t capacity_ = 10000;
+  mutable std::mutex mu_;
+  std::uint64_t seq_ = 0;
+  std::deque<HookEvent> events_;
+};
+
+HookTrace& hook_trace();
+
+}  // namespace ramjet::telemetry
