@@ -79,7 +79,7 @@ test-integration: deps-npm
 	cd tests/integration && RAMJET_BUILD_DIR=$(CURDIR)/$(BUILD_DIR) npm test
 
 bench: deps build
-	bench/tcp_relay.sh $(BUILD_DIR)
+	python3 bench/tcp_relay.py --build-dir $(BUILD_DIR)
 
 fuzz: deps-deb
 	@cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRAMJET_FUZZ=ON \

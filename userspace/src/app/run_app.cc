@@ -165,7 +165,10 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
       std::chrono::steady_clock::now() - t0);
   if (telemetry::hook_trace().enabled()) telemetry::hook_trace().record(start_ev);
 
-  server.start();
+  if (auto r = server.start(); !r.ok()) {
+    spdlog::error("{}", r.error().message);
+    return kExitRuntime;
+  }
   for (const auto& [name, addr] : server.bound())
     spdlog::info("endpoint {} listening on {}", name, addr.to_string());
   if (!cfg.server.ready_file.empty() &&

@@ -124,6 +124,7 @@ struct Server::WorkerSlot {
   explicit WorkerSlot(unsigned i) : worker(i) {}
   runtime::Worker worker;
   runtime::Event drain_requested;
+  std::unique_ptr<dns::Resolver> resolver;  // moved into the worker's context
 };
 
 Server::Server(const config::Config& config, engine::HookSet& hooks,
@@ -166,9 +167,17 @@ Result<void> Server::bind_listeners() {
   return {};
 }
 
-void Server::start() {
-  for (unsigned i = 0; i < workers_; ++i) slots_.push_back(std::make_unique<WorkerSlot>(i));
+Result<void> Server::start() {
+  for (unsigned i = 0; i < workers_; ++i) {
+    auto slot = std::make_unique<WorkerSlot>(i);
+    // Created here, on the main thread, so a broken resolv.conf is an error at start-up.
+    auto resolver = dns::Resolver::create(slot->worker, resolver_settings(config_));
+    if (!resolver.ok()) return Error::config("dns: " + resolver.error().message);
+    slot->resolver = std::move(*resolver);
+    slots_.push_back(std::move(slot));
+  }
   for (unsigned i = 0; i < workers_; ++i) threads_.emplace_back([this, i] { worker_thread(i); });
+  return {};
 }
 
 void Server::drain() {
@@ -209,6 +218,8 @@ Task<void> worker_main(WorkerContext& wc, runtime::Event& drain_requested,
     slot.cancel();
     co_await timer.wait();
   }
+  // Pending DNS work must end before the ring stops, or its coroutines would leak.
+  co_await wc.resolver->close();
   wc.worker.stop();
 }
 }  // namespace
@@ -226,7 +237,7 @@ void Server::worker_thread(unsigned index) {
                    {},
                    false,
                    {}};
-  wc.resolver = std::make_unique<dns::Resolver>(slot.worker, resolver_settings(config_));
+  wc.resolver = std::move(slot.resolver);
   // The listening sockets now belong to the accept loops, which close them.
   std::vector<int> fds = listen_fds_[index];
   for (int& fd : listen_fds_[index]) fd = -1;

@@ -31,7 +31,8 @@ class Server {
   // endpoint name -> the address actually bound (port 0 resolved).
   const std::map<std::string, SocketAddress>& bound() const { return bound_; }
 
-  void start();
+  // Creates the workers (and their resolvers) and starts their threads.
+  Result<void> start();
   // Thread-safe: stop accepting; close connections left after server.drain_timeout.
   void drain();
   // Returns when every worker has finished.

@@ -62,7 +62,9 @@ int OpAwaitable::await_resume() noexcept {
 
 void CancelSlot::cancel() {
   cancelled_ = true;
-  if (worker_ != nullptr && op_ != nullptr) worker_->cancel_op(op_);
+  // A completed op may not be resumed yet (same CQE batch): never cancel it, its
+  // address may soon belong to a new operation.
+  if (worker_ != nullptr && op_ != nullptr && !op_->done) worker_->cancel_op(op_);
 }
 
 // ---------------------------------------------------------------- Worker

@@ -42,6 +42,7 @@ struct Op {
 };
 
 // Lets one coroutine cancel another's in-flight operation (connect races, timers).
+// Use one slot per operation: once cancelled, a slot stays cancelled.
 // The awaiting side registers its Op while suspended; cancel() asks the kernel to
 // finish it early. Cancelling when nothing is in flight only marks the slot, and
 // the next operation started through it completes at once with -ECANCELED.
@@ -64,7 +65,7 @@ struct [[nodiscard]] OpAwaitable {
   Worker* worker = nullptr;
   io_uring_sqe* sqe = nullptr;
   CancelSlot* slot = nullptr;
-  Op op;
+  Op op{};
 
   // Adds a linked timeout: if the operation is not done within d it is cancelled
   // and the result is -ETIMEDOUT.

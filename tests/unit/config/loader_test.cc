@@ -1,0 +1,631 @@
+// The config loader end to end: YAML text and files in, Config or one exact error out.
+#include <gtest/gtest.h>
+
+#include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "ramjet/config/config.h"
+
+namespace {
+
+namespace config = ramjet::config;
+namespace settings = ramjet::settings;
+using ramjet::Cidr;
+using ramjet::HostPort;
+using ramjet::IpAddress;
+using ramjet::SocketAddress;
+using std::chrono::milliseconds;
+
+// --- A sample application, declared the way an application would. ---
+
+enum class Mode { kFast, kSafe };
+
+struct Percent {
+  unsigned value = 0;
+};
+
+}  // namespace
+
+template <>
+struct ramjet::settings::EnumNames<Mode> {
+  static constexpr std::pair<Mode, std::string_view> values[] = {{Mode::kFast, "fast"},
+                                                                 {Mode::kSafe, "safe"}};
+};
+
+template <>
+struct ramjet::settings::Codec<Percent> {
+  static bool parse(const Node& node, Percent& out, std::string& error) {
+    const std::string* s = scalar_text(node, error);
+    if (!s) return false;
+    unsigned v = 0;
+    auto [end, ec] = std::from_chars(s->data(), s->data() + s->size(), v);
+    if (ec != std::errc() || end + 1 != s->data() + s->size() || *end != '%' || v > 100) {
+      error = "invalid percentage \"" + *s + "\" (expected 0% to 100%)";
+      return false;
+    }
+    out.value = v;
+    return true;
+  }
+  static std::string format(const Percent& p) { return std::to_string(p.value) + "%"; }
+};
+
+namespace {
+
+struct Limits {
+  unsigned max = 10;
+  std::optional<milliseconds> window;
+  static void describe(settings::Fields<Limits>& f) {
+    f("max", &Limits::max, "Requests allowed per window.");
+    f("window", &Limits::window, "Window length; null = no window.");
+  }
+};
+
+struct SampleSettings {
+  std::string name;
+  std::vector<Cidr> allowed_cidrs{*Cidr::parse("10.0.0.0/8"), *Cidr::parse("fd00::/8")};
+  milliseconds check_interval{5000};
+  bool strict = false;
+  int offset = 0;
+  std::uint16_t port = 8080;
+  std::uint64_t big = 1;
+  std::int64_t small = -1;
+  double ratio = 0.5;
+  IpAddress bind_ip = *IpAddress::parse("127.0.0.1");
+  std::optional<SocketAddress> report_to;
+  std::vector<HostPort> peers;
+  Mode mode = Mode::kSafe;
+  Percent share{50};
+  Limits limits;
+  std::vector<Limits> tiers{Limits{}, Limits{5, milliseconds(1000)}};
+
+  static void describe(settings::Fields<SampleSettings>& f) {
+    f.required("name", &SampleSettings::name, "Shown in logs.");
+    f("allowed_cidrs", &SampleSettings::allowed_cidrs, "CIDRs the app lets clients reach.");
+    f("check_interval", &SampleSettings::check_interval, "How often to re-check.");
+    f("strict", &SampleSettings::strict, "Refuse on doubt.");
+    f("offset", &SampleSettings::offset, "A signed int.");
+    f("port", &SampleSettings::port, "A 16-bit port.");
+    f("big", &SampleSettings::big, "A 64-bit count.");
+    f("small", &SampleSettings::small, "A signed 64-bit value.");
+    f("ratio", &SampleSettings::ratio, "A double.");
+    f("bind_ip", &SampleSettings::bind_ip, "An address.");
+    f("report_to", &SampleSettings::report_to, "Optional syslog target.");
+    f("peers", &SampleSettings::peers, "host:port peers.");
+    f("mode", &SampleSettings::mode, "fast or safe.");
+    f("share", &SampleSettings::share, "A custom codec.");
+    f("limits", &SampleSettings::limits, "A nested struct.");
+    f("tiers", &SampleSettings::tiers, "A list of structs.");
+  }
+};
+
+struct SampleEndpointSettings {
+  std::string tag = "none";
+  std::vector<std::string> labels;
+  static void describe(settings::Fields<SampleEndpointSettings>& f) {
+    f("tag", &SampleEndpointSettings::tag, "Billing tag.");
+    f("labels", &SampleEndpointSettings::labels, "Free-form labels.");
+  }
+};
+
+config::AppSchema core_schema() {
+  return config::AppSchema{"ramjetd", {}, {}};
+}
+
+config::AppSchema sample_schema() {
+  return config::AppSchema{"sample", settings::ErasedStruct::of<SampleSettings>(),
+                           settings::ErasedStruct::of<SampleEndpointSettings>()};
+}
+
+std::filesystem::path testdata() {
+#ifdef RAMJET_CONFIG_TESTDATA_DIR
+  return RAMJET_CONFIG_TESTDATA_DIR;
+#else
+  return std::filesystem::path(__FILE__).parent_path() / "testdata";
+#endif
+}
+
+std::string read(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The whole configuration as text, app sections included: equal text = equal config.
+std::string dump(const config::Config& c, const config::AppSchema& schema) {
+  settings::SlotTable slots;
+  slots.set(std::string(config::kAppSlot), &schema.app);
+  slots.set(std::string(config::kEndpointAppSlot), &schema.endpoint);
+  return settings::emit(c, 0, settings::EmitOptions{&slots, true});
+}
+
+// --- Good files. ---
+
+TEST(LoadGood, EmptyFileIsAllDefaults) {
+  auto c = config::load_file(testdata() / "good_empty.yaml", core_schema());
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_TRUE(c->server.workers.is_auto());
+  EXPECT_EQ(c->server.drain_timeout, milliseconds(10'000));
+  EXPECT_EQ(c->server.admin_socket, "/run/ramjet/admin.sock");
+  EXPECT_EQ(c->server.ready_file, "");
+  EXPECT_EQ(c->server.max_connections, 0u);
+  EXPECT_EQ(c->logging.level, config::LogLevel::kInfo);
+  EXPECT_EQ(c->logging.access_log, config::AccessLogFormat::kText);
+  EXPECT_TRUE(c->dns.servers.empty());
+  EXPECT_EQ(c->dns.timeout, milliseconds(1000));
+  EXPECT_EQ(c->dns.attempts, 2u);
+  EXPECT_EQ(c->dns.cache_size, 4096u);
+  EXPECT_EQ(c->dns.max_ttl, milliseconds(3'600'000));
+  EXPECT_EQ(c->dns.negative_ttl, milliseconds(30'000));
+  EXPECT_TRUE(c->egress.allow_private.empty());
+  EXPECT_EQ(c->egress.connect_timeout, milliseconds(5000));
+  EXPECT_EQ(c->egress.happy_eyeballs.resolution_delay, milliseconds(50));
+  EXPECT_EQ(c->egress.happy_eyeballs.connection_attempt_delay, milliseconds(250));
+  EXPECT_EQ(c->egress.happy_eyeballs.prefer, config::IpFamily::kIpv6);
+  EXPECT_FALSE(c->telemetry.hook_trace);
+  EXPECT_EQ(c->telemetry.hook_trace_capacity, 10'000u);
+  EXPECT_TRUE(c->endpoints.empty());
+  EXPECT_FALSE(c->datapath.enabled);
+  EXPECT_NE(c->app, nullptr);  // the (empty) app settings still exist
+}
+
+TEST(LoadGood, EmptySectionsKeepDefaults) {
+  auto c = config::load_file(testdata() / "good_sections_empty.yaml", core_schema());
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  auto d = config::load_string("", "empty.yaml", core_schema());
+  ASSERT_TRUE(d.ok()) << d.error().message;
+  EXPECT_EQ(dump(*c, core_schema()), dump(*d, core_schema()));
+}
+
+TEST(LoadGood, FullFileSetsEveryKey) {
+  auto c = config::load_file(testdata() / "good_full.yaml", core_schema());
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->server.workers.count, 4u);
+  EXPECT_EQ(c->server.drain_timeout, milliseconds(90'000));
+  EXPECT_EQ(c->server.admin_socket, "");
+  EXPECT_EQ(c->server.ready_file, "/tmp/ramjet-ready.json");
+  EXPECT_EQ(c->server.max_connections, 1000u);
+  EXPECT_EQ(c->logging.level, config::LogLevel::kDebug);
+  EXPECT_EQ(c->logging.access_log, config::AccessLogFormat::kJson);
+  EXPECT_EQ(c->logging.access_log_path, "/var/log/ramjet/access.log");
+  ASSERT_EQ(c->dns.servers.size(), 2u);
+  EXPECT_EQ(c->dns.servers[0].to_string(), "1.1.1.1:53");
+  EXPECT_EQ(c->dns.servers[1].to_string(), "[2606:4700:4700::1111]:53");
+  ASSERT_EQ(c->dns.fallback_servers.size(), 1u);
+  EXPECT_EQ(c->dns.fallback_servers[0].to_string(), "8.8.8.8:53");
+  EXPECT_EQ(c->dns.timeout, milliseconds(500));
+  EXPECT_EQ(c->dns.attempts, 3u);
+  EXPECT_EQ(c->dns.cache_size, 0u);
+  EXPECT_EQ(c->dns.min_ttl, milliseconds(5000));
+  EXPECT_EQ(c->dns.max_ttl, milliseconds(600'000));
+  EXPECT_EQ(c->dns.negative_ttl, milliseconds(0));
+  ASSERT_EQ(c->egress.allow_private.size(), 3u);
+  EXPECT_EQ(c->egress.allow_private[0].to_string(), "127.0.0.0/8");
+  EXPECT_EQ(c->egress.allow_private[1].to_string(), "10.1.2.3/32");
+  EXPECT_EQ(c->egress.allow_private[2].to_string(), "fd00::/8");
+  EXPECT_EQ(c->egress.connect_timeout, milliseconds(2000));
+  EXPECT_EQ(c->egress.happy_eyeballs.resolution_delay, milliseconds(20));
+  EXPECT_EQ(c->egress.happy_eyeballs.connection_attempt_delay, milliseconds(100));
+  EXPECT_EQ(c->egress.happy_eyeballs.prefer, config::IpFamily::kIpv4);
+  EXPECT_TRUE(c->telemetry.hook_trace);
+  EXPECT_EQ(c->telemetry.hook_trace_capacity, 500u);
+  EXPECT_TRUE(c->datapath.enabled);
+
+  ASSERT_EQ(c->endpoints.size(), 2u);
+  const config::Endpoint& web = c->endpoints[0];
+  EXPECT_EQ(web.name, "web");
+  EXPECT_EQ(web.listen.to_string(), "0.0.0.0:8080");
+  EXPECT_EQ(web.onramp, config::Onramp::kTcp);
+  EXPECT_EQ(web.upstream, (HostPort{"backend.internal", 80}));
+  EXPECT_EQ(web.connect_timeout, milliseconds(3000));
+  EXPECT_EQ(web.idle_timeout, milliseconds(0));
+  EXPECT_EQ(web.max_lifetime, milliseconds(3'600'000));
+  EXPECT_EQ(web.relay, config::RelayMode::kBuffer);
+  const config::Endpoint& v6 = c->endpoints[1];
+  EXPECT_EQ(v6.name, "v6_only-2");
+  EXPECT_EQ(v6.listen.to_string(), "[::1]:9001");
+  EXPECT_EQ(v6.upstream, (HostPort{"::1", 80}));
+  EXPECT_EQ(v6.connect_timeout, milliseconds(0));
+  EXPECT_EQ(v6.idle_timeout, milliseconds(300'000));
+  EXPECT_EQ(v6.relay, config::RelayMode::kSplice);
+}
+
+TEST(LoadGood, SampleAppSettings) {
+  auto schema = sample_schema();
+  auto c = config::load_file(testdata() / "good_app.yaml", schema);
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  const auto& app = c->app_settings<SampleSettings>();
+  EXPECT_EQ(app.name, "edge");
+  ASSERT_EQ(app.allowed_cidrs.size(), 2u);
+  EXPECT_EQ(app.allowed_cidrs[1].to_string(), "192.168.1.7/32");
+  EXPECT_EQ(app.check_interval, milliseconds(250));
+  EXPECT_TRUE(app.strict);
+  EXPECT_EQ(app.offset, -42);
+  EXPECT_EQ(app.port, 65535);
+  EXPECT_EQ(app.big, UINT64_MAX);
+  EXPECT_EQ(app.small, INT64_MIN);
+  EXPECT_EQ(app.ratio, 1.25);
+  EXPECT_EQ(app.bind_ip.to_string(), "::1");
+  ASSERT_TRUE(app.report_to.has_value());
+  EXPECT_EQ(app.report_to->to_string(), "10.0.0.1:514");
+  ASSERT_EQ(app.peers.size(), 2u);
+  EXPECT_EQ(app.peers[1], (HostPort{"fe80::1", 2}));
+  EXPECT_EQ(app.mode, Mode::kFast);
+  EXPECT_EQ(app.share.value, 75u);
+  EXPECT_EQ(app.limits.max, 7u);
+  EXPECT_EQ(app.limits.window, milliseconds(2000));
+  ASSERT_EQ(app.tiers.size(), 2u);
+  EXPECT_EQ(app.tiers[0].max, 100u);
+  EXPECT_FALSE(app.tiers[0].window.has_value());
+  EXPECT_EQ(app.tiers[1].window, milliseconds(60'000));
+
+  ASSERT_EQ(c->endpoints.size(), 2u);
+  const auto& a = c->endpoints[0].app_settings<SampleEndpointSettings>();
+  EXPECT_EQ(a.tag, "gold");
+  EXPECT_EQ(a.labels, (std::vector<std::string>{"x", "y z"}));
+  // An endpoint without app: gets the app's endpoint defaults.
+  const auto& b = c->endpoints[1].app_settings<SampleEndpointSettings>();
+  EXPECT_EQ(b.tag, "none");
+  EXPECT_TRUE(b.labels.empty());
+}
+
+TEST(LoadGood, ShippedDemoConfig) {
+  auto path = testdata() / ".." / ".." / ".." / ".." / "config" / "ramjet.yaml";
+  auto c = config::load_file(path, core_schema());
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  ASSERT_EQ(c->endpoints.size(), 1u);
+  EXPECT_EQ(c->endpoints[0].name, "tcp-demo");
+  EXPECT_EQ(c->endpoints[0].listen.to_string(), "127.0.0.1:9000");
+  EXPECT_EQ(c->endpoints[0].upstream, (HostPort{"127.0.0.1", 8080}));
+  ASSERT_EQ(c->egress.allow_private.size(), 1u);
+  EXPECT_EQ(c->egress.allow_private[0].to_string(), "127.0.0.0/8");
+  EXPECT_FALSE(c->datapath.enabled);
+}
+
+// Loading what the emitter printed gives the same config back, non-default values too.
+TEST(LoadGood, EmitLoadIsAFixedPoint) {
+  for (auto [file, schema] :
+       {std::pair{"good_full.yaml", core_schema()}, std::pair{"good_app.yaml", sample_schema()}}) {
+    auto c = config::load_file(testdata() / file, schema);
+    ASSERT_TRUE(c.ok()) << c.error().message;
+    std::string text = dump(*c, schema);
+    auto again = config::load_string(text, "dump.yaml", schema);
+    ASSERT_TRUE(again.ok()) << again.error().message << "\n" << text;
+    EXPECT_EQ(dump(*again, schema), text) << file;
+  }
+}
+
+// --- Bad files: each gives exactly one message, with file:line:col and the key path. ---
+
+struct BadCase {
+  const char* file;
+  bool sample_app;  // load with the sample app's schema instead of the core one
+  const char* message;
+};
+
+class LoadBad : public testing::TestWithParam<BadCase> {};
+
+TEST_P(LoadBad, ReportsTheFirstProblemExactly) {
+  const BadCase& bad = GetParam();
+  std::string text = read(testdata() / bad.file);
+  ASSERT_FALSE(text.empty()) << bad.file;
+  auto c = config::load_string(text, "bad.yaml", bad.sample_app ? sample_schema() : core_schema());
+  ASSERT_FALSE(c.ok()) << bad.file;
+  EXPECT_EQ(c.error().source, ramjet::ErrorSource::kConfig);
+  EXPECT_FALSE(c.error().retryable);
+  EXPECT_EQ(c.error().message, bad.message) << bad.file;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Files, LoadBad,
+    testing::Values(
+        BadCase{"bad_unknown_key.yaml", false,
+                "bad.yaml:3:3: server.wrokers: unknown key (expected one of: workers, "
+                "drain_timeout, admin_socket, ready_file, max_connections)"},
+        BadCase{"bad_listen_name.yaml", false,
+                "bad.yaml:5:13: endpoints[0].listen: invalid socket address \"localhost:80\" "
+                "(expected ip:port or [ipv6]:port)"},
+        BadCase{"bad_duration_no_unit.yaml", false,
+                "bad.yaml:2:18: server.drain_timeout: invalid duration \"10\" (add a unit: ms, "
+                "s, m or h)"},
+        BadCase{"bad_duration_garbage.yaml", false,
+                "bad.yaml:2:12: dns.timeout: invalid duration \"1.5s\" (expected e.g. 250ms, "
+                "5s, 2m, 1h or 1m30s)"},
+        BadCase{"bad_missing_name.yaml", false,
+                "bad.yaml:4:5: endpoints[0]: missing required key \"name\""},
+        BadCase{"bad_syntax.yaml", false,
+                "bad.yaml:3:1: YAML syntax error: end of sequence flow not found"},
+        BadCase{"bad_ipv6_unquoted.yaml", false,
+                "bad.yaml:3:18: YAML syntax error: end of map not found (quote IPv6 "
+                "addresses: \"[::1]:80\")"},
+        BadCase{"bad_enum.yaml", false,
+                "bad.yaml:2:10: logging.level: invalid value \"verbose\" (expected one of: "
+                "trace, debug, info, warn, error, off)"},
+        BadCase{"bad_workers_zero.yaml", false,
+                "bad.yaml:2:12: server.workers: invalid worker count \"0\" (expected auto or 1 "
+                "to 4096)"},
+        BadCase{"bad_missing_value.yaml", false,
+                "bad.yaml:2:3: server.max_connections: missing value"},
+        BadCase{"bad_uint_negative.yaml", false,
+                "bad.yaml:2:20: server.max_connections: integer \"-1\" out of range (0 to "
+                "4294967295)"},
+        BadCase{"bad_bool.yaml", false,
+                "bad.yaml:2:15: telemetry.hook_trace: invalid boolean \"yes\" (expected true "
+                "or false)"},
+        BadCase{"bad_section_kind.yaml", false,
+                "bad.yaml:1:9: server: expected a mapping, got a scalar"},
+        BadCase{"bad_sequence_kind.yaml", false,
+                "bad.yaml:2:12: dns.servers: expected a sequence, got a scalar"},
+        BadCase{"bad_top_unknown.yaml", false,
+                "bad.yaml:1:1: servers: unknown key (expected one of: server, logging, dns, "
+                "egress, telemetry, endpoints, datapath, app)"},
+        BadCase{"bad_duplicate_key.yaml", false, "bad.yaml:3:3: server.workers: duplicate key"},
+        BadCase{"bad_not_mapping.yaml", false, "bad.yaml:1:1: expected a mapping, got a scalar"},
+        BadCase{"bad_cidr.yaml", false,
+                "bad.yaml:2:32: egress.allow_private[1]: invalid CIDR \"10.0.0.0/33\" (expected "
+                "e.g. 10.0.0.0/8, fd00::/8 or an address)"},
+        BadCase{"bad_endpoint_name.yaml", false,
+                "bad.yaml:2:11: endpoints[0].name: invalid endpoint name \"Web\" (use 1 to 64 "
+                "of a-z, 0-9, _ and -)"},
+        BadCase{"bad_duplicate_name.yaml", false,
+                "bad.yaml:5:11: endpoints[1].name: duplicate endpoint name \"web\" (also used "
+                "by endpoints[0])"},
+        BadCase{"bad_duplicate_listen.yaml", false,
+                "bad.yaml:6:13: endpoints[1].listen: duplicate listen address 127.0.0.1:80 "
+                "(also used by endpoints[0])"},
+        BadCase{"bad_listen_overlap.yaml", false,
+                "bad.yaml:6:13: endpoints[1].listen: listen address 127.0.0.1:80 overlaps "
+                "0.0.0.0:80 of endpoints[0]"},
+        BadCase{"bad_tcp_no_upstream.yaml", false,
+                "bad.yaml:2:5: endpoints[0]: missing required key \"upstream\" (tcp endpoints "
+                "relay to it)"},
+        BadCase{"bad_upstream.yaml", false,
+                "bad.yaml:4:15: endpoints[0].upstream: invalid host:port \"no_port.example\" "
+                "(expected name:port, ip:port or [ipv6]:port)"},
+        BadCase{"bad_endpoint_kind.yaml", false,
+                "bad.yaml:2:3: endpoints: expected a sequence, got a mapping"},
+        BadCase{"bad_dns_ttl.yaml", false,
+                "bad.yaml:2:12: dns.min_ttl: min_ttl 2h is above max_ttl 1h"},
+        BadCase{"bad_dns_attempts.yaml", false, "bad.yaml:2:13: dns.attempts: must be at least 1"},
+        BadCase{"bad_alias_cycle.yaml", false, "bad.yaml:1:4: document nested too deeply"},
+        BadCase{"bad_app_unknown_key.yaml", true,
+                "bad.yaml:3:3: app.allowed_cidr: unknown key (expected one of: name, "
+                "allowed_cidrs, check_interval, strict, offset, port, big, small, ratio, "
+                "bind_ip, report_to, peers, mode, share, limits, tiers)"},
+        BadCase{"bad_app_cidr.yaml", true,
+                "bad.yaml:5:7: app.allowed_cidrs[1]: invalid CIDR \"10.0.0.0/33\" (expected "
+                "e.g. 10.0.0.0/8, fd00::/8 or an address)"},
+        BadCase{"bad_app_missing_required.yaml", true,
+                "bad.yaml:2:1: app: missing required key \"name\""},
+        BadCase{"bad_app_port_range.yaml", true,
+                "bad.yaml:3:9: app.port: integer \"65536\" out of range (0 to 65535)"},
+        BadCase{"bad_app_custom_codec.yaml", true,
+                "bad.yaml:3:10: app.share: invalid percentage \"150%\" (expected 0% to 100%)"},
+        BadCase{"bad_app_nested.yaml", true,
+                "bad.yaml:5:15: app.tiers[1].window: invalid duration \"5\" (add a unit: ms, "
+                "s, m or h)"},
+        BadCase{"bad_endpoint_app_key.yaml", true,
+                "bad.yaml:8:7: endpoints[0].app.tagg: unknown key (expected one of: tag, "
+                "labels)"}),
+    [](const testing::TestParamInfo<BadCase>& info) {
+      std::string name = info.param.file;
+      name = name.substr(0, name.find('.'));
+      for (char& c : name) {
+        if (c == '-') c = '_';
+      }
+      return name;
+    });
+
+TEST(LoadBad, EveryBadFileIsListed) {
+  std::size_t files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(testdata())) {
+    if (entry.path().filename().string().rfind("bad_", 0) == 0) ++files;
+  }
+  EXPECT_EQ(files, 35u);
+}
+
+TEST(LoadFile, MissingFile) {
+  auto c = config::load_file("/nonexistent/ramjet.yaml", core_schema());
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().source, ramjet::ErrorSource::kConfig);
+  EXPECT_EQ(c.error().message, "/nonexistent/ramjet.yaml: cannot read: No such file or directory");
+}
+
+TEST(LoadFile, Directory) {
+  auto c = config::load_file(testdata().string(), core_schema());
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().message, testdata().string() + ": cannot read: Is a directory");
+}
+
+TEST(LoadFile, ErrorsNameThePath) {
+  auto path = testdata() / "bad_unknown_key.yaml";
+  auto c = config::load_file(path, core_schema());
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().message.rfind(path.string() + ":3:3: server.wrokers: unknown key", 0), 0u)
+      << c.error().message;
+}
+
+TEST(LoadString, NeverThrowsOnOddInput) {
+  for (std::string text : std::vector<std::string>{
+           "server:\n\tworkers: 1", "- a", "? [a]: b", "a: !!binary x", "--- a\n--- b", "&a a: *a",
+           "{", "\"", std::string("a: \0b", 5), "%YAML 9.9\n---\n"}) {
+    auto c = config::load_string(text, "odd.yaml", core_schema());
+    EXPECT_FALSE(c.ok()) << text;
+  }
+}
+
+// Aliases can describe an exponentially large tree in a few lines; the loader refuses
+// instead of expanding it.
+TEST(LoadString, AliasBombIsRefused) {
+  std::string text = "l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i < 10; ++i) {
+    std::string prev = "*l" + std::to_string(i - 1);
+    text += "l" + std::to_string(i) + ": &l" + std::to_string(i) + " [" + prev;
+    for (int j = 0; j < 9; ++j) text += ", " + prev;
+    text += "]\n";
+  }
+  auto c = config::load_string(text, "bomb.yaml", core_schema());
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.error().message.find(": document too large"), std::string::npos) << c.error().message;
+}
+
+// --- The printed default file. ---
+
+// Replaces the "# key: <required>" placeholder with a value.
+std::string fill(std::string text, const std::string& key, const std::string& value) {
+  std::string placeholder = "# " + key + ": <required>";
+  auto at = text.find(placeholder);
+  EXPECT_NE(at, std::string::npos) << key;
+  if (at != std::string::npos) text.replace(at, placeholder.size(), key + ": " + value);
+  return text;
+}
+
+// The commented example endpoint, uncommented in place.
+std::string uncomment_example(const std::string& text) {
+  const std::string start = "# Uncomment and adapt, for example:\n";
+  auto at = text.find(start);
+  EXPECT_NE(at, std::string::npos);
+  if (at == std::string::npos) return text;
+  std::string before = text.substr(0, at);
+  before.replace(before.find("endpoints: []\n"), 14, "");
+  std::string out = before;
+  std::istringstream rest(text.substr(at + start.size()));
+  std::string line;
+  bool in_example = true;
+  while (std::getline(rest, line)) {
+    if (in_example && line.rfind("# ", 0) == 0) {
+      out += line.substr(2) + "\n";
+    } else {
+      in_example = false;
+      out += line + "\n";
+    }
+  }
+  return out;
+}
+
+TEST(DefaultConfig, CoreLoadsAsPrinted) {
+  std::string text = config::default_config_yaml(core_schema());
+  auto c = config::load_string(text, "default.yaml", core_schema());
+  ASSERT_TRUE(c.ok()) << c.error().message << "\n" << text;
+  auto d = config::load_string("", "empty.yaml", core_schema());
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(dump(*c, core_schema()), dump(*d, core_schema()));
+}
+
+TEST(DefaultConfig, DocumentsEveryKeyInOrder) {
+  std::string text = config::default_config_yaml(core_schema());
+  EXPECT_EQ(text.rfind("# ramjetd configuration", 0), 0u);
+  std::size_t pos = 0;
+  for (const char* key : {"server:",
+                          "  workers: auto",
+                          "  drain_timeout: 10s",
+                          "  admin_socket: /run/ramjet/admin.sock",
+                          "  ready_file: \"\"",
+                          "  max_connections: 0",
+                          "logging:",
+                          "  level: info",
+                          "  access_log: text",
+                          "  access_log_path: \"\"",
+                          "dns:",
+                          "  servers: []",
+                          "  fallback_servers: []",
+                          "  timeout: 1s",
+                          "  attempts: 2",
+                          "  cache_size: 4096",
+                          "  min_ttl: 0s",
+                          "  max_ttl: 1h",
+                          "  negative_ttl: 30s",
+                          "egress:",
+                          "  allow_private: []",
+                          "  connect_timeout: 5s",
+                          "  happy_eyeballs:",
+                          "    resolution_delay: 50ms",
+                          "    connection_attempt_delay: 250ms",
+                          "    prefer: ipv6",
+                          "telemetry:",
+                          "  hook_trace: false",
+                          "  hook_trace_capacity: 10000",
+                          "endpoints: []",
+                          "#   - # Unique name",
+                          "#     name: example",
+                          "#     listen: 127.0.0.1:8000",
+                          "#     onramp: tcp",
+                          "#     upstream: example.com:80",
+                          "#     relay: splice",
+                          "datapath:",
+                          "  enabled: false",
+                          "app: {}"}) {
+    auto at = text.find(std::string("\n") + key, pos);
+    ASSERT_NE(at, std::string::npos) << key << "\n" << text;
+    // Every key line is preceded by its doc comment.
+    if (std::string(key).find(": ") != std::string::npos && key[0] != '#') {
+      auto prev = text.rfind('\n', at - 1);
+      EXPECT_EQ(text.substr(prev + 1, at - prev - 1).find_first_not_of(' '),
+                text.substr(prev + 1, at - prev - 1).find('#'))
+          << "no doc above " << key;
+    }
+    pos = at + 1;
+  }
+  for (std::size_t begin = 0; begin < text.size();) {
+    auto end = text.find('\n', begin);
+    EXPECT_LE(end - begin, 100u) << text.substr(begin, end - begin);
+    begin = end + 1;
+  }
+}
+
+TEST(DefaultConfig, CoreExampleEndpointLoadsWhenUncommented) {
+  std::string text = uncomment_example(config::default_config_yaml(core_schema()));
+  auto c = config::load_string(text, "example.yaml", core_schema());
+  ASSERT_TRUE(c.ok()) << c.error().message << "\n" << text;
+  ASSERT_EQ(c->endpoints.size(), 1u);
+  EXPECT_EQ(c->endpoints[0].name, "example");
+  EXPECT_EQ(c->endpoints[0].upstream, (HostPort{"example.com", 80}));
+}
+
+TEST(DefaultConfig, SampleAppLoadsOnceRequiredKeysAreSet) {
+  auto schema = sample_schema();
+  std::string text = config::default_config_yaml(schema);
+  EXPECT_EQ(text.rfind("# sample configuration", 0), 0u);
+  EXPECT_NE(text.find("\napp:\n  # Shown in logs.\n  # name: <required>\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("#     app:\n#       # Billing tag.\n#       tag: none\n"), std::string::npos)
+      << text;
+
+  auto unfilled = config::load_string(text, "default.yaml", schema);
+  ASSERT_FALSE(unfilled.ok());
+  EXPECT_NE(unfilled.error().message.find("app: missing required key \"name\""), std::string::npos)
+      << unfilled.error().message;
+
+  auto c = config::load_string(fill(text, "name", "edge"), "default.yaml", schema);
+  ASSERT_TRUE(c.ok()) << c.error().message << "\n" << text;
+  const auto& app = c->app_settings<SampleSettings>();
+  SampleSettings defaults;
+  EXPECT_EQ(app.name, "edge");
+  ASSERT_EQ(app.allowed_cidrs.size(), 2u);
+  EXPECT_EQ(app.allowed_cidrs[1].to_string(), "fd00::/8");
+  EXPECT_EQ(app.check_interval, defaults.check_interval);
+  EXPECT_EQ(app.port, defaults.port);
+  EXPECT_EQ(app.ratio, defaults.ratio);
+  EXPECT_EQ(app.bind_ip, defaults.bind_ip);
+  EXPECT_FALSE(app.report_to.has_value());
+  EXPECT_EQ(app.mode, Mode::kSafe);
+  EXPECT_EQ(app.share.value, 50u);
+  ASSERT_EQ(app.tiers.size(), 2u);
+  EXPECT_EQ(app.tiers[1].max, 5u);
+  EXPECT_EQ(app.tiers[1].window, milliseconds(1000));
+
+  auto with_example =
+      config::load_string(uncomment_example(fill(text, "name", "edge")), "example.yaml", schema);
+  ASSERT_TRUE(with_example.ok()) << with_example.error().message;
+  ASSERT_EQ(with_example->endpoints.size(), 1u);
+  EXPECT_EQ(with_example->endpoints[0].app_settings<SampleEndpointSettings>().tag, "none");
+}
+
+}  // namespace

@@ -1,0 +1,325 @@
+// The ramjetd configuration: every section declared once (type, default, doc) with
+// ramjet/settings.h, plus the loader and the default-file printer.
+//
+//   auto schema = config::AppSchema{"my-app", settings::ErasedStruct::of<MySettings>(),
+//                                   settings::ErasedStruct::of<MyEndpointSettings>()};
+//   Result<config::Config> cfg = config::load_file(path, schema);
+//   const MySettings& mine = cfg->app_settings<MySettings>();
+//
+// Errors are Error{kConfig} with "FILE:LINE:COL: KEY.PATH: message"; only the first
+// problem is reported so the operator fixes one thing at a time, in file order.
+#pragma once
+
+#include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "ramjet/net.h"
+#include "ramjet/result.h"
+#include "ramjet/settings.h"
+
+namespace ramjet::config {
+
+using std::chrono::milliseconds;
+
+// "auto" (one worker per online CPU) or a positive count. 0 stores "auto".
+struct WorkerCount {
+  unsigned count = 0;
+
+  bool is_auto() const { return count == 0; }
+  friend bool operator==(const WorkerCount&, const WorkerCount&) = default;
+};
+
+enum class LogLevel : std::uint8_t { kTrace, kDebug, kInfo, kWarn, kError, kOff };
+enum class AccessLogFormat : std::uint8_t { kText, kJson, kOff };
+enum class IpFamily : std::uint8_t { kIpv6, kIpv4 };
+enum class Onramp : std::uint8_t { kTcp };
+enum class RelayMode : std::uint8_t { kSplice, kBuffer };
+
+}  // namespace ramjet::config
+
+namespace ramjet::settings {
+
+template <>
+struct Codec<config::WorkerCount> {
+  // Far above any core count; catches typos such as 80000.
+  static constexpr unsigned kMax = 4096;
+
+  static bool parse(const Node& node, config::WorkerCount& out, std::string& error) {
+    const std::string* s = scalar_text(node, error);
+    if (!s) return false;
+    if (*s == "auto") {
+      out.count = 0;
+      return true;
+    }
+    unsigned v = 0;
+    auto [end, ec] = std::from_chars(s->data(), s->data() + s->size(), v);
+    if (ec != std::errc() || end != s->data() + s->size() || s->empty() || v == 0 || v > kMax) {
+      error = "invalid worker count \"" + *s + "\" (expected auto or 1 to " + std::to_string(kMax) +
+              ")";
+      return false;
+    }
+    out.count = v;
+    return true;
+  }
+  static std::string format(const config::WorkerCount& v) {
+    return v.is_auto() ? "auto" : std::to_string(v.count);
+  }
+};
+
+template <>
+struct EnumNames<config::LogLevel> {
+  static constexpr std::pair<config::LogLevel, std::string_view> values[] = {
+      {config::LogLevel::kTrace, "trace"}, {config::LogLevel::kDebug, "debug"},
+      {config::LogLevel::kInfo, "info"},   {config::LogLevel::kWarn, "warn"},
+      {config::LogLevel::kError, "error"}, {config::LogLevel::kOff, "off"},
+  };
+};
+
+template <>
+struct EnumNames<config::AccessLogFormat> {
+  static constexpr std::pair<config::AccessLogFormat, std::string_view> values[] = {
+      {config::AccessLogFormat::kText, "text"},
+      {config::AccessLogFormat::kJson, "json"},
+      {config::AccessLogFormat::kOff, "off"},
+  };
+};
+
+template <>
+struct EnumNames<config::IpFamily> {
+  static constexpr std::pair<config::IpFamily, std::string_view> values[] = {
+      {config::IpFamily::kIpv6, "ipv6"},
+      {config::IpFamily::kIpv4, "ipv4"},
+  };
+};
+
+template <>
+struct EnumNames<config::Onramp> {
+  static constexpr std::pair<config::Onramp, std::string_view> values[] = {
+      {config::Onramp::kTcp, "tcp"},
+  };
+};
+
+template <>
+struct EnumNames<config::RelayMode> {
+  static constexpr std::pair<config::RelayMode, std::string_view> values[] = {
+      {config::RelayMode::kSplice, "splice"},
+      {config::RelayMode::kBuffer, "buffer"},
+  };
+};
+
+}  // namespace ramjet::settings
+
+namespace ramjet::config {
+
+// Slot names: where the application's own settings types plug into the core Config.
+inline constexpr std::string_view kAppSlot = "app";
+inline constexpr std::string_view kEndpointAppSlot = "endpoint_app";
+
+struct ServerSettings {
+  WorkerCount workers;
+  milliseconds drain_timeout{10'000};
+  std::string admin_socket = "/run/ramjet/admin.sock";
+  std::string ready_file;
+  unsigned max_connections = 0;
+
+  static void describe(settings::Fields<ServerSettings>& f) {
+    f("workers", &ServerSettings::workers,
+      "Worker threads, each with its own io_uring: auto (one per CPU) or a count.");
+    f("drain_timeout", &ServerSettings::drain_timeout,
+      "How long SIGTERM waits for open connections to finish before closing them.");
+    f("admin_socket", &ServerSettings::admin_socket,
+      "Unix socket of the admin API used by ramjetctl (mode 0600). \"\" disables it.");
+    f("ready_file", &ServerSettings::ready_file,
+      "When set, a JSON file written once every listener is bound (for supervisors and "
+      "tests).");
+    f("max_connections", &ServerSettings::max_connections,
+      "Open downstream connections allowed per worker; 0 = unlimited.");
+  }
+};
+
+struct LoggingSettings {
+  LogLevel level = LogLevel::kInfo;
+  AccessLogFormat access_log = AccessLogFormat::kText;
+  std::string access_log_path;
+
+  static void describe(settings::Fields<LoggingSettings>& f) {
+    f("level", &LoggingSettings::level,
+      "Minimum level logged: trace, debug, info, warn, error or off.");
+    f("access_log", &LoggingSettings::access_log,
+      "One line per finished connection: text, json or off.");
+    f("access_log_path", &LoggingSettings::access_log_path,
+      "File the access log is appended to; \"\" = standard output.");
+  }
+};
+
+struct DnsSettings {
+  std::vector<SocketAddress> servers;
+  std::vector<SocketAddress> fallback_servers;
+  milliseconds timeout{1000};
+  unsigned attempts = 2;
+  unsigned cache_size = 4096;
+  milliseconds min_ttl{0};
+  milliseconds max_ttl{3'600'000};
+  milliseconds negative_ttl{30'000};
+
+  static void describe(settings::Fields<DnsSettings>& f) {
+    f("servers", &DnsSettings::servers,
+      "Resolvers to query (ip:port); empty = the nameservers in /etc/resolv.conf.");
+    f("fallback_servers", &DnsSettings::fallback_servers,
+      "Resolvers tried when every server above failed.");
+    f("timeout", &DnsSettings::timeout, "Time allowed for each query attempt.");
+    f("attempts", &DnsSettings::attempts, "Attempts per query before giving up.");
+    f("cache_size", &DnsSettings::cache_size, "Answers kept in the cache (entries); 0 = no cache.");
+    f("min_ttl", &DnsSettings::min_ttl, "Answers are cached at least this long.");
+    f("max_ttl", &DnsSettings::max_ttl, "Answers are cached at most this long.");
+    f("negative_ttl", &DnsSettings::negative_ttl,
+      "How long NXDOMAIN and empty answers are cached.");
+  }
+};
+
+struct HappyEyeballsSettings {
+  milliseconds resolution_delay{50};
+  milliseconds connection_attempt_delay{250};
+  IpFamily prefer = IpFamily::kIpv6;
+
+  static void describe(settings::Fields<HappyEyeballsSettings>& f) {
+    f("resolution_delay", &HappyEyeballsSettings::resolution_delay,
+      "How long to wait for the preferred family's DNS answer once the other one arrived "
+      "(RFC 8305).");
+    f("connection_attempt_delay", &HappyEyeballsSettings::connection_attempt_delay,
+      "Delay before racing the next address while a connect is still pending.");
+    f("prefer", &HappyEyeballsSettings::prefer, "Address family tried first: ipv6 or ipv4.");
+  }
+};
+
+struct EgressSettings {
+  std::vector<Cidr> allow_private;
+  milliseconds connect_timeout{5000};
+  HappyEyeballsSettings happy_eyeballs;
+
+  static void describe(settings::Fields<EgressSettings>& f) {
+    f("allow_private", &EgressSettings::allow_private,
+      "Private, loopback and link-local ranges upstreams may be in anyway. Everything "
+      "else of that kind is refused, so a client cannot reach internal services.");
+    f("connect_timeout", &EgressSettings::connect_timeout,
+      "Time allowed to connect to an upstream (all addresses together).");
+    f("happy_eyeballs", &EgressSettings::happy_eyeballs,
+      "Racing IPv6 and IPv4 connects to a dual-stack upstream.");
+  }
+};
+
+struct TelemetrySettings {
+  bool hook_trace = false;
+  unsigned hook_trace_capacity = 10'000;
+
+  static void describe(settings::Fields<TelemetrySettings>& f) {
+    f("hook_trace", &TelemetrySettings::hook_trace,
+      "Record every hook invocation (hook, connection, decision, duration) for the admin "
+      "API and tests.");
+    f("hook_trace_capacity", &TelemetrySettings::hook_trace_capacity,
+      "Hook trace entries kept; the oldest are dropped first.");
+  }
+};
+
+// One tenant: where clients connect, how traffic arrives, where it goes.
+struct Endpoint {
+  std::string name;
+  SocketAddress listen;
+  Onramp onramp = Onramp::kTcp;
+  std::optional<HostPort> upstream;
+  milliseconds connect_timeout{0};
+  milliseconds idle_timeout{300'000};
+  milliseconds max_lifetime{0};
+  RelayMode relay = RelayMode::kSplice;
+  std::shared_ptr<void> app;  // an AppSchema::endpoint instance
+
+  template <typename S>
+  const S& app_settings() const {
+    return *static_cast<const S*>(app.get());
+  }
+
+  static void describe(settings::Fields<Endpoint>& f) {
+    f.required("name", &Endpoint::name,
+               "Unique name used in logs, stats and ramjetctl ([a-z0-9_-]+).");
+    f.required("listen", &Endpoint::listen,
+               "Address to accept clients on: ip:port or [ipv6]:port.");
+    f("onramp", &Endpoint::onramp, "How traffic arrives: tcp (a plain TCP relay).");
+    f("upstream", &Endpoint::upstream,
+      "Where tcp endpoints relay to: name:port, ip:port or [ipv6]:port. Required for tcp.");
+    f("connect_timeout", &Endpoint::connect_timeout,
+      "Upstream connect timeout; 0 = egress.connect_timeout.");
+    f("idle_timeout", &Endpoint::idle_timeout,
+      "Close a connection after this long without traffic in either direction; 0 = never.");
+    f("max_lifetime", &Endpoint::max_lifetime,
+      "Close a connection after this long regardless of traffic; 0 = unlimited.");
+    f("relay", &Endpoint::relay,
+      "How bytes are moved: splice (zero-copy through a pipe) or buffer (through memory).");
+    f.slot("app", &Endpoint::app, kEndpointAppSlot,
+           "The application's settings for this endpoint.");
+  }
+};
+
+struct DatapathSettings {
+  bool enabled = false;
+
+  static void describe(settings::Fields<DatapathSettings>& f) {
+    f("enabled", &DatapathSettings::enabled,
+      "Attach the eBPF (XDP/TC) datapath. When false, everything runs in userspace.");
+  }
+};
+
+struct Config {
+  ServerSettings server;
+  LoggingSettings logging;
+  DnsSettings dns;
+  EgressSettings egress;
+  TelemetrySettings telemetry;
+  std::vector<Endpoint> endpoints;
+  DatapathSettings datapath;
+  std::shared_ptr<void> app;  // an AppSchema::app instance
+
+  template <typename S>
+  const S& app_settings() const {
+    return *static_cast<const S*>(app.get());
+  }
+
+  static void describe(settings::Fields<Config>& f) {
+    f("server", &Config::server, "Process-wide settings.");
+    f("logging", &Config::logging, "Diagnostics and access logs.");
+    f("dns", &Config::dns, "The resolver used for upstream names.");
+    f("egress", &Config::egress, "Connections to upstreams.");
+    f("telemetry", &Config::telemetry, "Introspection for operators and tests.");
+    f("endpoints", &Config::endpoints,
+      "Listeners. Each endpoint is a tenant with its own on-ramp, address, timeouts and "
+      "application settings.");
+    f("datapath", &Config::datapath, "The in-kernel fast path.");
+    f.slot("app", &Config::app, kAppSlot, "The application's own settings.");
+  }
+};
+
+// The application's settings types, which fill the `app:` slots of Config and Endpoint.
+struct AppSchema {
+  std::string app_name;
+  settings::ErasedStruct app;       // the top-level `app:` section
+  settings::ErasedStruct endpoint;  // each endpoint's `app:` section
+};
+
+// Reads and validates a config file. Never throws.
+Result<Config> load_file(const std::string& path, const AppSchema& schema);
+
+// Same, for text already in memory; `filename` prefixes error messages. Never throws.
+Result<Config> load_string(std::string_view yaml, std::string_view filename,
+                           const AppSchema& schema);
+
+// The whole documented default file: every key at its default with its doc, the app's
+// settings, and a commented example endpoint. It loads as is.
+std::string default_config_yaml(const AppSchema& schema);
+
+}  // namespace ramjet::config

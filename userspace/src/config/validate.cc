@@ -1,0 +1,127 @@
+#include "validate.h"
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace ramjet::config {
+namespace {
+
+using settings::Mark;
+using settings::Node;
+
+// The mark of `key` inside `map` (its value, else the map itself): where the operator
+// should look. Falls back to `fallback` when the node is not there (a default was used).
+Mark mark_of(const Node* map, std::string_view key, Mark fallback) {
+  if (!map) return fallback;
+  if (const Node* n = map->find(key)) return n->mark.line ? n->mark : fallback;
+  return map->mark.line ? map->mark : fallback;
+}
+
+const Node* endpoint_node(const Node& root, std::size_t i) {
+  const Node* list = root.find("endpoints");
+  if (!list || !list->is_sequence() || i >= list->items.size()) return nullptr;
+  return &list->items[i];
+}
+
+bool valid_endpoint_name(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool is_wildcard(const IpAddress& ip) {
+  for (std::size_t i = 0; i < ip.size(); ++i) {
+    if (ip.data()[i] != 0) return false;
+  }
+  return true;
+}
+
+// Same port and family with one side the wildcard address: the more specific socket
+// silently takes part of the other's traffic, which is never what two tenants want.
+bool listen_overlaps(const SocketAddress& a, const SocketAddress& b) {
+  return a.port() == b.port() && a.ip().family() == b.ip().family() &&
+         (is_wildcard(a.ip()) || is_wildcard(b.ip()));
+}
+
+void validate_endpoints(const Config& config, const Node& root, settings::ParseContext& ctx) {
+  const Node* section = root.find("endpoints");
+  Mark section_mark = section ? section->mark : root.mark;
+  for (std::size_t i = 0; i < config.endpoints.size(); ++i) {
+    const Endpoint& ep = config.endpoints[i];
+    const Node* node = endpoint_node(root, i);
+    Mark ep_mark = node && node->mark.line ? node->mark : section_mark;
+    std::string path = settings::index_path("endpoints", i);
+
+    if (!valid_endpoint_name(ep.name)) {
+      ctx.error(mark_of(node, "name", ep_mark), path + ".name",
+                "invalid endpoint name \"" + ep.name + "\" (use 1 to 64 of a-z, 0-9, _ and -)");
+    }
+    for (std::size_t j = 0; j < i; ++j) {
+      if (config.endpoints[j].name == ep.name) {
+        ctx.error(mark_of(node, "name", ep_mark), path + ".name",
+                  "duplicate endpoint name \"" + ep.name + "\" (also used by " +
+                      settings::index_path("endpoints", j) + ")");
+        break;
+      }
+    }
+    if (ep.onramp == Onramp::kTcp && !ep.upstream) {
+      ctx.error(ep_mark, path, "missing required key \"upstream\" (tcp endpoints relay to it)");
+    }
+    // Port 0 asks the kernel for a fresh port, so two of them never collide.
+    if (ep.listen.port() != 0) {
+      for (std::size_t j = 0; j < i; ++j) {
+        const SocketAddress& other = config.endpoints[j].listen;
+        std::string other_path = settings::index_path("endpoints", j);
+        if (other == ep.listen) {
+          ctx.error(mark_of(node, "listen", ep_mark), path + ".listen",
+                    "duplicate listen address " + ep.listen.to_string() + " (also used by " +
+                        other_path + ")");
+          break;
+        }
+        if (listen_overlaps(other, ep.listen)) {
+          ctx.error(mark_of(node, "listen", ep_mark), path + ".listen",
+                    "listen address " + ep.listen.to_string() + " overlaps " + other.to_string() +
+                        " of " + other_path);
+          break;
+        }
+      }
+    }
+  }
+}
+
+void validate_dns(const Config& config, const Node& root, settings::ParseContext& ctx) {
+  const Node* dns = root.find("dns");
+  Mark dns_mark = dns && dns->mark.line ? dns->mark : root.mark;
+  if (config.dns.attempts == 0) {
+    ctx.error(mark_of(dns, "attempts", dns_mark), "dns.attempts", "must be at least 1");
+  }
+  if (config.dns.min_ttl > config.dns.max_ttl) {
+    using Codec = settings::Codec<milliseconds>;
+    ctx.error(mark_of(dns, "min_ttl", dns_mark), "dns.min_ttl",
+              "min_ttl " + Codec::format(config.dns.min_ttl) + " is above max_ttl " +
+                  Codec::format(config.dns.max_ttl));
+  }
+}
+
+void validate_telemetry(const Config& config, const Node& root, settings::ParseContext& ctx) {
+  if (config.telemetry.hook_trace && config.telemetry.hook_trace_capacity == 0) {
+    const Node* t = root.find("telemetry");
+    Mark t_mark = t && t->mark.line ? t->mark : root.mark;
+    ctx.error(mark_of(t, "hook_trace_capacity", t_mark), "telemetry.hook_trace_capacity",
+              "must be at least 1 when hook_trace is true");
+  }
+}
+
+}  // namespace
+
+void validate(const Config& config, const Node& root, settings::ParseContext& ctx) {
+  validate_dns(config, root, ctx);
+  validate_telemetry(config, root, ctx);
+  validate_endpoints(config, root, ctx);
+}
+
+}  // namespace ramjet::config
