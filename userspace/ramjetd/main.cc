@@ -11,4 +11,6 @@ struct Ramjetd {
 };
 }  // namespace
 
-int main(int argc, char** argv) { return ramjet::bootstrap<Ramjetd>(argc, argv); }
+int main(int argc, char** argv) {
+  return ramjet::bootstrap<Ramjetd>(argc, argv);
+}

@@ -34,7 +34,8 @@ struct ClientTag {
 };
 
 bool in_any(const std::vector<ramjet::Cidr>& list, const ramjet::IpAddress& ip) {
-  return std::any_of(list.begin(), list.end(), [&](const ramjet::Cidr& c) { return c.contains(ip); });
+  return std::any_of(list.begin(), list.end(),
+                     [&](const ramjet::Cidr& c) { return c.contains(ip); });
 }
 
 class TaggingIngress final : public ramjet::IngressHook<ClientTag> {
@@ -58,7 +59,8 @@ class RoutingEgress final : public ramjet::EgressHook<ClientTag> {
   ramjet::Task<ramjet::EgressDecision> handle_connection(const ramjet::ConnectionInfo&,
                                                          const ramjet::EgressRequest& req,
                                                          ClientTag& tag) override {
-    if (tag.tier == "vip" && s_.vip_upstream) co_return ramjet::EgressDecision::direct(*s_.vip_upstream);
+    if (tag.tier == "vip" && s_.vip_upstream)
+      co_return ramjet::EgressDecision::direct(*s_.vip_upstream);
     co_return ramjet::EgressDecision::direct(req.target);
   }
 
@@ -84,4 +86,6 @@ struct ContextDemoApp {
 
 }  // namespace
 
-int main(int argc, char** argv) { return ramjet::bootstrap<ContextDemoApp>(argc, argv); }
+int main(int argc, char** argv) {
+  return ramjet::bootstrap<ContextDemoApp>(argc, argv);
+}

@@ -58,4 +58,6 @@ struct EgressAllowlistApp {
 
 }  // namespace
 
-int main(int argc, char** argv) { return ramjet::bootstrap<EgressAllowlistApp>(argc, argv); }
+int main(int argc, char** argv) {
+  return ramjet::bootstrap<EgressAllowlistApp>(argc, argv);
+}

@@ -246,7 +246,9 @@ class Cidr {
   const IpAddress& base() const { return base_; }
   std::uint8_t prefix_len() const { return len_; }
   std::string to_string() const { return base_.to_string() + "/" + std::to_string(len_); }
-  friend bool operator==(const Cidr& a, const Cidr& b) { return a.base_ == b.base_ && a.len_ == b.len_; }
+  friend bool operator==(const Cidr& a, const Cidr& b) {
+    return a.base_ == b.base_ && a.len_ == b.len_;
+  }
 
  private:
   static IpAddress mask(const IpAddress& a, unsigned len) {

@@ -19,11 +19,16 @@ enum class ErrorSource : std::uint8_t {
 
 inline const char* to_string(ErrorSource s) {
   switch (s) {
-    case ErrorSource::kDownstream: return "downstream";
-    case ErrorSource::kUpstream: return "upstream";
-    case ErrorSource::kInternal: return "internal";
-    case ErrorSource::kKernel: return "kernel";
-    case ErrorSource::kConfig: return "config";
+    case ErrorSource::kDownstream:
+      return "downstream";
+    case ErrorSource::kUpstream:
+      return "upstream";
+    case ErrorSource::kInternal:
+      return "internal";
+    case ErrorSource::kKernel:
+      return "kernel";
+    case ErrorSource::kConfig:
+      return "config";
   }
   return "unknown";
 }
@@ -51,8 +56,8 @@ struct Error {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}          // NOLINT: implicit by design
-  Result(Error error) : v_(std::move(error)) {}      // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}      // NOLINT: implicit by design
+  Result(Error error) : v_(std::move(error)) {}  // NOLINT: implicit by design
 
   bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }

@@ -120,11 +120,15 @@ struct Detached {
   };
 };
 
-inline Detached run_detached(Task<void> t) { co_await std::move(t); }
+inline Detached run_detached(Task<void> t) {
+  co_await std::move(t);
+}
 }  // namespace detail
 
 // Starts a task now, on the calling thread; it owns itself until it finishes.
-inline void detach(Task<void> t) { detail::run_detached(std::move(t)); }
+inline void detach(Task<void> t) {
+  detail::run_detached(std::move(t));
+}
 
 // A Task that completes immediately with a value: handy for hook defaults.
 template <typename T>

@@ -11,7 +11,9 @@ namespace {
 template <typename T>
 T run_now(Task<T> t) {
   std::optional<T> out;
-  auto wrapper = [](Task<T> inner, std::optional<T>& o) -> Task<void> { o = co_await std::move(inner); };
+  auto wrapper = [](Task<T> inner, std::optional<T>& o) -> Task<void> {
+    o = co_await std::move(inner);
+  };
   detach(wrapper(std::move(t), out));
   return std::move(*out);
 }
@@ -107,7 +109,8 @@ TEST(HookDispatch, MissingHooksBehaveAsDefaults) {
   UpstreamIps ips{"x", {*IpAddress::parse("1.2.3.4")}};
   EXPECT_EQ(run_now(set.egress_handle_upstream_ips(conn, ips, ctx.get())),
             UpstreamIpsPolicy::kGuarded);
-  auto ov = run_now(set.egress_tcp_connect_override(conn, *SocketAddress::parse("1.2.3.4:1"), ctx.get()));
+  auto ov =
+      run_now(set.egress_tcp_connect_override(conn, *SocketAddress::parse("1.2.3.4:1"), ctx.get()));
   EXPECT_TRUE(std::holds_alternative<ConnectOverride::Continue>(ov.value));
 }
 

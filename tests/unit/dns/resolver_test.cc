@@ -17,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include "dns/soa.h"
+
 namespace ramjet::dns {
 namespace {
 

@@ -5,7 +5,9 @@
 namespace ramjet::egress {
 namespace {
 
-IpAddress ip(const char* s) { return *IpAddress::parse(s); }
+IpAddress ip(const char* s) {
+  return *IpAddress::parse(s);
+}
 
 TEST(EgressGuard, RefusesSpecialRangesByName) {
   EgressGuard g({});

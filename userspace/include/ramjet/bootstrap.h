@@ -72,16 +72,17 @@ class TypedHookSet final : public HookSet {
                                                 void* ctx) override {
     return hooks_.egress->handle_connection(c, r, *static_cast<Ctx*>(ctx));
   }
-  Task<std::optional<std::vector<IpAddress>>> egress_dns_resolve_override(
-      const ConnectionInfo& c, const std::string& host, void* ctx) override {
+  Task<std::optional<std::vector<IpAddress>>> egress_dns_resolve_override(const ConnectionInfo& c,
+                                                                          const std::string& host,
+                                                                          void* ctx) override {
     return hooks_.egress->dns_resolve_override(c, host, *static_cast<Ctx*>(ctx));
   }
   Task<UpstreamIpsPolicy> egress_handle_upstream_ips(const ConnectionInfo& c, UpstreamIps& ips,
                                                      void* ctx) override {
     return hooks_.egress->handle_upstream_ips(c, ips, *static_cast<Ctx*>(ctx));
   }
-  Task<ConnectOverride> egress_tcp_connect_override(const ConnectionInfo& c,
-                                                    const SocketAddress& a, void* ctx) override {
+  Task<ConnectOverride> egress_tcp_connect_override(const ConnectionInfo& c, const SocketAddress& a,
+                                                    void* ctx) override {
     return hooks_.egress->tcp_connect_override(c, a, *static_cast<Ctx*>(ctx));
   }
   void egress_handle_connection_established(const ConnectionInfo& c, const EstablishedInfo& e,

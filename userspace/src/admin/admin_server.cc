@@ -1,5 +1,6 @@
 #include "admin/admin_server.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -8,9 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include "telemetry/hook_trace.h"
 #include "telemetry/stats.h"
@@ -52,14 +51,17 @@ void write_all(int fd, const std::string& s) {
 }
 
 void respond(int fd, int status, const char* reason, const std::string& body) {
-  std::string head = "HTTP/1.1 " + std::to_string(status) + " " + reason +
-                     "\r\nContent-Type: application/json\r\nContent-Length: " +
-                     std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
+  std::string head =
+      "HTTP/1.1 " + std::to_string(status) + " " + reason +
+      "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+      "\r\nConnection: close\r\n\r\n";
   write_all(fd, head + body);
 }
 }  // namespace
 
-AdminServer::~AdminServer() { stop(); }
+AdminServer::~AdminServer() {
+  stop();
+}
 
 Result<void> AdminServer::start(const std::string& path) {
   path_ = path;
@@ -120,7 +122,9 @@ void AdminServer::handle(int fd) {
   std::string req;
   char buf[1024];
   while (req.find("\r\n\r\n") == std::string::npos) {
-    if (req.size() > kMaxRequestHead) return respond(fd, 431, "Request Header Fields Too Large", R"({"error":"request head too large"})");
+    if (req.size() > kMaxRequestHead)
+      return respond(fd, 431, "Request Header Fields Too Large",
+                     R"({"error":"request head too large"})");
     ssize_t n = ::recv(fd, buf, sizeof buf, 0);
     if (n <= 0) return;
     req.append(buf, static_cast<std::size_t>(n));

@@ -5,6 +5,8 @@
 // cannot bind, the admin socket cannot open), 2 bad command line or config.
 #include <pthread.h>
 #include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -13,11 +15,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <thread>
-
 #include <nlohmann/json.hpp>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
+#include <thread>
 
 #include "admin/admin_server.h"
 #include "app/server.h"
@@ -35,21 +34,30 @@ constexpr int kExitUsage = 2;
 
 spdlog::level::level_enum to_spdlog(config::LogLevel l) {
   switch (l) {
-    case config::LogLevel::kTrace: return spdlog::level::trace;
-    case config::LogLevel::kDebug: return spdlog::level::debug;
-    case config::LogLevel::kInfo: return spdlog::level::info;
-    case config::LogLevel::kWarn: return spdlog::level::warn;
-    case config::LogLevel::kError: return spdlog::level::err;
-    case config::LogLevel::kOff: return spdlog::level::off;
+    case config::LogLevel::kTrace:
+      return spdlog::level::trace;
+    case config::LogLevel::kDebug:
+      return spdlog::level::debug;
+    case config::LogLevel::kInfo:
+      return spdlog::level::info;
+    case config::LogLevel::kWarn:
+      return spdlog::level::warn;
+    case config::LogLevel::kError:
+      return spdlog::level::err;
+    case config::LogLevel::kOff:
+      return spdlog::level::off;
   }
   return spdlog::level::info;
 }
 
 telemetry::AccessLogFormat to_format(config::AccessLogFormat f) {
   switch (f) {
-    case config::AccessLogFormat::kText: return telemetry::AccessLogFormat::kText;
-    case config::AccessLogFormat::kJson: return telemetry::AccessLogFormat::kJson;
-    case config::AccessLogFormat::kOff: return telemetry::AccessLogFormat::kOff;
+    case config::AccessLogFormat::kText:
+      return telemetry::AccessLogFormat::kText;
+    case config::AccessLogFormat::kJson:
+      return telemetry::AccessLogFormat::kJson;
+    case config::AccessLogFormat::kOff:
+      return telemetry::AccessLogFormat::kOff;
   }
   return telemetry::AccessLogFormat::kText;
 }
@@ -161,8 +169,8 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
   telemetry::HookEvent start_ev{0, "lifecycle.start", 0, "", "", {}};
   auto t0 = std::chrono::steady_clock::now();
   hooks->lifecycle_start();
-  start_ev.duration = std::chrono::duration_cast<std::chrono::microseconds>(
-      std::chrono::steady_clock::now() - t0);
+  start_ev.duration =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
   if (telemetry::hook_trace().enabled()) telemetry::hook_trace().record(start_ev);
 
   if (auto r = server.start(); !r.ok()) {

@@ -1,13 +1,12 @@
 #include "app/server.h"
 
 #include <netinet/in.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-
-#include <spdlog/spdlog.h>
 
 #include "app/worker_context.h"
 #include "dns/resolver.h"
@@ -196,8 +195,8 @@ namespace {
 Task<void> worker_main(WorkerContext& wc, runtime::Event& drain_requested,
                        const std::vector<int>& fds, std::chrono::milliseconds drain_timeout) {
   // Thread-local pieces that need the worker's ring.
-  wc.buffers = std::make_unique<runtime::BufferRing>(wc.worker, kBufferGroup, kBufferCount,
-                                                     kBufferSize);
+  wc.buffers =
+      std::make_unique<runtime::BufferRing>(wc.worker, kBufferGroup, kBufferCount, kBufferSize);
   std::vector<std::unique_ptr<runtime::MultishotAccept>> accepts;
   runtime::JoinSet loops;
   for (std::size_t e = 0; e < fds.size(); ++e) {
@@ -226,16 +225,11 @@ Task<void> worker_main(WorkerContext& wc, runtime::Event& drain_requested,
 
 void Server::worker_thread(unsigned index) {
   WorkerSlot& slot = *slots_[index];
-  WorkerContext wc{slot.worker,
-                   config_,
-                   hooks_,
-                   telemetry::stats().worker(index),
-                   access_log_,
-                   egress::EgressGuard(config_.egress.allow_private),
-                   nullptr,
-                   nullptr,
-                   {},
-                   false,
+  WorkerContext wc{slot.worker, config_,
+                   hooks_,      telemetry::stats().worker(index),
+                   access_log_, egress::EgressGuard(config_.egress.allow_private),
+                   nullptr,     nullptr,
+                   {},          false,
                    {}};
   wc.resolver = std::move(slot.resolver);
   // The listening sockets now belong to the accept loops, which close them.

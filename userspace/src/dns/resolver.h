@@ -126,9 +126,4 @@ class Resolver {
   runtime::CancelSlot* timer_slot_ = nullptr;
 };
 
-// RFC 2308 section 5: the negative-caching TTL of a response, min(SOA TTL, SOA
-// MINIMUM) of the first SOA in the authority section; nullopt if there is none or the
-// message is malformed. Bounds-checked against untrusted input.
-std::optional<std::uint32_t> soa_negative_ttl(std::span<const std::uint8_t> response);
-
 }  // namespace ramjet::dns

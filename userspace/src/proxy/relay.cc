@@ -16,11 +16,13 @@ constexpr int kPipeSize = 1 << 20;
 constexpr unsigned kSpliceChunk = 1 << 20;
 constexpr auto kNoBufferBackoff = std::chrono::milliseconds(1);
 
-bool is_retry(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == EINTR; }
+bool is_retry(int err) {
+  return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
+}
 }  // namespace
 
-Relay::Relay(runtime::Worker& w, int client_fd, int upstream_fd, RelayMode mode,
-             RelayLimits limits, runtime::BufferRing* buffers)
+Relay::Relay(runtime::Worker& w, int client_fd, int upstream_fd, RelayMode mode, RelayLimits limits,
+             runtime::BufferRing* buffers)
     : worker_(w),
       client_fd_(client_fd),
       upstream_fd_(upstream_fd),
@@ -61,7 +63,9 @@ void Relay::force_close(CloseReason why) {
   ::shutdown(upstream_fd_, SHUT_RDWR);
 }
 
-void Relay::fail(CloseReason why) { force_close(why); }
+void Relay::fail(CloseReason why) {
+  force_close(why);
+}
 
 Task<void> Relay::watchdog() {
   using namespace std::chrono;
@@ -113,8 +117,8 @@ Task<void> Relay::pump_splice(Direction d) {
     // Write out everything read before reading more: this is the backpressure.
     bool write_failed = false;
     while (in_pipe > 0) {
-      ssize_t m = ::splice(pipefd[0], nullptr, d.to, nullptr, in_pipe,
-                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      ssize_t m =
+          ::splice(pipefd[0], nullptr, d.to, nullptr, in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
       if (m > 0) {
         in_pipe -= static_cast<std::size_t>(m);
         continue;

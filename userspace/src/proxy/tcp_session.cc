@@ -2,13 +2,12 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-
-#include <spdlog/spdlog.h>
 
 #include "dns/resolver.h"
 #include "egress/happy_eyeballs.h"
@@ -31,9 +30,12 @@ std::string describe(const EgressDecision& d) {
 
 const char* describe(UpstreamIpsPolicy p) {
   switch (p) {
-    case UpstreamIpsPolicy::kGuarded: return "guarded";
-    case UpstreamIpsPolicy::kAllowPrivate: return "allow_private";
-    case UpstreamIpsPolicy::kBlock: return "block";
+    case UpstreamIpsPolicy::kGuarded:
+      return "guarded";
+    case UpstreamIpsPolicy::kAllowPrivate:
+      return "allow_private";
+    case UpstreamIpsPolicy::kBlock:
+      return "block";
   }
   return "?";
 }
@@ -134,7 +136,8 @@ Task<void> TcpSession::run() {
 
   if (upstream_fd_ >= 0 && !close_reason_) {
     RelayLimits limits{ep_.idle_timeout, ep_.max_lifetime};
-    RelayMode mode = ep_.relay == config::RelayMode::kBuffer ? RelayMode::kBuffer : RelayMode::kSplice;
+    RelayMode mode =
+        ep_.relay == config::RelayMode::kBuffer ? RelayMode::kBuffer : RelayMode::kSplice;
     relay_ = std::make_unique<Relay>(wc_.worker, client_fd_, upstream_fd_, mode, limits,
                                      wc_.buffers.get());
     co_await relay_->run();
@@ -219,16 +222,16 @@ Task<int> TcpSession::connect_upstream() {
   }
   if (allowed.empty()) {
     wc_.stats.add(Counter::egress_refused_private);
-    spdlog::warn("flow {}: egress guard refused {}: {}; allow with egress.allow_private",
-                 info_.id, target.to_string(), refused);
+    spdlog::warn("flow {}: egress guard refused {}: {}; allow with egress.allow_private", info_.id,
+                 target.to_string(), refused);
     close_reason_ = CloseReason::kBlockedEgress;
     co_return -1;
   }
 
   const auto& he = wc_.config.egress.happy_eyeballs;
   auto sorted = egress::sort_for_happy_eyeballs(
-      std::move(allowed), he.prefer == config::IpFamily::kIpv4 ? egress::Preference::kIpv4
-                                                               : egress::Preference::kIpv6);
+      std::move(allowed),
+      he.prefer == config::IpFamily::kIpv4 ? egress::Preference::kIpv4 : egress::Preference::kIpv6);
   std::vector<SocketAddress> addrs;
   addrs.reserve(sorted.size());
   for (const auto& ip : sorted) addrs.emplace_back(ip, target.port);
@@ -277,10 +280,17 @@ void TcpSession::finish() {
   stats_.reason = close_reason_.value_or(CloseReason::kCompleted);
   stats_.duration = since(started_);
   switch (stats_.reason) {
-    case CloseReason::kIdleTimeout: wc_.stats.add(Counter::idle_timeouts); break;
-    case CloseReason::kMaxLifetime: wc_.stats.add(Counter::max_lifetime_closes); break;
-    case CloseReason::kShutdown: wc_.stats.add(Counter::drain_forced_closes); break;
-    default: break;
+    case CloseReason::kIdleTimeout:
+      wc_.stats.add(Counter::idle_timeouts);
+      break;
+    case CloseReason::kMaxLifetime:
+      wc_.stats.add(Counter::max_lifetime_closes);
+      break;
+    case CloseReason::kShutdown:
+      wc_.stats.add(Counter::drain_forced_closes);
+      break;
+    default:
+      break;
   }
   auto t0 = runtime::Clock::now();
   wc_.hooks.ingress_handle_connection_close(info_, stats_, ctx_.get());

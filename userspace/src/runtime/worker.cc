@@ -69,8 +69,7 @@ void CancelSlot::cancel() {
 
 // ---------------------------------------------------------------- Worker
 
-Worker::Worker(unsigned index, unsigned ring_entries)
-    : index_(index), ring_entries_(ring_entries) {
+Worker::Worker(unsigned index, unsigned ring_entries) : index_(index), ring_entries_(ring_entries) {
   // Blocking on purpose: io_uring then waits for a value instead of failing with EAGAIN.
   wake_fd_ = eventfd(0, EFD_CLOEXEC);
   if (wake_fd_ < 0) throw std::runtime_error(std::string("eventfd: ") + strerror(errno));
@@ -94,7 +93,9 @@ void Worker::init_ring() {
   ring_ready_ = true;
 }
 
-Worker* Worker::current() { return tls_current; }
+Worker* Worker::current() {
+  return tls_current;
+}
 
 io_uring_sqe* Worker::get_sqe() {
   // Keep room for a linked timeout after every operation (see with_timeout).
@@ -296,7 +297,8 @@ BufferRing::BufferRing(Worker& w, std::uint16_t group, unsigned count, unsigned 
   if (count == 0 || (count & (count - 1)) != 0)
     throw std::invalid_argument("BufferRing count must be a power of two");
   ring_bytes_ = sizeof(io_uring_buf) * count;
-  void* mem = mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  void* mem =
+      mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
   if (mem == MAP_FAILED) throw std::runtime_error("BufferRing: mmap failed");
   ring_ = static_cast<io_uring_buf_ring*>(mem);
   io_uring_buf_ring_init(ring_);

@@ -45,11 +45,12 @@ void AccessLog::record(const ConnectionInfo& c, const ConnectionStats& s) {
     logger_->info(j.dump());
     return;
   }
-  logger_->info("flow={} endpoint={} client={} upstream={} in={} out={} duration_ms={:.3f} rtt_us={} "
-                "retrans={} reason={}",
-                c.id, c.endpoint, c.client.to_string(), s.upstream.empty() ? "-" : s.upstream,
-                s.bytes_from_client, s.bytes_to_client, ms, s.rtt.count(), s.retransmits,
-                to_string(s.reason));
+  logger_->info(
+      "flow={} endpoint={} client={} upstream={} in={} out={} duration_ms={:.3f} rtt_us={} "
+      "retrans={} reason={}",
+      c.id, c.endpoint, c.client.to_string(), s.upstream.empty() ? "-" : s.upstream,
+      s.bytes_from_client, s.bytes_to_client, ms, s.rtt.count(), s.retransmits,
+      to_string(s.reason));
 }
 
 }  // namespace ramjet::telemetry

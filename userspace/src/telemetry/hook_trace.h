@@ -14,10 +14,10 @@ namespace ramjet::telemetry {
 
 struct HookEvent {
   std::uint64_t seq = 0;
-  std::string hook;       // e.g. "egress.handle_connection"
+  std::string hook;  // e.g. "egress.handle_connection"
   std::uint64_t flow = 0;
   std::string endpoint;
-  std::string decision;   // e.g. "allow", "block", "direct 1.2.3.4:80", "" for events
+  std::string decision;  // e.g. "allow", "block", "direct 1.2.3.4:80", "" for events
   std::chrono::microseconds duration{0};
 };
 

@@ -10,27 +10,27 @@
 namespace ramjet::telemetry {
 
 // X(name, help)
-#define RAMJET_ENGINE_COUNTERS(X)                                                        \
-  X(connections_accepted, "Downstream connections accepted")                             \
-  X(connections_active, "Downstream connections open now (gauge)")                       \
-  X(connections_closed, "Downstream connections closed, for any reason")                 \
+#define RAMJET_ENGINE_COUNTERS(X)                                                       \
+  X(connections_accepted, "Downstream connections accepted")                            \
+  X(connections_active, "Downstream connections open now (gauge)")                      \
+  X(connections_closed, "Downstream connections closed, for any reason")                \
   X(connections_rejected, "Connections closed at once: server.max_connections reached") \
-  X(accept_paused, "Times accepting paused because file descriptors ran out")            \
-  X(ingress_blocked, "Connections an IngressHook blocked")                               \
-  X(egress_blocked, "Connections an EgressHook blocked")                                 \
-  X(egress_refused_private, "Connections the egress guard refused (private ranges)")     \
-  X(dns_queries, "DNS questions sent (A and AAAA count separately)")                     \
-  X(dns_cache_hits, "Name resolutions answered from the cache")                          \
-  X(dns_cache_misses, "Name resolutions that needed the network")                        \
-  X(dns_failures, "Name resolutions that failed")                                        \
-  X(dns_fallback_used, "Questions re-asked of the fallback servers")                     \
-  X(connect_attempts, "Upstream connection attempts (one per address tried)")            \
-  X(connect_failures, "Connections for which every upstream attempt failed")             \
-  X(connect_timeouts, "Connections whose upstream connect timed out")                    \
-  X(idle_timeouts, "Connections closed for idleness")                                    \
-  X(max_lifetime_closes, "Connections closed at endpoint.max_lifetime")                  \
-  X(drain_forced_closes, "Connections closed because the drain deadline passed")         \
-  X(bytes_from_client, "Bytes relayed from downstream to upstream")                      \
+  X(accept_paused, "Times accepting paused because file descriptors ran out")           \
+  X(ingress_blocked, "Connections an IngressHook blocked")                              \
+  X(egress_blocked, "Connections an EgressHook blocked")                                \
+  X(egress_refused_private, "Connections the egress guard refused (private ranges)")    \
+  X(dns_queries, "DNS questions sent (A and AAAA count separately)")                    \
+  X(dns_cache_hits, "Name resolutions answered from the cache")                         \
+  X(dns_cache_misses, "Name resolutions that needed the network")                       \
+  X(dns_failures, "Name resolutions that failed")                                       \
+  X(dns_fallback_used, "Questions re-asked of the fallback servers")                    \
+  X(connect_attempts, "Upstream connection attempts (one per address tried)")           \
+  X(connect_failures, "Connections for which every upstream attempt failed")            \
+  X(connect_timeouts, "Connections whose upstream connect timed out")                   \
+  X(idle_timeouts, "Connections closed for idleness")                                   \
+  X(max_lifetime_closes, "Connections closed at endpoint.max_lifetime")                 \
+  X(drain_forced_closes, "Connections closed because the drain deadline passed")        \
+  X(bytes_from_client, "Bytes relayed from downstream to upstream")                     \
   X(bytes_to_client, "Bytes relayed from upstream to downstream")
 
 enum class Counter : unsigned {

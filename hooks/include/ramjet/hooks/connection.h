@@ -14,10 +14,10 @@ using FlowId = std::uint64_t;
 
 struct ConnectionInfo {
   FlowId id = 0;
-  std::string endpoint;     // the endpoint (tenant) name from config
-  SocketAddress client;     // the downstream peer
-  SocketAddress local;      // the address the client connected to
-  unsigned worker = 0;      // the worker thread that owns the connection
+  std::string endpoint;  // the endpoint (tenant) name from config
+  SocketAddress client;  // the downstream peer
+  SocketAddress local;   // the address the client connected to
+  unsigned worker = 0;   // the worker thread that owns the connection
   // The endpoint's own `app:` settings, type-erased; read them with endpoint_settings<T>().
   const void* endpoint_app_settings = nullptr;
 
@@ -29,43 +29,53 @@ struct ConnectionInfo {
 
 // Why a connection ended, as counted and logged.
 enum class CloseReason : std::uint8_t {
-  kCompleted,         // both sides finished normally
-  kBlockedIngress,    // IngressHook said Block
-  kBlockedEgress,     // EgressHook said Block or the egress guard refused
-  kDnsFailure,        // the upstream name did not resolve
-  kConnectFailure,    // no upstream address accepted the connection
-  kIdleTimeout,       // no bytes either way for endpoint.idle_timeout
-  kMaxLifetime,       // endpoint.max_lifetime reached
-  kDownstreamError,   // the client reset or failed
-  kUpstreamError,     // the upstream reset or failed
-  kShutdown,          // drain deadline passed during shutdown
+  kCompleted,        // both sides finished normally
+  kBlockedIngress,   // IngressHook said Block
+  kBlockedEgress,    // EgressHook said Block or the egress guard refused
+  kDnsFailure,       // the upstream name did not resolve
+  kConnectFailure,   // no upstream address accepted the connection
+  kIdleTimeout,      // no bytes either way for endpoint.idle_timeout
+  kMaxLifetime,      // endpoint.max_lifetime reached
+  kDownstreamError,  // the client reset or failed
+  kUpstreamError,    // the upstream reset or failed
+  kShutdown,         // drain deadline passed during shutdown
 };
 
 inline const char* to_string(CloseReason r) {
   switch (r) {
-    case CloseReason::kCompleted: return "completed";
-    case CloseReason::kBlockedIngress: return "blocked_ingress";
-    case CloseReason::kBlockedEgress: return "blocked_egress";
-    case CloseReason::kDnsFailure: return "dns_failure";
-    case CloseReason::kConnectFailure: return "connect_failure";
-    case CloseReason::kIdleTimeout: return "idle_timeout";
-    case CloseReason::kMaxLifetime: return "max_lifetime";
-    case CloseReason::kDownstreamError: return "downstream_error";
-    case CloseReason::kUpstreamError: return "upstream_error";
-    case CloseReason::kShutdown: return "shutdown";
+    case CloseReason::kCompleted:
+      return "completed";
+    case CloseReason::kBlockedIngress:
+      return "blocked_ingress";
+    case CloseReason::kBlockedEgress:
+      return "blocked_egress";
+    case CloseReason::kDnsFailure:
+      return "dns_failure";
+    case CloseReason::kConnectFailure:
+      return "connect_failure";
+    case CloseReason::kIdleTimeout:
+      return "idle_timeout";
+    case CloseReason::kMaxLifetime:
+      return "max_lifetime";
+    case CloseReason::kDownstreamError:
+      return "downstream_error";
+    case CloseReason::kUpstreamError:
+      return "upstream_error";
+    case CloseReason::kShutdown:
+      return "shutdown";
   }
   return "unknown";
 }
 
 struct ConnectionStats {
-  std::uint64_t bytes_from_client = 0;   // downstream -> upstream
-  std::uint64_t bytes_to_client = 0;     // upstream -> downstream
+  std::uint64_t bytes_from_client = 0;  // downstream -> upstream
+  std::uint64_t bytes_to_client = 0;    // upstream -> downstream
   std::chrono::microseconds duration{0};
   // From TCP_INFO on the downstream socket just before close.
   std::chrono::microseconds rtt{0};
   std::uint32_t retransmits = 0;
   CloseReason reason = CloseReason::kCompleted;
-  std::string upstream;                  // "ip:port" connected to, empty if none
+  std::string upstream;  // "ip:port" connected to, empty if none
 };
 
 }  // namespace ramjet

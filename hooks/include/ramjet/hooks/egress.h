@@ -68,10 +68,10 @@ struct ConnectOverride {
 };
 
 struct EstablishedInfo {
-  SocketAddress upstream;        // the address that accepted
-  SocketAddress local;           // our side of the upstream connection
+  SocketAddress upstream;                     // the address that accepted
+  SocketAddress local;                        // our side of the upstream connection
   std::chrono::microseconds connect_time{0};  // from first attempt to established
-  unsigned attempts = 0;         // connection attempts made (happy eyeballs)
+  unsigned attempts = 0;                      // connection attempts made (happy eyeballs)
 };
 
 template <typename Ctx>
