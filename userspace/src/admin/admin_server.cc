@@ -36,6 +36,7 @@ std::string trace_json() {
                       {"flow", e.flow},
                       {"endpoint", e.endpoint},
                       {"decision", e.decision},
+                      {"detail", e.detail},
                       {"duration_us", e.duration.count()}});
   }
   return nlohmann::json{{"enabled", telemetry::hook_trace().enabled()}, {"events", events}}.dump();

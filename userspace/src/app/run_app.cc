@@ -166,7 +166,7 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
     }
   }
 
-  telemetry::HookEvent start_ev{0, "lifecycle.start", 0, "", "", {}};
+  telemetry::HookEvent start_ev{0, "lifecycle.start", 0, "", "", "", {}};
   auto t0 = std::chrono::steady_clock::now();
   hooks->lifecycle_start();
   start_ev.duration =
@@ -212,7 +212,7 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
   t0 = std::chrono::steady_clock::now();
   hooks->lifecycle_stop();
   if (telemetry::hook_trace().enabled()) {
-    telemetry::hook_trace().record({0, "lifecycle.stop", 0, "", "",
+    telemetry::hook_trace().record({0, "lifecycle.stop", 0, "", "", "",
                                     std::chrono::duration_cast<std::chrono::microseconds>(
                                         std::chrono::steady_clock::now() - t0)});
   }

@@ -23,9 +23,9 @@ std::chrono::microseconds since(runtime::Clock::time_point t0) {
   return std::chrono::duration_cast<std::chrono::microseconds>(runtime::Clock::now() - t0);
 }
 
-std::string describe(const EgressDecision& d) {
-  if (auto* b = std::get_if<EgressDecision::Block>(&d.value)) return "block: " + b->reason;
-  return "direct " + std::get<EgressDecision::ExternalDirect>(d.value).target.to_string();
+std::string detail_of(const EgressDecision& d) {
+  if (auto* b = std::get_if<EgressDecision::Block>(&d.value)) return b->reason;
+  return std::get<EgressDecision::ExternalDirect>(d.value).target.to_string();
 }
 
 const char* describe(UpstreamIpsPolicy p) {
@@ -54,15 +54,16 @@ class SessionConnectEnv final : public egress::ConnectEnv {
     ConnectOverride ov =
         co_await s_.wc_.hooks.egress_tcp_connect_override(s_.info_, requested, s_.ctx_.get());
     SocketAddress addr = requested;
-    std::string decision = "continue " + requested.to_string();
+    const char* decision = "continue";
     if (auto* r = std::get_if<ConnectOverride::Redirect>(&ov.value)) {
       addr = r->to;
-      decision = "redirect " + addr.to_string();
+      decision = "redirect";
     } else if (auto* f = std::get_if<ConnectOverride::Refuse>(&ov.value)) {
-      s_.trace("egress.tcp_connect_override", "refuse: " + f->reason, t0);
+      s_.trace("egress.tcp_connect_override", "refuse", requested.to_string() + ": " + f->reason,
+               t0);
       co_return -EACCES;
     }
-    s_.trace("egress.tcp_connect_override", std::move(decision), t0);
+    s_.trace("egress.tcp_connect_override", decision, addr.to_string(), t0);
     if (slot.cancelled()) co_return -ECANCELED;
 
     s_.wc_.stats.add(Counter::connect_attempts);
@@ -108,10 +109,11 @@ TcpSession::~TcpSession() {
   if (wc_.draining && wc_.sessions.empty()) wc_.sessions_empty.set();
 }
 
-void TcpSession::trace(const char* hook, std::string decision, runtime::Clock::time_point t0) {
+void TcpSession::trace(const char* hook, std::string decision, std::string detail,
+                       runtime::Clock::time_point t0) {
   auto& tr = telemetry::hook_trace();
   if (!tr.enabled()) return;
-  tr.record({0, hook, info_.id, info_.endpoint, std::move(decision), since(t0)});
+  tr.record({0, hook, info_.id, info_.endpoint, std::move(decision), std::move(detail), since(t0)});
 }
 
 void TcpSession::force_close(CloseReason why) {
@@ -125,7 +127,7 @@ Task<void> TcpSession::run() {
   auto t0 = runtime::Clock::now();
   IngressDecision in = co_await wc_.hooks.ingress_handle_connection(info_, ctx_.get());
   bool blocked = in.action == IngressDecision::Action::kBlock;
-  trace("ingress.handle_connection", blocked ? "block: " + in.reason : "allow", t0);
+  trace("ingress.handle_connection", blocked ? "block" : "allow", in.reason, t0);
   if (blocked) {
     wc_.stats.add(Counter::ingress_blocked);
     spdlog::info("flow {}: blocked by IngressHook: {}", info_.id, in.reason);
@@ -155,7 +157,7 @@ Task<std::optional<std::vector<IpAddress>>> TcpSession::resolve(const HostPort& 
 
   auto t0 = runtime::Clock::now();
   auto over = co_await wc_.hooks.egress_dns_resolve_override(info_, target.host, ctx_.get());
-  trace("egress.dns_resolve_override", over ? "override" : "none", t0);
+  trace("egress.dns_resolve_override", over ? "override" : "none", target.host, t0);
   if (over) co_return std::move(*over);
 
   auto& r = *wc_.resolver;
@@ -181,7 +183,7 @@ Task<int> TcpSession::connect_upstream() {
   auto t0 = runtime::Clock::now();
   EgressRequest req{*ep_.upstream};
   EgressDecision ed = co_await wc_.hooks.egress_handle_connection(info_, req, ctx_.get());
-  trace("egress.handle_connection", describe(ed), t0);
+  trace("egress.handle_connection", ed.is_block() ? "block" : "direct", detail_of(ed), t0);
   if (auto* b = std::get_if<EgressDecision::Block>(&ed.value)) {
     wc_.stats.add(Counter::egress_blocked);
     spdlog::info("flow {}: blocked by EgressHook: {}", info_.id, b->reason);
@@ -200,7 +202,9 @@ Task<int> TcpSession::connect_upstream() {
   UpstreamIps ips{target.host, std::move(*resolved)};
   t0 = runtime::Clock::now();
   UpstreamIpsPolicy policy = co_await wc_.hooks.egress_handle_upstream_ips(info_, ips, ctx_.get());
-  trace("egress.handle_upstream_ips", describe(policy), t0);
+  std::string listed;
+  for (const auto& ip : ips.addresses) listed += (listed.empty() ? "" : " ") + ip.to_string();
+  trace("egress.handle_upstream_ips", describe(policy), std::move(listed), t0);
   if (policy == UpstreamIpsPolicy::kBlock || ips.addresses.empty()) {
     wc_.stats.add(Counter::egress_blocked);
     spdlog::info("flow {}: upstream addresses of {} blocked by EgressHook", info_.id, target.host);
@@ -264,7 +268,7 @@ Task<int> TcpSession::connect_upstream() {
   stats_.upstream = est.upstream.to_string();
   t0 = runtime::Clock::now();
   wc_.hooks.egress_handle_connection_established(info_, est, ctx_.get());
-  trace("egress.handle_connection_established", stats_.upstream, t0);
+  trace("egress.handle_connection_established", "established", stats_.upstream, t0);
   co_return raced->fd;
 }
 
@@ -294,7 +298,7 @@ void TcpSession::finish() {
   }
   auto t0 = runtime::Clock::now();
   wc_.hooks.ingress_handle_connection_close(info_, stats_, ctx_.get());
-  trace("ingress.handle_connection_close", to_string(stats_.reason), t0);
+  trace("ingress.handle_connection_close", to_string(stats_.reason), "", t0);
   wc_.access_log.record(info_, stats_);
 }
 

@@ -36,7 +36,8 @@ class TcpSession {
   Task<int> connect_upstream();
   Task<std::optional<std::vector<IpAddress>>> resolve(const HostPort& target);
   void finish();
-  void trace(const char* hook, std::string decision, runtime::Clock::time_point t0);
+  void trace(const char* hook, std::string decision, std::string detail,
+             runtime::Clock::time_point t0);
 
   app::WorkerContext& wc_;
   const config::Endpoint& ep_;

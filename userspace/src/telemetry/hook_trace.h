@@ -17,7 +17,8 @@ struct HookEvent {
   std::string hook;  // e.g. "egress.handle_connection"
   std::uint64_t flow = 0;
   std::string endpoint;
-  std::string decision;  // e.g. "allow", "block", "direct 1.2.3.4:80", "" for events
+  std::string decision;  // one word: "allow", "block", "direct", "continue", ... ("" for events)
+  std::string detail;    // what the decision is about: a reason, an address
   std::chrono::microseconds duration{0};
 };
 

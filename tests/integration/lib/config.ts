@@ -1,0 +1,96 @@
+/**
+ * The daemon's YAML config, as typed objects. Tests build a config object and
+ * the framework writes it as JSON (JSON is valid YAML). Every section is
+ * optional; unknown keys can be added (the daemon validates them, not us).
+ * Durations are strings with units ("300ms", "2s", "1h").
+ */
+
+export type Duration = `${number}${'ms' | 's' | 'm' | 'h'}`;
+
+export interface ServerConfig {
+  workers?: number | 'auto';
+  drain_timeout?: Duration;
+  /** Filled in by startDaemon. */
+  admin_socket?: string;
+  /** Filled in by startDaemon. */
+  ready_file?: string;
+  [key: string]: unknown;
+}
+
+export interface LoggingConfig {
+  level?: 'trace' | 'debug' | 'info' | 'warn' | 'error';
+  access_log?: 'text' | 'json' | 'off';
+  access_log_path?: string;
+  [key: string]: unknown;
+}
+
+export interface DnsConfig {
+  /** "ip:port" of each resolver. */
+  servers?: string[];
+  fallback_servers?: string[];
+  timeout?: Duration;
+  attempts?: number;
+  cache_size?: number;
+  min_ttl?: Duration;
+  max_ttl?: Duration;
+  negative_ttl?: Duration;
+  [key: string]: unknown;
+}
+
+export interface EgressConfig {
+  /** CIDRs that the private-range guard lets through. */
+  allow_private?: string[];
+  connect_timeout?: Duration;
+  happy_eyeballs?: {
+    resolution_delay?: Duration;
+    connection_attempt_delay?: Duration;
+    prefer?: 'ipv6' | 'ipv4';
+  };
+  [key: string]: unknown;
+}
+
+export interface EndpointConfig {
+  name: string;
+  /** "ip:port"; port 0 binds an ephemeral port (see DaemonHandle.endpoint). */
+  listen: string;
+  onramp: 'tcp' | (string & {});
+  /** "host:port"; host may be an IP literal or a name resolved through `dns`. */
+  upstream?: string;
+  connect_timeout?: Duration;
+  idle_timeout?: Duration;
+  max_lifetime?: Duration;
+  relay?: 'splice' | 'buffer';
+  /** Per-endpoint settings of the application. */
+  app?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+export interface RamjetConfig {
+  server?: ServerConfig;
+  logging?: LoggingConfig;
+  dns?: DnsConfig;
+  egress?: EgressConfig;
+  telemetry?: { hook_trace?: boolean; [key: string]: unknown };
+  endpoints?: EndpointConfig[];
+  /** The application's own settings. */
+  app?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+/** A plain TCP endpoint on 127.0.0.1 and an ephemeral port. */
+export function tcpEndpoint(name: string, upstream: string, extra: Partial<EndpointConfig> = {}): EndpointConfig {
+  return { name, listen: '127.0.0.1:0', onramp: 'tcp', upstream, ...extra };
+}
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Deep-merges plain objects; arrays and scalars in `override` replace those in `base`. */
+export function mergeConfig<T extends Record<string, unknown>>(base: T, override: Record<string, unknown>): T {
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(override)) {
+    if (value === undefined) continue;
+    const current = out[key];
+    out[key] = isPlainObject(current) && isPlainObject(value) ? mergeConfig(current, value) : value;
+  }
+  return out as T;
+}

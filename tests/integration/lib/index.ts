@@ -1,0 +1,18 @@
+/**
+ * ramjet integration-test framework. Import everything from here:
+ *
+ *   import { test, startDaemon, tcpEndpoint, startEchoServer, connect } from '../lib/index.ts';
+ *
+ * See tests/integration/README.md for a walkthrough.
+ */
+export * from './admin.ts';
+export * from './blackhole.ts';
+export * from './client.ts';
+export * from './config.ts';
+export * from './daemon.ts';
+export * from './dns_server.ts';
+export * from './dns_wire.ts';
+export * from './lifecycle.ts';
+export * from './process.ts';
+export * from './upstreams.ts';
+export * from './wait.ts';

@@ -1,0 +1,150 @@
+/**
+ * Per-test resource lifecycle.
+ *
+ * Every helper that starts something (a daemon, an upstream, a DNS server, a
+ * client socket, a temp dir) takes the node:test `TestContext` and registers
+ * its teardown here. Teardown runs after the test, last-started first, so a
+ * daemon is stopped before the upstreams it relays to, and client sockets are
+ * closed before the daemon.
+ *
+ * Helpers also register *failure reporters*: text printed when the test fails
+ * or times out (a daemon's stats and hook trace while it still runs; its
+ * output and config after it stopped). Use the `test` exported here (a thin
+ * wrapper over node:test's `test`) to get that printing and a default
+ * per-test timeout; a failing teardown (e.g. the daemon crashed) prints the
+ * reports too.
+ */
+import { test as nodeTest, type TestContext } from 'node:test';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { withTimeout } from './wait.ts';
+
+type Teardown = () => void | Promise<void>;
+type Reporter = () => string | Promise<string>;
+
+/**
+ * When a failure reporter runs: 'live' before teardown (it may query running
+ * daemons: stats, hook trace), 'final' after teardown (process output is then
+ * complete, including shutdown messages). 'final' reporters must not need
+ * files in the test's temp dir, which teardown removes.
+ */
+export type ReportPhase = 'live' | 'final';
+
+interface Scope {
+  teardowns: Array<{ what: string; run: Teardown }>;
+  reporters: Array<{ what: string; report: Reporter; phase: ReportPhase }>;
+  /** Set by the `test` wrapper when the test threw or timed out. */
+  failed: boolean;
+}
+
+const scopes = new WeakMap<TestContext, Scope>();
+
+function scopeOf(t: TestContext): Scope {
+  let scope = scopes.get(t);
+  if (scope === undefined) {
+    const created: Scope = { teardowns: [], reporters: [], failed: false };
+    scope = created;
+    scopes.set(t, created);
+    t.after(() => finish(t, created));
+  }
+  return scope;
+}
+
+async function finish(t: TestContext, scope: Scope): Promise<void> {
+  const verbose = process.env.RAMJET_IT_VERBOSE === '1';
+  const why = scope.failed ? 'test failed' : 'verbose';
+  if (scope.failed || verbose) await printReport(t, scope, 'live', why);
+  const errors: unknown[] = [];
+  // Last started, first stopped.
+  for (const { what, run } of scope.teardowns.reverse()) {
+    try {
+      await run();
+    } catch (error) {
+      errors.push(new Error(`teardown of ${what} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error }));
+    }
+  }
+  if (scope.failed || verbose || errors.length > 0) await printReport(t, scope, 'final', errors.length > 0 && !scope.failed ? 'teardown failed' : why);
+  if (errors.length > 0) throw errors.length === 1 ? errors[0] : new AggregateError(errors, errors.map((e) => String(e)).join('; '));
+}
+
+/** Runs `run` after the test `t` finished (pass or fail), in reverse registration order. */
+export function defer(t: TestContext, what: string, run: Teardown): void {
+  scopeOf(t).teardowns.push({ what, run });
+}
+
+/**
+ * Registers text to print if the test `t` fails: e.g. a daemon's output
+ * ('final', the default) or its hook trace fetched while it still runs ('live').
+ */
+export function addFailureReporter(t: TestContext, what: string, report: Reporter, phase: ReportPhase = 'final'): void {
+  scopeOf(t).reporters.push({ what, report, phase });
+}
+
+async function printReport(t: TestContext, scope: Scope, phase: ReportPhase, why: string): Promise<void> {
+  for (const { what, report } of scope.reporters.filter((r) => r.phase === phase)) {
+    let text: string;
+    try {
+      text = await withTimeout(Promise.resolve(report()), 3_000, `failure reporter ${what}`);
+    } catch (error) {
+      text = `<reporter failed: ${error instanceof Error ? error.message : String(error)}>`;
+    }
+    const body = text.trimEnd() === '' ? '  <empty>' : text.trimEnd().replace(/^/gm, '  | ');
+    console.error(`----- [${t.name}] ${why}: ${what} -----\n${body}\n----- end of ${what} -----`);
+  }
+}
+
+/** Creates a fresh temp dir for `t`, removed after the test unless RAMJET_IT_KEEP_TMP=1. */
+export async function makeTempDir(t: TestContext, prefix = 'ramjet-it-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  defer(t, `temp dir ${dir}`, async () => {
+    if (process.env.RAMJET_IT_KEEP_TMP === '1') {
+      console.error(`[${t.name}] keeping temp dir ${dir}`);
+      return;
+    }
+    await rm(dir, { recursive: true, force: true });
+  });
+  return dir;
+}
+
+export interface TestOptions {
+  /** Per-test timeout in milliseconds (default 30 000). */
+  timeout?: number;
+  skip?: boolean | string;
+  todo?: boolean | string;
+  only?: boolean;
+}
+
+export type TestFn = (t: TestContext) => Promise<void> | void;
+
+/**
+ * node:test's `test`, plus: a default timeout of 30 s, and on failure (an
+ * exception or the timeout) the output of every daemon started by the test is
+ * printed. Use it exactly like node:test's `test`.
+ */
+export function test(name: string, fn: TestFn): Promise<void>;
+export function test(name: string, options: TestOptions, fn: TestFn): Promise<void>;
+export function test(name: string, a: TestOptions | TestFn, b?: TestFn): Promise<void> {
+  const options: TestOptions = typeof a === 'function' ? {} : a;
+  const fn = typeof a === 'function' ? a : b;
+  if (fn === undefined) throw new TypeError('test(): missing test function');
+  return nodeTest(name, { timeout: 30_000, ...options }, async (t) => {
+    // The scope's after hook prints the failure reports and tears down.
+    // A timeout aborts t.signal while fn is still pending.
+    const scope = scopeOf(t);
+    const onAbort = (): void => {
+      scope.failed = true;
+    };
+    t.signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      await fn(t);
+    } catch (error) {
+      scope.failed = true;
+      throw error;
+    } finally {
+      t.signal.removeEventListener('abort', onAbort);
+    }
+  });
+}
+
+export type { TestContext };
