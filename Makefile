@@ -12,10 +12,11 @@ BUILD ?= release
 BUILD_DIR := build/$(BUILD)
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 30
+TEST_FUZZ_SECONDS ?= 10   # the short fuzz smoke inside `make test`
 CONFIG ?= config/ramjet.yaml
 
 # Debian packages the build, the tests and the benchmarks use.
-DEB_PACKAGES := g++ cmake ninja-build pkg-config clang llvm \
+DEB_PACKAGES := g++ cmake ninja-build pkg-config clang llvm libclang-rt-14-dev \
   liburing-dev libc-ares-dev libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev \
   libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev \
   nodejs socat iperf3 curl python3 haproxy procps iproute2
@@ -67,6 +68,7 @@ test: deps
 	@$(MAKE) --no-print-directory test-unit BUILD=release
 	@$(MAKE) --no-print-directory test-integration BUILD=release
 	@$(MAKE) --no-print-directory test-asan
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 
 test-unit:
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)

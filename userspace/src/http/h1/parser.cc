@@ -1,0 +1,969 @@
+#include "http/h1/parser.h"
+
+#include <algorithm>
+#include <array>
+#include <limits>
+
+namespace ramjet::http::h1 {
+
+namespace {
+
+constexpr std::uint64_t kMaxLength = std::numeric_limits<std::int64_t>::max();  // 2^63 - 1
+constexpr std::size_t kNoLimit = std::numeric_limits<std::size_t>::max();
+
+// RFC 9110 5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" /
+// "_" / "`" / "|" / "~" / DIGIT / ALPHA. A table keeps the hot loops branch-light.
+constexpr std::array<bool, 256> kTchar = [] {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}();
+
+unsigned char uc(char c) {
+  return static_cast<unsigned char>(c);
+}
+bool is_tchar(char c) {
+  return kTchar[uc(c)];
+}
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+bool is_ws(char c) {
+  return c == ' ' || c == '\t';
+}
+bool is_alpha(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+// RFC 9110 5.5: field-vchar / SP / HTAB; obs-text (0x80-0xFF) is allowed, CTLs and DEL are not.
+bool is_field_value_char(char c) {
+  const unsigned char u = uc(c);
+  return u == '\t' || (u >= 0x20 && u != 0x7f);
+}
+bool is_token(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!is_tchar(c)) return false;
+  }
+  return true;
+}
+
+char lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + ('a' - 'A')) : c;
+}
+
+std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && is_ws(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_ws(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+// Calls fn(element) for each element of a comma-separated list (RFC 9110 5.6.1), OWS trimmed,
+// empty elements included so that each caller decides; stops early when fn returns false.
+template <typename Fn>
+bool for_each_element(std::string_view list, Fn&& fn) {
+  for (;;) {
+    const std::size_t comma = list.find(',');
+    if (!fn(trim_ows(list.substr(0, comma)))) return false;
+    if (comma == std::string_view::npos) return true;
+    list.remove_prefix(comma + 1);
+  }
+}
+
+std::uintptr_t address(const char* p) {
+  return reinterpret_cast<std::uintptr_t>(p);
+}
+
+// Moves a view from a buffer that was at `old_base` to the same offset in `new_base`: callers
+// may grow (and so move) their buffer between calls.
+void rebase(std::string_view& v, std::uintptr_t old_base, const char* new_base) {
+  if (v.data() == nullptr) return;
+  v = std::string_view(new_base + (address(v.data()) - old_base), v.size());
+}
+
+// ---- Lines -------------------------------------------------------------------------------
+
+enum class LineFault : std::uint8_t {
+  kNone,
+  kNeedMore,
+  kBareLf,
+  kBareCr,
+  kNul,
+  kLineTooLong,
+  kTotalTooLong,
+};
+
+struct LineScan {
+  LineFault fault;
+  std::size_t at;  // kNone: the LF ending the line; otherwise where it went wrong
+};
+
+// Scans for the CRLF ending the line that starts at `line_start`, from `scan` on; on kNeedMore
+// `scan` remembers where to resume (a trailing CR is rescanned so its LF gets checked). Limits
+// are checked per byte so an over-long partial line fails before it is complete.
+LineScan scan_line(std::string_view buf, std::size_t line_start, std::size_t& scan,
+                   std::size_t max_line, std::size_t max_total) {
+  const std::size_t n = buf.size();
+  const std::size_t line_limit =
+      max_line >= kNoLimit - line_start ? kNoLimit : line_start + max_line;
+  // Bytes above CR can end nothing and break no rule here, so the common case is one compare
+  // per byte; everything else (and every limit) is decided in the slow path below.
+  const std::size_t fast_end = std::min({n, max_total, line_limit});
+  std::size_t i = scan;
+  for (;;) {
+    while (i < fast_end && uc(buf[i]) > '\r') ++i;
+    if (i >= n) {
+      scan = n;
+      return {LineFault::kNeedMore, n};
+    }
+    if (i >= max_total) return {LineFault::kTotalTooLong, i};
+    const char c = buf[i];
+    if (c == '\n') {
+      if (i == line_start || buf[i - 1] != '\r') return {LineFault::kBareLf, i};
+      return {LineFault::kNone, i};
+    }
+    if (c == '\r') {
+      if (i + 1 == n) {
+        scan = i;
+        return {LineFault::kNeedMore, i};
+      }
+      if (buf[i + 1] != '\n') return {LineFault::kBareCr, i};
+      ++i;  // the LF is checked on the next turn
+      continue;
+    }
+    if (c == '\0') return {LineFault::kNul, i};
+    if (i >= line_limit) return {LineFault::kLineTooLong, i};
+    ++i;  // HTAB and other controls are judged by the line parsers
+  }
+}
+
+struct Fault {
+  std::size_t at = 0;
+  std::string_view reason;
+};
+
+// RFC 9112 5: field-line = field-name ":" OWS field-value OWS, over buf[begin, end) (no CRLF,
+// no CR, no NUL: scan_line already refused those).
+bool parse_field_line(std::string_view buf, std::size_t begin, std::size_t end, Field& out,
+                      Fault& fault) {
+  std::size_t i = begin;
+  while (i < end && is_tchar(buf[i])) ++i;
+  if (i == end) {
+    fault = {i, "missing colon in field line"};
+    return false;
+  }
+  if (buf[i] != ':') {
+    // RFC 9112 5.1: no whitespace is allowed between the field name and colon; proxies that
+    // strip it and servers that do not disagree about the name (a classic smuggling vector).
+    fault = {i, is_ws(buf[i]) ? "whitespace between field name and colon"
+                              : "invalid character in field name"};
+    return false;
+  }
+  if (i == begin) {
+    fault = {i, "empty field name"};
+    return false;
+  }
+  out.name = buf.substr(begin, i - begin);
+  std::size_t v = i + 1;
+  std::size_t e = end;
+  while (v < e && is_ws(buf[v])) ++v;
+  while (e > v && is_ws(buf[e - 1])) --e;
+  for (std::size_t k = v; k < e; ++k) {
+    if (!is_field_value_char(buf[k])) {
+      fault = {k, "invalid character in field value"};
+      return false;
+    }
+  }
+  out.value = buf.substr(v, e - v);
+  return true;
+}
+
+// ---- Start lines and field values --------------------------------------------------------
+
+enum class VersionParse : std::uint8_t { kHttp10, kHttp11, kMalformed, kUnsupported };
+
+// RFC 9112 2.3: HTTP-version = "HTTP/" DIGIT "." DIGIT, case-sensitive.
+VersionParse parse_version(std::string_view v) {
+  if (v.size() != 8 || v.substr(0, 5) != "HTTP/" || !is_digit(v[5]) || v[6] != '.' ||
+      !is_digit(v[7])) {
+    return VersionParse::kMalformed;
+  }
+  if (v[5] == '1' && v[7] == '0') return VersionParse::kHttp10;
+  if (v[5] == '1' && v[7] == '1') return VersionParse::kHttp11;
+  return VersionParse::kUnsupported;
+}
+
+// RFC 3986 reg-name = *( unreserved / pct-encoded / sub-delims ), here non-empty.
+bool is_reg_name(std::string_view s) {
+  if (s.empty()) return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (is_alpha(c) || is_digit(c)) continue;
+    if (c == '%') {
+      if (i + 2 >= s.size()) return false;
+      if (hex_value(s[i + 1]) < 0 || hex_value(s[i + 2]) < 0) return false;
+      i += 2;
+      continue;
+    }
+    if (std::string_view("-._~!$&'()*+,;=").find(c) == std::string_view::npos) return false;
+  }
+  return true;
+}
+
+// uri-host [":" port]: an IPv6 literal in brackets or a reg-name (which covers IPv4). Used for
+// CONNECT targets (port required, RFC 9112 3.2.3) and Host values (port optional).
+bool is_authority(std::string_view s, bool port_required) {
+  std::size_t host_end = 0;
+  if (!s.empty() && s[0] == '[') {
+    const std::size_t close = s.find(']');
+    if (close == std::string_view::npos || close < 3) return false;
+    bool colon = false;
+    for (char c : s.substr(1, close - 1)) {
+      if (c == ':') {
+        colon = true;
+      } else if (hex_value(c) < 0 && c != '.') {
+        return false;
+      }
+    }
+    if (!colon) return false;
+    host_end = close + 1;
+  } else {
+    host_end = std::min(s.find(':'), s.size());
+    if (!is_reg_name(s.substr(0, host_end))) return false;
+  }
+  std::string_view rest = s.substr(host_end);
+  if (rest.empty()) return !port_required;
+  if (rest[0] != ':') return false;
+  rest.remove_prefix(1);
+  if (rest.empty() || rest.size() > 5) return false;
+  std::uint32_t port = 0;
+  for (char c : rest) {
+    if (!is_digit(c)) return false;
+    port = port * 10 + static_cast<std::uint32_t>(c - '0');
+  }
+  return port <= 65535;
+}
+
+// absolute-URI starts with scheme ":" where scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ).
+bool has_scheme(std::string_view s) {
+  if (s.empty() || !is_alpha(s[0])) return false;
+  for (std::size_t i = 1; i < s.size(); ++i) {
+    const char c = s[i];
+    if (c == ':') return true;
+    if (!is_alpha(c) && !is_digit(c) && c != '+' && c != '-' && c != '.') return false;
+  }
+  return false;
+}
+
+// RFC 9110 8.6: Content-Length = 1*DIGIT, bounded by 2^63 - 1 so it fits every offset type.
+// Lists ("5, 5") and signs are rejected: strictness beats the RFC's optional list recovery.
+const char* parse_content_length(std::string_view v, std::uint64_t& out) {
+  if (v.empty()) return "empty Content-Length";
+  std::uint64_t n = 0;
+  for (char c : v) {
+    if (!is_digit(c)) return "invalid Content-Length";
+    const auto d = static_cast<std::uint64_t>(c - '0');
+    if (n > (kMaxLength - d) / 10) return "Content-Length too large";
+    n = n * 10 + d;
+  }
+  out = n;
+  return nullptr;
+}
+
+// Transfer codings we can name. The proxy only decodes chunked; the others pass through, but
+// an unknown one means we cannot tell what the peer will do with the framing (501).
+bool is_known_coding(std::string_view c) {
+  return iequals(c, "gzip") || iequals(c, "x-gzip") || iequals(c, "deflate") ||
+         iequals(c, "compress") || iequals(c, "x-compress");
+}
+
+}  // namespace
+
+// ---- Helpers -----------------------------------------------------------------------------
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
+}
+
+const Field* find_field(const Head& head, std::string_view name) {
+  for (const Field& f : head.fields) {
+    if (iequals(f.name, name)) return &f;
+  }
+  return nullptr;
+}
+
+bool is_hop_by_hop(const Head& head, std::string_view name) {
+  static constexpr std::string_view kHopByHop[] = {
+      "connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade",
+  };
+  for (std::string_view h : kHopByHop) {
+    if (iequals(name, h)) return true;
+  }
+  for (std::string_view t : head.connection_tokens) {
+    if (iequals(name, t)) return true;
+  }
+  return false;
+}
+
+const char* to_string(BodyKind kind) {
+  switch (kind) {
+    case BodyKind::kNone:
+      return "none";
+    case BodyKind::kContentLength:
+      return "content-length";
+    case BodyKind::kChunked:
+      return "chunked";
+    case BodyKind::kUntilClose:
+      return "until-close";
+    case BodyKind::kTunnel:
+      return "tunnel";
+  }
+  return "unknown";
+}
+
+void Head::clear() {
+  kind = MessageKind::kRequest;
+  version = Version::kHttp11;
+  method = {};
+  target = {};
+  target_form = TargetForm::kOrigin;
+  status_code = 0;
+  reason = {};
+  fields.clear();
+  body = BodyKind::kNone;
+  content_length = 0;
+  keep_alive = false;
+  connection_tokens.clear();
+  upgrade = false;
+  expect_continue = false;
+}
+
+// ---- HeadParser --------------------------------------------------------------------------
+
+HeadParser::HeadParser(MessageKind kind, const Limits& limits, std::string_view request_method)
+    : kind_(kind), limits_(limits) {
+  reset(request_method);
+}
+
+void HeadParser::reset(std::string_view request_method) {
+  request_was_head_ = request_method == "HEAD";
+  request_was_connect_ = request_method == "CONNECT";
+  phase_ = Phase::kStart;
+  line_start_ = 0;
+  scan_ = 0;
+  base_ = 0;
+  result_ = {};
+}
+
+HeadResult HeadParser::fail(int status, std::size_t offset, std::string_view reason) {
+  phase_ = Phase::kError;
+  result_.status = ParseStatus::kError;
+  result_.consumed = 0;
+  result_.error = {kind_ == MessageKind::kResponse ? 502 : status, offset, reason};
+  return result_;
+}
+
+HeadResult HeadParser::parse(std::string_view buf, Head& head) {
+  if (phase_ == Phase::kStart) {
+    head.clear();
+    head.kind = kind_;
+    phase_ = Phase::kStartLine;
+  } else if (address(buf.data()) != base_) {
+    rebase(head.method, base_, buf.data());
+    rebase(head.target, base_, buf.data());
+    rebase(head.reason, base_, buf.data());
+    for (Field& f : head.fields) {
+      rebase(f.name, base_, buf.data());
+      rebase(f.value, base_, buf.data());
+    }
+    for (std::string_view& t : head.connection_tokens) rebase(t, base_, buf.data());
+  }
+  base_ = address(buf.data());
+  if (phase_ == Phase::kDone || phase_ == Phase::kError) return result_;
+  if (buf.size() < scan_) return fail(500, buf.size(), "buffer shrank between calls");
+
+  const bool request = kind_ == MessageKind::kRequest;
+  for (;;) {
+    const bool start_line = phase_ == Phase::kStartLine;
+    const LineScan s = scan_line(buf, line_start_, scan_,
+                                 start_line ? limits_.max_start_line : kNoLimit, limits_.max_head);
+    switch (s.fault) {
+      case LineFault::kNone:
+        break;
+      case LineFault::kNeedMore:
+        return {ParseStatus::kNeedMore, 0, {}};
+      case LineFault::kBareLf:
+        return fail(400, s.at, "bare LF (lines must end in CRLF)");
+      case LineFault::kBareCr:
+        return fail(400, s.at, "bare CR (not followed by LF)");
+      case LineFault::kNul:
+        return fail(400, s.at, "NUL byte in head");
+      case LineFault::kLineTooLong:
+        return fail(414, s.at, request ? "request-line too long" : "status-line too long");
+      case LineFault::kTotalTooLong:
+        return fail(431, s.at, "head too large");
+    }
+    const std::size_t begin = line_start_;
+    const std::size_t end = s.at - 1;  // the CR
+    line_start_ = scan_ = s.at + 1;
+
+    if (start_line) {
+      if (begin == end) {
+        // RFC 9112 2.2: a server SHOULD ignore empty lines before the request-line (stray CRLF
+        // after a previous body); they still count against max_head.
+        if (request) continue;
+        return fail(502, begin, "empty status-line");
+      }
+      const bool ok = request ? parse_request_line(buf, begin, end, head)
+                              : parse_status_line(buf, begin, end, head);
+      if (!ok) return result_;
+      phase_ = Phase::kFields;
+      continue;
+    }
+    if (begin == end) {
+      if (!finish(buf, head)) return result_;
+      phase_ = Phase::kDone;
+      result_ = {ParseStatus::kDone, scan_, {}};
+      return result_;
+    }
+    if (is_ws(buf[begin])) {
+      // RFC 9112 5.2 / 2.2: obs-fold and whitespace after the start-line are rejected rather
+      // than unfolded, since a peer that does not unfold would see a different field.
+      return fail(400, begin,
+                  head.fields.empty() ? "whitespace before the first field line"
+                                      : "obs-fold (field line starting with whitespace)");
+    }
+    if (head.fields.size() >= limits_.max_fields) return fail(431, begin, "too many fields");
+    Field f;
+    Fault fault;
+    if (!parse_field_line(buf, begin, end, f, fault)) return fail(400, fault.at, fault.reason);
+    head.fields.push_back(f);
+  }
+}
+
+// RFC 9112 3: request-line = method SP request-target SP HTTP-version, single SPs only.
+bool HeadParser::parse_request_line(std::string_view buf, std::size_t begin, std::size_t end,
+                                    Head& head) {
+  const std::string_view line = buf.substr(begin, end - begin);
+  std::size_t sp1 = 0;
+  while (sp1 < line.size() && is_tchar(line[sp1])) ++sp1;
+  if (sp1 == line.size()) return fail(400, begin + sp1, "missing request-target"), false;
+  if (line[sp1] != ' ') return fail(400, begin + sp1, "invalid character in method"), false;
+  if (sp1 == 0) return fail(400, begin, "empty method"), false;
+  const std::size_t sp2 = line.rfind(' ');
+  if (sp2 == sp1) return fail(400, end, "missing HTTP version"), false;
+
+  // The version decides first: "GET / HTTP/1.1 " has a bad version, not a bad target.
+  switch (parse_version(line.substr(sp2 + 1))) {
+    case VersionParse::kHttp10:
+      head.version = Version::kHttp10;
+      break;
+    case VersionParse::kHttp11:
+      head.version = Version::kHttp11;
+      break;
+    case VersionParse::kMalformed:
+      return fail(400, begin + sp2 + 1, "malformed HTTP version"), false;
+    case VersionParse::kUnsupported:
+      return fail(505, begin + sp2 + 1, "unsupported HTTP version"), false;
+  }
+
+  const std::string_view method = line.substr(0, sp1);
+  const std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  if (target.empty()) return fail(400, begin + sp1 + 1, "empty request-target"), false;
+  for (std::size_t i = 0; i < target.size(); ++i) {
+    const unsigned char c = uc(target[i]);
+    const std::size_t at = begin + sp1 + 1 + i;
+    if (c == ' ') return fail(400, at, "whitespace in request-target"), false;
+    if (c < 0x21 || c > 0x7e) return fail(400, at, "invalid character in request-target"), false;
+    if (c == '#') return fail(400, at, "fragment in request-target"), false;
+  }
+
+  // RFC 9112 3.2: the form is fixed by the method; a proxy routes on it, so no guessing.
+  const std::size_t target_at = begin + sp1 + 1;
+  if (method == "CONNECT") {
+    if (!is_authority(target, true)) {
+      return fail(400, target_at, "CONNECT target must be authority-form host:port"), false;
+    }
+    head.target_form = TargetForm::kAuthority;
+  } else if (target == "*") {
+    if (method != "OPTIONS") return fail(400, target_at, "asterisk-form is for OPTIONS"), false;
+    head.target_form = TargetForm::kAsterisk;
+  } else if (target[0] == '/') {
+    head.target_form = TargetForm::kOrigin;
+  } else if (has_scheme(target)) {
+    head.target_form = TargetForm::kAbsolute;
+  } else {
+    return fail(400, target_at, "invalid request-target form"), false;
+  }
+  head.method = method;
+  head.target = target;
+  return true;
+}
+
+// RFC 9112 4: status-line = HTTP-version SP status-code SP [ reason-phrase ]. A missing SP
+// before an empty reason is tolerated: the reason carries no semantics and common servers omit
+// it, and it cannot change framing.
+bool HeadParser::parse_status_line(std::string_view buf, std::size_t begin, std::size_t end,
+                                   Head& head) {
+  const std::string_view line = buf.substr(begin, end - begin);
+  switch (parse_version(line.substr(0, std::min<std::size_t>(8, line.size())))) {
+    case VersionParse::kHttp10:
+      head.version = Version::kHttp10;
+      break;
+    case VersionParse::kHttp11:
+      head.version = Version::kHttp11;
+      break;
+    case VersionParse::kMalformed:
+      return fail(400, begin, "malformed HTTP version"), false;
+    case VersionParse::kUnsupported:
+      return fail(505, begin, "unsupported HTTP version"), false;
+  }
+  if (line.size() < 12 || line[8] != ' ' || !is_digit(line[9]) || !is_digit(line[10]) ||
+      !is_digit(line[11]) || (line.size() > 12 && line[12] != ' ')) {
+    return fail(400, begin + std::min<std::size_t>(8, line.size()), "malformed status-line"), false;
+  }
+  const int code = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
+  if (code < 100 || code > 599) return fail(400, begin + 9, "status code out of range"), false;
+  const std::string_view reason = line.size() > 12 ? line.substr(13) : line.substr(12);
+  for (std::size_t i = 0; i < reason.size(); ++i) {
+    if (!is_field_value_char(reason[i])) {
+      return fail(400, begin + 13 + i, "invalid character in reason-phrase"), false;
+    }
+  }
+  head.status_code = code;
+  head.reason = reason;
+  return true;
+}
+
+// Whole-head rules (RFC 9112 6.1-6.3, RFC 9110 7.2/7.6.1/10.1.1): framing, Host, Connection.
+// Runs once over the field list, never over the bytes again.
+bool HeadParser::finish(std::string_view buf, Head& head) {
+  const bool request = kind_ == MessageKind::kRequest;
+  const bool v11 = head.version == Version::kHttp11;
+  const auto at = [&](const Field& f) {
+    return static_cast<std::size_t>(f.name.data() - buf.data());
+  };
+  const std::size_t head_end = scan_ - 2;
+
+  const Field* content_length = nullptr;
+  const Field* second_content_length = nullptr;
+  const Field* transfer_encoding = nullptr;
+  const Field* host = nullptr;
+  const Field* second_host = nullptr;
+  const Field* bad_connection = nullptr;
+  bool close = false;
+  bool keep_alive_token = false;
+  bool upgrade = false;
+  bool expect_continue = false;
+  for (const Field& f : head.fields) {
+    if (iequals(f.name, "content-length")) {
+      if (content_length == nullptr) {
+        content_length = &f;
+      } else if (second_content_length == nullptr) {
+        second_content_length = &f;
+      }
+    } else if (iequals(f.name, "transfer-encoding")) {
+      if (transfer_encoding == nullptr) transfer_encoding = &f;
+    } else if (iequals(f.name, "host")) {
+      if (host == nullptr) {
+        host = &f;
+      } else if (second_host == nullptr) {
+        second_host = &f;
+      }
+    } else if (iequals(f.name, "connection")) {
+      const bool ok = for_each_element(f.value, [&](std::string_view option) {
+        if (option.empty()) return true;  // RFC 9110 5.6.1: empty list elements are ignored
+        if (!is_token(option)) return false;
+        head.connection_tokens.push_back(option);
+        close = close || iequals(option, "close");
+        keep_alive_token = keep_alive_token || iequals(option, "keep-alive");
+        return true;
+      });
+      if (!ok && bad_connection == nullptr) bad_connection = &f;
+    } else if (iequals(f.name, "upgrade")) {
+      upgrade = true;
+    } else if (iequals(f.name, "expect")) {
+      expect_continue = expect_continue || iequals(f.value, "100-continue");
+    }
+  }
+
+  // Framing first: these are the smuggling vectors, and they decide where the next message
+  // starts, so they win over every other complaint.
+  if (content_length != nullptr && transfer_encoding != nullptr) {
+    return fail(400, at(*content_length), "Content-Length with Transfer-Encoding"), false;
+  }
+  if (second_content_length != nullptr) {
+    // RFC 9110 8.6 allows merging equal values; a proxy that merges while its peer does not is
+    // a desync, so even equal duplicates are refused.
+    return fail(400, at(*second_content_length), "duplicate Content-Length"), false;
+  }
+  std::uint64_t length = 0;
+  if (content_length != nullptr) {
+    if (const char* why = parse_content_length(content_length->value, length)) {
+      return fail(400, at(*content_length), why), false;
+    }
+  }
+  bool chunked_last = false;
+  if (transfer_encoding != nullptr) {
+    // RFC 9112 6.1: HTTP/1.0 has no chunked coding; its framing is faulty by definition.
+    if (!v11) {
+      return fail(400, at(*transfer_encoding), "Transfer-Encoding in an HTTP/1.0 message"), false;
+    }
+    bool chunked_seen = false;
+    for (const Field& f : head.fields) {
+      if (!iequals(f.name, "transfer-encoding")) continue;
+      int status = 0;
+      const char* why = nullptr;
+      for_each_element(f.value, [&](std::string_view coding) {
+        // Empty elements and parameters are legal but unused; refusing them keeps every
+        // recipient's reading of the coding list identical.
+        if (coding.empty()) {
+          status = 400, why = "empty Transfer-Encoding element";
+        } else if (coding.find(';') != std::string_view::npos) {
+          status = 400, why = "transfer-coding parameters are not supported";
+        } else if (!is_token(coding)) {
+          status = 400, why = "invalid Transfer-Encoding";
+        } else if (iequals(coding, "chunked")) {
+          if (chunked_seen) status = 400, why = "chunked applied more than once";
+          chunked_seen = chunked_last = true;
+        } else if (is_known_coding(coding)) {
+          chunked_last = false;
+        } else {
+          status = 501, why = "unknown transfer coding";
+        }
+        return why == nullptr;
+      });
+      if (why != nullptr) return fail(status, at(f), why), false;
+    }
+    // RFC 9112 6.3: a request whose final coding is not chunked cannot be delimited.
+    if (request && !chunked_last) {
+      return fail(400, at(*transfer_encoding), "chunked is not the final transfer coding"), false;
+    }
+  }
+  if (bad_connection != nullptr) {
+    return fail(400, at(*bad_connection), "invalid Connection option"), false;
+  }
+  if (request) {
+    // RFC 9112 3.2: exactly one Host in HTTP/1.1, and it must be a valid authority.
+    if (second_host != nullptr) return fail(400, at(*second_host), "multiple Host fields"), false;
+    if (host == nullptr && v11)
+      return fail(400, head_end, "missing Host in HTTP/1.1 request"), false;
+    if (host != nullptr && !host->value.empty() && !is_authority(host->value, false)) {
+      return fail(400, at(*host), "invalid Host"), false;
+    }
+  }
+
+  head.content_length = length;
+  if (request) {
+    head.body = transfer_encoding != nullptr ? BodyKind::kChunked
+                : content_length != nullptr  ? BodyKind::kContentLength
+                                             : BodyKind::kNone;
+  } else {
+    const int code = head.status_code;
+    if (code == 101 || (request_was_connect_ && code >= 200 && code < 300)) {
+      head.body = BodyKind::kTunnel;
+    } else if (code < 200 || code == 204 || code == 304 || request_was_head_) {
+      head.body = BodyKind::kNone;
+    } else if (transfer_encoding != nullptr) {
+      // RFC 9112 6.3 item 4: a response whose final coding is not chunked runs until close.
+      head.body = chunked_last ? BodyKind::kChunked : BodyKind::kUntilClose;
+    } else if (content_length != nullptr) {
+      head.body = BodyKind::kContentLength;
+    } else {
+      head.body = BodyKind::kUntilClose;
+    }
+  }
+  // RFC 9112 9.3: persistence by version default, overridden by Connection, and impossible
+  // when the body or a tunnel runs to the close.
+  head.keep_alive = !close && (v11 || keep_alive_token) && head.body != BodyKind::kUntilClose &&
+                    head.body != BodyKind::kTunnel;
+  // RFC 9110 7.8 / 10.1.1: HTTP/1.0 recipients ignore Upgrade and 100-continue.
+  head.upgrade = upgrade && v11;
+  head.expect_continue = request && v11 && expect_continue;
+  return true;
+}
+
+// ---- ChunkedDecoder ----------------------------------------------------------------------
+
+ChunkedDecoder::ChunkedDecoder(MessageKind kind, const ChunkedLimits& limits)
+    : kind_(kind), limits_(limits) {}
+
+void ChunkedDecoder::reset() {
+  state_ = State::kSize;
+  size_ = 0;
+  size_digits_ = 0;
+  line_bytes_ = 0;
+  position_ = 0;
+  trailer_line_ = 0;
+  trailer_scan_ = 0;
+  trailer_base_ = 0;
+  error_ = {};
+}
+
+BodyResult ChunkedDecoder::fail(int status, std::size_t at, std::string_view reason) {
+  state_ = State::kError;
+  error_ = {kind_ == MessageKind::kResponse ? 502 : status,
+            static_cast<std::size_t>(position_ + at), reason};
+  return {BodyStatus::kError, 0, {}, error_};
+}
+
+BodyResult ChunkedDecoder::decode(std::string_view in, std::vector<Field>& trailers) {
+  switch (state_) {
+    case State::kError:
+      return {BodyStatus::kError, 0, {}, error_};
+    case State::kDone:
+      return {BodyStatus::kDone, 0, {}, {}};
+    case State::kTrailers:
+      return decode_trailers(in, 0, trailers);
+    default:
+      break;
+  }
+  const std::size_t n = in.size();
+  std::size_t i = 0;
+  while (i < n) {
+    if (state_ == State::kData) {
+      const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(size_, n - i));
+      size_ -= take;
+      if (size_ == 0) state_ = State::kDataCr;
+      const BodyResult r{BodyStatus::kData, i + take, in.substr(i, take), {}};
+      position_ += r.consumed;
+      return r;
+    }
+    const char c = in[i];
+    switch (state_) {
+      case State::kDataCr:
+        if (c == '\n') return fail(400, i, "bare LF after chunk data");
+        if (c != '\r') return fail(400, i, "missing CRLF after chunk data");
+        state_ = State::kDataLf;
+        break;
+      case State::kDataLf:
+        if (c != '\n') return fail(400, i, "bare CR after chunk data");
+        state_ = State::kSize;
+        size_ = 0;
+        size_digits_ = 0;
+        line_bytes_ = 0;
+        break;
+      case State::kSizeLf:
+        if (c != '\n') return fail(400, i, "bare CR in chunk-size line");
+        ++i;
+        if (size_ == 0) {
+          // last-chunk: what follows is the trailer section, which needs views, so it stays
+          // in the caller's buffer until it is complete.
+          state_ = State::kTrailers;
+          trailers.clear();
+          trailer_line_ = trailer_scan_ = 0;
+          return decode_trailers(in, i, trailers);
+        }
+        state_ = State::kData;
+        continue;
+      default: {
+        // The chunk-size line: LF only after CR, and bounded so extensions cannot grow forever.
+        if (c == '\n') return fail(400, i, "bare LF in chunk-size line");
+        if (c != '\r' && ++line_bytes_ > limits_.max_chunk_line) {
+          return fail(400, i, "chunk-size line too long");
+        }
+        if (const char* why = chunk_line_byte(c)) return fail(400, i, why);
+        break;
+      }
+    }
+    ++i;
+  }
+  position_ += n;
+  return {BodyStatus::kNeedMore, n, {}, {}};
+}
+
+// chunk-size [ chunk-ext ] up to its CR, one byte at a time, where
+// chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ) and ext-val is a token or a
+// quoted-string. Returns why the byte is wrong, or nullptr.
+const char* ChunkedDecoder::chunk_line_byte(char c) {
+  const bool ws = is_ws(c);
+  switch (state_) {
+    case State::kSize: {
+      const int d = hex_value(c);
+      if (d >= 0) {
+        if (size_ > (kMaxLength - static_cast<std::uint64_t>(d)) / 16) {
+          return "chunk size too large";
+        }
+        size_ = size_ * 16 + static_cast<std::uint64_t>(d);
+        ++size_digits_;
+      } else if (size_digits_ == 0) {
+        return "invalid chunk size";
+      } else if (c == '\r') {
+        state_ = State::kSizeLf;
+      } else if (c == ';') {
+        state_ = State::kExtNameStart;
+      } else if (ws) {
+        state_ = State::kSizeWs;
+      } else {
+        return "invalid character after chunk size";
+      }
+      break;
+    }
+    case State::kSizeWs:
+      if (c == ';') {
+        state_ = State::kExtNameStart;
+      } else if (!ws) {
+        return "malformed chunk extension";
+      }
+      break;
+    case State::kExtNameStart:
+      if (is_tchar(c)) {
+        state_ = State::kExtName;
+      } else if (!ws) {
+        return "malformed chunk extension";
+      }
+      break;
+    case State::kExtName:
+      if (c == '\r') {
+        state_ = State::kSizeLf;
+      } else if (c == '=') {
+        state_ = State::kExtValStart;
+      } else if (c == ';') {
+        state_ = State::kExtNameStart;
+      } else if (ws) {
+        state_ = State::kExtNameWs;
+      } else if (!is_tchar(c)) {
+        return "malformed chunk extension";
+      }
+      break;
+    case State::kExtNameWs:
+      if (c == '=') {
+        state_ = State::kExtValStart;
+      } else if (c == ';') {
+        state_ = State::kExtNameStart;
+      } else if (!ws) {
+        return "malformed chunk extension";
+      }
+      break;
+    case State::kExtValStart:
+      if (c == '"') {
+        state_ = State::kExtQuoted;
+      } else if (is_tchar(c)) {
+        state_ = State::kExtValToken;
+      } else if (!ws) {
+        return "malformed chunk extension";
+      }
+      break;
+    case State::kExtValToken:
+      if (c == '\r') {
+        state_ = State::kSizeLf;
+      } else if (c == ';') {
+        state_ = State::kExtNameStart;
+      } else if (ws) {
+        state_ = State::kSizeWs;
+      } else if (!is_tchar(c)) {
+        return "malformed chunk extension";
+      }
+      break;
+    case State::kExtQuoted:
+      // qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text
+      if (c == '"') {
+        state_ = State::kExtValEnd;
+      } else if (c == '\\') {
+        state_ = State::kExtQuotedPair;
+      } else if (!is_field_value_char(c)) {
+        return "malformed chunk extension";
+      }
+      break;
+    case State::kExtQuotedPair:
+      if (!is_field_value_char(c)) return "malformed chunk extension";
+      state_ = State::kExtQuoted;
+      break;
+    case State::kExtValEnd:
+      if (c == '\r') {
+        state_ = State::kSizeLf;
+      } else if (c == ';') {
+        state_ = State::kExtNameStart;
+      } else if (ws) {
+        state_ = State::kSizeWs;
+      } else {
+        return "malformed chunk extension";
+      }
+      break;
+    default:
+      return "chunked decoder in an impossible state";
+  }
+  return nullptr;
+}
+
+// trailer-section = *( field-line CRLF ) CRLF, parsed like a head's fields, with offsets
+// relative to the section start so that NeedMore leaves the section unconsumed.
+BodyResult ChunkedDecoder::decode_trailers(std::string_view in, std::size_t start,
+                                           std::vector<Field>& trailers) {
+  const std::string_view buf = in.substr(start);
+  if (!trailers.empty() && address(buf.data()) != trailer_base_) {
+    for (Field& f : trailers) {
+      rebase(f.name, trailer_base_, buf.data());
+      rebase(f.value, trailer_base_, buf.data());
+    }
+  }
+  trailer_base_ = address(buf.data());
+  if (buf.size() < trailer_scan_) return fail(500, start + buf.size(), "buffer shrank");
+  for (;;) {
+    const LineScan s = scan_line(buf, trailer_line_, trailer_scan_, kNoLimit, limits_.max_trailer);
+    switch (s.fault) {
+      case LineFault::kNone:
+        break;
+      case LineFault::kNeedMore:
+        position_ += start;
+        return {BodyStatus::kNeedMore, start, {}, {}};
+      case LineFault::kBareLf:
+        return fail(400, start + s.at, "bare LF in trailer section");
+      case LineFault::kBareCr:
+        return fail(400, start + s.at, "bare CR in trailer section");
+      case LineFault::kNul:
+        return fail(400, start + s.at, "NUL byte in trailer section");
+      case LineFault::kLineTooLong:
+      case LineFault::kTotalTooLong:
+        return fail(431, start + s.at, "trailer section too large");
+    }
+    const std::size_t begin = trailer_line_;
+    const std::size_t end = s.at - 1;
+    trailer_line_ = trailer_scan_ = s.at + 1;
+    if (begin == end) {
+      state_ = State::kDone;
+      const BodyResult r{BodyStatus::kDone, start + trailer_scan_, {}, {}};
+      position_ += r.consumed;
+      return r;
+    }
+    if (is_ws(buf[begin])) return fail(400, start + begin, "obs-fold in trailer section");
+    if (trailers.size() >= limits_.max_trailer_fields) {
+      return fail(431, start + begin, "too many trailer fields");
+    }
+    Field f;
+    Fault fault;
+    if (!parse_field_line(buf, begin, end, f, fault))
+      return fail(400, start + fault.at, fault.reason);
+    // RFC 9110 6.5.1: framing and routing fields are forbidden in trailers; a recipient that
+    // merged them would reframe or reroute a message that was already delimited.
+    if (iequals(f.name, "content-length") || iequals(f.name, "transfer-encoding") ||
+        iequals(f.name, "host") || iequals(f.name, "trailer")) {
+      return fail(400, start + begin, "framing field in trailer section");
+    }
+    trailers.push_back(f);
+  }
+}
+
+// ---- ContentLengthBody -------------------------------------------------------------------
+
+BodyResult ContentLengthBody::decode(std::string_view input) {
+  if (remaining_ == 0) return {BodyStatus::kDone, 0, {}, {}};
+  if (input.empty()) return {BodyStatus::kNeedMore, 0, {}, {}};
+  const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, input.size()));
+  remaining_ -= take;
+  return {BodyStatus::kData, take, input.substr(0, take), {}};
+}
+
+}  // namespace ramjet::http::h1
