@@ -34,10 +34,7 @@ class TcpSession {
  private:
   // Establishes the upstream connection; returns the fd or sets close_reason_.
   Task<int> connect_upstream();
-  Task<std::optional<std::vector<IpAddress>>> resolve(const HostPort& target);
   void finish();
-  void trace(const char* hook, std::string decision, std::string detail,
-             runtime::Clock::time_point t0);
 
   app::WorkerContext& wc_;
   const config::Endpoint& ep_;
@@ -49,8 +46,6 @@ class TcpSession {
   std::optional<CloseReason> close_reason_;
   std::unique_ptr<Relay> relay_;
   runtime::Clock::time_point started_;
-
-  friend class SessionConnectEnv;
 };
 
 }  // namespace ramjet::proxy

@@ -1,0 +1,254 @@
+#include "proxy/egress_chain.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "dns/resolver.h"
+#include "egress/happy_eyeballs.h"
+#include "telemetry/hook_trace.h"
+
+namespace ramjet::proxy {
+
+using telemetry::Counter;
+
+namespace {
+std::chrono::microseconds since(runtime::Clock::time_point t0) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(runtime::Clock::now() - t0);
+}
+
+const char* describe(UpstreamIpsPolicy p) {
+  switch (p) {
+    case UpstreamIpsPolicy::kGuarded:
+      return "guarded";
+    case UpstreamIpsPolicy::kAllowPrivate:
+      return "allow_private";
+    case UpstreamIpsPolicy::kBlock:
+      return "block";
+  }
+  return "?";
+}
+
+// Errors from the resolver and the race start with their RFC 9209 type.
+bool starts_with(const std::string& s, std::string_view prefix) {
+  return s.compare(0, prefix.size(), prefix) == 0;
+}
+}  // namespace
+
+void trace_hook(const ConnectionInfo& info, const char* hook, std::string decision,
+                std::string detail, std::chrono::steady_clock::time_point started) {
+  auto& tr = telemetry::hook_trace();
+  if (!tr.enabled()) return;
+  tr.record(
+      {0, hook, info.id, info.endpoint, std::move(decision), std::move(detail), since(started)});
+}
+
+const char* EgressError::proxy_status() const {
+  switch (kind) {
+    case EgressFailure::kBlockedByHook:
+      return "destination_ip_prohibited";
+    case EgressFailure::kPrivateRefused:
+      return "destination_ip_prohibited";
+    case EgressFailure::kDnsError:
+      return "dns_error";
+    case EgressFailure::kDnsTimeout:
+      return "dns_timeout";
+    case EgressFailure::kConnectRefused:
+      return starts_with(message, "destination_ip_unroutable") ? "destination_ip_unroutable"
+                                                               : "connection_refused";
+    case EgressFailure::kConnectTimeout:
+      return "connection_timeout";
+  }
+  return "proxy_internal_error";
+}
+
+CloseReason EgressError::close_reason() const {
+  switch (kind) {
+    case EgressFailure::kBlockedByHook:
+    case EgressFailure::kPrivateRefused:
+      return CloseReason::kBlockedEgress;
+    case EgressFailure::kDnsError:
+    case EgressFailure::kDnsTimeout:
+      return CloseReason::kDnsFailure;
+    case EgressFailure::kConnectRefused:
+    case EgressFailure::kConnectTimeout:
+      return CloseReason::kConnectFailure;
+  }
+  return CloseReason::kConnectFailure;
+}
+
+// The real environment for the happy-eyeballs race: sockets, io_uring connect,
+// and the tcp_connect_override hook before every attempt.
+class ChainConnectEnv final : public egress::ConnectEnv {
+ public:
+  explicit ChainConnectEnv(EgressChain& c) : c_(c) {}
+
+  runtime::Clock::time_point now() override { return runtime::Clock::now(); }
+
+  Task<int> attempt(const SocketAddress& requested, runtime::CancelSlot& slot) override {
+    auto t0 = runtime::Clock::now();
+    ConnectOverride ov =
+        co_await c_.wc_.hooks.egress_tcp_connect_override(c_.info_, requested, c_.ctx_);
+    SocketAddress addr = requested;
+    const char* decision = "continue";
+    if (auto* r = std::get_if<ConnectOverride::Redirect>(&ov.value)) {
+      addr = r->to;
+      decision = "redirect";
+    } else if (auto* f = std::get_if<ConnectOverride::Refuse>(&ov.value)) {
+      trace_hook(c_.info_, "egress.tcp_connect_override", "refuse",
+                 requested.to_string() + ": " + f->reason, t0);
+      co_return -EACCES;
+    }
+    trace_hook(c_.info_, "egress.tcp_connect_override", decision, addr.to_string(), t0);
+    if (slot.cancelled()) co_return -ECANCELED;
+
+    c_.wc_.stats.add(Counter::connect_attempts);
+    int fd = ::socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) co_return -errno;
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    sockaddr_storage ss;
+    socklen_t len = addr.to_sockaddr(ss);
+    int rc = co_await c_.wc_.worker.connect(fd, reinterpret_cast<sockaddr*>(&ss), len, &slot);
+    if (rc < 0) {
+      ::close(fd);
+      co_return rc;
+    }
+    co_return fd;
+  }
+
+  Task<int> sleep(std::chrono::nanoseconds d, runtime::CancelSlot& slot) override {
+    co_return co_await c_.wc_.worker.sleep(d, &slot);
+  }
+
+  void close_fd(int fd) override { ::close(fd); }
+
+  void spawn(Task<void> t) override { c_.wc_.worker.spawn(std::move(t)); }
+
+ private:
+  EgressChain& c_;
+};
+
+Task<std::variant<std::vector<IpAddress>, EgressError>> EgressChain::resolve(
+    const HostPort& target) {
+  if (auto ip = target.ip()) co_return std::vector<IpAddress>{*ip};
+
+  auto t0 = runtime::Clock::now();
+  auto over = co_await wc_.hooks.egress_dns_resolve_override(info_, target.host, ctx_);
+  trace_hook(info_, "egress.dns_resolve_override", over ? "override" : "none", target.host, t0);
+  if (over) co_return std::move(*over);
+
+  auto& r = *wc_.resolver;
+  auto before = r.stats();
+  auto res = co_await r.resolve(target.host);
+  auto after = r.stats();
+  auto delta = [](std::uint64_t a, std::uint64_t b) { return static_cast<std::int64_t>(a - b); };
+  wc_.stats.add(Counter::dns_queries, delta(after.queries, before.queries));
+  wc_.stats.add(Counter::dns_cache_hits, delta(after.cache_hits, before.cache_hits));
+  wc_.stats.add(Counter::dns_cache_misses, delta(after.cache_misses, before.cache_misses));
+  wc_.stats.add(Counter::dns_failures, delta(after.failures, before.failures));
+  wc_.stats.add(Counter::dns_fallback_used, delta(after.fallback_used, before.fallback_used));
+  if (!res.ok()) {
+    const std::string& msg = res.error().message;
+    spdlog::info("flow {}: cannot resolve {}: {}", info_.id, target.host, msg);
+    co_return EgressError{
+        starts_with(msg, "dns_timeout") ? EgressFailure::kDnsTimeout : EgressFailure::kDnsError,
+        msg};
+  }
+  co_return std::move(res.value());
+}
+
+Task<std::variant<Upstream, EgressError>> EgressChain::connect(HostPort requested) {
+  auto t0 = runtime::Clock::now();
+  EgressRequest req{std::move(requested)};
+  EgressDecision ed = co_await wc_.hooks.egress_handle_connection(info_, req, ctx_);
+  if (auto* b = std::get_if<EgressDecision::Block>(&ed.value)) {
+    trace_hook(info_, "egress.handle_connection", "block", b->reason, t0);
+    wc_.stats.add(Counter::egress_blocked);
+    spdlog::info("flow {}: blocked by EgressHook: {}", info_.id, b->reason);
+    co_return EgressError{EgressFailure::kBlockedByHook, "blocked by EgressHook: " + b->reason};
+  }
+  HostPort target = std::get<EgressDecision::ExternalDirect>(ed.value).target;
+  trace_hook(info_, "egress.handle_connection", "direct", target.to_string(), t0);
+
+  auto resolved = co_await resolve(target);
+  if (auto* e = std::get_if<EgressError>(&resolved)) co_return std::move(*e);
+
+  UpstreamIps ips{target.host, std::get<std::vector<IpAddress>>(std::move(resolved))};
+  t0 = runtime::Clock::now();
+  UpstreamIpsPolicy policy = co_await wc_.hooks.egress_handle_upstream_ips(info_, ips, ctx_);
+  std::string listed;
+  for (const auto& ip : ips.addresses) listed += (listed.empty() ? "" : " ") + ip.to_string();
+  trace_hook(info_, "egress.handle_upstream_ips", describe(policy), std::move(listed), t0);
+  if (policy == UpstreamIpsPolicy::kBlock || ips.addresses.empty()) {
+    wc_.stats.add(Counter::egress_blocked);
+    spdlog::info("flow {}: upstream addresses of {} blocked by EgressHook", info_.id, target.host);
+    co_return EgressError{EgressFailure::kBlockedByHook,
+                          "upstream addresses of " + target.host + " blocked by EgressHook"};
+  }
+
+  std::vector<IpAddress> allowed;
+  std::string refused;
+  for (const auto& ip : ips.addresses) {
+    if (policy == UpstreamIpsPolicy::kGuarded) {
+      if (auto why = wc_.guard.refusal(ip)) {
+        if (!refused.empty()) refused += ", ";
+        refused += ip.to_string() + " (" + std::string(*why) + ")";
+        continue;
+      }
+    }
+    allowed.push_back(ip);
+  }
+  if (allowed.empty()) {
+    wc_.stats.add(Counter::egress_refused_private);
+    spdlog::warn("flow {}: egress guard refused {}: {}; allow with egress.allow_private", info_.id,
+                 target.to_string(), refused);
+    co_return EgressError{EgressFailure::kPrivateRefused,
+                          "destination_ip_prohibited: " + target.to_string() + ": " + refused};
+  }
+
+  const auto& he = wc_.config.egress.happy_eyeballs;
+  auto sorted = egress::sort_for_happy_eyeballs(
+      std::move(allowed),
+      he.prefer == config::IpFamily::kIpv4 ? egress::Preference::kIpv4 : egress::Preference::kIpv6);
+  std::vector<SocketAddress> addrs;
+  addrs.reserve(sorted.size());
+  for (const auto& ip : sorted) addrs.emplace_back(ip, target.port);
+
+  egress::RaceSettings rs;
+  rs.connection_attempt_delay = he.connection_attempt_delay;
+  rs.connect_timeout =
+      connect_timeout_.count() > 0 ? connect_timeout_ : wc_.config.egress.connect_timeout;
+  ChainConnectEnv env(*this);
+  auto raced = co_await egress::race_connect(env, std::move(addrs), rs);
+  if (!raced.ok()) {
+    const Error& e = raced.error();
+    bool timeout = e.code == ETIMEDOUT;
+    wc_.stats.add(timeout ? Counter::connect_timeouts : Counter::connect_failures);
+    spdlog::info("flow {}: cannot connect to {}: {}", info_.id, target.to_string(), e.message);
+    co_return EgressError{timeout ? EgressFailure::kConnectTimeout : EgressFailure::kConnectRefused,
+                          e.message};
+  }
+
+  EstablishedInfo est;
+  est.upstream = raced->addr;
+  est.connect_time = raced->elapsed;
+  est.attempts = raced->attempts;
+  sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (::getsockname(raced->fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+    if (auto local = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len))
+      est.local = *local;
+  }
+  t0 = runtime::Clock::now();
+  wc_.hooks.egress_handle_connection_established(info_, est, ctx_);
+  trace_hook(info_, "egress.handle_connection_established", "established", est.upstream.to_string(),
+             t0);
+  co_return Upstream{raced->fd, raced->addr};
+}
+
+}  // namespace ramjet::proxy

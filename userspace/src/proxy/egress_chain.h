@@ -1,0 +1,65 @@
+// The egress chain every on-ramp shares, from "connect me to host:port" to a
+// connected socket: EgressHook::handle_connection, dns_resolve_override, DNS,
+// handle_upstream_ips, the egress guard, happy eyeballs (with tcp_connect_override
+// per attempt) and handle_connection_established. Counters and hook traces are
+// recorded here, so every on-ramp reports the same way.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <variant>
+
+#include "app/worker_context.h"
+#include "ramjet/hooks/connection.h"
+#include "ramjet/net.h"
+#include "ramjet/task.h"
+
+namespace ramjet::proxy {
+
+// Why no upstream connection was made; each maps onto an RFC 9209 error type.
+enum class EgressFailure : std::uint8_t {
+  kBlockedByHook,   // EgressHook said Block (handle_connection or handle_upstream_ips)
+  kPrivateRefused,  // the egress guard refused every address
+  kDnsError,        // NXDOMAIN, SERVFAIL, ...
+  kDnsTimeout,      // no DNS answer in time
+  kConnectRefused,  // every attempt failed (RST, unreachable, local errors)
+  kConnectTimeout,  // connect_timeout passed
+};
+
+struct EgressError {
+  EgressFailure kind;
+  std::string message;  // for logs; starts with the RFC 9209 error type
+
+  // The RFC 9209 Proxy-Status error type, e.g. "dns_timeout".
+  const char* proxy_status() const;
+  CloseReason close_reason() const;
+};
+
+struct Upstream {
+  int fd = -1;
+  SocketAddress address;
+};
+
+class EgressChain {
+ public:
+  EgressChain(app::WorkerContext& wc, const ConnectionInfo& info, void* ctx,
+              std::chrono::milliseconds connect_timeout)
+      : wc_(wc), info_(info), ctx_(ctx), connect_timeout_(connect_timeout) {}
+
+  Task<std::variant<Upstream, EgressError>> connect(HostPort target);
+
+ private:
+  friend class ChainConnectEnv;
+  Task<std::variant<std::vector<IpAddress>, EgressError>> resolve(const HostPort& target);
+
+  app::WorkerContext& wc_;
+  const ConnectionInfo& info_;
+  void* ctx_;
+  std::chrono::milliseconds connect_timeout_;
+};
+
+// Records one hook invocation in the hook trace (a no-op unless enabled).
+void trace_hook(const ConnectionInfo& info, const char* hook, std::string decision,
+                std::string detail, std::chrono::steady_clock::time_point started);
+
+}  // namespace ramjet::proxy
