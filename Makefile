@@ -18,7 +18,8 @@ CONFIG ?= config/ramjet.yaml
 # Debian packages the build, the tests and the benchmarks use.
 DEB_PACKAGES := g++ cmake ninja-build pkg-config clang llvm libclang-rt-14-dev \
   liburing-dev libc-ares-dev libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev \
-  libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev \
+  libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libcrypt-dev \
+  libbpf-dev bpftool libelf-dev zlib1g-dev \
   nodejs socat iperf3 curl python3 haproxy procps iproute2
 
 ifeq ($(BUILD),asan)
@@ -31,7 +32,7 @@ endif
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all build deps deps-deb deps-npm run test test-unit test-asan test-integration \
-        bench fuzz format clean
+        test-bpf bpf bench bench-bpf fuzz format clean
 
 all: build
 
@@ -67,6 +68,7 @@ test: deps
 	@$(MAKE) --no-print-directory build BUILD=release
 	@$(MAKE) --no-print-directory test-unit BUILD=release
 	@$(MAKE) --no-print-directory test-integration BUILD=release
+	@$(MAKE) --no-print-directory test-bpf
 	@$(MAKE) --no-print-directory test-asan
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 
@@ -82,6 +84,18 @@ test-integration: deps-npm
 
 bench: deps build
 	python3 bench/tcp_relay.py --build-dir $(BUILD_DIR)
+	@$(MAKE) --no-print-directory bench-bpf
+
+# The eBPF programs (clang -target bpf) and their skeletons, under bpf/build/.
+bpf: deps-deb
+	@$(MAKE) --no-print-directory -C bpf
+
+# BPF_PROG_TEST_RUN tables; needs root (CAP_BPF, and a private netns for the fast path).
+test-bpf: deps-deb
+	$(SUDO) $(MAKE) --no-print-directory -C tests/bpf test
+
+bench-bpf: deps-deb
+	$(SUDO) $(MAKE) --no-print-directory -C tests/bpf bench
 
 fuzz: deps-deb
 	@cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRAMJET_FUZZ=ON \
@@ -94,4 +108,4 @@ format:
 	  | grep -v node_modules | xargs clang-format -i
 
 clean:
-	rm -rf build
+	rm -rf build bpf/build tests/bpf/build

@@ -144,6 +144,10 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
   std::unique_ptr<HookSet> hooks = app.start(cfg.app.get());
 
   app::Server server(cfg, *hooks, access_log);
+  if (auto r = server.load_auth(); !r.ok()) {
+    spdlog::error("{}", r.error().message);
+    return kExitUsage;
+  }
   if (auto r = server.bind_listeners(); !r.ok()) {
     spdlog::error("{}", r.error().message);
     return kExitRuntime;

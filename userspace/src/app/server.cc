@@ -10,6 +10,8 @@
 
 #include "app/worker_context.h"
 #include "dns/resolver.h"
+#include "http/auth/proxy_auth.h"
+#include "proxy/http_session.h"
 #include "proxy/tcp_session.h"
 #include "telemetry/access_log.h"
 
@@ -54,8 +56,13 @@ dns::ResolverSettings resolver_settings(const config::Config& c) {
 }
 
 Task<void> run_session(WorkerContext& wc, const config::Endpoint& ep, int fd, ConnectionInfo info) {
-  proxy::TcpSession session(wc, ep, fd, std::move(info));
-  co_await session.run();
+  if (ep.onramp == config::Onramp::kHttp) {
+    proxy::HttpSession session(wc, ep, fd, std::move(info));
+    co_await session.run();
+  } else {
+    proxy::TcpSession session(wc, ep, fd, std::move(info));
+    co_await session.run();
+  }
 }
 
 Task<void> accept_loop(WorkerContext& wc, const config::Endpoint& ep, int listen_fd,
@@ -113,7 +120,7 @@ Task<void> drain_timer(WorkerContext& wc, std::chrono::milliseconds deadline,
     spdlog::warn("worker {}: drain deadline passed, closing {} connections", wc.worker.index(),
                  wc.sessions.size());
   // Copy: force_close may end sessions, which erase themselves from the set.
-  std::vector<proxy::TcpSession*> left(wc.sessions.begin(), wc.sessions.end());
+  std::vector<proxy::Session*> left(wc.sessions.begin(), wc.sessions.end());
   for (auto* s : left) s->force_close(CloseReason::kShutdown);
 }
 
@@ -140,6 +147,20 @@ Server::~Server() {
   for (auto& fds : listen_fds_)
     for (int fd : fds)
       if (fd >= 0) ::close(fd);
+}
+
+Result<void> Server::load_auth() {
+  for (const auto& ep : config_.endpoints) {
+    if (!ep.auth.enabled()) continue;
+    http::auth::AuthConfig ac;
+    if (!ep.auth.htpasswd.empty()) ac.htpasswd_path = ep.auth.htpasswd;
+    ac.preshared_keys = ep.auth.preshared_keys;
+    ac.realm = ep.auth.realm;
+    auto a = http::auth::Authenticator::create(std::move(ac));
+    if (!a.ok()) return Error::config("endpoints." + ep.name + ".auth: " + a.error().message);
+    authenticators_[ep.name] = std::make_unique<http::auth::Authenticator>(std::move(*a));
+  }
+  return {};
 }
 
 Result<void> Server::bind_listeners() {
@@ -225,11 +246,17 @@ Task<void> worker_main(WorkerContext& wc, runtime::Event& drain_requested,
 
 void Server::worker_thread(unsigned index) {
   WorkerSlot& slot = *slots_[index];
-  WorkerContext wc{slot.worker, config_,
-                   hooks_,      telemetry::stats().worker(index),
-                   access_log_, egress::EgressGuard(config_.egress.allow_private),
-                   nullptr,     nullptr,
-                   {},          false,
+  WorkerContext wc{slot.worker,
+                   config_,
+                   hooks_,
+                   telemetry::stats().worker(index),
+                   access_log_,
+                   egress::EgressGuard(config_.egress.allow_private),
+                   nullptr,
+                   nullptr,
+                   {},
+                   &authenticators_,
+                   false,
                    {}};
   wc.resolver = std::move(slot.resolver);
   // The listening sockets now belong to the accept loops, which close them.

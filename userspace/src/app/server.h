@@ -19,6 +19,10 @@ namespace ramjet::telemetry {
 class AccessLog;
 }
 
+namespace ramjet::http::auth {
+class Authenticator;
+}
+
 namespace ramjet::app {
 
 class Server {
@@ -28,6 +32,8 @@ class Server {
 
   // Binds every endpoint for every worker. The error names the endpoint.
   Result<void> bind_listeners();
+  // Loads each http endpoint's credentials (htpasswd files, keys). Errors name the file.
+  Result<void> load_auth();
   // endpoint name -> the address actually bound (port 0 resolved).
   const std::map<std::string, SocketAddress>& bound() const { return bound_; }
 
@@ -51,6 +57,7 @@ class Server {
   // listen_fds_[worker][endpoint index]
   std::vector<std::vector<int>> listen_fds_;
   std::map<std::string, SocketAddress> bound_;
+  std::map<std::string, std::unique_ptr<http::auth::Authenticator>> authenticators_;
   std::vector<std::unique_ptr<WorkerSlot>> slots_;
   std::vector<std::thread> threads_;
 };

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <memory>
+#include <string>
 #include <unordered_set>
 
 #include "egress/guard.h"
@@ -17,12 +19,16 @@ namespace ramjet::dns {
 class Resolver;
 }
 
+namespace ramjet::http::auth {
+class Authenticator;
+}
+
 namespace ramjet::telemetry {
 class AccessLog;
 }
 
 namespace ramjet::proxy {
-class TcpSession;
+class Session;
 }
 
 namespace ramjet::app {
@@ -36,7 +42,9 @@ struct WorkerContext {
   egress::EgressGuard guard;
   std::unique_ptr<dns::Resolver> resolver;
   std::unique_ptr<runtime::BufferRing> buffers;  // for `relay: buffer` endpoints
-  std::unordered_set<proxy::TcpSession*> sessions;
+  std::unordered_set<proxy::Session*> sessions;
+  // Per http endpoint with auth configured (by endpoint name); shared by all workers.
+  const std::map<std::string, std::unique_ptr<http::auth::Authenticator>>* authenticators = nullptr;
   bool draining = false;
   runtime::Event sessions_empty;  // set when draining and the last session ends
 

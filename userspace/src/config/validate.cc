@@ -71,6 +71,10 @@ void validate_endpoints(const Config& config, const Node& root, settings::ParseC
     if (ep.onramp == Onramp::kTcp && !ep.upstream) {
       ctx.error(ep_mark, path, "missing required key \"upstream\" (tcp endpoints relay to it)");
     }
+    if (ep.onramp == Onramp::kHttp && ep.upstream) {
+      ctx.error(mark_of(node, "upstream", ep_mark), path + ".upstream",
+                "http endpoints take their upstream from each request; remove \"upstream\"");
+    }
     // Port 0 asks the kernel for a fresh port, so two of them never collide.
     if (ep.listen.port() != 0) {
       for (std::size_t j = 0; j < i; ++j) {

@@ -24,18 +24,8 @@ std::chrono::microseconds since(runtime::Clock::time_point t0) {
 
 TcpSession::TcpSession(app::WorkerContext& wc, const config::Endpoint& ep, int client_fd,
                        ConnectionInfo info)
-    : wc_(wc), ep_(ep), client_fd_(client_fd), info_(std::move(info)) {
+    : Session(wc), ep_(ep), client_fd_(client_fd), info_(std::move(info)) {
   started_ = runtime::Clock::now();
-  wc_.sessions.insert(this);
-  wc_.stats.add(Counter::connections_accepted);
-  wc_.stats.add(Counter::connections_active);
-}
-
-TcpSession::~TcpSession() {
-  wc_.stats.add(Counter::connections_active, -1);
-  wc_.stats.add(Counter::connections_closed);
-  wc_.sessions.erase(this);
-  if (wc_.draining && wc_.sessions.empty()) wc_.sessions_empty.set();
 }
 
 void TcpSession::force_close(CloseReason why) {

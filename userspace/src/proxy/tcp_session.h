@@ -9,25 +9,23 @@
 
 #include "app/worker_context.h"
 #include "proxy/relay.h"
+#include "proxy/session.h"
 #include "ramjet/hooks/connection.h"
 #include "ramjet/task.h"
 
 namespace ramjet::proxy {
 
-class TcpSession {
+class TcpSession final : public Session {
  public:
   TcpSession(app::WorkerContext& wc, const config::Endpoint& ep, int client_fd,
              ConnectionInfo info);
-  ~TcpSession();
-  TcpSession(const TcpSession&) = delete;
-  TcpSession& operator=(const TcpSession&) = delete;
 
   // The whole life of the connection. Owns and closes both sockets.
   Task<void> run();
 
   // Ends the session early: relaying stops at once; a session still connecting
   // ends when its current step finishes.
-  void force_close(CloseReason why);
+  void force_close(CloseReason why) override;
 
   const ConnectionInfo& info() const { return info_; }
 
@@ -36,7 +34,6 @@ class TcpSession {
   Task<int> connect_upstream();
   void finish();
 
-  app::WorkerContext& wc_;
   const config::Endpoint& ep_;
   int client_fd_;
   int upstream_fd_ = -1;

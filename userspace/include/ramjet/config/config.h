@@ -39,7 +39,7 @@ struct WorkerCount {
 enum class LogLevel : std::uint8_t { kTrace, kDebug, kInfo, kWarn, kError, kOff };
 enum class AccessLogFormat : std::uint8_t { kText, kJson, kOff };
 enum class IpFamily : std::uint8_t { kIpv6, kIpv4 };
-enum class Onramp : std::uint8_t { kTcp };
+enum class Onramp : std::uint8_t { kTcp, kHttp };
 enum class RelayMode : std::uint8_t { kSplice, kBuffer };
 
 }  // namespace ramjet::config
@@ -103,6 +103,7 @@ template <>
 struct EnumNames<config::Onramp> {
   static constexpr std::pair<config::Onramp, std::string_view> values[] = {
       {config::Onramp::kTcp, "tcp"},
+      {config::Onramp::kHttp, "http"},
   };
 };
 
@@ -228,6 +229,39 @@ struct TelemetrySettings {
   }
 };
 
+// Bounds for `onramp: http` request heads (RFC 9112): over them a client gets 414/431.
+struct HttpLimits {
+  unsigned max_request_line = 8 * 1024;
+  unsigned max_head = 64 * 1024;
+  unsigned max_fields = 100;
+
+  static void describe(settings::Fields<HttpLimits>& f) {
+    f("max_request_line", &HttpLimits::max_request_line,
+      "Longest request line accepted, in bytes; longer gets 414.");
+    f("max_head", &HttpLimits::max_head,
+      "Largest request head (request line and fields), in bytes; larger gets 431.");
+    f("max_fields", &HttpLimits::max_fields, "Most header fields in one request; more gets 431.");
+  }
+};
+
+// Proxy authentication of `onramp: http` endpoints; none configured = open proxy.
+struct AuthSettings {
+  std::string htpasswd;
+  std::vector<std::string> preshared_keys;
+  std::string realm = "ramjet";
+
+  bool enabled() const { return !htpasswd.empty() || !preshared_keys.empty(); }
+
+  static void describe(settings::Fields<AuthSettings>& f) {
+    f("htpasswd", &AuthSettings::htpasswd,
+      "File of user:hash lines (sha512-crypt $6$, yescrypt $y$ or bcrypt $2b$/$2y$, as made "
+      "by openssl passwd -6 or mkpasswd) for Basic proxy authentication; \"\" = off.");
+    f("preshared_keys", &AuthSettings::preshared_keys,
+      "Keys accepted as \"Proxy-Authorization: Preshared <key>\" (token68, 16+ bytes).");
+    f("realm", &AuthSettings::realm, "Realm named in the 407 challenge.");
+  }
+};
+
 // One tenant: where clients connect, how traffic arrives, where it goes.
 struct Endpoint {
   std::string name;
@@ -238,6 +272,8 @@ struct Endpoint {
   milliseconds idle_timeout{300'000};
   milliseconds max_lifetime{0};
   RelayMode relay = RelayMode::kSplice;
+  HttpLimits http;
+  AuthSettings auth;
   std::shared_ptr<void> app;  // an AppSchema::endpoint instance
 
   template <typename S>
@@ -250,7 +286,9 @@ struct Endpoint {
                "Unique name used in logs, stats and ramjetctl ([a-z0-9_-]+).");
     f.required("listen", &Endpoint::listen,
                "Address to accept clients on: ip:port or [ipv6]:port.");
-    f("onramp", &Endpoint::onramp, "How traffic arrives: tcp (a plain TCP relay).");
+    f("onramp", &Endpoint::onramp,
+      "How traffic arrives: tcp (a plain TCP relay to upstream) or http (an HTTP/1.1 forward "
+      "proxy: CONNECT tunnels and absolute-form requests).");
     f("upstream", &Endpoint::upstream,
       "Where tcp endpoints relay to: name:port, ip:port or [ipv6]:port. Required for tcp.");
     f("connect_timeout", &Endpoint::connect_timeout,
@@ -261,6 +299,9 @@ struct Endpoint {
       "Close a connection after this long regardless of traffic; 0 = unlimited.");
     f("relay", &Endpoint::relay,
       "How bytes are moved: splice (zero-copy through a pipe) or buffer (through memory).");
+    f("http", &Endpoint::http, "Request limits of http endpoints.");
+    f("auth", &Endpoint::auth,
+      "Proxy authentication of http endpoints; missing or wrong credentials get 407.");
     f.slot("app", &Endpoint::app, kEndpointAppSlot,
            "The application's settings for this endpoint.");
   }

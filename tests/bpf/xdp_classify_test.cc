@@ -1,0 +1,800 @@
+// xdp_classify through BPF_PROG_TEST_RUN: a table of
+// {description, packet, rules, expected verdict, expected reason, expected bytes}
+// plus sequence tests (rate limiting, flow table, escalation, events).
+#include <bpf/libbpf.h>
+#include <gtest/gtest.h>
+#include <linux/if_link.h>
+
+#include <cctype>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "netns.h"
+#include "packet_builder.h"
+#include "xdp_fixture.h"
+
+namespace ramjet::test {
+namespace {
+
+// Registered before RUN_ALL_TESTS: every test runs inside the private netns.
+[[maybe_unused]] auto* const kNetnsEnv = ::testing::AddGlobalTestEnvironment(new NetnsEnvironment);
+
+constexpr const char* kClient = "10.0.0.1";
+constexpr const char* kServer = "10.99.0.2";  // has a neighbour entry in the netns
+constexpr const char* kClient6 = "fd00::1";
+constexpr const char* kServer6 = "fd00:99::2";
+constexpr Mac kRj0 = {2, 0, 0, 0, 0x0a, 0x01};
+constexpr Mac kNeigh = {2, 0, 0, 0, 0x0a, 0x02};
+
+Bytes tcp4(uint16_t dport = 80, PacketBuilder::Ipv4Options o = {}, const char* dst = kServer) {
+  return PacketBuilder().eth().ipv4(kClient, dst, o).tcp(40000, dport).payload(16).build();
+}
+Bytes tcp6(uint16_t dport = 80, const char* dst = kServer6) {
+  return PacketBuilder().eth().ipv6(kClient6, dst).tcp(40000, dport).payload(16).build();
+}
+Bytes udp4(uint16_t dport = 53) {
+  return PacketBuilder().eth().ipv4(kClient, kServer).udp(40000, dport).payload(8).build();
+}
+// IPv6 with `n` extension headers (hop-by-hop first, then alternating dest/routing).
+Bytes ipv6_ext_chain(int n) {
+  PacketBuilder b;
+  b.eth().ipv6(kClient6, kServer6);
+  for (int i = 0; i < n; i++)
+    b.ipv6_ext(i == 0 ? kNextHdrHop : (i % 2 ? kNextHdrDest : kNextHdrRouting), 1);
+  return b.tcp(40000, 80).payload(8).build();
+}
+// Cuts the frame to n bytes and shrinks the IP length field to match, so the
+// parser gets past L3 and fails on the L4 (or extension) header.
+Bytes cut_after_ip(Bytes p, size_t n) {
+  p.resize(n);
+  if (get16(&p[12]) == 0x0800)
+    put16(&p[14 + 2], uint16_t(n - 14));
+  else
+    put16(&p[14 + 4], uint16_t(n - 14 - 40));
+  return p;
+}
+Bytes with_byte(Bytes p, size_t at, uint8_t v) {
+  p[at] = v;
+  return p;
+}
+Bytes with_u16(Bytes p, size_t at, uint16_t v) {
+  put16(&p[at], v);
+  return p;
+}
+
+RuleSpec drop_tcp80() {
+  return {.action = RAMJET_ACTION_DROP, .proto = IPPROTO_TCP, .port_min = 80, .port_max = 80};
+}
+RuleSpec drop_tcp80_v6() {
+  RuleSpec r = drop_tcp80();
+  r.src = r.dst = "::/0";
+  return r;
+}
+RuleSpec fastpath_all() {
+  return {.action = RAMJET_ACTION_FASTPATH};
+}
+RuleSpec fastpath_all_v6() {
+  return {.src = "::/0", .dst = "::/0", .action = RAMJET_ACTION_FASTPATH};
+}
+
+struct Case {
+  std::string description;
+  std::function<Bytes()> packet;
+  std::vector<RuleSpec> rules;
+  int verdict;
+  ramjet_stat reason;
+  // Expected output frame from the input; empty: the frame must come back unchanged.
+  std::function<Bytes(const Bytes&)> expected_out = {};
+  Knobs knobs = {};
+  std::function<void(XdpClassify&)> setup = {};
+  bool needs_netns = false;
+};
+
+std::vector<Case> cases() {
+  return {
+      // --- L2 ---
+      {"not IP (ARP) passes",
+       [] { return PacketBuilder().eth().ethertype(0x0806).payload(28).build(); },
+       {},
+       XDP_PASS,
+       RAMJET_STAT_PASS_NOT_IP},
+      {"VLAN tag cut off",
+       [] {
+         return truncated(PacketBuilder().eth().vlan(10).ipv4(kClient, kServer).tcp(1, 80).build(),
+                          16);
+       },
+       {},
+       XDP_DROP,
+       RAMJET_STAT_TRUNCATED_VLAN},
+      {"three VLAN tags",
+       [] {
+         return PacketBuilder()
+             .eth()
+             .vlan(1, kEthP8021AD)
+             .vlan(2)
+             .vlan(3)
+             .ipv4(kClient, kServer)
+             .tcp(1, 80)
+             .build();
+       },
+       {},
+       XDP_DROP,
+       RAMJET_STAT_VLAN_TOO_DEEP},
+      {"802.1Q tagged TCP reaches the rule",
+       [] { return PacketBuilder().eth().vlan(100).ipv4(kClient, kServer).tcp(1, 80).build(); },
+       {drop_tcp80()},
+       XDP_DROP,
+       RAMJET_STAT_RULE_DROP},
+      {"QinQ 802.1ad plus 802.1Q tagged TCP reaches the rule",
+       [] {
+         return PacketBuilder()
+             .eth()
+             .vlan(100, kEthP8021AD)
+             .vlan(200)
+             .ipv4(kClient, kServer)
+             .tcp(1, 80)
+             .build();
+       },
+       {drop_tcp80()},
+       XDP_DROP,
+       RAMJET_STAT_RULE_DROP},
+      // --- IPv4 ---
+      {"IPv4 header cut off",
+       [] { return truncated(tcp4(), 14 + 19); },
+       {},
+       XDP_DROP,
+       RAMJET_STAT_TRUNCATED_IP},
+      {"IPv4 options cut off",
+       [] { return truncated(tcp4(80, {.options = Bytes(8, 1)}), 14 + 24); },
+       {},
+       XDP_DROP,
+       RAMJET_STAT_TRUNCATED_IP},
+      {"IPv4 IHL below 5",
+       [] { return with_byte(tcp4(), 14, 0x44); },
+       {},
+       XDP_DROP,
+       RAMJET_STAT_BAD_IP_HEADER},
+      {"IPv4 ethertype with version 6",
+       [] { return with_byte(tcp4(), 14, 0x65); },
+       {},
+       XDP_DROP,
+       RAMJET_STAT_BAD_IP_HEADER},
+      {"IPv4 total length beyond frame",
+       [] { return with_u16(tcp4(), 16, 1000); },
+       {},
+       XDP_DROP,
+       RAMJET_STAT_TRUNCATED_IP},
+      {"IPv4 total length below header",
+       [] { return with_u16(tcp4(), 16, 19); },
+       {},
+       XDP_DROP,
+       RAMJET_STAT_BAD_IP_HEADER},
+      {"IPv4 options then TCP reaches the rule",
+       [] {
+         return tcp4(80, {.options = {1, 1, 1, 1, 0x94, 4, 0, 0}});
+       },
+       {drop_tcp80()},
+       XDP_DROP,
+       RAMJET_STAT_RULE_DROP},
+      {"IPv4 first fragment (MF)",
+       [] { return tcp4(80, {.frag_off = 0x2000}); },
+       {},
+       XDP_DROP,
+       RAMJET_STAT_FRAGMENT},
+      {"IPv4 later fragment (offset)",
+       [] {
+         return PacketBuilder().eth().ipv4(kClient, kServer, {.frag_off = 185}).payload(64).build();
+       },
+       {},
+       XDP_DROP,
+       RAMJET_STAT_FRAGMENT},
+      {"IPv4 DF is not a fragment",
+       [] { return tcp4(80, {.frag_off = 0x4000}); },
+       {drop_tcp80()},
+       XDP_DROP,
+       RAMJET_STAT_RULE_DROP},
+      {"IPv4 fragment passes with pass_fragments",
+       [] { return tcp4(80, {.frag_off = 0x2000}); },
+       {},
+       XDP_PASS,
+       RAMJET_STAT_PASS_FRAGMENT,
+       {},
+       {.pass_fragments = 1}},
+      // --- L4 ---
+      {"TCP header cut off",
+       [] { return cut_after_ip(tcp4(), 14 + 20 + 19); },
+       {},
+       XDP_DROP,
+       RAMJET_STAT_TRUNCATED_L4},
+      {"TCP data offset below 5",
+       [] {
+         Bytes p = tcp4();
+         p[14 + 20 + 12] = 4 << 4;
+         return p;
+       },
+       {},
+       XDP_DROP,
+       RAMJET_STAT_BAD_L4_HEADER},
+      {"UDP header cut off",
+       [] {
+         return cut_after_ip(PacketBuilder().eth().ipv4(kClient, kServer).udp(1, 53).build(),
+                             14 + 20 + 7);
+       },
+       {},
+       XDP_DROP,
+       RAMJET_STAT_TRUNCATED_L4},
+      {"ICMP header cut off",
+       [] {
+         return cut_after_ip(PacketBuilder().eth().ipv4(kClient, kServer).icmp(8, 0, 7, 1).build(),
+                             14 + 20 + 7);
+       },
+       {},
+       XDP_DROP,
+       RAMJET_STAT_TRUNCATED_L4},
+      {"ICMPv6 header cut off",
+       [] {
+         return cut_after_ip(
+             PacketBuilder().eth().ipv6(kClient6, kServer6).icmpv6(128, 0, 7, 1).build(),
+             14 + 40 + 7);
+       },
+       {},
+       XDP_DROP,
+       RAMJET_STAT_TRUNCATED_L4},
+      // --- IPv6 ---
+      {"IPv6 header cut off",
+       [] { return truncated(tcp6(), 14 + 39); },
+       {},
+       XDP_DROP,
+       RAMJET_STAT_TRUNCATED_IP},
+      {"IPv6 payload length beyond frame",
+       [] { return with_u16(tcp6(), 14 + 4, 500); },
+       {},
+       XDP_DROP,
+       RAMJET_STAT_TRUNCATED_IP},
+      {"IPv6 extension header cut off",
+       [] { return cut_after_ip(ipv6_ext_chain(1), 14 + 40 + 1); },
+       {},
+       XDP_DROP,
+       RAMJET_STAT_TRUNCATED_IPV6_EXT},
+      {"IPv6 extension header longer than frame",
+       [] {
+         Bytes p = PacketBuilder().eth().ipv6(kClient6, kServer6).ipv6_ext(kNextHdrHop, 1).build();
+         p[14 + 40 + 1] = 5;  // claims 48 bytes, 8 present
+         return p;
+       },
+       {},
+       XDP_DROP,
+       RAMJET_STAT_TRUNCATED_IPV6_EXT},
+      {"IPv6 six extension headers then TCP reaches the rule",
+       [] { return ipv6_ext_chain(6); },
+       {drop_tcp80_v6()},
+       XDP_DROP,
+       RAMJET_STAT_RULE_DROP},
+      {"IPv6 seven extension headers",
+       [] { return ipv6_ext_chain(7); },
+       {},
+       XDP_DROP,
+       RAMJET_STAT_IPV6_EXT_TOO_DEEP},
+      {"IPv6 fragment header, first fragment",
+       [] {
+         return PacketBuilder()
+             .eth()
+             .ipv6(kClient6, kServer6)
+             .ipv6_frag(0, true)
+             .tcp(1, 80)
+             .build();
+       },
+       {},
+       XDP_DROP,
+       RAMJET_STAT_FRAGMENT},
+      {"IPv6 fragment header, later fragment",
+       [] {
+         return PacketBuilder()
+             .eth()
+             .ipv6(kClient6, kServer6)
+             .ipv6_frag(100, false)
+             .payload(32)
+             .build();
+       },
+       {},
+       XDP_DROP,
+       RAMJET_STAT_FRAGMENT},
+      {"IPv6 atomic fragment reaches the rule",
+       [] {
+         return PacketBuilder()
+             .eth()
+             .ipv6(kClient6, kServer6)
+             .ipv6_ext(kNextHdrHop)
+             .ipv6_frag(0, false)
+             .tcp(1, 80)
+             .build();
+       },
+       {drop_tcp80_v6()},
+       XDP_DROP,
+       RAMJET_STAT_RULE_DROP},
+      // --- policy ---
+      {"no rule: default pass", [] { return tcp4(); }, {}, XDP_PASS, RAMJET_STAT_PASS_DEFAULT},
+      {"no rule: default drop",
+       [] { return tcp4(); },
+       {},
+       XDP_DROP,
+       RAMJET_STAT_DEFAULT_DROP,
+       {},
+       {.default_action = RAMJET_ACTION_DROP}},
+      {"rule pass",
+       [] { return tcp4(); },
+       {{.action = RAMJET_ACTION_PASS}},
+       XDP_PASS,
+       RAMJET_STAT_PASS_RULE},
+      {"rule escalate",
+       [] { return tcp4(443); },
+       {{.action = RAMJET_ACTION_ESCALATE, .proto = IPPROTO_TCP, .port_min = 443, .port_max = 443}},
+       XDP_PASS,
+       RAMJET_STAT_ESCALATE},
+      {"rule drop by port range",
+       [] { return tcp4(8080); },
+       {{.action = RAMJET_ACTION_DROP, .proto = IPPROTO_TCP, .port_min = 8000, .port_max = 8999}},
+       XDP_DROP,
+       RAMJET_STAT_RULE_DROP},
+      {"port outside range falls to default",
+       [] { return tcp4(81); },
+       {drop_tcp80()},
+       XDP_PASS,
+       RAMJET_STAT_PASS_DEFAULT},
+      {"protocol mismatch falls to default",
+       [] { return udp4(80); },
+       {drop_tcp80()},
+       XDP_PASS,
+       RAMJET_STAT_PASS_DEFAULT},
+      {"ifindex mismatch falls to default",
+       [] { return tcp4(); },
+       {{.action = RAMJET_ACTION_DROP, .ifindex = 999}},
+       XDP_PASS,
+       RAMJET_STAT_PASS_DEFAULT},
+      {"ifindex of lo matches",
+       [] { return tcp4(); },
+       {{.action = RAMJET_ACTION_DROP, .ifindex = 1}},
+       XDP_DROP,
+       RAMJET_STAT_RULE_DROP},
+      {"src CIDR mismatch falls to default",
+       [] { return tcp4(); },
+       {{.src = "192.168.0.0/16", .action = RAMJET_ACTION_DROP}},
+       XDP_PASS,
+       RAMJET_STAT_PASS_DEFAULT},
+      {"lower slot wins: pass before drop",
+       [] { return tcp4(); },
+       {{.src = "10.0.0.0/8", .action = RAMJET_ACTION_PASS},
+        {.src = "10.0.0.1/32", .action = RAMJET_ACTION_DROP}},
+       XDP_PASS,
+       RAMJET_STAT_PASS_RULE},
+      {"lower slot wins: drop before pass",
+       [] { return tcp4(); },
+       {{.src = "10.0.0.1/32", .action = RAMJET_ACTION_DROP},
+        {.src = "10.0.0.0/8", .action = RAMJET_ACTION_PASS}},
+       XDP_DROP,
+       RAMJET_STAT_RULE_DROP},
+      {"shorter prefix rule still applies under a longer prefix",
+       [] { return tcp4(22); },
+       {{.src = "10.0.0.0/8",
+         .action = RAMJET_ACTION_DROP,
+         .proto = IPPROTO_TCP,
+         .port_min = 22,
+         .port_max = 22},
+        {.src = "10.0.0.1/32", .dst = "10.99.0.0/16", .action = RAMJET_ACTION_PASS}},
+       XDP_DROP,
+       RAMJET_STAT_RULE_DROP},
+      {"IPv4 rule does not match IPv6",
+       [] { return tcp6(); },
+       {drop_tcp80()},
+       XDP_PASS,
+       RAMJET_STAT_PASS_DEFAULT},
+      {"IPv6 CIDR rule",
+       [] { return tcp6(); },
+       {{.src = "fd00::/16", .dst = "fd00:99::/32", .action = RAMJET_ACTION_DROP}},
+       XDP_DROP,
+       RAMJET_STAT_RULE_DROP},
+      {"ICMP echo by protocol",
+       [] { return PacketBuilder().eth().ipv4(kClient, kServer).icmp(8, 0, 7, 1).build(); },
+       {{.action = RAMJET_ACTION_DROP, .proto = IPPROTO_ICMP}},
+       XDP_DROP,
+       RAMJET_STAT_RULE_DROP},
+      {"ICMP never matches a port range",
+       [] { return PacketBuilder().eth().ipv4(kClient, kServer).icmp(8, 0, 80, 1).build(); },
+       {{.action = RAMJET_ACTION_DROP, .port_min = 80, .port_max = 80}},
+       XDP_PASS,
+       RAMJET_STAT_PASS_DEFAULT},
+      {"ICMPv6 echo by protocol",
+       [] { return PacketBuilder().eth().ipv6(kClient6, kServer6).icmpv6(128, 0, 7, 1).build(); },
+       {{.src = "::/0", .dst = "::/0", .action = RAMJET_ACTION_DROP, .proto = kProtoIcmpv6}},
+       XDP_DROP,
+       RAMJET_STAT_RULE_DROP},
+      {"denylisted source",
+       [] { return tcp4(); },
+       {{.action = RAMJET_ACTION_PASS}},
+       XDP_DROP,
+       RAMJET_STAT_DENYLIST,
+       {},
+       {},
+       [](XdpClassify& x) { x.deny("10.0.0.0/24"); }},
+      {"denylisted IPv6 source",
+       [] { return tcp6(); },
+       {},
+       XDP_DROP,
+       RAMJET_STAT_DENYLIST,
+       {},
+       {},
+       [](XdpClassify& x) { x.deny("fd00::1/128"); }},
+      {"expired denylist entry is ignored",
+       [] { return tcp4(); },
+       {},
+       XDP_PASS,
+       RAMJET_STAT_PASS_DEFAULT,
+       {},
+       {},
+       [](XdpClassify& x) { x.deny("10.0.0.0/24", 1); }},
+      {"denylist applies to fragments",
+       [] { return tcp4(80, {.frag_off = 0x2000}); },
+       {},
+       XDP_DROP,
+       RAMJET_STAT_DENYLIST,
+       {},
+       {},
+       [](XdpClassify& x) { x.deny("10.0.0.1/32"); }},
+      // --- fastpath (needs the netns topology) ---
+      {"fastpath IPv4 rewrite and redirect",
+       [] { return tcp4(); },
+       {fastpath_all()},
+       XDP_REDIRECT,
+       RAMJET_STAT_FASTPATH_REDIRECT,
+       [](const Bytes&) {
+         // Built from scratch with TTL 63: checks the incremental checksum update.
+         return PacketBuilder()
+             .eth(kNeigh, kRj0)
+             .ipv4(kClient, kServer, {.ttl = 63})
+             .tcp(40000, 80)
+             .payload(16)
+             .build();
+       },
+       {},
+       {},
+       true},
+      {"fastpath IPv6 rewrite and redirect",
+       [] { return tcp6(); },
+       {fastpath_all_v6()},
+       XDP_REDIRECT,
+       RAMJET_STAT_FASTPATH_REDIRECT,
+       [](const Bytes&) {
+         return PacketBuilder()
+             .eth(kNeigh, kRj0)
+             .ipv6(kClient6, kServer6, 63)
+             .tcp(40000, 80)
+             .payload(16)
+             .build();
+       },
+       {},
+       {},
+       true},
+      {"fastpath without neighbour passes",
+       [] { return tcp4(80, {}, "10.99.0.3"); },
+       {fastpath_all()},
+       XDP_PASS,
+       RAMJET_STAT_FIB_NO_NEIGH,
+       {},
+       {},
+       {},
+       true},
+      {"fastpath IPv6 without neighbour passes",
+       [] { return tcp6(80, "fd00:99::3"); },
+       {fastpath_all_v6()},
+       XDP_PASS,
+       RAMJET_STAT_FIB_NO_NEIGH,
+       {},
+       {},
+       {},
+       true},
+      {"fastpath TTL 1 passes for ICMP time exceeded",
+       [] { return tcp4(80, {.ttl = 1}); },
+       {fastpath_all()},
+       XDP_PASS,
+       RAMJET_STAT_FIB_TTL_EXPIRED,
+       {},
+       {},
+       {},
+       true},
+      {"fastpath beyond egress MTU passes",
+       [] { return PacketBuilder().eth().ipv4(kClient, kServer).udp(1, 2).payload(1300).build(); },
+       {fastpath_all()},
+       XDP_PASS,
+       RAMJET_STAT_FIB_FRAG_NEEDED,
+       {},
+       {},
+       {},
+       true},
+      {"fastpath without route passes",
+       [] { return tcp4(80, {}, "192.0.2.1"); },
+       {fastpath_all()},
+       XDP_PASS,
+       RAMJET_STAT_FIB_NO_ROUTE,
+       {},
+       {},
+       {},
+       true},
+      {"fastpath tagged frame passes",
+       [] { return PacketBuilder().eth().vlan(7).ipv4(kClient, kServer).tcp(1, 80).build(); },
+       {fastpath_all()},
+       XDP_PASS,
+       RAMJET_STAT_FASTPATH_VLAN,
+       {},
+       {},
+       {},
+       true},
+  };
+}
+
+std::string test_name(const std::string& description) {
+  std::string n;
+  for (char c : description) n += std::isalnum(uint8_t(c)) ? c : '_';
+  return n;
+}
+
+// gtest prints parameters; the description says it all.
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.description;
+}
+
+class ClassifyTable : public ::testing::TestWithParam<Case> {};
+
+TEST_P(ClassifyTable, Verdict) {
+  const Case& c = GetParam();
+  if (c.needs_netns && !Netns::get().ready) GTEST_SKIP() << Netns::get().why_not;
+  XdpClassify xdp(c.knobs);
+  if (!c.rules.empty()) xdp.set_rules(c.rules);
+  if (c.setup) c.setup(xdp);
+
+  Bytes in = c.packet();
+  StatArray before = xdp.stats();
+  RunResult r = xdp.run(in);
+  StatArray after = xdp.stats();
+
+  EXPECT_EQ(r.retval, c.verdict);
+  // Exactly one verdict stat moves, by one: the expected reason.
+  std::map<std::string, int64_t> want{{ramjet_stat_names[c.reason], 1}};
+  EXPECT_EQ(verdict_deltas(before, after), want);
+  Bytes expected = c.expected_out ? c.expected_out(in) : in;
+  EXPECT_EQ(r.out, expected);
+  if (c.expected_out && r.out.size() > 34 && get16(&r.out[12]) == 0x0800) {
+    EXPECT_TRUE(ipv4_header_checksum_ok(r.out));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Xdp, ClassifyTable, ::testing::ValuesIn(cases()),
+                         [](const auto& info) { return test_name(info.param.description); });
+
+// --- sequences ---
+
+// TRUNCATED_ETH is a verifier-required bound that no frame can reach through
+// BPF_PROG_TEST_RUN: the kernel refuses frames shorter than an Ethernet header
+// (and bpf_xdp_adjust_head/tail refuse to shrink below one). Pin that fact, so
+// the day it changes this test says the table should grow a runt case.
+TEST(XdpRunt, KernelRefusesFramesShorterThanEthernet) {
+  XdpClassify xdp;
+  for (size_t n : {size_t(13), size_t(14)}) {
+    Bytes in = truncated(tcp4(), n), out(64);
+    LIBBPF_OPTS(bpf_test_run_opts, opts);
+    opts.data_in = in.data();
+    opts.data_out = out.data();
+    opts.data_size_in = uint32_t(in.size());
+    opts.data_size_out = uint32_t(out.size());
+    int err = bpf_prog_test_run_opts(xdp.prog_fd(), &opts);
+    if (n < 14) {
+      EXPECT_EQ(err, -EINVAL) << n << " bytes";
+    } else {
+      EXPECT_EQ(err, 0);
+      EXPECT_EQ(opts.retval, uint32_t(XDP_DROP));  // 14 bytes of IPv4 EtherType, no header
+    }
+  }
+}
+
+int64_t delta(const StatArray& before, const StatArray& after, ramjet_stat s) {
+  return int64_t(after[s] - before[s]);
+}
+
+TEST(XdpRateLimit, BurstPassesThenDropsPerSource) {
+  XdpClassify xdp;
+  xdp.set_rules({{.action = RAMJET_ACTION_RATELIMIT, .rate_pps = 1, .rate_burst = 3}});
+  Bytes a = tcp4();
+  StatArray before = xdp.stats();
+  for (int i = 0; i < 3; i++) EXPECT_EQ(xdp.run(a).retval, XDP_PASS) << "packet " << i;
+  EXPECT_EQ(xdp.run(a).retval, XDP_DROP);
+  EXPECT_EQ(xdp.run(a).retval, XDP_DROP);
+  // Another source has its own bucket.
+  Bytes b = PacketBuilder().eth().ipv4("10.0.0.2", kServer).tcp(40000, 80).build();
+  EXPECT_EQ(xdp.run(b).retval, XDP_PASS);
+  StatArray after = xdp.stats();
+  EXPECT_EQ(delta(before, after, RAMJET_STAT_PASS_RULE), 4);
+  EXPECT_EQ(delta(before, after, RAMJET_STAT_RATE_LIMITED), 2);
+}
+
+TEST(XdpRateLimit, ZeroBurstDropsEverything) {
+  XdpClassify xdp;
+  xdp.set_rules({{.action = RAMJET_ACTION_RATELIMIT, .rate_pps = 1000, .rate_burst = 0}});
+  EXPECT_EQ(xdp.run(tcp4()).retval, XDP_DROP);
+}
+
+TEST(XdpFlowTable, BothDirectionsShareOneFlow) {
+  XdpClassify xdp;
+  xdp.set_rules({{.action = RAMJET_ACTION_PASS, .rule_id = 7, .endpoint_id = 3}});
+  Bytes syn = PacketBuilder().eth().ipv4(kServer, kClient).tcp(443, 40000, kTcpSyn).build();
+  Bytes synack =
+      PacketBuilder().eth().ipv4(kClient, kServer).tcp(40000, 443, kTcpSyn | kTcpAck).build();
+  Bytes ack =
+      PacketBuilder().eth().ipv4(kServer, kClient).tcp(443, 40000, kTcpAck).payload(100).build();
+  StatArray before = xdp.stats();
+  for (const Bytes* p : {&syn, &synack, &ack}) EXPECT_EQ(xdp.run(*p).retval, XDP_PASS);
+  StatArray after = xdp.stats();
+
+  auto flows = xdp.flows();
+  ASSERT_EQ(flows.size(), 1u);
+  const auto& [key, flow] = flows[0];
+  EXPECT_EQ(key.family, RAMJET_FAMILY_IPV4);
+  EXPECT_EQ(key.proto, IPPROTO_TCP);
+  EXPECT_NE(flow.flow_id, 0u);
+  EXPECT_EQ(flow.verdict, RAMJET_ACTION_PASS);
+  EXPECT_EQ(flow.rule_id, 7u);
+  EXPECT_EQ(flow.endpoint_id, 3u);
+  EXPECT_EQ(flow.dir[RAMJET_DIR_ORIGINAL].packets, 2u);
+  EXPECT_EQ(flow.dir[RAMJET_DIR_ORIGINAL].bytes, syn.size() + ack.size());
+  EXPECT_EQ(flow.dir[RAMJET_DIR_REPLY].packets, 1u);
+  EXPECT_EQ(flow.dir[RAMJET_DIR_REPLY].bytes, synack.size());
+  EXPECT_EQ(flow.tcp_flags[RAMJET_DIR_ORIGINAL], kTcpSyn | kTcpAck);
+  EXPECT_EQ(flow.tcp_flags[RAMJET_DIR_REPLY], kTcpSyn | kTcpAck);
+  EXPECT_LE(flow.first_seen_ns, flow.last_seen_ns);
+  // The originator (10.99.0.2:443) sorts above 10.0.0.1:40000, so it is key.hi.
+  EXPECT_EQ(flow.origin_side, 1);
+  EXPECT_EQ(delta(before, after, RAMJET_STAT_FLOW_NEW), 1);
+  EXPECT_EQ(delta(before, after, RAMJET_STAT_FLOW_HIT), 2);
+  EXPECT_EQ(delta(before, after, RAMJET_STAT_PASS_RULE), 3);
+}
+
+TEST(XdpFlowTable, Ipv6AndUdpFlowsAreSeparate) {
+  XdpClassify xdp;
+  xdp.set_rules({{.action = RAMJET_ACTION_PASS},
+                 {.src = "::/0", .dst = "::/0", .action = RAMJET_ACTION_PASS}});
+  xdp.run(tcp4());
+  xdp.run(udp4(80));
+  xdp.run(tcp6());
+  xdp.run(PacketBuilder().eth().ipv6(kServer6, kClient6).tcp(80, 40000).build());
+  EXPECT_EQ(xdp.flows().size(), 3u);
+}
+
+TEST(XdpFlowTable, DropsCreateNoFlowAndDefaultPassIsNotOurs) {
+  XdpClassify xdp;
+  xdp.set_rules({drop_tcp80()});
+  xdp.run(tcp4(80));
+  xdp.run(tcp4(81));  // default pass
+  EXPECT_TRUE(xdp.flows().empty());
+}
+
+TEST(XdpFlowTable, PolicyGenerationReevaluatesCachedVerdict) {
+  XdpClassify xdp;
+  xdp.set_rules({{.action = RAMJET_ACTION_PASS}});
+  EXPECT_EQ(xdp.run(tcp4()).retval, XDP_PASS);
+  xdp.set_rules({drop_tcp80()});  // bumps policy_generation
+  StatArray before = xdp.stats();
+  EXPECT_EQ(xdp.run(tcp4()).retval, XDP_DROP);
+  EXPECT_EQ(delta(before, xdp.stats(), RAMJET_STAT_RULE_DROP), 1);
+  auto flows = xdp.flows();
+  ASSERT_EQ(flows.size(), 1u);
+  EXPECT_EQ(flows[0].second.verdict, RAMJET_ACTION_DROP);
+  EXPECT_EQ(flows[0].second.reason, RAMJET_STAT_RULE_DROP);
+}
+
+struct Events {
+  std::vector<Bytes> records;
+  static int on_record(void* ctx, void* data, size_t size) {
+    auto* self = static_cast<Events*>(ctx);
+    auto* p = static_cast<uint8_t*>(data);
+    self->records.emplace_back(p, p + size);
+    return 0;
+  }
+  void drain(XdpClassify& xdp) {
+    ring_buffer* rb =
+        ring_buffer__new(bpf_map__fd(xdp.skel()->maps.events), &Events::on_record, this, nullptr);
+    ASSERT_NE(rb, nullptr);
+    ring_buffer__consume(rb);
+    ring_buffer__free(rb);
+  }
+  template <typename T>
+  std::vector<T> of_type(uint16_t type) const {
+    std::vector<T> out;
+    for (const Bytes& r : records) {
+      ramjet_event_header h;
+      std::memcpy(&h, r.data(), sizeof(h));
+      if (h.type != type) continue;
+      EXPECT_EQ(r.size(), sizeof(T));
+      T t;
+      std::memcpy(&t, r.data(), sizeof(T));
+      out.push_back(t);
+    }
+    return out;
+  }
+};
+
+TEST(XdpEscalate, MarksFlowAndEmitsEvents) {
+  XdpClassify xdp;
+  xdp.set_rules({{.action = RAMJET_ACTION_ESCALATE,
+                  .proto = IPPROTO_TCP,
+                  .port_min = 443,
+                  .port_max = 443,
+                  .rule_id = 42,
+                  .endpoint_id = 9}});
+  EXPECT_EQ(xdp.run(tcp4(443)).retval, XDP_PASS);
+  EXPECT_EQ(xdp.run(tcp4(443)).retval, XDP_PASS);
+  auto flows = xdp.flows();
+  ASSERT_EQ(flows.size(), 1u);
+  const ramjet_flow& f = flows[0].second;
+  EXPECT_EQ(f.verdict, RAMJET_ACTION_ESCALATE);
+  EXPECT_EQ(f.escalated, 1);
+  EXPECT_EQ(f.endpoint_id, 9u);
+  EXPECT_EQ(f.dir[RAMJET_DIR_ORIGINAL].packets, 2u);
+
+  Events ev;
+  ev.drain(xdp);
+  auto news = ev.of_type<ramjet_event_flow>(RAMJET_EVENT_FLOW_NEW);
+  auto escalations = ev.of_type<ramjet_event_flow>(RAMJET_EVENT_ESCALATE);
+  ASSERT_EQ(news.size(), 1u);
+  ASSERT_EQ(escalations.size(), 1u);  // first packet only
+  EXPECT_EQ(escalations[0].flow_id, f.flow_id);
+  EXPECT_EQ(escalations[0].rule_id, 42u);
+  EXPECT_EQ(escalations[0].endpoint_id, 9u);
+  EXPECT_EQ(escalations[0].hdr.reason, RAMJET_STAT_ESCALATE);
+  EXPECT_EQ(std::memcmp(&escalations[0].key, &flows[0].first, sizeof(ramjet_flow_key)), 0);
+}
+
+TEST(XdpEvents, FlowEventsCanBeTurnedOff) {
+  XdpClassify xdp({.emit_flow_events = 0});
+  xdp.set_rules({{.action = RAMJET_ACTION_PASS}});
+  xdp.run(tcp4());
+  Events ev;
+  ev.drain(xdp);
+  EXPECT_TRUE(ev.records.empty());
+}
+
+TEST(XdpEvents, DropSampleCarriesReasonAndBytes) {
+  XdpClassify xdp({.drop_sample_rate = 1});
+  xdp.set_rules({drop_tcp80()});
+  Bytes small = tcp4();
+  Bytes big = PacketBuilder().eth().ipv4(kClient, kServer).tcp(1, 80).payload(400).build();
+  xdp.run(small);
+  xdp.run(big);
+  Events ev;
+  ev.drain(xdp);
+  auto drops = ev.of_type<ramjet_event_drop>(RAMJET_EVENT_DROP_SAMPLE);
+  ASSERT_EQ(drops.size(), 2u);
+  EXPECT_EQ(drops[0].hdr.reason, RAMJET_STAT_RULE_DROP);
+  EXPECT_EQ(drops[0].packet_len, small.size());
+  EXPECT_EQ(drops[0].capture_len, small.size());
+  EXPECT_EQ(Bytes(drops[0].data, drops[0].data + small.size()), small);
+  EXPECT_EQ(drops[1].packet_len, big.size());
+  EXPECT_EQ(drops[1].capture_len, uint32_t(RAMJET_DROP_SAMPLE_BYTES));
+  EXPECT_EQ(Bytes(drops[1].data, drops[1].data + RAMJET_DROP_SAMPLE_BYTES),
+            Bytes(big.begin(), big.begin() + RAMJET_DROP_SAMPLE_BYTES));
+}
+
+TEST(XdpFastpath, FlowCachesFastpathAndForwardsEveryPacket) {
+  if (!Netns::get().ready) GTEST_SKIP() << Netns::get().why_not;
+  XdpClassify xdp;
+  xdp.set_rules({fastpath_all()});
+  StatArray before = xdp.stats();
+  for (int i = 0; i < 3; i++) EXPECT_EQ(xdp.run(tcp4()).retval, XDP_REDIRECT);
+  StatArray after = xdp.stats();
+  EXPECT_EQ(delta(before, after, RAMJET_STAT_FASTPATH_REDIRECT), 3);
+  EXPECT_EQ(delta(before, after, RAMJET_STAT_FLOW_HIT), 2);
+  ASSERT_EQ(xdp.flows().size(), 1u);
+  EXPECT_EQ(xdp.flows()[0].second.verdict, RAMJET_ACTION_FASTPATH);
+}
+
+}  // namespace
+}  // namespace ramjet::test

@@ -1,0 +1,704 @@
+#include "http/auth/proxy_auth.h"
+
+#include <crypt.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <utility>
+
+namespace ramjet::http::auth {
+namespace {
+
+constexpr std::size_t kMaxHtpasswdLine = 4096;
+constexpr std::size_t kMaxHtpasswdFile = 16 * 1024 * 1024;
+constexpr std::size_t kMinPresharedKey = 16;
+constexpr std::string_view kUseInstead =
+    "; use sha512-crypt ($6$), yescrypt ($y$) or bcrypt ($2b$/$2y$)";
+
+// Best-effort scrubbing of secrets we copied (the optimizer may not drop explicit_bzero).
+void wipe(std::string& s) {
+  if (!s.empty()) explicit_bzero(s.data(), s.size());
+  s.clear();
+}
+
+bool is_ows(char c) {
+  return c == ' ' || c == '\t';
+}
+bool is_ctl(unsigned char c) {
+  return c < 0x20 || c == 0x7f;
+}
+bool is_alpha(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+
+// RFC 9110 5.6.2 tchar.
+bool is_tchar(char c) {
+  return is_alpha(c) || is_digit(c) ||
+         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+// RFC 9110 11.2 token68, without the trailing '=' run.
+bool is_token68_char(char c) {
+  return is_alpha(c) || is_digit(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '+' ||
+         c == '/';
+}
+
+// The crypt(3) base64 alphabet ("./0-9A-Za-z").
+bool is_crypt64(char c) {
+  return is_alpha(c) || is_digit(c) || c == '.' || c == '/';
+}
+bool all_crypt64(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), is_crypt64);
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+bool fill_random(void* out, std::size_t size) {
+  auto* p = static_cast<unsigned char*>(out);
+  while (size > 0) {
+    const ssize_t n = getrandom(p, size, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    p += n;
+    size -= static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+// ---- base64 ------------------------------------------------------------------------------
+// A small strict RFC 4648 section 4 decoder. BoringSSL (EVP_DecodeBase64) is a planned
+// dependency but not linked yet; switch to it once it is. Strict means: padded to a multiple
+// of 4, '=' only at the end (at most two), and canonical (unused low bits are zero), so each
+// credential has exactly one encoding.
+
+int base64_value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+
+// Decodes `in` into `out`; on failure returns the offset in `in` and sets `reason`.
+std::optional<std::size_t> decode_base64_strict(std::string_view in, std::string& out,
+                                                std::string_view& reason) {
+  out.clear();
+  if (in.size() % 4 != 0) {
+    reason = "base64 length is not a multiple of 4";
+    return in.size();
+  }
+  out.reserve(in.size() / 4 * 3);
+  for (std::size_t i = 0; i < in.size(); i += 4) {
+    const bool last = i + 4 == in.size();
+    int v[4];
+    int pad = 0;
+    for (std::size_t j = 0; j < 4; ++j) {
+      const char c = in[i + j];
+      if (c == '=') {
+        // Only in the last quantum, only in its last two places, and only as a suffix.
+        if (!last || j < 2 || (j == 2 && in[i + 3] != '=')) {
+          reason = "misplaced base64 padding";
+          return i + j;
+        }
+        v[j] = 0;
+        ++pad;
+        continue;
+      }
+      v[j] = base64_value(c);
+      if (v[j] < 0) {
+        reason = "invalid base64 character";
+        return i + j;
+      }
+    }
+    const std::uint32_t n =
+        static_cast<std::uint32_t>(v[0]) << 18 | static_cast<std::uint32_t>(v[1]) << 12 |
+        static_cast<std::uint32_t>(v[2]) << 6 | static_cast<std::uint32_t>(v[3]);
+    if ((pad == 2 && (n & 0xffff) != 0) || (pad == 1 && (n & 0xff) != 0)) {
+      reason = "non-canonical base64 (nonzero padding bits)";
+      return i + 3 - static_cast<std::size_t>(pad);
+    }
+    out.push_back(static_cast<char>(n >> 16));
+    if (pad < 2) out.push_back(static_cast<char>(n >> 8 & 0xff));
+    if (pad < 1) out.push_back(static_cast<char>(n & 0xff));
+  }
+  return std::nullopt;
+}
+
+// ---- SipHash-2-4 with a 128-bit output ---------------------------------------------------
+// Keys the positive cache. Keyed with a per-Authenticator random key, so a client cannot craft
+// a header whose cache key collides with someone else's accepted one.
+
+struct SipKey {
+  std::uint64_t k0 = 0;
+  std::uint64_t k1 = 0;
+};
+
+struct CacheKey {
+  std::uint64_t lo = 0;
+  std::uint64_t hi = 0;
+  bool operator==(const CacheKey&) const = default;
+};
+
+struct CacheKeyHash {
+  std::size_t operator()(const CacheKey& k) const { return static_cast<std::size_t>(k.lo); }
+};
+
+std::uint64_t rotl(std::uint64_t x, int b) {
+  return (x << b) | (x >> (64 - b));
+}
+
+struct SipState {
+  std::uint64_t v0, v1, v2, v3;
+  void round() {
+    v0 += v1, v1 = rotl(v1, 13), v1 ^= v0, v0 = rotl(v0, 32);
+    v2 += v3, v3 = rotl(v3, 16), v3 ^= v2;
+    v0 += v3, v3 = rotl(v3, 21), v3 ^= v0;
+    v2 += v1, v1 = rotl(v1, 17), v1 ^= v2, v2 = rotl(v2, 32);
+  }
+  void absorb(std::uint64_t m) {
+    v3 ^= m;
+    round(), round();
+    v0 ^= m;
+  }
+};
+
+CacheKey siphash128(const SipKey& key, std::string_view data) {
+  SipState s{0x736f6d6570736575ULL ^ key.k0, 0x646f72616e646f6dULL ^ key.k1 ^ 0xee,
+             0x6c7967656e657261ULL ^ key.k0, 0x7465646279746573ULL ^ key.k1};
+  const auto* p = reinterpret_cast<const unsigned char*>(data.data());
+  const std::size_t full = data.size() / 8 * 8;
+  for (std::size_t i = 0; i < full; i += 8) {
+    std::uint64_t m = 0;
+    for (int j = 7; j >= 0; --j) m = m << 8 | p[i + static_cast<std::size_t>(j)];
+    s.absorb(m);
+  }
+  std::uint64_t b = static_cast<std::uint64_t>(data.size()) << 56;
+  for (std::size_t j = 0; j < data.size() - full; ++j) {
+    b |= static_cast<std::uint64_t>(p[full + j]) << (8 * j);
+  }
+  s.absorb(b);
+  s.v2 ^= 0xee;
+  s.round(), s.round(), s.round(), s.round();
+  CacheKey out;
+  out.lo = s.v0 ^ s.v1 ^ s.v2 ^ s.v3;
+  s.v1 ^= 0xdd;
+  s.round(), s.round(), s.round(), s.round();
+  out.hi = s.v0 ^ s.v1 ^ s.v2 ^ s.v3;
+  return out;
+}
+
+// ---- crypt -------------------------------------------------------------------------------
+
+// crypt_rn with a per-thread work area (struct crypt_data is ~32 KiB: too big for a
+// coroutine's stack, and zeroing a fresh one per call would be wasted work).
+std::optional<std::string> run_crypt(const std::string& phrase, const std::string& setting) {
+  thread_local std::unique_ptr<crypt_data> data = std::make_unique<crypt_data>();
+  const char* out = crypt_rn(phrase.c_str(), setting.c_str(), data.get(), sizeof(crypt_data));
+  if (out == nullptr) return std::nullopt;
+  std::string result(out);
+  explicit_bzero(data->output, sizeof(data->output));
+  return result;
+}
+
+// Checks one htpasswd hash field; returns why it is refused, or an empty string.
+std::string check_hash(std::string_view h) {
+  const auto starts = [&](std::string_view p) { return h.substr(0, p.size()) == p; };
+  const auto legacy = [](std::string_view what) {
+    return "weak legacy hash format " + std::string(what) + " refused" + std::string(kUseInstead);
+  };
+  if (starts("$6$")) {
+    // $6$[rounds=N$]salt$hash: salt 1..16, hash 86 characters.
+    std::string_view rest = h.substr(3);
+    if (rest.substr(0, 7) == "rounds=") {
+      const std::size_t dollar = rest.find('$');
+      const std::string_view digits =
+          rest.substr(7, dollar == std::string_view::npos ? std::string_view::npos : dollar - 7);
+      if (dollar == std::string_view::npos || digits.empty() || digits.size() > 9 ||
+          !std::all_of(digits.begin(), digits.end(), is_digit)) {
+        return "malformed sha512-crypt ($6$) hash";
+      }
+      rest.remove_prefix(dollar + 1);
+    }
+    const std::size_t dollar = rest.find('$');
+    if (dollar == std::string_view::npos || dollar == 0 || dollar > 16 ||
+        rest.size() - dollar - 1 != 86 || !all_crypt64(rest.substr(0, dollar)) ||
+        !all_crypt64(rest.substr(dollar + 1))) {
+      return "malformed sha512-crypt ($6$) hash";
+    }
+  } else if (starts("$y$") || starts("$gy$") || starts("$7$")) {
+    // $id$params$salt$hash ($7$ packs params and salt into one field): hash is 43 characters.
+    const std::string_view name = starts("$7$") ? "scrypt ($7$)" : "yescrypt ($y$)";
+    std::vector<std::string_view> parts;
+    std::string_view rest = h.substr(1);
+    for (std::size_t at; (at = rest.find('$')) != std::string_view::npos;) {
+      parts.push_back(rest.substr(0, at));
+      rest.remove_prefix(at + 1);
+    }
+    parts.push_back(rest);
+    const std::size_t want = starts("$7$") ? 3 : 4;
+    bool ok = parts.size() == want && parts.back().size() == 43;
+    for (std::size_t i = 1; ok && i < parts.size(); ++i) {
+      ok = !parts[i].empty() && all_crypt64(parts[i]);
+    }
+    if (!ok) return "malformed " + std::string(name) + " hash";
+  } else if (starts("$2b$") || starts("$2y$") || starts("$2a$")) {
+    // $2b$NN$ + 22 salt + 31 hash characters; cost 04..31.
+    const bool ok = h.size() == 60 && is_digit(h[4]) && is_digit(h[5]) && h[6] == '$' &&
+                    (h[4] - '0') * 10 + (h[5] - '0') >= 4 &&
+                    (h[4] - '0') * 10 + (h[5] - '0') <= 31 && all_crypt64(h.substr(7));
+    if (!ok) return "malformed bcrypt hash";
+  } else if (starts("$1$")) {
+    return legacy("MD5-crypt ($1$)");
+  } else if (starts("$apr1$")) {
+    return legacy("Apache MD5 ($apr1$)");
+  } else if (starts("{SHA}")) {
+    return legacy("unsalted SHA-1 ({SHA})");
+  } else if (starts("$5$")) {
+    return legacy("sha256-crypt ($5$)");
+  } else if (h.size() == 13 && all_crypt64(h)) {
+    return legacy("DES crypt");
+  } else if (h.size() == 20 && h[0] == '_' && all_crypt64(h.substr(1))) {
+    return legacy("BSDi extended DES crypt");
+  } else if (starts("$md5")) {
+    return legacy("SunMD5 ($md5)");
+  } else if (starts("$sha1$")) {
+    return legacy("SHA1-crypt ($sha1$)");
+  } else if (starts("$3$")) {
+    return legacy("NT hash ($3$)");
+  } else {
+    // Never echo the field: a plaintext password pasted in by mistake must not reach a log.
+    return "unsupported hash format (not a crypt(3) hash)" + std::string(kUseInstead);
+  }
+  // Accepted by shape; make sure this libxcrypt build has the method enabled.
+  const std::string setting(h);
+  if (crypt_checksalt(setting.c_str()) != CRYPT_SALT_OK) {
+    return "hash method not enabled in this libxcrypt" + std::string(kUseInstead);
+  }
+  return {};
+}
+
+std::string escape_quoted(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out;
+}
+
+}  // namespace
+
+// ---- constant-time compare -----------------------------------------------------------------
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  // Walks the longer length whatever the contents; bytes past the shorter one compare as 0
+  // and the length mismatch is folded into the result, so there is no early exit.
+  const std::size_t n = std::max(a.size(), b.size());
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (std::size_t i = 0; i < n; ++i) {
+    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+    diff |= static_cast<unsigned char>(x ^ y);
+  }
+  // Keep the compiler from turning the accumulation into a data-dependent branch.
+  __asm__ volatile("" : "+r"(diff));
+  return diff == 0;
+}
+
+// ---- Proxy-Authorization parser ------------------------------------------------------------
+
+CredentialParse parse_proxy_authorization(std::string_view value, const CredentialLimits& limits) {
+  CredentialParse r;
+  const auto fail = [&r](std::size_t offset, std::string_view reason) {
+    r.error = CredentialError{offset, reason};
+    return r;
+  };
+  if (value.size() > limits.max_value) return fail(0, "header value too long");
+  std::size_t pos = 0;
+  std::size_t end = value.size();
+  while (pos < end && is_ows(value[pos])) ++pos;
+  while (end > pos && is_ows(value[end - 1])) --end;
+  if (pos == end) return fail(pos, "empty header value");
+
+  const std::size_t scheme_begin = pos;
+  while (pos < end && is_tchar(value[pos])) ++pos;
+  const std::string_view scheme = value.substr(scheme_begin, pos - scheme_begin);
+  if (scheme.empty()) return fail(pos, "invalid character in auth scheme");
+  if (pos == end) return fail(pos, "missing credentials after the auth scheme");
+  if (value[pos] != ' ') return fail(pos, "invalid character in auth scheme");
+  while (pos < end && value[pos] == ' ') ++pos;  // 1*SP
+  const bool is_basic = iequals(scheme, "Basic");
+  if (!is_basic && !iequals(scheme, "Preshared")) {
+    return fail(scheme_begin, "unsupported auth scheme");
+  }
+
+  // token68: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+  const std::size_t token_begin = pos;
+  while (pos < end && is_token68_char(value[pos])) ++pos;
+  if (pos == token_begin) return fail(pos, "credentials are not a token68");
+  while (pos < end && value[pos] == '=') ++pos;
+  if (pos != end) {
+    return fail(pos, is_ows(value[pos]) || value[pos] == ','
+                         ? "unexpected data after the credentials"
+                         : "credentials are not a token68");
+  }
+  const std::string_view token = value.substr(token_begin, end - token_begin);
+
+  if (is_basic) {
+    const std::size_t max_decoded = limits.max_user + 1 + limits.max_password;
+    if (token.size() / 4 * 3 > max_decoded + 2) return fail(token_begin, "credentials too long");
+    std::string decoded;
+    std::string_view reason;
+    if (auto bad = decode_base64_strict(token, decoded, reason)) {
+      wipe(decoded);
+      return fail(token_begin + *bad, reason);
+    }
+    // Errors about decoded bytes point at the token, not into the secret.
+    std::string_view error;
+    const std::size_t colon = decoded.find(':');
+    if (std::any_of(decoded.begin(), decoded.end(),
+                    [](char c) { return is_ctl(static_cast<unsigned char>(c)); })) {
+      error = "credentials contain a control character";
+    } else if (colon == std::string::npos) {
+      error = "credentials have no ':' after the user-id";
+    } else if (colon == 0) {
+      error = "empty user-id";
+    } else if (colon > limits.max_user) {
+      error = "user-id too long";
+    } else if (decoded.size() - colon - 1 > limits.max_password) {
+      error = "password too long";
+    }
+    if (!error.empty()) {
+      wipe(decoded);
+      return fail(token_begin, error);
+    }
+    BasicCredential basic;
+    basic.user.assign(decoded, 0, colon);
+    basic.password.assign(decoded, colon + 1);
+    wipe(decoded);
+    r.credential = std::move(basic);
+    return r;
+  }
+  if (token.size() > limits.max_key) return fail(token_begin, "pre-shared key too long");
+  r.credential = PresharedCredential{std::string(token)};
+  return r;
+}
+
+// ---- Htpasswd ----------------------------------------------------------------------------
+
+Result<Htpasswd> Htpasswd::load_file(const std::string& path) {
+  const auto fail = [&path](int err, std::string_view what) {
+    return Error{ErrorSource::kConfig, err, false,
+                 path + ": " + std::string(what) + ": " + std::strerror(err)};
+  };
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail(errno, "cannot open");
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return fail(err, "cannot stat");
+  }
+  if (st.st_size > static_cast<off_t>(kMaxHtpasswdFile)) {
+    ::close(fd);
+    return Error::config(path + ": file larger than 16 MiB");
+  }
+  std::string contents;
+  char buf[16384];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      return fail(err, "cannot read");
+    }
+    if (n == 0) break;
+    contents.append(buf, static_cast<std::size_t>(n));
+    if (contents.size() > kMaxHtpasswdFile) {
+      ::close(fd);
+      return Error::config(path + ": file larger than 16 MiB");
+    }
+  }
+  ::close(fd);
+  return parse(contents, path);
+}
+
+Result<Htpasswd> Htpasswd::parse(std::string_view contents, std::string_view source) {
+  Htpasswd file;
+  std::unordered_map<std::string_view, std::size_t> first_line;  // user -> line number
+  const std::string* first_hash = nullptr;
+  std::size_t first_hash_line = 0;
+  std::size_t line_no = 0;
+  const auto fail = [&](std::string_view reason) {
+    return Error::config(std::string(source) + ":" + std::to_string(line_no) + ": " +
+                         std::string(reason));
+  };
+  while (!contents.empty()) {
+    ++line_no;
+    const std::size_t nl = contents.find('\n');
+    std::string_view line = contents.substr(0, nl);
+    contents.remove_prefix(nl == std::string_view::npos ? contents.size() : nl + 1);
+    if (line.size() > kMaxHtpasswdLine) return fail("line longer than 4096 bytes");
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    while (!line.empty() && is_ows(line.back())) line.remove_suffix(1);
+    std::size_t lead = 0;
+    while (lead < line.size() && is_ows(line[lead])) ++lead;
+    if (lead == line.size() || line[lead] == '#') continue;
+
+    const std::size_t colon = line.find(':');
+    if (colon == std::string_view::npos) return fail("missing ':' between user and hash");
+    const std::string_view user = line.substr(0, colon);
+    const std::string_view hash = line.substr(colon + 1);
+    if (user.empty()) return fail("empty user name");
+    if (std::any_of(user.begin(), user.end(),
+                    [](char c) { return is_ctl(static_cast<unsigned char>(c)); })) {
+      return fail("user name contains a control character");
+    }
+    if (is_ows(user.front()) || is_ows(user.back())) {
+      return fail("user name has leading or trailing whitespace");
+    }
+    if (hash.empty()) return fail("empty hash");
+    if (const std::string why = check_hash(hash); !why.empty()) return fail(why);
+    if (const auto seen = first_line.find(user); seen != first_line.end()) {
+      return fail("duplicate user '" + std::string(user) + "' (first defined on line " +
+                  std::to_string(seen->second) + ")");
+    }
+    const auto it = file.users_.emplace(std::string(user), std::string(hash)).first;
+    first_line.emplace(it->first, line_no);
+    if (first_hash == nullptr) {
+      first_hash = &it->second;
+      first_hash_line = line_no;
+    }
+  }
+  if (file.users_.empty()) return Error::config(std::string(source) + ": no users defined");
+
+  // The stand-in for unknown users: a hash of a random phrase with the first entry's method,
+  // cost and salt, so a miss costs about what a hit costs.
+  unsigned char random[16];
+  if (!fill_random(random, sizeof(random))) {
+    return Error::kernel(errno, "getrandom for the htpasswd dummy hash");
+  }
+  std::string phrase;
+  for (unsigned char c : random) {
+    phrase.push_back("0123456789abcdef"[c >> 4]);
+    phrase.push_back("0123456789abcdef"[c & 15]);
+  }
+  auto dummy = run_crypt(phrase, *first_hash);
+  wipe(phrase);
+  if (!dummy) {
+    line_no = first_hash_line;
+    return fail("crypt(3) rejected this hash");
+  }
+  file.dummy_hash_ = std::move(*dummy);
+  return file;
+}
+
+bool Htpasswd::verify(std::string_view user, std::string_view password) const {
+  // crypt takes a C string: a NUL would silently truncate the password.
+  if (password.find('\0') != std::string_view::npos) return false;
+  const auto it = users_.find(user);
+  const bool known = it != users_.end();
+  const std::string& expected = known ? it->second : dummy_hash_;
+  std::string phrase(password);
+  const std::optional<std::string> computed = run_crypt(phrase, expected);
+  wipe(phrase);
+  const bool match = computed.has_value() && constant_time_equal(*computed, expected);
+  return known && match;
+}
+
+// ---- Authenticator -----------------------------------------------------------------------
+
+struct Authenticator::State {
+  std::optional<Htpasswd> htpasswd;
+  std::vector<std::string> keys;
+  std::string challenge;
+  CredentialLimits limits;
+  std::chrono::steady_clock::duration ttl{};
+  std::size_t max_entries = 0;
+  SipKey sip_key;
+
+  struct Entry {
+    std::string user;
+    std::chrono::steady_clock::time_point expires;
+  };
+  std::mutex mu;
+  std::unordered_map<CacheKey, Entry, CacheKeyHash> cache;  // guarded by mu
+
+#define RAMJET_X(name) std::atomic<std::uint64_t> name{0};
+  RAMJET_PROXY_AUTH_STATS(RAMJET_X)
+#undef RAMJET_X
+
+  void remember(const CacheKey& key, const std::string& user,
+                std::chrono::steady_clock::time_point now) {
+    std::lock_guard lock(mu);
+    if (cache.size() >= max_entries && cache.find(key) == cache.end()) {
+      std::erase_if(cache, [now](const auto& kv) { return kv.second.expires <= now; });
+      if (cache.size() >= max_entries) {
+        const auto oldest = std::min_element(cache.begin(), cache.end(), [](auto& a, auto& b) {
+          return a.second.expires < b.second.expires;
+        });
+        cache.erase(oldest);
+        cache_evict.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    cache.insert_or_assign(key, Entry{user, now + ttl});
+  }
+};
+
+Authenticator::Authenticator(std::unique_ptr<State> state) : state_(std::move(state)) {}
+Authenticator::Authenticator(Authenticator&&) noexcept = default;
+Authenticator& Authenticator::operator=(Authenticator&&) noexcept = default;
+Authenticator::~Authenticator() = default;
+
+Result<Authenticator> Authenticator::create(AuthConfig config) {
+  auto state = std::make_unique<State>();
+  if (!config.htpasswd_path && config.preshared_keys.empty()) {
+    return Error::config("proxy auth: neither htpasswd nor preshared_keys is configured");
+  }
+  if (config.realm.empty()) return Error::config("proxy auth: realm must not be empty");
+  if (std::any_of(config.realm.begin(), config.realm.end(),
+                  [](char c) { return is_ctl(static_cast<unsigned char>(c)); })) {
+    return Error::config("proxy auth: realm contains a control character");
+  }
+  for (std::size_t i = 0; i < config.preshared_keys.size(); ++i) {
+    // Errors name the index, never the key.
+    const std::string& key = config.preshared_keys[i];
+    const std::string where = "proxy auth: preshared_keys[" + std::to_string(i) + "]: ";
+    std::size_t body = key.size();
+    while (body > 0 && key[body - 1] == '=') --body;
+    if (body == 0 || !std::all_of(key.begin(), key.begin() + static_cast<std::ptrdiff_t>(body),
+                                  is_token68_char)) {
+      return Error::config(where + "not a token68 (A-Z a-z 0-9 - . _ ~ + / then '=' padding)");
+    }
+    if (key.size() < kMinPresharedKey) {
+      return Error::config(where + "shorter than 16 characters");
+    }
+    if (key.size() > config.limits.max_key) {
+      return Error::config(where + "longer than limits.max_key");
+    }
+  }
+  if (config.htpasswd_path) {
+    auto file = Htpasswd::load_file(*config.htpasswd_path);
+    if (!file) return file.take_error();
+    state->htpasswd.emplace(std::move(*file));
+  }
+  const std::string realm = "realm=\"" + escape_quoted(config.realm) + "\"";
+  if (state->htpasswd) state->challenge = "Basic " + realm + ", charset=\"UTF-8\"";
+  if (!config.preshared_keys.empty()) {
+    if (!state->challenge.empty()) state->challenge += ", ";
+    state->challenge += "Preshared " + realm;
+  }
+  state->keys = std::move(config.preshared_keys);
+  state->limits = config.limits;
+  state->ttl = config.cache_ttl;
+  state->max_entries = config.cache_ttl.count() > 0 ? config.cache_max_entries : 0;
+  if (state->max_entries > 0 && !fill_random(&state->sip_key, sizeof(state->sip_key))) {
+    return Error::kernel(errno, "getrandom for the proxy auth cache key");
+  }
+  return Authenticator(std::move(state));
+}
+
+AuthResult Authenticator::check(std::string_view proxy_authorization) const {
+  return check(proxy_authorization, std::chrono::steady_clock::now());
+}
+
+AuthResult Authenticator::check(std::string_view value,
+                                std::chrono::steady_clock::time_point now) const {
+  State& s = *state_;
+  while (!value.empty() && is_ows(value.front())) value.remove_prefix(1);
+  while (!value.empty() && is_ows(value.back())) value.remove_suffix(1);
+  if (value.empty()) {
+    s.missing.fetch_add(1, std::memory_order_relaxed);
+    return AuthResult{AuthStatus::kMissing, {}, "no Proxy-Authorization credentials"};
+  }
+  const auto accept = [&s](std::string user) {
+    s.ok.fetch_add(1, std::memory_order_relaxed);
+    return AuthResult{AuthStatus::kOk, std::move(user), {}};
+  };
+  const auto reject = [&s](std::string_view reason) {
+    s.rejected.fetch_add(1, std::memory_order_relaxed);
+    return AuthResult{AuthStatus::kInvalid, {}, reason};
+  };
+
+  const bool caching = s.max_entries > 0 && value.size() <= s.limits.max_value;
+  CacheKey key;
+  if (caching) {
+    key = siphash128(s.sip_key, value);
+    std::lock_guard lock(s.mu);
+    if (const auto it = s.cache.find(key); it != s.cache.end()) {
+      if (now < it->second.expires) {
+        s.cache_hit.fetch_add(1, std::memory_order_relaxed);
+        s.ok.fetch_add(1, std::memory_order_relaxed);
+        return AuthResult{AuthStatus::kOk, it->second.user, {}};
+      }
+      s.cache.erase(it);
+    }
+    s.cache_miss.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  CredentialParse parsed = parse_proxy_authorization(value, s.limits);
+  if (!parsed.ok()) {
+    s.malformed.fetch_add(1, std::memory_order_relaxed);
+    return AuthResult{AuthStatus::kInvalid, {}, parsed.error.reason};
+  }
+  if (auto* basic = std::get_if<BasicCredential>(&parsed.credential)) {
+    if (!s.htpasswd) {
+      wipe(basic->password);
+      return reject("Basic scheme not enabled on this endpoint");
+    }
+    const bool good = s.htpasswd->verify(basic->user, basic->password);
+    wipe(basic->password);
+    if (!good) return reject("wrong user-id or password");
+    if (caching) s.remember(key, basic->user, now);
+    return accept(std::move(basic->user));
+  }
+  auto& psk = std::get<PresharedCredential>(parsed.credential);
+  if (s.keys.empty()) {
+    wipe(psk.key);
+    return reject("Preshared scheme not enabled on this endpoint");
+  }
+  // Every key is compared, so timing does not tell which (or whether an early one) matched.
+  bool good = false;
+  for (const std::string& k : s.keys) good |= constant_time_equal(psk.key, k);
+  wipe(psk.key);
+  if (!good) return reject("wrong pre-shared key");
+  return accept("psk");
+}
+
+const std::string& Authenticator::challenge() const {
+  return state_->challenge;
+}
+
+AuthStats Authenticator::stats() const {
+  AuthStats out;
+#define RAMJET_X(name) out.name = state_->name.load(std::memory_order_relaxed);
+  RAMJET_PROXY_AUTH_STATS(RAMJET_X)
+#undef RAMJET_X
+  return out;
+}
+
+}  // namespace ramjet::http::auth

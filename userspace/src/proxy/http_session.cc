@@ -1,0 +1,565 @@
+#include "proxy/http_session.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+
+#include "http/auth/proxy_auth.h"
+#include "proxy/egress_chain.h"
+#include "telemetry/access_log.h"
+
+namespace ramjet::proxy {
+
+using http::h1::BodyKind;
+using http::h1::BodyStatus;
+using http::h1::MessageKind;
+using http::h1::ParseStatus;
+using telemetry::Counter;
+
+namespace {
+constexpr std::size_t kReadChunk = 64 * 1024;
+constexpr std::string_view kVia = "1.1 ramjet";
+
+std::chrono::microseconds since(runtime::Clock::time_point t0) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(runtime::Clock::now() - t0);
+}
+
+const char* reason_phrase(int status) {
+  switch (status) {
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 403:
+      return "Forbidden";
+    case 407:
+      return "Proxy Authentication Required";
+    case 414:
+      return "URI Too Long";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 504:
+      return "Gateway Timeout";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "Error";
+  }
+}
+
+// HTTP status for an egress failure (RFC 9209 section 2.3 gives the pairing).
+int status_for(const EgressError& e) {
+  switch (e.kind) {
+    case EgressFailure::kBlockedByHook:
+    case EgressFailure::kPrivateRefused:
+      return 403;
+    case EgressFailure::kDnsTimeout:
+    case EgressFailure::kConnectTimeout:
+      return 504;
+    case EgressFailure::kDnsError:
+    case EgressFailure::kConnectRefused:
+      return 502;
+  }
+  return 502;
+}
+
+// An sf-string for Proxy-Status details: printable ASCII, with \ and " escaped.
+std::string sf_string(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c >= 0x20 && c < 0x7f) out += c;
+  }
+  return out + "\"";
+}
+
+// Fields a proxy never forwards, beyond those the parser already names hop-by-hop.
+bool never_forwarded(const http::h1::Head& head, std::string_view name) {
+  using http::h1::iequals;
+  return http::h1::is_hop_by_hop(head, name) || iequals(name, "trailer") ||
+         iequals(name, "proxy-authorization") || iequals(name, "proxy-authenticate");
+}
+
+// "http://host[:port]/path?query" -> target and origin-form path. nullopt if not.
+struct AbsoluteTarget {
+  HostPort authority;
+  std::string_view path;
+};
+std::optional<AbsoluteTarget> parse_absolute(std::string_view t, std::string& why) {
+  constexpr std::string_view kHttp = "http://";
+  if (t.size() < kHttp.size() || !http::h1::iequals(t.substr(0, kHttp.size()), kHttp)) {
+    why = "only http:// absolute-form targets are forwarded; use CONNECT for https";
+    return std::nullopt;
+  }
+  t.remove_prefix(kHttp.size());
+  auto end = t.find_first_of("/?");
+  std::string_view authority = t.substr(0, end);
+  std::string_view path = end == std::string_view::npos ? std::string_view("/") : t.substr(end);
+  if (authority.find('@') != std::string_view::npos) {
+    why = "userinfo in the request target is not allowed";
+    return std::nullopt;
+  }
+  std::optional<HostPort> hp = HostPort::parse(authority);
+  if (!hp) {
+    // No port: the scheme's default.
+    std::string_view host = authority;
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+      host = host.substr(1, host.size() - 2);
+    if (!host.empty() && HostPort::valid_host(host)) hp = HostPort{std::string(host), 80};
+  }
+  if (!hp) {
+    why = "invalid authority in the request target";
+    return std::nullopt;
+  }
+  return AbsoluteTarget{std::move(*hp), path};
+}
+
+void append_field(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name).append(": ").append(value).append("\r\n");
+}
+}  // namespace
+
+HttpSession::HttpSession(app::WorkerContext& wc, const config::Endpoint& ep, int client_fd,
+                         ConnectionInfo info)
+    : Session(wc), ep_(ep), client_fd_(client_fd), info_(std::move(info)) {
+  started_ = runtime::Clock::now();
+  if (wc_.authenticators != nullptr) {
+    auto it = wc_.authenticators->find(ep_.name);
+    if (it != wc_.authenticators->end()) auth_ = it->second.get();
+  }
+}
+
+std::optional<HttpSession::ProxyError> HttpSession::authenticate() {
+  if (auth_ == nullptr) return std::nullopt;
+  const http::h1::Field* f = http::h1::find_field(head_, "proxy-authorization");
+  http::auth::AuthResult r = auth_->check(f != nullptr ? f->value : std::string_view());
+  if (r.status == http::auth::AuthStatus::kOk) return std::nullopt;
+  // The reason is static text about the form of the credential, never the secret.
+  std::string details = r.status == http::auth::AuthStatus::kMissing
+                            ? "proxy authentication required"
+                            : "invalid proxy credentials: " + std::string(r.reason);
+  return ProxyError{407, "http_request_denied", std::move(details),
+                    "Proxy-Authenticate: " + auth_->challenge() + "\r\n"};
+}
+
+void HttpSession::force_close(CloseReason why) {
+  if (!close_reason_) close_reason_ = why;
+  closing_ = true;
+  if (relay_) {
+    relay_->force_close(why);
+    return;
+  }
+  // Pending receives on either socket end with EOF.
+  ::shutdown(client_fd_, SHUT_RDWR);
+  if (upstream_fd_ >= 0) ::shutdown(upstream_fd_, SHUT_RDWR);
+}
+
+Task<bool> HttpSession::fill(int fd, std::string& buf) {
+  if (closing_) co_return false;
+  std::size_t old = buf.size();
+  buf.resize(old + kReadChunk);
+  auto op = wc_.worker.recv(fd, buf.data() + old, kReadChunk);
+  int n = ep_.idle_timeout.count() > 0 ? co_await std::move(op).with_timeout(ep_.idle_timeout)
+                                       : co_await op;
+  buf.resize(old + static_cast<std::size_t>(n > 0 ? n : 0));
+  if (n == -ETIMEDOUT && !close_reason_) close_reason_ = CloseReason::kIdleTimeout;
+  co_return n > 0;
+}
+
+Task<bool> HttpSession::send_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    int n = co_await wc_.worker.send(fd, data.data(), data.size());
+    if (n <= 0) co_return false;
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  co_return true;
+}
+
+std::string HttpSession::render_error(const ProxyError& e) {
+  wc_.stats.add(e.status >= 500 ? Counter::http_upstream_errors : Counter::http_client_errors);
+  std::string body = std::to_string(e.status) + " " + reason_phrase(e.status) + ": " + e.type;
+  if (!e.details.empty()) body += ": " + e.details;
+  body += "\n";
+  std::string out = "HTTP/1.1 " + std::to_string(e.status) + " " + reason_phrase(e.status) + "\r\n";
+  std::string status = "ramjet; error=" + std::string(e.type);
+  if (!e.details.empty()) status += "; details=" + sf_string(e.details);
+  append_field(out, "Proxy-Status", status);
+  out += e.extra_fields;
+  append_field(out, "Content-Type", "text/plain; charset=utf-8");
+  append_field(out, "Content-Length", std::to_string(body.size()));
+  append_field(out, "Connection", "close");
+  out += "\r\n";
+  out += body;
+  spdlog::info("flow {}: answered {} {}: {}", info_.id, e.status, e.type, e.details);
+  return out;
+}
+
+void HttpSession::close_upstream() {
+  if (upstream_fd_ >= 0) ::close(upstream_fd_);
+  upstream_fd_ = -1;
+  up_.clear();
+}
+
+Task<std::optional<http::h1::HeadResult>> HttpSession::read_request_head() {
+  http::h1::Limits limits{ep_.http.max_request_line, ep_.http.max_head, ep_.http.max_fields};
+  http::h1::HeadParser parser(MessageKind::kRequest, limits);
+  for (;;) {
+    if (!in_.empty()) {
+      auto r = parser.parse(in_, head_);
+      if (r.status != ParseStatus::kNeedMore) co_return r;
+    }
+    if (!co_await fill(client_fd_, in_)) co_return std::nullopt;
+  }
+}
+
+Task<void> HttpSession::run() {
+  ctx_ = wc_.hooks.make_connection_context();
+  auto t0 = runtime::Clock::now();
+  IngressDecision in = co_await wc_.hooks.ingress_handle_connection(info_, ctx_.get());
+  bool blocked = in.action == IngressDecision::Action::kBlock;
+  trace_hook(info_, "ingress.handle_connection", blocked ? "block" : "allow", in.reason, t0);
+  if (blocked) {
+    wc_.stats.add(Counter::ingress_blocked);
+    close_reason_ = CloseReason::kBlockedIngress;
+  }
+
+  while (!close_reason_ && !closing_) {
+    auto r = co_await read_request_head();
+    if (!r) break;  // the client closed (or went idle) between requests
+    if (r->status == ParseStatus::kError) {
+      std::string reply =
+          render_error({r->error.status, "http_request_error", std::string(r->error.reason)});
+      co_await send_all(client_fd_, reply);
+      close_reason_ = CloseReason::kDownstreamError;
+      break;
+    }
+    wc_.stats.add(Counter::http_requests);
+    head_len_ = r->consumed;
+    if (auto denied = authenticate()) {
+      std::string reply = render_error(*denied);
+      co_await send_all(client_fd_, reply);
+      break;
+    }
+    Next next;
+    if (head_.target_form == http::h1::TargetForm::kAuthority) {
+      next = co_await handle_connect();
+    } else if (head_.target_form == http::h1::TargetForm::kAbsolute) {
+      next = co_await handle_forward();
+    } else {
+      std::string reply =
+          render_error({400, "http_request_error",
+                        "this is a forward proxy: send absolute-form requests or CONNECT"});
+      co_await send_all(client_fd_, reply);
+      next = Next::kClose;
+    }
+    if (next == Next::kClose) break;
+  }
+  finish();
+}
+
+Task<HttpSession::Next> HttpSession::handle_connect() {
+  std::optional<HostPort> target = HostPort::parse(head_.target);
+  if (!target) {
+    std::string reply =
+        render_error({400, "http_request_error", "CONNECT target must be host:port"});
+    co_await send_all(client_fd_, reply);
+    co_return Next::kClose;
+  }
+  in_.erase(0, head_len_);  // the head; what follows is tunnel data
+  std::optional<ProxyError> err;
+  if (!co_await ensure_upstream(*target, err)) {
+    std::string reply = render_error(*err);
+    co_await send_all(client_fd_, reply);
+    co_return Next::kClose;
+  }
+  if (!co_await send_all(client_fd_, "HTTP/1.1 200 Connection Established\r\n\r\n")) {
+    close_reason_ = CloseReason::kDownstreamError;
+    co_return Next::kClose;
+  }
+  wc_.stats.add(Counter::http_connect_tunnels);
+  // Bytes the client sent right behind the CONNECT head (e.g. a TLS ClientHello).
+  if (!in_.empty()) {
+    stats_.bytes_from_client += in_.size();
+    if (!co_await send_all(upstream_fd_, in_)) co_return Next::kClose;
+    in_.clear();
+  }
+  RelayLimits limits{ep_.idle_timeout, ep_.max_lifetime};
+  RelayMode mode =
+      ep_.relay == config::RelayMode::kBuffer ? RelayMode::kBuffer : RelayMode::kSplice;
+  relay_ = std::make_unique<Relay>(wc_.worker, client_fd_, upstream_fd_, mode, limits,
+                                   wc_.buffers.get());
+  co_await relay_->run();
+  stats_.bytes_from_client += relay_->bytes_from_client();
+  stats_.bytes_to_client += relay_->bytes_to_client();
+  if (auto r = relay_->reason(); r && !close_reason_) close_reason_ = *r;
+  co_return Next::kClose;
+}
+
+Task<bool> HttpSession::ensure_upstream(const HostPort& target, std::optional<ProxyError>& err) {
+  if (upstream_fd_ >= 0 && upstream_target_ == target) {
+    // Reuse only a connection the server has not closed meanwhile.
+    char probe;
+    ssize_t n = ::recv(upstream_fd_, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) co_return true;
+  }
+  close_upstream();
+  EgressChain chain(wc_, info_, ctx_.get(), ep_.connect_timeout);
+  auto r = co_await chain.connect(target);
+  if (auto* e = std::get_if<EgressError>(&r)) {
+    close_reason_ = e->close_reason();
+    err = ProxyError{status_for(*e), e->proxy_status(), e->message};
+    co_return false;
+  }
+  const Upstream& up = std::get<Upstream>(r);
+  upstream_fd_ = up.fd;
+  upstream_target_ = target;
+  stats_.upstream = up.address.to_string();
+  co_return true;
+}
+
+Task<HttpSession::Next> HttpSession::handle_forward() {
+  std::string why;
+  auto target = parse_absolute(head_.target, why);
+  if (!target) {
+    std::string reply = render_error({400, "http_request_error", why});
+    co_await send_all(client_fd_, reply);
+    co_return Next::kClose;
+  }
+
+  // The request as the origin server sees it (RFC 9112 3.2.2, RFC 9110 7.6).
+  std::string out;
+  out.reserve(512);
+  out.append(head_.method).append(" ").append(target->path);
+  out.append(head_.version == http::h1::Version::kHttp10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
+  append_field(
+      out, "Host",
+      target->authority.port == 80 ? target->authority.host : target->authority.to_string());
+  std::string via;
+  for (const auto& f : head_.fields) {
+    if (never_forwarded(head_, f.name) || http::h1::iequals(f.name, "host")) continue;
+    if (http::h1::iequals(f.name, "via")) {
+      via.append(via.empty() ? "" : ", ").append(f.value);
+      continue;
+    }
+    append_field(out, f.name, f.value);
+  }
+  via.append(via.empty() ? "" : ", ").append(kVia);
+  append_field(out, "Via", via);
+  if (head_.body == BodyKind::kChunked) append_field(out, "Transfer-Encoding", "chunked");
+  out += "\r\n";
+
+  const std::string method(head_.method);
+  const bool client_wants_keep_alive = head_.keep_alive;
+  http::h1::Head request = head_;  // framing only; its views die with the erase below
+  in_.erase(0, head_len_);
+
+  std::optional<ProxyError> err;
+  if (!co_await ensure_upstream(target->authority, err)) {
+    std::string reply = render_error(*err);
+    co_await send_all(client_fd_, reply);
+    co_return Next::kClose;
+  }
+  if (!co_await send_all(upstream_fd_, out) || !co_await forward_request_body(request)) {
+    close_upstream();
+    if (close_reason_ == CloseReason::kDownstreamError) co_return Next::kClose;
+    std::string reply =
+        render_error({502, "http_request_error", "upstream closed while sending the request"});
+    co_await send_all(client_fd_, reply);
+    close_reason_ = CloseReason::kUpstreamError;
+    co_return Next::kClose;
+  }
+
+  bool reusable = false;
+  bool keep_alive = client_wants_keep_alive;
+  auto rerr = co_await forward_response(method, reusable, keep_alive);
+  if (rerr) {
+    close_upstream();
+    if (rerr->status != 0) {
+      std::string reply = render_error(*rerr);
+      co_await send_all(client_fd_, reply);
+    }
+    if (!close_reason_) close_reason_ = CloseReason::kUpstreamError;
+    co_return Next::kClose;
+  }
+  if (!reusable) close_upstream();
+  co_return keep_alive ? Next::kKeepAlive : Next::kClose;
+}
+
+Task<bool> HttpSession::forward_request_body(const http::h1::Head& head) {
+  bool ok = co_await stream_body(client_fd_, in_, upstream_fd_, head, MessageKind::kRequest,
+                                 stats_.bytes_from_client);
+  co_return ok;
+}
+
+Task<bool> HttpSession::stream_body(int from_fd, std::string& from, int to_fd,
+                                    const http::h1::Head& head, MessageKind kind,
+                                    std::uint64_t& counter) {
+  switch (head.body) {
+    case BodyKind::kNone:
+    case BodyKind::kTunnel:
+      co_return true;
+    case BodyKind::kContentLength: {
+      std::uint64_t left = head.content_length;
+      while (left > 0) {
+        if (from.empty() && !co_await fill(from_fd, from)) co_return false;
+        std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left, from.size()));
+        if (!co_await send_all(to_fd, std::string_view(from).substr(0, n))) co_return false;
+        from.erase(0, n);
+        left -= n;
+        counter += n;
+      }
+      co_return true;
+    }
+    case BodyKind::kUntilClose: {
+      for (;;) {
+        if (!from.empty()) {
+          counter += from.size();
+          if (!co_await send_all(to_fd, from)) co_return false;
+          from.clear();
+        }
+        if (!co_await fill(from_fd, from)) co_return true;  // the close ends the body
+      }
+    }
+    case BodyKind::kChunked: {
+      // Decoded and re-chunked: what reaches the other side is framed by us, so a
+      // framing trick in the input cannot pass through.
+      http::h1::ChunkedDecoder dec(kind);
+      std::vector<http::h1::Field> trailers;
+      for (;;) {
+        auto r = dec.decode(from, trailers);
+        if (r.status == BodyStatus::kError) {
+          if (kind == MessageKind::kRequest) close_reason_ = CloseReason::kDownstreamError;
+          co_return false;
+        }
+        if (r.status == BodyStatus::kData) {
+          char size[20];
+          auto [end, ec] = std::to_chars(size, size + sizeof size, r.data.size(), 16);
+          std::string framed(size, end);
+          framed += "\r\n";
+          framed.append(r.data);
+          framed += "\r\n";
+          counter += r.data.size();
+          from.erase(0, r.consumed);
+          if (!co_await send_all(to_fd, framed)) co_return false;
+          continue;
+        }
+        if (r.status == BodyStatus::kDone) {
+          std::string last = "0\r\n";
+          for (const auto& t : trailers) append_field(last, t.name, t.value);
+          last += "\r\n";
+          from.erase(0, r.consumed);
+          co_return co_await send_all(to_fd, last);
+        }
+        from.erase(0, r.consumed);
+        if (!co_await fill(from_fd, from)) co_return false;
+      }
+    }
+  }
+  co_return false;
+}
+
+Task<std::optional<HttpSession::ProxyError>> HttpSession::forward_response(
+    std::string_view method, bool& reusable, bool& client_keep_alive) {
+  http::h1::HeadParser parser(MessageKind::kResponse, {}, method);
+  for (;;) {
+    auto r = parser.parse(up_, response_);
+    if (r.status == ParseStatus::kError) {
+      co_return ProxyError{502, "http_protocol_error", std::string(r.error.reason)};
+    }
+    if (r.status == ParseStatus::kNeedMore) {
+      if (!co_await fill(upstream_fd_, up_)) {
+        if (close_reason_ == CloseReason::kIdleTimeout)
+          co_return ProxyError{504, "http_response_incomplete", "no response in time"};
+        co_return ProxyError{502, "http_response_incomplete",
+                             up_.empty() ? "upstream closed without a response"
+                                         : "upstream closed inside the response head"};
+      }
+      continue;
+    }
+    // Interim responses (100 Continue, 103 Early Hints) pass through; the final one follows.
+    if (response_.status_code >= 100 && response_.status_code < 200 &&
+        response_.body != BodyKind::kTunnel) {
+      if (!co_await send_all(client_fd_, std::string_view(up_).substr(0, r.consumed)))
+        co_return ProxyError{0, "", ""};
+      up_.erase(0, r.consumed);
+      parser.reset(method);
+      continue;
+    }
+    if (response_.body == BodyKind::kTunnel) {
+      co_return ProxyError{502, "http_protocol_error", "protocol upgrades are not forwarded"};
+    }
+
+    bool until_close = response_.body == BodyKind::kUntilClose;
+    if (until_close) client_keep_alive = false;
+    std::string out = "HTTP/1.1 " + std::to_string(response_.status_code) + " ";
+    out.append(response_.reason).append("\r\n");
+    std::string via;
+    for (const auto& f : response_.fields) {
+      if (never_forwarded(response_, f.name)) continue;
+      if (http::h1::iequals(f.name, "via")) {
+        via.append(via.empty() ? "" : ", ").append(f.value);
+        continue;
+      }
+      append_field(out, f.name, f.value);
+    }
+    via.append(via.empty() ? "" : ", ").append(kVia);
+    append_field(out, "Via", via);
+    if (response_.body == BodyKind::kChunked) append_field(out, "Transfer-Encoding", "chunked");
+    if (!client_keep_alive) append_field(out, "Connection", "close");
+    out += "\r\n";
+    http::h1::Head framing = response_;
+    up_.erase(0, r.consumed);
+    if (!co_await send_all(client_fd_, out)) {
+      close_reason_ = CloseReason::kDownstreamError;
+      co_return ProxyError{0, "", ""};
+    }
+    bool ok = co_await stream_body(upstream_fd_, up_, client_fd_, framing, MessageKind::kResponse,
+                                   stats_.bytes_to_client);
+    if (!ok) co_return ProxyError{0, "", ""};  // the head is out: all we can do is close
+    reusable = framing.keep_alive && !until_close && up_.empty();
+    co_return std::nullopt;
+  }
+}
+
+void HttpSession::finish() {
+  tcp_info ti{};
+  socklen_t len = sizeof ti;
+  if (::getsockopt(client_fd_, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0) {
+    stats_.rtt = std::chrono::microseconds(ti.tcpi_rtt);
+    stats_.retransmits = ti.tcpi_total_retrans;
+  }
+  ::close(client_fd_);
+  close_upstream();
+  stats_.reason = close_reason_.value_or(CloseReason::kCompleted);
+  stats_.duration = since(started_);
+  wc_.stats.add(Counter::bytes_from_client, static_cast<std::int64_t>(stats_.bytes_from_client));
+  wc_.stats.add(Counter::bytes_to_client, static_cast<std::int64_t>(stats_.bytes_to_client));
+  switch (stats_.reason) {
+    case CloseReason::kIdleTimeout:
+      wc_.stats.add(Counter::idle_timeouts);
+      break;
+    case CloseReason::kMaxLifetime:
+      wc_.stats.add(Counter::max_lifetime_closes);
+      break;
+    case CloseReason::kShutdown:
+      wc_.stats.add(Counter::drain_forced_closes);
+      break;
+    default:
+      break;
+  }
+  auto t0 = runtime::Clock::now();
+  wc_.hooks.ingress_handle_connection_close(info_, stats_, ctx_.get());
+  trace_hook(info_, "ingress.handle_connection_close", to_string(stats_.reason), "", t0);
+  wc_.access_log.record(info_, stats_);
+}
+
+}  // namespace ramjet::proxy

@@ -1,0 +1,91 @@
+// HttpSession: one client connection on an `onramp: http` endpoint - an HTTP/1.1
+// forward proxy.
+//
+//  - CONNECT host:port: the egress chain connects, the client gets 200, then the
+//    relay moves bytes both ways until either side is done.
+//  - Absolute-form requests (GET http://host/path HTTP/1.1): forwarded in origin
+//    form, hop-by-hop fields removed, Host taken from the target (RFC 9112 3.2.2),
+//    Via added; bodies are streamed both ways chunk by chunk (never buffered whole)
+//    and re-framed; the client connection is kept alive and pipelined requests are
+//    served in order; the upstream connection is reused for the next request to the
+//    same host:port.
+//  - Origin-form requests to the proxy itself: 400.
+// Every failure the proxy answers itself carries a Proxy-Status field (RFC 9209).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "http/h1/parser.h"
+#include "proxy/relay.h"
+#include "proxy/session.h"
+#include "ramjet/task.h"
+
+namespace ramjet::http::auth {
+class Authenticator;
+}
+
+namespace ramjet::proxy {
+
+class HttpSession final : public Session {
+ public:
+  HttpSession(app::WorkerContext& wc, const config::Endpoint& ep, int client_fd,
+              ConnectionInfo info);
+
+  Task<void> run();
+  void force_close(CloseReason why) override;
+
+ private:
+  // What the proxy tells a client when it answers a request itself.
+  struct ProxyError {
+    int status;
+    const char* type;  // RFC 9209 error type
+    std::string details;
+    std::string extra_fields = {};  // complete "Name: value\r\n" lines, e.g. a challenge
+  };
+
+  enum class Next : std::uint8_t { kKeepAlive, kClose };
+
+  Task<std::optional<http::h1::HeadResult>> read_request_head();
+  // nullopt: authenticated (or no auth configured); else the 407 to send.
+  std::optional<ProxyError> authenticate();
+  Task<Next> handle_connect();
+  Task<Next> handle_forward();
+  Task<bool> ensure_upstream(const HostPort& target, std::optional<ProxyError>& err);
+  Task<bool> forward_request_body(const http::h1::Head& head);
+  Task<std::optional<ProxyError>> forward_response(std::string_view method, bool& reusable,
+                                                   bool& client_keep_alive);
+  Task<bool> stream_body(int from_fd, std::string& from_buf, int to_fd, const http::h1::Head& head,
+                         http::h1::MessageKind kind, std::uint64_t& counter);
+  Task<bool> fill(int fd, std::string& buf);
+  Task<bool> send_all(int fd, std::string_view data);
+  // The whole reply for an error the proxy answers itself (counted and logged here).
+  // Callers keep it in a named local while sending: GCC 12 destroys temporaries of a
+  // co_await full-expression twice when they hold a std::string.
+  std::string render_error(const ProxyError& e);
+  void close_upstream();
+  void finish();
+
+  const config::Endpoint& ep_;
+  int client_fd_;
+  ConnectionInfo info_;
+  std::shared_ptr<void> ctx_;
+  ConnectionStats stats_;
+  std::optional<CloseReason> close_reason_;
+  runtime::Clock::time_point started_;
+
+  std::string in_;  // bytes from the client not yet consumed
+  std::string up_;  // bytes from the upstream not yet consumed
+  http::h1::Head head_;
+  std::size_t head_len_ = 0;  // bytes of in_ that head_ was parsed from
+  http::h1::Head response_;
+  int upstream_fd_ = -1;
+  HostPort upstream_target_;  // what upstream_fd_ is connected to
+  std::unique_ptr<Relay> relay_;
+  const http::auth::Authenticator* auth_ = nullptr;
+  bool closing_ = false;
+};
+
+}  // namespace ramjet::proxy
