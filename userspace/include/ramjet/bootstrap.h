@@ -42,6 +42,15 @@ class HookSet {
   virtual void egress_handle_connection_established(const ConnectionInfo& c,
                                                     const EstablishedInfo& e, void* ctx) = 0;
 
+  virtual std::shared_ptr<void> make_request_context() = 0;
+  virtual Task<ConnectDirective> http_connect_request(const ConnectionInfo& c,
+                                                      const HttpRequestHead& h, void* ctx) = 0;
+  virtual void http_connect_response(const ConnectionInfo& c, HttpResponseHead& r, void* ctx) = 0;
+  virtual Task<RequestDirective> http_request(const ConnectionInfo& c, HttpRequestHead& h,
+                                              void* ctx, void* req) = 0;
+  virtual Task<ResponseDirective> http_response(const ConnectionInfo& c, const HttpRequestHead& h,
+                                                HttpResponseHead& r, void* ctx, void* req) = 0;
+
   virtual void lifecycle_start() = 0;
   virtual void lifecycle_stop() = 0;
 };
@@ -50,11 +59,13 @@ template <typename App>
 class TypedHookSet final : public HookSet {
  public:
   using Ctx = typename AppTraits<App>::IngressConnectionContext;
+  using ReqCtx = typename AppTraits<App>::RequestContext;
 
   explicit TypedHookSet(Hooks<App> hooks) : hooks_(std::move(hooks)) {
     // A missing hook is the default implementation, so the engine never branches on it.
     if (!hooks_.ingress) hooks_.ingress = std::make_unique<IngressHook<Ctx>>();
     if (!hooks_.egress) hooks_.egress = std::make_unique<EgressHook<Ctx>>();
+    if (!hooks_.http) hooks_.http = std::make_unique<HttpRequestHook<Ctx, ReqCtx>>();
   }
 
   std::shared_ptr<void> make_connection_context() override { return std::make_shared<Ctx>(); }
@@ -88,6 +99,23 @@ class TypedHookSet final : public HookSet {
   void egress_handle_connection_established(const ConnectionInfo& c, const EstablishedInfo& e,
                                             void* ctx) override {
     hooks_.egress->handle_connection_established(c, e, *static_cast<Ctx*>(ctx));
+  }
+  std::shared_ptr<void> make_request_context() override { return std::make_shared<ReqCtx>(); }
+  Task<ConnectDirective> http_connect_request(const ConnectionInfo& c, const HttpRequestHead& h,
+                                              void* ctx) override {
+    return hooks_.http->handle_proxy_connect_request(c, h, *static_cast<Ctx*>(ctx));
+  }
+  void http_connect_response(const ConnectionInfo& c, HttpResponseHead& r, void* ctx) override {
+    hooks_.http->handle_proxy_connect_response(c, r, *static_cast<Ctx*>(ctx));
+  }
+  Task<RequestDirective> http_request(const ConnectionInfo& c, HttpRequestHead& h, void* ctx,
+                                      void* req) override {
+    return hooks_.http->handle_request(c, h, *static_cast<Ctx*>(ctx), *static_cast<ReqCtx*>(req));
+  }
+  Task<ResponseDirective> http_response(const ConnectionInfo& c, const HttpRequestHead& h,
+                                        HttpResponseHead& r, void* ctx, void* req) override {
+    return hooks_.http->handle_response(c, h, r, *static_cast<Ctx*>(ctx),
+                                        *static_cast<ReqCtx*>(req));
   }
   void lifecycle_start() override {
     if (hooks_.lifecycle) hooks_.lifecycle->start();

@@ -249,21 +249,28 @@ Task<void> HttpSession::run() {
       co_await send_all(client_fd_, reply);
       break;
     }
-    Next next;
-    if (head_.target_form == http::h1::TargetForm::kAuthority) {
-      next = co_await handle_connect();
-    } else if (head_.target_form == http::h1::TargetForm::kAbsolute) {
-      next = co_await handle_forward();
-    } else {
-      std::string reply =
-          render_error({400, "http_request_error",
-                        "this is a forward proxy: send absolute-form requests or CONNECT"});
-      co_await send_all(client_fd_, reply);
-      next = Next::kClose;
-    }
+    Next next = head_.target_form == http::h1::TargetForm::kAuthority ? co_await handle_connect()
+                                                                      : co_await handle_forward();
     if (next == Next::kClose) break;
   }
   finish();
+}
+
+HttpRequestHead HttpSession::owned_request(std::optional<HostPort> authority,
+                                           std::string path) const {
+  HttpRequestHead req;
+  req.method = std::string(head_.method);
+  req.target = std::string(head_.target);
+  req.authority = std::move(authority);
+  req.path = std::move(path);
+  for (const auto& f : head_.fields) {
+    // Hop-by-hop fields are the proxy's; Host and the framing fields are rebuilt.
+    if (never_forwarded(head_, f.name) || http::h1::iequals(f.name, "host") ||
+        http::h1::iequals(f.name, "content-length"))
+      continue;
+    req.headers.add(std::string(f.name), std::string(f.value));
+  }
+  return req;
 }
 
 Task<HttpSession::Next> HttpSession::handle_connect() {
@@ -274,14 +281,38 @@ Task<HttpSession::Next> HttpSession::handle_connect() {
     co_await send_all(client_fd_, reply);
     co_return Next::kClose;
   }
+  HttpRequestHead req = owned_request(*target, "/");
   in_.erase(0, head_len_);  // the head; what follows is tunnel data
+
+  auto t0 = runtime::Clock::now();
+  ConnectDirective d = co_await wc_.hooks.http_connect_request(info_, req, ctx_.get());
+  bool deny = d.action == ConnectDirective::Action::kDeny;
+  trace_hook(info_, "http.handle_proxy_connect_request", deny ? "deny" : "allow",
+             deny ? d.reason : target->to_string(), t0);
+  if (deny) {
+    std::string reply = render_error({d.status, "http_request_denied", d.reason});
+    co_await send_all(client_fd_, reply);
+    close_reason_ = CloseReason::kBlockedEgress;
+    co_return Next::kClose;
+  }
+
   std::optional<ProxyError> err;
   if (!co_await ensure_upstream(*target, err)) {
     std::string reply = render_error(*err);
     co_await send_all(client_fd_, reply);
     co_return Next::kClose;
   }
-  if (!co_await send_all(client_fd_, "HTTP/1.1 200 Connection Established\r\n\r\n")) {
+  HttpResponseHead resp;
+  resp.status = 200;
+  resp.reason = "Connection Established";
+  t0 = runtime::Clock::now();
+  wc_.hooks.http_connect_response(info_, resp, ctx_.get());
+  trace_hook(info_, "http.handle_proxy_connect_response", "continue",
+             std::to_string(resp.headers.fields().size()) + " fields", t0);
+  std::string out = "HTTP/1.1 " + std::to_string(resp.status) + " " + resp.reason + "\r\n";
+  for (const auto& f : resp.headers.fields()) append_field(out, f.name, f.value);
+  out += "\r\n";
+  if (!co_await send_all(client_fd_, out)) {
     close_reason_ = CloseReason::kDownstreamError;
     co_return Next::kClose;
   }
@@ -326,26 +357,84 @@ Task<bool> HttpSession::ensure_upstream(const HostPort& target, std::optional<Pr
   co_return true;
 }
 
+std::string HttpSession::render_reply(const HttpReply& reply, bool keep_alive) const {
+  int status = reply.status;
+  std::string out = "HTTP/1.1 " + std::to_string(status) + " " +
+                    (reply.reason.empty() ? std::string(reason_phrase(status)) : reply.reason) +
+                    "\r\n";
+  for (const auto& f : reply.headers.fields()) {
+    if (http::h1::iequals(f.name, "content-length") ||
+        http::h1::iequals(f.name, "transfer-encoding") || http::h1::iequals(f.name, "connection"))
+      continue;
+    append_field(out, f.name, f.value);
+  }
+  append_field(out, "Content-Length", std::to_string(reply.body.size()));
+  if (!keep_alive) append_field(out, "Connection", "close");
+  out += "\r\n";
+  out += reply.body;
+  return out;
+}
+
 Task<HttpSession::Next> HttpSession::handle_forward() {
-  std::string why;
-  auto target = parse_absolute(head_.target, why);
-  if (!target) {
-    std::string reply = render_error({400, "http_request_error", why});
+  std::optional<HostPort> authority;
+  std::string path;
+  if (head_.target_form == http::h1::TargetForm::kAbsolute) {
+    std::string why;
+    auto target = parse_absolute(head_.target, why);
+    if (!target) {
+      std::string reply = render_error({400, "http_request_error", why});
+      co_await send_all(client_fd_, reply);
+      co_return Next::kClose;
+    }
+    authority = std::move(target->authority);
+    path = std::string(target->path);
+  } else {
+    path = std::string(head_.target);  // origin-form or "*": for a hook to answer
+  }
+
+  HttpRequestHead req = owned_request(std::move(authority), std::move(path));
+  const bool client_http10 = head_.version == http::h1::Version::kHttp10;
+  bool keep_alive = head_.keep_alive;
+  http::h1::Head request_framing = head_;  // framing only; its views die with the erase
+  in_.erase(0, head_len_);
+
+  std::shared_ptr<void> req_ctx = wc_.hooks.make_request_context();
+  auto t0 = runtime::Clock::now();
+  RequestDirective rd = co_await wc_.hooks.http_request(info_, req, ctx_.get(), req_ctx.get());
+  if (auto* respond = std::get_if<RequestDirective::Respond>(&rd.value)) {
+    trace_hook(info_, "http.handle_request", "respond", std::to_string(respond->reply.status), t0);
+    // An unread request body would be taken for the next request: close instead.
+    bool has_body =
+        request_framing.body != BodyKind::kNone &&
+        !(request_framing.body == BodyKind::kContentLength && request_framing.content_length == 0);
+    keep_alive = keep_alive && !has_body;
+    std::string reply = render_reply(respond->reply, keep_alive);
+    if (!co_await send_all(client_fd_, reply)) co_return Next::kClose;
+    co_return keep_alive ? Next::kKeepAlive : Next::kClose;
+  }
+  std::unique_ptr<BodyFilter> request_filter =
+      std::move(std::get<RequestDirective::Continue>(rd.value).body_filter);
+  trace_hook(info_, "http.handle_request", "continue",
+             req.authority ? req.authority->to_string() + req.path : req.path, t0);
+  if (!req.authority) {
+    std::string reply =
+        render_error({400, "http_request_error",
+                      "this is a forward proxy: send absolute-form requests or CONNECT"});
     co_await send_all(client_fd_, reply);
     co_return Next::kClose;
   }
 
   // The request as the origin server sees it (RFC 9112 3.2.2, RFC 9110 7.6).
+  const bool has_body = request_framing.body != BodyKind::kNone;
+  const bool chunk_request =
+      has_body && (request_framing.body == BodyKind::kChunked || request_filter != nullptr);
   std::string out;
   out.reserve(512);
-  out.append(head_.method).append(" ").append(target->path);
-  out.append(head_.version == http::h1::Version::kHttp10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
-  append_field(
-      out, "Host",
-      target->authority.port == 80 ? target->authority.host : target->authority.to_string());
+  out.append(req.method).append(" ").append(req.path).append(" HTTP/1.1\r\n");
+  append_field(out, "Host",
+               req.authority->port == 80 ? req.authority->host : req.authority->to_string());
   std::string via;
-  for (const auto& f : head_.fields) {
-    if (never_forwarded(head_, f.name) || http::h1::iequals(f.name, "host")) continue;
+  for (const auto& f : req.headers.fields()) {
     if (http::h1::iequals(f.name, "via")) {
       via.append(via.empty() ? "" : ", ").append(f.value);
       continue;
@@ -354,23 +443,28 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
   }
   via.append(via.empty() ? "" : ", ").append(kVia);
   append_field(out, "Via", via);
-  if (head_.body == BodyKind::kChunked) append_field(out, "Transfer-Encoding", "chunked");
+  if (chunk_request)
+    append_field(out, "Transfer-Encoding", "chunked");
+  else if (request_framing.body == BodyKind::kContentLength)
+    append_field(out, "Content-Length", std::to_string(request_framing.content_length));
+  if (client_http10 && !keep_alive) append_field(out, "Connection", "close");
   out += "\r\n";
 
-  const std::string method(head_.method);
-  const bool client_wants_keep_alive = head_.keep_alive;
-  http::h1::Head request = head_;  // framing only; its views die with the erase below
-  in_.erase(0, head_len_);
-
   std::optional<ProxyError> err;
-  if (!co_await ensure_upstream(target->authority, err)) {
+  if (!co_await ensure_upstream(*req.authority, err)) {
     std::string reply = render_error(*err);
     co_await send_all(client_fd_, reply);
     co_return Next::kClose;
   }
-  if (!co_await send_all(upstream_fd_, out) || !co_await forward_request_body(request)) {
+  bool sent = co_await send_all(upstream_fd_, out);
+  if (sent) {
+    sent =
+        co_await stream_body(client_fd_, in_, upstream_fd_, request_framing, MessageKind::kRequest,
+                             stats_.bytes_from_client, request_filter.get(), chunk_request);
+  }
+  if (!sent) {
     close_upstream();
-    if (close_reason_ == CloseReason::kDownstreamError) co_return Next::kClose;
+    if (close_reason_ == CloseReason::kDownstreamError || closing_) co_return Next::kClose;
     std::string reply =
         render_error({502, "http_request_error", "upstream closed while sending the request"});
     co_await send_all(client_fd_, reply);
@@ -379,8 +473,7 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
   }
 
   bool reusable = false;
-  bool keep_alive = client_wants_keep_alive;
-  auto rerr = co_await forward_response(method, reusable, keep_alive);
+  auto rerr = co_await forward_response(req, req_ctx.get(), client_http10, reusable, keep_alive);
   if (rerr) {
     close_upstream();
     if (rerr->status != 0) {
@@ -394,15 +487,44 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
   co_return keep_alive ? Next::kKeepAlive : Next::kClose;
 }
 
-Task<bool> HttpSession::forward_request_body(const http::h1::Head& head) {
-  bool ok = co_await stream_body(client_fd_, in_, upstream_fd_, head, MessageKind::kRequest,
-                                 stats_.bytes_from_client);
-  co_return ok;
+Task<bool> HttpSession::emit(int to_fd, std::string_view data, BodyFilter* filter, bool chunked,
+                             std::string& scratch) {
+  if (filter != nullptr) {
+    scratch.clear();
+    if (filter->on_data(data, scratch) == BodyFilter::Result::kAbort) co_return false;
+    data = scratch;
+  }
+  if (data.empty()) co_return true;
+  if (!chunked) co_return co_await send_all(to_fd, data);
+  char size[20];
+  auto [end, ec] = std::to_chars(size, size + sizeof size, data.size(), 16);
+  std::string frame(size, end);
+  frame += "\r\n";
+  frame.append(data);
+  frame += "\r\n";
+  co_return co_await send_all(to_fd, frame);
+}
+
+Task<bool> HttpSession::finish_body(int to_fd, BodyFilter* filter, bool chunked,
+                                    const std::vector<http::h1::Field>& trailers) {
+  std::string tail;
+  if (filter != nullptr) {
+    if (filter->on_end(tail) == BodyFilter::Result::kAbort) co_return false;
+    std::string scratch;
+    if (!co_await emit(to_fd, tail, nullptr, chunked, scratch)) co_return false;
+  }
+  if (!chunked) co_return true;
+  std::string last = "0\r\n";
+  for (const auto& t : trailers) append_field(last, t.name, t.value);
+  last += "\r\n";
+  co_return co_await send_all(to_fd, last);
 }
 
 Task<bool> HttpSession::stream_body(int from_fd, std::string& from, int to_fd,
                                     const http::h1::Head& head, MessageKind kind,
-                                    std::uint64_t& counter) {
+                                    std::uint64_t& counter, BodyFilter* filter, bool chunk_out) {
+  std::string scratch;
+  const std::vector<http::h1::Field> no_trailers;
   switch (head.body) {
     case BodyKind::kNone:
     case BodyKind::kTunnel:
@@ -412,22 +534,24 @@ Task<bool> HttpSession::stream_body(int from_fd, std::string& from, int to_fd,
       while (left > 0) {
         if (from.empty() && !co_await fill(from_fd, from)) co_return false;
         std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left, from.size()));
-        if (!co_await send_all(to_fd, std::string_view(from).substr(0, n))) co_return false;
+        if (!co_await emit(to_fd, std::string_view(from).substr(0, n), filter, chunk_out, scratch))
+          co_return false;
         from.erase(0, n);
         left -= n;
         counter += n;
       }
-      co_return true;
+      co_return co_await finish_body(to_fd, filter, chunk_out, no_trailers);
     }
     case BodyKind::kUntilClose: {
       for (;;) {
         if (!from.empty()) {
           counter += from.size();
-          if (!co_await send_all(to_fd, from)) co_return false;
+          if (!co_await emit(to_fd, from, filter, chunk_out, scratch)) co_return false;
           from.clear();
         }
-        if (!co_await fill(from_fd, from)) co_return true;  // the close ends the body
+        if (!co_await fill(from_fd, from)) break;  // the close ends the body
       }
+      co_return co_await finish_body(to_fd, filter, chunk_out, no_trailers);
     }
     case BodyKind::kChunked: {
       // Decoded and re-chunked: what reaches the other side is framed by us, so a
@@ -441,23 +565,17 @@ Task<bool> HttpSession::stream_body(int from_fd, std::string& from, int to_fd,
           co_return false;
         }
         if (r.status == BodyStatus::kData) {
-          char size[20];
-          auto [end, ec] = std::to_chars(size, size + sizeof size, r.data.size(), 16);
-          std::string framed(size, end);
-          framed += "\r\n";
-          framed.append(r.data);
-          framed += "\r\n";
           counter += r.data.size();
+          // Copy: the view points into `from`, which the erase below shifts.
+          std::string piece(r.data);
           from.erase(0, r.consumed);
-          if (!co_await send_all(to_fd, framed)) co_return false;
+          if (!co_await emit(to_fd, piece, filter, chunk_out, scratch)) co_return false;
           continue;
         }
         if (r.status == BodyStatus::kDone) {
-          std::string last = "0\r\n";
-          for (const auto& t : trailers) append_field(last, t.name, t.value);
-          last += "\r\n";
+          bool ok = co_await finish_body(to_fd, filter, chunk_out, trailers);
           from.erase(0, r.consumed);
-          co_return co_await send_all(to_fd, last);
+          co_return ok;
         }
         from.erase(0, r.consumed);
         if (!co_await fill(from_fd, from)) co_return false;
@@ -468,8 +586,9 @@ Task<bool> HttpSession::stream_body(int from_fd, std::string& from, int to_fd,
 }
 
 Task<std::optional<HttpSession::ProxyError>> HttpSession::forward_response(
-    std::string_view method, bool& reusable, bool& client_keep_alive) {
-  http::h1::HeadParser parser(MessageKind::kResponse, {}, method);
+    const HttpRequestHead& req, void* req_ctx, bool client_http10, bool& reusable,
+    bool& keep_alive) {
+  http::h1::HeadParser parser(MessageKind::kResponse, {}, req.method);
   for (;;) {
     auto r = parser.parse(up_, response_);
     if (r.status == ParseStatus::kError) {
@@ -491,20 +610,52 @@ Task<std::optional<HttpSession::ProxyError>> HttpSession::forward_response(
       if (!co_await send_all(client_fd_, std::string_view(up_).substr(0, r.consumed)))
         co_return ProxyError{0, "", ""};
       up_.erase(0, r.consumed);
-      parser.reset(method);
+      parser.reset(req.method);
       continue;
     }
     if (response_.body == BodyKind::kTunnel) {
       co_return ProxyError{502, "http_protocol_error", "protocol upgrades are not forwarded"};
     }
 
-    bool until_close = response_.body == BodyKind::kUntilClose;
-    if (until_close) client_keep_alive = false;
-    std::string out = "HTTP/1.1 " + std::to_string(response_.status_code) + " ";
-    out.append(response_.reason).append("\r\n");
-    std::string via;
+    HttpResponseHead resp;
+    resp.status = response_.status_code;
+    resp.reason = std::string(response_.reason);
+    std::optional<std::string> bodyless_length;  // e.g. a HEAD response's Content-Length
     for (const auto& f : response_.fields) {
       if (never_forwarded(response_, f.name)) continue;
+      if (http::h1::iequals(f.name, "content-length")) {
+        if (response_.body == BodyKind::kNone) bodyless_length = std::string(f.value);
+        continue;
+      }
+      resp.headers.add(std::string(f.name), std::string(f.value));
+    }
+    http::h1::Head framing = response_;
+    up_.erase(0, r.consumed);
+
+    auto t0 = runtime::Clock::now();
+    ResponseDirective rd = co_await wc_.hooks.http_response(info_, req, resp, ctx_.get(), req_ctx);
+    if (auto* respond = std::get_if<ResponseDirective::Respond>(&rd.value)) {
+      trace_hook(info_, "http.handle_response", "respond", std::to_string(respond->reply.status),
+                 t0);
+      reusable = false;  // the upstream body is left unread
+      std::string reply = render_reply(respond->reply, keep_alive);
+      if (!co_await send_all(client_fd_, reply)) co_return ProxyError{0, "", ""};
+      co_return std::nullopt;
+    }
+    std::unique_ptr<BodyFilter> filter =
+        std::move(std::get<ResponseDirective::Continue>(rd.value).body_filter);
+    trace_hook(info_, "http.handle_response", "continue", std::to_string(resp.status), t0);
+
+    const bool has_body = framing.body != BodyKind::kNone;
+    bool chunk_out = has_body && (framing.body == BodyKind::kChunked || filter != nullptr ||
+                                  framing.body == BodyKind::kUntilClose);
+    if (chunk_out && client_http10) {
+      chunk_out = false;  // HTTP/1.0 has no chunking: the close ends the body
+      keep_alive = false;
+    }
+    std::string out = "HTTP/1.1 " + std::to_string(resp.status) + " " + resp.reason + "\r\n";
+    std::string via;
+    for (const auto& f : resp.headers.fields()) {
       if (http::h1::iequals(f.name, "via")) {
         via.append(via.empty() ? "" : ", ").append(f.value);
         continue;
@@ -513,19 +664,22 @@ Task<std::optional<HttpSession::ProxyError>> HttpSession::forward_response(
     }
     via.append(via.empty() ? "" : ", ").append(kVia);
     append_field(out, "Via", via);
-    if (response_.body == BodyKind::kChunked) append_field(out, "Transfer-Encoding", "chunked");
-    if (!client_keep_alive) append_field(out, "Connection", "close");
+    if (chunk_out)
+      append_field(out, "Transfer-Encoding", "chunked");
+    else if (framing.body == BodyKind::kContentLength)
+      append_field(out, "Content-Length", std::to_string(framing.content_length));
+    else if (bodyless_length)
+      append_field(out, "Content-Length", *bodyless_length);
+    if (!keep_alive) append_field(out, "Connection", "close");
     out += "\r\n";
-    http::h1::Head framing = response_;
-    up_.erase(0, r.consumed);
     if (!co_await send_all(client_fd_, out)) {
       close_reason_ = CloseReason::kDownstreamError;
       co_return ProxyError{0, "", ""};
     }
     bool ok = co_await stream_body(upstream_fd_, up_, client_fd_, framing, MessageKind::kResponse,
-                                   stats_.bytes_to_client);
+                                   stats_.bytes_to_client, filter.get(), chunk_out);
     if (!ok) co_return ProxyError{0, "", ""};  // the head is out: all we can do is close
-    reusable = framing.keep_alive && !until_close && up_.empty();
+    reusable = framing.keep_alive && framing.body != BodyKind::kUntilClose && up_.empty();
     co_return std::nullopt;
   }
 }

@@ -21,6 +21,7 @@
 #include "http/h1/parser.h"
 #include "proxy/relay.h"
 #include "proxy/session.h"
+#include "ramjet/hooks/http.h"
 #include "ramjet/task.h"
 
 namespace ramjet::http::auth {
@@ -51,14 +52,24 @@ class HttpSession final : public Session {
   Task<std::optional<http::h1::HeadResult>> read_request_head();
   // nullopt: authenticated (or no auth configured); else the 407 to send.
   std::optional<ProxyError> authenticate();
+  // The parsed request as hooks see it: owned strings, end-to-end fields only.
+  HttpRequestHead owned_request(std::optional<HostPort> authority, std::string path) const;
   Task<Next> handle_connect();
   Task<Next> handle_forward();
   Task<bool> ensure_upstream(const HostPort& target, std::optional<ProxyError>& err);
-  Task<bool> forward_request_body(const http::h1::Head& head);
-  Task<std::optional<ProxyError>> forward_response(std::string_view method, bool& reusable,
-                                                   bool& client_keep_alive);
+  Task<std::optional<ProxyError>> forward_response(const HttpRequestHead& req, void* req_ctx,
+                                                   bool client_http10, bool& reusable,
+                                                   bool& keep_alive);
+  // Streams one body from `from_fd` (bytes already read are in `from_buf`) to `to_fd`,
+  // through `filter` if any, chunk-framed when `chunk_out`.
   Task<bool> stream_body(int from_fd, std::string& from_buf, int to_fd, const http::h1::Head& head,
-                         http::h1::MessageKind kind, std::uint64_t& counter);
+                         http::h1::MessageKind kind, std::uint64_t& counter, BodyFilter* filter,
+                         bool chunk_out);
+  Task<bool> emit(int to_fd, std::string_view data, BodyFilter* filter, bool chunked,
+                  std::string& scratch);
+  Task<bool> finish_body(int to_fd, BodyFilter* filter, bool chunked,
+                         const std::vector<http::h1::Field>& trailers);
+  std::string render_reply(const HttpReply& reply, bool keep_alive) const;
   Task<bool> fill(int fd, std::string& buf);
   Task<bool> send_all(int fd, std::string_view data);
   // The whole reply for an error the proxy answers itself (counted and logged here).

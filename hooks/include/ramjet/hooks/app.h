@@ -7,6 +7,7 @@
 //     using Settings = MySettings;                  // `app:` section (optional)
 //     using EndpointSettings = MyEndpointSettings;  // each endpoint's `app:` (optional)
 //     using IngressConnectionContext = MyCtx;       // per connection (optional)
+//     using RequestContext = MyReqCtx;              // per HTTP request (optional)
 //     static ramjet::Hooks<MyApp> start(const MySettings&);
 //   };
 //   int main(int argc, char** argv) { return ramjet::bootstrap<MyApp>(argc, argv); }
@@ -19,6 +20,7 @@
 #include <type_traits>
 
 #include "ramjet/hooks/egress.h"
+#include "ramjet/hooks/http.h"
 #include "ramjet/hooks/ingress.h"
 #include "ramjet/hooks/lifecycle.h"
 #include "ramjet/settings.h"
@@ -49,6 +51,14 @@ struct AppEndpointSettingsOf<A, std::void_t<typename A::EndpointSettings>> {
   using type = typename A::EndpointSettings;
 };
 template <typename A, typename = void>
+struct AppRequestContextOf {
+  using type = NoContext;
+};
+template <typename A>
+struct AppRequestContextOf<A, std::void_t<typename A::RequestContext>> {
+  using type = typename A::RequestContext;
+};
+template <typename A, typename = void>
 struct AppIngressContextOf {
   using type = NoContext;
 };
@@ -63,14 +73,17 @@ struct AppTraits {
   using Settings = typename detail::AppSettingsOf<App>::type;
   using EndpointSettings = typename detail::AppEndpointSettingsOf<App>::type;
   using IngressConnectionContext = typename detail::AppIngressContextOf<App>::type;
+  using RequestContext = typename detail::AppRequestContextOf<App>::type;
 };
 
 // The hooks an application provides; any of them may be left empty.
 template <typename App>
 struct Hooks {
   using Ctx = typename AppTraits<App>::IngressConnectionContext;
+  using ReqCtx = typename AppTraits<App>::RequestContext;
   std::unique_ptr<IngressHook<Ctx>> ingress;
   std::unique_ptr<EgressHook<Ctx>> egress;
+  std::unique_ptr<HttpRequestHook<Ctx, ReqCtx>> http;
   std::unique_ptr<AppLifecycleHook> lifecycle;
 };
 
