@@ -20,7 +20,9 @@ DEB_PACKAGES := g++ cmake ninja-build pkg-config clang llvm libclang-rt-14-dev \
   liburing-dev libc-ares-dev libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev \
   libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libcrypt-dev \
   libbpf-dev bpftool libelf-dev zlib1g-dev \
-  nodejs socat iperf3 curl python3 haproxy procps iproute2
+  nodejs socat iperf3 curl python3 procps iproute2 openssl
+# Peers and load generators for `make bench` only.
+DEB_BENCH_PACKAGES := haproxy squid tinyproxy nginx-light wrk
 
 ifeq ($(BUILD),asan)
 CMAKE_FLAGS := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRAMJET_SANITIZE=ON
@@ -32,7 +34,7 @@ endif
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all build deps deps-deb deps-npm run test test-unit test-asan test-integration \
-        test-bpf bpf bench bench-bpf fuzz format clean
+        test-bpf bpf bench bench-bpf deps-bench install-missing fuzz format clean
 
 all: build
 
@@ -40,7 +42,13 @@ deps: deps-deb deps-npm
 
 # Installs only what is missing; a no-op (one dpkg query) when everything is there.
 deps-deb:
-	@missing=$$(for p in $(DEB_PACKAGES); do \
+	@$(MAKE) --no-print-directory install-missing PACKAGES="$(DEB_PACKAGES)"
+
+deps-bench:
+	@$(MAKE) --no-print-directory install-missing PACKAGES="$(DEB_BENCH_PACKAGES)"
+
+install-missing:
+	@missing=$$(for p in $(PACKAGES); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
 	  done); \
 	command -v npm >/dev/null || missing="$$missing npm"; \
@@ -82,8 +90,9 @@ test-asan:
 test-integration: deps-npm
 	cd tests/integration && RAMJET_BUILD_DIR=$(CURDIR)/$(BUILD_DIR) npm test
 
-bench: deps build
+bench: deps deps-bench build
 	python3 bench/tcp_relay.py --build-dir $(BUILD_DIR)
+	python3 bench/http_forward.py --build-dir $(BUILD_DIR)
 	@$(MAKE) --no-print-directory bench-bpf
 
 # The eBPF programs (clang -target bpf) and their skeletons, under bpf/build/.
