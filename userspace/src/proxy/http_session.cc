@@ -265,7 +265,10 @@ HttpRequestHead HttpSession::owned_request(std::optional<HostPort> authority,
   req.path = std::move(path);
   for (const auto& f : head_.fields) {
     // Hop-by-hop fields are the proxy's; Host and the framing fields are rebuilt.
-    if (never_forwarded(head_, f.name) || http::h1::iequals(f.name, "host") ||
+    // Proxy-Authorization is addressed to this proxy, so its hooks see it (it is
+    // still never forwarded).
+    bool for_hooks = http::h1::iequals(f.name, "proxy-authorization");
+    if ((never_forwarded(head_, f.name) && !for_hooks) || http::h1::iequals(f.name, "host") ||
         http::h1::iequals(f.name, "content-length"))
       continue;
     req.headers.add(std::string(f.name), std::string(f.value));
@@ -435,6 +438,7 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
                req.authority->port == 80 ? req.authority->host : req.authority->to_string());
   std::string via;
   for (const auto& f : req.headers.fields()) {
+    if (http::h1::iequals(f.name, "proxy-authorization")) continue;
     if (http::h1::iequals(f.name, "via")) {
       via.append(via.empty() ? "" : ", ").append(f.value);
       continue;

@@ -72,7 +72,9 @@ struct HttpRequestHead {
   std::string target;                 // as received: "http://h/p", "h:443" (CONNECT) or "/p"
   std::optional<HostPort> authority;  // where it goes; empty for origin-form
   std::string path;                   // origin-form path and query ("/" for CONNECT)
-  HttpHeaders headers;                // end-to-end fields only (hop-by-hop already removed)
+  // End-to-end fields, plus Proxy-Authorization (addressed to the proxy, so its hooks
+  // see it; it is never forwarded). Host and framing fields are the proxy's.
+  HttpHeaders headers;
 };
 
 struct HttpResponseHead {
