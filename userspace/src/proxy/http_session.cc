@@ -82,6 +82,16 @@ std::string sf_string(std::string_view s) {
   return out + "\"";
 }
 
+// The Transfer-Encoding to send for a body we re-chunk: the message's own codings
+// (e.g. "gzip, chunked") are kept, so only the chunking is ours.
+std::string transfer_codings(const http::h1::Head& head) {
+  const http::h1::Field* te = http::h1::find_field(head, "transfer-encoding");
+  if (te == nullptr) return "chunked";
+  std::string v(te->value);
+  if (head.body == BodyKind::kChunked) return v;  // already ends with chunked
+  return v + ", chunked";                         // a response read until close
+}
+
 // Fields a proxy never forwards, beyond those the parser already names hop-by-hop.
 bool never_forwarded(const http::h1::Head& head, std::string_view name) {
   using http::h1::iequals;
@@ -92,7 +102,7 @@ bool never_forwarded(const http::h1::Head& head, std::string_view name) {
 // "http://host[:port]/path?query" -> target and origin-form path. nullopt if not.
 struct AbsoluteTarget {
   HostPort authority;
-  std::string_view path;
+  std::string path;
 };
 std::optional<AbsoluteTarget> parse_absolute(std::string_view t, std::string& why) {
   constexpr std::string_view kHttp = "http://";
@@ -103,7 +113,9 @@ std::optional<AbsoluteTarget> parse_absolute(std::string_view t, std::string& wh
   t.remove_prefix(kHttp.size());
   auto end = t.find_first_of("/?");
   std::string_view authority = t.substr(0, end);
-  std::string_view path = end == std::string_view::npos ? std::string_view("/") : t.substr(end);
+  // RFC 9112 3.2.1: an empty path is sent as "/", also in front of a query.
+  std::string path = end == std::string_view::npos ? "/" : std::string(t.substr(end));
+  if (path.front() == '?') path.insert(0, "/");
   if (authority.find('@') != std::string_view::npos) {
     why = "userinfo in the request target is not allowed";
     return std::nullopt;
@@ -185,7 +197,9 @@ Task<bool> HttpSession::send_all(int fd, std::string_view data) {
 }
 
 std::string HttpSession::render_error(const ProxyError& e) {
-  wc_.stats.add(e.status >= 500 ? Counter::http_upstream_errors : Counter::http_client_errors);
+  // 501 and 505 answer what the client sent; 502 and 504 what the upstream did.
+  bool upstream = e.status == 502 || e.status == 504;
+  wc_.stats.add(upstream ? Counter::http_upstream_errors : Counter::http_client_errors);
   std::string body = std::to_string(e.status) + " " + reason_phrase(e.status) + ": " + e.type;
   if (!e.details.empty()) body += ": " + e.details;
   body += "\n";
@@ -267,9 +281,11 @@ HttpRequestHead HttpSession::owned_request(std::optional<HostPort> authority,
     // Hop-by-hop fields are the proxy's; Host and the framing fields are rebuilt.
     // Proxy-Authorization is addressed to this proxy, so its hooks see it (it is
     // still never forwarded).
+    // Expect is answered here (see handle_forward), not passed on.
     bool for_hooks = http::h1::iequals(f.name, "proxy-authorization");
     if ((never_forwarded(head_, f.name) && !for_hooks) || http::h1::iequals(f.name, "host") ||
-        http::h1::iequals(f.name, "content-length"))
+        http::h1::iequals(f.name, "content-length") ||
+        (head_.expect_continue && http::h1::iequals(f.name, "expect")))
       continue;
     req.headers.add(std::string(f.name), std::string(f.value));
   }
@@ -390,7 +406,7 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
       co_return Next::kClose;
     }
     authority = std::move(target->authority);
-    path = std::string(target->path);
+    path = std::move(target->path);
   } else {
     path = std::string(head_.target);  // origin-form or "*": for a hook to answer
   }
@@ -399,6 +415,7 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
   const bool client_http10 = head_.version == http::h1::Version::kHttp10;
   bool keep_alive = head_.keep_alive;
   http::h1::Head request_framing = head_;  // framing only; its views die with the erase
+  const std::string request_codings = transfer_codings(head_);
   in_.erase(0, head_len_);
 
   std::shared_ptr<void> req_ctx = wc_.hooks.make_request_context();
@@ -448,11 +465,22 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
   via.append(via.empty() ? "" : ", ").append(kVia);
   append_field(out, "Via", via);
   if (chunk_request)
-    append_field(out, "Transfer-Encoding", "chunked");
+    append_field(out, "Transfer-Encoding",
+                 request_filter != nullptr ? std::string("chunked") : request_codings);
   else if (request_framing.body == BodyKind::kContentLength)
     append_field(out, "Content-Length", std::to_string(request_framing.content_length));
   if (client_http10 && !keep_alive) append_field(out, "Connection", "close");
   out += "\r\n";
+
+  if (request_framing.body == BodyKind::kChunked && !request_framing.expect_continue) {
+    // Nothing reaches the upstream before the chunk framing received so far checks out.
+    if (auto bad = co_await check_chunked_prefix()) {
+      std::string reply = render_error({400, "http_request_error", std::string(*bad)});
+      co_await send_all(client_fd_, reply);
+      close_reason_ = CloseReason::kDownstreamError;
+      co_return Next::kClose;
+    }
+  }
 
   std::optional<ProxyError> err;
   if (!co_await ensure_upstream(*req.authority, err)) {
@@ -461,6 +489,10 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
     co_return Next::kClose;
   }
   bool sent = co_await send_all(upstream_fd_, out);
+  if (sent && request_framing.expect_continue && has_body) {
+    // The upstream is connected and took the head: invite the body (RFC 9110 10.1.1).
+    if (!co_await send_all(client_fd_, "HTTP/1.1 100 Continue\r\n\r\n")) co_return Next::kClose;
+  }
   if (sent) {
     sent =
         co_await stream_body(client_fd_, in_, upstream_fd_, request_framing, MessageKind::kRequest,
@@ -468,6 +500,13 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
   }
   if (!sent) {
     close_upstream();
+    if (request_body_error_) {
+      // The upstream saw a truncated request and is gone; the client learns why.
+      std::string reply =
+          render_error({400, "http_request_error", std::string(*request_body_error_)});
+      co_await send_all(client_fd_, reply);
+      co_return Next::kClose;
+    }
     if (close_reason_ == CloseReason::kDownstreamError || closing_) co_return Next::kClose;
     std::string reply =
         render_error({502, "http_request_error", "upstream closed while sending the request"});
@@ -489,6 +528,28 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
   }
   if (!reusable) close_upstream();
   co_return keep_alive ? Next::kKeepAlive : Next::kClose;
+}
+
+Task<std::optional<std::string_view>> HttpSession::check_chunked_prefix() {
+  for (;;) {
+    http::h1::ChunkedDecoder dec(MessageKind::kRequest);
+    std::vector<http::h1::Field> trailers;
+    std::string_view rest = in_;
+    bool decoded_any = false;
+    for (;;) {
+      auto r = dec.decode(rest, trailers);
+      if (r.status == BodyStatus::kError) co_return r.error.reason;
+      rest.remove_prefix(r.consumed);
+      if (r.status == BodyStatus::kDone) co_return std::nullopt;
+      if (r.status == BodyStatus::kData) {
+        decoded_any = true;
+        continue;
+      }
+      break;  // kNeedMore: everything received so far is well-formed
+    }
+    if (decoded_any || rest.size() < in_.size()) co_return std::nullopt;
+    if (!co_await fill(client_fd_, in_)) co_return std::nullopt;  // EOF: caught while streaming
+  }
 }
 
 Task<bool> HttpSession::emit(int to_fd, std::string_view data, BodyFilter* filter, bool chunked,
@@ -565,7 +626,10 @@ Task<bool> HttpSession::stream_body(int from_fd, std::string& from, int to_fd,
       for (;;) {
         auto r = dec.decode(from, trailers);
         if (r.status == BodyStatus::kError) {
-          if (kind == MessageKind::kRequest) close_reason_ = CloseReason::kDownstreamError;
+          if (kind == MessageKind::kRequest) {
+            close_reason_ = CloseReason::kDownstreamError;
+            request_body_error_ = r.error.reason;
+          }
           co_return false;
         }
         if (r.status == BodyStatus::kData) {
@@ -633,7 +697,8 @@ Task<std::optional<HttpSession::ProxyError>> HttpSession::forward_response(
       }
       resp.headers.add(std::string(f.name), std::string(f.value));
     }
-    http::h1::Head framing = response_;
+    http::h1::Head framing = response_;  // framing only; its views die with the erase
+    const std::string response_codings = transfer_codings(response_);
     up_.erase(0, r.consumed);
 
     auto t0 = runtime::Clock::now();
@@ -669,7 +734,8 @@ Task<std::optional<HttpSession::ProxyError>> HttpSession::forward_response(
     via.append(via.empty() ? "" : ", ").append(kVia);
     append_field(out, "Via", via);
     if (chunk_out)
-      append_field(out, "Transfer-Encoding", "chunked");
+      append_field(out, "Transfer-Encoding",
+                   filter != nullptr ? std::string("chunked") : response_codings);
     else if (framing.body == BodyKind::kContentLength)
       append_field(out, "Content-Length", std::to_string(framing.content_length));
     else if (bodyless_length)

@@ -65,6 +65,9 @@ class HttpSession final : public Session {
   Task<bool> stream_body(int from_fd, std::string& from_buf, int to_fd, const http::h1::Head& head,
                          http::h1::MessageKind kind, std::uint64_t& counter, BodyFilter* filter,
                          bool chunk_out);
+  // Validates the chunk framing received so far (reading at least one chunk line);
+  // the reason if it is malformed.
+  Task<std::optional<std::string_view>> check_chunked_prefix();
   Task<bool> emit(int to_fd, std::string_view data, BodyFilter* filter, bool chunked,
                   std::string& scratch);
   Task<bool> finish_body(int to_fd, BodyFilter* filter, bool chunked,
@@ -97,6 +100,7 @@ class HttpSession final : public Session {
   std::unique_ptr<Relay> relay_;
   const http::auth::Authenticator* auth_ = nullptr;
   bool closing_ = false;
+  std::optional<std::string_view> request_body_error_;  // static parser text
 };
 
 }  // namespace ramjet::proxy

@@ -31,11 +31,11 @@ namespace ramjet::telemetry {
   X(max_lifetime_closes, "Connections closed at endpoint.max_lifetime")                 \
   X(drain_forced_closes, "Connections closed because the drain deadline passed")        \
   X(bytes_from_client, "Bytes relayed from downstream to upstream")                     \
-  X(bytes_to_client, "Bytes relayed from upstream to downstream")                      \
+  X(bytes_to_client, "Bytes relayed from upstream to downstream")                       \
   X(http_requests, "HTTP requests received on http endpoints (CONNECT included)")       \
   X(http_connect_tunnels, "CONNECT tunnels established")                                \
-  X(http_client_errors, "Requests answered 4xx by the proxy itself")                    \
-  X(http_upstream_errors, "Requests answered 5xx by the proxy itself")
+  X(http_client_errors, "Requests the proxy refused itself: 4xx, 501, 505")             \
+  X(http_upstream_errors, "Requests failed upstream, answered 502 or 504 by the proxy")
 
 enum class Counter : unsigned {
 #define RAMJET_X(name, help) name,
