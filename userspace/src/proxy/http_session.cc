@@ -413,6 +413,11 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
 
   HttpRequestHead req = owned_request(std::move(authority), std::move(path));
   const bool client_http10 = head_.version == http::h1::Version::kHttp10;
+  // WebSocket (RFC 6455) is the one upgrade forwarded: Upgrade and Connection are
+  // hop-by-hop, so they are re-added explicitly for it.
+  const http::h1::Field* upgrade = http::h1::find_field(head_, "upgrade");
+  websocket_ =
+      head_.upgrade && upgrade != nullptr && http::h1::iequals(upgrade->value, "websocket");
   bool keep_alive = head_.keep_alive;
   http::h1::Head request_framing = head_;  // framing only; its views die with the erase
   const std::string request_codings = transfer_codings(head_);
@@ -469,7 +474,12 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
                  request_filter != nullptr ? std::string("chunked") : request_codings);
   else if (request_framing.body == BodyKind::kContentLength)
     append_field(out, "Content-Length", std::to_string(request_framing.content_length));
-  if (client_http10 && !keep_alive) append_field(out, "Connection", "close");
+  if (websocket_) {
+    append_field(out, "Connection", "Upgrade");
+    append_field(out, "Upgrade", "websocket");
+  } else if (client_http10 && !keep_alive) {
+    append_field(out, "Connection", "close");
+  }
   out += "\r\n";
 
   if (request_framing.body == BodyKind::kChunked && !request_framing.expect_continue) {
@@ -526,8 +536,33 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
     if (!close_reason_) close_reason_ = CloseReason::kUpstreamError;
     co_return Next::kClose;
   }
+  if (upgraded_) co_return co_await tunnel();
   if (!reusable) close_upstream();
   co_return keep_alive ? Next::kKeepAlive : Next::kClose;
+}
+
+Task<HttpSession::Next> HttpSession::tunnel() {
+  // Bytes that arrived behind the heads belong to the tunnel.
+  if (!up_.empty()) {
+    stats_.bytes_to_client += up_.size();
+    if (!co_await send_all(client_fd_, up_)) co_return Next::kClose;
+    up_.clear();
+  }
+  if (!in_.empty()) {
+    stats_.bytes_from_client += in_.size();
+    if (!co_await send_all(upstream_fd_, in_)) co_return Next::kClose;
+    in_.clear();
+  }
+  RelayLimits limits{ep_.idle_timeout, ep_.max_lifetime};
+  RelayMode mode =
+      ep_.relay == config::RelayMode::kBuffer ? RelayMode::kBuffer : RelayMode::kSplice;
+  relay_ = std::make_unique<Relay>(wc_.worker, client_fd_, upstream_fd_, mode, limits,
+                                   wc_.buffers.get());
+  co_await relay_->run();
+  stats_.bytes_from_client += relay_->bytes_from_client();
+  stats_.bytes_to_client += relay_->bytes_to_client();
+  if (auto r = relay_->reason(); r && !close_reason_) close_reason_ = *r;
+  co_return Next::kClose;
 }
 
 Task<std::optional<std::string_view>> HttpSession::check_chunked_prefix() {
@@ -681,8 +716,10 @@ Task<std::optional<HttpSession::ProxyError>> HttpSession::forward_response(
       parser.reset(req.method);
       continue;
     }
-    if (response_.body == BodyKind::kTunnel) {
-      co_return ProxyError{502, "http_protocol_error", "protocol upgrades are not forwarded"};
+    const bool switching = response_.body == BodyKind::kTunnel;
+    if (switching && !(websocket_ && response_.status_code == 101)) {
+      co_return ProxyError{502, "http_protocol_error",
+                           "only WebSocket upgrades are forwarded (the client asked for none)"};
     }
 
     HttpResponseHead resp;
@@ -715,7 +752,7 @@ Task<std::optional<HttpSession::ProxyError>> HttpSession::forward_response(
         std::move(std::get<ResponseDirective::Continue>(rd.value).body_filter);
     trace_hook(info_, "http.handle_response", "continue", std::to_string(resp.status), t0);
 
-    const bool has_body = framing.body != BodyKind::kNone;
+    const bool has_body = framing.body != BodyKind::kNone && !switching;
     bool chunk_out = has_body && (framing.body == BodyKind::kChunked || filter != nullptr ||
                                   framing.body == BodyKind::kUntilClose);
     if (chunk_out && client_http10) {
@@ -740,7 +777,12 @@ Task<std::optional<HttpSession::ProxyError>> HttpSession::forward_response(
       append_field(out, "Content-Length", std::to_string(framing.content_length));
     else if (bodyless_length)
       append_field(out, "Content-Length", *bodyless_length);
-    if (!keep_alive) append_field(out, "Connection", "close");
+    if (switching) {
+      append_field(out, "Connection", "Upgrade");
+      append_field(out, "Upgrade", "websocket");
+    } else if (!keep_alive) {
+      append_field(out, "Connection", "close");
+    }
     out += "\r\n";
     if (!co_await send_all(client_fd_, out)) {
       close_reason_ = CloseReason::kDownstreamError;
@@ -749,6 +791,7 @@ Task<std::optional<HttpSession::ProxyError>> HttpSession::forward_response(
     bool ok = co_await stream_body(upstream_fd_, up_, client_fd_, framing, MessageKind::kResponse,
                                    stats_.bytes_to_client, filter.get(), chunk_out);
     if (!ok) co_return ProxyError{0, "", ""};  // the head is out: all we can do is close
+    upgraded_ = switching;
     reusable = framing.keep_alive && framing.body != BodyKind::kUntilClose && up_.empty();
     co_return std::nullopt;
   }

@@ -56,6 +56,8 @@ class HttpSession final : public Session {
   HttpRequestHead owned_request(std::optional<HostPort> authority, std::string path) const;
   Task<Next> handle_connect();
   Task<Next> handle_forward();
+  // After a 101 to a WebSocket upgrade: relay both ways until either side ends.
+  Task<Next> tunnel();
   Task<bool> ensure_upstream(const HostPort& target, std::optional<ProxyError>& err);
   Task<std::optional<ProxyError>> forward_response(const HttpRequestHead& req, void* req_ctx,
                                                    bool client_http10, bool& reusable,
@@ -100,6 +102,8 @@ class HttpSession final : public Session {
   std::unique_ptr<Relay> relay_;
   const http::auth::Authenticator* auth_ = nullptr;
   bool closing_ = false;
+  bool websocket_ = false;  // the current request asks for a WebSocket upgrade
+  bool upgraded_ = false;   // ... and the upstream switched protocols
   std::optional<std::string_view> request_body_error_;  // static parser text
 };
 
