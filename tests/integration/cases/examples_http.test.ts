@@ -103,7 +103,12 @@ test('psk-private: only clients with the pre-shared key reach a private origin',
   assert.equal(allowed.last!.status, 200);
   assert.equal(origin.requests.length, 1);
   assert.equal(origin.requests[0]!.headers['proxy-authorization'], undefined, 'the key never goes upstream');
+  // The keyed client's idle upstream connection is pooled; an unkeyed client must
+  // still be refused: reuse never skips the egress decisions.
+  const after = await runCurl(t, ['-x', url, origin.url('/e')]);
+  assertRefused(after.last, 'destination_ip_prohibited');
+  assert.equal(origin.requests.length, 1);
   const tunnel = await runCurl(t, ['-p', '-x', url, '--proxy-header', `Proxy-Authorization: Preshared ${key}`, origin.url('/d')]);
   assert.equal(tunnel.last!.status, 200);
-  assert.equal(await daemon.counter('egress_refused_private'), 2);
+  assert.equal(await daemon.counter('egress_refused_private'), 3);
 });

@@ -13,6 +13,7 @@
 #include "http/auth/proxy_auth.h"
 #include "proxy/http_session.h"
 #include "proxy/tcp_session.h"
+#include "proxy/upstream_pool.h"
 #include "telemetry/access_log.h"
 
 namespace ramjet::app {
@@ -246,17 +247,12 @@ Task<void> worker_main(WorkerContext& wc, runtime::Event& drain_requested,
 
 void Server::worker_thread(unsigned index) {
   WorkerSlot& slot = *slots_[index];
-  WorkerContext wc{slot.worker,
-                   config_,
-                   hooks_,
-                   telemetry::stats().worker(index),
-                   access_log_,
-                   egress::EgressGuard(config_.egress.allow_private),
-                   nullptr,
-                   nullptr,
-                   {},
-                   &authenticators_,
-                   false,
+  WorkerContext wc{slot.worker, config_,
+                   hooks_,      telemetry::stats().worker(index),
+                   access_log_, egress::EgressGuard(config_.egress.allow_private),
+                   nullptr,     nullptr,
+                   {},          &authenticators_,
+                   false,       std::make_unique<proxy::UpstreamPool>(),
                    {}};
   wc.resolver = std::move(slot.resolver);
   // The listening sockets now belong to the accept loops, which close them.

@@ -29,7 +29,8 @@ class AccessLog;
 
 namespace ramjet::proxy {
 class Session;
-}
+class UpstreamPool;
+}  // namespace ramjet::proxy
 
 namespace ramjet::app {
 
@@ -46,7 +47,8 @@ struct WorkerContext {
   // Per http endpoint with auth configured (by endpoint name); shared by all workers.
   const std::map<std::string, std::unique_ptr<http::auth::Authenticator>>* authenticators = nullptr;
   bool draining = false;
-  runtime::Event sessions_empty;  // set when draining and the last session ends
+  std::unique_ptr<proxy::UpstreamPool> pool;  // idle keep-alive upstream connections
+  runtime::Event sessions_empty;              // set when draining and the last session ends
 
   // Process-wide flow ids: unique across workers, never reused in a run.
   static FlowId next_flow_id() {

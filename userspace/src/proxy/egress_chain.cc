@@ -163,6 +163,12 @@ Task<std::variant<std::vector<IpAddress>, EgressError>> EgressChain::resolve(
 }
 
 Task<std::variant<Upstream, EgressError>> EgressChain::connect(HostPort requested) {
+  auto decided = co_await decide(std::move(requested));
+  if (auto* e = std::get_if<EgressError>(&decided)) co_return std::move(*e);
+  co_return co_await connect_to(std::get<Destinations>(std::move(decided)));
+}
+
+Task<std::variant<EgressChain::Destinations, EgressError>> EgressChain::decide(HostPort requested) {
   auto t0 = runtime::Clock::now();
   EgressRequest req{std::move(requested)};
   EgressDecision ed = co_await wc_.hooks.egress_handle_connection(info_, req, ctx_);
@@ -218,13 +224,18 @@ Task<std::variant<Upstream, EgressError>> EgressChain::connect(HostPort requeste
   std::vector<SocketAddress> addrs;
   addrs.reserve(sorted.size());
   for (const auto& ip : sorted) addrs.emplace_back(ip, target.port);
+  co_return Destinations{std::move(target), std::move(addrs)};
+}
 
+Task<std::variant<Upstream, EgressError>> EgressChain::connect_to(Destinations dest) {
+  const auto& he = wc_.config.egress.happy_eyeballs;
+  const HostPort& target = dest.target;
   egress::RaceSettings rs;
   rs.connection_attempt_delay = he.connection_attempt_delay;
   rs.connect_timeout =
       connect_timeout_.count() > 0 ? connect_timeout_ : wc_.config.egress.connect_timeout;
   ChainConnectEnv env(*this);
-  auto raced = co_await egress::race_connect(env, std::move(addrs), rs);
+  auto raced = co_await egress::race_connect(env, std::move(dest.addresses), rs);
   if (!raced.ok()) {
     const Error& e = raced.error();
     bool timeout = e.code == ETIMEDOUT;
@@ -244,7 +255,7 @@ Task<std::variant<Upstream, EgressError>> EgressChain::connect(HostPort requeste
     if (auto local = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len))
       est.local = *local;
   }
-  t0 = runtime::Clock::now();
+  auto t0 = runtime::Clock::now();
   wc_.hooks.egress_handle_connection_established(info_, est, ctx_);
   trace_hook(info_, "egress.handle_connection_established", "established", est.upstream.to_string(),
              t0);

@@ -46,7 +46,20 @@ class EgressChain {
               std::chrono::milliseconds connect_timeout)
       : wc_(wc), info_(info), ctx_(ctx), connect_timeout_(connect_timeout) {}
 
+  // decide() then connect_to().
   Task<std::variant<Upstream, EgressError>> connect(HostPort target);
+
+  // Where a connection may go, after every decision hook, DNS and the guard: the
+  // addresses in happy-eyeballs order. An on-ramp that keeps idle upstream
+  // connections may reuse one to any of these instead of connecting.
+  struct Destinations {
+    HostPort target;  // after EgressHook::handle_connection
+    std::vector<SocketAddress> addresses;
+  };
+  Task<std::variant<Destinations, EgressError>> decide(HostPort target);
+  // Races connects to the addresses (tcp_connect_override per attempt) and runs
+  // handle_connection_established.
+  Task<std::variant<Upstream, EgressError>> connect_to(Destinations dest);
 
  private:
   friend class ChainConnectEnv;

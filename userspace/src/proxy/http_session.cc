@@ -11,6 +11,7 @@
 
 #include "http/auth/proxy_auth.h"
 #include "proxy/egress_chain.h"
+#include "proxy/upstream_pool.h"
 #include "telemetry/access_log.h"
 
 namespace ramjet::proxy {
@@ -316,7 +317,7 @@ Task<HttpSession::Next> HttpSession::handle_connect() {
   }
 
   std::optional<ProxyError> err;
-  if (!co_await ensure_upstream(*target, err)) {
+  if (!co_await ensure_upstream(*target, err, /*reuse=*/false)) {
     std::string reply = render_error(*err);
     co_await send_all(client_fd_, reply);
     co_return Next::kClose;
@@ -354,16 +355,29 @@ Task<HttpSession::Next> HttpSession::handle_connect() {
   co_return Next::kClose;
 }
 
-Task<bool> HttpSession::ensure_upstream(const HostPort& target, std::optional<ProxyError>& err) {
-  if (upstream_fd_ >= 0 && upstream_target_ == target) {
-    // Reuse only a connection the server has not closed meanwhile.
-    char probe;
-    ssize_t n = ::recv(upstream_fd_, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) co_return true;
-  }
+Task<bool> HttpSession::ensure_upstream(const HostPort& target, std::optional<ProxyError>& err,
+                                        bool reuse) {
   close_upstream();
   EgressChain chain(wc_, info_, ctx_.get(), ep_.connect_timeout);
-  auto r = co_await chain.connect(target);
+  auto decided = co_await chain.decide(target);
+  if (auto* e = std::get_if<EgressError>(&decided)) {
+    close_reason_ = e->close_reason();
+    err = ProxyError{status_for(*e), e->proxy_status(), e->message};
+    co_return false;
+  }
+  auto& dest = std::get<EgressChain::Destinations>(decided);
+  if (reuse) {
+    SocketAddress which;
+    int fd = wc_.pool->take(dest.addresses, which);
+    if (fd >= 0) {
+      wc_.stats.add(Counter::upstream_reused);
+      upstream_fd_ = fd;
+      upstream_address_ = which;
+      stats_.upstream = which.to_string();
+      co_return true;
+    }
+  }
+  auto r = co_await chain.connect_to(std::move(dest));
   if (auto* e = std::get_if<EgressError>(&r)) {
     close_reason_ = e->close_reason();
     err = ProxyError{status_for(*e), e->proxy_status(), e->message};
@@ -371,7 +385,7 @@ Task<bool> HttpSession::ensure_upstream(const HostPort& target, std::optional<Pr
   }
   const Upstream& up = std::get<Upstream>(r);
   upstream_fd_ = up.fd;
-  upstream_target_ = target;
+  upstream_address_ = up.address;
   stats_.upstream = up.address.to_string();
   co_return true;
 }
@@ -493,7 +507,7 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
   }
 
   std::optional<ProxyError> err;
-  if (!co_await ensure_upstream(*req.authority, err)) {
+  if (!co_await ensure_upstream(*req.authority, err, /*reuse=*/true)) {
     std::string reply = render_error(*err);
     co_await send_all(client_fd_, reply);
     co_return Next::kClose;
@@ -537,7 +551,12 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
     co_return Next::kClose;
   }
   if (upgraded_) co_return co_await tunnel();
-  if (!reusable) close_upstream();
+  if (reusable) {
+    wc_.pool->put(upstream_address_, upstream_fd_);  // now the worker's, for any client
+    upstream_fd_ = -1;
+  } else {
+    close_upstream();
+  }
   co_return keep_alive ? Next::kKeepAlive : Next::kClose;
 }
 

@@ -58,7 +58,9 @@ class HttpSession final : public Session {
   Task<Next> handle_forward();
   // After a 101 to a WebSocket upgrade: relay both ways until either side ends.
   Task<Next> tunnel();
-  Task<bool> ensure_upstream(const HostPort& target, std::optional<ProxyError>& err);
+  // Runs the egress decisions for `target`, then takes an idle pooled connection to
+  // an allowed address (when `reuse`) or connects.
+  Task<bool> ensure_upstream(const HostPort& target, std::optional<ProxyError>& err, bool reuse);
   Task<std::optional<ProxyError>> forward_response(const HttpRequestHead& req, void* req_ctx,
                                                    bool client_http10, bool& reusable,
                                                    bool& keep_alive);
@@ -98,7 +100,7 @@ class HttpSession final : public Session {
   std::size_t head_len_ = 0;  // bytes of in_ that head_ was parsed from
   http::h1::Head response_;
   int upstream_fd_ = -1;
-  HostPort upstream_target_;  // what upstream_fd_ is connected to
+  SocketAddress upstream_address_;  // what upstream_fd_ is connected to
   std::unique_ptr<Relay> relay_;
   const http::auth::Authenticator* auth_ = nullptr;
   bool closing_ = false;

@@ -34,6 +34,7 @@ namespace ramjet::telemetry {
   X(bytes_to_client, "Bytes relayed from upstream to downstream")                       \
   X(http_requests, "HTTP requests received on http endpoints (CONNECT included)")       \
   X(http_connect_tunnels, "CONNECT tunnels established")                                \
+  X(upstream_reused, "Requests sent on an idle keep-alive upstream connection")         \
   X(http_client_errors, "Requests the proxy refused itself: 4xx, 501, 505")             \
   X(http_upstream_errors, "Requests failed upstream, answered 502 or 504 by the proxy")
 

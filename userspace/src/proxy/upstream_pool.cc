@@ -1,0 +1,62 @@
+#include "proxy/upstream_pool.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace ramjet::proxy {
+
+namespace {
+// Open, and nothing waiting to be read: a server that closed (or sent something
+// unasked) makes the connection unusable.
+bool still_open(int fd) {
+  char probe;
+  ssize_t n = ::recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+}  // namespace
+
+UpstreamPool::~UpstreamPool() {
+  for (auto& [addr, list] : idle_)
+    for (const auto& i : list) ::close(i.fd);
+}
+
+int UpstreamPool::take(const std::vector<SocketAddress>& addresses, SocketAddress& which) {
+  if (total_ == 0) return -1;
+  auto now = runtime::Clock::now();
+  for (const auto& addr : addresses) {
+    auto it = idle_.find(addr.to_string());
+    if (it == idle_.end()) continue;
+    auto& list = it->second;
+    // Newest first: the one least likely to have been closed by the server.
+    while (!list.empty()) {
+      Idle i = list.back();
+      list.pop_back();
+      --total_;
+      if (now - i.since <= limits_.max_idle_time && still_open(i.fd)) {
+        which = addr;
+        return i.fd;
+      }
+      ::close(i.fd);
+    }
+  }
+  return -1;
+}
+
+void UpstreamPool::put(const SocketAddress& address, int fd) {
+  auto& list = idle_[address.to_string()];
+  if (total_ >= limits_.max_idle || list.size() >= limits_.per_address) {
+    if (list.empty()) {
+      ::close(fd);
+      return;
+    }
+    ::close(list.front().fd);  // make room by dropping the oldest for this address
+    list.pop_front();
+    --total_;
+  }
+  list.push_back({fd, runtime::Clock::now()});
+  ++total_;
+}
+
+}  // namespace ramjet::proxy
