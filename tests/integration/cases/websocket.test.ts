@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { WebSocketServer } from 'ws';
+import { connect as netConnect } from 'node:net';
+import { WebSocket, WebSocketServer } from 'ws';
 import { defer, rawHttpClient, startHttpProxy, test, waitFor } from '../lib/index.ts';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -46,6 +47,33 @@ test('a WebSocket upgrade is forwarded and frames flow through the proxy', async
   assert.equal(frame[1], expected.length, 'unmasked, short payload');
   assert.deepEqual(frame.subarray(2, 2 + expected.length), expected);
   assert.equal(await daemon.counter('http_requests'), 1);
+});
+
+test('the ws client talks to a ws server through the proxy (absolute-form upgrade)', async (t) => {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await once(wss, 'listening');
+  defer(t, 'websocket server', () => new Promise<void>((r) => wss.close(() => r())));
+  wss.on('connection', (socket) => socket.on('message', (data) => socket.send(`echo: ${String(data)}`)));
+  const port = (wss.address() as AddressInfo).port;
+  const { proxy } = await startHttpProxy(t);
+
+  const target = `ws://127.0.0.1:${port}/chat`;
+  const ws = new WebSocket(target, {
+    // A forward-proxy request: the TCP connection goes to the proxy and the request
+    // target is the absolute URL (ws sets an origin-form path; rewrite it before sending).
+    createConnection: () => netConnect(proxy.port, proxy.host),
+    finishRequest: (req) => {
+      req.path = `http://127.0.0.1:${port}/chat`;
+      req.end();
+    },
+  });
+  defer(t, 'ws client', () => ws.terminate());
+  await once(ws, 'open');
+  const replies: string[] = [];
+  ws.on('message', (m) => replies.push(String(m)));
+  for (const text of ['one', 'two', 'three']) ws.send(text);
+  await waitFor(() => replies.length === 3, { what: 'three echoes' });
+  assert.deepEqual(replies, ['echo: one', 'echo: two', 'echo: three']);
 });
 
 test('an upgrade the client did not ask for is refused with 502', async (t) => {
