@@ -30,9 +30,23 @@ test('l7-firewall: a blocked path is answered 403 by the hook and never reaches 
   const ok = await runCurl(t, ['-x', `http://${proxy.host}:${proxy.port}`, origin.url('/public')]);
   assert.equal(ok.last!.status, 200);
   assert.equal(origin.requests.length, 1);
-  const hooks = (await daemon.trace()).map((e) => `${e.hook}:${e.decision}`);
-  assert.ok(hooks.includes('http.handle_request:respond'), hooks.join(' '));
-  assert.ok(hooks.includes('http.handle_response:continue'), hooks.join(' '));
+  await daemon.waitForCounter('connections_closed', 2);
+  const flows = [...(await daemon.traceByFlow()).values()].map((f) => f.map((e) => `${e.hook}:${e.decision}`));
+  assert.deepEqual(flows[0], [
+    'ingress.handle_connection:allow',
+    'http.handle_request:respond',
+    'ingress.handle_connection_close:completed',
+  ]);
+  assert.deepEqual(flows[1], [
+    'ingress.handle_connection:allow',
+    'http.handle_request:continue',
+    'egress.handle_connection:direct',
+    'egress.handle_upstream_ips:guarded',
+    'egress.tcp_connect_override:continue',
+    'egress.handle_connection_established:established',
+    'http.handle_response:continue',
+    'ingress.handle_connection_close:completed',
+  ]);
 });
 
 test('l7-firewall: a pattern split across response chunks is still redacted', async (t) => {
@@ -73,6 +87,21 @@ test('next-hop: CONNECT answers name the address the tunnel reached (RFC 9209)',
   const status = r.heads[0]!.get('proxy-status');
   assert.equal(status, `ramjet; next-hop="${origin.address}"`);
   assert.equal(r.last!.status, 200);
+  await daemon.waitForCounter('connections_closed', 1);
+  const [flow] = [...(await daemon.traceByFlow()).values()];
+  assert.deepEqual(
+    flow!.map((e) => e.hook),
+    [
+      'ingress.handle_connection',
+      'http.handle_proxy_connect_request',
+      'egress.handle_connection',
+      'egress.handle_upstream_ips',
+      'egress.tcp_connect_override',
+      'egress.handle_connection_established',
+      'http.handle_proxy_connect_response',
+      'ingress.handle_connection_close',
+    ],
+  );
 });
 
 function assertRefused(res: HttpResponse | undefined, errorType: string): void {
@@ -111,4 +140,24 @@ test('psk-private: only clients with the pre-shared key reach a private origin',
   const tunnel = await runCurl(t, ['-p', '-x', url, '--proxy-header', `Proxy-Authorization: Preshared ${key}`, origin.url('/d')]);
   assert.equal(tunnel.last!.status, 200);
   assert.equal(await daemon.counter('egress_refused_private'), 3);
+  // Unkeyed: refused after the decisions; keyed: allowed, connected, answered.
+  await daemon.waitForCounter('connections_closed', 5);
+  const flows = [...(await daemon.traceByFlow()).values()].map((f) => f.map((e) => `${e.hook}:${e.decision}`));
+  assert.deepEqual(flows[0], [
+    'ingress.handle_connection:allow',
+    'http.handle_request:continue',
+    'egress.handle_connection:direct',
+    'egress.handle_upstream_ips:guarded',
+    'ingress.handle_connection_close:blocked_egress',
+  ]);
+  assert.deepEqual(flows[2], [
+    'ingress.handle_connection:allow',
+    'http.handle_request:continue',
+    'egress.handle_connection:direct',
+    'egress.handle_upstream_ips:allow_private',
+    'egress.tcp_connect_override:continue',
+    'egress.handle_connection_established:established',
+    'http.handle_response:continue',
+    'ingress.handle_connection_close:completed',
+  ]);
 });
