@@ -161,7 +161,7 @@ DisableViaHeader Yes
     return Proc("tinyproxy", ["tinyproxy", "-d", "-c", cfg], port, workdir)
 
 
-def wrk(proxy_port, origin_port, path, seconds, workdir):
+def wrk(proxy_port, origin_port, path, seconds, workdir, name=""):
     script = os.path.join(workdir, f"abs{path.replace('/', '_')}.lua")
     with open(script, "w") as f:
         f.write(f'wrk.path = "http://127.0.0.1:{origin_port}{path}"\n'
@@ -172,7 +172,7 @@ def wrk(proxy_port, origin_port, path, seconds, workdir):
     m = re.search(r"(\d+) requests in", out.stdout)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out.stdout)
     if not m or errors:
-        raise RuntimeError(f"wrk failed through port {proxy_port}: {out.stdout}{out.stderr}")
+        raise RuntimeError(f"wrk failed through {name} (port {proxy_port}): {out.stdout}{out.stderr}")
     return int(m.group(1))
 
 
@@ -207,6 +207,7 @@ def main():
             sys.exit(f"bench: {tool} is not installed (make deps installs it)")
 
     workdir = tempfile.mkdtemp(prefix="ramjet-httpbench-")
+    os.chmod(workdir, 0o755)  # nginx workers run unprivileged and must read www/
     origin = nginx_origin(workdir)
     iperf_port = free_port()
     iperf = subprocess.Popen(["taskset", "-c", LOAD_CPU, "iperf3", "-s", "-p", str(iperf_port)],
@@ -218,13 +219,18 @@ def main():
         wait_port(iperf_port)
         for p in proxies:
             p.start()
+            check = subprocess.run(["curl", "-sS", "-x", f"http://127.0.0.1:{p.port}", "-D", "-",
+                                    f"http://127.0.0.1:{origin.port}/100b"],
+                                   capture_output=True, text=True, timeout=10)
+            if not check.stdout.startswith("HTTP/1.1 200"):
+                raise RuntimeError(f"{p.name} does not proxy: {check.stdout}{check.stderr}")
         for rep in range(args.reps):
             for p in proxies:
                 c0 = cpu_seconds(p.pids())
-                n = wrk(p.port, origin.port, "/100b", args.seconds, workdir)
+                n = wrk(p.port, origin.port, "/100b", args.seconds, workdir, p.name)
                 res[p.name]["us_req"].append((cpu_seconds(p.pids()) - c0) * 1e6 / n)
                 c0 = cpu_seconds(p.pids())
-                n = wrk(p.port, origin.port, "/1m", args.seconds, workdir)
+                n = wrk(p.port, origin.port, "/1m", args.seconds, workdir, p.name)
                 res[p.name]["us_mib"].append((cpu_seconds(p.pids()) - c0) * 1e6 / n)
                 gbps, cpu = connect_gbps(p, iperf_port, args.seconds, workdir)
                 res[p.name]["connect"].append(gbps / max(cpu, 1e-6))

@@ -1,6 +1,7 @@
 #include "app/server.h"
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -79,6 +80,10 @@ Task<void> accept_loop(WorkerContext& wc, const config::Endpoint& ep, int listen
         ::close(fd);
         continue;
       }
+      // A proxy forwards what it has at once; Nagle would hold small writes (a
+      // response head, then its body) for the peer's delayed ACK.
+      int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       ConnectionInfo info;
       info.id = WorkerContext::next_flow_id();
       info.endpoint = ep.name;

@@ -39,12 +39,10 @@ bool starts_with(const std::string& s, std::string_view prefix) {
 }
 }  // namespace
 
-void trace_hook(const ConnectionInfo& info, const char* hook, std::string decision,
-                std::string detail, std::chrono::steady_clock::time_point started) {
-  auto& tr = telemetry::hook_trace();
-  if (!tr.enabled()) return;
-  tr.record(
-      {0, hook, info.id, info.endpoint, std::move(decision), std::move(detail), since(started)});
+void record_hook(const ConnectionInfo& info, const char* hook, std::string_view decision,
+                 std::string detail, std::chrono::steady_clock::time_point started) {
+  telemetry::hook_trace().record(
+      {0, hook, info.id, info.endpoint, std::string(decision), std::move(detail), since(started)});
 }
 
 const char* EgressError::proxy_status() const {
@@ -103,7 +101,8 @@ class ChainConnectEnv final : public egress::ConnectEnv {
                  requested.to_string() + ": " + f->reason, t0);
       co_return -EACCES;
     }
-    trace_hook(c_.info_, "egress.tcp_connect_override", decision, addr.to_string(), t0);
+    trace_hook(
+        c_.info_, "egress.tcp_connect_override", decision, [&] { return addr.to_string(); }, t0);
     if (slot.cancelled()) co_return -ECANCELED;
 
     c_.wc_.stats.add(Counter::connect_attempts);
@@ -179,7 +178,8 @@ Task<std::variant<EgressChain::Destinations, EgressError>> EgressChain::decide(H
     co_return EgressError{EgressFailure::kBlockedByHook, "blocked by EgressHook: " + b->reason};
   }
   HostPort target = std::get<EgressDecision::ExternalDirect>(ed.value).target;
-  trace_hook(info_, "egress.handle_connection", "direct", target.to_string(), t0);
+  trace_hook(
+      info_, "egress.handle_connection", "direct", [&] { return target.to_string(); }, t0);
 
   auto resolved = co_await resolve(target);
   if (auto* e = std::get_if<EgressError>(&resolved)) co_return std::move(*e);
@@ -187,9 +187,14 @@ Task<std::variant<EgressChain::Destinations, EgressError>> EgressChain::decide(H
   UpstreamIps ips{target.host, std::get<std::vector<IpAddress>>(std::move(resolved))};
   t0 = runtime::Clock::now();
   UpstreamIpsPolicy policy = co_await wc_.hooks.egress_handle_upstream_ips(info_, ips, ctx_);
-  std::string listed;
-  for (const auto& ip : ips.addresses) listed += (listed.empty() ? "" : " ") + ip.to_string();
-  trace_hook(info_, "egress.handle_upstream_ips", describe(policy), std::move(listed), t0);
+  trace_hook(
+      info_, "egress.handle_upstream_ips", describe(policy),
+      [&] {
+        std::string listed;
+        for (const auto& ip : ips.addresses) listed += (listed.empty() ? "" : " ") + ip.to_string();
+        return listed;
+      },
+      t0);
   if (policy == UpstreamIpsPolicy::kBlock || ips.addresses.empty()) {
     wc_.stats.add(Counter::egress_blocked);
     spdlog::info("flow {}: upstream addresses of {} blocked by EgressHook", info_.id, target.host);
@@ -257,8 +262,9 @@ Task<std::variant<Upstream, EgressError>> EgressChain::connect_to(Destinations d
   }
   auto t0 = runtime::Clock::now();
   wc_.hooks.egress_handle_connection_established(info_, est, ctx_);
-  trace_hook(info_, "egress.handle_connection_established", "established", est.upstream.to_string(),
-             t0);
+  trace_hook(
+      info_, "egress.handle_connection_established", "established",
+      [&] { return est.upstream.to_string(); }, t0);
   co_return Upstream{raced->fd, raced->addr};
 }
 

@@ -7,12 +7,15 @@
 
 #include <chrono>
 #include <string>
+#include <string_view>
+#include <type_traits>
 #include <variant>
 
 #include "app/worker_context.h"
 #include "ramjet/hooks/connection.h"
 #include "ramjet/net.h"
 #include "ramjet/task.h"
+#include "telemetry/hook_trace.h"
 
 namespace ramjet::proxy {
 
@@ -71,8 +74,20 @@ class EgressChain {
   std::chrono::milliseconds connect_timeout_;
 };
 
-// Records one hook invocation in the hook trace (a no-op unless enabled).
-void trace_hook(const ConnectionInfo& info, const char* hook, std::string decision,
-                std::string detail, std::chrono::steady_clock::time_point started);
+void record_hook(const ConnectionInfo& info, const char* hook, std::string_view decision,
+                 std::string detail, std::chrono::steady_clock::time_point started);
+
+// Records one hook invocation in the hook trace. `detail` is a string or a callable
+// returning one; a callable is only called when tracing is on, so the hot path
+// builds no strings.
+template <typename Detail>
+void trace_hook(const ConnectionInfo& info, const char* hook, std::string_view decision,
+                Detail&& detail, std::chrono::steady_clock::time_point started) {
+  if (!telemetry::hook_trace().enabled()) return;
+  if constexpr (std::is_invocable_v<Detail>)
+    record_hook(info, hook, decision, std::string(detail()), started);
+  else
+    record_hook(info, hook, decision, std::string(detail), started);
+}
 
 }  // namespace ramjet::proxy

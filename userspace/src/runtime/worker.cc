@@ -30,6 +30,12 @@ OpAwaitable&& OpAwaitable::with_timeout(std::chrono::nanoseconds d) && {
   return std::move(*this);
 }
 
+OpAwaitable& OpAwaitable::with_timeout(std::chrono::nanoseconds d) & {
+  timed_ = true;
+  link_ts_ = to_timespec(d);
+  return *this;
+}
+
 void OpAwaitable::await_suspend(std::coroutine_handle<> h) {
   op.waiter = h;
   if (slot != nullptr) {

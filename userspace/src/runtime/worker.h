@@ -70,6 +70,8 @@ struct [[nodiscard]] OpAwaitable {
   // Adds a linked timeout: if the operation is not done within d it is cancelled
   // and the result is -ETIMEDOUT.
   OpAwaitable&& with_timeout(std::chrono::nanoseconds d) &&;
+  // For an awaitable kept in a variable (to read op.flags after co_await it).
+  OpAwaitable& with_timeout(std::chrono::nanoseconds d) &;
 
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h);
