@@ -199,6 +199,24 @@ Task<bool> HttpSession::fill(int fd, std::string& buf) {
   co_return n > 0;
 }
 
+Task<int> HttpSession::pass_through(int from_fd, int to_fd, std::uint64_t limit,
+                                    std::string& rest) {
+  if (closing_) co_return -1;
+  auto op = wc_.worker.recv_select(from_fd, wc_.buffers->group(), kReadChunk);
+  if (ep_.idle_timeout.count() > 0) op.with_timeout(ep_.idle_timeout);
+  int n = co_await op;
+  if (n == -ETIMEDOUT && !close_reason_) close_reason_ = CloseReason::kIdleTimeout;
+  if (n == -ENOBUFS) co_return co_await fill(from_fd, rest) ? 0 : -1;  // the copying path
+  if (n <= 0) co_return -1;
+  unsigned id = op.op.flags >> IORING_CQE_BUFFER_SHIFT;
+  const char* data = reinterpret_cast<const char*>(wc_.buffers->buffer(id));
+  auto body = static_cast<std::size_t>(std::min<std::uint64_t>(limit, static_cast<unsigned>(n)));
+  rest.append(data + body, static_cast<std::size_t>(n) - body);  // the next message, if any
+  bool ok = co_await send_all(to_fd, std::string_view(data, body));
+  wc_.buffers->recycle(id);
+  co_return ok ? static_cast<int>(body) : -1;
+}
+
 Task<bool> HttpSession::send_all(int fd, std::string_view data) {
   while (!data.empty()) {
     int n = co_await wc_.worker.send(fd, data.data(), data.size());
@@ -666,6 +684,15 @@ Task<bool> HttpSession::stream_body(int from_fd, std::string& from, int to_fd,
     case BodyKind::kContentLength: {
       std::uint64_t left = head.content_length;
       while (left > 0) {
+        if (from.empty() && filter == nullptr && !chunk_out) {
+          // Plain pass-through: send straight from the ring buffer the kernel filled,
+          // with no copy into `from` (only bytes past this body are kept there).
+          int got = co_await pass_through(from_fd, to_fd, left, from);
+          if (got < 0) co_return false;
+          left -= static_cast<std::uint64_t>(got);
+          counter += static_cast<std::uint64_t>(got);
+          continue;
+        }
         if (from.empty() && !co_await fill(from_fd, from)) co_return false;
         std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left, from.size()));
         if (!co_await emit(to_fd, std::string_view(from).substr(0, n), filter, chunk_out, scratch))

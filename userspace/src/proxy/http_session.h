@@ -79,6 +79,10 @@ class HttpSession final : public Session {
   std::string render_reply(const HttpReply& reply, bool keep_alive) const;
   Task<bool> fill(int fd, std::string& buf);
   Task<bool> send_all(int fd, std::string_view data);
+  // One read of at most `limit` body bytes from `from_fd`, sent to `to_fd` straight
+  // from the ring buffer; bytes past `limit` go to `rest`. Returns the body bytes
+  // moved (0: nothing moved, read again), or -1.
+  Task<int> pass_through(int from_fd, int to_fd, std::uint64_t limit, std::string& rest);
   // The whole reply for an error the proxy answers itself (counted and logged here).
   // Callers keep it in a named local while sending: GCC 12 destroys temporaries of a
   // co_await full-expression twice when they hold a std::string.
