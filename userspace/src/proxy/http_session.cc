@@ -26,9 +26,6 @@ namespace {
 constexpr std::size_t kReadChunk = 64 * 1024;
 constexpr std::string_view kVia = "1.1 ramjet";
 
-std::chrono::microseconds since(runtime::Clock::time_point t0) {
-  return std::chrono::duration_cast<std::chrono::microseconds>(runtime::Clock::now() - t0);
-}
 
 const char* reason_phrase(int status) {
   switch (status) {
@@ -367,22 +364,9 @@ Task<HttpSession::Next> HttpSession::handle_connect() {
     co_return Next::kClose;
   }
   wc_.stats.add(Counter::http_connect_tunnels);
-  // Bytes the client sent right behind the CONNECT head (e.g. a TLS ClientHello).
-  if (!in_.empty()) {
-    stats_.bytes_from_client += in_.size();
-    if (!co_await send_all(upstream_fd_, in_)) co_return Next::kClose;
-    in_.clear();
-  }
-  RelayLimits limits{ep_.idle_timeout, ep_.max_lifetime};
-  RelayMode mode =
-      ep_.relay == config::RelayMode::kBuffer ? RelayMode::kBuffer : RelayMode::kSplice;
-  relay_ = std::make_unique<Relay>(wc_.worker, client_fd_, upstream_fd_, mode, limits,
-                                   wc_.buffers.get());
-  co_await relay_->run();
-  stats_.bytes_from_client += relay_->bytes_from_client();
-  stats_.bytes_to_client += relay_->bytes_to_client();
-  if (auto r = relay_->reason(); r && !close_reason_) close_reason_ = *r;
-  co_return Next::kClose;
+  // Bytes the client sent right behind the CONNECT head (e.g. a TLS ClientHello)
+  // are the tunnel's first bytes.
+  co_return co_await tunnel();
 }
 
 Task<bool> HttpSession::ensure_upstream(const HostPort& target, std::optional<ProxyError>& err,
@@ -872,35 +856,8 @@ Task<std::optional<HttpSession::ProxyError>> HttpSession::forward_response(
 }
 
 void HttpSession::finish() {
-  tcp_info ti{};
-  socklen_t len = sizeof ti;
-  if (::getsockopt(client_fd_, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0) {
-    stats_.rtt = std::chrono::microseconds(ti.tcpi_rtt);
-    stats_.retransmits = ti.tcpi_total_retrans;
-  }
-  ::close(client_fd_);
   close_upstream();
-  stats_.reason = close_reason_.value_or(CloseReason::kCompleted);
-  stats_.duration = since(started_);
-  wc_.stats.add(Counter::bytes_from_client, static_cast<std::int64_t>(stats_.bytes_from_client));
-  wc_.stats.add(Counter::bytes_to_client, static_cast<std::int64_t>(stats_.bytes_to_client));
-  switch (stats_.reason) {
-    case CloseReason::kIdleTimeout:
-      wc_.stats.add(Counter::idle_timeouts);
-      break;
-    case CloseReason::kMaxLifetime:
-      wc_.stats.add(Counter::max_lifetime_closes);
-      break;
-    case CloseReason::kShutdown:
-      wc_.stats.add(Counter::drain_forced_closes);
-      break;
-    default:
-      break;
-  }
-  auto t0 = runtime::Clock::now();
-  wc_.hooks.ingress_handle_connection_close(info_, stats_, ctx_.get());
-  trace_hook(info_, "ingress.handle_connection_close", to_string(stats_.reason), "", t0);
-  wc_.access_log.record(info_, stats_);
+  close_epilogue(client_fd_, info_, stats_, close_reason_, started_, ctx_.get());
 }
 
 }  // namespace ramjet::proxy

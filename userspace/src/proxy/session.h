@@ -2,6 +2,8 @@
 // its worker (so drain can find it), the connection counters, and force_close.
 #pragma once
 
+#include <optional>
+
 #include "app/worker_context.h"
 #include "ramjet/hooks/connection.h"
 
@@ -27,6 +29,13 @@ class Session {
   virtual void force_close(CloseReason why) = 0;
 
  protected:
+  // The close epilogue every on-ramp shares: TCP_INFO into `stats`, closing the
+  // client socket, the counters, IngressHook::handle_connection_close and the access
+  // log line. The on-ramp closes its upstream side first.
+  void close_epilogue(int client_fd, const ConnectionInfo& info, ConnectionStats& stats,
+                      std::optional<CloseReason> reason, runtime::Clock::time_point started,
+                      void* ctx);
+
   app::WorkerContext& wc_;
 };
 

@@ -16,12 +16,6 @@ namespace ramjet::proxy {
 
 using telemetry::Counter;
 
-namespace {
-std::chrono::microseconds since(runtime::Clock::time_point t0) {
-  return std::chrono::duration_cast<std::chrono::microseconds>(runtime::Clock::now() - t0);
-}
-}  // namespace
-
 TcpSession::TcpSession(app::WorkerContext& wc, const config::Endpoint& ep, int client_fd,
                        ConnectionInfo info)
     : Session(wc), ep_(ep), client_fd_(client_fd), info_(std::move(info)) {
@@ -57,8 +51,6 @@ Task<void> TcpSession::run() {
     co_await relay_->run();
     stats_.bytes_from_client = relay_->bytes_from_client();
     stats_.bytes_to_client = relay_->bytes_to_client();
-    wc_.stats.add(Counter::bytes_from_client, static_cast<std::int64_t>(stats_.bytes_from_client));
-    wc_.stats.add(Counter::bytes_to_client, static_cast<std::int64_t>(stats_.bytes_to_client));
     if (auto r = relay_->reason(); r && !close_reason_) close_reason_ = *r;
   }
   finish();
@@ -77,33 +69,8 @@ Task<int> TcpSession::connect_upstream() {
 }
 
 void TcpSession::finish() {
-  tcp_info ti{};
-  socklen_t len = sizeof ti;
-  if (::getsockopt(client_fd_, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0) {
-    stats_.rtt = std::chrono::microseconds(ti.tcpi_rtt);
-    stats_.retransmits = ti.tcpi_total_retrans;
-  }
-  ::close(client_fd_);
   if (upstream_fd_ >= 0) ::close(upstream_fd_);
-  stats_.reason = close_reason_.value_or(CloseReason::kCompleted);
-  stats_.duration = since(started_);
-  switch (stats_.reason) {
-    case CloseReason::kIdleTimeout:
-      wc_.stats.add(Counter::idle_timeouts);
-      break;
-    case CloseReason::kMaxLifetime:
-      wc_.stats.add(Counter::max_lifetime_closes);
-      break;
-    case CloseReason::kShutdown:
-      wc_.stats.add(Counter::drain_forced_closes);
-      break;
-    default:
-      break;
-  }
-  auto t0 = runtime::Clock::now();
-  wc_.hooks.ingress_handle_connection_close(info_, stats_, ctx_.get());
-  trace_hook(info_, "ingress.handle_connection_close", to_string(stats_.reason), "", t0);
-  wc_.access_log.record(info_, stats_);
+  close_epilogue(client_fd_, info_, stats_, close_reason_, started_, ctx_.get());
 }
 
 }  // namespace ramjet::proxy
