@@ -26,7 +26,6 @@ namespace {
 constexpr std::size_t kReadChunk = 64 * 1024;
 constexpr std::string_view kVia = "1.1 ramjet";
 
-
 const char* reason_phrase(int status) {
   switch (status) {
     case 200:
@@ -135,6 +134,22 @@ std::optional<AbsoluteTarget> parse_absolute(std::string_view t, std::string& wh
 
 void append_field(std::string& out, std::string_view name, std::string_view value) {
   out.append(name).append(": ").append(value).append("\r\n");
+}
+
+// A head's end-to-end fields as they leave the proxy: Proxy-Authorization never
+// (it was for us), and every Via merged into one with ours appended (RFC 9110 7.6.3).
+void append_forwarded_fields(std::string& out, const HttpHeaders& headers) {
+  std::string via;
+  for (const auto& f : headers.fields()) {
+    if (http::h1::iequals(f.name, "proxy-authorization")) continue;
+    if (http::h1::iequals(f.name, "via")) {
+      via.append(via.empty() ? "" : ", ").append(f.value);
+      continue;
+    }
+    append_field(out, f.name, f.value);
+  }
+  via.append(via.empty() ? "" : ", ").append(kVia);
+  append_field(out, "Via", via);
 }
 }  // namespace
 
@@ -489,17 +504,7 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
   out.append(req.method).append(" ").append(req.path).append(" HTTP/1.1\r\n");
   append_field(out, "Host",
                req.authority->port == 80 ? req.authority->host : req.authority->to_string());
-  std::string via;
-  for (const auto& f : req.headers.fields()) {
-    if (http::h1::iequals(f.name, "proxy-authorization")) continue;
-    if (http::h1::iequals(f.name, "via")) {
-      via.append(via.empty() ? "" : ", ").append(f.value);
-      continue;
-    }
-    append_field(out, f.name, f.value);
-  }
-  via.append(via.empty() ? "" : ", ").append(kVia);
-  append_field(out, "Via", via);
+  append_forwarded_fields(out, req.headers);
   if (chunk_request)
     append_field(out, "Transfer-Encoding",
                  request_filter != nullptr ? std::string("chunked") : request_codings);
@@ -807,16 +812,7 @@ Task<std::optional<HttpSession::ProxyError>> HttpSession::forward_response(
       keep_alive = false;
     }
     std::string out = "HTTP/1.1 " + std::to_string(resp.status) + " " + resp.reason + "\r\n";
-    std::string via;
-    for (const auto& f : resp.headers.fields()) {
-      if (http::h1::iequals(f.name, "via")) {
-        via.append(via.empty() ? "" : ", ").append(f.value);
-        continue;
-      }
-      append_field(out, f.name, f.value);
-    }
-    via.append(via.empty() ? "" : ", ").append(kVia);
-    append_field(out, "Via", via);
+    append_forwarded_fields(out, resp.headers);
     if (chunk_out)
       append_field(out, "Transfer-Encoding",
                    filter != nullptr ? std::string("chunked") : response_codings);
