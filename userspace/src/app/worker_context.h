@@ -25,7 +25,8 @@ class Authenticator;
 
 namespace ramjet::telemetry {
 class AccessLog;
-}
+class AuditLog;
+}  // namespace ramjet::telemetry
 
 namespace ramjet::proxy {
 class Session;
@@ -38,7 +39,7 @@ struct WorkerContext {
   runtime::Worker& worker;
   const config::Config& config;
   engine::HookSet& hooks;
-  telemetry::WorkerStats& stats;
+  telemetry::WorkerStats stats;  // this worker's counter rows, one per endpoint
   telemetry::AccessLog& access_log;
   egress::EgressGuard guard;
   std::unique_ptr<dns::Resolver> resolver;
@@ -49,6 +50,7 @@ struct WorkerContext {
   bool draining = false;
   std::unique_ptr<proxy::UpstreamPool> pool;  // idle keep-alive upstream connections
   runtime::Event sessions_empty;              // set when draining and the last session ends
+  telemetry::AuditLog* audit_log = nullptr;   // shared by all workers; null when off
 
   // Process-wide flow ids: unique across workers, never reused in a run.
   static FlowId next_flow_id() {

@@ -16,10 +16,12 @@ namespace ramjet::proxy {
 
 using telemetry::Counter;
 
-TcpSession::TcpSession(app::WorkerContext& wc, const config::Endpoint& ep, int client_fd,
-                       ConnectionInfo info)
-    : Session(wc), ep_(ep), client_fd_(client_fd), info_(std::move(info)) {
+TcpSession::TcpSession(app::WorkerContext& wc, const config::Endpoint& ep,
+                       telemetry::CounterRow& counters, int client_fd, ConnectionInfo info)
+    : Session(wc, counters), ep_(ep), client_fd_(client_fd), info_(std::move(info)) {
   started_ = runtime::Clock::now();
+  audit_.kind = telemetry::FlowKind::kTcp;
+  if (wc_.audit_log != nullptr && ep_.upstream) audit_.target = ep_.upstream->to_string();
 }
 
 void TcpSession::force_close(CloseReason why) {
@@ -34,8 +36,9 @@ Task<void> TcpSession::run() {
   IngressDecision in = co_await wc_.hooks.ingress_handle_connection(info_, ctx_.get());
   bool blocked = in.action == IngressDecision::Action::kBlock;
   trace_hook(info_, "ingress.handle_connection", blocked ? "block" : "allow", in.reason, t0);
+  audit_ingress(blocked, in.reason);
   if (blocked) {
-    wc_.stats.add(Counter::ingress_blocked);
+    counters_.add(Counter::ingress_blocked);
     spdlog::info("flow {}: blocked by IngressHook: {}", info_.id, in.reason);
     close_reason_ = CloseReason::kBlockedIngress;
   }
@@ -57,7 +60,7 @@ Task<void> TcpSession::run() {
 }
 
 Task<int> TcpSession::connect_upstream() {
-  EgressChain chain(wc_, info_, ctx_.get(), ep_.connect_timeout);
+  EgressChain chain(wc_, counters_, info_, ctx_.get(), ep_.connect_timeout, audited_decisions());
   auto r = co_await chain.connect(*ep_.upstream);
   if (auto* e = std::get_if<EgressError>(&r)) {
     close_reason_ = e->close_reason();

@@ -17,8 +17,8 @@ namespace ramjet::proxy {
 
 class TcpSession final : public Session {
  public:
-  TcpSession(app::WorkerContext& wc, const config::Endpoint& ep, int client_fd,
-             ConnectionInfo info);
+  TcpSession(app::WorkerContext& wc, const config::Endpoint& ep, telemetry::CounterRow& counters,
+             int client_fd, ConnectionInfo info);
 
   // The whole life of the connection. Owns and closes both sockets.
   Task<void> run();
