@@ -49,10 +49,10 @@ struct ramjet_cursor {
 };
 
 static __always_inline void ramjet_pkt_init(struct ramjet_pkt* pkt, struct ramjet_cursor* cur,
-                                            struct xdp_md* ctx) {
+                                            void* data, void* data_end) {
   __builtin_memset(pkt, 0, sizeof(*pkt));
-  cur->data = (void*)(long)ctx->data;
-  cur->data_end = (void*)(long)ctx->data_end;
+  cur->data = data;
+  cur->data_end = data_end;
   pkt->len = (__u32)(cur->data_end - cur->data);
 }
 
@@ -230,11 +230,12 @@ static __always_inline enum ramjet_stat ramjet_parse_l4(const struct ramjet_curs
  * fragment carries no L4 header, and the first alone must not set a verdict the
  * others cannot reproduce; the caller decides what to do with pkt->fragment.
  */
-static __always_inline enum ramjet_stat ramjet_parse(struct xdp_md* ctx, struct ramjet_pkt* pkt) {
+static __always_inline enum ramjet_stat ramjet_parse_frame(void* data, void* data_end,
+                                                           struct ramjet_pkt* pkt) {
   struct ramjet_cursor cur;
   void* l3 = NULL;
   void* l4 = NULL;
-  ramjet_pkt_init(pkt, &cur, ctx);
+  ramjet_pkt_init(pkt, &cur, data, data_end);
 
   enum ramjet_stat rc = ramjet_parse_eth(&cur, pkt, &l3);
   if (rc != RAMJET_STAT_NONE) return rc;
@@ -248,6 +249,12 @@ static __always_inline enum ramjet_stat ramjet_parse(struct xdp_md* ctx, struct 
   if (rc != RAMJET_STAT_NONE || pkt->fragment) return rc;
 
   return ramjet_parse_l4(&cur, pkt, l4);
+}
+
+/* XDP: the frame is ctx->data .. ctx->data_end. (TC programs pass skb->data and
+ * skb->data_end, the linear part, which holds the headers of what they parse.) */
+static __always_inline enum ramjet_stat ramjet_parse(struct xdp_md* ctx, struct ramjet_pkt* pkt) {
+  return ramjet_parse_frame((void*)(long)ctx->data, (void*)(long)ctx->data_end, pkt);
 }
 
 #endif /* RAMJET_LIB_PARSE_H */

@@ -562,8 +562,23 @@ TEST_P(ClassifyTable, Verdict) {
   // Exactly one verdict stat moves, by one: the expected reason.
   std::map<std::string, int64_t> want{{ramjet_stat_names[c.reason], 1}};
   EXPECT_EQ(verdict_deltas(before, after), want);
+  // Packets TC must finish carry a ramjet_xdp_meta record in front (test-run
+  // output starts at data_meta); nothing else does.
+  uint8_t want_meta = c.reason == RAMJET_STAT_ESCALATE         ? RAMJET_ACTION_ESCALATE
+                      : c.reason == RAMJET_STAT_FIB_NO_NEIGH ? RAMJET_ACTION_FASTPATH
+                                                             : RAMJET_ACTION_NONE;
+  Bytes out = r.out;
+  if (want_meta != RAMJET_ACTION_NONE) {
+    ramjet_xdp_meta meta{};
+    ASSERT_GE(out.size(), sizeof(meta));
+    std::memcpy(&meta, out.data(), sizeof(meta));
+    EXPECT_EQ(meta.magic, RAMJET_META_MAGIC);
+    EXPECT_EQ(meta.verdict, want_meta);
+    EXPECT_EQ(meta.reason, c.reason);
+    out.erase(out.begin(), out.begin() + sizeof(meta));
+  }
   Bytes expected = c.expected_out ? c.expected_out(in) : in;
-  EXPECT_EQ(r.out, expected);
+  EXPECT_EQ(out, expected);
   if (c.expected_out && r.out.size() > 34 && get16(&r.out[12]) == 0x0800) {
     EXPECT_TRUE(ipv4_header_checksum_ok(r.out));
   }
