@@ -94,6 +94,7 @@ test-integration: deps-npm
 bench: deps deps-bench build
 	python3 bench/tcp_relay.py --build-dir $(BUILD_DIR)
 	python3 bench/http_forward.py --build-dir $(BUILD_DIR)
+	$(SUDO) python3 bench/xdp_forward.py --build-dir $(BUILD_DIR)
 	@$(MAKE) --no-print-directory bench-bpf
 
 # The eBPF programs (clang -target bpf) and their skeletons, under bpf/build/.
