@@ -33,8 +33,7 @@ static __always_inline void sample_drop(struct xdp_md* ctx, const struct ramjet_
     count(RAMJET_STAT_EVENT_LOST, 0);
     return;
   }
-  event_header(&ev->hdr, ctx->ingress_ifindex, RAMJET_EVENT_DROP_SAMPLE, reason,
-               bpf_ktime_get_ns());
+  event_header(&ev->hdr, ctx->ingress_ifindex, RAMJET_EVENT_DROP_SAMPLE, reason, flow_clock_ns());
   __u32 cap = pkt->len < RAMJET_DROP_SAMPLE_BYTES ? pkt->len : RAMJET_DROP_SAMPLE_BYTES;
   ev->packet_len = pkt->len;
   ev->capture_len = 0;
@@ -135,7 +134,7 @@ static __always_inline int class_override(const struct ramjet_pkt* pkt, __u8* ac
   key.proto = pkt->proto;
   struct ramjet_class_entry* entry = bpf_map_lookup_elem(&classes, &key);
   if (!entry) return 0;
-  if (entry->expires_ns && bpf_ktime_get_ns() >= entry->expires_ns) return 0;
+  if (entry->expires_ns && flow_clock_ns() >= entry->expires_ns) return 0;
   *action = entry->action;
   return 1;
 }
@@ -157,10 +156,15 @@ static __always_inline int ramjet_xdp_classify(struct xdp_md* ctx) {
   if (reason != RAMJET_STAT_NONE) return verdict_drop(ctx, &pkt, reason);
   if (pkt.family == RAMJET_FAMILY_NONE) return verdict_pass(&pkt, RAMJET_STAT_PASS_NOT_IP);
 
-  if (ramjet_denylisted(&denylist, &pkt)) return verdict_drop(ctx, &pkt, RAMJET_STAT_DENYLIST);
+  if (deny_count && ramjet_denylisted(&denylist, &pkt))
+    return verdict_drop(ctx, &pkt, RAMJET_STAT_DENYLIST);
   if (pkt.fragment)
     return pass_fragments ? verdict_pass(&pkt, RAMJET_STAT_PASS_FRAGMENT)
                           : verdict_drop(ctx, &pkt, RAMJET_STAT_FRAGMENT);
+
+  /* Multicast, broadcast and link-local traffic belongs to the hosts on the
+   * link (neighbour discovery, MLD, DHCP): never forwarded, never a flow. */
+  if (ramjet_dst_host_scope(&pkt)) return verdict_pass(&pkt, RAMJET_STAT_PASS_HOST_SCOPE);
 
   struct ramjet_flow_key key;
   __u8 side = ramjet_flow_key_build(&pkt, &key);
@@ -168,11 +172,11 @@ static __always_inline int ramjet_xdp_classify(struct xdp_md* ctx) {
   struct ramjet_flow* flow = bpf_map_lookup_elem(&flows, &key);
   __u8 action;
   __u32 rule_index;
-  __u64 now_ns = 0; /* read only once a flow is involved: not free on every machine */
+  __u64 now_ns = 0; /* read only once a flow is involved */
 
   /* Local connections (created by TC egress) are not subject to policy. */
   if (flow && (flow->policy_gen == gen || flow->reason == RAMJET_STAT_PASS_LOCAL)) {
-    now_ns = bpf_ktime_get_ns();
+    now_ns = flow_clock_ns();
     count(RAMJET_STAT_FLOW_HIT, 0);
     action = flow->verdict;
     reason = flow->reason;
@@ -184,15 +188,16 @@ static __always_inline int ramjet_xdp_classify(struct xdp_md* ctx) {
       count(RAMJET_STAT_CLASS_OVERRIDE, 0);
       reason = reason_for(action, 1);
     } else {
-      match = ramjet_policy_lookup(&src_prefixes, &dst_prefixes, &rules, &pkt,
-                                   ctx->ingress_ifindex);
+      if (rule_count)
+        match = ramjet_policy_lookup(&src_prefixes, &dst_prefixes, &rules, &pkt,
+                                     ctx->ingress_ifindex);
       action = match.rule ? match.rule->action : default_action;
       reason = reason_for(action, match.rule != NULL);
     }
     rule_index = match.index;
-    if (flow || action != RAMJET_ACTION_DROP) now_ns = bpf_ktime_get_ns();
     if (flow) {
       /* Policy changed under a live flow: re-evaluated verdict replaces the cache. */
+      now_ns = flow_clock_ns();
       if (action == RAMJET_ACTION_ESCALATE && !flow->escalated) {
         flow->escalated = 1;
         flow_set_verdict(flow, action, reason, &match, gen);
@@ -206,6 +211,7 @@ static __always_inline int ramjet_xdp_classify(struct xdp_md* ctx) {
     } else if (!match.rule && !overridden && action == RAMJET_ACTION_PASS) {
       return verdict_pass(&pkt, reason); /* not ours */
     } else {
+      now_ns = flow_clock_ns();
       flow = flow_create(ctx, &key, side, action, reason, &match, gen, now_ns);
     }
   }
@@ -218,7 +224,7 @@ static __always_inline int ramjet_xdp_classify(struct xdp_md* ctx) {
     case RAMJET_ACTION_RATELIMIT: {
       struct ramjet_rule* rule = bpf_map_lookup_elem(&rules, &rule_index);
       if (!rule || !ramjet_ratelimit_take(&ratelimit, rule_index, &pkt, rule->rate_pps,
-                                          rule->rate_burst, now_ns))
+                                          rule->rate_burst, bpf_ktime_get_ns()))
         return verdict_drop(ctx, &pkt, RAMJET_STAT_RATE_LIMITED);
       return verdict_pass(&pkt, RAMJET_STAT_PASS_RULE);
     }

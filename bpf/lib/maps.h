@@ -26,10 +26,23 @@ const volatile __u32 escalate_mark = 0;    /* skb->mark for escalated packets (p
  *   policy_generation: bumped after a rule change; cached verdicts re-evaluate.
  *   default_action: verdict when no rule matches (reloadable).
  *   class_count: live entries in `classes` (0 skips the lookup).
+ *   rule_count: non-empty slots in `rules` (0 skips both prefix tries: no rule
+ *     can match). Userspace stores it after writing the rules and tries and
+ *     before bumping policy_generation. Only zero versus non-zero matters.
+ *   deny_count: entries in `denylist` (0 skips the lookup). Userspace adds 1
+ *     before inserting a prefix that is not in the trie yet and subtracts 1
+ *     after deleting one that was (the sweeper too), atomically, so it is never
+ *     0 while an entry exists; a count above the truth only costs a lookup.
+ *   clock_jiffies, clock_ns: the datapath's own tick clock cache (see
+ *     flow_clock_ns); userspace leaves them alone.
  */
 __u64 policy_generation SEC(".data") = 0;
 __u64 next_flow_id SEC(".data") = 0;
+__u64 clock_jiffies SEC(".data") = 0;
+__u64 clock_ns SEC(".data") = 0;
 __u32 class_count SEC(".data") = 0;
+__u32 rule_count SEC(".data") = 0;
+__u32 deny_count SEC(".data") = 0;
 __u8 default_action SEC(".data") = RAMJET_ACTION_PASS;
 
 struct {
@@ -148,13 +161,42 @@ static __always_inline void emit_flow_event(__u32 ifindex, const struct ramjet_f
   bpf_ringbuf_submit(ev, 0);
 }
 
-/* Per-packet flow accounting; counters are shared by all CPUs, hence atomics. */
+/*
+ * The clock of flow timestamps, flow and drop events, and denylist / class
+ * expiry: CLOCK_MONOTONIC at tick resolution. Idle timeouts and block durations
+ * are seconds; a stamp up to two ticks (2-20 ms) behind is fine. Token buckets
+ * keep bpf_ktime_get_ns (a tick-resolution clock would cap a small burst at
+ * burst/tick).
+ *
+ * bpf_ktime_get_coarse_ns is three kernel calls (~10 ns on this datapath's test
+ * machine, as much as the rest of a flow hit's bookkeeping); bpf_jiffies64 is
+ * inlined by the verifier into one load. So the coarse clock is read once per
+ * tick and cached with the jiffies value it was read at. The cache is shared
+ * by all CPUs: written once per tick, read by every packet of a flow. Two CPUs
+ * refreshing it together, or a reader seeing the new jiffies before the new
+ * time, only leave a stamp a tick behind, and flow_account never moves
+ * last_seen_ns back.
+ */
+static __always_inline __u64 flow_clock_ns(void) {
+  __u64 jiffies = bpf_jiffies64();
+  if (jiffies == clock_jiffies) return clock_ns;
+  __u64 now_ns = bpf_ktime_get_coarse_ns();
+  clock_ns = now_ns;
+  clock_jiffies = jiffies;
+  return now_ns;
+}
+
+/*
+ * Per-packet flow accounting; counters are shared by all CPUs, hence atomics.
+ * last_seen_ns only moves forward: TC egress stamps with the precise clock, XDP
+ * with the coarse one, which can lag it by up to a tick.
+ */
 static __always_inline void flow_account(struct ramjet_flow* flow, __u8 side, __u32 len,
                                          __u8 tcp_flags, __u64 now_ns) {
   __u32 dir = (side ^ flow->origin_side) & 1;
   __sync_fetch_and_add(&flow->dir[dir].packets, 1);
   __sync_fetch_and_add(&flow->dir[dir].bytes, len);
-  flow->last_seen_ns = now_ns;
+  if (now_ns > flow->last_seen_ns) flow->last_seen_ns = now_ns;
   if ((flow->tcp_flags[dir] | tcp_flags) != flow->tcp_flags[dir]) flow->tcp_flags[dir] |= tcp_flags;
 }
 

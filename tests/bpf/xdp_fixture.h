@@ -167,14 +167,26 @@ class XdpClassify {
     }
     install_trie(skel_->maps.src_prefixes, srcs);
     install_trie(skel_->maps.dst_prefixes, dsts);
+    // The contract of maps.h: rule_count after the rules, before the generation.
+    skel_->data->rule_count = uint32_t(specs.size());
     skel_->data->policy_generation++;
   }
 
+  // Keeps deny_count as maps.h asks: +1 before inserting a new prefix, -1 after
+  // deleting one.
   void deny(const std::string& cidr, uint64_t expires_ns = 0) {
     ramjet_lpm_key k = Cidr::parse(cidr).lpm_key();
     ramjet_deny_entry e{};
     e.expires_ns = expires_ns;
+    bool present = bpf_map_lookup_elem(bpf_map__fd(skel_->maps.denylist), &k, &e) == 0;
+    e.expires_ns = expires_ns;
+    if (!present) __atomic_fetch_add(&skel_->data->deny_count, 1, __ATOMIC_SEQ_CST);
     update(skel_->maps.denylist, &k, &e);
+  }
+  void undeny(const std::string& cidr) {
+    ramjet_lpm_key k = Cidr::parse(cidr).lpm_key();
+    if (bpf_map_delete_elem(bpf_map__fd(skel_->maps.denylist), &k) == 0)
+      __atomic_fetch_sub(&skel_->data->deny_count, 1, __ATOMIC_SEQ_CST);
   }
 
   std::vector<std::pair<ramjet_flow_key, ramjet_flow>> flows() const {

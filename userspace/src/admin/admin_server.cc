@@ -138,7 +138,24 @@ void AdminServer::handle(int fd) {
     return respond(fd, 400, "Bad Request", R"({"error":"malformed request line"})");
   std::string method = line.substr(0, sp1);
   std::string target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-  if (auto q = target.find('?'); q != std::string::npos) target.resize(q);
+  std::string query;
+  if (auto q = target.find('?'); q != std::string::npos) {
+    query = target.substr(q + 1);
+    target.resize(q);
+  }
+  for (const auto& [path, handler] : routes_) {
+    bool match = path.back() == '/' ? target.rfind(path, 0) == 0 : target == path;
+    if (!match) continue;
+    Response r = handler(method, target, query);
+    const char* reason = r.status == 200   ? "OK"
+                         : r.status == 400 ? "Bad Request"
+                         : r.status == 404 ? "Not Found"
+                         : r.status == 405 ? "Method Not Allowed"
+                         : r.status == 409 ? "Conflict"
+                         : r.status == 503 ? "Service Unavailable"
+                                           : "Error";
+    return respond(fd, r.status, reason, r.body);
+  }
   if (method != "GET")
     return respond(fd, 405, "Method Not Allowed", R"({"error":"only GET is served"})");
   if (target == "/v1/stats") return respond(fd, 200, "OK", stats_json());

@@ -19,6 +19,8 @@
 #include <thread>
 
 #include "admin/admin_server.h"
+#include "datapath/datapath.h"
+#include "datapath/json.h"
 #include "app/server.h"
 #include "ramjet/bootstrap.h"
 #include "telemetry/access_log.h"
@@ -79,13 +81,36 @@ bool write_ready_file(const std::string& path, const app::Server& server,
 
 }  // namespace
 
+// SIGHUP: re-reads the config file and swaps the datapath rules and default action
+// in place. Everything else in the file needs a restart (said in the log).
+static void reload_datapath(const std::string& path, const config::AppSchema& schema,
+                     const config::Config& running, datapath::Datapath& dp) {
+  auto fresh = config::load_file(path, schema);
+  if (!fresh.ok()) {
+    spdlog::error("reload: {} (keeping the running rules)", fresh.error().message);
+    return;
+  }
+  if (fresh->datapath.interfaces != running.datapath.interfaces ||
+      fresh->datapath.instance != running.datapath.instance)
+    spdlog::warn("reload: datapath interfaces and instance change only on restart");
+  if (auto r = dp.apply_policy(*fresh); !r.ok()) {
+    spdlog::error("reload: {}", r.error().message);
+    return;
+  }
+  spdlog::info("reload: datapath rules replaced from {}", path);
+}
+
 int run_app(const AppDescriptor& app, int argc, char** argv) {
   CLI::App cli{app.description, app.name};
   std::string config_path;
   std::string check_path;
   bool print_default = false;
   bool show_version = false;
+  bool keep_datapath = false;
   cli.add_option("-c,--config", config_path, "Run with this YAML config file");
+  cli.add_flag("--keep-datapath", keep_datapath,
+               "Restart mode: on exit leave the eBPF programs attached and their maps pinned, "
+               "so fast-path flows keep forwarding; the next start adopts them");
   cli.add_option("--check-config", check_path, "Validate a config file and exit (0 ok, 2 bad)");
   cli.add_flag("--print-default-config", print_default,
                "Print the whole documented default config and exit");
@@ -153,6 +178,23 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
     return kExitRuntime;
   }
 
+  std::unique_ptr<datapath::Datapath> dp;
+  if (cfg.datapath.enabled) {
+    datapath::StartOptions opts;
+    opts.pin_root = cfg.datapath.pin_root;
+    opts.keep_on_exit = keep_datapath;
+    auto started = datapath::Datapath::start(cfg, opts);
+    if (!started.ok()) {
+      spdlog::error("{}", started.error().message);
+      return kExitRuntime;
+    }
+    dp = std::move(*started);
+    if (auto r = server.attach_datapath(*dp); !r.ok()) {
+      spdlog::error("{}", r.error().message);
+      return kExitRuntime;
+    }
+  }
+
   admin::AdminServer admin([&] {
     nlohmann::json eps = nlohmann::json::object();
     for (const auto& [name, addr] : server.bound()) eps[name] = addr.to_string();
@@ -162,6 +204,15 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
                           {"workers", server.worker_count()},
                           {"endpoints", eps}}
         .dump();
+  });
+  admin.route("/v1/datapath", [&](const std::string&, const std::string&, const std::string&) {
+    if (!dp) return admin::AdminServer::Response{200, R"({"enabled":false})"};
+    return admin::AdminServer::Response{200, datapath::status_json(*dp).dump()};
+  });
+  admin.route("/v1/datapath/flows", [&](const std::string&, const std::string&, const std::string&) {
+    if (!dp)
+      return admin::AdminServer::Response{409, R"({"error":"the datapath is not enabled"})"};
+    return admin::AdminServer::Response{200, datapath::flows_json(*dp).dump()};
   });
   if (!cfg.server.admin_socket.empty()) {
     if (auto r = admin.start(cfg.server.admin_socket); !r.ok()) {
@@ -208,10 +259,12 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
     } else if (sig == SIGHUP) {
       access_log.reopen();
       spdlog::info("SIGHUP: access log reopened");
+      if (dp) reload_datapath(config_path, app.schema, cfg, *dp);
     }
   }
   waiter.join();
   admin.stop();
+  if (dp) dp->stop();
 
   t0 = std::chrono::steady_clock::now();
   hooks->lifecycle_stop();

@@ -8,6 +8,7 @@
 
 #include <cerrno>
 
+#include "datapath/verdicts.h"
 #include "dns/resolver.h"
 #include "egress/happy_eyeballs.h"
 #include "telemetry/hook_trace.h"
@@ -173,6 +174,7 @@ Task<std::variant<EgressChain::Destinations, EgressError>> EgressChain::decide(H
   EgressDecision ed = co_await wc_.hooks.egress_handle_connection(info_, req, ctx_);
   if (auto* b = std::get_if<EgressDecision::Block>(&ed.value)) {
     trace_hook(info_, "egress.handle_connection", "block", b->reason, t0);
+    datapath::apply_kernel_verdict(wc_.datapath, info_, ed.kernel, "egress.handle_connection");
     wc_.stats.add(Counter::egress_blocked);
     spdlog::info("flow {}: blocked by EgressHook: {}", info_.id, b->reason);
     co_return EgressError{EgressFailure::kBlockedByHook, "blocked by EgressHook: " + b->reason};
@@ -180,6 +182,7 @@ Task<std::variant<EgressChain::Destinations, EgressError>> EgressChain::decide(H
   HostPort target = std::get<EgressDecision::ExternalDirect>(ed.value).target;
   trace_hook(
       info_, "egress.handle_connection", "direct", [&] { return target.to_string(); }, t0);
+  datapath::apply_kernel_verdict(wc_.datapath, info_, ed.kernel, "egress.handle_connection");
 
   auto resolved = co_await resolve(target);
   if (auto* e = std::get_if<EgressError>(&resolved)) co_return std::move(*e);

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <charconv>
 
+#include "datapath/verdicts.h"
 #include "http/auth/proxy_auth.h"
 #include "proxy/egress_chain.h"
 #include "proxy/upstream_pool.h"
@@ -283,6 +284,7 @@ Task<void> HttpSession::run() {
   IngressDecision in = co_await wc_.hooks.ingress_handle_connection(info_, ctx_.get());
   bool blocked = in.action == IngressDecision::Action::kBlock;
   trace_hook(info_, "ingress.handle_connection", blocked ? "block" : "allow", in.reason, t0);
+  datapath::apply_kernel_verdict(wc_.datapath, info_, in.kernel, "ingress.handle_connection");
   if (blocked) {
     wc_.stats.add(Counter::ingress_blocked);
     close_reason_ = CloseReason::kBlockedIngress;

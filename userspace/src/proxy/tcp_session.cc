@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "datapath/verdicts.h"
 #include "proxy/egress_chain.h"
 #include "telemetry/access_log.h"
 
@@ -34,6 +35,7 @@ Task<void> TcpSession::run() {
   IngressDecision in = co_await wc_.hooks.ingress_handle_connection(info_, ctx_.get());
   bool blocked = in.action == IngressDecision::Action::kBlock;
   trace_hook(info_, "ingress.handle_connection", blocked ? "block" : "allow", in.reason, t0);
+  datapath::apply_kernel_verdict(wc_.datapath, info_, in.kernel, "ingress.handle_connection");
   if (blocked) {
     wc_.stats.add(Counter::ingress_blocked);
     spdlog::info("flow {}: blocked by IngressHook: {}", info_.id, in.reason);
@@ -58,7 +60,10 @@ Task<void> TcpSession::run() {
 
 Task<int> TcpSession::connect_upstream() {
   EgressChain chain(wc_, info_, ctx_.get(), ep_.connect_timeout);
-  auto r = co_await chain.connect(*ep_.upstream);
+  // Transparent endpoints relay to where the client was going (the datapath kept it).
+  HostPort target = ep_.transparent ? HostPort{info_.local.ip().unmapped().to_string(), info_.local.port()}
+                                    : *ep_.upstream;
+  auto r = co_await chain.connect(target);
   if (auto* e = std::get_if<EgressError>(&r)) {
     close_reason_ = e->close_reason();
     co_return -1;

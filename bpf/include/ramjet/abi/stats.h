@@ -53,6 +53,7 @@
   X(FIB_OTHER, PASS)             /* any other fib lookup failure */                     \
   X(FASTPATH_VLAN, PASS)         /* tagged frame: in-kernel forwarding not supported */ \
   X(PASS_LOCAL, PASS)            /* reply of a connection this host opened (TC egress) */ \
+  X(PASS_HOST_SCOPE, PASS)       /* multicast, broadcast or link-local destination */     \
   /* second stage, TC ingress: packets XDP passed up with a verdict attached */          \
   X(TC_ESCALATE_ASSIGNED, EVENT)    /* escalated packet assigned to the engine's socket */ \
   X(TC_ESCALATE_NO_LISTENER, DROP)  /* escalated, but the engine has no listener: dropped */ \
