@@ -20,9 +20,10 @@ DEB_PACKAGES := g++ cmake ninja-build pkg-config clang llvm libclang-rt-14-dev \
   liburing-dev libc-ares-dev libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev \
   libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libcrypt-dev \
   libbpf-dev bpftool libelf-dev zlib1g-dev \
-  nodejs socat iperf3 curl python3 python3-prometheus-client procps iproute2 openssl
+  nodejs socat iperf3 curl python3 python3-prometheus-client procps iproute2 openssl \
+  python3-scapy ethtool nftables
 # Peers and load generators for `make bench` only.
-DEB_BENCH_PACKAGES := haproxy squid tinyproxy nginx-light wrk
+DEB_BENCH_PACKAGES := haproxy squid tinyproxy nginx-light wrk netsniff-ng
 
 ifeq ($(BUILD),asan)
 CMAKE_FLAGS := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRAMJET_SANITIZE=ON
@@ -93,6 +94,7 @@ test-integration: deps-npm
 bench: deps deps-bench build
 	python3 bench/tcp_relay.py --build-dir $(BUILD_DIR)
 	python3 bench/http_forward.py --build-dir $(BUILD_DIR)
+	$(SUDO) python3 bench/xdp_forward.py --build-dir $(BUILD_DIR)
 	@$(MAKE) --no-print-directory bench-bpf
 
 # The eBPF programs (clang -target bpf) and their skeletons, under bpf/build/.

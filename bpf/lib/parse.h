@@ -20,13 +20,21 @@
  * program. Code that writes the packet re-derives pointers from ctx.
  */
 struct ramjet_pkt {
-  __u32 len;                      /* frame length */
-  __u16 l3_off;                   /* offset of the IP header */
-  __u16 l4_off;                   /* offset after the IP header chain; valid iff has_l4 */
-  __u16 l3_proto;                 /* ETH_P_* in host order */
-  __u16 l3_len;                   /* IP total length (header + payload), host order */
-  __u32 saddr[RAMJET_ADDR_WORDS]; /* network order; IPv4 in [0] */
-  __u32 daddr[RAMJET_ADDR_WORDS];
+  /* Addresses first and 8-byte aligned, so the flow key compares them as two
+   * 64-bit words (stack accesses must be aligned). */
+  union {
+    __u32 saddr[RAMJET_ADDR_WORDS]; /* network order; IPv4 in [0], rest zero */
+    __u64 saddr64[RAMJET_ADDR_WORDS / 2];
+  };
+  union {
+    __u32 daddr[RAMJET_ADDR_WORDS];
+    __u64 daddr64[RAMJET_ADDR_WORDS / 2];
+  };
+  __u32 len;       /* frame length */
+  __u16 l3_off;    /* offset of the IP header */
+  __u16 l4_off;    /* offset after the IP header chain; valid iff has_l4 */
+  __u16 l3_proto;  /* ETH_P_* in host order */
+  __u16 l3_len;    /* IP total length (header + payload), host order */
   __be32 flowinfo; /* IPv6 traffic class + flow label (network order) */
   __be16 sport;    /* TCP/UDP ports; ICMP echo id in both; else 0 */
   __be16 dport;
@@ -40,7 +48,8 @@ struct ramjet_pkt {
   __u8 ttl; /* TTL / hop limit */
   __u8 tos; /* IPv4 TOS */
   __u8 pad[3];
-};
+} __attribute__((aligned(8)));
+_Static_assert(sizeof(struct ramjet_pkt) == 64, "ramjet_pkt: keep it one cache line");
 
 /* Parse-time view of the frame. */
 struct ramjet_cursor {
@@ -49,10 +58,10 @@ struct ramjet_cursor {
 };
 
 static __always_inline void ramjet_pkt_init(struct ramjet_pkt* pkt, struct ramjet_cursor* cur,
-                                            struct xdp_md* ctx) {
+                                            void* data, void* data_end) {
   __builtin_memset(pkt, 0, sizeof(*pkt));
-  cur->data = (void*)(long)ctx->data;
-  cur->data_end = (void*)(long)ctx->data_end;
+  cur->data = data;
+  cur->data_end = data_end;
   pkt->len = (__u32)(cur->data_end - cur->data);
 }
 
@@ -230,11 +239,12 @@ static __always_inline enum ramjet_stat ramjet_parse_l4(const struct ramjet_curs
  * fragment carries no L4 header, and the first alone must not set a verdict the
  * others cannot reproduce; the caller decides what to do with pkt->fragment.
  */
-static __always_inline enum ramjet_stat ramjet_parse(struct xdp_md* ctx, struct ramjet_pkt* pkt) {
+static __always_inline enum ramjet_stat ramjet_parse_frame(void* data, void* data_end,
+                                                           struct ramjet_pkt* pkt) {
   struct ramjet_cursor cur;
   void* l3 = NULL;
   void* l4 = NULL;
-  ramjet_pkt_init(pkt, &cur, ctx);
+  ramjet_pkt_init(pkt, &cur, data, data_end);
 
   enum ramjet_stat rc = ramjet_parse_eth(&cur, pkt, &l3);
   if (rc != RAMJET_STAT_NONE) return rc;
@@ -248,6 +258,24 @@ static __always_inline enum ramjet_stat ramjet_parse(struct xdp_md* ctx, struct 
   if (rc != RAMJET_STAT_NONE || pkt->fragment) return rc;
 
   return ramjet_parse_l4(&cur, pkt, l4);
+}
+
+/* XDP: the frame is ctx->data .. ctx->data_end. (TC programs pass skb->data and
+ * skb->data_end, the linear part, which holds the headers of what they parse.) */
+static __always_inline enum ramjet_stat ramjet_parse(struct xdp_md* ctx, struct ramjet_pkt* pkt) {
+  return ramjet_parse_frame((void*)(long)ctx->data, (void*)(long)ctx->data_end, pkt);
+}
+
+/*
+ * 1 when the destination is for the hosts on the link rather than for routing:
+ * IPv4 multicast (224.0.0.0/4), limited broadcast, link-local (169.254.0.0/16);
+ * IPv6 multicast (ff00::/8) and link-local unicast (fe80::/10).
+ */
+static __always_inline int ramjet_dst_host_scope(const struct ramjet_pkt* pkt) {
+  __u32 d = bpf_ntohl(pkt->daddr[0]);
+  if (pkt->family == RAMJET_FAMILY_IPV4)
+    return (d >> 28) == 0xe || d == 0xffffffff || (d >> 16) == 0xa9fe;
+  return (d >> 24) == 0xff || (d >> 22) == 0x3fa;
 }
 
 #endif /* RAMJET_LIB_PARSE_H */

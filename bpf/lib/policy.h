@@ -23,14 +23,15 @@ static __always_inline void ramjet_lpm_key_host(struct ramjet_lpm_key* key, __u8
   }
 }
 
-/* 1 if the source is denied right now (the clock is read only for entries
- * that expire). */
+/* 1 if the source is denied right now. The clock is read only for entries
+ * that expire, at tick resolution: an entry outlives its deadline by up to a
+ * tick. */
 static __always_inline int ramjet_denylisted(void* denylist, const struct ramjet_pkt* pkt) {
   struct ramjet_lpm_key key;
   ramjet_lpm_key_host(&key, pkt->family, pkt->saddr);
   struct ramjet_deny_entry* deny = bpf_map_lookup_elem(denylist, &key);
   if (!deny) return 0;
-  return deny->expires_ns == 0 || bpf_ktime_get_ns() < deny->expires_ns;
+  return deny->expires_ns == 0 || bpf_ktime_get_coarse_ns() < deny->expires_ns;
 }
 
 /* Index of the lowest set bit of a non-zero word (BPF has no ctz instruction). */
@@ -73,13 +74,10 @@ static __always_inline int ramjet_rule_matches(const struct ramjet_rule* rule,
 }
 
 /*
- * One bpf_loop step: checks the lowest-numbered remaining candidate. A plain
- * loop over up to RAMJET_MAX_RULES candidates makes the verifier walk every
- * iteration (over its 1M instruction budget); bpf_loop verifies the body once.
+ * Checks the lowest-numbered remaining candidate and removes it from the set.
  * Returns 1 to stop (match found or no candidates left), 0 to continue.
  */
-static long ramjet_policy_scan_step(__u32 iteration __attribute__((unused)), void* ctx) {
-  struct ramjet_policy_scan* scan = ctx;
+static __always_inline long ramjet_policy_scan_next(struct ramjet_policy_scan* scan) {
   __u32 word = 0;
   __u64 bits = 0;
 #pragma unroll
@@ -99,6 +97,15 @@ static long ramjet_policy_scan_step(__u32 iteration __attribute__((unused)), voi
     return 1;
   }
   return 0;
+}
+
+/*
+ * One bpf_loop step. A plain loop over up to RAMJET_MAX_RULES candidates makes
+ * the verifier walk every iteration (over its 1M instruction budget); bpf_loop
+ * verifies the body once.
+ */
+static long ramjet_policy_scan_step(__u32 iteration __attribute__((unused)), void* ctx) {
+  return ramjet_policy_scan_next(ctx);
 }
 
 struct ramjet_policy_match {
@@ -136,7 +143,9 @@ static __always_inline struct ramjet_policy_match ramjet_policy_lookup(void* src
     any |= scan.candidates[w];
   }
   if (!any) return match;
-  bpf_loop(RAMJET_MAX_RULES, ramjet_policy_scan_step, &scan, 0);
+  /* The first candidate inline: it is usually the match (or the only one), and
+   * each bpf_loop step is a call. */
+  if (!ramjet_policy_scan_next(&scan)) bpf_loop(RAMJET_MAX_RULES, ramjet_policy_scan_step, &scan, 0);
   if (scan.match == RAMJET_RULE_INDEX_NONE) return match;
 
   __u32 index = scan.match;

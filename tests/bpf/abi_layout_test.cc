@@ -75,6 +75,20 @@ std::vector<Layout> cxx_layouts() {
        sizeof(ramjet_ratelimit_key),
        {RJ_MEMBER(ramjet_ratelimit_key, rule_index), RJ_MEMBER(ramjet_ratelimit_key, family),
         RJ_MEMBER(ramjet_ratelimit_key, pad), RJ_MEMBER(ramjet_ratelimit_key, addr)}},
+      {"ramjet_class_key",
+       sizeof(ramjet_class_key),
+       {RJ_MEMBER(ramjet_class_key, src), RJ_MEMBER(ramjet_class_key, dst),
+        RJ_MEMBER(ramjet_class_key, dst_port), RJ_MEMBER(ramjet_class_key, family),
+        RJ_MEMBER(ramjet_class_key, proto)}},
+      {"ramjet_class_entry",
+       sizeof(ramjet_class_entry),
+       {RJ_MEMBER(ramjet_class_entry, expires_ns), RJ_MEMBER(ramjet_class_entry, tag),
+        RJ_MEMBER(ramjet_class_entry, action), RJ_MEMBER(ramjet_class_entry, pad)}},
+      {"ramjet_xdp_meta",
+       sizeof(ramjet_xdp_meta),
+       {RJ_MEMBER(ramjet_xdp_meta, magic), RJ_MEMBER(ramjet_xdp_meta, endpoint_id),
+        RJ_MEMBER(ramjet_xdp_meta, flow_id), RJ_MEMBER(ramjet_xdp_meta, verdict),
+        RJ_MEMBER(ramjet_xdp_meta, reason), RJ_MEMBER(ramjet_xdp_meta, pad)}},
       {"ramjet_ratelimit_state",
        sizeof(ramjet_ratelimit_state),
        {RJ_MEMBER(ramjet_ratelimit_state, tokens), RJ_MEMBER(ramjet_ratelimit_state, last_ns)}},
@@ -101,13 +115,13 @@ std::vector<Layout> cxx_layouts() {
 class AbiLayout : public ::testing::TestWithParam<Layout> {
  protected:
   static void SetUpTestSuite() {
-    skel_ = xdp_classify__open();  // BTF is available after open; no load needed
+    skel_ = datapath__open();  // BTF is available after open; no load needed
     ASSERT_NE(skel_, nullptr);
   }
-  static void TearDownTestSuite() { xdp_classify__destroy(skel_); }
-  static xdp_classify* skel_;
+  static void TearDownTestSuite() { datapath__destroy(skel_); }
+  static datapath* skel_;
 };
-xdp_classify* AbiLayout::skel_ = nullptr;
+datapath* AbiLayout::skel_ = nullptr;
 
 TEST_P(AbiLayout, MatchesBpfObjectBtf) {
   const Layout& want = GetParam();
@@ -150,7 +164,7 @@ TEST(AbiNames, StatAndActionTablesAreComplete) {
 }
 
 TEST(AbiMaps, SkeletonMapsUseAbiSizes) {
-  xdp_classify* s = xdp_classify__open();
+  datapath* s = datapath__open();
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(bpf_map__key_size(s->maps.flows), sizeof(ramjet_flow_key));
   EXPECT_EQ(bpf_map__value_size(s->maps.flows), sizeof(ramjet_flow));
@@ -159,7 +173,7 @@ TEST(AbiMaps, SkeletonMapsUseAbiSizes) {
   EXPECT_EQ(bpf_map__key_size(s->maps.src_prefixes), sizeof(ramjet_lpm_key));
   EXPECT_EQ(bpf_map__value_size(s->maps.src_prefixes), sizeof(ramjet_rule_set));
   EXPECT_EQ(bpf_map__max_entries(s->maps.stats), uint32_t(RAMJET_STAT__COUNT));
-  xdp_classify__destroy(s);
+  datapath__destroy(s);
 }
 
 }  // namespace

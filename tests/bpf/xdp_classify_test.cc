@@ -6,6 +6,7 @@
 #include <linux/if_link.h>
 
 #include <cctype>
+#include <ctime>
 #include <functional>
 #include <optional>
 #include <string>
@@ -54,6 +55,11 @@ Bytes cut_after_ip(Bytes p, size_t n) {
   else
     put16(&p[14 + 4], uint16_t(n - 14 - 40));
   return p;
+}
+uint64_t monotonic_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec);
 }
 Bytes with_byte(Bytes p, size_t at, uint8_t v) {
   p[at] = v;
@@ -363,6 +369,18 @@ std::vector<Case> cases() {
        {{.src = "192.168.0.0/16", .action = RAMJET_ACTION_DROP}},
        XDP_PASS,
        RAMJET_STAT_PASS_DEFAULT},
+      {"first candidate misses, second matches",
+       [] { return tcp4(); },
+       {{.action = RAMJET_ACTION_DROP, .proto = IPPROTO_UDP}, {.action = RAMJET_ACTION_PASS}},
+       XDP_PASS,
+       RAMJET_STAT_PASS_RULE},
+      {"two candidates miss, third matches",
+       [] { return tcp4(); },
+       {{.action = RAMJET_ACTION_PASS, .proto = IPPROTO_UDP},
+        {.action = RAMJET_ACTION_PASS, .proto = IPPROTO_ICMP},
+        drop_tcp80()},
+       XDP_DROP,
+       RAMJET_STAT_RULE_DROP},
       {"lower slot wins: pass before drop",
        [] { return tcp4(); },
        {{.src = "10.0.0.0/8", .action = RAMJET_ACTION_PASS},
@@ -434,6 +452,37 @@ std::vector<Case> cases() {
        {},
        {},
        [](XdpClassify& x) { x.deny("10.0.0.0/24", 1); }},
+      {"denylist entry with a future deadline drops",
+       [] { return tcp4(); },
+       {},
+       XDP_DROP,
+       RAMJET_STAT_DENYLIST,
+       {},
+       {},
+       [](XdpClassify& x) { x.deny("10.0.0.1/32", monotonic_ns() + 60'000'000'000ull); }},
+      {"denylist entry is not consulted while deny_count is 0",
+       [] { return tcp4(); },
+       {},
+       XDP_PASS,
+       RAMJET_STAT_PASS_DEFAULT,
+       {},
+       {},
+       [](XdpClassify& x) {
+         // Breaks the maps.h contract on purpose: pins that the count gates the lookup.
+         x.deny("10.0.0.0/24");
+         x.skel()->data->deny_count = 0;
+       }},
+      {"rules are not consulted while rule_count is 0",
+       [] { return tcp4(); },
+       {drop_tcp80()},
+       XDP_PASS,
+       RAMJET_STAT_PASS_DEFAULT,
+       {},
+       {},
+       [](XdpClassify& x) {
+         x.skel()->data->rule_count = 0;  // breaks the contract on purpose, as above
+         x.skel()->data->policy_generation++;
+       }},
       {"denylist applies to fragments",
        [] { return tcp4(80, {.frag_off = 0x2000}); },
        {},
@@ -494,6 +543,31 @@ std::vector<Case> cases() {
        {},
        {},
        true},
+      {"multicast IPv4 destination goes to the stack, not the fast path",
+       [] { return PacketBuilder().eth().ipv4(kClient, "224.0.0.251").udp(5353, 5353).build(); },
+       {fastpath_all()},
+       XDP_PASS,
+       RAMJET_STAT_PASS_HOST_SCOPE},
+      {"limited broadcast goes to the stack",
+       [] { return PacketBuilder().eth().ipv4("0.0.0.0", "255.255.255.255").udp(68, 67).build(); },
+       {fastpath_all()},
+       XDP_PASS,
+       RAMJET_STAT_PASS_HOST_SCOPE},
+      {"IPv4 link-local destination goes to the stack",
+       [] { return tcp4(80, {}, "169.254.1.1"); },
+       {fastpath_all()},
+       XDP_PASS,
+       RAMJET_STAT_PASS_HOST_SCOPE},
+      {"MLD report with hop limit 1 goes to the stack, not TTL-expired",
+       [] { return PacketBuilder().eth().ipv6("fe80::1", "ff02::16", 1).icmpv6(143, 0).build(); },
+       {fastpath_all_v6()},
+       XDP_PASS,
+       RAMJET_STAT_PASS_HOST_SCOPE},
+      {"IPv6 link-local destination goes to the stack",
+       [] { return tcp6(80, "fe80::2"); },
+       {fastpath_all_v6()},
+       XDP_PASS,
+       RAMJET_STAT_PASS_HOST_SCOPE},
       {"fastpath TTL 1 passes for ICMP time exceeded",
        [] { return tcp4(80, {.ttl = 1}); },
        {fastpath_all()},
@@ -562,8 +636,23 @@ TEST_P(ClassifyTable, Verdict) {
   // Exactly one verdict stat moves, by one: the expected reason.
   std::map<std::string, int64_t> want{{ramjet_stat_names[c.reason], 1}};
   EXPECT_EQ(verdict_deltas(before, after), want);
+  // Packets TC must finish carry a ramjet_xdp_meta record in front (test-run
+  // output starts at data_meta); nothing else does.
+  uint8_t want_meta = c.reason == RAMJET_STAT_ESCALATE         ? RAMJET_ACTION_ESCALATE
+                      : c.reason == RAMJET_STAT_FIB_NO_NEIGH ? RAMJET_ACTION_FASTPATH
+                                                             : RAMJET_ACTION_NONE;
+  Bytes out = r.out;
+  if (want_meta != RAMJET_ACTION_NONE) {
+    ramjet_xdp_meta meta{};
+    ASSERT_GE(out.size(), sizeof(meta));
+    std::memcpy(&meta, out.data(), sizeof(meta));
+    EXPECT_EQ(meta.magic, RAMJET_META_MAGIC);
+    EXPECT_EQ(meta.verdict, want_meta);
+    EXPECT_EQ(meta.reason, c.reason);
+    out.erase(out.begin(), out.begin() + sizeof(meta));
+  }
   Bytes expected = c.expected_out ? c.expected_out(in) : in;
-  EXPECT_EQ(r.out, expected);
+  EXPECT_EQ(out, expected);
   if (c.expected_out && r.out.size() > 34 && get16(&r.out[12]) == 0x0800) {
     EXPECT_TRUE(ipv4_header_checksum_ok(r.out));
   }
@@ -617,6 +706,45 @@ TEST(XdpRateLimit, BurstPassesThenDropsPerSource) {
   EXPECT_EQ(delta(before, after, RAMJET_STAT_RATE_LIMITED), 2);
 }
 
+// deny_count gates the denylist lookup (maps.h): the fixture keeps it the way
+// userspace must, and a denylisted source drops as soon as its entry exists,
+// until the last covering entry is gone.
+TEST(XdpDenylist, CountTracksEntriesAndGatesTheLookup) {
+  XdpClassify xdp;
+  auto& count = xdp.skel()->data->deny_count;
+  EXPECT_EQ(xdp.run(tcp4()).retval, XDP_PASS);  // empty: lookup skipped
+  xdp.deny("10.0.0.1/32");
+  EXPECT_EQ(count, 1u);
+  EXPECT_EQ(xdp.run(tcp4()).retval, XDP_DROP);
+  xdp.deny("10.0.0.1/32", monotonic_ns() + 60'000'000'000ull);  // same prefix: no new entry
+  xdp.deny("10.0.0.0/8");
+  EXPECT_EQ(count, 2u);
+  xdp.undeny("10.0.0.1/32");
+  EXPECT_EQ(count, 1u);
+  StatArray before = xdp.stats();
+  EXPECT_EQ(xdp.run(tcp4()).retval, XDP_DROP);  // still covered by 10.0.0.0/8
+  EXPECT_EQ(delta(before, xdp.stats(), RAMJET_STAT_DENYLIST), 1);
+  xdp.undeny("10.0.0.0/8");
+  xdp.undeny("10.0.0.0/8");  // not there any more: no decrement
+  EXPECT_EQ(count, 0u);
+  EXPECT_EQ(xdp.run(tcp4()).retval, XDP_PASS);
+}
+
+// rule_count gates the prefix tries (maps.h): installing rules sets it, and
+// removing every rule brings the default verdict back.
+TEST(XdpPolicy, RuleCountFollowsTheRuleSet) {
+  XdpClassify xdp;
+  EXPECT_EQ(xdp.run(tcp4()).retval, XDP_PASS);
+  xdp.set_rules({drop_tcp80()});
+  EXPECT_EQ(xdp.skel()->data->rule_count, 1u);
+  EXPECT_EQ(xdp.run(tcp4()).retval, XDP_DROP);
+  xdp.set_rules({});
+  EXPECT_EQ(xdp.skel()->data->rule_count, 0u);
+  StatArray before = xdp.stats();
+  EXPECT_EQ(xdp.run(tcp4()).retval, XDP_PASS);
+  EXPECT_EQ(delta(before, xdp.stats(), RAMJET_STAT_PASS_DEFAULT), 1);
+}
+
 TEST(XdpRateLimit, ZeroBurstDropsEverything) {
   XdpClassify xdp;
   xdp.set_rules({{.action = RAMJET_ACTION_RATELIMIT, .rate_pps = 1000, .rate_burst = 0}});
@@ -656,6 +784,88 @@ TEST(XdpFlowTable, BothDirectionsShareOneFlow) {
   EXPECT_EQ(delta(before, after, RAMJET_STAT_FLOW_NEW), 1);
   EXPECT_EQ(delta(before, after, RAMJET_STAT_FLOW_HIT), 2);
   EXPECT_EQ(delta(before, after, RAMJET_STAT_PASS_RULE), 3);
+}
+
+// The datapath's flow key order must be the one userspace computes with memcmp
+// (userspace/src/datapath looks flows up by key): address bytes, then port
+// bytes. Pairs that differ only in the low half of an IPv6 address, only in the
+// port, or with the port order opposite to the address order.
+TEST(XdpFlowTable, KeyOrderIsMemcmpOrderAndBothDirectionsShareIt) {
+  struct Pair {
+    const char *a, *b;
+    uint16_t pa, pb;
+  };
+  const Pair pairs[] = {
+      {"10.0.0.1", "10.99.0.2", 40000, 80},  {"10.99.0.2", "10.0.0.1", 40000, 80},
+      {"10.0.0.1", "10.0.0.1", 40000, 80},   {"10.0.0.1", "10.0.0.1", 80, 40000},
+      {"10.0.0.1", "10.0.0.2", 1, 0xff00},   {"10.0.0.1", "10.0.0.2", 0xff00, 1},
+      {"fd00::1", "fd00::2", 40000, 80},     {"fd00::2", "fd00::1", 40000, 80},
+      {"fd00::1:0:0:1", "fd00::1", 5, 6},    {"fd00:99::2", "fd00::1", 443, 443},
+  };
+  for (const Pair& p : pairs) {
+    XdpClassify xdp;
+    bool v6 = std::string(p.a).find(':') != std::string::npos;
+    xdp.set_rules({v6 ? RuleSpec{.src = "::/0", .dst = "::/0", .action = RAMJET_ACTION_PASS}
+                      : RuleSpec{.action = RAMJET_ACTION_PASS}});
+    auto frame = [&](const char* s, const char* d, uint16_t ps, uint16_t pd) {
+      PacketBuilder b;
+      b.eth();
+      if (v6)
+        b.ipv6(s, d);
+      else
+        b.ipv4(s, d);
+      return b.tcp(ps, pd).build();
+    };
+    EXPECT_EQ(xdp.run(frame(p.a, p.b, p.pa, p.pb)).retval, XDP_PASS);
+    EXPECT_EQ(xdp.run(frame(p.b, p.a, p.pb, p.pa)).retval, XDP_PASS);
+    auto flows = xdp.flows();
+    ASSERT_EQ(flows.size(), 1u) << p.a << " " << p.b;
+    const ramjet_flow_key& k = flows[0].first;
+    IpAddr a = IpAddr::parse(p.a), b = IpAddr::parse(p.b);
+    uint8_t ea[18] = {}, eb[18] = {};  // address (16, zero-padded) then port, network order
+    std::memcpy(ea, a.bytes.data(), a.size());
+    std::memcpy(eb, b.bytes.data(), b.size());
+    put16(ea + 16, p.pa);
+    put16(eb + 16, p.pb);
+    bool a_lo = std::memcmp(ea, eb, sizeof ea) <= 0;
+    const uint8_t* lo = a_lo ? ea : eb;
+    const uint8_t* hi = a_lo ? eb : ea;
+    EXPECT_EQ(std::memcmp(k.addr_lo, lo, 16), 0) << p.a << " " << p.b;
+    EXPECT_EQ(std::memcmp(k.addr_hi, hi, 16), 0) << p.a << " " << p.b;
+    EXPECT_EQ(get16(reinterpret_cast<const uint8_t*>(&k.port_lo)), get16(lo + 16));
+    EXPECT_EQ(get16(reinterpret_cast<const uint8_t*>(&k.port_hi)), get16(hi + 16));
+    EXPECT_EQ(k.pad[0] | k.pad[1], 0);
+    // The first packet came from a: origin_side says which end that was.
+    EXPECT_EQ(flows[0].second.origin_side, a_lo ? 0 : 1) << p.a << " " << p.b;
+  }
+}
+
+// Flow stamps use the tick clock (maps.h flow_clock_ns): CLOCK_MONOTONIC,
+// at most a couple of ticks behind, and moving on between packets.
+TEST(XdpFlowTable, TimestampsAreMonotonicClockAtTickResolution) {
+  constexpr uint64_t kSlack = 50'000'000;  // generous: two ticks at HZ=100 is 20 ms
+  XdpClassify xdp;
+  xdp.set_rules({{.action = RAMJET_ACTION_PASS}});
+  uint64_t before = monotonic_ns();
+  xdp.run(tcp4());
+  uint64_t after = monotonic_ns();
+  auto flows = xdp.flows();
+  ASSERT_EQ(flows.size(), 1u);
+  const ramjet_flow& first = flows[0].second;
+  EXPECT_GE(first.first_seen_ns + kSlack, before);
+  EXPECT_LE(first.first_seen_ns, after);
+  EXPECT_EQ(first.last_seen_ns, first.first_seen_ns);
+
+  timespec pause{0, 60'000'000};
+  nanosleep(&pause, nullptr);
+  before = monotonic_ns();
+  xdp.run(tcp4());
+  after = monotonic_ns();
+  const ramjet_flow& later = xdp.flows()[0].second;
+  EXPECT_EQ(later.first_seen_ns, first.first_seen_ns);
+  EXPECT_GT(later.last_seen_ns, first.last_seen_ns);
+  EXPECT_GE(later.last_seen_ns + kSlack, before);
+  EXPECT_LE(later.last_seen_ns, after);
 }
 
 TEST(XdpFlowTable, Ipv6AndUdpFlowsAreSeparate) {

@@ -17,14 +17,14 @@
 
 #include "packet_builder.h"
 #include "ramjet/abi/ramjet.h"
-#include "xdp_classify.skel.h"
+#include "datapath.skel.h"
 
 namespace ramjet::test {
 
 struct SkelDeleter {
-  void operator()(xdp_classify* s) const { xdp_classify__destroy(s); }
+  void operator()(datapath* s) const { datapath__destroy(s); }
 };
-using SkelPtr = std::unique_ptr<xdp_classify, SkelDeleter>;
+using SkelPtr = std::unique_ptr<datapath, SkelDeleter>;
 
 struct Knobs {
   uint8_t default_action = RAMJET_ACTION_PASS;
@@ -92,20 +92,20 @@ class XdpClassify {
  public:
   // Loads with small tables (tests never need 64k flows and load is faster).
   explicit XdpClassify(const Knobs& knobs = {}) {
-    skel_.reset(xdp_classify__open());
-    if (!skel_) throw std::runtime_error("xdp_classify__open failed");
-    skel_->rodata->default_action = knobs.default_action;
+    skel_.reset(datapath__open());
+    if (!skel_) throw std::runtime_error("datapath__open failed");
+    skel_->data->default_action = knobs.default_action;
     skel_->rodata->pass_fragments = knobs.pass_fragments;
     skel_->rodata->emit_flow_events = knobs.emit_flow_events;
     skel_->rodata->drop_sample_rate = knobs.drop_sample_rate;
     bpf_map__set_max_entries(skel_->maps.flows, 1024);
     bpf_map__set_max_entries(skel_->maps.ratelimit, 1024);
     bpf_map__set_max_entries(skel_->maps.denylist, 1024);
-    int err = xdp_classify__load(skel_.get());
-    if (err) throw std::runtime_error("xdp_classify__load failed: " + std::to_string(err));
+    int err = datapath__load(skel_.get());
+    if (err) throw std::runtime_error("datapath__load failed: " + std::to_string(err));
   }
 
-  xdp_classify* skel() const { return skel_.get(); }
+  datapath* skel() const { return skel_.get(); }
   int prog_fd() const { return bpf_program__fd(skel_->progs.xdp_classify); }
 
   RunResult run(const Bytes& frame, uint32_t repeat = 1, uint32_t* duration_ns = nullptr) const {
@@ -167,14 +167,26 @@ class XdpClassify {
     }
     install_trie(skel_->maps.src_prefixes, srcs);
     install_trie(skel_->maps.dst_prefixes, dsts);
-    skel_->bss->policy_generation++;
+    // The contract of maps.h: rule_count after the rules, before the generation.
+    skel_->data->rule_count = uint32_t(specs.size());
+    skel_->data->policy_generation++;
   }
 
+  // Keeps deny_count as maps.h asks: +1 before inserting a new prefix, -1 after
+  // deleting one.
   void deny(const std::string& cidr, uint64_t expires_ns = 0) {
     ramjet_lpm_key k = Cidr::parse(cidr).lpm_key();
     ramjet_deny_entry e{};
     e.expires_ns = expires_ns;
+    bool present = bpf_map_lookup_elem(bpf_map__fd(skel_->maps.denylist), &k, &e) == 0;
+    e.expires_ns = expires_ns;
+    if (!present) __atomic_fetch_add(&skel_->data->deny_count, 1, __ATOMIC_SEQ_CST);
     update(skel_->maps.denylist, &k, &e);
+  }
+  void undeny(const std::string& cidr) {
+    ramjet_lpm_key k = Cidr::parse(cidr).lpm_key();
+    if (bpf_map_delete_elem(bpf_map__fd(skel_->maps.denylist), &k) == 0)
+      __atomic_fetch_sub(&skel_->data->deny_count, 1, __ATOMIC_SEQ_CST);
   }
 
   std::vector<std::pair<ramjet_flow_key, ramjet_flow>> flows() const {

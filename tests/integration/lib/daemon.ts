@@ -152,6 +152,13 @@ export interface StartDaemonOptions {
   args?: string[];
   /** How long to wait for the ready file (default 10 000 ms). */
   readyTimeoutMs?: number;
+  /**
+   * Run the daemon inside this network namespace (a name under /run/netns,
+   * e.g. a GatewayTopology's gateway). It is entered with `nsenter --net`, which
+   * keeps the host's mounts (the bpffs at /sys/fs/bpf where the datapath pins
+   * its maps); the pid stays the daemon's own.
+   */
+  netns?: string;
 }
 
 /** Parses "1.2.3.4:80" or "[::1]:80". */
@@ -427,7 +434,11 @@ async function launch(t: TestContext, options: StartDaemonOptions): Promise<Laun
   const config = testConfig(options.config, dir);
   const configPath = join(dir, 'ramjet.yaml');
   await writeFile(configPath, `${JSON.stringify(config, null, 2)}\n`);
-  const proc = new ManagedProcess(binary, ['--config', configPath, ...(options.args ?? [])], { env: options.env, cwd: dir });
+  const argv = ['--config', configPath, ...(options.args ?? [])];
+  const proc =
+    options.netns === undefined
+      ? new ManagedProcess(binary, argv, { env: options.env, cwd: dir })
+      : new ManagedProcess('nsenter', [`--net=/run/netns/${options.netns}`, '--', binary, ...argv], { env: options.env, cwd: dir });
   // Registered before the reporters so that it runs last: the process is gone
   // by the time the temp dir is removed, even if the test never stops it.
   defer(t, `${name} process`, async () => void (await proc.terminate(2_000)));

@@ -146,5 +146,23 @@ TEST(Router, DispatchesByPathThenMethod) {
   EXPECT_EQ(r.dispatch({"GET", "/b"}).status, 404);
 }
 
+TEST(Router, PrefixRoutesTakeThePathsUnderThem) {
+  Router r;
+  r.add("GET", "/v1/flows", [](const HttpRequest&) { return HttpResponse{200, "list"}; });
+  r.add("GET", "/v1/flows/", [](const HttpRequest& q) {
+    return HttpResponse{200, "one " + q.path};
+  });
+  r.add("GET", "/v1/flows/special/", [](const HttpRequest& q) {
+    return HttpResponse{200, "special " + q.query};
+  });
+  r.add("GET", "/v1/flows/exact", [](const HttpRequest&) { return HttpResponse{200, "exact"}; });
+  EXPECT_EQ(r.dispatch({"GET", "/v1/flows"}).body, "list");
+  EXPECT_EQ(r.dispatch({"GET", "/v1/flows/42"}).body, "one /v1/flows/42");
+  EXPECT_EQ(r.dispatch({"GET", "/v1/flows/special/x", "a=1"}).body, "special a=1");  // longest
+  EXPECT_EQ(r.dispatch({"GET", "/v1/flows/exact"}).body, "exact");  // exact beats a prefix
+  EXPECT_EQ(r.dispatch({"POST", "/v1/flows/42"}).status, 405);
+  EXPECT_EQ(r.dispatch({"GET", "/v1/flowsx"}).status, 404);
+}
+
 }  // namespace
 }  // namespace ramjet::admin

@@ -237,6 +237,31 @@ TEST(LoadGood, FullFileSetsEveryKey) {
   EXPECT_EQ(c->telemetry.metrics.listen.address->to_string(), "[::1]:9100");
   EXPECT_EQ(c->telemetry.audit_log.path, "/var/log/ramjet/audit.log");
   EXPECT_TRUE(c->datapath.enabled);
+  const config::DatapathSettings& dp = c->datapath;
+  EXPECT_EQ(dp.instance, "edge-1");
+  EXPECT_EQ(dp.pin_root, "/run/ramjet/bpffs");
+  EXPECT_EQ(dp.interfaces, (std::vector<std::string>{"gw-c", "gw-s"}));
+  EXPECT_EQ(dp.xdp_mode, config::XdpMode::kNative);
+  EXPECT_EQ(dp.default_action, config::DatapathAction::kFastpath);
+  ASSERT_EQ(dp.rules.size(), 3u);
+  EXPECT_EQ(dp.rules[0].src->to_string(), "10.10.1.66/32");
+  EXPECT_EQ(dp.rules[0].action, config::DatapathAction::kDrop);
+  EXPECT_EQ(dp.rules[1].proto, config::RuleProto::kUdp);
+  EXPECT_EQ(dp.rules[1].dst_port, (config::PortRange{53, 53}));
+  EXPECT_EQ(dp.rules[1].interface, "gw-c");
+  EXPECT_EQ(dp.rules[1].rate_pps, 1000u);
+  EXPECT_EQ(dp.rules[1].burst, 2000u);
+  EXPECT_EQ(dp.rules[2].dst->to_string(), "fd00::/8");
+  EXPECT_EQ(dp.rules[2].dst_port, (config::PortRange{8000, 8100}));
+  EXPECT_TRUE(dp.pass_fragments);
+  EXPECT_EQ(dp.flow_table_size, 262144u);
+  EXPECT_EQ(dp.tcp_timeout, milliseconds(600'000));
+  EXPECT_EQ(dp.tcp_closed_timeout, milliseconds(5000));
+  EXPECT_EQ(dp.udp_timeout, milliseconds(30'000));
+  EXPECT_EQ(dp.other_timeout, milliseconds(15'000));
+  EXPECT_EQ(dp.drop_sample_rate, 100u);
+  EXPECT_EQ(dp.escalate_mark, 4660u);
+  EXPECT_EQ(dp.route_table, 77u);
 
   ASSERT_EQ(c->endpoints.size(), 2u);
   const config::Endpoint& web = c->endpoints[0];
@@ -434,6 +459,16 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"bad_app_nested.yaml", true,
                 "bad.yaml:5:15: app.tiers[1].window: invalid duration \"5\" (add a unit: ms, "
                 "s, m or h)"},
+        BadCase{"bad_datapath_not_transparent.yaml", false,
+                "bad.yaml:7:73: datapath.rules[0].endpoint: endpoint \"web\" is not "
+                "transparent: escalated flows keep their original destination, so set "
+                "transparent: true on it"},
+        BadCase{"bad_datapath_port_range.yaml", false,
+                "bad.yaml:3:41: datapath.rules[0].dst_port: invalid port or range \"90-80\" "
+                "(expected e.g. 80 or 8000-8100)"},
+        BadCase{"bad_datapath_interface.yaml", false,
+                "bad.yaml:5:18: datapath.rules[0].interface: interface \"gw-x\" is not in "
+                "datapath.interfaces"},
         BadCase{"bad_endpoint_app_key.yaml", true,
                 "bad.yaml:8:7: endpoints[0].app.tagg: unknown key (expected one of: tag, "
                 "labels)"}),
@@ -451,7 +486,7 @@ TEST(LoadBad, EveryBadFileIsListed) {
   for (const auto& entry : std::filesystem::directory_iterator(testdata())) {
     if (entry.path().filename().string().rfind("bad_", 0) == 0) ++files;
   }
-  EXPECT_EQ(files, 36u);
+  EXPECT_EQ(files, 39u);
 }
 
 TEST(LoadFile, MissingFile) {

@@ -68,7 +68,7 @@ AdminServer::~AdminServer() {
   stop();
 }
 
-void AdminServer::add_route(std::string method, std::string path, HttpHandler handler) {
+void AdminServer::route(std::string method, std::string path, HttpHandler handler) {
   router_.add(std::move(method), std::move(path), std::move(handler));
 }
 

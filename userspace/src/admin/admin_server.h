@@ -1,7 +1,7 @@
 // The admin API: HTTP/1.1 + JSON on a unix socket (mode 0600), served by an
 // HttpResponder (its own thread and io_uring), so it answers even when workers are
 // busy. Routes (v1): GET /v1/status, GET /v1/stats, GET /v1/hooks/trace, and what
-// the daemon adds with add_route() (e.g. POST /v1/audit/reopen).
+// the daemon adds with route() (GET /v1/datapath, POST /v1/audit/reopen, ...).
 #pragma once
 
 #include <functional>
@@ -19,8 +19,9 @@ class AdminServer {
   explicit AdminServer(std::function<std::string()> status);
   ~AdminServer();
 
-  // Adds a route; call before start().
-  void add_route(std::string method, std::string path, HttpHandler handler);
+  // Adds a route: `path` exactly, or every path under it when it ends in '/'
+  // (Router::add). The handler sees the path and the query string. Call before start().
+  void route(std::string method, std::string path, HttpHandler handler);
 
   Result<void> start(const std::string& path);
   void stop();

@@ -39,13 +39,26 @@ void Router::add(std::string method, std::string path, HttpHandler handler) {
   routes_[std::move(path)][std::move(method)] = std::move(handler);
 }
 
+const Router::Methods* Router::find(const std::string& path) const {
+  if (auto exact = routes_.find(path); exact != routes_.end()) return &exact->second;
+  const Methods* best = nullptr;
+  std::size_t best_len = 0;
+  for (const auto& [route, methods] : routes_) {
+    if (route.back() == '/' && route.size() > best_len && path.starts_with(route)) {
+      best = &methods;
+      best_len = route.size();
+    }
+  }
+  return best;
+}
+
 HttpResponse Router::dispatch(const HttpRequest& req) const {
-  auto p = routes_.find(req.path);
-  if (p == routes_.end()) return json_error(404, "no such route: " + req.path);
-  auto m = p->second.find(req.method);
-  if (m == p->second.end()) {
+  const Methods* methods = find(req.path);
+  if (methods == nullptr) return json_error(404, "no such route: " + req.path);
+  auto m = methods->find(req.method);
+  if (m == methods->end()) {
     std::string allow;
-    for (const auto& [method, h] : p->second) allow += (allow.empty() ? "" : ", ") + method;
+    for (const auto& [method, h] : *methods) allow += (allow.empty() ? "" : ", ") + method;
     HttpResponse r = json_error(405, req.path + " takes " + allow);
     r.extra_fields = "Allow: " + allow + "\r\n";
     return r;

@@ -44,15 +44,20 @@ HttpResponse json_error(int status, std::string_view message);
 // The whole response: status line, Content-Type, Content-Length, Connection: close.
 std::string render_response(const HttpResponse& r);
 
-// Routes by exact path, then method: an unknown path is 404, a known path asked
-// with another method 405 with an Allow field.
+// Routes by path, then method: an unknown path is 404, a known path asked with
+// another method 405 with an Allow field. A path ending in '/' is a prefix route:
+// it takes every path under it (e.g. "/v1/flows/" takes "/v1/flows/42"); an exact
+// route wins over a prefix, and a longer prefix over a shorter one.
 class Router {
  public:
   void add(std::string method, std::string path, HttpHandler handler);
   HttpResponse dispatch(const HttpRequest& req) const;
 
  private:
-  std::map<std::string, std::map<std::string, HttpHandler>> routes_;  // path -> method
+  using Methods = std::map<std::string, HttpHandler>;
+  const Methods* find(const std::string& path) const;
+
+  std::map<std::string, Methods> routes_;  // path -> method
 };
 
 struct ResponderLimits {

@@ -21,6 +21,8 @@
 #include "admin/admin_server.h"
 #include "admin/metrics_server.h"
 #include "app/server.h"
+#include "datapath/datapath.h"
+#include "datapath/json.h"
 #include "ramjet/bootstrap.h"
 #include "telemetry/access_log.h"
 #include "telemetry/audit_log.h"
@@ -101,13 +103,36 @@ void reopen_logs(telemetry::AccessLog& access_log, telemetry::AuditLog* audit_lo
 
 }  // namespace
 
+// SIGHUP: re-reads the config file and swaps the datapath rules and default action
+// in place. Everything else in the file needs a restart (said in the log).
+static void reload_datapath(const std::string& path, const config::AppSchema& schema,
+                     const config::Config& running, datapath::Datapath& dp) {
+  auto fresh = config::load_file(path, schema);
+  if (!fresh.ok()) {
+    spdlog::error("reload: {} (keeping the running rules)", fresh.error().message);
+    return;
+  }
+  if (fresh->datapath.interfaces != running.datapath.interfaces ||
+      fresh->datapath.instance != running.datapath.instance)
+    spdlog::warn("reload: datapath interfaces and instance change only on restart");
+  if (auto r = dp.apply_policy(*fresh); !r.ok()) {
+    spdlog::error("reload: {}", r.error().message);
+    return;
+  }
+  spdlog::info("reload: datapath rules replaced from {}", path);
+}
+
 int run_app(const AppDescriptor& app, int argc, char** argv) {
   CLI::App cli{app.description, app.name};
   std::string config_path;
   std::string check_path;
   bool print_default = false;
   bool show_version = false;
+  bool keep_datapath = false;
   cli.add_option("-c,--config", config_path, "Run with this YAML config file");
+  cli.add_flag("--keep-datapath", keep_datapath,
+               "Restart mode: on exit leave the eBPF programs attached and their maps pinned, "
+               "so fast-path flows keep forwarding; the next start adopts them");
   cli.add_option("--check-config", check_path, "Validate a config file and exit (0 ok, 2 bad)");
   cli.add_flag("--print-default-config", print_default,
                "Print the whole documented default config and exit");
@@ -189,6 +214,23 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
     return kExitRuntime;
   }
 
+  std::unique_ptr<datapath::Datapath> dp;
+  if (cfg.datapath.enabled) {
+    datapath::StartOptions opts;
+    opts.pin_root = cfg.datapath.pin_root;
+    opts.keep_on_exit = keep_datapath;
+    auto started = datapath::Datapath::start(cfg, opts);
+    if (!started.ok()) {
+      spdlog::error("{}", started.error().message);
+      return kExitRuntime;
+    }
+    dp = std::move(*started);
+    if (auto r = server.attach_datapath(*dp); !r.ok()) {
+      spdlog::error("{}", r.error().message);
+      return kExitRuntime;
+    }
+  }
+
   std::unique_ptr<admin::MetricsServer> metrics;
   if (cfg.telemetry.metrics.listen.enabled()) {
     metrics = std::make_unique<admin::MetricsServer>(metrics_registry);
@@ -206,11 +248,19 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
                           {"endpoints", eps},  {"metrics", metrics_address(metrics.get())}}
         .dump();
   });
-  admin.add_route("POST", "/v1/audit/reopen", [&](const admin::HttpRequest&) {
+  admin.route("POST", "/v1/audit/reopen", [&](const admin::HttpRequest&) {
     if (!audit_log)
       return admin::json_error(409, "the audit log is off (telemetry.audit_log.path)");
     if (auto r = audit_log->reopen(); !r.ok()) return admin::json_error(500, r.error().message);
     return admin::HttpResponse{200, nlohmann::json{{"reopened", audit_log->path()}}.dump()};
+  });
+  admin.route("GET", "/v1/datapath", [&](const admin::HttpRequest&) {
+    if (!dp) return admin::HttpResponse{200, R"({"enabled":false})"};
+    return admin::HttpResponse{200, datapath::status_json(*dp).dump()};
+  });
+  admin.route("GET", "/v1/datapath/flows", [&](const admin::HttpRequest&) {
+    if (!dp) return admin::json_error(409, "the datapath is not enabled");
+    return admin::HttpResponse{200, datapath::flows_json(*dp).dump()};
   });
   if (!cfg.server.admin_socket.empty()) {
     if (auto r = admin.start(cfg.server.admin_socket); !r.ok()) {
@@ -258,11 +308,13 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
     } else if (sig == SIGHUP) {
       spdlog::info("SIGHUP: reopening log files");
       reopen_logs(access_log, audit_log.get());
+      if (dp) reload_datapath(config_path, app.schema, cfg, *dp);
     }
   }
   waiter.join();
   admin.stop();
   if (metrics) metrics->stop();
+  if (dp) dp->stop();
 
   t0 = std::chrono::steady_clock::now();
   hooks->lifecycle_stop();

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "app/worker_context.h"
+#include "datapath/datapath.h"
 #include "dns/resolver.h"
 #include "http/auth/proxy_auth.h"
 #include "proxy/http_session.h"
@@ -27,12 +28,25 @@ constexpr std::uint16_t kBufferGroup = 1;
 constexpr unsigned kBufferCount = 256;
 constexpr unsigned kBufferSize = 64 * 1024;
 
-Result<int> open_listener(const SocketAddress& addr) {
+Result<int> open_listener(const SocketAddress& addr, bool transparent) {
   int fd = ::socket(addr.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return Error::kernel(errno, std::string("socket: ") + strerror(errno));
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  if (transparent) {
+    // Accepted sockets answer from the original destination, which is not ours.
+    int rc = addr.family() == AF_INET
+                 ? ::setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof one)
+                 : ::setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof one);
+    if (rc != 0) {
+      int err = errno;
+      ::close(fd);
+      return Error::kernel(err, std::string("IP_TRANSPARENT: ") + strerror(err) +
+                                    (err == EPERM ? " (transparent endpoints need CAP_NET_ADMIN)"
+                                                  : ""));
+    }
+  }
   sockaddr_storage ss;
   socklen_t len = addr.to_sockaddr(ss);
   if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, 4096) != 0) {
@@ -88,7 +102,6 @@ Task<void> accept_loop(WorkerContext& wc, std::size_t endpoint_index, int listen
       int one = 1;
       ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       ConnectionInfo info;
-      info.id = WorkerContext::next_flow_id();
       info.endpoint = ep.name;
       info.worker = wc.worker.index();
       info.endpoint_app_settings = ep_app;
@@ -101,6 +114,11 @@ Task<void> accept_loop(WorkerContext& wc, std::size_t endpoint_index, int listen
       if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0)
         if (auto a = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len))
           info.local = *a;
+      std::optional<ramjet_flow> kflow;
+      if (ep.transparent && wc.datapath)
+        kflow = wc.datapath->lookup_flow(info.client, info.local, IPPROTO_TCP);
+      info.escalated = kflow && kflow->escalated;
+      info.id = info.escalated ? kflow->flow_id : WorkerContext::next_flow_id();
       wc.worker.spawn(run_session(wc, ep, counters, fd, std::move(info)));
       continue;
     }
@@ -133,7 +151,19 @@ Task<void> drain_timer(WorkerContext& wc, std::chrono::milliseconds deadline,
   for (auto* s : left) s->force_close(CloseReason::kShutdown);
 }
 
+std::atomic<datapath::Datapath*> g_flow_ids{nullptr};
+
 }  // namespace
+
+FlowId WorkerContext::next_flow_id() {
+  if (auto* dp = g_flow_ids.load(std::memory_order_acquire)) return dp->next_flow_id();
+  static std::atomic<FlowId> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
+void WorkerContext::use_datapath_ids(datapath::Datapath* dp) {
+  g_flow_ids.store(dp, std::memory_order_release);
+}
 
 struct Server::WorkerSlot {
   explicit WorkerSlot(unsigned i) : worker(i) {}
@@ -155,9 +185,10 @@ Server::Server(const config::Config& config, engine::HookSet& hooks,
 }
 
 Server::~Server() {
-  for (auto& fds : listen_fds_)
-    for (int fd : fds)
-      if (fd >= 0) ::close(fd);
+  for (auto* fds : {&listen_fds_, &twin_fds_})
+    for (auto& per_worker : *fds)
+      for (int fd : per_worker)
+        if (fd >= 0) ::close(fd);
 }
 
 Result<void> Server::load_auth() {
@@ -176,11 +207,12 @@ Result<void> Server::load_auth() {
 
 Result<void> Server::bind_listeners() {
   listen_fds_.assign(workers_, std::vector<int>(config_.endpoints.size(), -1));
+  twin_fds_.assign(workers_, std::vector<int>(config_.endpoints.size(), -1));
   for (std::size_t e = 0; e < config_.endpoints.size(); ++e) {
     const auto& ep = config_.endpoints[e];
     SocketAddress addr = ep.listen;
     for (unsigned w = 0; w < workers_; ++w) {
-      auto fd = open_listener(addr);
+      auto fd = open_listener(addr, ep.transparent);
       if (!fd.ok()) {
         return Error::config("endpoint " + ep.name + ": cannot listen on " + addr.to_string() +
                              ": " + fd.error().message);
@@ -193,6 +225,40 @@ Result<void> Server::bind_listeners() {
         addr = *SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
         bound_[ep.name] = addr;
       }
+    }
+    if (!ep.transparent) continue;
+    // Escalated flows of the other family need a listener of that family: an
+    // internal twin on the loopback address, same port.
+    auto twin_ip = IpAddress::parse(addr.ip().is_v4() ? "::1" : "127.0.0.1");
+    SocketAddress twin(*twin_ip, addr.port());
+    for (unsigned w = 0; w < workers_; ++w) {
+      auto fd = open_listener(twin, true);
+      if (!fd.ok()) {
+        spdlog::warn("endpoint {}: no {} twin listener ({}): escalated flows of that family "
+                     "will be dropped",
+                     ep.name, twin.to_string(), fd.error().message);
+        break;
+      }
+      twin_fds_[w][e] = *fd;
+    }
+  }
+  return {};
+}
+
+Result<void> Server::attach_datapath(datapath::Datapath& dp) {
+  datapath_ = &dp;
+  WorkerContext::use_datapath_ids(&dp);
+  for (std::size_t e = 0; e < config_.endpoints.size(); ++e) {
+    if (!config_.endpoints[e].transparent) continue;
+    auto id = static_cast<std::uint32_t>(e + 1);
+    // One member of each reuseport group: the kernel still spreads connections
+    // over the group's workers (bpf_sk_assign honours SO_REUSEPORT since 6.5).
+    for (int fd : {listen_fds_[0][e], twin_fds_[0][e]}) {
+      if (fd < 0) continue;
+      sockaddr_storage ss;
+      socklen_t len = sizeof ss;
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+      if (auto r = dp.register_listener(id, fd, ss.ss_family == AF_INET6); !r.ok()) return r;
     }
   }
   return {};
@@ -224,16 +290,18 @@ void Server::wait() {
 }
 
 namespace {
+// fds[i] serves endpoint endpoints[i] (twins repeat an endpoint).
 Task<void> worker_main(WorkerContext& wc, runtime::Event& drain_requested,
-                       const std::vector<int>& fds, std::chrono::milliseconds drain_timeout) {
+                       const std::vector<std::pair<std::size_t, int>>& fds,
+                       std::chrono::milliseconds drain_timeout) {
   // Thread-local pieces that need the worker's ring.
   wc.buffers =
       std::make_unique<runtime::BufferRing>(wc.worker, kBufferGroup, kBufferCount, kBufferSize);
   std::vector<std::unique_ptr<runtime::MultishotAccept>> accepts;
   runtime::JoinSet loops;
-  for (std::size_t e = 0; e < fds.size(); ++e) {
-    accepts.push_back(std::make_unique<runtime::MultishotAccept>(wc.worker, fds[e]));
-    loops.start(accept_loop(wc, e, fds[e], *accepts.back()));
+  for (const auto& [e, fd] : fds) {
+    accepts.push_back(std::make_unique<runtime::MultishotAccept>(wc.worker, fd));
+    loops.start(accept_loop(wc, e, fd, *accepts.back()));
   }
 
   co_await drain_requested.wait();
@@ -265,9 +333,16 @@ void Server::worker_thread(unsigned index) {
                    false,       std::make_unique<proxy::UpstreamPool>(),
                    {},          audit_log_};
   wc.resolver = std::move(slot.resolver);
+  wc.datapath = datapath_;
   // The listening sockets now belong to the accept loops, which close them.
-  std::vector<int> fds = listen_fds_[index];
-  for (int& fd : listen_fds_[index]) fd = -1;
+  std::vector<std::pair<std::size_t, int>> fds;
+  for (auto* table : {&listen_fds_, &twin_fds_}) {
+    for (std::size_t e = 0; e < (*table)[index].size(); ++e) {
+      int& fd = (*table)[index][e];
+      if (fd >= 0) fds.emplace_back(e, fd);
+      fd = -1;
+    }
+  }
   slot.worker.spawn(worker_main(wc, slot.drain_requested, fds, config_.server.drain_timeout));
   slot.worker.run();
 }

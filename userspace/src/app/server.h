@@ -24,6 +24,10 @@ namespace ramjet::http::auth {
 class Authenticator;
 }
 
+namespace ramjet::datapath {
+class Datapath;
+}
+
 namespace ramjet::app {
 
 class Server {
@@ -39,6 +43,11 @@ class Server {
   Result<void> load_auth();
   // endpoint name -> the address actually bound (port 0 resolved).
   const std::map<std::string, SocketAddress>& bound() const { return bound_; }
+
+  // Puts the transparent endpoints' listeners into the datapath's escalation
+  // sockmap and gives workers the datapath (kernel verdicts, flow ids). Call after
+  // bind_listeners and before start.
+  Result<void> attach_datapath(datapath::Datapath& dp);
 
   // Creates the workers (and their resolvers) and starts their threads.
   Result<void> start();
@@ -60,6 +69,9 @@ class Server {
   unsigned workers_;
   // listen_fds_[worker][endpoint index]
   std::vector<std::vector<int>> listen_fds_;
+  // twin_fds_[worker][endpoint]: transparent endpoints' other-family listener, or -1
+  std::vector<std::vector<int>> twin_fds_;
+  datapath::Datapath* datapath_ = nullptr;
   std::map<std::string, SocketAddress> bound_;
   std::map<std::string, std::unique_ptr<http::auth::Authenticator>> authenticators_;
   std::vector<std::unique_ptr<WorkerSlot>> slots_;

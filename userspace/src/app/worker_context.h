@@ -19,6 +19,10 @@ namespace ramjet::dns {
 class Resolver;
 }
 
+namespace ramjet::datapath {
+class Datapath;
+}
+
 namespace ramjet::http::auth {
 class Authenticator;
 }
@@ -51,12 +55,13 @@ struct WorkerContext {
   std::unique_ptr<proxy::UpstreamPool> pool;  // idle keep-alive upstream connections
   runtime::Event sessions_empty;              // set when draining and the last session ends
   telemetry::AuditLog* audit_log = nullptr;   // shared by all workers; null when off
+  datapath::Datapath* datapath = nullptr;     // the eBPF datapath, when enabled
 
-  // Process-wide flow ids: unique across workers, never reused in a run.
-  static FlowId next_flow_id() {
-    static std::atomic<FlowId> next{1};
-    return next.fetch_add(1, std::memory_order_relaxed);
-  }
+  // Process-wide flow ids: unique across workers, never reused in a run. With the
+  // datapath on they come from the same counter the BPF programs use, so kernel
+  // flows and engine connections share one id space.
+  static FlowId next_flow_id();
+  static void use_datapath_ids(datapath::Datapath* dp);
 };
 
 }  // namespace ramjet::app

@@ -68,7 +68,16 @@ void validate_endpoints(const Config& config, const Node& root, settings::ParseC
         break;
       }
     }
-    if (ep.onramp == Onramp::kTcp && !ep.upstream) {
+    if (ep.transparent && ep.onramp != Onramp::kTcp) {
+      ctx.error(mark_of(node, "transparent", ep_mark), path + ".transparent",
+                "only tcp endpoints can be transparent");
+    }
+    if (ep.transparent && ep.upstream) {
+      ctx.error(mark_of(node, "upstream", ep_mark), path + ".upstream",
+                "transparent endpoints relay each flow to its original destination; remove "
+                "\"upstream\"");
+    }
+    if (ep.onramp == Onramp::kTcp && !ep.upstream && !ep.transparent) {
       ctx.error(ep_mark, path, "missing required key \"upstream\" (tcp endpoints relay to it)");
     }
     if (ep.onramp == Onramp::kHttp && ep.upstream) {
@@ -93,6 +102,96 @@ void validate_endpoints(const Config& config, const Node& root, settings::ParseC
           break;
         }
       }
+    }
+  }
+}
+
+const Node* rule_node(const Node* datapath, std::size_t i) {
+  const Node* list = datapath ? datapath->find("rules") : nullptr;
+  if (!list || !list->is_sequence() || i >= list->items.size()) return nullptr;
+  return &list->items[i];
+}
+
+void validate_datapath(const Config& config, const Node& root, settings::ParseContext& ctx) {
+  const DatapathSettings& dp = config.datapath;
+  const Node* node = root.find("datapath");
+  Mark dp_mark = node && node->mark.line ? node->mark : root.mark;
+  if (!valid_endpoint_name(dp.instance)) {
+    ctx.error(mark_of(node, "instance", dp_mark), "datapath.instance",
+              "invalid instance name \"" + dp.instance + "\" (use 1 to 64 of a-z, 0-9, _ and -)");
+  }
+  if (dp.enabled && dp.interfaces.empty()) {
+    ctx.error(mark_of(node, "interfaces", dp_mark), "datapath.interfaces",
+              "the datapath is enabled but attaches to no interface");
+  }
+  if (dp.default_action == DatapathAction::kEscalate ||
+      dp.default_action == DatapathAction::kRatelimit) {
+    ctx.error(mark_of(node, "default_action", dp_mark), "datapath.default_action",
+              "must be pass, drop or fastpath (escalate and ratelimit need a rule)");
+  }
+  if (dp.rules.size() > 256) {
+    ctx.error(mark_of(node, "rules", dp_mark), "datapath.rules",
+              "at most 256 rules (got " + std::to_string(dp.rules.size()) + ")");
+  }
+  if (dp.flow_table_size < 1024) {
+    ctx.error(mark_of(node, "flow_table_size", dp_mark), "datapath.flow_table_size",
+              "must be at least 1024");
+  }
+  for (std::size_t i = 0; i < dp.rules.size(); ++i) {
+    const DatapathRule& r = dp.rules[i];
+    const Node* rn = rule_node(node, i);
+    Mark r_mark = rn && rn->mark.line ? rn->mark : dp_mark;
+    std::string path = settings::index_path("datapath.rules", i);
+    if (!valid_endpoint_name(r.name)) {
+      ctx.error(mark_of(rn, "name", r_mark), path + ".name",
+                "invalid rule name \"" + r.name + "\" (use 1 to 64 of a-z, 0-9, _ and -)");
+    }
+    for (std::size_t j = 0; j < i; ++j) {
+      if (dp.rules[j].name == r.name) {
+        ctx.error(mark_of(rn, "name", r_mark), path + ".name",
+                  "duplicate rule name \"" + r.name + "\"");
+        break;
+      }
+    }
+    if (r.src && r.dst && r.src->base().family() != r.dst->base().family()) {
+      ctx.error(mark_of(rn, "dst", r_mark), path + ".dst",
+                "src and dst are of different address families");
+    }
+    if (!r.dst_port.is_any() && r.proto != RuleProto::kTcp && r.proto != RuleProto::kUdp) {
+      ctx.error(mark_of(rn, "dst_port", r_mark), path + ".dst_port",
+                "a port needs proto tcp or udp");
+    }
+    if (!r.interface.empty()) {
+      bool known = false;
+      for (const auto& name : dp.interfaces) known = known || name == r.interface;
+      if (!known) {
+        ctx.error(mark_of(rn, "interface", r_mark), path + ".interface",
+                  "interface \"" + r.interface + "\" is not in datapath.interfaces");
+      }
+    }
+    if (r.action == DatapathAction::kEscalate) {
+      const Endpoint* target = nullptr;
+      for (const auto& ep : config.endpoints) {
+        if (ep.name == r.endpoint) target = &ep;
+      }
+      if (r.endpoint.empty()) {
+        ctx.error(mark_of(rn, "endpoint", r_mark), path + ".endpoint",
+                  "escalate needs the name of a transparent tcp endpoint");
+      } else if (!target) {
+        ctx.error(mark_of(rn, "endpoint", r_mark), path + ".endpoint",
+                  "no endpoint named \"" + r.endpoint + "\"");
+      } else if (!target->transparent) {
+        ctx.error(mark_of(rn, "endpoint", r_mark), path + ".endpoint",
+                  "endpoint \"" + r.endpoint + "\" is not transparent: escalated flows keep "
+                  "their original destination, so set transparent: true on it");
+      }
+    } else if (!r.endpoint.empty()) {
+      ctx.error(mark_of(rn, "endpoint", r_mark), path + ".endpoint",
+                "only escalate rules name an endpoint");
+    }
+    if (r.action == DatapathAction::kRatelimit && r.rate_pps == 0) {
+      ctx.error(mark_of(rn, "rate_pps", r_mark), path + ".rate_pps",
+                "ratelimit needs rate_pps > 0");
     }
   }
 }
@@ -126,6 +225,7 @@ void validate(const Config& config, const Node& root, settings::ParseContext& ct
   validate_dns(config, root, ctx);
   validate_telemetry(config, root, ctx);
   validate_endpoints(config, root, ctx);
+  validate_datapath(config, root, ctx);
 }
 
 }  // namespace ramjet::config

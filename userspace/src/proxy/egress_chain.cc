@@ -8,6 +8,7 @@
 
 #include <cerrno>
 
+#include "datapath/verdicts.h"
 #include "dns/resolver.h"
 #include "egress/happy_eyeballs.h"
 #include "telemetry/hook_trace.h"
@@ -182,6 +183,7 @@ Task<std::variant<EgressChain::Destinations, EgressError>> EgressChain::decide(H
   if (auto* b = std::get_if<EgressDecision::Block>(&ed.value)) {
     trace_hook(info_, "egress.handle_connection", "block", b->reason, t0);
     audit_block("egress.handle_connection: " + b->reason);
+    datapath::apply_kernel_verdict(wc_.datapath, info_, ed.kernel, "egress.handle_connection");
     counters_.add(Counter::egress_blocked);
     spdlog::info("flow {}: blocked by EgressHook: {}", info_.id, b->reason);
     co_return EgressError{EgressFailure::kBlockedByHook, "blocked by EgressHook: " + b->reason};
@@ -193,6 +195,7 @@ Task<std::variant<EgressChain::Destinations, EgressError>> EgressChain::decide(H
     decisions_->egress.decision = "direct";
     decisions_->egress.target = target.to_string();
   }
+  datapath::apply_kernel_verdict(wc_.datapath, info_, ed.kernel, "egress.handle_connection");
 
   auto resolved = co_await resolve(target);
   if (auto* e = std::get_if<EgressError>(&resolved)) co_return std::move(*e);

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <charconv>
 
+#include "datapath/verdicts.h"
 #include "http/auth/proxy_auth.h"
 #include "http/status.h"
 #include "proxy/egress_chain.h"
@@ -259,6 +260,7 @@ Task<void> HttpSession::run() {
   bool blocked = in.action == IngressDecision::Action::kBlock;
   trace_hook(info_, "ingress.handle_connection", blocked ? "block" : "allow", in.reason, t0);
   audit_ingress(blocked, in.reason);
+  datapath::apply_kernel_verdict(wc_.datapath, info_, in.kernel, "ingress.handle_connection");
   if (blocked) {
     counters_.add(Counter::ingress_blocked);
     close_reason_ = CloseReason::kBlockedIngress;

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "datapath/verdicts.h"
 #include "proxy/egress_chain.h"
 #include "telemetry/access_log.h"
 
@@ -21,7 +22,13 @@ TcpSession::TcpSession(app::WorkerContext& wc, const config::Endpoint& ep,
     : Session(wc, counters), ep_(ep), client_fd_(client_fd), info_(std::move(info)) {
   started_ = runtime::Clock::now();
   audit_.kind = telemetry::FlowKind::kTcp;
-  if (wc_.audit_log != nullptr && ep_.upstream) audit_.target = ep_.upstream->to_string();
+  if (wc_.audit_log != nullptr) audit_.target = upstream_target().to_string();
+}
+
+HostPort TcpSession::upstream_target() const {
+  // Transparent endpoints relay to where the client was going (the datapath kept it).
+  if (ep_.transparent) return HostPort{info_.local.ip().unmapped().to_string(), info_.local.port()};
+  return *ep_.upstream;
 }
 
 void TcpSession::force_close(CloseReason why) {
@@ -37,6 +44,7 @@ Task<void> TcpSession::run() {
   bool blocked = in.action == IngressDecision::Action::kBlock;
   trace_hook(info_, "ingress.handle_connection", blocked ? "block" : "allow", in.reason, t0);
   audit_ingress(blocked, in.reason);
+  datapath::apply_kernel_verdict(wc_.datapath, info_, in.kernel, "ingress.handle_connection");
   if (blocked) {
     counters_.add(Counter::ingress_blocked);
     spdlog::info("flow {}: blocked by IngressHook: {}", info_.id, in.reason);
@@ -61,7 +69,8 @@ Task<void> TcpSession::run() {
 
 Task<int> TcpSession::connect_upstream() {
   EgressChain chain(wc_, counters_, info_, ctx_.get(), ep_.connect_timeout, audited_decisions());
-  auto r = co_await chain.connect(*ep_.upstream);
+  HostPort target = upstream_target();
+  auto r = co_await chain.connect(target);
   if (auto* e = std::get_if<EgressError>(&r)) {
     close_reason_ = e->close_reason();
     co_return -1;

@@ -32,6 +32,8 @@ class TcpSession final : public Session {
  private:
   // Establishes the upstream connection; returns the fd or sets close_reason_.
   Task<int> connect_upstream();
+  // The endpoint's upstream, or for a transparent endpoint the original destination.
+  HostPort upstream_target() const;
   void finish();
 
   const config::Endpoint& ep_;

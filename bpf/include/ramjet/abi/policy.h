@@ -85,6 +85,28 @@ struct ramjet_ratelimit_key {
 };
 RAMJET_ABI_SIZE(struct ramjet_ratelimit_key, 24);
 
+/*
+ * Hook-issued flow classes (map `classes`, hash): (source, destination,
+ * protocol, destination port) -> verdict until expires_ns. Consulted only when a
+ * flow is new and `class_count` (in .bss) is non-zero, ahead of the rules.
+ */
+struct ramjet_class_key {
+  __u32 src[RAMJET_ADDR_WORDS]; /* network order */
+  __u32 dst[RAMJET_ADDR_WORDS]; /* network order */
+  __u16 dst_port;               /* network order */
+  __u8 family;                  /* enum ramjet_family */
+  __u8 proto;                   /* IPPROTO_* */
+};
+RAMJET_ABI_SIZE(struct ramjet_class_key, 36);
+
+struct ramjet_class_entry {
+  __u64 expires_ns; /* CLOCK_MONOTONIC; 0 = never */
+  __u32 tag;        /* userspace-defined (which hook issued it) */
+  __u8 action;      /* enum ramjet_action */
+  __u8 pad[3];
+};
+RAMJET_ABI_SIZE(struct ramjet_class_entry, 16);
+
 /* Tokens are kept in nano-packets (1 packet = 1e9) so refill is integer math. */
 #define RAMJET_TOKEN_SCALE 1000000000ull
 

@@ -7,6 +7,7 @@
 #include "ramjet/abi/common.h"
 #include "ramjet/abi/events.h"
 #include "ramjet/abi/flow.h"
+#include "ramjet/abi/meta.h"
 #include "ramjet/abi/policy.h"
 #include "ramjet/abi/stats.h"
 

@@ -9,6 +9,10 @@
  * X(name, class): class is one of DROP (XDP_DROP), PASS (XDP_PASS to the stack),
  * ESCALATE (XDP_PASS, flow marked for the engine), FASTPATH (forwarded in
  * kernel), EVENT (a counter that is not a packet verdict).
+ *
+ * Each packet XDP sees counts exactly one non-EVENT stat. TC_* entries are a
+ * second stage: TC ingress acts on packets XDP passed up with a verdict in the
+ * XDP metadata (ramjet/abi/meta.h), so such a packet counts once in each stage.
  */
 #ifndef RAMJET_ABI_STATS_H
 #define RAMJET_ABI_STATS_H
@@ -48,10 +52,19 @@
   X(FIB_NO_ROUTE, PASS)          /* blackhole/unreachable/prohibit/not forwarded */     \
   X(FIB_OTHER, PASS)             /* any other fib lookup failure */                     \
   X(FASTPATH_VLAN, PASS)         /* tagged frame: in-kernel forwarding not supported */ \
+  X(PASS_LOCAL, PASS)            /* reply of a connection this host opened (TC egress) */ \
+  X(PASS_HOST_SCOPE, PASS)       /* multicast, broadcast or link-local destination */     \
+  /* second stage, TC ingress: packets XDP passed up with a verdict attached */          \
+  X(TC_ESCALATE_ASSIGNED, EVENT)    /* escalated packet assigned to the engine's socket */ \
+  X(TC_ESCALATE_NO_LISTENER, DROP)  /* escalated, but the engine has no listener: dropped */ \
+  X(TC_ESCALATE_UNSUPPORTED, DROP)  /* escalated non-TCP flow: no on-ramp takes it yet */ \
+  X(TC_FASTPATH_NEIGH, FASTPATH)    /* XDP lacked the neighbour: TC redirect_neigh */      \
+  X(TC_LOCAL_FLOW, EVENT)           /* TC egress created a flow for a local connection */ \
   /* bookkeeping */                                                                     \
   X(FLOW_NEW, EVENT)           /* flow entry created */                                 \
   X(FLOW_HIT, EVENT)           /* packet matched a cached flow verdict */               \
   X(FLOW_UPDATE_FAILED, EVENT) /* bpf_map_update_elem on flows failed */                \
+  X(CLASS_OVERRIDE, EVENT)     /* new flow's verdict came from a hook-issued class */    \
   X(EVENT_LOST, EVENT)         /* ring buffer full, event not emitted */
 
 enum ramjet_stat_class {

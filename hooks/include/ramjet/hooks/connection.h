@@ -18,6 +18,10 @@ struct ConnectionInfo {
   SocketAddress client;  // the downstream peer
   SocketAddress local;   // the address the client connected to
   unsigned worker = 0;   // the worker thread that owns the connection
+  // True when the eBPF datapath escalated this connection to a transparent
+  // endpoint: `local` is then the original destination and `id` is the kernel
+  // flow's id (the one `ramjetctl flows` shows).
+  bool escalated = false;
   // The endpoint's own `app:` settings, type-erased; read them with endpoint_settings<T>().
   const void* endpoint_app_settings = nullptr;
 

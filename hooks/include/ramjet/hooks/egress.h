@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "ramjet/hooks/connection.h"
+#include "ramjet/hooks/kernel.h"
 #include "ramjet/net.h"
 #include "ramjet/task.h"
 
@@ -32,9 +33,14 @@ struct EgressDecision {
     HostPort target;
   };
   std::variant<Block, ExternalDirect> value;
+  std::optional<KernelVerdict> kernel;  // also act in the datapath (see kernel.h)
 
-  static EgressDecision block(std::string why) { return {Block{std::move(why)}}; }
-  static EgressDecision direct(HostPort to) { return {ExternalDirect{std::move(to)}}; }
+  static EgressDecision block(std::string why) { return {Block{std::move(why)}, {}}; }
+  static EgressDecision direct(HostPort to) { return {ExternalDirect{std::move(to)}, {}}; }
+  EgressDecision with_kernel(KernelVerdict k) && {
+    kernel = k;
+    return std::move(*this);
+  }
   bool is_block() const { return std::holds_alternative<Block>(value); }
 };
 

@@ -1,10 +1,12 @@
 // IngressHook: the first decision about a downstream connection, and its epilogue.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <utility>
 
 #include "ramjet/hooks/connection.h"
+#include "ramjet/hooks/kernel.h"
 #include "ramjet/task.h"
 
 namespace ramjet {
@@ -13,9 +15,14 @@ struct IngressDecision {
   enum class Action : std::uint8_t { kAllow, kBlock };
   Action action = Action::kAllow;
   std::string reason;  // logged and traced when blocking
+  std::optional<KernelVerdict> kernel;  // also act in the datapath (see kernel.h)
 
   static IngressDecision allow() { return {}; }
-  static IngressDecision block(std::string why) { return {Action::kBlock, std::move(why)}; }
+  static IngressDecision block(std::string why) { return {Action::kBlock, std::move(why), {}}; }
+  IngressDecision with_kernel(KernelVerdict k) && {
+    kernel = k;
+    return std::move(*this);
+  }
 };
 
 // Ctx is the application's IngressConnectionContext: one per connection,

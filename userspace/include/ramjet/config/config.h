@@ -49,6 +49,18 @@ enum class AccessLogFormat : std::uint8_t { kText, kJson, kOff };
 enum class IpFamily : std::uint8_t { kIpv6, kIpv4 };
 enum class Onramp : std::uint8_t { kTcp, kHttp };
 enum class RelayMode : std::uint8_t { kSplice, kBuffer };
+enum class DatapathAction : std::uint8_t { kPass, kDrop, kFastpath, kEscalate, kRatelimit };
+enum class RuleProto : std::uint8_t { kAny, kTcp, kUdp, kIcmp, kIcmpv6 };
+enum class XdpMode : std::uint8_t { kAuto, kNative, kGeneric };
+
+// A destination port or inclusive range: 80, "80", "8000-8100". Default: any.
+struct PortRange {
+  std::uint16_t min = 0;
+  std::uint16_t max = 65535;
+
+  bool is_any() const { return min == 0 && max == 65535; }
+  friend bool operator==(const PortRange&, const PortRange&) = default;
+};
 
 }  // namespace ramjet::config
 
@@ -136,6 +148,70 @@ struct EnumNames<config::Onramp> {
       {config::Onramp::kTcp, "tcp"},
       {config::Onramp::kHttp, "http"},
   };
+};
+
+template <>
+struct EnumNames<config::DatapathAction> {
+  static constexpr std::pair<config::DatapathAction, std::string_view> values[] = {
+      {config::DatapathAction::kPass, "pass"},
+      {config::DatapathAction::kDrop, "drop"},
+      {config::DatapathAction::kFastpath, "fastpath"},
+      {config::DatapathAction::kEscalate, "escalate"},
+      {config::DatapathAction::kRatelimit, "ratelimit"},
+  };
+};
+
+template <>
+struct EnumNames<config::RuleProto> {
+  static constexpr std::pair<config::RuleProto, std::string_view> values[] = {
+      {config::RuleProto::kAny, "any"},   {config::RuleProto::kTcp, "tcp"},
+      {config::RuleProto::kUdp, "udp"},   {config::RuleProto::kIcmp, "icmp"},
+      {config::RuleProto::kIcmpv6, "icmpv6"},
+  };
+};
+
+template <>
+struct EnumNames<config::XdpMode> {
+  static constexpr std::pair<config::XdpMode, std::string_view> values[] = {
+      {config::XdpMode::kAuto, "auto"},
+      {config::XdpMode::kNative, "native"},
+      {config::XdpMode::kGeneric, "generic"},
+  };
+};
+
+template <>
+struct Codec<config::PortRange> {
+  static bool parse(const Node& node, config::PortRange& out, std::string& error) {
+    const std::string* s = scalar_text(node, error);
+    if (!s) return false;
+    auto number = [](std::string_view t, std::uint16_t& v) {
+      if (t.empty() || t.size() > 5) return false;
+      unsigned n = 0;
+      for (char c : t) {
+        if (c < '0' || c > '9') return false;
+        n = n * 10 + unsigned(c - '0');
+      }
+      if (n > 65535) return false;
+      v = static_cast<std::uint16_t>(n);
+      return true;
+    };
+    std::string_view text = *s;
+    auto dash = text.find('-');
+    config::PortRange r;
+    bool ok = dash == std::string_view::npos
+                  ? number(text, r.min) && (r.max = r.min, true)
+                  : number(text.substr(0, dash), r.min) && number(text.substr(dash + 1), r.max);
+    if (!ok || r.min > r.max) {
+      error = "invalid port or range \"" + *s + "\" (expected e.g. 80 or 8000-8100)";
+      return false;
+    }
+    out = r;
+    return true;
+  }
+  static std::string format(const config::PortRange& v) {
+    if (v.min == v.max) return std::to_string(v.min);
+    return quote_if_needed(std::to_string(v.min) + "-" + std::to_string(v.max));
+  }
 };
 
 template <>
@@ -329,6 +405,7 @@ struct Endpoint {
   RelayMode relay = RelayMode::kSplice;
   HttpLimits http;
   AuthSettings auth;
+  bool transparent = false;
   std::shared_ptr<void> app;  // an AppSchema::endpoint instance
 
   template <typename S>
@@ -357,17 +434,104 @@ struct Endpoint {
     f("http", &Endpoint::http, "Request limits of http endpoints.");
     f("auth", &Endpoint::auth,
       "Proxy authentication of http endpoints; missing or wrong credentials get 407.");
+    f("transparent", &Endpoint::transparent,
+      "tcp endpoints: take the flows datapath rules escalate and relay each to its original "
+      "destination (no upstream). Needs CAP_NET_ADMIN. A twin listener of the "
+      "other address family takes that family's flows.");
     f.slot("app", &Endpoint::app, kEndpointAppSlot,
            "The application's settings for this endpoint.");
   }
 };
 
+// One datapath rule. Rules are tried in order; the first that matches a new flow
+// sets its verdict. Unset match keys match anything.
+struct DatapathRule {
+  std::string name;
+  std::optional<Cidr> src;
+  std::optional<Cidr> dst;
+  RuleProto proto = RuleProto::kAny;
+  PortRange dst_port;
+  std::string interface;
+  DatapathAction action = DatapathAction::kPass;
+  std::string endpoint;
+  unsigned rate_pps = 0;
+  unsigned burst = 0;
+
+  static void describe(settings::Fields<DatapathRule>& f) {
+    f.required("name", &DatapathRule::name,
+               "Shown in ramjetctl, events and metrics ([a-z0-9_-]+, unique).");
+    f("src", &DatapathRule::src, "Source CIDR (or address); unset = any.");
+    f("dst", &DatapathRule::dst, "Destination CIDR (or address); unset = any.");
+    f("proto", &DatapathRule::proto, "any, tcp, udp, icmp or icmpv6.");
+    f("dst_port", &DatapathRule::dst_port,
+      "Destination port or range (80, 8000-8100); only TCP and UDP match a port.");
+    f("interface", &DatapathRule::interface,
+      "Ingress interface name (one of datapath.interfaces); empty = any.");
+    f.required("action", &DatapathRule::action,
+               "fastpath (forward in the kernel), escalate (to `endpoint`), drop, ratelimit "
+               "(token bucket per source address, then pass) or pass (to the kernel stack).");
+    f("endpoint", &DatapathRule::endpoint,
+      "escalate: the transparent tcp endpoint that receives the flows.");
+    f("rate_pps", &DatapathRule::rate_pps, "ratelimit: sustained packets per second per source.");
+    f("burst", &DatapathRule::burst, "ratelimit: bucket depth in packets; 0 = rate_pps.");
+  }
+};
+
 struct DatapathSettings {
   bool enabled = false;
+  std::string instance = "default";
+  std::string pin_root = "/sys/fs/bpf/ramjet";
+  std::vector<std::string> interfaces;
+  XdpMode xdp_mode = XdpMode::kAuto;
+  DatapathAction default_action = DatapathAction::kPass;
+  std::vector<DatapathRule> rules;
+  bool pass_fragments = false;
+  unsigned flow_table_size = 65536;
+  milliseconds tcp_timeout{300'000};
+  milliseconds tcp_closed_timeout{10'000};
+  milliseconds udp_timeout{60'000};
+  milliseconds other_timeout{30'000};
+  unsigned drop_sample_rate = 0;
+  unsigned escalate_mark = 0x524a0000;
+  unsigned route_table = 52;
 
   static void describe(settings::Fields<DatapathSettings>& f) {
     f("enabled", &DatapathSettings::enabled,
-      "Attach the eBPF (XDP/TC) datapath. When false, everything runs in userspace.");
+      "Attach the eBPF (XDP/TC) datapath. When false, everything runs in userspace. Needs "
+      "CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN (bpffs).");
+    f("instance", &DatapathSettings::instance,
+      "Name of this datapath: maps are pinned under /sys/fs/bpf/ramjet/<instance>/ "
+      "([a-z0-9_-]+).");
+    f("pin_root", &DatapathSettings::pin_root,
+      "Where maps and links are pinned (a bpffs; ramjetd mounts one if needed). Under `ip "
+      "netns exec`, /sys/fs/bpf is private to the process: for --keep-datapath restarts there, "
+      "point this at a bpffs that outlives it.");
+    f("interfaces", &DatapathSettings::interfaces,
+      "Interfaces to attach XDP and TC programs to.");
+    f("xdp_mode", &DatapathSettings::xdp_mode,
+      "auto (native, else generic with a log line), native or generic.");
+    f("default_action", &DatapathSettings::default_action,
+      "Verdict for flows no rule matches: pass, drop or fastpath.");
+    f("rules", &DatapathSettings::rules,
+      "Ordered rules (at most 256); reloaded on SIGHUP without detaching or losing flows.");
+    f("pass_fragments", &DatapathSettings::pass_fragments,
+      "IP fragments cannot be classified by port: pass them to the stack (true) or drop "
+      "them (false, counted as FRAGMENT).");
+    f("flow_table_size", &DatapathSettings::flow_table_size,
+      "Flow table entries (LRU: the least recently used flow goes when full).");
+    f("tcp_timeout", &DatapathSettings::tcp_timeout,
+      "Remove a TCP flow idle this long.");
+    f("tcp_closed_timeout", &DatapathSettings::tcp_closed_timeout,
+      "Remove a TCP flow this long after FIN in both directions or an RST.");
+    f("udp_timeout", &DatapathSettings::udp_timeout, "Remove a UDP flow idle this long.");
+    f("other_timeout", &DatapathSettings::other_timeout,
+      "Remove other flows (ICMP, ...) idle this long.");
+    f("drop_sample_rate", &DatapathSettings::drop_sample_rate,
+      "Send 1 in N dropped packets (first 128 bytes) to the event stream; 0 = none.");
+    f("escalate_mark", &DatapathSettings::escalate_mark,
+      "Packet mark of escalated packets; ramjetd routes it to the local table.");
+    f("route_table", &DatapathSettings::route_table,
+      "Routing table ramjetd owns for escalated packets (a local default route).");
   }
 };
 

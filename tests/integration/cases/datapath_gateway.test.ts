@@ -1,0 +1,125 @@
+// The gateway shape of the datapath: ramjetd in the gateway namespace between a
+// client and a server, its XDP/TC programs on gw-c and gw-s.
+//  - a fast-path flow is forwarded by XDP: the kernel's IP forwarding counters
+//    do not move and the engine sees nothing;
+//  - an escalated flow (rule: tcp/80 -> endpoint web) reaches the engine with its
+//    original destination and runs the hooks;
+//  - a dropped source (rule: 10.10.1.66/32 drop) never reaches the server.
+import assert from 'node:assert/strict';
+import { test } from '../lib/index.ts';
+import {
+  datapathPackets,
+  datapathStatus,
+  kernelFlows,
+  startGatewayDaemon,
+  statDelta,
+  waitForKernelFlow,
+} from '../lib/datapath.ts';
+import { canCreateNetns, createGatewayTopology, startEchoInNetns, startOrigin, startSniffer, startStreamProbe, TOPOLOGY } from '../lib/netns.ts';
+
+const netns = await canCreateNetns();
+const skip = netns.ok ? false : netns.why;
+const { client, server } = TOPOLOGY;
+
+for (const family of ['ipv4', 'ipv6'] as const) {
+  test(`fast path (${family}): XDP forwards a TCP stream both ways; the kernel's forwarding counters and the engine see nothing`, { skip, timeout: 20_000 }, async (t) => {
+    const topo = await createGatewayTopology(t);
+    await startEchoInNetns(t, topo.server, server[family], 5001);
+    const daemon = await startGatewayDaemon(t, topo, { default_action: 'fastpath' });
+
+    const status = await datapathStatus(daemon);
+    assert.equal(status.enabled, true);
+    assert.deepEqual(
+      status.interfaces.map((i) => [i.name, i.xdp_mode]),
+      [
+        ['gw-c', 'native'],
+        ['gw-s', 'native'],
+      ],
+    );
+
+    const forwardedBefore = await topo.forwardingCounters();
+    const statsBefore = await datapathPackets(daemon);
+    const probe = await startStreamProbe(t, topo.client, { host: server[family], port: 5001 }, { seconds: 1.5 });
+    const result = await probe.result();
+    assert.equal(result.error, null, 'the stream through the fast path failed');
+    assert.ok(result.rounds >= 20, `only ${result.rounds} round trips`);
+    assert.equal(result.received, result.sent);
+
+    const flow = await waitForKernelFlow(daemon, (f) => f.proto === 'tcp' && f.src.endsWith(`:${probe.local.port}`));
+    assert.equal(flow.verdict, 'FASTPATH');
+    assert.equal(flow.dst, family === 'ipv4' ? `${server.ipv4}:5001` : `[${server.ipv6}]:5001`);
+    // Every round trip is at least one data segment each way.
+    assert.ok(flow.packets[0] >= result.rounds && flow.packets[1] >= result.rounds, `flow packets ${JSON.stringify(flow.packets)} for ${result.rounds} round trips`);
+
+    const statsAfter = await datapathPackets(daemon);
+    const delta = statDelta(statsBefore, statsAfter, ['FASTPATH_REDIRECT']);
+    assert.ok(delta.FASTPATH_REDIRECT! >= 2 * result.rounds, `FASTPATH_REDIRECT moved by ${delta.FASTPATH_REDIRECT} for ${result.rounds} round trips`);
+
+    const forwardedAfter = await topo.forwardingCounters();
+    assert.equal(forwardedAfter[family] - forwardedBefore[family], 0, `the kernel forwarded ${forwardedAfter[family] - forwardedBefore[family]} ${family} packets of a fast-path flow`);
+    assert.equal(await daemon.counter('connections_accepted'), 0, 'the engine saw a fast-path flow');
+  });
+}
+
+test('escalated flow: curl to 10.10.2.2:80 reaches the engine with its original destination and runs the hooks', { skip, timeout: 20_000 }, async (t) => {
+  const topo = await createGatewayTopology(t);
+  const origin = await startOrigin(t, topo.server);
+  const daemon = await startGatewayDaemon(t, topo, {
+    default_action: 'fastpath',
+    rules: [{ name: 'web', proto: 'tcp', dst_port: 80, action: 'escalate', endpoint: 'web' }],
+  });
+  const forwardedBefore = await topo.forwardingCounters();
+  const statsBefore = await datapathPackets(daemon);
+
+  const res = await topo.client.exec('curl', ['-sS', '--max-time', '5', `http://${server.ipv4}/escalated`]);
+  assert.match(res.stdout, /^origin port=80 peer=\S+ request=GET \/escalated HTTP\/1\.1$/m);
+
+  const entry = await daemon.waitForAccessLog((e) => e.endpoint === 'web');
+  assert.equal(entry.upstream, `${server.ipv4}:80`, 'the engine must connect to the original destination');
+  assert.match(entry.client, /^10\.10\.1\.2:\d+$/);
+  assert.equal(entry.reason, 'completed');
+  const trace = await daemon.waitForTrace((events) => events.some((e) => e.hook === 'ingress.handle_connection_close'));
+  const hooks = trace.filter((e) => e.flow === entry.flow).map((e) => e.hook);
+  assert.equal(hooks[0], 'ingress.handle_connection');
+  assert.ok(hooks.includes('egress.handle_connection'), `hooks of the escalated flow: ${hooks.join(', ')}`);
+  assert.equal(await daemon.counter('connections_accepted'), 1);
+  assert.equal(origin.accepted().length, 1);
+
+  const flow = await waitForKernelFlow(daemon, (f) => f.proto === 'tcp' && f.dst === `${server.ipv4}:80` && f.src.startsWith(`${client.ipv4}:`));
+  assert.equal(flow.verdict, 'ESCALATE');
+  assert.equal(flow.rule, 'web');
+  assert.equal(flow.endpoint, 'web');
+  const delta = statDelta(statsBefore, await datapathPackets(daemon), ['ESCALATE']);
+  assert.ok(delta.ESCALATE! >= 3, `ESCALATE moved by ${delta.ESCALATE}`);
+  // The client's packets were delivered to the engine, the engine's connection
+  // to the origin was its own: nothing was routed through.
+  const forwardedAfter = await topo.forwardingCounters();
+  assert.equal(forwardedAfter.ipv4 - forwardedBefore.ipv4, 0, 'packets of an escalated flow were IP-forwarded');
+});
+
+test('dropped source: nothing from 10.10.1.66 reaches the server, other clients still pass', { skip, timeout: 20_000 }, async (t) => {
+  const topo = await createGatewayTopology(t, { extraClientAddresses: ['10.10.1.66'] });
+  const origin = await startOrigin(t, topo.server);
+  const sniffer = await startSniffer(t, topo.server);
+  const daemon = await startGatewayDaemon(t, topo, {
+    default_action: 'fastpath',
+    rules: [{ name: 'bad-host', src: '10.10.1.66/32', action: 'drop' }],
+  });
+  const statsBefore = await datapathPackets(daemon);
+
+  const bad = await topo.client.exec('curl', ['-sS', '--max-time', '2', '--interface', '10.10.1.66', `http://${server.ipv4}/`], { allowFailure: true });
+  assert.equal(bad.code, 28, `curl from the dropped source must time out (exit 28), got ${String(bad.code)}: ${bad.output}`);
+  const good = await topo.client.exec('curl', ['-sS', '--max-time', '5', `http://${server.ipv4}/`]);
+  assert.match(good.stdout, /^origin port=80 peer=10\.10\.1\.2:/m, 'the fast path must still carry the other client');
+
+  const delta = statDelta(statsBefore, await datapathPackets(daemon), ['RULE_DROP']);
+  assert.ok(delta.RULE_DROP! >= 1, 'the SYN(s) from 10.10.1.66 must be counted as RULE_DROP');
+  assert.deepEqual(
+    sniffer.frames().filter((f) => f.src === '10.10.1.66'),
+    [],
+    'frames from the dropped source reached the server',
+  );
+  assert.ok(!origin.accepted().some((c) => c.peer.startsWith('10.10.1.66:')));
+  // Drops keep no flow state (a flood must not churn the table).
+  assert.ok(!(await kernelFlows(daemon)).some((f) => f.src.startsWith('10.10.1.66:')));
+});

@@ -1,0 +1,40 @@
+// Compiles datapath.rules into what the XDP program reads: the `rules` array
+// (slot = priority) and the two prefix tries. An LPM lookup returns only the
+// longest match, so each distinct prefix maps to the set of every rule whose CIDR
+// contains it (see bpf/include/ramjet/abi/policy.h). Pure: no libbpf, unit-tested.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ramjet/abi/ramjet.h"
+#include "ramjet/config/config.h"
+#include "ramjet/result.h"
+
+namespace ramjet::datapath {
+
+struct CompiledPolicy {
+  std::vector<ramjet_rule> rules;  // one per config rule, in order
+  std::vector<std::pair<ramjet_lpm_key, ramjet_rule_set>> src_prefixes;
+  std::vector<std::pair<ramjet_lpm_key, ramjet_rule_set>> dst_prefixes;
+  std::uint8_t default_action = RAMJET_ACTION_PASS;
+};
+
+struct PolicyNames {
+  // interface name -> ifindex (0 or missing: error); endpoint name -> endpoint id.
+  std::function<std::uint32_t(const std::string&)> ifindex;
+  std::function<std::uint32_t(const std::string&)> endpoint_id;
+};
+
+// Rule ids are stable across reloads as long as the rule keeps its name.
+std::uint32_t rule_id_for(const std::string& name);
+
+Result<CompiledPolicy> compile(const config::DatapathSettings& settings, const PolicyNames& names);
+
+std::uint8_t to_abi(config::DatapathAction a);
+ramjet_lpm_key lpm_key(const Cidr& cidr);
+
+}  // namespace ramjet::datapath
