@@ -5,8 +5,9 @@
 //  - an escalated flow (rule: tcp/80 -> endpoint web) reaches the engine with its
 //    original destination and runs the hooks;
 //  - a dropped source (rule: 10.10.1.66/32 drop) never reaches the server.
+// /metrics exports the same datapath counters as /v1/datapath.
 import assert from 'node:assert/strict';
-import { test } from '../lib/index.ts';
+import { test, waitFor, type DaemonHandle } from '../lib/index.ts';
 import {
   datapathPackets,
   datapathStatus,
@@ -16,6 +17,23 @@ import {
   waitForKernelFlow,
 } from '../lib/datapath.ts';
 import { canCreateNetns, createGatewayTopology, startEchoInNetns, startOrigin, startSniffer, startStreamProbe, TOPOLOGY } from '../lib/netns.ts';
+
+/**
+ * A datapath stat as /metrics exports it (ramjet_datapath_{packets,bytes}_total with
+ * labels verdict and reason), checked against /v1/datapath read just before and
+ * just after the scrape: both read the same per-CPU map, so the scrape lies between.
+ */
+async function scrapedStat(daemon: DaemonHandle, name: string, verdict: string): Promise<{ packets: number; bytes: number }> {
+  const before = (await datapathStatus(daemon)).stats[name]!;
+  const m = await daemon.metrics();
+  const after = (await datapathStatus(daemon)).stats[name]!;
+  const labels = { verdict, reason: name.toLowerCase() };
+  const scraped = { packets: m.value('ramjet_datapath_packets_total', labels), bytes: m.value('ramjet_datapath_bytes_total', labels) };
+  for (const k of ['packets', 'bytes'] as const) {
+    assert.ok(before[k] <= scraped[k] && scraped[k] <= after[k], `/metrics ${name} ${k} ${scraped[k]} is not between /v1/datapath's ${before[k]} and ${after[k]}`);
+  }
+  return scraped;
+}
 
 const netns = await canCreateNetns();
 const skip = netns.ok ? false : netns.why;
@@ -91,6 +109,10 @@ test('escalated flow: curl to 10.10.2.2:80 reaches the engine with its original 
   assert.equal(flow.endpoint, 'web');
   const delta = statDelta(statsBefore, await datapathPackets(daemon), ['ESCALATE']);
   assert.ok(delta.ESCALATE! >= 3, `ESCALATE moved by ${delta.ESCALATE}`);
+  const escalated = await scrapedStat(daemon, 'ESCALATE', 'escalate');
+  assert.ok(escalated.packets >= statsBefore.ESCALATE! + 3, `/metrics ESCALATE packets ${escalated.packets}`);
+  // The flow table gauge follows the sweeper (once a second): it sees this flow.
+  await waitFor(async () => ((await daemon.metrics()).value('ramjet_datapath_flows') >= 1 ? true : undefined), { what: 'ramjet_datapath_flows >= 1' });
   // The client's packets were delivered to the engine, the engine's connection
   // to the origin was its own: nothing was routed through.
   const forwardedAfter = await topo.forwardingCounters();
@@ -114,6 +136,9 @@ test('dropped source: nothing from 10.10.1.66 reaches the server, other clients 
 
   const delta = statDelta(statsBefore, await datapathPackets(daemon), ['RULE_DROP']);
   assert.ok(delta.RULE_DROP! >= 1, 'the SYN(s) from 10.10.1.66 must be counted as RULE_DROP');
+  const dropped = await scrapedStat(daemon, 'RULE_DROP', 'drop');
+  // Every dropped frame is at least Ethernet + IPv4 + TCP headers.
+  assert.ok(dropped.bytes >= dropped.packets * (14 + 20 + 20), `${dropped.bytes} bytes for ${dropped.packets} dropped SYNs`);
   assert.deepEqual(
     sniffer.frames().filter((f) => f.src === '10.10.1.66'),
     [],

@@ -186,6 +186,8 @@ export class DaemonHandle {
     /** The config exactly as written. */
     readonly config: RamjetConfig,
     readonly ready: ReadyInfo,
+    /** The network namespace the daemon runs in (StartDaemonOptions.netns), if not the host's. */
+    readonly netns?: string,
   ) {}
 
   get pid(): number {
@@ -322,9 +324,9 @@ export class DaemonHandle {
     return parseHostPort(this.ready.metrics);
   }
 
-  /** Scrapes /metrics and parses it with prometheus_client's parser. */
+  /** Scrapes /metrics (from inside the daemon's netns, if it has one) and parses it with prometheus_client's parser. */
   metrics(): Promise<MetricsSnapshot> {
-    return scrapeMetrics(this.metricsAddress);
+    return scrapeMetrics(this.metricsAddress, this.netns);
   }
 
   // ---------------------------------------------------------------- process
@@ -473,7 +475,7 @@ export async function startDaemon(t: TestContext, options: StartDaemonOptions): 
     await proc.terminate(2_000);
     throw new Error(`ready file has an unexpected shape: ${JSON.stringify(ready)}`);
   }
-  const handle = new DaemonHandle(proc, dir, configPath, config, ready);
+  const handle = new DaemonHandle(proc, dir, configPath, config, ready, options.netns);
   defer(t, `daemon ${name}`, () => handle.teardown());
   addFailureReporter(t, `${name} stats`, async () => (handle.exited ? '<daemon exited>' : JSON.stringify(await handle.stats())), 'live');
   if (config.telemetry?.hook_trace === true) {

@@ -12,6 +12,7 @@ import { existsSync } from 'node:fs';
 import { request } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import type { Address } from './client.ts';
+import { run } from './process.ts';
 
 export interface MetricSample {
   /** The sample's own name, e.g. "ramjet_x_total" in the counter family "ramjet_x". */
@@ -112,9 +113,31 @@ export class MetricsSnapshot {
   }
 }
 
-/** GET /metrics from `address` and parse it. Throws on a non-200 answer. */
-export async function scrapeMetrics(address: Address): Promise<MetricsSnapshot> {
-  const res = await httpRequest(address, 'GET', '/metrics');
+/**
+ * GET `path` from `address` inside the network namespace `netns` (a name under
+ * /run/netns): curl run there with nsenter, as the test process cannot reach a
+ * loopback address of another namespace.
+ */
+export async function httpGetInNetns(netns: string, address: Address, path: string, timeoutMs = 5_000): Promise<HttpGetResult> {
+  const host = address.host.includes(':') ? `[${address.host}]` : address.host;
+  const url = `http://${host}:${address.port}${path}`;
+  const res = await run('nsenter', [`--net=/run/netns/${netns}`, '--', 'curl', '-sS', '-i', '--max-time', String(timeoutMs / 1000), url], { timeoutMs: timeoutMs + 2_000 });
+  if (res.code !== 0) throw new Error(`curl ${url} in netns ${netns} failed (${String(res.code)}): ${res.stderr.trim()}`);
+  const split = res.stdout.indexOf('\r\n\r\n');
+  if (split < 0) throw new Error(`curl ${url} in netns ${netns}: no response head in ${JSON.stringify(res.stdout.slice(0, 200))}`);
+  const [statusLine, ...fields] = res.stdout.slice(0, split).split('\r\n');
+  const status = Number(/^HTTP\/1\.1 (\d{3}) /.exec(statusLine ?? '')?.[1] ?? 0);
+  const headers: Record<string, string> = {};
+  for (const field of fields) {
+    const colon = field.indexOf(':');
+    if (colon > 0) headers[field.slice(0, colon).trim().toLowerCase()] = field.slice(colon + 1).trim();
+  }
+  return { status, headers, body: res.stdout.slice(split + 4) };
+}
+
+/** GET /metrics from `address` (inside `netns`, if given) and parse it. Throws on a non-200 answer. */
+export async function scrapeMetrics(address: Address, netns?: string): Promise<MetricsSnapshot> {
+  const res = netns === undefined ? await httpRequest(address, 'GET', '/metrics') : await httpGetInNetns(netns, address, '/metrics');
   if (res.status !== 200) throw new Error(`GET /metrics: HTTP ${res.status}: ${res.body.slice(0, 500)}`);
   const contentType = String(res.headers['content-type'] ?? '');
   return new MetricsSnapshot(await parsePrometheusText(res.body), res.body, contentType);

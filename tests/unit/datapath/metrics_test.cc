@@ -9,7 +9,7 @@ namespace ramjet::datapath {
 namespace {
 
 TEST(DatapathMetrics, VerdictsAndReasonsFromTheAbiList) {
-  std::array<ramjet_stat_value, RAMJET_STAT__COUNT> v{};
+  StatArray v{};
   v[RAMJET_STAT_RULE_DROP] = {12, 840};
   v[RAMJET_STAT_FASTPATH_REDIRECT] = {3, 4500};
   v[RAMJET_STAT_FLOW_NEW] = {5, 0};
@@ -36,7 +36,7 @@ TEST(DatapathMetrics, VerdictsAndReasonsFromTheAbiList) {
 }
 
 TEST(DatapathMetrics, EveryStatHasOneSample) {
-  std::array<ramjet_stat_value, RAMJET_STAT__COUNT> v{};
+  StatArray v{};
   telemetry::MetricsWriter w;
   write_datapath_metrics(w, v);
   std::size_t packets = 0, events = 0;
@@ -51,12 +51,20 @@ TEST(DatapathMetrics, EveryStatHasOneSample) {
 
 TEST(DatapathMetrics, ShortInputExportsWhatItHas) {
   // A map read from an older program may have fewer slots than this build's list.
-  std::array<ramjet_stat_value, RAMJET_STAT_TRUNCATED_ETH + 1> v{};
+  std::array<StatValue, RAMJET_STAT_TRUNCATED_ETH + 1> v{};
   v[RAMJET_STAT_TRUNCATED_ETH] = {1, 60};
   telemetry::MetricsWriter w;
   write_datapath_metrics(w, v);
   EXPECT_NE(w.text().find("reason=\"truncated_eth\"} 1\n"), std::string::npos) << w.text();
   EXPECT_EQ(w.text().find("reason=\"event_lost\""), std::string::npos);
+}
+
+TEST(DatapathMetrics, FlowTableGauge) {
+  telemetry::MetricsWriter w;
+  write_flow_table_metrics(w, 1234);
+  EXPECT_NE(w.text().find("# TYPE ramjet_datapath_flows gauge\n"), std::string::npos) << w.text();
+  EXPECT_NE(w.text().find("\nramjet_datapath_flows 1234\n"), std::string::npos) << w.text();
+  EXPECT_EQ(w.rejected(), 0u);
 }
 
 }  // namespace

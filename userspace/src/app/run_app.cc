@@ -23,6 +23,7 @@
 #include "app/server.h"
 #include "datapath/datapath.h"
 #include "datapath/json.h"
+#include "datapath/metrics.h"
 #include "ramjet/bootstrap.h"
 #include "telemetry/access_log.h"
 #include "telemetry/audit_log.h"
@@ -91,8 +92,8 @@ bool write_ready_file(const std::string& path, const app::Server& server,
   return std::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
-// Log files reopened for rotation (logrotate renames, then signals). SIGHUP calls
-// this today; if SIGHUP later also reloads config, this stays the reopen step.
+// Log files reopened for rotation (logrotate renames, then signals): the first
+// thing SIGHUP does, before it reloads the datapath rules.
 void reopen_logs(telemetry::AccessLog& access_log, telemetry::AuditLog* audit_log) {
   access_log.reopen();
   if (audit_log != nullptr) {
@@ -229,6 +230,11 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
       spdlog::error("{}", r.error().message);
       return kExitRuntime;
     }
+    // Each scrape reads the per-CPU stats map (a syscall per stat, on the metrics thread).
+    metrics_registry.add_source([&dp = *dp](telemetry::MetricsWriter& w) {
+      datapath::write_datapath_metrics(w, dp.stats());
+      datapath::write_flow_table_metrics(w, dp.flow_entries());
+    });
   }
 
   std::unique_ptr<admin::MetricsServer> metrics;

@@ -510,7 +510,8 @@ void Datapath::sweep_once() {
   auto ns = [](std::chrono::milliseconds d) { return std::uint64_t(d.count()) * 1'000'000ull; };
   int flows_fd = bpf_map__fd(skel_->maps.flows);
   std::size_t expired = 0;
-  for (const auto& e : flows()) {
+  std::vector<FlowEntry> table = flows();
+  for (const auto& e : table) {
     const ramjet_flow& f = e.flow;
     std::uint64_t idle = now > f.last_seen_ns ? now - f.last_seen_ns : 0;
     std::uint64_t limit;
@@ -526,6 +527,7 @@ void Datapath::sweep_once() {
     if (idle >= limit && bpf_map_delete_elem(flows_fd, &e.key) == 0) ++expired;
   }
   if (expired) spdlog::debug("datapath: {} idle flows expired", expired);
+  flow_entries_.store(table.size() - expired, std::memory_order_relaxed);
 
   std::lock_guard lock(count_mu_);
   int deny_fd = bpf_map__fd(skel_->maps.denylist);

@@ -97,6 +97,9 @@ class Datapath {
 
   StatArray stats() const;
   std::vector<FlowEntry> flows() const;
+  // Entries in the flow table as of the last sweep (the sweeper reads the whole
+  // table once a second anyway), so reading it costs nothing; 0 before the first.
+  std::uint64_t flow_entries() const { return flow_entries_.load(std::memory_order_relaxed); }
   std::vector<Event> recent_events() const;
   const std::vector<InterfaceInfo>& interfaces() const { return interfaces_; }
   const std::string& pin_dir() const { return pin_dir_; }
@@ -140,6 +143,7 @@ class Datapath {
 
   ::ring_buffer* ring_ = nullptr;
   std::atomic<bool> stopping_{false};
+  std::atomic<std::uint64_t> flow_entries_{0};
   std::thread sweeper_;
   bool stopped_ = false;
 };

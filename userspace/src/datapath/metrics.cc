@@ -43,8 +43,7 @@ const char* stat_class_label(ramjet_stat_class c) {
   return "unknown";
 }
 
-void write_datapath_metrics(telemetry::MetricsWriter& w,
-                            std::span<const ramjet_stat_value> values) {
+void write_datapath_metrics(telemetry::MetricsWriter& w, std::span<const StatValue> values) {
   const auto& names = label_names();
   std::size_t n = std::min<std::size_t>(values.size(), RAMJET_STAT__COUNT);
   auto is_verdict = [](std::size_t i) {
@@ -52,9 +51,9 @@ void write_datapath_metrics(telemetry::MetricsWriter& w,
   };
   using telemetry::MetricType;
 
-  // One family per field of ramjet_stat_value, one sample per verdict stat.
+  // One family per field of StatValue, one sample per verdict stat.
   auto verdicts = [&](std::string_view name, std::string_view help,
-                      __u64 ramjet_stat_value::*field) {
+                      std::uint64_t StatValue::*field) {
     if (!w.family(name, MetricType::kCounter, help)) return;
     for (std::size_t i = 0; i < n; ++i)
       if (is_verdict(i))
@@ -63,16 +62,22 @@ void write_datapath_metrics(telemetry::MetricsWriter& w,
   };
   verdicts("ramjet_datapath_packets_total",
            "Packets the XDP/TC programs gave a verdict, by verdict and reason",
-           &ramjet_stat_value::packets);
+           &StatValue::packets);
   verdicts("ramjet_datapath_bytes_total",
            "Bytes of the packets in ramjet_datapath_packets_total, by verdict and reason",
-           &ramjet_stat_value::bytes);
+           &StatValue::bytes);
   if (w.family("ramjet_datapath_events_total", MetricType::kCounter,
                "Datapath bookkeeping events (flow entries created, ring buffer losses, ...)")) {
     for (std::size_t i = 0; i < n; ++i)
       if (i != RAMJET_STAT_NONE && ramjet_stat_classes[i] == RAMJET_STAT_CLASS_EVENT)
         w.sample({{"event", names[i]}}, static_cast<double>(values[i].packets));
   }
+}
+
+void write_flow_table_metrics(telemetry::MetricsWriter& w, std::uint64_t entries) {
+  if (w.family("ramjet_datapath_flows", telemetry::MetricType::kGauge,
+               "Entries in the kernel flow table, as of the last sweep (once a second)"))
+    w.sample(static_cast<double>(entries));
 }
 
 }  // namespace ramjet::datapath

@@ -1,6 +1,6 @@
 // Prometheus families for the datapath's outcome counters (bpf/include/ramjet/abi/
 // stats.h, the RAMJET_STATS list), as a pure function of the counter values: the
-// caller reads the per-CPU `stats` map, sums the CPUs and passes one
+// caller passes Datapath::stats() (the per-CPU `stats` map summed over CPUs), one
 // {packets, bytes} per stat, indexed by enum ramjet_stat.
 //
 //   ramjet_datapath_packets_total{verdict="drop",reason="rule_drop"} 12
@@ -14,13 +14,18 @@
 
 #include <span>
 
+#include "datapath/datapath.h"
 #include "ramjet/abi/stats.h"
 #include "telemetry/metrics.h"
 
 namespace ramjet::datapath {
 
 // `values` has RAMJET_STAT__COUNT entries; a shorter span exports only what it has.
-void write_datapath_metrics(telemetry::MetricsWriter& w, std::span<const ramjet_stat_value> values);
+void write_datapath_metrics(telemetry::MetricsWriter& w, std::span<const StatValue> values);
+
+// ramjet_datapath_flows: a gauge of the kernel flow table's entries
+// (Datapath::flow_entries()).
+void write_flow_table_metrics(telemetry::MetricsWriter& w, std::uint64_t entries);
 
 // "drop", "pass", "escalate", "fastpath", "event".
 const char* stat_class_label(ramjet_stat_class c);
