@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { adminGetJson, adminRequest, type AdminResponse, type CounterName, type Counters, type HookEvent } from './admin.ts';
 import type { Address } from './client.ts';
 import { mergeConfig, type RamjetConfig } from './config.ts';
+import type { KernelFlow } from './datapath.ts';
 import { addFailureReporter, defer, makeTempDir } from './lifecycle.ts';
 import { scrapeMetrics, type MetricsSnapshot } from './metrics.ts';
 import { describeExit, ManagedProcess, run, type ExitStatus } from './process.ts';
@@ -102,7 +103,8 @@ export interface AuditLogEntry {
     connect: { decision: 'allow' | 'deny'; status?: number; reason?: string } | null;
     egress: { decision: 'direct' | 'block'; target: string | null; upstream_ips: string | null; block_reasons: string[] } | null;
   };
-  kernel: unknown;
+  /** null unless the datapath escalated the flow: then its kernel flow entry, or only its id if the entry was gone. */
+  kernel: KernelFlow | { flow_id: number } | null;
   [key: string]: unknown;
 }
 

@@ -93,6 +93,22 @@ TEST(AuditLine, BlockedFlowHasReasonsAndNulls) {
   EXPECT_TRUE(j["kernel"].is_null());
 }
 
+TEST(AuditLine, KernelObjectIsEmbeddedLast) {
+  FlowDecisions d;
+  d.ingress.decision = "allow";
+  AuditRecord r = sample_record(d);
+  nlohmann::json kernel = {{"flow_id", 42}, {"verdict", "ESCALATE"}, {"packets", {5, 4}}};
+  r.kernel = &kernel;
+  std::string line = encode_audit_line(r);
+  EXPECT_NE(line.find(R"(,"kernel":{"flow_id":42,"packets":[5,4],"verdict":"ESCALATE"}})"
+                      "\n"),
+            std::string::npos)
+      << line;
+  nlohmann::json null_kernel;  // what a flow the datapath did not escalate gets
+  r.kernel = &null_kernel;
+  EXPECT_TRUE(nlohmann::json::parse(encode_audit_line(r))["kernel"].is_null());
+}
+
 TEST(AuditLine, DeniedConnectAndIngressBlock) {
   FlowDecisions d;
   d.ingress.decision = "block";

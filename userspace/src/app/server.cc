@@ -114,11 +114,11 @@ Task<void> accept_loop(WorkerContext& wc, std::size_t endpoint_index, int listen
       if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0)
         if (auto a = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len))
           info.local = *a;
-      std::optional<ramjet_flow> kflow;
+      std::optional<datapath::FlowEntry> kflow;
       if (ep.transparent && wc.datapath)
         kflow = wc.datapath->lookup_flow(info.client, info.local, IPPROTO_TCP);
-      info.escalated = kflow && kflow->escalated;
-      info.id = info.escalated ? kflow->flow_id : WorkerContext::next_flow_id();
+      info.escalated = kflow && kflow->flow.escalated;
+      info.id = info.escalated ? kflow->flow.flow_id : WorkerContext::next_flow_id();
       wc.worker.spawn(run_session(wc, ep, counters, fd, std::move(info)));
       continue;
     }

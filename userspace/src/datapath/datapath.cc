@@ -387,9 +387,9 @@ Result<void> Datapath::set_class(const IpAddress& src, const IpAddress& dst, std
   return {};
 }
 
-std::optional<ramjet_flow> Datapath::lookup_flow(const SocketAddress& client,
-                                                 const SocketAddress& local,
-                                                 std::uint8_t proto) const {
+std::optional<FlowEntry> Datapath::lookup_flow(const SocketAddress& client,
+                                               const SocketAddress& local,
+                                               std::uint8_t proto) const {
   ramjet_flow_key key{};
   std::uint32_t a[4], b[4];
   fill_addr(a, client.ip().unmapped());
@@ -406,7 +406,7 @@ std::optional<ramjet_flow> Datapath::lookup_flow(const SocketAddress& client,
   key.proto = proto;
   ramjet_flow flow{};
   if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.flows), &key, &flow) != 0) return std::nullopt;
-  return flow;
+  return FlowEntry{key, flow};
 }
 
 FlowId Datapath::next_flow_id() {

@@ -90,8 +90,8 @@ class Datapath {
                          std::chrono::milliseconds duration, std::uint32_t tag);
 
   // The kernel flow of a connection (client -> local as the client sent it).
-  std::optional<ramjet_flow> lookup_flow(const SocketAddress& client, const SocketAddress& local,
-                                         std::uint8_t proto) const;
+  std::optional<FlowEntry> lookup_flow(const SocketAddress& client, const SocketAddress& local,
+                                       std::uint8_t proto) const;
   // Next id from the counter the BPF programs use: one id space for kernel and engine.
   FlowId next_flow_id();
 

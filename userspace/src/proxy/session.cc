@@ -5,6 +5,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
+#include "datapath/json.h"
 #include "proxy/egress_chain.h"
 #include "telemetry/access_log.h"
 
@@ -59,6 +62,8 @@ void Session::close_epilogue(int client_fd, const ConnectionInfo& info, Connecti
     r.duration = stats.duration;
     r.reason = stats.reason;
     r.decisions = &audit_.decisions;
+    nlohmann::json kernel = datapath::connection_flow_json(wc_.datapath, info);
+    r.kernel = &kernel;
     wc_.audit_log->write(telemetry::encode_audit_line(r));
   }
 }

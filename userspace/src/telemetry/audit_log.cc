@@ -101,8 +101,10 @@ std::string encode_audit_line(const AuditRecord& r) {
   j["duration_ms"] = static_cast<double>(r.duration.count()) / 1000.0;
   j["close_reason"] = to_string(r.reason);
   j["decisions"] = decisions_json(r.decisions);
-  // Filled for flows the datapath escalated, once the kernel half reports them.
-  j["kernel"] = nullptr;
+  if (r.kernel != nullptr)
+    j["kernel"] = nlohmann::ordered_json(*r.kernel);
+  else
+    j["kernel"] = nullptr;
   std::string line = j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
   line += '\n';
   return line;

@@ -21,6 +21,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -85,6 +86,9 @@ struct AuditRecord {
   std::chrono::microseconds duration{0};
   CloseReason reason = CloseReason::kCompleted;
   const FlowDecisions* decisions = nullptr;
+  // What the eBPF datapath saw of the flow (datapath::connection_flow_json); null
+  // or nullptr for a flow it did not escalate.
+  const nlohmann::json* kernel = nullptr;
 };
 
 // "2024-05-01T12:00:00.123456Z" (RFC 3339, UTC, microseconds).
