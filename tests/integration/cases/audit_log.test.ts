@@ -12,6 +12,7 @@ import { WebSocketServer } from 'ws';
 import {
   connect,
   defer,
+  echoThroughConnectTunnel,
   makeTempDir,
   rawHttpClient,
   requestViaProxy,
@@ -129,12 +130,7 @@ test('http endpoint: CONNECT and WebSocket tunnels are audited, plain requests a
   assert.equal(plain.status, 200);
 
   // A CONNECT tunnel with bytes both ways.
-  const tunnel = await rawHttpClient(t, proxy);
-  await tunnel.send(`CONNECT ${echo.address} HTTP/1.1\r\nHost: ${echo.address}\r\n\r\nabcdef`);
-  assert.equal((await tunnel.response({ method: 'CONNECT' })).status, 200);
-  assert.equal((await tunnel.take(6)).toString(), 'abcdef');
-  await tunnel.end();
-  await tunnel.waitForClose();
+  await echoThroughConnectTunnel(t, proxy, echo.address, 'abcdef');
 
   // A WebSocket upgrade, then the client leaves.
   const ws = await rawHttpClient(t, proxy);

@@ -5,9 +5,9 @@ import assert from 'node:assert/strict';
 import {
   COUNTER_NAMES,
   connect,
+  echoThroughConnectTunnel,
   httpRequest,
   parseHostPort,
-  rawHttpClient,
   startDaemon,
   startDaemonExpectingExit,
   startEchoServer,
@@ -128,12 +128,7 @@ test('/metrics parses, follows the naming conventions and counts per endpoint', 
 test('http endpoint: requests and CONNECT tunnels are counted on that endpoint', async (t) => {
   const echo = await startEchoServer(t);
   const { daemon, proxy } = await startHttpProxy(t);
-  const client = await rawHttpClient(t, proxy);
-  await client.send(`CONNECT ${echo.address} HTTP/1.1\r\nHost: ${echo.address}\r\n\r\nping`);
-  assert.equal((await client.response({ method: 'CONNECT' })).status, 200);
-  assert.equal((await client.take(4)).toString(), 'ping');
-  await client.end();
-  await client.waitForClose();
+  await echoThroughConnectTunnel(t, proxy, echo.address, 'ping');
   await daemon.waitForCounter('connections_closed', 1);
   const m = await daemon.metrics();
   assertConventions(m);
