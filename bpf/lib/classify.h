@@ -234,7 +234,8 @@ static __always_inline int ramjet_xdp_classify(struct xdp_md* ctx) {
                         flow ? flow->endpoint_id : 0, flow ? flow->flow_id : 0);
     case RAMJET_ACTION_FASTPATH: {
       int xdp_action;
-      reason = ramjet_forward(ctx, &pkt, &xdp_action);
+      struct ramjet_flow_nexthop* nh = flow ? &flow->nexthop[(side ^ flow->origin_side) & 1] : NULL;
+      reason = ramjet_forward(ctx, &pkt, nh, now_ns, &xdp_action);
       count(reason, pkt.len);
       if (reason == RAMJET_STAT_FIB_NO_NEIGH)
         return pass_to_tc(ctx, RAMJET_ACTION_FASTPATH, reason, 0, flow ? flow->flow_id : 0);

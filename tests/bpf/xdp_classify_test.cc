@@ -1006,5 +1006,50 @@ TEST(XdpFastpath, FlowCachesFastpathAndForwardsEveryPacket) {
   EXPECT_EQ(xdp.flows()[0].second.verdict, RAMJET_ACTION_FASTPATH);
 }
 
+// The flow keeps bpf_fib_lookup's answer per direction: a neighbour change is
+// not seen until the cached next hop is older than RAMJET_NEXTHOP_TTL_NS, and a
+// packet longer than any the lookup accepted gets a fresh lookup (MTU check).
+TEST(XdpFastpath, NextHopIsCachedUntilItsTtlAndLongerPacketsAreLookedUp) {
+  if (!Netns::get().ready) GTEST_SKIP() << Netns::get().why_not;
+  XdpClassify xdp;
+  xdp.set_rules({fastpath_all()});
+  const Bytes first = tcp4();
+  ASSERT_EQ(xdp.run(first).retval, XDP_REDIRECT);
+  ASSERT_EQ(xdp.flows().size(), 1u);
+  auto [key, flow] = xdp.flows()[0];
+  const ramjet_flow_nexthop& nh = flow.nexthop[RAMJET_DIR_ORIGINAL];
+  EXPECT_NE(nh.checked_ns, 0u);
+  EXPECT_EQ(nh.ifindex, if_nametoindex("rj0"));
+  EXPECT_EQ(nh.max_len, first.size() - 14);
+  const std::uint8_t neigh[6] = {0x02, 0, 0, 0, 0x0a, 0x02};
+  EXPECT_EQ(std::memcmp(nh.dmac, neigh, 6), 0);
+  EXPECT_EQ(flow.nexthop[RAMJET_DIR_REPLY].checked_ns, 0u) << "no reply packet yet";
+
+  ASSERT_EQ(std::system("ip neigh replace 10.99.0.2 lladdr 02:00:00:00:0a:03 dev rj0 nud permanent"),
+            0);
+  RunResult cached = xdp.run(first);
+  ASSERT_EQ(cached.retval, XDP_REDIRECT);
+  EXPECT_EQ(cached.out[5], 0x02) << "within the TTL the cached neighbour is used";
+
+  // A longer packet than the lookup accepted is looked up again (and sees the change).
+  RunResult longer = xdp.run(PacketBuilder().eth().ipv4(kClient, kServer).tcp(40000, 80).payload(600).build());
+  ASSERT_EQ(longer.retval, XDP_REDIRECT);
+  EXPECT_EQ(longer.out[5], 0x03);
+  EXPECT_EQ(xdp.flows()[0].second.nexthop[RAMJET_DIR_ORIGINAL].max_len, 20 + 20 + 600);
+
+  // Once the TTL has passed the next hop is confirmed again.
+  ASSERT_EQ(std::system("ip neigh replace 10.99.0.2 lladdr 02:00:00:00:0a:04 dev rj0 nud permanent"),
+            0);
+  auto aged = xdp.flows()[0];
+  aged.second.nexthop[RAMJET_DIR_ORIGINAL].checked_ns -= RAMJET_NEXTHOP_TTL_NS + 1;
+  xdp.put_flow(aged.first, aged.second);
+  RunResult refreshed = xdp.run(first);
+  ASSERT_EQ(refreshed.retval, XDP_REDIRECT);
+  EXPECT_EQ(refreshed.out[5], 0x04);
+  EXPECT_EQ(xdp.flows()[0].second.nexthop[RAMJET_DIR_ORIGINAL].max_len, first.size() - 14)
+      << "a refresh forgets longer packets: the MTU may have shrunk";
+  std::system("ip neigh replace 10.99.0.2 lladdr 02:00:00:00:0a:02 dev rj0 nud permanent");
+}
+
 }  // namespace
 }  // namespace ramjet::test

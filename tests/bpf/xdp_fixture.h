@@ -189,6 +189,8 @@ class XdpClassify {
       __atomic_fetch_sub(&skel_->data->deny_count, 1, __ATOMIC_SEQ_CST);
   }
 
+  void put_flow(const ramjet_flow_key& k, const ramjet_flow& f) { update(skel_->maps.flows, &k, &f); }
+
   std::vector<std::pair<ramjet_flow_key, ramjet_flow>> flows() const {
     std::vector<std::pair<ramjet_flow_key, ramjet_flow>> all;
     int fd = bpf_map__fd(skel_->maps.flows);

@@ -50,6 +50,25 @@ RAMJET_ABI_SIZE(struct ramjet_flow_counters, 16);
 
 #define RAMJET_RULE_INDEX_NONE 0xffffffffu
 
+/*
+ * Next hop of one direction of a FASTPATH flow, as bpf_fib_lookup last returned
+ * it. A flow hit reuses it for RAMJET_NEXTHOP_TTL_NS after the lookup that
+ * confirmed it, for packets no longer than max_len (the lookup checked the
+ * egress MTU against those): route and neighbour changes reach established
+ * fast-path flows within that time.
+ */
+#define RAMJET_NEXTHOP_TTL_NS 1000000000ull
+
+struct ramjet_flow_nexthop {
+  __u64 checked_ns; /* flow clock at the confirming lookup; 0 = none yet */
+  __u32 ifindex;    /* egress device */
+  __u16 max_len;    /* largest IP total length a lookup accepted since checked_ns */
+  __u8 dmac[6];
+  __u8 smac[6];
+  __u8 pad[6];
+};
+RAMJET_ABI_SIZE(struct ramjet_flow_nexthop, 32);
+
 struct ramjet_flow {
   __u64 flow_id;       /* unique per boot of the program, never 0 */
   __u64 first_seen_ns; /* bpf_ktime_get_ns (CLOCK_MONOTONIC) */
@@ -66,9 +85,11 @@ struct ramjet_flow {
   __u8 escalated;                     /* 1 once the flow was marked ESCALATE */
   __u8 tcp_flags[2];                  /* [enum ramjet_flow_dir]: RAMJET_TCP_* seen */
   __u8 pad[2];
+  struct ramjet_flow_nexthop nexthop[2]; /* [enum ramjet_flow_dir]; FASTPATH only */
 };
-RAMJET_ABI_SIZE(struct ramjet_flow, 88);
+RAMJET_ABI_SIZE(struct ramjet_flow, 152);
 RAMJET_ABI_OFFSET(struct ramjet_flow, dir, 32);
 RAMJET_ABI_OFFSET(struct ramjet_flow, verdict, 80);
+RAMJET_ABI_OFFSET(struct ramjet_flow, nexthop, 88);
 
 #endif /* RAMJET_ABI_FLOW_H */
