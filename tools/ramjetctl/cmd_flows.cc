@@ -179,7 +179,7 @@ Result<void> FlowGatherer::from_api(const std::function<bool(FlowView&&)>& emit)
 // --- output ---------------------------------------------------------------------
 
 StreamTable flow_table() {
-  return StreamTable({{"ID", 14, true},
+  return StreamTable({{"ID", 17, true},
                       {"PROTO", 5},
                       {"SOURCE", 21},
                       {"DESTINATION", 21},

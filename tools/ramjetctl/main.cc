@@ -159,6 +159,12 @@ int main(int argc, char** argv) {
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    // "A subcommand is required" when the word given is not a command: say which.
+    if (dynamic_cast<const CLI::RequiredError*>(&e) && !cli.remaining().empty()) {
+      std::cerr << "ramjetctl: unknown command \"" << cli.remaining().front()
+                << "\" (see ramjetctl --help)\n";
+      return kExitUsage;
+    }
     return cli.exit(e) == 0 ? kExitOk : kExitUsage;
   }
 
