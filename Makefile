@@ -20,7 +20,7 @@ DEB_PACKAGES := g++ cmake ninja-build pkg-config clang llvm libclang-rt-14-dev \
   liburing-dev libc-ares-dev libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev \
   libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libcrypt-dev \
   libbpf-dev bpftool libelf-dev zlib1g-dev \
-  nodejs socat iperf3 curl python3 procps iproute2 openssl \
+  nodejs socat iperf3 curl python3 python3-prometheus-client procps iproute2 openssl \
   python3-scapy ethtool nftables tmux
 # Peers and load generators for `make bench` only.
 DEB_BENCH_PACKAGES := haproxy squid tinyproxy nginx-light wrk netsniff-ng

@@ -89,6 +89,7 @@ def ramjet(build_dir, workdir):
     cfg = os.path.join(workdir, "ramjet.yaml")
     with open(cfg, "w") as f:
         f.write(f"""server: {{workers: 1, admin_socket: ""}}
+telemetry: {{metrics: {{listen: ""}}}}
 logging: {{level: warn, access_log: "off"}}
 dns: {{servers: ["127.0.0.1:1"]}}
 egress: {{allow_private: [127.0.0.0/8]}}

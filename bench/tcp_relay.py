@@ -56,6 +56,7 @@ def ramjet_proxy(build_dir, workdir, upstream_port, relay):
     cfg = os.path.join(workdir, f"ramjet-{relay}.yaml")
     with open(cfg, "w") as f:
         f.write(f"""server: {{workers: 1, admin_socket: ""}}
+telemetry: {{metrics: {{listen: ""}}}}
 logging: {{level: warn, access_log: "off"}}
 egress: {{allow_private: [127.0.0.0/8]}}
 endpoints:

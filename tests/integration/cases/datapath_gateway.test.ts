@@ -5,9 +5,13 @@
 //  - an escalated flow (rule: tcp/80 -> endpoint web) reaches the engine with its
 //    original destination and runs the hooks;
 //  - a dropped source (rule: 10.10.1.66/32 drop) never reaches the server.
+// /metrics exports the same datapath counters as /v1/datapath, and the audit line
+// of an escalated flow carries its kernel flow entry.
 import assert from 'node:assert/strict';
-import { test } from '../lib/index.ts';
+import { join } from 'node:path';
+import { makeTempDir, test, waitFor, type DaemonHandle } from '../lib/index.ts';
 import {
+  type KernelFlow,
   datapathPackets,
   datapathStatus,
   kernelFlows,
@@ -16,6 +20,23 @@ import {
   waitForKernelFlow,
 } from '../lib/datapath.ts';
 import { canCreateNetns, createGatewayTopology, startEchoInNetns, startOrigin, startSniffer, startStreamProbe, TOPOLOGY } from '../lib/netns.ts';
+
+/**
+ * A datapath stat as /metrics exports it (ramjet_datapath_{packets,bytes}_total with
+ * labels verdict and reason), checked against /v1/datapath read just before and
+ * just after the scrape: both read the same per-CPU map, so the scrape lies between.
+ */
+async function scrapedStat(daemon: DaemonHandle, name: string, verdict: string): Promise<{ packets: number; bytes: number }> {
+  const before = (await datapathStatus(daemon)).stats[name]!;
+  const m = await daemon.metrics();
+  const after = (await datapathStatus(daemon)).stats[name]!;
+  const labels = { verdict, reason: name.toLowerCase() };
+  const scraped = { packets: m.value('ramjet_datapath_packets_total', labels), bytes: m.value('ramjet_datapath_bytes_total', labels) };
+  for (const k of ['packets', 'bytes'] as const) {
+    assert.ok(before[k] <= scraped[k] && scraped[k] <= after[k], `/metrics ${name} ${k} ${scraped[k]} is not between /v1/datapath's ${before[k]} and ${after[k]}`);
+  }
+  return scraped;
+}
 
 const netns = await canCreateNetns();
 const skip = netns.ok ? false : netns.why;
@@ -64,9 +85,11 @@ for (const family of ['ipv4', 'ipv6'] as const) {
 test('escalated flow: curl to 10.10.2.2:80 reaches the engine with its original destination and runs the hooks', { skip, timeout: 20_000 }, async (t) => {
   const topo = await createGatewayTopology(t);
   const origin = await startOrigin(t, topo.server);
+  const auditLog = join(await makeTempDir(t), 'audit.log');
   const daemon = await startGatewayDaemon(t, topo, {
     default_action: 'fastpath',
     rules: [{ name: 'web', proto: 'tcp', dst_port: 80, action: 'escalate', endpoint: 'web' }],
+    config: { telemetry: { audit_log: { path: auditLog } } },
   });
   const forwardedBefore = await topo.forwardingCounters();
   const statsBefore = await datapathPackets(daemon);
@@ -89,8 +112,34 @@ test('escalated flow: curl to 10.10.2.2:80 reaches the engine with its original 
   assert.equal(flow.verdict, 'ESCALATE');
   assert.equal(flow.rule, 'web');
   assert.equal(flow.endpoint, 'web');
+  assert.equal(flow.flow_id, entry.flow, 'the engine keeps the kernel flow id of an escalated flow');
+
+  // The audit line holds the kernel's entry as read at close: the same flow, and
+  // counters no greater than the entry's now.
+  const audit = await daemon.waitForAuditLog((e) => e.flow === entry.flow);
+  assert.equal(audit.kind, 'tcp');
+  assert.equal(audit.target, `${server.ipv4}:80`);
+  assert.equal(audit.upstream, `${server.ipv4}:80`);
+  assert.ok(audit.kernel !== null && 'verdict' in audit.kernel, `kernel: ${JSON.stringify(audit.kernel)}`);
+  const k: KernelFlow = audit.kernel;
+  assert.equal(k.flow_id, audit.flow);
+  assert.equal(k.verdict, 'ESCALATE');
+  assert.equal(k.rule, 'web');
+  assert.equal(k.endpoint, 'web');
+  assert.equal(k.src, audit.client);
+  assert.equal(k.dst, audit.local);
+  assert.ok(k.packets[0] >= 3, `kernel packets from the client: ${k.packets[0]} (SYN, ACK and the request at least)`);
+  assert.ok(k.bytes[0] >= audit.bytes_from_client, `kernel bytes ${k.bytes[0]} < ${audit.bytes_from_client} relayed from the client`);
+  const later = await waitForKernelFlow(daemon, (f) => f.flow_id === k.flow_id);
+  for (const dir of [0, 1] as const) {
+    assert.ok(later.packets[dir] >= k.packets[dir] && later.bytes[dir] >= k.bytes[dir], `kernel counters went back: ${JSON.stringify(k)} then ${JSON.stringify(later)}`);
+  }
   const delta = statDelta(statsBefore, await datapathPackets(daemon), ['ESCALATE']);
   assert.ok(delta.ESCALATE! >= 3, `ESCALATE moved by ${delta.ESCALATE}`);
+  const escalated = await scrapedStat(daemon, 'ESCALATE', 'escalate');
+  assert.ok(escalated.packets >= statsBefore.ESCALATE! + 3, `/metrics ESCALATE packets ${escalated.packets}`);
+  // The flow table gauge follows the sweeper (once a second): it sees this flow.
+  await waitFor(async () => ((await daemon.metrics()).value('ramjet_datapath_flows') >= 1 ? true : undefined), { what: 'ramjet_datapath_flows >= 1' });
   // The client's packets were delivered to the engine, the engine's connection
   // to the origin was its own: nothing was routed through.
   const forwardedAfter = await topo.forwardingCounters();
@@ -114,6 +163,9 @@ test('dropped source: nothing from 10.10.1.66 reaches the server, other clients 
 
   const delta = statDelta(statsBefore, await datapathPackets(daemon), ['RULE_DROP']);
   assert.ok(delta.RULE_DROP! >= 1, 'the SYN(s) from 10.10.1.66 must be counted as RULE_DROP');
+  const dropped = await scrapedStat(daemon, 'RULE_DROP', 'drop');
+  // Every dropped frame is at least Ethernet + IPv4 + TCP headers.
+  assert.ok(dropped.bytes >= dropped.packets * (14 + 20 + 20), `${dropped.bytes} bytes for ${dropped.packets} dropped SYNs`);
   assert.deepEqual(
     sniffer.frames().filter((f) => f.src === '10.10.1.66'),
     [],

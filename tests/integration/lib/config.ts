@@ -70,7 +70,14 @@ export interface RamjetConfig {
   logging?: LoggingConfig;
   dns?: DnsConfig;
   egress?: EgressConfig;
-  telemetry?: { hook_trace?: boolean; [key: string]: unknown };
+  telemetry?: {
+    hook_trace?: boolean;
+    /** "ip:port" of GET /metrics; "" disables it (startDaemon picks 127.0.0.1:0). */
+    metrics?: { listen?: string };
+    /** The audit log file; "" disables it. */
+    audit_log?: { path?: string };
+    [key: string]: unknown;
+  };
   endpoints?: EndpointConfig[];
   /** The application's own settings. */
   app?: Record<string, unknown>;

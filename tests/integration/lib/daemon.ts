@@ -6,8 +6,8 @@
  *   assert.equal(await d.counter('connections_accepted'), 1);
  *
  * startDaemon writes the config into a temp dir of its own, fills in the admin
- * socket and ready file, and enables the hook trace and a JSON access log
- * unless the config says otherwise. It resolves once the daemon wrote its
+ * socket and ready file, puts the metrics endpoint on a free port, and enables
+ * the hook trace and a JSON access log unless the config says otherwise. It resolves once the daemon wrote its
  * ready file (every listener bound). After the test the daemon is stopped
  * with SIGTERM; the test fails if it crashed, exited on its own, or did not
  * shut down cleanly. If the test fails, the daemon's output is printed.
@@ -20,7 +20,9 @@ import { fileURLToPath } from 'node:url';
 import { adminGetJson, adminRequest, type AdminResponse, type CounterName, type Counters, type HookEvent } from './admin.ts';
 import type { Address } from './client.ts';
 import { mergeConfig, type RamjetConfig } from './config.ts';
+import type { KernelFlow } from './datapath.ts';
 import { addFailureReporter, defer, makeTempDir } from './lifecycle.ts';
+import { scrapeMetrics, type MetricsSnapshot } from './metrics.ts';
 import { describeExit, ManagedProcess, run, type ExitStatus } from './process.ts';
 import { StopWaiting, waitFor } from './wait.ts';
 
@@ -53,6 +55,8 @@ export interface ReadyInfo {
   /** Endpoint name -> "ip:port" actually bound. */
   endpoints: Record<string, string>;
   admin_socket: string;
+  /** "ip:port" of the Prometheus endpoint; null when telemetry.metrics.listen is "". */
+  metrics?: string | null;
 }
 
 /** One line of the JSON access log (one per closed connection). */
@@ -77,6 +81,67 @@ export interface AccessLogEntry {
     | 'shutdown'
     | (string & {});
   [key: string]: unknown;
+}
+
+/** One line of the audit log (telemetry.audit_log.path); see docs/audit-log.md. */
+export interface AuditLogEntry {
+  flow: number;
+  kind: 'tcp' | 'connect' | 'websocket' | 'http' | (string & {});
+  endpoint: string;
+  client: string;
+  local: string;
+  target: string | null;
+  upstream: string | null;
+  bytes_from_client: number;
+  bytes_to_client: number;
+  /** RFC 3339, UTC, microseconds. */
+  start: string;
+  duration_ms: number;
+  close_reason: AccessLogEntry['reason'];
+  decisions: {
+    ingress: { decision: 'allow' | 'block'; reason?: string } | null;
+    connect: { decision: 'allow' | 'deny'; status?: number; reason?: string } | null;
+    egress: { decision: 'direct' | 'block'; target: string | null; upstream_ips: string | null; block_reasons: string[] } | null;
+  };
+  /** null unless the datapath escalated the flow: then its kernel flow entry, or only its id if the entry was gone. */
+  kernel: KernelFlow | { flow_id: number } | null;
+  [key: string]: unknown;
+}
+
+/** Parsed JSON lines of `path` so far (a partial last line is ignored; a missing file is empty). */
+export async function readJsonLines<T>(path: string, what = path): Promise<T[]> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+  const lines = text.split('\n');
+  lines.pop(); // '' after the final newline, or a line still being written
+  return lines.filter((l) => l.trim() !== '').map((l, i) => {
+    try {
+      return JSON.parse(l) as T;
+    } catch {
+      throw new Error(`${what} line ${i + 1} is not JSON: ${l}`);
+    }
+  });
+}
+
+/** Polls `read` until `predicate` holds for some entry; the error shows the log as last read. */
+async function waitForLogEntry<T>(read: () => Promise<T[]>, predicate: (entry: T) => boolean, what: string, timeoutMs: number): Promise<T> {
+  let last: T[] = [];
+  try {
+    return await waitFor(
+      async () => {
+        last = await read();
+        return last.find(predicate);
+      },
+      { timeoutMs, intervalMs: 50, what: `${what} entry` },
+    );
+  } catch (error) {
+    throw new Error(`${String(error)}; ${what} was:\n${last.map((e) => JSON.stringify(e)).join('\n')}`);
+  }
 }
 
 export interface StartDaemonOptions {
@@ -123,6 +188,8 @@ export class DaemonHandle {
     /** The config exactly as written. */
     readonly config: RamjetConfig,
     readonly ready: ReadyInfo,
+    /** The network namespace the daemon runs in (StartDaemonOptions.netns), if not the host's. */
+    readonly netns?: string,
   ) {}
 
   get pid(): number {
@@ -224,38 +291,44 @@ export class DaemonHandle {
   async accessLog(): Promise<AccessLogEntry[]> {
     const path = this.accessLogPath;
     if (path === undefined) throw new Error('the access log is not enabled as json with access_log_path in this config');
-    let text: string;
-    try {
-      text = await readFile(path, 'utf8');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw error;
-    }
-    const lines = text.split('\n');
-    lines.pop(); // '' after the final newline, or a line still being written
-    return lines.filter((l) => l.trim() !== '').map((l, i) => {
-      try {
-        return JSON.parse(l) as AccessLogEntry;
-      } catch {
-        throw new Error(`access log line ${i + 1} is not JSON: ${l}`);
-      }
-    });
+    return readJsonLines<AccessLogEntry>(path, 'access log');
   }
 
   /** Polls the access log until `predicate` holds for some entry; returns that entry. */
-  async waitForAccessLog(predicate: (entry: AccessLogEntry) => boolean, timeoutMs = 5_000): Promise<AccessLogEntry> {
-    let last: AccessLogEntry[] = [];
-    try {
-      return await waitFor(
-        async () => {
-          last = await this.accessLog();
-          return last.find(predicate);
-        },
-        { timeoutMs, intervalMs: 50, what: 'access log entry' },
-      );
-    } catch (error) {
-      throw new Error(`${String(error)}; access log was:\n${last.map((e) => JSON.stringify(e)).join('\n')}`);
-    }
+  waitForAccessLog(predicate: (entry: AccessLogEntry) => boolean, timeoutMs = 5_000): Promise<AccessLogEntry> {
+    return waitForLogEntry(() => this.accessLog(), predicate, 'access log', timeoutMs);
+  }
+
+  // ---------------------------------------------------------------- audit log
+
+  /** Path of the audit log, if the config enables one. */
+  get auditLogPath(): string | undefined {
+    const path = this.config.telemetry?.audit_log?.path;
+    return typeof path === 'string' && path !== '' ? path : undefined;
+  }
+
+  /** Parsed audit log lines so far, from the configured path or `path` (e.g. a rotated file). */
+  async auditLog(path = this.auditLogPath): Promise<AuditLogEntry[]> {
+    if (path === undefined) throw new Error('the audit log is not enabled (telemetry.audit_log.path) in this config');
+    return readJsonLines<AuditLogEntry>(path, `audit log ${path}`);
+  }
+
+  /** Polls the audit log until `predicate` holds for some entry; returns that entry. */
+  waitForAuditLog(predicate: (entry: AuditLogEntry) => boolean, timeoutMs = 5_000): Promise<AuditLogEntry> {
+    return waitForLogEntry(() => this.auditLog(), predicate, 'audit log', timeoutMs);
+  }
+
+  // ---------------------------------------------------------------- metrics
+
+  /** Where GET /metrics is served (from the ready file); throws if metrics are off. */
+  get metricsAddress(): Address {
+    if (typeof this.ready.metrics !== 'string') throw new Error(`the daemon serves no metrics (ready file: ${JSON.stringify(this.ready)})`);
+    return parseHostPort(this.ready.metrics);
+  }
+
+  /** Scrapes /metrics (from inside the daemon's netns, if it has one) and parses it with prometheus_client's parser. */
+  metrics(): Promise<MetricsSnapshot> {
+    return scrapeMetrics(this.metricsAddress, this.netns);
   }
 
   // ---------------------------------------------------------------- process
@@ -344,7 +417,8 @@ export function testConfig(config: RamjetConfig, dir: string): RamjetConfig {
       ready_file: join(dir, 'ready.json'),
     },
     logging: { access_log: 'json', access_log_path: join(dir, 'access.log') },
-    telemetry: { hook_trace: true },
+    // Port 0: parallel tests never collide; the ready file names the port.
+    telemetry: { hook_trace: true, metrics: { listen: '127.0.0.1:0' } },
   };
   return mergeConfig(defaults, config);
 }
@@ -403,7 +477,7 @@ export async function startDaemon(t: TestContext, options: StartDaemonOptions): 
     await proc.terminate(2_000);
     throw new Error(`ready file has an unexpected shape: ${JSON.stringify(ready)}`);
   }
-  const handle = new DaemonHandle(proc, dir, configPath, config, ready);
+  const handle = new DaemonHandle(proc, dir, configPath, config, ready, options.netns);
   defer(t, `daemon ${name}`, () => handle.teardown());
   addFailureReporter(t, `${name} stats`, async () => (handle.exited ? '<daemon exited>' : JSON.stringify(await handle.stats())), 'live');
   if (config.telemetry?.hook_trace === true) {
@@ -411,6 +485,9 @@ export async function startDaemon(t: TestContext, options: StartDaemonOptions): 
   }
   if (handle.accessLogPath !== undefined) {
     addFailureReporter(t, `${name} access log`, async () => (await handle.accessLog()).map((e) => JSON.stringify(e)).join('\n'), 'live');
+  }
+  if (handle.auditLogPath !== undefined) {
+    addFailureReporter(t, `${name} audit log`, async () => (await handle.auditLog()).map((e) => JSON.stringify(e)).join('\n'), 'live');
   }
   return handle;
 }

@@ -626,6 +626,20 @@ export async function rawHttpClient(t: TestContext, address: Address): Promise<R
 }
 
 /**
+ * Opens a CONNECT tunnel through `proxy` to the echo server at `echoAddress`
+ * ("host:port"), sends `payload` right behind the CONNECT head, checks the 200
+ * and the echo, then closes the tunnel and waits for the proxy's close.
+ */
+export async function echoThroughConnectTunnel(t: TestContext, proxy: Address, echoAddress: string, payload: string): Promise<void> {
+  const tunnel = await rawHttpClient(t, proxy);
+  await tunnel.send(`CONNECT ${echoAddress} HTTP/1.1\r\nHost: ${echoAddress}\r\n\r\n${payload}`);
+  assert.equal((await tunnel.response({ method: 'CONNECT' })).status, 200);
+  assert.equal((await tunnel.take(Buffer.byteLength(payload))).toString(), payload);
+  await tunnel.end();
+  await tunnel.waitForClose();
+}
+
+/**
  * Sends `bytes` on a fresh connection, reads one response and waits for the
  * proxy to close the connection. Returns the response, how it closed, and any
  * bytes after the response.

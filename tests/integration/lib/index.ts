@@ -14,6 +14,7 @@ export * from './dns_server.ts';
 export * from './dns_wire.ts';
 export * from './http.ts';
 export * from './lifecycle.ts';
+export * from './metrics.ts';
 export * from './process.ts';
 export * from './upstreams.ts';
 export * from './wait.ts';

@@ -171,9 +171,26 @@ TEST(LoadGood, EmptyFileIsAllDefaults) {
   EXPECT_EQ(c->egress.happy_eyeballs.prefer, config::IpFamily::kIpv6);
   EXPECT_FALSE(c->telemetry.hook_trace);
   EXPECT_EQ(c->telemetry.hook_trace_capacity, 10'000u);
+  ASSERT_TRUE(c->telemetry.metrics.listen.enabled());
+  EXPECT_EQ(c->telemetry.metrics.listen.address->to_string(), "127.0.0.1:9464");
+  EXPECT_EQ(c->telemetry.audit_log.path, "");
   EXPECT_TRUE(c->endpoints.empty());
   EXPECT_FALSE(c->datapath.enabled);
   EXPECT_NE(c->app, nullptr);  // the (empty) app settings still exist
+}
+
+TEST(LoadGood, EmptyMetricsListenTurnsMetricsOffAndRoundTrips) {
+  auto c =
+      config::load_string("telemetry:\n  metrics:\n    listen: \"\"\n", "off.yaml", core_schema());
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_FALSE(c->telemetry.metrics.listen.enabled());
+  auto again = config::load_string(dump(*c, core_schema()), "dump.yaml", core_schema());
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_FALSE(again->telemetry.metrics.listen.enabled());
+  auto port0 = config::load_string("telemetry: {metrics: {listen: \"127.0.0.1:0\"}}", "p.yaml",
+                                   core_schema());
+  ASSERT_TRUE(port0.ok()) << port0.error().message;
+  EXPECT_EQ(port0->telemetry.metrics.listen.address->port(), 0);
 }
 
 TEST(LoadGood, EmptySectionsKeepDefaults) {
@@ -216,6 +233,9 @@ TEST(LoadGood, FullFileSetsEveryKey) {
   EXPECT_EQ(c->egress.happy_eyeballs.prefer, config::IpFamily::kIpv4);
   EXPECT_TRUE(c->telemetry.hook_trace);
   EXPECT_EQ(c->telemetry.hook_trace_capacity, 500u);
+  ASSERT_TRUE(c->telemetry.metrics.listen.enabled());
+  EXPECT_EQ(c->telemetry.metrics.listen.address->to_string(), "[::1]:9100");
+  EXPECT_EQ(c->telemetry.audit_log.path, "/var/log/ramjet/audit.log");
   EXPECT_TRUE(c->datapath.enabled);
   const config::DatapathSettings& dp = c->datapath;
   EXPECT_EQ(dp.instance, "edge-1");
@@ -384,6 +404,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"bad_bool.yaml", false,
                 "bad.yaml:2:15: telemetry.hook_trace: invalid boolean \"yes\" (expected true "
                 "or false)"},
+        BadCase{"bad_metrics_listen.yaml", false,
+                "bad.yaml:3:13: telemetry.metrics.listen: invalid socket address "
+                "\"localhost:9464\" (expected ip:port, [ipv6]:port or \"\" for off)"},
         BadCase{"bad_section_kind.yaml", false,
                 "bad.yaml:1:9: server: expected a mapping, got a scalar"},
         BadCase{"bad_sequence_kind.yaml", false,
@@ -463,7 +486,7 @@ TEST(LoadBad, EveryBadFileIsListed) {
   for (const auto& entry : std::filesystem::directory_iterator(testdata())) {
     if (entry.path().filename().string().rfind("bad_", 0) == 0) ++files;
   }
-  EXPECT_EQ(files, 38u);
+  EXPECT_EQ(files, 39u);
 }
 
 TEST(LoadFile, MissingFile) {
@@ -587,6 +610,10 @@ TEST(DefaultConfig, DocumentsEveryKeyInOrder) {
                           "telemetry:",
                           "  hook_trace: false",
                           "  hook_trace_capacity: 10000",
+                          "  metrics:",
+                          "    listen: 127.0.0.1:9464",
+                          "  audit_log:",
+                          "    path: \"\"",
                           "endpoints: []",
                           "#   - # Unique name",
                           "#     name: example",

@@ -1,6 +1,5 @@
 #include "admin/admin_server.h"
 
-#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -17,15 +16,22 @@
 namespace ramjet::admin {
 
 namespace {
-constexpr std::size_t kMaxRequestHead = 8192;
 
+// Totals under "counters" (what ramjetctl prints), and the same per endpoint.
 std::string stats_json() {
+  auto snap = telemetry::stats().snapshot();
   nlohmann::json counters = nlohmann::json::object();
-  auto& reg = telemetry::stats();
   for (std::size_t i = 0; i < telemetry::kCounterCount; ++i)
     counters[std::string(telemetry::kCounterNames[i])] =
-        reg.total(static_cast<telemetry::Counter>(i));
-  return nlohmann::json{{"counters", counters}}.dump();
+        snap.total(static_cast<telemetry::Counter>(i));
+  nlohmann::json endpoints = nlohmann::json::object();
+  for (std::size_t e = 0; e < snap.endpoints.size(); ++e) {
+    nlohmann::json ep = nlohmann::json::object();
+    for (std::size_t i = 0; i < telemetry::kCounterCount; ++i)
+      ep[std::string(telemetry::kCounterNames[i])] = snap.per_endpoint[e][i];
+    endpoints[snap.endpoints[e]] = std::move(ep);
+  }
+  return nlohmann::json{{"counters", counters}, {"endpoints", endpoints}}.dump();
 }
 
 std::string trace_json() {
@@ -39,29 +45,31 @@ std::string trace_json() {
                       {"detail", e.detail},
                       {"duration_us", e.duration.count()}});
   }
-  return nlohmann::json{{"enabled", telemetry::hook_trace().enabled()}, {"events", events}}.dump();
+  // Details may carry bytes from the network: replace invalid UTF-8 instead of throwing.
+  return nlohmann::json{{"enabled", telemetry::hook_trace().enabled()}, {"events", events}}.dump(
+      -1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-void write_all(int fd, const std::string& s) {
-  std::size_t off = 0;
-  while (off < s.size()) {
-    ssize_t n = ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
-    if (n <= 0) return;
-    off += static_cast<std::size_t>(n);
-  }
-}
-
-void respond(int fd, int status, const char* reason, const std::string& body) {
-  std::string head =
-      "HTTP/1.1 " + std::to_string(status) + " " + reason +
-      "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-      "\r\nConnection: close\r\n\r\n";
-  write_all(fd, head + body);
-}
 }  // namespace
+
+AdminServer::AdminServer(std::function<std::string()> status) : status_(std::move(status)) {
+  router_.add("GET", "/v1/status", [this](const HttpRequest&) {
+    return HttpResponse{200, status_()};
+  });
+  router_.add("GET", "/v1/stats", [](const HttpRequest&) {
+    return HttpResponse{200, stats_json()};
+  });
+  router_.add("GET", "/v1/hooks/trace", [](const HttpRequest&) {
+    return HttpResponse{200, trace_json()};
+  });
+}
 
 AdminServer::~AdminServer() {
   stop();
+}
+
+void AdminServer::route(std::string method, std::string path, HttpHandler handler) {
+  router_.add(std::move(method), std::move(path), std::move(handler));
 }
 
 Result<void> AdminServer::start(const std::string& path) {
@@ -74,94 +82,28 @@ Result<void> AdminServer::start(const std::string& path) {
   std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
   ::unlink(path.c_str());
   std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
-  fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd_ < 0) return Error::kernel(errno, "admin socket: " + std::string(strerror(errno)));
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Error::kernel(errno, "admin socket: " + std::string(strerror(errno)));
   // Created 0600 from the start: no window in which others could connect.
   mode_t old = ::umask(0177);
-  int rc = ::bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+  int rc = ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
   ::umask(old);
-  if (rc != 0 || ::listen(fd_, 64) != 0) {
+  if (rc != 0 || ::listen(fd, 64) != 0) {
     int err = errno;
-    ::close(fd_);
-    fd_ = -1;
+    ::close(fd);
     return Error::kernel(err, "admin socket " + path + ": " + strerror(err));
   }
-  thread_ = std::thread([this] { serve(); });
+  responder_ = std::make_unique<HttpResponder>(
+      "admin", [this](const HttpRequest& req) { return router_.dispatch(req); });
+  responder_->start(fd);
   return {};
 }
 
 void AdminServer::stop() {
-  if (fd_ < 0) return;
-  stopping_ = true;
-  ::shutdown(fd_, SHUT_RDWR);  // wakes the blocked accept()
-  if (thread_.joinable()) thread_.join();
-  ::close(fd_);
-  fd_ = -1;
+  if (!responder_) return;
+  responder_->stop();
+  responder_.reset();
   ::unlink(path_.c_str());
-}
-
-void AdminServer::serve() {
-  while (!stopping_) {
-    int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (c < 0) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      if (stopping_) break;
-      if (errno == EMFILE || errno == ENFILE) {
-        ::usleep(100000);
-        continue;
-      }
-      break;
-    }
-    timeval tv{2, 0};
-    ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    handle(c);
-    ::close(c);
-  }
-}
-
-void AdminServer::handle(int fd) {
-  std::string req;
-  char buf[1024];
-  while (req.find("\r\n\r\n") == std::string::npos) {
-    if (req.size() > kMaxRequestHead)
-      return respond(fd, 431, "Request Header Fields Too Large",
-                     R"({"error":"request head too large"})");
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) return;
-    req.append(buf, static_cast<std::size_t>(n));
-  }
-  auto line_end = req.find("\r\n");
-  std::string line = req.substr(0, line_end);
-  auto sp1 = line.find(' ');
-  auto sp2 = line.find(' ', sp1 == std::string::npos ? 0 : sp1 + 1);
-  if (sp1 == std::string::npos || sp2 == std::string::npos)
-    return respond(fd, 400, "Bad Request", R"({"error":"malformed request line"})");
-  std::string method = line.substr(0, sp1);
-  std::string target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-  std::string query;
-  if (auto q = target.find('?'); q != std::string::npos) {
-    query = target.substr(q + 1);
-    target.resize(q);
-  }
-  for (const auto& [path, handler] : routes_) {
-    bool match = path.back() == '/' ? target.rfind(path, 0) == 0 : target == path;
-    if (!match) continue;
-    Response r = handler(method, target, query);
-    const char* reason = r.status == 200   ? "OK"
-                         : r.status == 400 ? "Bad Request"
-                         : r.status == 404 ? "Not Found"
-                         : r.status == 405 ? "Method Not Allowed"
-                         : r.status == 409 ? "Conflict"
-                         : r.status == 503 ? "Service Unavailable"
-                                           : "Error";
-    return respond(fd, r.status, reason, r.body);
-  }
-  if (method != "GET")
-    return respond(fd, 405, "Method Not Allowed", R"({"error":"only GET is served"})");
-  if (target == "/v1/stats") return respond(fd, 200, "OK", stats_json());
-  if (target == "/v1/hooks/trace") return respond(fd, 200, "OK", trace_json());
-  if (target == "/v1/status") return respond(fd, 200, "OK", status_());
-  respond(fd, 404, "Not Found", nlohmann::json{{"error", "no such route: " + target}}.dump());
 }
 
 }  // namespace ramjet::admin

@@ -19,12 +19,17 @@
 #include <thread>
 
 #include "admin/admin_server.h"
+#include "admin/metrics_server.h"
+#include "app/server.h"
 #include "datapath/datapath.h"
 #include "datapath/json.h"
-#include "app/server.h"
+#include "datapath/metrics.h"
 #include "ramjet/bootstrap.h"
 #include "telemetry/access_log.h"
+#include "telemetry/audit_log.h"
+#include "telemetry/engine_metrics.h"
 #include "telemetry/hook_trace.h"
+#include "telemetry/metrics.h"
 
 namespace ramjet::engine {
 
@@ -64,12 +69,20 @@ telemetry::AccessLogFormat to_format(config::AccessLogFormat f) {
   return telemetry::AccessLogFormat::kText;
 }
 
+// "ip:port" the metrics server bound, or null when it is off.
+nlohmann::json metrics_address(const admin::MetricsServer* metrics) {
+  return metrics != nullptr ? nlohmann::json(metrics->bound().to_string()) : nlohmann::json();
+}
+
 // Written to a temporary name and renamed, so a reader never sees half a file.
 bool write_ready_file(const std::string& path, const app::Server& server,
-                      const std::string& admin_socket) {
+                      const std::string& admin_socket, const admin::MetricsServer* metrics) {
   nlohmann::json eps = nlohmann::json::object();
   for (const auto& [name, addr] : server.bound()) eps[name] = addr.to_string();
-  nlohmann::json j = {{"pid", ::getpid()}, {"endpoints", eps}, {"admin_socket", admin_socket}};
+  nlohmann::json j = {{"pid", ::getpid()},
+                      {"endpoints", eps},
+                      {"admin_socket", admin_socket},
+                      {"metrics", metrics_address(metrics)}};
   std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp);
@@ -77,6 +90,16 @@ bool write_ready_file(const std::string& path, const app::Server& server,
     if (!out) return false;
   }
   return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+// Log files reopened for rotation (logrotate renames, then signals): the first
+// thing SIGHUP does, before it reloads the datapath rules.
+void reopen_logs(telemetry::AccessLog& access_log, telemetry::AuditLog* audit_log) {
+  access_log.reopen();
+  if (audit_log != nullptr) {
+    if (auto r = audit_log->reopen(); !r.ok()) spdlog::warn("{}", r.error().message);
+  }
+  spdlog::info("log files reopened");
 }
 
 }  // namespace
@@ -165,10 +188,24 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
 
   telemetry::hook_trace().configure(cfg.telemetry.hook_trace, cfg.telemetry.hook_trace_capacity);
   telemetry::AccessLog access_log(to_format(cfg.logging.access_log), cfg.logging.access_log_path);
+  // Outlives the server: sessions closed during the drain still write their lines.
+  std::unique_ptr<telemetry::AuditLog> audit_log;
+  if (!cfg.telemetry.audit_log.path.empty()) {
+    auto opened = telemetry::AuditLog::open(cfg.telemetry.audit_log.path);
+    if (!opened.ok()) {
+      spdlog::error("{}", opened.error().message);
+      return kExitRuntime;
+    }
+    audit_log = std::move(*opened);
+  }
+  telemetry::MetricsRegistry metrics_registry;
+  telemetry::register_engine_metrics(metrics_registry, app.name, app.version);
+  if (audit_log)
+    metrics_registry.add_source([&](telemetry::MetricsWriter& w) { audit_log->write_metrics(w); });
 
   std::unique_ptr<HookSet> hooks = app.start(cfg.app.get());
 
-  app::Server server(cfg, *hooks, access_log);
+  app::Server server(cfg, *hooks, access_log, audit_log.get());
   if (auto r = server.load_auth(); !r.ok()) {
     spdlog::error("{}", r.error().message);
     return kExitUsage;
@@ -193,26 +230,43 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
       spdlog::error("{}", r.error().message);
       return kExitRuntime;
     }
+    // Each scrape reads the per-CPU stats map (a syscall per stat, on the metrics thread).
+    metrics_registry.add_source([&dp = *dp](telemetry::MetricsWriter& w) {
+      datapath::write_datapath_metrics(w, dp.stats());
+      datapath::write_flow_table_metrics(w, dp.flow_entries());
+    });
+  }
+
+  std::unique_ptr<admin::MetricsServer> metrics;
+  if (cfg.telemetry.metrics.listen.enabled()) {
+    metrics = std::make_unique<admin::MetricsServer>(metrics_registry);
+    if (auto r = metrics->start(*cfg.telemetry.metrics.listen.address); !r.ok()) {
+      spdlog::error("{}", r.error().message);
+      return kExitRuntime;
+    }
   }
 
   admin::AdminServer admin([&] {
     nlohmann::json eps = nlohmann::json::object();
     for (const auto& [name, addr] : server.bound()) eps[name] = addr.to_string();
-    return nlohmann::json{{"app", app.name},
-                          {"version", app.version},
-                          {"pid", ::getpid()},
-                          {"workers", server.worker_count()},
-                          {"endpoints", eps}}
+    return nlohmann::json{{"app", app.name},   {"version", app.version},
+                          {"pid", ::getpid()}, {"workers", server.worker_count()},
+                          {"endpoints", eps},  {"metrics", metrics_address(metrics.get())}}
         .dump();
   });
-  admin.route("/v1/datapath", [&](const std::string&, const std::string&, const std::string&) {
-    if (!dp) return admin::AdminServer::Response{200, R"({"enabled":false})"};
-    return admin::AdminServer::Response{200, datapath::status_json(*dp).dump()};
+  admin.route("POST", "/v1/audit/reopen", [&](const admin::HttpRequest&) {
+    if (!audit_log)
+      return admin::json_error(409, "the audit log is off (telemetry.audit_log.path)");
+    if (auto r = audit_log->reopen(); !r.ok()) return admin::json_error(500, r.error().message);
+    return admin::HttpResponse{200, nlohmann::json{{"reopened", audit_log->path()}}.dump()};
   });
-  admin.route("/v1/datapath/flows", [&](const std::string&, const std::string&, const std::string&) {
-    if (!dp)
-      return admin::AdminServer::Response{409, R"({"error":"the datapath is not enabled"})"};
-    return admin::AdminServer::Response{200, datapath::flows_json(*dp).dump()};
+  admin.route("GET", "/v1/datapath", [&](const admin::HttpRequest&) {
+    if (!dp) return admin::HttpResponse{200, R"({"enabled":false})"};
+    return admin::HttpResponse{200, datapath::status_json(*dp).dump()};
+  });
+  admin.route("GET", "/v1/datapath/flows", [&](const admin::HttpRequest&) {
+    if (!dp) return admin::json_error(409, "the datapath is not enabled");
+    return admin::HttpResponse{200, datapath::flows_json(*dp).dump()};
   });
   if (!cfg.server.admin_socket.empty()) {
     if (auto r = admin.start(cfg.server.admin_socket); !r.ok()) {
@@ -234,8 +288,9 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
   }
   for (const auto& [name, addr] : server.bound())
     spdlog::info("endpoint {} listening on {}", name, addr.to_string());
+  if (metrics) spdlog::info("metrics on http://{}/metrics", metrics->bound().to_string());
   if (!cfg.server.ready_file.empty() &&
-      !write_ready_file(cfg.server.ready_file, server, cfg.server.admin_socket))
+      !write_ready_file(cfg.server.ready_file, server, cfg.server.admin_socket, metrics.get()))
     spdlog::warn("cannot write server.ready_file {}", cfg.server.ready_file);
   spdlog::info("{} {} ready with {} workers", app.name, app.version, server.worker_count());
 
@@ -257,13 +312,14 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
       spdlog::info("signal {}: draining (deadline {}ms)", sig, cfg.server.drain_timeout.count());
       server.drain();
     } else if (sig == SIGHUP) {
-      access_log.reopen();
-      spdlog::info("SIGHUP: access log reopened");
+      spdlog::info("SIGHUP: reopening log files");
+      reopen_logs(access_log, audit_log.get());
       if (dp) reload_datapath(config_path, app.schema, cfg, *dp);
     }
   }
   waiter.join();
   admin.stop();
+  if (metrics) metrics->stop();
   if (dp) dp->stop();
 
   t0 = std::chrono::steady_clock::now();

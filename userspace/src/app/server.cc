@@ -71,18 +71,21 @@ dns::ResolverSettings resolver_settings(const config::Config& c) {
   return s;
 }
 
-Task<void> run_session(WorkerContext& wc, const config::Endpoint& ep, int fd, ConnectionInfo info) {
+Task<void> run_session(WorkerContext& wc, const config::Endpoint& ep,
+                       telemetry::CounterRow& counters, int fd, ConnectionInfo info) {
   if (ep.onramp == config::Onramp::kHttp) {
-    proxy::HttpSession session(wc, ep, fd, std::move(info));
+    proxy::HttpSession session(wc, ep, counters, fd, std::move(info));
     co_await session.run();
   } else {
-    proxy::TcpSession session(wc, ep, fd, std::move(info));
+    proxy::TcpSession session(wc, ep, counters, fd, std::move(info));
     co_await session.run();
   }
 }
 
-Task<void> accept_loop(WorkerContext& wc, const config::Endpoint& ep, int listen_fd,
+Task<void> accept_loop(WorkerContext& wc, std::size_t endpoint_index, int listen_fd,
                        runtime::MultishotAccept& acc) {
+  const config::Endpoint& ep = wc.config.endpoints[endpoint_index];
+  telemetry::CounterRow& counters = wc.stats.endpoint(endpoint_index);
   const void* ep_app = ep.app.get();
   acc.arm();
   for (;;) {
@@ -90,7 +93,7 @@ Task<void> accept_loop(WorkerContext& wc, const config::Endpoint& ep, int listen
     if (fd >= 0) {
       std::uint32_t max = wc.config.server.max_connections;
       if (wc.draining || (max > 0 && wc.sessions.size() >= max)) {
-        if (!wc.draining) wc.stats.add(Counter::connections_rejected);
+        if (!wc.draining) counters.add(Counter::connections_rejected);
         ::close(fd);
         continue;
       }
@@ -111,19 +114,19 @@ Task<void> accept_loop(WorkerContext& wc, const config::Endpoint& ep, int listen
       if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0)
         if (auto a = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len))
           info.local = *a;
-      std::optional<ramjet_flow> kflow;
+      std::optional<datapath::FlowEntry> kflow;
       if (ep.transparent && wc.datapath)
         kflow = wc.datapath->lookup_flow(info.client, info.local, IPPROTO_TCP);
-      info.escalated = kflow && kflow->escalated;
-      info.id = info.escalated ? kflow->flow_id : WorkerContext::next_flow_id();
-      wc.worker.spawn(run_session(wc, ep, fd, std::move(info)));
+      info.escalated = kflow && kflow->flow.escalated;
+      info.id = info.escalated ? kflow->flow.flow_id : WorkerContext::next_flow_id();
+      wc.worker.spawn(run_session(wc, ep, counters, fd, std::move(info)));
       continue;
     }
     if (acc.armed()) continue;  // a transient error inside a live multishot
     if (wc.draining || fd == -ECANCELED) break;
     if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
       // Out of descriptors or memory: pause instead of spinning, then try again.
-      wc.stats.add(Counter::accept_paused);
+      counters.add(Counter::accept_paused);
       spdlog::warn("endpoint {}: accept paused for {}ms: {}", ep.name, kAcceptPause.count(),
                    strerror(-fd));
       co_await wc.worker.sleep(kAcceptPause);
@@ -170,13 +173,15 @@ struct Server::WorkerSlot {
 };
 
 Server::Server(const config::Config& config, engine::HookSet& hooks,
-               telemetry::AccessLog& access_log)
-    : config_(config), hooks_(hooks), access_log_(access_log) {
+               telemetry::AccessLog& access_log, telemetry::AuditLog* audit_log)
+    : config_(config), hooks_(hooks), access_log_(access_log), audit_log_(audit_log) {
   workers_ = config.server.workers.count;
   if (workers_ == 0) workers_ = std::max(1u, std::thread::hardware_concurrency());
   if (workers_ > telemetry::StatsRegistry::kMaxWorkers)
     workers_ = telemetry::StatsRegistry::kMaxWorkers;
-  telemetry::stats().set_worker_count(workers_);
+  std::vector<std::string> names;
+  for (const auto& ep : config.endpoints) names.push_back(ep.name);
+  telemetry::stats().configure(workers_, std::move(names));
 }
 
 Server::~Server() {
@@ -296,7 +301,7 @@ Task<void> worker_main(WorkerContext& wc, runtime::Event& drain_requested,
   runtime::JoinSet loops;
   for (const auto& [e, fd] : fds) {
     accepts.push_back(std::make_unique<runtime::MultishotAccept>(wc.worker, fd));
-    loops.start(accept_loop(wc, wc.config.endpoints[e], fd, *accepts.back()));
+    loops.start(accept_loop(wc, e, fd, *accepts.back()));
   }
 
   co_await drain_requested.wait();
@@ -326,7 +331,7 @@ void Server::worker_thread(unsigned index) {
                    nullptr,     nullptr,
                    {},          &authenticators_,
                    false,       std::make_unique<proxy::UpstreamPool>(),
-                   {}};
+                   {},          audit_log_};
   wc.resolver = std::move(slot.resolver);
   wc.datapath = datapath_;
   // The listening sockets now belong to the accept loops, which close them.

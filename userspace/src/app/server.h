@@ -17,7 +17,8 @@
 
 namespace ramjet::telemetry {
 class AccessLog;
-}
+class AuditLog;
+}  // namespace ramjet::telemetry
 
 namespace ramjet::http::auth {
 class Authenticator;
@@ -31,7 +32,9 @@ namespace ramjet::app {
 
 class Server {
  public:
-  Server(const config::Config& config, engine::HookSet& hooks, telemetry::AccessLog& access_log);
+  // `audit_log` may be null (telemetry.audit_log.path unset); it must outlive wait().
+  Server(const config::Config& config, engine::HookSet& hooks, telemetry::AccessLog& access_log,
+         telemetry::AuditLog* audit_log);
   ~Server();
 
   // Binds every endpoint for every worker. The error names the endpoint.
@@ -62,6 +65,7 @@ class Server {
   const config::Config& config_;
   engine::HookSet& hooks_;
   telemetry::AccessLog& access_log_;
+  telemetry::AuditLog* audit_log_;
   unsigned workers_;
   // listen_fds_[worker][endpoint index]
   std::vector<std::vector<int>> listen_fds_;

@@ -29,7 +29,8 @@ class Authenticator;
 
 namespace ramjet::telemetry {
 class AccessLog;
-}
+class AuditLog;
+}  // namespace ramjet::telemetry
 
 namespace ramjet::proxy {
 class Session;
@@ -42,7 +43,7 @@ struct WorkerContext {
   runtime::Worker& worker;
   const config::Config& config;
   engine::HookSet& hooks;
-  telemetry::WorkerStats& stats;
+  telemetry::WorkerStats stats;  // this worker's counter rows, one per endpoint
   telemetry::AccessLog& access_log;
   egress::EgressGuard guard;
   std::unique_ptr<dns::Resolver> resolver;
@@ -53,6 +54,7 @@ struct WorkerContext {
   bool draining = false;
   std::unique_ptr<proxy::UpstreamPool> pool;  // idle keep-alive upstream connections
   runtime::Event sessions_empty;              // set when draining and the last session ends
+  telemetry::AuditLog* audit_log = nullptr;   // shared by all workers; null when off
   datapath::Datapath* datapath = nullptr;     // the eBPF datapath, when enabled
 
   // Process-wide flow ids: unique across workers, never reused in a run. With the

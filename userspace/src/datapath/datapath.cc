@@ -362,13 +362,13 @@ Result<void> Datapath::set_class(const IpAddress& src, const IpAddress& dst, std
   return {};
 }
 
-std::optional<ramjet_flow> Datapath::lookup_flow(const SocketAddress& client,
-                                                 const SocketAddress& local,
-                                                 std::uint8_t proto) const {
+std::optional<FlowEntry> Datapath::lookup_flow(const SocketAddress& client,
+                                               const SocketAddress& local,
+                                               std::uint8_t proto) const {
   ramjet_flow_key key = flow_key_of(client, local, proto);
   ramjet_flow flow{};
   if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.flows), &key, &flow) != 0) return std::nullopt;
-  return flow;
+  return FlowEntry{key, flow};
 }
 
 FlowId Datapath::next_flow_id() {
@@ -447,7 +447,8 @@ void Datapath::sweep_once() {
   auto ns = [](std::chrono::milliseconds d) { return std::uint64_t(d.count()) * 1'000'000ull; };
   int flows_fd = bpf_map__fd(skel_->maps.flows);
   std::size_t expired = 0;
-  for (const auto& e : flows()) {
+  std::vector<FlowEntry> table = flows();
+  for (const auto& e : table) {
     const ramjet_flow& f = e.flow;
     std::uint64_t idle = now > f.last_seen_ns ? now - f.last_seen_ns : 0;
     std::uint64_t limit;
@@ -463,6 +464,7 @@ void Datapath::sweep_once() {
     if (idle >= limit && bpf_map_delete_elem(flows_fd, &e.key) == 0) ++expired;
   }
   if (expired) spdlog::debug("datapath: {} idle flows expired", expired);
+  flow_entries_.store(table.size() - expired, std::memory_order_relaxed);
 
   std::lock_guard lock(count_mu_);
   int deny_fd = bpf_map__fd(skel_->maps.denylist);

@@ -90,13 +90,16 @@ class Datapath {
                          std::chrono::milliseconds duration, std::uint32_t tag);
 
   // The kernel flow of a connection (client -> local as the client sent it).
-  std::optional<ramjet_flow> lookup_flow(const SocketAddress& client, const SocketAddress& local,
-                                         std::uint8_t proto) const;
+  std::optional<FlowEntry> lookup_flow(const SocketAddress& client, const SocketAddress& local,
+                                       std::uint8_t proto) const;
   // Next id from the counter the BPF programs use: one id space for kernel and engine.
   FlowId next_flow_id();
 
   StatArray stats() const;
   std::vector<FlowEntry> flows() const;
+  // Entries in the flow table as of the last sweep (the sweeper reads the whole
+  // table once a second anyway), so reading it costs nothing; 0 before the first.
+  std::uint64_t flow_entries() const { return flow_entries_.load(std::memory_order_relaxed); }
   std::vector<Event> recent_events() const;
   const std::vector<InterfaceInfo>& interfaces() const { return interfaces_; }
   const std::string& pin_dir() const { return pin_dir_; }
@@ -140,6 +143,7 @@ class Datapath {
 
   ::ring_buffer* ring_ = nullptr;
   std::atomic<bool> stopping_{false};
+  std::atomic<std::uint64_t> flow_entries_{0};
   std::thread sweeper_;
   bool stopped_ = false;
 };

@@ -53,4 +53,13 @@ nlohmann::json flows_json(const Datapath& dp) {
   return out;
 }
 
+nlohmann::json connection_flow_json(const Datapath* dp, const ConnectionInfo& info) {
+  if (!info.escalated) return nullptr;
+  // Escalated connections are TCP: transparent endpoints take no other protocol.
+  if (dp != nullptr)
+    if (auto e = dp->lookup_flow(info.client, info.local, IPPROTO_TCP))
+      return flow_json(*dp, *e, dp->monotonic_now_ns());
+  return {{"flow_id", info.id}};
+}
+
 }  // namespace ramjet::datapath

@@ -11,4 +11,9 @@ nlohmann::json status_json(const Datapath& dp);
 nlohmann::json flow_json(const Datapath& dp, const FlowEntry& e, std::uint64_t now_ns);
 nlohmann::json flows_json(const Datapath& dp);
 
+// What the kernel saw of an engine connection, for the audit log: null unless the
+// datapath escalated it (info.escalated); else its flow entry as flow_json() shows
+// it, read now, or {"flow_id": id} alone when `dp` is null or the entry is gone.
+nlohmann::json connection_flow_json(const Datapath* dp, const ConnectionInfo& info);
+
 }  // namespace ramjet::datapath

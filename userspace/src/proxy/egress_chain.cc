@@ -106,7 +106,7 @@ class ChainConnectEnv final : public egress::ConnectEnv {
         c_.info_, "egress.tcp_connect_override", decision, [&] { return addr.to_string(); }, t0);
     if (slot.cancelled()) co_return -ECANCELED;
 
-    c_.wc_.stats.add(Counter::connect_attempts);
+    c_.counters_.add(Counter::connect_attempts);
     int fd = ::socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) co_return -errno;
     int one = 1;
@@ -147,11 +147,11 @@ Task<std::variant<std::vector<IpAddress>, EgressError>> EgressChain::resolve(
   auto res = co_await r.resolve(target.host);
   auto after = r.stats();
   auto delta = [](std::uint64_t a, std::uint64_t b) { return static_cast<std::int64_t>(a - b); };
-  wc_.stats.add(Counter::dns_queries, delta(after.queries, before.queries));
-  wc_.stats.add(Counter::dns_cache_hits, delta(after.cache_hits, before.cache_hits));
-  wc_.stats.add(Counter::dns_cache_misses, delta(after.cache_misses, before.cache_misses));
-  wc_.stats.add(Counter::dns_failures, delta(after.failures, before.failures));
-  wc_.stats.add(Counter::dns_fallback_used, delta(after.fallback_used, before.fallback_used));
+  counters_.add(Counter::dns_queries, delta(after.queries, before.queries));
+  counters_.add(Counter::dns_cache_hits, delta(after.cache_hits, before.cache_hits));
+  counters_.add(Counter::dns_cache_misses, delta(after.cache_misses, before.cache_misses));
+  counters_.add(Counter::dns_failures, delta(after.failures, before.failures));
+  counters_.add(Counter::dns_fallback_used, delta(after.fallback_used, before.fallback_used));
   if (!res.ok()) {
     const std::string& msg = res.error().message;
     spdlog::info("flow {}: cannot resolve {}: {}", info_.id, target.host, msg);
@@ -168,20 +168,33 @@ Task<std::variant<Upstream, EgressError>> EgressChain::connect(HostPort requeste
   co_return co_await connect_to(std::get<Destinations>(std::move(decided)));
 }
 
+void EgressChain::audit_block(std::string reason) {
+  if (decisions_ == nullptr) return;
+  decisions_->egress.decision = "block";
+  decisions_->egress.block_reasons.push_back(std::move(reason));
+}
+
 Task<std::variant<EgressChain::Destinations, EgressError>> EgressChain::decide(HostPort requested) {
+  // An http connection decides once per request: the audit keeps the latest.
+  if (decisions_ != nullptr) decisions_->egress = {};
   auto t0 = runtime::Clock::now();
   EgressRequest req{std::move(requested)};
   EgressDecision ed = co_await wc_.hooks.egress_handle_connection(info_, req, ctx_);
   if (auto* b = std::get_if<EgressDecision::Block>(&ed.value)) {
     trace_hook(info_, "egress.handle_connection", "block", b->reason, t0);
+    audit_block("egress.handle_connection: " + b->reason);
     datapath::apply_kernel_verdict(wc_.datapath, info_, ed.kernel, "egress.handle_connection");
-    wc_.stats.add(Counter::egress_blocked);
+    counters_.add(Counter::egress_blocked);
     spdlog::info("flow {}: blocked by EgressHook: {}", info_.id, b->reason);
     co_return EgressError{EgressFailure::kBlockedByHook, "blocked by EgressHook: " + b->reason};
   }
   HostPort target = std::get<EgressDecision::ExternalDirect>(ed.value).target;
   trace_hook(
       info_, "egress.handle_connection", "direct", [&] { return target.to_string(); }, t0);
+  if (decisions_ != nullptr) {
+    decisions_->egress.decision = "direct";
+    decisions_->egress.target = target.to_string();
+  }
   datapath::apply_kernel_verdict(wc_.datapath, info_, ed.kernel, "egress.handle_connection");
 
   auto resolved = co_await resolve(target);
@@ -198,8 +211,12 @@ Task<std::variant<EgressChain::Destinations, EgressError>> EgressChain::decide(H
         return listed;
       },
       t0);
+  if (decisions_ != nullptr) decisions_->egress.upstream_ips = describe(policy);
   if (policy == UpstreamIpsPolicy::kBlock || ips.addresses.empty()) {
-    wc_.stats.add(Counter::egress_blocked);
+    audit_block(policy == UpstreamIpsPolicy::kBlock
+                    ? "egress.handle_upstream_ips: block"
+                    : "egress.handle_upstream_ips: no addresses left");
+    counters_.add(Counter::egress_blocked);
     spdlog::info("flow {}: upstream addresses of {} blocked by EgressHook", info_.id, target.host);
     co_return EgressError{EgressFailure::kBlockedByHook,
                           "upstream addresses of " + target.host + " blocked by EgressHook"};
@@ -218,7 +235,8 @@ Task<std::variant<EgressChain::Destinations, EgressError>> EgressChain::decide(H
     allowed.push_back(ip);
   }
   if (allowed.empty()) {
-    wc_.stats.add(Counter::egress_refused_private);
+    audit_block("egress guard: " + refused);
+    counters_.add(Counter::egress_refused_private);
     spdlog::warn("flow {}: egress guard refused {}: {}; allow with egress.allow_private", info_.id,
                  target.to_string(), refused);
     co_return EgressError{EgressFailure::kPrivateRefused,
@@ -247,7 +265,7 @@ Task<std::variant<Upstream, EgressError>> EgressChain::connect_to(Destinations d
   if (!raced.ok()) {
     const Error& e = raced.error();
     bool timeout = e.code == ETIMEDOUT;
-    wc_.stats.add(timeout ? Counter::connect_timeouts : Counter::connect_failures);
+    counters_.add(timeout ? Counter::connect_timeouts : Counter::connect_failures);
     spdlog::info("flow {}: cannot connect to {}: {}", info_.id, target.to_string(), e.message);
     co_return EgressError{timeout ? EgressFailure::kConnectTimeout : EgressFailure::kConnectRefused,
                           e.message};

@@ -15,6 +15,7 @@
 #include "ramjet/hooks/connection.h"
 #include "ramjet/net.h"
 #include "ramjet/task.h"
+#include "telemetry/audit_log.h"
 #include "telemetry/hook_trace.h"
 
 namespace ramjet::proxy {
@@ -45,9 +46,17 @@ struct Upstream {
 
 class EgressChain {
  public:
-  EgressChain(app::WorkerContext& wc, const ConnectionInfo& info, void* ctx,
-              std::chrono::milliseconds connect_timeout)
-      : wc_(wc), info_(info), ctx_(ctx), connect_timeout_(connect_timeout) {}
+  // `counters` is the flow's endpoint row; `decisions`, when not null, receives the
+  // egress decisions for the audit log.
+  EgressChain(app::WorkerContext& wc, telemetry::CounterRow& counters, const ConnectionInfo& info,
+              void* ctx, std::chrono::milliseconds connect_timeout,
+              telemetry::FlowDecisions* decisions = nullptr)
+      : wc_(wc),
+        counters_(counters),
+        info_(info),
+        ctx_(ctx),
+        connect_timeout_(connect_timeout),
+        decisions_(decisions) {}
 
   // decide() then connect_to().
   Task<std::variant<Upstream, EgressError>> connect(HostPort target);
@@ -68,10 +77,15 @@ class EgressChain {
   friend class ChainConnectEnv;
   Task<std::variant<std::vector<IpAddress>, EgressError>> resolve(const HostPort& target);
 
+  // Records an egress block for the audit log (when it is on).
+  void audit_block(std::string reason);
+
   app::WorkerContext& wc_;
+  telemetry::CounterRow& counters_;
   const ConnectionInfo& info_;
   void* ctx_;
   std::chrono::milliseconds connect_timeout_;
+  telemetry::FlowDecisions* decisions_;
 };
 
 void record_hook(const ConnectionInfo& info, const char* hook, std::string_view decision,

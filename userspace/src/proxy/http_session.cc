@@ -11,12 +11,14 @@
 
 #include "datapath/verdicts.h"
 #include "http/auth/proxy_auth.h"
+#include "http/status.h"
 #include "proxy/egress_chain.h"
 #include "proxy/upstream_pool.h"
 #include "telemetry/access_log.h"
 
 namespace ramjet::proxy {
 
+using http::reason_phrase;
 using http::h1::BodyKind;
 using http::h1::BodyStatus;
 using http::h1::MessageKind;
@@ -26,33 +28,6 @@ using telemetry::Counter;
 namespace {
 constexpr std::size_t kReadChunk = 64 * 1024;
 constexpr std::string_view kVia = "1.1 ramjet";
-
-const char* reason_phrase(int status) {
-  switch (status) {
-    case 200:
-      return "OK";
-    case 400:
-      return "Bad Request";
-    case 403:
-      return "Forbidden";
-    case 407:
-      return "Proxy Authentication Required";
-    case 414:
-      return "URI Too Long";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 501:
-      return "Not Implemented";
-    case 502:
-      return "Bad Gateway";
-    case 504:
-      return "Gateway Timeout";
-    case 505:
-      return "HTTP Version Not Supported";
-    default:
-      return "Error";
-  }
-}
 
 // HTTP status for an egress failure (RFC 9209 section 2.3 gives the pairing).
 int status_for(const EgressError& e) {
@@ -154,9 +129,9 @@ void append_forwarded_fields(std::string& out, const HttpHeaders& headers) {
 }
 }  // namespace
 
-HttpSession::HttpSession(app::WorkerContext& wc, const config::Endpoint& ep, int client_fd,
-                         ConnectionInfo info)
-    : Session(wc), ep_(ep), client_fd_(client_fd), info_(std::move(info)) {
+HttpSession::HttpSession(app::WorkerContext& wc, const config::Endpoint& ep,
+                         telemetry::CounterRow& counters, int client_fd, ConnectionInfo info)
+    : Session(wc, counters), ep_(ep), client_fd_(client_fd), info_(std::move(info)) {
   started_ = runtime::Clock::now();
   if (wc_.authenticators != nullptr) {
     auto it = wc_.authenticators->find(ep_.name);
@@ -242,7 +217,7 @@ Task<bool> HttpSession::send_all(int fd, std::string_view data) {
 std::string HttpSession::render_error(const ProxyError& e) {
   // 501 and 505 answer what the client sent; 502 and 504 what the upstream did.
   bool upstream = e.status == 502 || e.status == 504;
-  wc_.stats.add(upstream ? Counter::http_upstream_errors : Counter::http_client_errors);
+  counters_.add(upstream ? Counter::http_upstream_errors : Counter::http_client_errors);
   std::string body = std::to_string(e.status) + " " + reason_phrase(e.status) + ": " + e.type;
   if (!e.details.empty()) body += ": " + e.details;
   body += "\n";
@@ -284,10 +259,13 @@ Task<void> HttpSession::run() {
   IngressDecision in = co_await wc_.hooks.ingress_handle_connection(info_, ctx_.get());
   bool blocked = in.action == IngressDecision::Action::kBlock;
   trace_hook(info_, "ingress.handle_connection", blocked ? "block" : "allow", in.reason, t0);
+  audit_ingress(blocked, in.reason);
   datapath::apply_kernel_verdict(wc_.datapath, info_, in.kernel, "ingress.handle_connection");
   if (blocked) {
-    wc_.stats.add(Counter::ingress_blocked);
+    counters_.add(Counter::ingress_blocked);
     close_reason_ = CloseReason::kBlockedIngress;
+    // No request will follow: the connection itself is what the audit log records.
+    audit_.kind = telemetry::FlowKind::kHttp;
   }
 
   while (!close_reason_ && !closing_) {
@@ -300,7 +278,7 @@ Task<void> HttpSession::run() {
       close_reason_ = CloseReason::kDownstreamError;
       break;
     }
-    wc_.stats.add(Counter::http_requests);
+    counters_.add(Counter::http_requests);
     head_len_ = r->consumed;
     if (auto denied = authenticate()) {
       std::string reply = render_error(*denied);
@@ -337,6 +315,9 @@ HttpRequestHead HttpSession::owned_request(std::optional<HostPort> authority,
 }
 
 Task<HttpSession::Next> HttpSession::handle_connect() {
+  // A CONNECT ends the connection's HTTP life: allowed or not, it is one audited flow.
+  audit_.kind = telemetry::FlowKind::kConnect;
+  if (wc_.audit_log != nullptr) audit_.target = std::string(head_.target);
   std::optional<HostPort> target = HostPort::parse(head_.target);
   if (!target) {
     std::string reply =
@@ -352,7 +333,10 @@ Task<HttpSession::Next> HttpSession::handle_connect() {
   bool deny = d.action == ConnectDirective::Action::kDeny;
   trace_hook(info_, "http.handle_proxy_connect_request", deny ? "deny" : "allow",
              deny ? d.reason : target->to_string(), t0);
+  audit_.decisions.connect.decision = deny ? "deny" : "allow";
   if (deny) {
+    audit_.decisions.connect.status = d.status;
+    audit_.decisions.connect.reason = d.reason;
     std::string reply = render_error({d.status, "http_request_denied", d.reason});
     co_await send_all(client_fd_, reply);
     close_reason_ = CloseReason::kBlockedEgress;
@@ -380,7 +364,7 @@ Task<HttpSession::Next> HttpSession::handle_connect() {
     close_reason_ = CloseReason::kDownstreamError;
     co_return Next::kClose;
   }
-  wc_.stats.add(Counter::http_connect_tunnels);
+  counters_.add(Counter::http_connect_tunnels);
   // Bytes the client sent right behind the CONNECT head (e.g. a TLS ClientHello)
   // are the tunnel's first bytes.
   co_return co_await tunnel();
@@ -389,7 +373,7 @@ Task<HttpSession::Next> HttpSession::handle_connect() {
 Task<bool> HttpSession::ensure_upstream(const HostPort& target, std::optional<ProxyError>& err,
                                         bool reuse) {
   close_upstream();
-  EgressChain chain(wc_, info_, ctx_.get(), ep_.connect_timeout);
+  EgressChain chain(wc_, counters_, info_, ctx_.get(), ep_.connect_timeout, audited_decisions());
   auto decided = co_await chain.decide(target);
   if (auto* e = std::get_if<EgressError>(&decided)) {
     close_reason_ = e->close_reason();
@@ -401,7 +385,7 @@ Task<bool> HttpSession::ensure_upstream(const HostPort& target, std::optional<Pr
     SocketAddress which;
     int fd = wc_.pool->take(dest.addresses, which);
     if (fd >= 0) {
-      wc_.stats.add(Counter::upstream_reused);
+      counters_.add(Counter::upstream_reused);
       upstream_fd_ = fd;
       upstream_address_ = which;
       stats_.upstream = which.to_string();
@@ -574,7 +558,11 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
     if (!close_reason_) close_reason_ = CloseReason::kUpstreamError;
     co_return Next::kClose;
   }
-  if (upgraded_) co_return co_await tunnel();
+  if (upgraded_) {
+    audit_.kind = telemetry::FlowKind::kWebSocket;
+    if (wc_.audit_log != nullptr) audit_.target = req.authority->to_string();
+    co_return co_await tunnel();
+  }
   if (reusable) {
     wc_.pool->put(upstream_address_, upstream_fd_);  // now the worker's, for any client
     upstream_fd_ = -1;

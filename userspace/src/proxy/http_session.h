@@ -32,8 +32,8 @@ namespace ramjet::proxy {
 
 class HttpSession final : public Session {
  public:
-  HttpSession(app::WorkerContext& wc, const config::Endpoint& ep, int client_fd,
-              ConnectionInfo info);
+  HttpSession(app::WorkerContext& wc, const config::Endpoint& ep, telemetry::CounterRow& counters,
+              int client_fd, ConnectionInfo info);
 
   Task<void> run();
   void force_close(CloseReason why) override;

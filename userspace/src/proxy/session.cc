@@ -5,6 +5,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
+#include "datapath/json.h"
 #include "proxy/egress_chain.h"
 #include "telemetry/access_log.h"
 
@@ -25,17 +28,17 @@ void Session::close_epilogue(int client_fd, const ConnectionInfo& info, Connecti
   stats.reason = reason.value_or(CloseReason::kCompleted);
   stats.duration =
       std::chrono::duration_cast<std::chrono::microseconds>(runtime::Clock::now() - started);
-  wc_.stats.add(Counter::bytes_from_client, static_cast<std::int64_t>(stats.bytes_from_client));
-  wc_.stats.add(Counter::bytes_to_client, static_cast<std::int64_t>(stats.bytes_to_client));
+  counters_.add(Counter::bytes_from_client, static_cast<std::int64_t>(stats.bytes_from_client));
+  counters_.add(Counter::bytes_to_client, static_cast<std::int64_t>(stats.bytes_to_client));
   switch (stats.reason) {
     case CloseReason::kIdleTimeout:
-      wc_.stats.add(Counter::idle_timeouts);
+      counters_.add(Counter::idle_timeouts);
       break;
     case CloseReason::kMaxLifetime:
-      wc_.stats.add(Counter::max_lifetime_closes);
+      counters_.add(Counter::max_lifetime_closes);
       break;
     case CloseReason::kShutdown:
-      wc_.stats.add(Counter::drain_forced_closes);
+      counters_.add(Counter::drain_forced_closes);
       break;
     default:
       break;
@@ -44,6 +47,25 @@ void Session::close_epilogue(int client_fd, const ConnectionInfo& info, Connecti
   wc_.hooks.ingress_handle_connection_close(info, stats, ctx);
   trace_hook(info, "ingress.handle_connection_close", to_string(stats.reason), "", t0);
   wc_.access_log.record(info, stats);
+  if (wc_.audit_log != nullptr && audit_.kind) {
+    telemetry::AuditRecord r;
+    r.kind = *audit_.kind;
+    r.flow = info.id;
+    r.endpoint = info.endpoint;
+    r.client = info.client;
+    r.local = info.local;
+    r.target = audit_.target;
+    r.upstream = stats.upstream;
+    r.bytes_from_client = stats.bytes_from_client;
+    r.bytes_to_client = stats.bytes_to_client;
+    r.start = audit_.start;
+    r.duration = stats.duration;
+    r.reason = stats.reason;
+    r.decisions = &audit_.decisions;
+    nlohmann::json kernel = datapath::connection_flow_json(wc_.datapath, info);
+    r.kernel = &kernel;
+    wc_.audit_log->write(telemetry::encode_audit_line(r));
+  }
 }
 
 }  // namespace ramjet::proxy

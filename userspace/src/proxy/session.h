@@ -1,24 +1,29 @@
 // Session: what every on-ramp's per-connection object shares - registration with
-// its worker (so drain can find it), the connection counters, and force_close.
+// its worker (so drain can find it), the connection counters, the audit record,
+// and force_close.
 #pragma once
 
+#include <chrono>
 #include <optional>
 
 #include "app/worker_context.h"
 #include "ramjet/hooks/connection.h"
+#include "telemetry/audit_log.h"
 
 namespace ramjet::proxy {
 
 class Session {
  public:
-  explicit Session(app::WorkerContext& wc) : wc_(wc) {
+  // `counters` is the worker's row for the session's endpoint.
+  Session(app::WorkerContext& wc, telemetry::CounterRow& counters) : wc_(wc), counters_(counters) {
     wc_.sessions.insert(this);
-    wc_.stats.add(telemetry::Counter::connections_accepted);
-    wc_.stats.add(telemetry::Counter::connections_active);
+    counters_.add(telemetry::Counter::connections_accepted);
+    counters_.add(telemetry::Counter::connections_active);
+    audit_.start = std::chrono::system_clock::now();
   }
   virtual ~Session() {
-    wc_.stats.add(telemetry::Counter::connections_active, -1);
-    wc_.stats.add(telemetry::Counter::connections_closed);
+    counters_.add(telemetry::Counter::connections_active, -1);
+    counters_.add(telemetry::Counter::connections_closed);
     wc_.sessions.erase(this);
     if (wc_.draining && wc_.sessions.empty()) wc_.sessions_empty.set();
   }
@@ -30,13 +35,27 @@ class Session {
 
  protected:
   // The close epilogue every on-ramp shares: TCP_INFO into `stats`, closing the
-  // client socket, the counters, IngressHook::handle_connection_close and the access
-  // log line. The on-ramp closes its upstream side first.
+  // client socket, the counters, IngressHook::handle_connection_close, the access
+  // log line and (when audit_.kind is set) the audit line. The on-ramp closes its
+  // upstream side first.
   void close_epilogue(int client_fd, const ConnectionInfo& info, ConnectionStats& stats,
                       std::optional<CloseReason> reason, runtime::Clock::time_point started,
                       void* ctx);
 
+  // What EgressChain records decisions into: null when the audit log is off, so
+  // the chain builds no strings for it.
+  telemetry::FlowDecisions* audited_decisions() {
+    return wc_.audit_log != nullptr ? &audit_.decisions : nullptr;
+  }
+  // Records IngressHook::handle_connection's decision.
+  void audit_ingress(bool blocked, const std::string& reason) {
+    audit_.decisions.ingress.decision = blocked ? "block" : "allow";
+    if (blocked) audit_.decisions.ingress.reason = reason;
+  }
+
   app::WorkerContext& wc_;
+  telemetry::CounterRow& counters_;
+  telemetry::FlowAudit audit_;
 };
 
 }  // namespace ramjet::proxy

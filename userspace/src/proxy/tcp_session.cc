@@ -17,10 +17,18 @@ namespace ramjet::proxy {
 
 using telemetry::Counter;
 
-TcpSession::TcpSession(app::WorkerContext& wc, const config::Endpoint& ep, int client_fd,
-                       ConnectionInfo info)
-    : Session(wc), ep_(ep), client_fd_(client_fd), info_(std::move(info)) {
+TcpSession::TcpSession(app::WorkerContext& wc, const config::Endpoint& ep,
+                       telemetry::CounterRow& counters, int client_fd, ConnectionInfo info)
+    : Session(wc, counters), ep_(ep), client_fd_(client_fd), info_(std::move(info)) {
   started_ = runtime::Clock::now();
+  audit_.kind = telemetry::FlowKind::kTcp;
+  if (wc_.audit_log != nullptr) audit_.target = upstream_target().to_string();
+}
+
+HostPort TcpSession::upstream_target() const {
+  // Transparent endpoints relay to where the client was going (the datapath kept it).
+  if (ep_.transparent) return HostPort{info_.local.ip().unmapped().to_string(), info_.local.port()};
+  return *ep_.upstream;
 }
 
 void TcpSession::force_close(CloseReason why) {
@@ -35,9 +43,10 @@ Task<void> TcpSession::run() {
   IngressDecision in = co_await wc_.hooks.ingress_handle_connection(info_, ctx_.get());
   bool blocked = in.action == IngressDecision::Action::kBlock;
   trace_hook(info_, "ingress.handle_connection", blocked ? "block" : "allow", in.reason, t0);
+  audit_ingress(blocked, in.reason);
   datapath::apply_kernel_verdict(wc_.datapath, info_, in.kernel, "ingress.handle_connection");
   if (blocked) {
-    wc_.stats.add(Counter::ingress_blocked);
+    counters_.add(Counter::ingress_blocked);
     spdlog::info("flow {}: blocked by IngressHook: {}", info_.id, in.reason);
     close_reason_ = CloseReason::kBlockedIngress;
   }
@@ -59,10 +68,8 @@ Task<void> TcpSession::run() {
 }
 
 Task<int> TcpSession::connect_upstream() {
-  EgressChain chain(wc_, info_, ctx_.get(), ep_.connect_timeout);
-  // Transparent endpoints relay to where the client was going (the datapath kept it).
-  HostPort target = ep_.transparent ? HostPort{info_.local.ip().unmapped().to_string(), info_.local.port()}
-                                    : *ep_.upstream;
+  EgressChain chain(wc_, counters_, info_, ctx_.get(), ep_.connect_timeout, audited_decisions());
+  HostPort target = upstream_target();
   auto r = co_await chain.connect(target);
   if (auto* e = std::get_if<EgressError>(&r)) {
     close_reason_ = e->close_reason();

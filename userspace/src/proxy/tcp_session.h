@@ -17,8 +17,8 @@ namespace ramjet::proxy {
 
 class TcpSession final : public Session {
  public:
-  TcpSession(app::WorkerContext& wc, const config::Endpoint& ep, int client_fd,
-             ConnectionInfo info);
+  TcpSession(app::WorkerContext& wc, const config::Endpoint& ep, telemetry::CounterRow& counters,
+             int client_fd, ConnectionInfo info);
 
   // The whole life of the connection. Owns and closes both sockets.
   Task<void> run();
@@ -32,6 +32,8 @@ class TcpSession final : public Session {
  private:
   // Establishes the upstream connection; returns the fd or sets close_reason_.
   Task<int> connect_upstream();
+  // The endpoint's upstream, or for a transparent endpoint the original destination.
+  HostPort upstream_target() const;
   void finish();
 
   const config::Endpoint& ep_;

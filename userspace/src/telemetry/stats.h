@@ -1,45 +1,72 @@
-// Engine counters, declared once. The same list feeds the admin API, the logs,
-// (later) Prometheus and the tests, which assert on these names.
+// Engine counters, declared once. The same list feeds the admin API, Prometheus
+// (telemetry/engine_metrics.cc), the logs and the tests, which assert on these names.
+//
+// Every counter is kept per worker and per endpoint: each (worker, endpoint) pair
+// has its own cache-line-aligned row written only by that worker, so counting is a
+// relaxed add with no sharing, and readers sum rows per endpoint or in total.
 #pragma once
 
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <memory>
+#include <string>
 #include <string_view>
+#include <vector>
 
 namespace ramjet::telemetry {
 
-// X(name, help)
-#define RAMJET_ENGINE_COUNTERS(X)                                                       \
-  X(connections_accepted, "Downstream connections accepted")                            \
-  X(connections_active, "Downstream connections open now (gauge)")                      \
-  X(connections_closed, "Downstream connections closed, for any reason")                \
-  X(connections_rejected, "Connections closed at once: server.max_connections reached") \
-  X(accept_paused, "Times accepting paused because file descriptors ran out")           \
-  X(ingress_blocked, "Connections an IngressHook blocked")                              \
-  X(egress_blocked, "Connections an EgressHook blocked")                                \
-  X(egress_refused_private, "Connections the egress guard refused (private ranges)")    \
-  X(dns_queries, "DNS questions sent (A and AAAA count separately)")                    \
-  X(dns_cache_hits, "Name resolutions answered from the cache")                         \
-  X(dns_cache_misses, "Name resolutions that needed the network")                       \
-  X(dns_failures, "Name resolutions that failed")                                       \
-  X(dns_fallback_used, "Questions re-asked of the fallback servers")                    \
-  X(connect_attempts, "Upstream connection attempts (one per address tried)")           \
-  X(connect_failures, "Connections for which every upstream attempt failed")            \
-  X(connect_timeouts, "Connections whose upstream connect timed out")                   \
-  X(idle_timeouts, "Connections closed for idleness")                                   \
-  X(max_lifetime_closes, "Connections closed at endpoint.max_lifetime")                 \
-  X(drain_forced_closes, "Connections closed because the drain deadline passed")        \
-  X(bytes_from_client, "Bytes relayed from downstream to upstream")                     \
-  X(bytes_to_client, "Bytes relayed from upstream to downstream")                       \
-  X(http_requests, "HTTP requests received on http endpoints (CONNECT included)")       \
-  X(http_connect_tunnels, "CONNECT tunnels established")                                \
-  X(upstream_reused, "Requests sent on an idle keep-alive upstream connection")         \
-  X(http_client_errors, "Requests the proxy refused itself: 4xx, 501, 505")             \
-  X(http_upstream_errors, "Requests failed upstream, answered 502 or 504 by the proxy")
+// How a value behaves over time, which decides its Prometheus type and name.
+enum class CounterKind : std::uint8_t {
+  kCounter,  // only goes up; exported as ramjet_<metric>_total
+  kGauge,    // goes up and down; exported as ramjet_<metric>
+};
+
+// X(name, kind, metric, help). `name` is the stable key of the admin API and the
+// tests; `metric` is the Prometheus base name (units last, e.g. `_bytes`).
+#define RAMJET_ENGINE_COUNTERS(X)                                                                  \
+  X(connections_accepted, kCounter, connections_accepted, "Downstream connections accepted")       \
+  X(connections_active, kGauge, connections_active, "Downstream connections open now")             \
+  X(connections_closed, kCounter, connections_closed,                                              \
+    "Downstream connections closed, for any reason")                                               \
+  X(connections_rejected, kCounter, connections_rejected,                                          \
+    "Connections closed at once: server.max_connections reached")                                  \
+  X(accept_paused, kCounter, accept_paused,                                                        \
+    "Times accepting paused because file descriptors ran out")                                     \
+  X(ingress_blocked, kCounter, ingress_blocked, "Connections an IngressHook blocked")              \
+  X(egress_blocked, kCounter, egress_blocked, "Connections an EgressHook blocked")                 \
+  X(egress_refused_private, kCounter, egress_refused_private,                                      \
+    "Connections the egress guard refused (private ranges)")                                       \
+  X(dns_queries, kCounter, dns_queries, "DNS questions sent (A and AAAA count separately)")        \
+  X(dns_cache_hits, kCounter, dns_cache_hits, "Name resolutions answered from the cache")          \
+  X(dns_cache_misses, kCounter, dns_cache_misses, "Name resolutions that needed the network")      \
+  X(dns_failures, kCounter, dns_failures, "Name resolutions that failed")                          \
+  X(dns_fallback_used, kCounter, dns_fallback_used, "Questions re-asked of the fallback servers")  \
+  X(connect_attempts, kCounter, connect_attempts,                                                  \
+    "Upstream connection attempts (one per address tried)")                                        \
+  X(connect_failures, kCounter, connect_failures,                                                  \
+    "Connections for which every upstream attempt failed")                                         \
+  X(connect_timeouts, kCounter, connect_timeouts, "Connections whose upstream connect timed out")  \
+  X(idle_timeouts, kCounter, idle_timeouts, "Connections closed for idleness")                     \
+  X(max_lifetime_closes, kCounter, max_lifetime_closes,                                            \
+    "Connections closed at endpoint.max_lifetime")                                                 \
+  X(drain_forced_closes, kCounter, drain_forced_closes,                                            \
+    "Connections closed because the drain deadline passed")                                        \
+  X(bytes_from_client, kCounter, downstream_received_bytes,                                        \
+    "Bytes relayed from downstream to upstream")                                                   \
+  X(bytes_to_client, kCounter, downstream_sent_bytes, "Bytes relayed from upstream to downstream") \
+  X(http_requests, kCounter, http_requests,                                                        \
+    "HTTP requests received on http endpoints (CONNECT included)")                                 \
+  X(http_connect_tunnels, kCounter, http_connect_tunnels, "CONNECT tunnels established")           \
+  X(upstream_reused, kCounter, upstream_reused,                                                    \
+    "Requests sent on an idle keep-alive upstream connection")                                     \
+  X(http_client_errors, kCounter, http_client_errors,                                              \
+    "Requests the proxy refused itself: 4xx, 501, 505")                                            \
+  X(http_upstream_errors, kCounter, http_upstream_errors,                                          \
+    "Requests failed upstream, answered 502 or 504 by the proxy")
 
 enum class Counter : unsigned {
-#define RAMJET_X(name, help) name,
+#define RAMJET_X(name, kind, metric, help) name,
   RAMJET_ENGINE_COUNTERS(RAMJET_X)
 #undef RAMJET_X
       kCount
@@ -48,42 +75,85 @@ enum class Counter : unsigned {
 inline constexpr std::size_t kCounterCount = static_cast<std::size_t>(Counter::kCount);
 
 inline constexpr std::array<std::string_view, kCounterCount> kCounterNames = {
-#define RAMJET_X(name, help) #name,
+#define RAMJET_X(name, kind, metric, help) #name,
+    RAMJET_ENGINE_COUNTERS(RAMJET_X)
+#undef RAMJET_X
+};
+
+inline constexpr std::array<CounterKind, kCounterCount> kCounterKinds = {
+#define RAMJET_X(name, kind, metric, help) CounterKind::kind,
+    RAMJET_ENGINE_COUNTERS(RAMJET_X)
+#undef RAMJET_X
+};
+
+inline constexpr std::array<std::string_view, kCounterCount> kCounterMetrics = {
+#define RAMJET_X(name, kind, metric, help) #metric,
     RAMJET_ENGINE_COUNTERS(RAMJET_X)
 #undef RAMJET_X
 };
 
 inline constexpr std::array<std::string_view, kCounterCount> kCounterHelp = {
-#define RAMJET_X(name, help) help,
+#define RAMJET_X(name, kind, metric, help) help,
     RAMJET_ENGINE_COUNTERS(RAMJET_X)
 #undef RAMJET_X
 };
 
-// One block per worker, written only by that worker (relaxed), read by anyone.
-struct alignas(64) WorkerStats {
+// The counters of one endpoint on one worker, written only by that worker (relaxed),
+// read by anyone.
+struct alignas(64) CounterRow {
   std::array<std::atomic<std::int64_t>, kCounterCount> values{};
 
   void add(Counter c, std::int64_t n = 1) {
     values[static_cast<unsigned>(c)].fetch_add(n, std::memory_order_relaxed);
   }
+  std::int64_t get(Counter c) const {
+    return values[static_cast<unsigned>(c)].load(std::memory_order_relaxed);
+  }
 };
 
-// All workers' blocks; workers register at start-up, before any reader runs.
+// One worker's rows, one per endpoint in config order.
+class WorkerStats {
+ public:
+  WorkerStats(CounterRow* rows, std::size_t endpoints) : rows_(rows), endpoints_(endpoints) {}
+  CounterRow& endpoint(std::size_t index) { return rows_[index]; }
+  std::size_t endpoint_count() const { return endpoints_; }
+
+ private:
+  CounterRow* rows_;
+  std::size_t endpoints_;
+};
+
+// Every counter summed over workers: per endpoint (config order) and in total.
+struct StatsSnapshot {
+  std::vector<std::string> endpoints;
+  std::vector<std::array<std::int64_t, kCounterCount>> per_endpoint;
+
+  std::int64_t total(Counter c) const {
+    std::int64_t sum = 0;
+    for (const auto& row : per_endpoint) sum += row[static_cast<unsigned>(c)];
+    return sum;
+  }
+};
+
+// All workers' rows. configure() runs once at start-up, before any worker or reader.
 class StatsRegistry {
  public:
   static constexpr unsigned kMaxWorkers = 256;
-  WorkerStats& worker(unsigned i) { return blocks_[i]; }
-  void set_worker_count(unsigned n) { workers_ = n; }
-  std::int64_t total(Counter c) const {
-    std::int64_t sum = 0;
-    for (unsigned i = 0; i < workers_; ++i)
-      sum += blocks_[i].values[static_cast<unsigned>(c)].load(std::memory_order_relaxed);
-    return sum;
+
+  void configure(unsigned workers, std::vector<std::string> endpoints);
+  WorkerStats worker(unsigned i) {
+    return WorkerStats(rows_.get() + std::size_t(i) * endpoints_.size(), endpoints_.size());
   }
+  unsigned worker_count() const { return workers_; }
+  const std::vector<std::string>& endpoints() const { return endpoints_; }
+
+  std::int64_t total(Counter c) const;
+  StatsSnapshot snapshot() const;
 
  private:
-  std::array<WorkerStats, kMaxWorkers> blocks_{};
   unsigned workers_ = 0;
+  std::vector<std::string> endpoints_;
+  std::unique_ptr<CounterRow[]> rows_;  // [worker * endpoints + endpoint]
 };
 
 StatsRegistry& stats();

@@ -36,6 +36,14 @@ struct WorkerCount {
   friend bool operator==(const WorkerCount&, const WorkerCount&) = default;
 };
 
+// A listen address that can be turned off: ip:port, or "" for off.
+struct OptionalListen {
+  std::optional<SocketAddress> address;
+
+  bool enabled() const { return address.has_value(); }
+  friend bool operator==(const OptionalListen&, const OptionalListen&) = default;
+};
+
 enum class LogLevel : std::uint8_t { kTrace, kDebug, kInfo, kWarn, kError, kOff };
 enum class AccessLogFormat : std::uint8_t { kText, kJson, kOff };
 enum class IpFamily : std::uint8_t { kIpv6, kIpv4 };
@@ -82,6 +90,29 @@ struct Codec<config::WorkerCount> {
   }
   static std::string format(const config::WorkerCount& v) {
     return v.is_auto() ? "auto" : std::to_string(v.count);
+  }
+};
+
+template <>
+struct Codec<config::OptionalListen> {
+  static bool parse(const Node& node, config::OptionalListen& out, std::string& error) {
+    const std::string* s = scalar_text(node, error);
+    if (!s) return false;
+    if (s->empty()) {
+      out.address.reset();
+      return true;
+    }
+    auto v = SocketAddress::parse(*s);
+    if (!v) {
+      error =
+          "invalid socket address \"" + *s + "\" (expected ip:port, [ipv6]:port or \"\" for off)";
+      return false;
+    }
+    out.address = *v;
+    return true;
+  }
+  static std::string format(const config::OptionalListen& v) {
+    return v.address ? quote_if_needed(v.address->to_string()) : "\"\"";
   }
 };
 
@@ -292,9 +323,31 @@ struct EgressSettings {
   }
 };
 
+struct MetricsSettings {
+  OptionalListen listen{SocketAddress(*IpAddress::parse("127.0.0.1"), 9464)};
+
+  static void describe(settings::Fields<MetricsSettings>& f) {
+    f("listen", &MetricsSettings::listen,
+      "Where Prometheus scrapes GET /metrics (text format 0.0.4): ip:port, port 0 for any "
+      "free port (the ready file names it); \"\" disables it.");
+  }
+};
+
+struct AuditLogSettings {
+  std::string path;
+
+  static void describe(settings::Fields<AuditLogSettings>& f) {
+    f("path", &AuditLogSettings::path,
+      "File that gets one JSON line per finished TCP flow or tunnel (docs/audit-log.md); "
+      "reopened on SIGHUP. \"\" disables it.");
+  }
+};
+
 struct TelemetrySettings {
   bool hook_trace = false;
   unsigned hook_trace_capacity = 10'000;
+  MetricsSettings metrics;
+  AuditLogSettings audit_log;
 
   static void describe(settings::Fields<TelemetrySettings>& f) {
     f("hook_trace", &TelemetrySettings::hook_trace,
@@ -302,6 +355,8 @@ struct TelemetrySettings {
       "API and tests.");
     f("hook_trace_capacity", &TelemetrySettings::hook_trace_capacity,
       "Hook trace entries kept; the oldest are dropped first.");
+    f("metrics", &TelemetrySettings::metrics, "The Prometheus endpoint (docs/metrics.md).");
+    f("audit_log", &TelemetrySettings::audit_log, "The audit log of L4 flows and tunnels.");
   }
 };
 

@@ -1,0 +1,33 @@
+// Prometheus families for the datapath's outcome counters (bpf/include/ramjet/abi/
+// stats.h, the RAMJET_STATS list), as a pure function of the counter values: the
+// caller passes Datapath::stats() (the per-CPU `stats` map summed over CPUs), one
+// {packets, bytes} per stat, indexed by enum ramjet_stat.
+//
+//   ramjet_datapath_packets_total{verdict="drop",reason="rule_drop"} 12
+//   ramjet_datapath_bytes_total{verdict="drop",reason="rule_drop"} 840
+//   ramjet_datapath_events_total{event="flow_new"} 3
+//
+// verdict is the stat's class lowercased (drop, pass, escalate, fastpath), reason
+// its name lowercased. EVENT-class stats are not packet verdicts, so they get their
+// own family without bytes; NONE is never counted and never exported.
+#pragma once
+
+#include <span>
+
+#include "datapath/datapath.h"
+#include "ramjet/abi/stats.h"
+#include "telemetry/metrics.h"
+
+namespace ramjet::datapath {
+
+// `values` has RAMJET_STAT__COUNT entries; a shorter span exports only what it has.
+void write_datapath_metrics(telemetry::MetricsWriter& w, std::span<const StatValue> values);
+
+// ramjet_datapath_flows: a gauge of the kernel flow table's entries
+// (Datapath::flow_entries()).
+void write_flow_table_metrics(telemetry::MetricsWriter& w, std::uint64_t entries);
+
+// "drop", "pass", "escalate", "fastpath", "event".
+const char* stat_class_label(ramjet_stat_class c);
+
+}  // namespace ramjet::datapath
