@@ -21,7 +21,7 @@ DEB_PACKAGES := g++ cmake ninja-build pkg-config clang llvm libclang-rt-14-dev \
   libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libcrypt-dev \
   libbpf-dev bpftool libelf-dev zlib1g-dev \
   nodejs socat iperf3 curl python3 python3-prometheus-client procps iproute2 openssl \
-  python3-scapy ethtool nftables
+  python3-scapy ethtool nftables tmux
 # Peers and load generators for `make bench` only.
 DEB_BENCH_PACKAGES := haproxy squid tinyproxy nginx-light wrk netsniff-ng
 
@@ -95,6 +95,7 @@ bench: deps deps-bench build
 	python3 bench/tcp_relay.py --build-dir $(BUILD_DIR)
 	python3 bench/http_forward.py --build-dir $(BUILD_DIR)
 	$(SUDO) python3 bench/xdp_forward.py --build-dir $(BUILD_DIR)
+	$(SUDO) python3 bench/flows_list.py --build-dir $(BUILD_DIR)
 	@$(MAKE) --no-print-directory bench-bpf
 
 # The eBPF programs (clang -target bpf) and their skeletons, under bpf/build/.

@@ -33,7 +33,8 @@ test('status and stats read the running daemon', async (t) => {
 
   const table = await ctl(['--admin-socket', daemon.adminSocket, 'stats']);
   assert.equal(table.code, 0);
-  assert.match(table.stdout, /^connections_accepted\s+1$/m);
+  assert.match(table.stdout, /^engine\n/);
+  assert.match(table.stdout, /^  connections_accepted\s+1$/m);
 });
 
 test('a stopped daemon is reported as such, with exit code 1', async (t) => {

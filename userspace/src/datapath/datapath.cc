@@ -17,6 +17,8 @@
 #include <filesystem>
 
 #include "datapath.skel.h"
+#include "datapath/denylist.h"
+#include "datapath/flow_table.h"
 #include "datapath/policy.h"
 #include "datapath/routing.h"
 
@@ -37,7 +39,7 @@ std::string errno_text(int err) {
 }
 
 bool is_bpffs(const std::string& path) {
-  struct statfs st{};
+  struct statfs st {};
   return ::statfs(path.c_str(), &st) == 0 && static_cast<unsigned long>(st.f_type) == kBpfFsMagic;
 }
 
@@ -51,24 +53,13 @@ Result<void> ensure_bpffs(const std::string& pin_root) {
   fs::create_directories(mountpoint, ec);
   if (!is_bpffs(mountpoint)) {
     if (::mount("bpf", mountpoint.c_str(), "bpf", 0, "mode=0700") != 0)
-      return Error::kernel(errno, "cannot mount bpffs on " + mountpoint.string() + ": " +
-                                      errno_text(errno));
+      return Error::kernel(
+          errno, "cannot mount bpffs on " + mountpoint.string() + ": " + errno_text(errno));
     spdlog::info("datapath: mounted bpffs on {}", mountpoint.string());
   }
   fs::create_directories(root, ec);
-  if (!is_bpffs(root))
-    return Error::config("datapath: " + pin_root + " is not on a bpffs");
+  if (!is_bpffs(root)) return Error::config("datapath: " + pin_root + " is not on a bpffs");
   return {};
-}
-
-std::uint64_t mono_ns() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return std::uint64_t(ts.tv_sec) * 1'000'000'000ull + std::uint64_t(ts.tv_nsec);
-}
-
-std::uint64_t deadline_ns(std::chrono::milliseconds d) {
-  return d.count() == 0 ? 0 : mono_ns() + std::uint64_t(d.count()) * 1'000'000ull;
 }
 
 template <typename K, typename V>
@@ -78,15 +69,8 @@ int update(int fd, const K& k, const V& v) {
 
 template <typename K>
 std::vector<K> all_keys(int fd) {
-  std::vector<K> keys;
-  K key{}, next{};
-  void* prev = nullptr;
-  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-    keys.push_back(next);
-    key = next;
-    prev = &key;
-  }
-  return keys;
+  auto keys = map_keys<K>(fd);
+  return keys.ok() ? std::move(*keys) : std::vector<K>{};
 }
 
 void fill_addr(std::uint32_t* words, const IpAddress& ip) {
@@ -133,7 +117,7 @@ Datapath::~Datapath() {
 }
 
 std::uint64_t Datapath::monotonic_now_ns() const {
-  return mono_ns();
+  return datapath::monotonic_now_ns();
 }
 
 Result<std::unique_ptr<Datapath>> Datapath::start(const config::Config& config,
@@ -188,7 +172,7 @@ Result<void> Datapath::load(const config::Config& config) {
   }
   if (!adopted_) {
     // A fresh instance: flow ids start at a point no earlier run of this boot used.
-    skel_->data->next_flow_id = mono_ns();
+    skel_->data->next_flow_id = monotonic_now_ns();
   }
   (void)config;
   spdlog::info("datapath: {} maps in {}", adopted_ ? "adopted" : "created", pin_dir_);
@@ -259,8 +243,8 @@ Result<void> Datapath::attach(const config::Config& config) {
     }
     if (auto t = link("tcx-ingress", tc_in_fd, kTcxIngress, 0); !t.ok()) return t;
     if (auto t = link("tcx-egress", tc_out_fd, kTcxEgress, 0); !t.ok()) return t;
-    spdlog::info("datapath: {} {} (ifindex {}): XDP {}, tcx ingress and egress", adopted_xdp ? "adopted" : "attached", name,
-                 info.ifindex, info.xdp_mode);
+    spdlog::info("datapath: {} {} (ifindex {}): XDP {}, tcx ingress and egress",
+                 adopted_xdp ? "adopted" : "attached", name, info.ifindex, info.xdp_mode);
     interfaces_.push_back(info);
   }
 
@@ -269,7 +253,8 @@ Result<void> Datapath::attach(const config::Config& config) {
     any_escalate = any_escalate || r.action == config::DatapathAction::kEscalate;
   if (any_escalate) {
     PolicyRoute pr{settings_.escalate_mark, settings_.route_table, 0};
-    if (auto r = install_policy_route(pr); !r.ok()) return Error::config("datapath: " + r.error().message);
+    if (auto r = install_policy_route(pr); !r.ok())
+      return Error::config("datapath: " + r.error().message);
     routes_installed_ = true;
   }
   (void)config;
@@ -294,8 +279,8 @@ Result<void> Datapath::apply_policy(const config::Config& config) {
       return Error::kernel(-err, "datapath: cannot write rule " + std::to_string(i));
   }
   // New prefixes first, stale ones after: a lookup meanwhile sees old or new sets.
-  auto write_trie = [](int fd, const std::vector<std::pair<ramjet_lpm_key, ramjet_rule_set>>& want)
-      -> int {
+  auto write_trie = [](int fd,
+                       const std::vector<std::pair<ramjet_lpm_key, ramjet_rule_set>>& want) -> int {
     for (const auto& [k, v] : want)
       if (int err = update(fd, k, v); err != 0) return err;
     for (const auto& k : all_keys<ramjet_lpm_key>(fd)) {
@@ -316,7 +301,8 @@ Result<void> Datapath::apply_policy(const config::Config& config) {
   {
     std::lock_guard lock(mu_);
     rule_names_.clear();
-    for (const auto& r : config.datapath.rules) rule_names_.emplace_back(rule_id_for(r.name), r.name);
+    for (const auto& r : config.datapath.rules)
+      rule_names_.emplace_back(rule_id_for(r.name), r.name);
   }
   spdlog::info("datapath: {} rules, default {}", compiled->rules.size(),
                ramjet_action_names[compiled->default_action]);
@@ -328,36 +314,25 @@ Result<void> Datapath::register_listener(std::uint32_t endpoint_id, int fd, bool
   std::uint64_t value = static_cast<std::uint64_t>(fd);
   if (bpf_map_update_elem(bpf_map__fd(skel_->maps.listeners), &slot, &value, BPF_ANY) != 0)
     return Error::kernel(errno, "datapath: cannot add the listener of endpoint " +
-                                    endpoint_name(endpoint_id) + " to the sockmap: " +
-                                    strerror(errno));
+                                    endpoint_name(endpoint_id) +
+                                    " to the sockmap: " + strerror(errno));
   return {};
 }
 
 Result<void> Datapath::block(const Cidr& prefix, std::chrono::milliseconds duration,
                              std::uint32_t tag) {
-  ramjet_lpm_key key = lpm_key(prefix);
-  ramjet_deny_entry entry{};
-  entry.expires_ns = deadline_ns(duration);
-  entry.reason = tag;
-  int fd = bpf_map__fd(skel_->maps.denylist);
-  std::atomic_ref<std::uint32_t> count(skel_->data->deny_count);
   std::lock_guard lock(count_mu_);
-  ramjet_deny_entry old{};
-  bool existed = bpf_map_lookup_elem(fd, &key, &old) == 0;
-  if (!existed) count.fetch_add(1);
-  if (int err = update(fd, key, entry); err != 0) {
-    if (!existed) count.fetch_sub(1);
-    return Error::kernel(-err, "datapath: cannot block " + prefix.to_string());
-  }
+  auto r = deny_put(bpf_map__fd(skel_->maps.denylist), skel_->data->deny_count, prefix,
+                    deadline_after(duration), tag);
+  if (!r.ok()) return Error::kernel(r.error().code, "datapath: " + r.error().message);
   return {};
 }
 
 Result<void> Datapath::unblock(const Cidr& prefix) {
-  ramjet_lpm_key key = lpm_key(prefix);
   std::lock_guard lock(count_mu_);
-  if (bpf_map_delete_elem(bpf_map__fd(skel_->maps.denylist), &key) != 0)
-    return Error::config(prefix.to_string() + " is not blocked");
-  std::atomic_ref<std::uint32_t>(skel_->data->deny_count).fetch_sub(1);
+  auto r = deny_remove(bpf_map__fd(skel_->maps.denylist), skel_->data->deny_count, prefix);
+  if (!r.ok()) return Error::kernel(r.error().code, "datapath: " + r.error().message);
+  if (!*r) return Error::config(prefix.to_string() + " is not blocked");
   return {};
 }
 
@@ -371,7 +346,7 @@ Result<void> Datapath::set_class(const IpAddress& src, const IpAddress& dst, std
   key.family = src.is_v4() ? RAMJET_FAMILY_IPV4 : RAMJET_FAMILY_IPV6;
   key.proto = proto;
   ramjet_class_entry entry{};
-  entry.expires_ns = deadline_ns(duration);
+  entry.expires_ns = deadline_after(duration);
   entry.tag = tag;
   entry.action = action;
   int fd = bpf_map__fd(skel_->maps.classes);
@@ -390,20 +365,7 @@ Result<void> Datapath::set_class(const IpAddress& src, const IpAddress& dst, std
 std::optional<FlowEntry> Datapath::lookup_flow(const SocketAddress& client,
                                                const SocketAddress& local,
                                                std::uint8_t proto) const {
-  ramjet_flow_key key{};
-  std::uint32_t a[4], b[4];
-  fill_addr(a, client.ip().unmapped());
-  fill_addr(b, local.ip().unmapped());
-  std::uint16_t pa = htons(client.port()), pb = htons(local.port());
-  // Same normalisation as bpf/lib/flow_key.h: the lower (address, port) is `lo`.
-  int c = std::memcmp(a, b, 16);
-  bool client_lo = c < 0 || (c == 0 && client.port() < local.port());
-  std::memcpy(key.addr_lo, client_lo ? a : b, 16);
-  std::memcpy(key.addr_hi, client_lo ? b : a, 16);
-  key.port_lo = client_lo ? pa : pb;
-  key.port_hi = client_lo ? pb : pa;
-  key.family = client.ip().unmapped().is_v4() ? RAMJET_FAMILY_IPV4 : RAMJET_FAMILY_IPV6;
-  key.proto = proto;
+  ramjet_flow_key key = flow_key_of(client, local, proto);
   ramjet_flow flow{};
   if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.flows), &key, &flow) != 0) return std::nullopt;
   return FlowEntry{key, flow};
@@ -430,36 +392,11 @@ StatArray Datapath::stats() const {
 
 std::vector<FlowEntry> Datapath::flows() const {
   std::vector<FlowEntry> out;
-  int fd = bpf_map__fd(skel_->maps.flows);
-  // Batched reads: a million entries in well under a second.
-  constexpr std::uint32_t kBatch = 4096;
-  std::vector<ramjet_flow_key> keys(kBatch);
-  std::vector<ramjet_flow> values(kBatch);
-  std::uint64_t in_batch = 0, out_batch = 0;
-  bool first = true;
-  for (;;) {
-    std::uint32_t count = kBatch;
-    LIBBPF_OPTS(bpf_map_batch_opts, opts);
-    int rc = bpf_map_lookup_batch(fd, first ? nullptr : &in_batch, &out_batch, keys.data(),
-                                  values.data(), &count, &opts);
-    int err = rc != 0 ? errno : 0;
-    for (std::uint32_t i = 0; i < count; ++i) out.push_back({keys[i], values[i]});
-    if (rc != 0) {
-      if (err == ENOENT) break;  // done
-      if (err == ENOSPC) {       // a bucket larger than the batch: not with 4096
-        break;
-      }
-      // Batch ops unsupported: fall back to key iteration.
-      out.clear();
-      for (const auto& k : all_keys<ramjet_flow_key>(fd)) {
-        ramjet_flow f{};
-        if (bpf_map_lookup_elem(fd, &k, &f) == 0) out.push_back({k, f});
-      }
-      break;
-    }
-    in_batch = out_batch;
-    first = false;
-  }
+  auto r = read_flow_batches(bpf_map__fd(skel_->maps.flows), [&](auto keys, auto values) {
+    for (std::size_t i = 0; i < keys.size(); ++i) out.push_back({keys[i], values[i]});
+    return true;
+  });
+  if (!r.ok()) spdlog::warn("datapath: {}", r.error().message);
   return out;
 }
 
@@ -506,7 +443,7 @@ void Datapath::sweeper() {
 }
 
 void Datapath::sweep_once() {
-  std::uint64_t now = mono_ns();
+  std::uint64_t now = monotonic_now_ns();
   auto ns = [](std::chrono::milliseconds d) { return std::uint64_t(d.count()) * 1'000'000ull; };
   int flows_fd = bpf_map__fd(skel_->maps.flows);
   std::size_t expired = 0;

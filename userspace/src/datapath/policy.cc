@@ -96,6 +96,16 @@ ramjet_lpm_key lpm_key(const Cidr& cidr) {
   return k;
 }
 
+std::optional<Cidr> cidr_of(const ramjet_lpm_key& key) {
+  if (key.family != RAMJET_FAMILY_IPV4 && key.family != RAMJET_FAMILY_IPV6) return std::nullopt;
+  bool v4 = key.family == RAMJET_FAMILY_IPV4;
+  unsigned max = v4 ? 32 : 128;
+  if (key.prefixlen < RAMJET_LPM_PREFIXLEN(0) || key.prefixlen > RAMJET_LPM_PREFIXLEN(max))
+    return std::nullopt;
+  auto ip = IpAddress::from_bytes(v4 ? IpAddress::Family::kV4 : IpAddress::Family::kV6, key.addr);
+  return Cidr(ip, static_cast<std::uint8_t>(key.prefixlen - RAMJET_LPM_PREFIXLEN(0)));
+}
+
 std::uint32_t rule_id_for(const std::string& name) {
   // FNV-1a: stable across runs and reloads, no registry needed.
   std::uint32_t h = 2166136261u;

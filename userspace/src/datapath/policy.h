@@ -6,10 +6,12 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "datapath/kernel_flow.h"
 #include "ramjet/abi/ramjet.h"
 #include "ramjet/config/config.h"
 #include "ramjet/result.h"
@@ -29,12 +31,11 @@ struct PolicyNames {
   std::function<std::uint32_t(const std::string&)> endpoint_id;
 };
 
-// Rule ids are stable across reloads as long as the rule keeps its name.
-std::uint32_t rule_id_for(const std::string& name);
-
 Result<CompiledPolicy> compile(const config::DatapathSettings& settings, const PolicyNames& names);
 
 std::uint8_t to_abi(config::DatapathAction a);
 ramjet_lpm_key lpm_key(const Cidr& cidr);
+// The prefix an LPM key holds (the inverse of lpm_key); nullopt for a malformed key.
+std::optional<Cidr> cidr_of(const ramjet_lpm_key& key);
 
 }  // namespace ramjet::datapath

@@ -7,42 +7,43 @@
 #include <string>
 
 #include "datapath/datapath.h"
+#include "datapath/kernel_flow.h"
 #include "telemetry/hook_trace.h"
 
 namespace ramjet::datapath {
 
 namespace {
-// Tags stored with kernel entries say who made them (ramjetctl shows them).
-constexpr std::uint32_t kTagIngressHook = 1;
-constexpr std::uint32_t kTagEgressHook = 2;
-
 void trace(const ConnectionInfo& info, const char* hook, const std::string& decision,
            const std::string& detail) {
   if (!telemetry::hook_trace().enabled()) return;
-  telemetry::hook_trace().record({0, std::string(hook) + ".kernel", info.id, info.endpoint,
-                                  decision, detail, {}});
+  telemetry::hook_trace().record(
+      {0, std::string(hook) + ".kernel", info.id, info.endpoint, decision, detail, {}});
 }
 }  // namespace
 
 void apply_kernel_verdict(Datapath* dp, const ConnectionInfo& info,
                           const std::optional<KernelVerdict>& verdict, const char* hook) {
   if (!verdict) return;
-  std::uint32_t tag = std::string_view(hook).starts_with("egress") ? kTagEgressHook : kTagIngressHook;
+  std::uint32_t tag =
+      std::string_view(hook).starts_with("egress") ? kBlockTagEgressHook : kBlockTagIngressHook;
   auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(verdict->duration);
   if (verdict->kind == KernelVerdict::Kind::kBlockSource) {
     IpAddress client = info.client.ip().unmapped();
     Cidr prefix = verdict->prefix ? *verdict->prefix
                                   : Cidr(client, static_cast<std::uint8_t>(client.size() * 8));
-    std::string detail = prefix.to_string() + " for " + std::to_string(verdict->duration.count()) + "s";
+    std::string detail =
+        prefix.to_string() + " for " + std::to_string(verdict->duration.count()) + "s";
     if (!dp) {
-      spdlog::info("flow {}: {} asked to block {} in the kernel, but the datapath is off",
-                   info.id, hook, detail);
+      spdlog::info("flow {}: {} asked to block {} in the kernel, but the datapath is off", info.id,
+                   hook, detail);
       trace(info, hook, "skipped", detail);
       return;
     }
     auto r = dp->block(prefix, duration, tag);
-    if (!r.ok()) spdlog::warn("flow {}: {}", info.id, r.error().message);
-    else spdlog::info("flow {}: {} blocked {} in the kernel", info.id, hook, detail);
+    if (!r.ok())
+      spdlog::warn("flow {}: {}", info.id, r.error().message);
+    else
+      spdlog::info("flow {}: {} blocked {} in the kernel", info.id, hook, detail);
     trace(info, hook, r.ok() ? "block_source" : "failed", detail);
     return;
   }
@@ -57,10 +58,12 @@ void apply_kernel_verdict(Datapath* dp, const ConnectionInfo& info,
     trace(info, hook, "skipped", detail);
     return;
   }
-  auto r = dp->set_class(src, dst, IPPROTO_TCP, info.local.port(), RAMJET_ACTION_FASTPATH,
-                         duration, tag);
-  if (!r.ok()) spdlog::warn("flow {}: {}", info.id, r.error().message);
-  else spdlog::info("flow {}: {} fast-paths {}", info.id, hook, detail);
+  auto r = dp->set_class(src, dst, IPPROTO_TCP, info.local.port(), RAMJET_ACTION_FASTPATH, duration,
+                         tag);
+  if (!r.ok())
+    spdlog::warn("flow {}: {}", info.id, r.error().message);
+  else
+    spdlog::info("flow {}: {} fast-paths {}", info.id, hook, detail);
   trace(info, hook, r.ok() ? "fastpath_class" : "failed", detail);
 }
 
