@@ -89,12 +89,7 @@ static __always_inline struct ramjet_flow* flow_create(struct xdp_md* ctx,
                                                        const struct ramjet_policy_match* match,
                                                        __u64 gen, __u64 now_ns) {
   struct ramjet_flow fresh;
-  __builtin_memset(&fresh, 0, sizeof(fresh));
-  fresh.flow_id = flow_next_id();
-  fresh.first_seen_ns = now_ns;
-  fresh.last_seen_ns = now_ns;
-  fresh.origin_side = side;
-  fresh.ifindex = ctx->ingress_ifindex;
+  flow_init(&fresh, side, ctx->ingress_ifindex, now_ns);
   fresh.escalated = action == RAMJET_ACTION_ESCALATE;
   flow_set_verdict(&fresh, action, reason, match, gen);
 

@@ -204,4 +204,15 @@ static __always_inline __u64 flow_next_id(void) {
   return __sync_fetch_and_add(&next_flow_id, 1) + 1;
 }
 
+/* A new flow entry opened at now_ns by a packet from `side` on `ifindex`. */
+static __always_inline void flow_init(struct ramjet_flow* f, __u8 side, __u32 ifindex,
+                                      __u64 now_ns) {
+  __builtin_memset(f, 0, sizeof(*f));
+  f->flow_id = flow_next_id();
+  f->first_seen_ns = now_ns;
+  f->last_seen_ns = now_ns;
+  f->origin_side = side;
+  f->ifindex = ifindex;
+}
+
 #endif /* RAMJET_LIB_MAPS_H */

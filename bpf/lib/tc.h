@@ -152,12 +152,7 @@ static __always_inline int ramjet_tc_egress(struct __sk_buff* skb) {
   if (pkt.proto == IPPROTO_TCP && (pkt.tcp_flags & (RAMJET_TCP_SYN | RAMJET_TCP_ACK)) != RAMJET_TCP_SYN)
     return TC_ACT_OK;
   struct ramjet_flow fresh;
-  __builtin_memset(&fresh, 0, sizeof(fresh));
-  fresh.flow_id = flow_next_id();
-  fresh.first_seen_ns = now_ns;
-  fresh.last_seen_ns = now_ns;
-  fresh.origin_side = side;
-  fresh.ifindex = skb->ifindex;
+  flow_init(&fresh, side, skb->ifindex, now_ns);
   fresh.verdict = RAMJET_ACTION_PASS;
   fresh.reason = RAMJET_STAT_PASS_LOCAL;
   fresh.rule_index = RAMJET_RULE_INDEX_NONE;

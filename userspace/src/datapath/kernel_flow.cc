@@ -7,6 +7,7 @@
 #include <charconv>
 #include <string>
 
+#include "datapath/metrics.h"
 #include "ramjet/abi/ramjet.h"
 
 namespace ramjet::datapath {
@@ -21,19 +22,7 @@ std::string_view stat_name(std::uint32_t stat) {
 
 std::string_view stat_class_name(std::uint32_t stat) {
   if (stat >= RAMJET_STAT__COUNT) return "?";
-  switch (ramjet_stat_classes[stat]) {
-    case RAMJET_STAT_CLASS_DROP:
-      return "drop";
-    case RAMJET_STAT_CLASS_PASS:
-      return "pass";
-    case RAMJET_STAT_CLASS_ESCALATE:
-      return "escalate";
-    case RAMJET_STAT_CLASS_FASTPATH:
-      return "fastpath";
-    case RAMJET_STAT_CLASS_EVENT:
-      break;
-  }
-  return "event";
+  return stat_class_label(ramjet_stat_classes[stat]);
 }
 
 std::uint32_t stat_count() {
