@@ -3,20 +3,13 @@
 // else straight in the pinned maps (block, unblock and the listings).
 #include <iostream>
 
+#include "admin/policy_view.h"
 #include "commands.h"
 #include "table.h"
 
 namespace ramjet::ctl {
 
 namespace {
-
-nlohmann::json block_json(const datapath::BlockEntry& b, std::uint64_t now_ns) {
-  nlohmann::json expires = nullptr;
-  if (b.expires_ns) expires = b.expires_ns > now_ns ? (b.expires_ns - now_ns) / 1'000'000 : 0;
-  return {{"prefix", b.prefix.to_string()},
-          {"expires_in_ms", expires},
-          {"set_by", datapath::block_tag_name(b.tag)}};
-}
 
 std::string expires_text(const nlohmann::json& b) {
   if (b["expires_in_ms"].is_null()) return "never";
@@ -61,7 +54,7 @@ int cmd_block(Ctl& ctl, const Cidr& prefix, std::chrono::milliseconds duration) 
         datapath::BlockEntry b{
             prefix, duration.count() ? now + std::uint64_t(duration.count()) * 1'000'000 : 0,
             datapath::kBlockTagOperator};
-        result = block_json(b, now);
+        result = admin::block_json(b, now);
         return kExitOk;
       });
   if (rc != kExitOk) return rc;
@@ -109,7 +102,7 @@ int cmd_blocks_list(Ctl& ctl) {
         if (!blocks.ok()) return ctl.fail(blocks.error());
         auto now = datapath::monotonic_now_ns();
         list = nlohmann::json::array();
-        for (const auto& b : *blocks) list.push_back(block_json(b, now));
+        for (const auto& b : *blocks) list.push_back(admin::block_json(b, now));
         return kExitOk;
       });
   if (rc != kExitOk) return rc;
@@ -126,36 +119,6 @@ int cmd_blocks_list(Ctl& ctl) {
 // --- rules ----------------------------------------------------------------------
 
 namespace {
-
-nlohmann::json rule_json(const datapath::RuleSlot& s, const admin::NameTable& names) {
-  auto opt = [](const std::optional<Cidr>& c) -> nlohmann::json {
-    if (!c || c->prefix_len() == 0) return nullptr;  // "any" is stored as a /0
-    return c->to_string();
-  };
-  nlohmann::json port = nullptr;
-  if (s.dst_port_min != 0 || s.dst_port_max != 65535)
-    port = s.dst_port_min == s.dst_port_max
-               ? std::to_string(s.dst_port_min)
-               : std::to_string(s.dst_port_min) + "-" + std::to_string(s.dst_port_max);
-  std::string action(datapath::action_name(s.action));
-  for (auto& c : action) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  const std::string* name = names.rule(s.rule_id);
-  const std::string* ep = s.endpoint_id ? names.endpoint(s.endpoint_id) : nullptr;
-  bool ratelimit = s.action == 5;
-  return {{"slot", s.slot},
-          {"rule_id", s.rule_id},
-          {"name", name ? nlohmann::json(*name) : nlohmann::json()},
-          {"action", action},
-          {"proto", s.proto ? nlohmann::json(datapath::proto_name(s.proto)) : nlohmann::json()},
-          {"src", opt(s.src)},
-          {"dst", opt(s.dst)},
-          {"dst_port", port},
-          {"interface", nullptr},
-          {"ifindex", s.ifindex ? nlohmann::json(s.ifindex) : nlohmann::json()},
-          {"endpoint", ep ? nlohmann::json(*ep) : nlohmann::json()},
-          {"rate_pps", ratelimit ? nlohmann::json(s.rate_pps) : nlohmann::json()},
-          {"burst", ratelimit ? nlohmann::json(s.burst) : nlohmann::json()}};
-}
 
 std::string cell(const nlohmann::json& r, const char* key) {
   if (!r.contains(key) || r[key].is_null()) return "-";
@@ -180,14 +143,7 @@ int cmd_rules_list(Ctl& ctl) {
     auto rt = kv->maps().runtime();
     if (!rt.ok()) return ctl.fail(rt.error());
     ctl.note(kv->note());
-    std::string def(datapath::action_name(rt->default_action));
-    for (auto& c : def) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    nlohmann::json list = nlohmann::json::array();
-    for (const auto& s : *rules) list.push_back(rule_json(s, kv->names()));
-    listing = {{"source", "pins"},
-               {"default_action", def},
-               {"generation", rt->policy_generation},
-               {"rules", list}};
+    listing = admin::rules_listing(*rules, *rt, kv->names(), "pins");
   }
   if (ctl.json()) {
     std::cout << listing.dump(2) << "\n";

@@ -36,21 +36,23 @@ std::string stats_json() {
 
 std::string trace_json() {
   nlohmann::json events = nlohmann::json::array();
-  for (const auto& e : telemetry::hook_trace().snapshot()) {
-    events.push_back({{"seq", e.seq},
-                      {"hook", e.hook},
-                      {"flow", e.flow},
-                      {"endpoint", e.endpoint},
-                      {"decision", e.decision},
-                      {"detail", e.detail},
-                      {"duration_us", e.duration.count()}});
-  }
+  for (const auto& e : telemetry::hook_trace().snapshot()) events.push_back(hook_event_json(e));
   // Details may carry bytes from the network: replace invalid UTF-8 instead of throwing.
   return nlohmann::json{{"enabled", telemetry::hook_trace().enabled()}, {"events", events}}.dump(
       -1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace
+
+nlohmann::json hook_event_json(const telemetry::HookEvent& e) {
+  return {{"seq", e.seq},
+          {"hook", e.hook},
+          {"flow", e.flow},
+          {"endpoint", e.endpoint},
+          {"decision", e.decision},
+          {"detail", e.detail},
+          {"duration_us", e.duration.count()}};
+}
 
 AdminServer::AdminServer(std::function<std::string()> status) : status_(std::move(status)) {
   router_.add("GET", "/v1/status", [this](const HttpRequest&) {

@@ -8,10 +8,16 @@
 #include <memory>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "admin/http_responder.h"
 #include "ramjet/result.h"
+#include "telemetry/hook_trace.h"
 
 namespace ramjet::admin {
+
+// One hook trace event as /v1/hooks/trace and /v1/flows/{id} show it.
+nlohmann::json hook_event_json(const telemetry::HookEvent& e);
 
 class AdminServer {
  public:

@@ -28,9 +28,9 @@ HttpResponse json_error(int status, std::string_view message) {
 
 std::string render_response(const HttpResponse& r) {
   std::string out = "HTTP/1.1 " + std::to_string(r.status) + " " + http::reason_phrase(r.status) +
-                    "\r\nContent-Type: " + r.content_type +
-                    "\r\nContent-Length: " + std::to_string(r.body.size()) +
-                    "\r\nConnection: close\r\n" + r.extra_fields + "\r\n";
+                    "\r\nContent-Type: " + r.content_type;
+  if (!r.stream) out += "\r\nContent-Length: " + std::to_string(r.body.size());
+  out += "\r\nConnection: close\r\n" + r.extra_fields + "\r\n";
   out += r.body;
   return out;
 }
@@ -193,16 +193,10 @@ Task<void> HttpResponder::serve(int fd) {
   }
 
   if (connected) {
-    std::string out = render_response(reply ? *reply : handle(req));
-    std::string_view rest = out;
-    while (!rest.empty()) {
-      auto left = deadline - runtime::Clock::now();
-      if (left <= std::chrono::nanoseconds::zero()) break;
-      int n = co_await worker_.send(fd, rest.data(), rest.size()).with_timeout(left);
-      if (n <= 0) break;
-      rest.remove_prefix(static_cast<std::size_t>(n));
-    }
-    if (reply && rest.empty()) {
+    HttpResponse answer = reply ? std::move(*reply) : handle(req);
+    bool sent = co_await send_all(fd, render_response(answer), deadline);
+    if (sent && answer.stream) co_await send_stream(fd, answer);
+    if (reply && sent) {
       // An error may leave request bytes unread, and closing over unread bytes sends
       // a RST that can destroy the answer before the client reads it. Send FIN and
       // discard what the client still sends until it closes (or the deadline).
@@ -213,6 +207,40 @@ Task<void> HttpResponder::serve(int fd) {
   }
   live_.erase(fd);
   ::close(fd);
+}
+
+Task<bool> HttpResponder::send_all(int fd, std::string_view rest,
+                                   runtime::Clock::time_point deadline) {
+  while (!rest.empty()) {
+    auto left = deadline - runtime::Clock::now();
+    if (left <= std::chrono::nanoseconds::zero()) co_return false;
+    int n = co_await worker_.send(fd, rest.data(), rest.size()).with_timeout(left);
+    if (n <= 0) co_return false;
+    rest.remove_prefix(static_cast<std::size_t>(n));
+  }
+  co_return true;
+}
+
+Task<void> HttpResponder::send_stream(int fd, const HttpResponse& r) {
+  while (!stopping_) {
+    std::optional<std::string> piece;
+    try {
+      piece = r.stream();
+    } catch (const std::exception& e) {
+      spdlog::error("{} server: stream: {}", name_, e.what());
+      co_return;
+    }
+    if (!piece) co_return;
+    if (!piece->empty()) {
+      if (!co_await send_all(fd, *piece, runtime::Clock::now() + limits_.stream_send)) co_return;
+      continue;
+    }
+    // Nothing to send: is the client still there? (EOF or an error ends the stream.)
+    char probe;
+    ssize_t n = ::recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) co_return;
+    co_await worker_.sleep(limits_.stream_poll);
+  }
 }
 
 }  // namespace ramjet::admin

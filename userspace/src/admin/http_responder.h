@@ -12,6 +12,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -35,6 +36,13 @@ struct HttpResponse {
   std::string body;
   std::string content_type = "application/json";
   std::string extra_fields = {};  // complete "Name: value\r\n" lines
+  // A streamed body (the event feed, the flow list): when set, `body` goes first,
+  // then every piece stream() returns, without Content-Length (the end of the
+  // connection ends the body). It runs on the responder's thread and must not
+  // block: it returns a piece, "" when it has nothing yet (asked again after
+  // ResponderLimits::stream_poll; a client that went away meanwhile ends the
+  // stream), or nullopt at the end.
+  std::function<std::optional<std::string>()> stream = {};
 };
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
@@ -64,6 +72,10 @@ struct ResponderLimits {
   std::size_t max_head = 8 * 1024;
   std::size_t max_body = 64 * 1024;
   std::chrono::milliseconds deadline{2000};  // read the request and send the answer
+  // Streams: the pause when stream() has nothing, and how long one piece may take
+  // to send (a reader that stops reading is cut off).
+  std::chrono::milliseconds stream_poll{100};
+  std::chrono::milliseconds stream_send{10'000};
 };
 
 class HttpResponder {
@@ -87,6 +99,10 @@ class HttpResponder {
   // Appends what arrives before `deadline` to `buf`; false on EOF, error or timeout.
   Task<bool> read_some(int fd, std::string& buf, runtime::Clock::time_point deadline);
   HttpResponse handle(const HttpRequest& req) const;
+  // Sends all of `data` before `deadline`; false when the client is gone or slow.
+  Task<bool> send_all(int fd, std::string_view data, runtime::Clock::time_point deadline);
+  // The pieces of a streamed body, until it ends, the client goes or stop().
+  Task<void> send_stream(int fd, const HttpResponse& r);
 
   std::string name_;
   HttpHandler handler_;

@@ -20,6 +20,8 @@
 
 #include "admin/admin_server.h"
 #include "admin/metrics_server.h"
+#include "app/admin_routes.h"
+#include "app/runtime_policy.h"
 #include "app/server.h"
 #include "datapath/datapath.h"
 #include "datapath/json.h"
@@ -103,25 +105,6 @@ void reopen_logs(telemetry::AccessLog& access_log, telemetry::AuditLog* audit_lo
 }
 
 }  // namespace
-
-// SIGHUP: re-reads the config file and swaps the datapath rules and default action
-// in place. Everything else in the file needs a restart (said in the log).
-static void reload_datapath(const std::string& path, const config::AppSchema& schema,
-                     const config::Config& running, datapath::Datapath& dp) {
-  auto fresh = config::load_file(path, schema);
-  if (!fresh.ok()) {
-    spdlog::error("reload: {} (keeping the running rules)", fresh.error().message);
-    return;
-  }
-  if (fresh->datapath.interfaces != running.datapath.interfaces ||
-      fresh->datapath.instance != running.datapath.instance)
-    spdlog::warn("reload: datapath interfaces and instance change only on restart");
-  if (auto r = dp.apply_policy(*fresh); !r.ok()) {
-    spdlog::error("reload: {}", r.error().message);
-    return;
-  }
-  spdlog::info("reload: datapath rules replaced from {}", path);
-}
 
 int run_app(const AppDescriptor& app, int argc, char** argv) {
   CLI::App cli{app.description, app.name};
@@ -268,6 +251,20 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
     if (!dp) return admin::json_error(409, "the datapath is not enabled");
     return admin::HttpResponse{200, datapath::flows_json(*dp).dump()};
   });
+  app::RuntimePolicy policy(config_path, app.schema, cfg, dp.get());
+  // SIGHUP and POST /v1/reload: reopen the logs, re-read the datapath rules.
+  auto reload = [&]() -> Result<std::size_t> {
+    reopen_logs(access_log, audit_log.get());
+    auto r = policy.reload();  // checks the file even with the datapath off
+    if (r.ok())
+      spdlog::info("reload: {} datapath rules from {}", *r, config_path);
+    else
+      spdlog::error("reload: {} (keeping the running rules)", r.error().message);
+    return r;
+  };
+  app::AdminRoutes routes{server, cfg, dp.get(), policy, reload,
+                     [] { ::kill(::getpid(), SIGTERM); }};  // the signal loop drains
+  app::add_admin_routes(admin, routes);
   if (!cfg.server.admin_socket.empty()) {
     if (auto r = admin.start(cfg.server.admin_socket); !r.ok()) {
       spdlog::error("{}", r.error().message);
@@ -312,9 +309,8 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
       spdlog::info("signal {}: draining (deadline {}ms)", sig, cfg.server.drain_timeout.count());
       server.drain();
     } else if (sig == SIGHUP) {
-      spdlog::info("SIGHUP: reopening log files");
-      reopen_logs(access_log, audit_log.get());
-      if (dp) reload_datapath(config_path, app.schema, cfg, *dp);
+      spdlog::info("SIGHUP: reopening log files and reloading the datapath rules");
+      (void)reload();
     }
   }
   waiter.join();

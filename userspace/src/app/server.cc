@@ -6,8 +6,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <iterator>
+#include <mutex>
+#include <optional>
 
 #include "app/worker_context.h"
 #include "datapath/datapath.h"
@@ -17,6 +22,7 @@
 #include "proxy/tcp_session.h"
 #include "proxy/upstream_pool.h"
 #include "telemetry/access_log.h"
+#include "telemetry/event_feed.h"
 
 namespace ramjet::app {
 
@@ -42,9 +48,9 @@ Result<int> open_listener(const SocketAddress& addr, bool transparent) {
     if (rc != 0) {
       int err = errno;
       ::close(fd);
-      return Error::kernel(err, std::string("IP_TRANSPARENT: ") + strerror(err) +
-                                    (err == EPERM ? " (transparent endpoints need CAP_NET_ADMIN)"
-                                                  : ""));
+      return Error::kernel(err,
+                           std::string("IP_TRANSPARENT: ") + strerror(err) +
+                               (err == EPERM ? " (transparent endpoints need CAP_NET_ADMIN)" : ""));
     }
   }
   sockaddr_storage ss;
@@ -119,6 +125,7 @@ Task<void> accept_loop(WorkerContext& wc, std::size_t endpoint_index, int listen
         kflow = wc.datapath->lookup_flow(info.client, info.local, IPPROTO_TCP);
       info.escalated = kflow && kflow->flow.escalated;
       info.id = info.escalated ? kflow->flow.flow_id : WorkerContext::next_flow_id();
+      telemetry::event_feed().publish(proxy::connection_event(info, nullptr));
       wc.worker.spawn(run_session(wc, ep, counters, fd, std::move(info)));
       continue;
     }
@@ -168,6 +175,8 @@ void WorkerContext::use_datapath_ids(datapath::Datapath* dp) {
 struct Server::WorkerSlot {
   explicit WorkerSlot(unsigned i) : worker(i) {}
   runtime::Worker worker;
+  // The worker's context while its loop runs (for connections() and kill()).
+  std::atomic<WorkerContext*> context{nullptr};
   runtime::Event drain_requested;
   std::unique_ptr<dns::Resolver> resolver;  // moved into the worker's context
 };
@@ -234,9 +243,10 @@ Result<void> Server::bind_listeners() {
     for (unsigned w = 0; w < workers_; ++w) {
       auto fd = open_listener(twin, true);
       if (!fd.ok()) {
-        spdlog::warn("endpoint {}: no {} twin listener ({}): escalated flows of that family "
-                     "will be dropped",
-                     ep.name, twin.to_string(), fd.error().message);
+        spdlog::warn(
+            "endpoint {}: no {} twin listener ({}): escalated flows of that family "
+            "will be dropped",
+            ep.name, twin.to_string(), fd.error().message);
         break;
       }
       twin_fds_[w][e] = *fd;
@@ -282,6 +292,69 @@ void Server::drain() {
     WorkerSlot* slot = s.get();
     slot->worker.post([slot] { slot->drain_requested.set(); });
   }
+}
+
+template <typename T>
+std::vector<T> Server::on_each_worker(std::function<T(WorkerContext&)> fn,
+                                      std::chrono::milliseconds timeout) {
+  // Shared with the posted closures, which may run after this call gave up on them.
+  struct Pending {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::size_t left = 0;
+    std::vector<T> results;
+  };
+  auto p = std::make_shared<Pending>();
+  std::vector<WorkerSlot*> running;
+  for (auto& s : slots_)
+    if (s->context.load(std::memory_order_acquire) != nullptr) running.push_back(s.get());
+  p->left = running.size();
+  for (WorkerSlot* slot : running) {
+    slot->worker.post([slot, p, fn] {
+      // The context is gone once the loop ended; then there is nothing to report.
+      std::optional<T> r;
+      if (WorkerContext* wc = slot->context.load(std::memory_order_acquire)) r = fn(*wc);
+      std::lock_guard lock(p->mu);
+      if (r) p->results.push_back(std::move(*r));
+      --p->left;
+      p->cv.notify_all();
+    });
+  }
+  std::unique_lock lock(p->mu);
+  p->cv.wait_for(lock, timeout, [&] { return p->left == 0; });
+  return std::move(p->results);
+}
+
+std::vector<admin::EngineConnection> Server::connections(std::chrono::milliseconds timeout) {
+  auto per_worker = on_each_worker<std::vector<admin::EngineConnection>>(
+      [](WorkerContext& wc) {
+        std::vector<admin::EngineConnection> out;
+        out.reserve(wc.sessions.size());
+        for (const proxy::Session* s : wc.sessions) out.push_back(s->describe());
+        return out;
+      },
+      timeout);
+  std::vector<admin::EngineConnection> all;
+  for (auto& v : per_worker) std::move(v.begin(), v.end(), std::back_inserter(all));
+  std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+  return all;
+}
+
+std::size_t Server::kill(const std::function<bool(const admin::EngineConnection&)>& match,
+                         std::chrono::milliseconds timeout) {
+  auto per_worker = on_each_worker<std::size_t>(
+      [match](WorkerContext& wc) {
+        std::vector<proxy::Session*> chosen;
+        for (proxy::Session* s : wc.sessions)
+          if (match(s->describe())) chosen.push_back(s);
+        // force_close may end a session at once, erasing it from the set: hence the copy.
+        for (proxy::Session* s : chosen) s->force_close(CloseReason::kKilled);
+        return chosen.size();
+      },
+      timeout);
+  std::size_t n = 0;
+  for (std::size_t k : per_worker) n += k;
+  return n;
 }
 
 void Server::wait() {
@@ -344,7 +417,9 @@ void Server::worker_thread(unsigned index) {
     }
   }
   slot.worker.spawn(worker_main(wc, slot.drain_requested, fds, config_.server.drain_timeout));
+  slot.context.store(&wc, std::memory_order_release);
   slot.worker.run();
+  slot.context.store(nullptr, std::memory_order_release);
 }
 
 }  // namespace ramjet::app

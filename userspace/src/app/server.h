@@ -5,11 +5,15 @@
 // ephemeral port once and the other workers join it.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "admin/flow_view.h"
 
 #include "ramjet/bootstrap.h"
 #include "ramjet/config/config.h"
@@ -29,6 +33,8 @@ class Datapath;
 }
 
 namespace ramjet::app {
+
+struct WorkerContext;
 
 class Server {
  public:
@@ -58,8 +64,21 @@ class Server {
 
   unsigned worker_count() const { return workers_; }
 
+  // Thread-safe. Every engine connection, as each worker describes its own on its
+  // thread; a worker that has not answered within `timeout` is left out.
+  std::vector<admin::EngineConnection> connections(
+      std::chrono::milliseconds timeout = std::chrono::milliseconds(1000));
+  // Thread-safe. Force-closes (CloseReason::kKilled) the connections `match`
+  // selects, on their workers; returns how many.
+  std::size_t kill(const std::function<bool(const admin::EngineConnection&)>& match,
+                   std::chrono::milliseconds timeout = std::chrono::milliseconds(1000));
+
  private:
   struct WorkerSlot;
+  // Runs `fn` on every running worker's thread and returns what each returned.
+  template <typename T>
+  std::vector<T> on_each_worker(std::function<T(WorkerContext&)> fn,
+                                std::chrono::milliseconds timeout);
   void worker_thread(unsigned index);
 
   const config::Config& config_;

@@ -160,6 +160,35 @@ Result<Config> load_string(std::string_view yaml, std::string_view filename,
   return load_tree(root, filename, schema);
 }
 
+Result<DatapathRule> parse_datapath_rule(std::string_view text, std::string_view source) {
+  Node root;
+  try {
+    YAML::Node doc = YAML::Load(std::string(text));
+    Converter converter;
+    if (!converter.convert(doc, root, 0)) return Error::config(format(source, converter.error()));
+  } catch (const YAML::Exception& e) {
+    return Error::config(position(source, mark_of(e.mark)) + ": not YAML or JSON: " + e.msg);
+  } catch (const std::exception& e) {
+    return Error::config(std::string(source) + ": cannot parse: " + e.what());
+  }
+  if (!root.is_map()) return Error::config(std::string(source) + ": a rule is an object");
+  settings::ParseContext ctx(nullptr);
+  DatapathRule rule;
+  settings::parse(root, rule, ctx);
+  if (!ctx.ok()) return Error::config(format(source, ctx.diagnostics().front()));
+  return rule;
+}
+
+Result<void> check_datapath(const Config& config, std::string_view source) {
+  Node root;
+  settings::ParseContext ctx(nullptr);
+  validate_datapath_only(config, root, ctx);
+  if (ctx.ok()) return {};
+  const auto& d = ctx.diagnostics().front();
+  return Error::config(std::string(source) + ": " + (d.path.empty() ? "" : d.path + ": ") +
+                       d.message);
+}
+
 Result<Config> load_file(const std::string& path, const AppSchema& schema) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {

@@ -228,4 +228,8 @@ void validate(const Config& config, const Node& root, settings::ParseContext& ct
   validate_datapath(config, root, ctx);
 }
 
+void validate_datapath_only(const Config& config, const Node& root, settings::ParseContext& ctx) {
+  validate_datapath(config, root, ctx);
+}
+
 }  // namespace ramjet::config

@@ -19,8 +19,10 @@
 #include "datapath.skel.h"
 #include "datapath/denylist.h"
 #include "datapath/flow_table.h"
+#include "datapath/json.h"
 #include "datapath/policy.h"
 #include "datapath/routing.h"
+#include "telemetry/event_feed.h"
 
 namespace ramjet::datapath {
 
@@ -425,6 +427,10 @@ void Datapath::sweeper() {
     if (ring_) {
       ring_buffer__poll(ring_, 200);
       if (!incoming.empty()) {
+        auto now_ns = monotonic_now_ns();
+        auto now = std::chrono::system_clock::now();
+        for (const auto& e : incoming)
+          telemetry::event_feed().publish(event_json(*this, e, now_ns, now).dump());
         std::lock_guard lock(mu_);
         for (auto& e : incoming) events_.push_back(std::move(e));
         while (events_.size() > kEventsKept) events_.pop_front();

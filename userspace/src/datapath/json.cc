@@ -4,6 +4,7 @@
 #include <string>
 
 #include "datapath/flow_table.h"
+#include "telemetry/event_feed.h"
 
 namespace ramjet::datapath {
 
@@ -51,6 +52,42 @@ nlohmann::json flows_json(const Datapath& dp) {
             [](const FlowEntry& a, const FlowEntry& b) { return a.flow.flow_id < b.flow.flow_id; });
   for (const auto& e : flows) out.push_back(flow_json(dp, e, now));
   return out;
+}
+
+nlohmann::json event_json(const Datapath& dp, const Event& ev, std::uint64_t now_ns,
+                          std::chrono::system_clock::time_point now) {
+  auto ago = std::chrono::nanoseconds(now_ns > ev.ts_ns ? now_ns - ev.ts_ns : 0);
+  nlohmann::json j = {
+      {"time", telemetry::rfc3339_ms(
+                   now - std::chrono::duration_cast<std::chrono::system_clock::duration>(ago))},
+      {"ifindex", ev.ifindex},
+      {"reason", stat_name(ev.reason)}};
+  switch (ev.type) {
+    case RAMJET_EVENT_FLOW_NEW:
+      j["type"] = "flow_new";
+      break;
+    case RAMJET_EVENT_ESCALATE:
+      j["type"] = "escalate";
+      break;
+    default:
+      j["type"] = "drop_sample";
+      j["packet_len"] = ev.packet_len;
+      return j;
+  }
+  if (ev.flow) {
+    KernelFlow f = decode_flow(ev.flow->key, ev.flow->flow);
+    std::string rule = f.has_rule ? dp.rule_name(f.rule_id) : "";
+    std::string endpoint =
+        f.verdict == RAMJET_ACTION_ESCALATE ? dp.endpoint_name(f.endpoint_id) : "";
+    j["flow_id"] = f.id;
+    j["proto"] = proto_name(f.proto);
+    j["src"] = f.src.to_string();
+    j["dst"] = f.dst.to_string();
+    j["verdict"] = action_name(f.verdict);
+    j["rule"] = rule.empty() ? nlohmann::json(nullptr) : nlohmann::json(rule);
+    j["endpoint"] = endpoint.empty() ? nlohmann::json(nullptr) : nlohmann::json(endpoint);
+  }
+  return j;
 }
 
 nlohmann::json connection_flow_json(const Datapath* dp, const ConnectionInfo& info) {

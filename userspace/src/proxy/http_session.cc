@@ -133,6 +133,7 @@ HttpSession::HttpSession(app::WorkerContext& wc, const config::Endpoint& ep,
                          telemetry::CounterRow& counters, int client_fd, ConnectionInfo info)
     : Session(wc, counters), ep_(ep), client_fd_(client_fd), info_(std::move(info)) {
   started_ = runtime::Clock::now();
+  bind_view({&info_, &stats_, &relay_, &started_});
   if (wc_.authenticators != nullptr) {
     auto it = wc_.authenticators->find(ep_.name);
     if (it != wc_.authenticators->end()) auth_ = it->second.get();
@@ -255,6 +256,7 @@ Task<std::optional<http::h1::HeadResult>> HttpSession::read_request_head() {
 
 Task<void> HttpSession::run() {
   ctx_ = wc_.hooks.make_connection_context();
+  set_state(SessionState::kHooks);
   auto t0 = runtime::Clock::now();
   IngressDecision in = co_await wc_.hooks.ingress_handle_connection(info_, ctx_.get());
   bool blocked = in.action == IngressDecision::Action::kBlock;
@@ -269,6 +271,7 @@ Task<void> HttpSession::run() {
   }
 
   while (!close_reason_ && !closing_) {
+    set_state(SessionState::kHooks);  // waiting for, then deciding on, the next request
     auto r = co_await read_request_head();
     if (!r) break;  // the client closed (or went idle) between requests
     if (r->status == ParseStatus::kError) {
@@ -373,6 +376,7 @@ Task<HttpSession::Next> HttpSession::handle_connect() {
 Task<bool> HttpSession::ensure_upstream(const HostPort& target, std::optional<ProxyError>& err,
                                         bool reuse) {
   close_upstream();
+  set_state(SessionState::kConnecting);
   EgressChain chain(wc_, counters_, info_, ctx_.get(), ep_.connect_timeout, audited_decisions());
   auto decided = co_await chain.decide(target);
   if (auto* e = std::get_if<EgressError>(&decided)) {
@@ -520,6 +524,7 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
     co_await send_all(client_fd_, reply);
     co_return Next::kClose;
   }
+  set_state(SessionState::kRelaying);  // the request and its response stream through
   bool sent = co_await send_all(upstream_fd_, out);
   if (sent && request_framing.expect_continue && has_body) {
     // The upstream is connected and took the head: invite the body (RFC 9110 10.1.1).
@@ -589,7 +594,9 @@ Task<HttpSession::Next> HttpSession::tunnel() {
       ep_.relay == config::RelayMode::kBuffer ? RelayMode::kBuffer : RelayMode::kSplice;
   relay_ = std::make_unique<Relay>(wc_.worker, client_fd_, upstream_fd_, mode, limits,
                                    wc_.buffers.get());
+  set_state(SessionState::kRelaying);
   co_await relay_->run();
+  set_state(SessionState::kClosing);
   stats_.bytes_from_client += relay_->bytes_from_client();
   stats_.bytes_to_client += relay_->bytes_to_client();
   if (auto r = relay_->reason(); r && !close_reason_) close_reason_ = *r;

@@ -9,15 +9,76 @@
 
 #include "datapath/json.h"
 #include "proxy/egress_chain.h"
+#include "proxy/relay.h"
 #include "telemetry/access_log.h"
+#include "telemetry/event_feed.h"
 
 namespace ramjet::proxy {
 
 using telemetry::Counter;
 
+const char* to_string(SessionState s) {
+  switch (s) {
+    case SessionState::kAccepted:
+      return "accepted";
+    case SessionState::kHooks:
+      return "hooks";
+    case SessionState::kConnecting:
+      return "connecting";
+    case SessionState::kRelaying:
+      return "relaying";
+    case SessionState::kClosing:
+      return "closing";
+  }
+  return "accepted";
+}
+
+std::string connection_event(const ConnectionInfo& info, const ConnectionStats* closed) {
+  nlohmann::json j = {{"type", closed ? "connection_close" : "connection_open"},
+                      {"time", telemetry::rfc3339_ms(std::chrono::system_clock::now())},
+                      {"flow_id", info.id},
+                      {"proto", "tcp"},
+                      {"src", info.client.to_string()},
+                      {"dst", info.local.to_string()},
+                      {"endpoint", info.endpoint},
+                      {"worker", info.worker},
+                      {"verdict", info.escalated ? "ESCALATE" : "ENGINE"}};
+  if (closed) {
+    j["close_reason"] = to_string(closed->reason);
+    j["bytes_from_client"] = closed->bytes_from_client;
+    j["bytes_to_client"] = closed->bytes_to_client;
+    j["duration_ms"] = closed->duration.count() / 1000;
+  }
+  return j.dump();
+}
+
+admin::EngineConnection Session::describe() const {
+  admin::EngineConnection c;
+  const ConnectionInfo& info = *view_.info;
+  c.id = info.id;
+  c.endpoint = info.endpoint;
+  c.worker = info.worker;
+  c.client = info.client;
+  c.local = info.local;
+  c.escalated = info.escalated;
+  c.state = to_string(state_);
+  if (!view_.stats->upstream.empty()) c.upstream = SocketAddress::parse(view_.stats->upstream);
+  c.bytes_from_client = view_.stats->bytes_from_client;
+  c.bytes_to_client = view_.stats->bytes_to_client;
+  if (const auto& relay = *view_.relay; relay && state_ == SessionState::kRelaying) {
+    c.bytes_from_client += relay->bytes_from_client();
+    c.bytes_to_client += relay->bytes_to_client();
+  }
+  c.age_ms = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(runtime::Clock::now() - *view_.started)
+          .count());
+  return c;
+}
+
 void Session::close_epilogue(int client_fd, const ConnectionInfo& info, ConnectionStats& stats,
                              std::optional<CloseReason> reason, runtime::Clock::time_point started,
                              void* ctx) {
+  set_state(SessionState::kClosing);
   tcp_info ti{};
   socklen_t len = sizeof ti;
   if (::getsockopt(client_fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0) {
@@ -47,6 +108,7 @@ void Session::close_epilogue(int client_fd, const ConnectionInfo& info, Connecti
   wc_.hooks.ingress_handle_connection_close(info, stats, ctx);
   trace_hook(info, "ingress.handle_connection_close", to_string(stats.reason), "", t0);
   wc_.access_log.record(info, stats);
+  telemetry::event_feed().publish(connection_event(info, &stats));
   if (wc_.audit_log != nullptr && audit_.kind) {
     telemetry::AuditRecord r;
     r.kind = *audit_.kind;

@@ -4,13 +4,26 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <optional>
+#include <string>
 
+#include "admin/flow_view.h"
 #include "app/worker_context.h"
 #include "ramjet/hooks/connection.h"
 #include "telemetry/audit_log.h"
 
 namespace ramjet::proxy {
+
+class Relay;
+
+// Where a session is in its life, as GET /v1/connections shows it.
+enum class SessionState : std::uint8_t { kAccepted, kHooks, kConnecting, kRelaying, kClosing };
+const char* to_string(SessionState s);
+
+// One line of the event feed (telemetry/event_feed.h) for an engine connection:
+// "connection_open" (stats null) or "connection_close".
+std::string connection_event(const ConnectionInfo& info, const ConnectionStats* closed);
 
 class Session {
  public:
@@ -33,7 +46,21 @@ class Session {
   // Ends the session early (drain deadline, an operator's kill). Safe at any time.
   virtual void force_close(CloseReason why) = 0;
 
+  // What the admin API shows of it; call on the session's worker thread.
+  admin::EngineConnection describe() const;
+  FlowId id() const { return view_.info->id; }
+
  protected:
+  // What describe() reads: the subclass's own members, bound once in its constructor.
+  struct View {
+    const ConnectionInfo* info = nullptr;
+    const ConnectionStats* stats = nullptr;  // bytes counted so far (outside the relay)
+    const std::unique_ptr<Relay>* relay = nullptr;
+    const runtime::Clock::time_point* started = nullptr;
+  };
+  void bind_view(View v) { view_ = v; }
+  void set_state(SessionState s) { state_ = s; }
+
   // The close epilogue every on-ramp shares: TCP_INFO into `stats`, closing the
   // client socket, the counters, IngressHook::handle_connection_close, the access
   // log line and (when audit_.kind is set) the audit line. The on-ramp closes its
@@ -56,6 +83,10 @@ class Session {
   app::WorkerContext& wc_;
   telemetry::CounterRow& counters_;
   telemetry::FlowAudit audit_;
+
+ private:
+  View view_;
+  SessionState state_ = SessionState::kAccepted;
 };
 
 }  // namespace ramjet::proxy

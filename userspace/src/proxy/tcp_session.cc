@@ -21,6 +21,7 @@ TcpSession::TcpSession(app::WorkerContext& wc, const config::Endpoint& ep,
                        telemetry::CounterRow& counters, int client_fd, ConnectionInfo info)
     : Session(wc, counters), ep_(ep), client_fd_(client_fd), info_(std::move(info)) {
   started_ = runtime::Clock::now();
+  bind_view({&info_, &stats_, &relay_, &started_});
   audit_.kind = telemetry::FlowKind::kTcp;
   if (wc_.audit_log != nullptr) audit_.target = upstream_target().to_string();
 }
@@ -39,6 +40,7 @@ void TcpSession::force_close(CloseReason why) {
 Task<void> TcpSession::run() {
   ctx_ = wc_.hooks.make_connection_context();
 
+  set_state(SessionState::kHooks);
   auto t0 = runtime::Clock::now();
   IngressDecision in = co_await wc_.hooks.ingress_handle_connection(info_, ctx_.get());
   bool blocked = in.action == IngressDecision::Action::kBlock;
@@ -51,7 +53,10 @@ Task<void> TcpSession::run() {
     close_reason_ = CloseReason::kBlockedIngress;
   }
 
-  if (!close_reason_) upstream_fd_ = co_await connect_upstream();
+  if (!close_reason_) {
+    set_state(SessionState::kConnecting);
+    upstream_fd_ = co_await connect_upstream();
+  }
 
   if (upstream_fd_ >= 0 && !close_reason_) {
     RelayLimits limits{ep_.idle_timeout, ep_.max_lifetime};
@@ -59,6 +64,7 @@ Task<void> TcpSession::run() {
         ep_.relay == config::RelayMode::kBuffer ? RelayMode::kBuffer : RelayMode::kSplice;
     relay_ = std::make_unique<Relay>(wc_.worker, client_fd_, upstream_fd_, mode, limits,
                                      wc_.buffers.get());
+    set_state(SessionState::kRelaying);
     co_await relay_->run();
     stats_.bytes_from_client = relay_->bytes_from_client();
     stats_.bytes_to_client = relay_->bytes_to_client();

@@ -43,6 +43,7 @@ enum class CloseReason : std::uint8_t {
   kDownstreamError,  // the client reset or failed
   kUpstreamError,    // the upstream reset or failed
   kShutdown,         // drain deadline passed during shutdown
+  kKilled,           // an operator killed the flow (ramjetctl flows kill)
 };
 
 inline const char* to_string(CloseReason r) {
@@ -67,6 +68,8 @@ inline const char* to_string(CloseReason r) {
       return "upstream_error";
     case CloseReason::kShutdown:
       return "shutdown";
+    case CloseReason::kKilled:
+      return "killed";
   }
   return "unknown";
 }

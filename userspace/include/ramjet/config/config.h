@@ -578,6 +578,14 @@ Result<Config> load_file(const std::string& path, const AppSchema& schema);
 Result<Config> load_string(std::string_view yaml, std::string_view filename,
                            const AppSchema& schema);
 
+// One datapath rule from YAML or JSON text (POST /v1/rules), read by the same codecs
+// as an entry of datapath.rules; errors start with `source` and the position.
+Result<DatapathRule> parse_datapath_rule(std::string_view text, std::string_view source);
+// The checks the loader makes of the datapath section (rule names unique, address
+// families, ports only with tcp/udp, escalate endpoints transparent, ...), for a
+// Config changed in memory; the error names `source` and the key.
+Result<void> check_datapath(const Config& config, std::string_view source);
+
 // The whole documented default file: every key at its default with its doc, the app's
 // settings, and a commented example endpoint. It loads as is.
 std::string default_config_yaml(const AppSchema& schema);

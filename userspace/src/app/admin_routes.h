@@ -1,0 +1,38 @@
+// The admin API's daemon routes (docs/admin-api.md): endpoints, engine
+// connections, the merged flow view, kill, blocks, rules, reload, drain and the
+// event feed. AdminServer itself serves status, stats and the hook trace.
+//
+// Handlers run on the admin responder's thread. Engine state is asked of the
+// workers on their own threads (Server::connections / kill); kernel state is read
+// from the datapath's pinned maps, the same code ramjetctl uses with ramjetd down.
+#pragma once
+
+#include <functional>
+
+#include "admin/admin_server.h"
+#include "ramjet/config/config.h"
+
+namespace ramjet::datapath {
+class Datapath;
+}
+
+namespace ramjet::app {
+
+class Server;
+class RuntimePolicy;
+
+struct AdminRoutes {
+  Server& server;
+  const config::Config& config;
+  datapath::Datapath* datapath;  // null when the datapath is off
+  RuntimePolicy& policy;
+  // POST /v1/reload: what SIGHUP does (reopen the logs, reload the rules).
+  std::function<Result<std::size_t>()> reload;
+  // POST /v1/drain: what SIGTERM does.
+  std::function<void()> drain;
+};
+
+// Adds the routes to `admin`; `routes` must outlive it.
+void add_admin_routes(admin::AdminServer& admin, const AdminRoutes& routes);
+
+}  // namespace ramjet::app

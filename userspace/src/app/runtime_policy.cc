@@ -1,0 +1,73 @@
+#include "app/runtime_policy.h"
+
+#include <spdlog/spdlog.h>
+
+#include "datapath/datapath.h"
+#include "datapath/kernel_flow.h"
+
+namespace ramjet::app {
+
+Result<void> RuntimePolicy::apply(const config::Config& next) {
+  if (dp_ == nullptr) return Error::config("the datapath is not enabled");
+  return dp_->apply_policy(next);
+}
+
+Result<std::size_t> RuntimePolicy::reload() {
+  auto fresh = config::load_file(path_, schema_);
+  if (!fresh.ok()) return fresh.error();
+  std::lock_guard lock(mu_);
+  if (fresh->datapath.interfaces != config_.datapath.interfaces ||
+      fresh->datapath.instance != config_.datapath.instance)
+    spdlog::warn("reload: datapath interfaces and instance change only on restart");
+  // Only the rules and the default action change at runtime; everything else in the
+  // file needs a restart.
+  config::Config next = config_;
+  next.datapath.rules = fresh->datapath.rules;
+  next.datapath.default_action = fresh->datapath.default_action;
+  if (dp_ != nullptr)
+    if (auto r = apply(next); !r.ok()) return r.error();
+  config_ = std::move(next);
+  edited_ = false;
+  return config_.datapath.rules.size();
+}
+
+Result<void> RuntimePolicy::add(config::DatapathRule rule, std::optional<std::size_t> position) {
+  std::lock_guard lock(mu_);
+  config::Config next = config_;
+  auto& rules = next.datapath.rules;
+  std::size_t at = position ? std::min(*position, rules.size()) : rules.size();
+  rules.insert(rules.begin() + static_cast<std::ptrdiff_t>(at), std::move(rule));
+  if (auto r = config::check_datapath(next, "POST /v1/rules"); !r.ok()) return r;
+  if (auto r = apply(next); !r.ok()) return r;
+  config_ = std::move(next);
+  edited_ = true;
+  return {};
+}
+
+Result<bool> RuntimePolicy::remove(const std::string& name) {
+  std::lock_guard lock(mu_);
+  config::Config next = config_;
+  auto& rules = next.datapath.rules;
+  auto it = std::find_if(rules.begin(), rules.end(), [&](const auto& r) { return r.name == name; });
+  if (it == rules.end()) return false;
+  rules.erase(it);
+  if (auto r = apply(next); !r.ok()) return r.error();
+  config_ = std::move(next);
+  edited_ = true;
+  return true;
+}
+
+bool RuntimePolicy::runtime_edits() const {
+  std::lock_guard lock(mu_);
+  return edited_;
+}
+
+admin::NameTable RuntimePolicy::names() const {
+  std::lock_guard lock(mu_);
+  admin::NameTable n;
+  for (const auto& ep : config_.endpoints) n.endpoints.push_back(ep.name);
+  for (const auto& r : config_.datapath.rules) n.rules[datapath::rule_id_for(r.name)] = r.name;
+  return n;
+}
+
+}  // namespace ramjet::app
