@@ -6,8 +6,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <memory>
+#include <optional>
 #include <string>
+#include <thread>
 
 namespace ramjet::admin {
 namespace {
@@ -23,6 +27,26 @@ class Responder : public ::testing::Test {
     });
     router_.add("POST", "/echo", [](const HttpRequest& r) {
       return HttpResponse{200, r.body, "text/plain"};
+    });
+    router_.add("GET", "/stream", [](const HttpRequest&) {
+      // Three pieces with pauses between them, then the end.
+      auto n = std::make_shared<int>(0);
+      HttpResponse r{200, "head;", "text/plain"};
+      r.stream = [n]() -> std::optional<std::string> {
+        int i = (*n)++;
+        if (i >= 6) return std::nullopt;
+        if (i % 2 == 0) return std::string();  // nothing yet
+        return "piece" + std::to_string(i / 2) + ";";
+      };
+      return r;
+    });
+    router_.add("GET", "/forever", [this](const HttpRequest&) {
+      HttpResponse r{200, "", "text/plain"};
+      r.stream = [this]() -> std::optional<std::string> {
+        ++forever_polls_;
+        return std::string();
+      };
+      return r;
     });
     router_.add("GET", "/throw",
                 [](const HttpRequest&) -> HttpResponse { throw std::runtime_error("boom"); });
@@ -71,9 +95,32 @@ class Responder : public ::testing::Test {
   }
 
   Router router_;
+  std::atomic<int> forever_polls_{0};
   std::unique_ptr<HttpResponder> responder_;
   std::uint16_t port_ = 0;
 };
+
+TEST_F(Responder, StreamsPiecesWithoutContentLengthUntilTheEnd) {
+  std::string r = exchange("GET /stream HTTP/1.1\r\nHost: t\r\n\r\n");
+  EXPECT_EQ(r.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << r;
+  EXPECT_EQ(r.find("Content-Length"), std::string::npos) << r;
+  EXPECT_TRUE(r.ends_with("\r\n\r\nhead;piece0;piece1;piece2;")) << r;
+}
+
+TEST_F(Responder, AStreamEndsWhenItsClientGoesAway) {
+  int fd = connect_client();
+  std::string req = "GET /forever HTTP/1.1\r\nHost: t\r\n\r\n";
+  ::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+  char buf[512];
+  ASSERT_GT(::recv(fd, buf, sizeof buf, 0), 0);  // the head
+  std::this_thread::sleep_for(250ms);
+  ASSERT_GT(forever_polls_.load(), 0);  // the stream is being polled
+  ::close(fd);
+  std::this_thread::sleep_for(400ms);  // a few stream_poll periods: it noticed
+  int after_close = forever_polls_.load();
+  std::this_thread::sleep_for(400ms);
+  EXPECT_EQ(forever_polls_.load(), after_close) << "the stream outlived its client";
+}
 
 TEST_F(Responder, AnswersAndCloses) {
   std::string r = exchange("GET /hello?x=1 HTTP/1.1\r\nHost: t\r\n\r\n");

@@ -690,4 +690,48 @@ TEST(DefaultConfig, SampleAppLoadsOnceRequiredKeysAreSet) {
   EXPECT_EQ(with_example->endpoints[0].app_settings<SampleEndpointSettings>().tag, "none");
 }
 
+
+// --- Rules given at runtime (POST /v1/rules) ---
+
+TEST(RuntimeRule, ParsesJsonWithTheFileCodecs) {
+  auto r = config::parse_datapath_rule(
+      R"({"name":"web","action":"drop","proto":"tcp","dst_port":"8000-8100","src":"10.0.0.0/8"})",
+      "POST /v1/rules");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->name, "web");
+  EXPECT_EQ(r->action, config::DatapathAction::kDrop);
+  EXPECT_EQ(r->proto, config::RuleProto::kTcp);
+  EXPECT_EQ(r->src->to_string(), "10.0.0.0/8");
+}
+
+TEST(RuntimeRule, ErrorsNameTheSourceAndTheKey) {
+  auto r = config::parse_datapath_rule(R"({"name":"x","action":"explode"})", "POST /v1/rules");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("POST /v1/rules:1:"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("action"), std::string::npos) << r.error().message;
+  auto unknown = config::parse_datapath_rule(R"({"name":"x","action":"drop","prot":"tcp"})", "api");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.error().message.find("prot"), std::string::npos) << unknown.error().message;
+  EXPECT_FALSE(config::parse_datapath_rule("[1, 2]", "api").ok());
+  EXPECT_FALSE(config::parse_datapath_rule("{", "api").ok());
+}
+
+TEST(RuntimeRule, CheckDatapathRefusesWhatTheLoaderRefuses) {
+  auto c = config::load_string("datapath:\n  rules:\n    - {name: a, action: drop}\n", "t.yaml",
+                               core_schema());
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_TRUE(config::check_datapath(*c, "api").ok());
+  auto dup = *c;
+  dup.datapath.rules.push_back(dup.datapath.rules.front());
+  auto r = config::check_datapath(dup, "api");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message, "api: datapath.rules[1].name: duplicate rule name \"a\"");
+  auto escalate = *c;
+  escalate.datapath.rules.front().action = config::DatapathAction::kEscalate;
+  escalate.datapath.rules.front().endpoint = "nowhere";
+  auto e = config::check_datapath(escalate, "api");
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.error().message.find("no endpoint named \"nowhere\""), std::string::npos);
+}
+
 }  // namespace
