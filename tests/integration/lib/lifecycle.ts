@@ -147,4 +147,43 @@ export function test(name: string, a: TestOptions | TestFn, b?: TestFn): Promise
   });
 }
 
+/**
+ * One step of a larger test: node:test's `t.test()` with what `test` adds (a
+ * default timeout of 30 s, teardown of what the step started, failure
+ * reports). A failing step also marks `t` failed, so the reports of the
+ * parent's daemons (output, config, live state) are printed after the
+ * parent, and the following steps still run. Steps that share state run in
+ * order when awaited:
+ *
+ *   test('ramjetctl against one daemon', async (t) => {
+ *     const daemon = await startDaemon(t, ...);      // lives for every step
+ *     await step(t, 'flows list', async (s) => { ... });  // what s starts ends here
+ *     await step(t, 'flows kill', async (s) => { ... });
+ *   });
+ */
+export function step(t: TestContext, name: string, fn: TestFn): Promise<void>;
+export function step(t: TestContext, name: string, options: TestOptions, fn: TestFn): Promise<void>;
+export function step(t: TestContext, name: string, a: TestOptions | TestFn, b?: TestFn): Promise<void> {
+  const options: TestOptions = typeof a === 'function' ? {} : a;
+  const fn = typeof a === 'function' ? a : b;
+  if (fn === undefined) throw new TypeError('step(): missing step function');
+  const parent = scopeOf(t);
+  return t.test(name, { timeout: 30_000, ...options }, async (s) => {
+    const scope = scopeOf(s);
+    const onAbort = (): void => {
+      scope.failed = true;
+      parent.failed = true;
+    };
+    s.signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      await fn(s);
+    } catch (error) {
+      onAbort();
+      throw error;
+    } finally {
+      s.signal.removeEventListener('abort', onAbort);
+    }
+  });
+}
+
 export type { TestContext };
