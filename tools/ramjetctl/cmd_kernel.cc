@@ -156,6 +156,7 @@ int cmd_rules_list(Ctl& ctl) {
                {"SRC"},
                {"DST"},
                {"PORT"},
+               {"INTERFACE"},
                {"ENDPOINT"},
                {"RATE"},
                {"RULE ID", 0, true}});
@@ -163,7 +164,8 @@ int cmd_rules_list(Ctl& ctl) {
     std::string rate =
         r["rate_pps"].is_null() ? "-" : cell(r, "rate_pps") + "/s burst " + cell(r, "burst");
     t.add({cell(r, "slot"), cell(r, "name"), cell(r, "action"), cell(r, "proto"), cell(r, "src"),
-           cell(r, "dst"), cell(r, "dst_port"), cell(r, "endpoint"), rate, cell(r, "rule_id")});
+           cell(r, "dst"), cell(r, "dst_port"), cell(r, "interface"), cell(r, "endpoint"), rate,
+           cell(r, "rule_id")});
   }
   std::cout << (t.empty() ? std::string("(no rules)\n") : t.render())
             << "default action: " << cell(listing, "default_action") << "\n";

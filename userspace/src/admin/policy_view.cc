@@ -1,5 +1,7 @@
 #include "admin/policy_view.h"
 
+#include <net/if.h>
+
 #include <cctype>
 #include <string>
 
@@ -25,6 +27,13 @@ nlohmann::json or_null(const T* p) {
   return p ? nlohmann::json(*p) : nlohmann::json();
 }
 
+// The interface's name in this network namespace (rules store the ifindex).
+nlohmann::json interface_name(std::uint32_t ifindex) {
+  char name[IF_NAMESIZE];
+  if (ifindex == 0 || ::if_indextoname(ifindex, name) == nullptr) return nullptr;
+  return std::string(name);
+}
+
 }  // namespace
 
 nlohmann::json rule_json(const datapath::RuleSlot& s, const NameTable& names) {
@@ -42,7 +51,7 @@ nlohmann::json rule_json(const datapath::RuleSlot& s, const NameTable& names) {
           {"src", cidr_or_null(s.src)},
           {"dst", cidr_or_null(s.dst)},
           {"dst_port", port},
-          {"interface", nullptr},
+          {"interface", interface_name(s.ifindex)},
           {"ifindex", s.ifindex ? nlohmann::json(s.ifindex) : nlohmann::json()},
           {"endpoint", s.endpoint_id ? or_null(names.endpoint(s.endpoint_id)) : nlohmann::json()},
           {"rate_pps", ratelimit ? nlohmann::json(s.rate_pps) : nlohmann::json()},

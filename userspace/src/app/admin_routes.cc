@@ -195,8 +195,12 @@ class Api {
     if (kill_it) rest.remove_suffix(std::string_view("/kill").size());
     auto id = parse_id(rest);
     if (!id) return json_error(404, "no such route: " + req.path + " (flow ids are numbers)");
-    if (kill_it != (req.method == "POST"))
-      return json_error(405, kill_it ? "POST " + req.path : "GET " + req.path);
+    if (kill_it != (req.method == "POST")) {
+      const char* allow = kill_it ? "POST" : "GET";
+      HttpResponse r = json_error(405, req.path + " takes " + allow);
+      r.extra_fields = std::string("Allow: ") + allow + "\r\n";
+      return r;
+    }
     if (!kill_it) return show_flow(*id);
     admin::FlowFilter f;
     f.id = *id;
