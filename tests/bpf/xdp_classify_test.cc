@@ -786,6 +786,59 @@ TEST(XdpFlowTable, BothDirectionsShareOneFlow) {
   EXPECT_EQ(delta(before, after, RAMJET_STAT_PASS_RULE), 3);
 }
 
+// The inline fast parser (untagged, IPv4 without options, IPv6 without extension
+// headers) and the full parser (everything else) must describe a packet the
+// same way: the same connection seen through both lands in one flow, with the
+// same verdict, ports and counters.
+TEST(XdpFlowTable, FastAndFullParserBuildTheSameFlow) {
+  XdpClassify xdp;
+  xdp.set_rules({{.action = RAMJET_ACTION_PASS},
+                 {.src = "::/0", .dst = "::/0", .action = RAMJET_ACTION_PASS}});
+  struct Case {
+    const char* name;
+    Bytes fast, full;
+  };
+  const Case cases[] = {
+      {"tcp4, IPv4 options",
+       PacketBuilder().eth().ipv4(kClient, kServer).tcp(40000, 80, kTcpSyn).payload(4).build(),
+       PacketBuilder()
+           .eth()
+           .ipv4(kClient, kServer, {.options = {1, 1, 1, 1}})
+           .tcp(40000, 80, kTcpAck)
+           .payload(4)
+           .build()},
+      {"udp4 reply, VLAN tag",
+       PacketBuilder().eth().ipv4(kServer, kClient).udp(53, 40001).payload(4).build(),
+       PacketBuilder().eth().vlan(10).ipv4(kServer, kClient).udp(53, 40001).payload(4).build()},
+      {"tcp6, hop-by-hop header",
+       PacketBuilder().eth().ipv6(kClient6, kServer6).tcp(40000, 80, kTcpSyn).build(),
+       PacketBuilder()
+           .eth()
+           .ipv6(kClient6, kServer6)
+           .ipv6_ext(kNextHdrHop, 1)
+           .tcp(40000, 80, kTcpAck)
+           .build()},
+      {"icmp6 echo, destination options header",
+       PacketBuilder().eth().ipv6(kClient6, kServer6).icmpv6(128, 0, 77).build(),
+       PacketBuilder().eth().ipv6(kClient6, kServer6).ipv6_ext(kNextHdrDest, 1).icmpv6(128, 0, 77).build()},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    size_t flows_before = xdp.flows().size();
+    StatArray before = xdp.stats();
+    EXPECT_EQ(xdp.run(c.fast).retval, XDP_PASS);
+    EXPECT_EQ(xdp.run(c.full).retval, XDP_PASS);
+    StatArray after = xdp.stats();
+    EXPECT_EQ(delta(before, after, RAMJET_STAT_FLOW_NEW), 1);
+    EXPECT_EQ(delta(before, after, RAMJET_STAT_FLOW_HIT), 1);
+    EXPECT_EQ(xdp.flows().size(), flows_before + 1);
+  }
+  for (const auto& [key, flow] : xdp.flows()) {
+    EXPECT_EQ(flow.dir[RAMJET_DIR_ORIGINAL].packets, 2u);
+    EXPECT_EQ(flow.dir[RAMJET_DIR_REPLY].packets, 0u);
+  }
+}
+
 // The datapath's flow key order must be the one userspace computes with memcmp
 // (userspace/src/datapath looks flows up by key): address bytes, then port
 // bytes. Pairs that differ only in the low half of an IPv6 address, only in the
