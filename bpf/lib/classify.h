@@ -185,7 +185,7 @@ static __always_inline int ramjet_xdp_classify(struct xdp_md* ctx) {
       reason = reason_for(action, 1);
     } else {
       if (rule_count)
-        match = ramjet_policy_lookup(&src_prefixes, &dst_prefixes, &rules, &pkt,
+        match = ramjet_policy_lookup(&src_prefixes, &dst_prefixes, &rule_filters, &rules, &pkt,
                                      ctx->ingress_ifindex);
       action = match.rule ? match.rule->action : default_action;
       reason = reason_for(action, match.rule != NULL);

@@ -59,6 +59,14 @@ struct {
   __type(value, struct ramjet_rule);
 } rules SEC(".maps");
 
+/* Per protocol / destination port rule sets (ramjet/abi/policy.h). */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, RAMJET_RULE_FILTERS);
+  __type(key, __u32);
+  __type(value, struct ramjet_rule_set);
+} rule_filters SEC(".maps");
+
 struct {
   __uint(type, BPF_MAP_TYPE_LPM_TRIE);
   __uint(max_entries, 16384);
