@@ -116,6 +116,10 @@ class Topology:
                                      (self.gw, SERVER["ip"], SERVER["mac"], "gw-s"),
                                      (self.server, GW_S["ip"], GW_S["mac"], "eth0")):
             self.ip(name, "neigh", "replace", addr, "lladdr", mac, "dev", dev, "nud", "permanent")
+        # GRO set before the link came up does not start a veth's NAPI; toggled now, it
+        # does, and gw-c then takes redirected xdp_frames with no XDP program of its own.
+        self.ns(self.gw, "ethtool", "-K", "gw-c", "gro", "off")
+        self.ns(self.gw, "ethtool", "-K", "gw-c", "gro", "on")
         # Threaded NAPI: each veth end's receive work in a kernel thread of its own,
         # which pin_napi() puts on the gateway core (gw-*) or the load core (eth0).
         for name, dev in ((self.client, "eth0"), (self.gw, "gw-c"), (self.gw, "gw-s"), (self.server, "eth0")):
@@ -229,6 +233,31 @@ class Generator:
         self.proc = None
 
 
+class LiveGenerator:
+    """tests/bpf/build/xdp_livegen in the client namespace on LOAD_CPU: BPF_PROG_TEST_RUN in
+    live-frames mode, whose program XDP_REDIRECTs 60-byte UDP frames (FLOWS source ports)
+    into eth0, so gw-c receives xdp_frames, as XDP on a NIC receives raw frames, not the
+    skbs an AF_PACKET sender makes (which veth's native XDP must copy into a page first).
+    At nice 19: it shares the load core with the sink's NAPI thread, which must keep up
+    (the generator only needs to outpace the gateway, and does by far)."""
+
+    def __init__(self, topo, livegen):
+        self.topo, self.livegen, self.proc = topo, livegen, None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", self.topo.client, "taskset", "-c", LOAD_CPU, "nice", "-n", "19", self.livegen, "eth0", "3600",
+             str(FLOWS), CLIENT["mac"], GW_C["mac"], CLIENT["ip"], SERVER["ip"]],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.3)
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"xdp_livegen exited: {self.proc.stderr.read()}")
+
+    def stop(self):
+        terminate(self.proc)
+        self.proc = None
+
+
 class Ramjet:
     """ramjetd with only its datapath, in a namespace of the topology (nsenter --net keeps
     the host's bpffs), pinned to LOAD_CPU: the gateway core only runs the kernel's
@@ -322,10 +351,19 @@ def main():
     ap.add_argument("--build-dir", default="build/release")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=4)
+    ap.add_argument("--inputs", default="frames,skbs",
+                    help="frames: xdp_livegen (xdp_frames into the gateway); skbs: trafgen (AF_PACKET)")
     args = ap.parse_args()
+    inputs = [i for i in args.inputs.split(",") if i]
+    if not inputs or any(i not in ("frames", "skbs") for i in inputs):
+        sys.exit("bench: --inputs takes frames, skbs or both")
     if os.geteuid() != 0:
         sys.exit("bench: xdp_forward needs root (network namespaces, XDP)")
-    for tool in ("trafgen", "nft", "ethtool", "taskset", "nsenter"):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    livegen = os.path.join(root, "tests", "bpf", "build", "xdp_livegen")
+    if "frames" in inputs:
+        sh("make", "-s", "-C", os.path.join(root, "tests", "bpf"), "livegen")
+    for tool in ("nft", "ethtool", "taskset", "nsenter") + (("trafgen",) if "skbs" in inputs else ()):
         if not shutil.which(tool):
             sys.exit(f"bench: {tool} is not installed (make deps / make deps-bench install it)")
     ramjetd = os.path.join(args.build_dir, "bin", "ramjetd")
@@ -347,7 +385,8 @@ def main():
         # inside a namespace; this sysctl is global, so it is raised here and restored.
         write_sysctl("net/core/wmem_default", max(wmem_default, 4 << 20))
         topo.create()
-        gen = Generator(topo, workdir)
+        skbs = Generator(topo, workdir)
+        frames = LiveGenerator(topo, livegen)
         # The sink: ramjet's XDP on the server's eth0 drops everything (default_action
         # drop), the cheapest place to count what got through; it runs in the server's
         # NAPI thread on the load core.
@@ -359,13 +398,14 @@ def main():
         sink.start()
         server_rx = lambda: sink.stat("DEFAULT_DROP")  # noqa: E731
 
-        def kernel_fwd():
+        def kernel_fwd(gen):
             return measure(gen, server_rx, args.seconds)
 
-        def kernel_fwd_rps():
+        def kernel_fwd_rps(gen):
             # The stack's classic receive path: GRO off, so gw-c has no NAPI and frames
             # go through the per-CPU backlog, steered by RPS to the gateway core. Its
             # work then runs in that core's softirq: CPU use is the core's busy time.
+            # (skbs only: without NAPI a veth refuses redirected xdp_frames.)
             topo.ns(topo.gw, "ethtool", "-K", "gw-c", "gro", "off")
             topo.ns(topo.gw, "sh", "-c", f"echo {1 << int(PROXY_CPU):x} > /sys/class/net/gw-c/queues/rx-0/rps_cpus")
             try:
@@ -376,7 +416,7 @@ def main():
                 topo.ns(topo.gw, "sh", "-c", "echo 1 > /sys/class/net/gw-c/threaded")
                 topo.pin_napi()
 
-        def nft_drop(family, hook, priority):
+        def nft_drop(gen, family, hook, priority):
             dev = ' device "gw-c"' if family == "netdev" else ""
             nft(topo, topo.gw, f"""
 table {family} bench {{
@@ -388,25 +428,32 @@ table {family} bench {{
             finally:
                 topo.ns(topo.gw, "nft", "delete", "table", family, "bench")
 
-        def ramjet(daemon, count):
+        def ramjet(gen, daemon, count):
             daemon.start()
             try:
                 return measure(gen, count, args.seconds)
             finally:
                 daemon.stop()
 
-        scenarios = [
-            ("kernel fwd", kernel_fwd),
-            ("kernel fwd rps", kernel_fwd_rps),
-            ("xdp fwd", lambda: ramjet(xdp_fwd, server_rx)),
-            ("nft drop ingress", lambda: nft_drop("netdev", "ingress", 0)),
-            ("nft drop prerouting", lambda: nft_drop("inet", "prerouting", -300)),
-            ("xdp drop", lambda: ramjet(xdp_drop, lambda: xdp_drop.stat("RULE_DROP"))),
-        ]
-        results = {name: [] for name, _ in scenarios}
+        def rows(gen, with_rps):
+            return [
+                ("kernel fwd", lambda: kernel_fwd(gen)),
+                *([("kernel fwd rps", lambda: kernel_fwd_rps(gen))] if with_rps else []),
+                ("xdp fwd", lambda: ramjet(gen, xdp_fwd, server_rx)),
+                ("nft drop ingress", lambda: nft_drop(gen, "netdev", "ingress", 0)),
+                ("nft drop prerouting", lambda: nft_drop(gen, "inet", "prerouting", -300)),
+                ("xdp drop", lambda: ramjet(gen, xdp_drop, lambda: xdp_drop.stat("RULE_DROP"))),
+            ]
+
+        scenarios = []
+        if "frames" in inputs:
+            scenarios += [((name, "frames"), run) for name, run in rows(frames, False)]
+        if "skbs" in inputs:
+            scenarios += [((name, "skbs"), run) for name, run in rows(skbs, True)]
+        results = {key: [] for key, _ in scenarios}
         for rep in range(args.reps):
-            for name, run in scenarios:
-                results[name].append(run())
+            for key, run in scenarios:
+                results[key].append(run())
             print(f"rep {rep + 1}/{args.reps} done", file=sys.stderr)
     finally:
         for d in daemons:
@@ -415,24 +462,28 @@ table {family} bench {{
         write_sysctl("net/core/wmem_default", wmem_default)
         shutil.rmtree(workdir, ignore_errors=True)
 
-    print(f"\nGateway packets/s, 64-byte UDP, {FLOWS} flows, veth, gateway on core {PROXY_CPU}, "
-          f"trafgen on core {LOAD_CPU}; {args.reps} x {args.seconds:g}s alternating (median)")
-    print(f"{'scenario':<22}{'Mpps':>8}{'gw cpu':>9}{'Mpps per gw core':>19}")  # cpu: gateway NAPI threads
-    per_core = {}
-    pps = {}
-    for name, runs in results.items():
-        pps[name] = statistics.median(r[0] for r in runs)
+    print(f"\nGateway packets/s, 60-byte UDP frames, {FLOWS} flows, veth, gateway NAPI threads on core "
+          f"{PROXY_CPU}, generator on core {LOAD_CPU}; {args.reps} x {args.seconds:g}s alternating (median)")
+    print("input frames: xdp_livegen, xdp_frames into gw-c (what XDP gets from a NIC); "
+          "input skbs: trafgen, AF_PACKET skbs into gw-c")
+    print(f"{'scenario':<22}{'input':<8}{'Mpps':>8}{'gw cpu':>9}{'Mpps per gw core':>19}")
+    per_core, pps = {}, {}
+    for key, runs in results.items():
+        pps[key] = statistics.median(r[0] for r in runs)
         cpu = statistics.median(r[1] for r in runs)
-        per_core[name] = statistics.median(r[0] / max(r[1], 1e-3) for r in runs)
-        print(f"{name:<22}{pps[name] / 1e6:>8.3f}{cpu:>9.2f}{per_core[name] / 1e6:>19.3f}")
+        per_core[key] = statistics.median(r[0] / max(r[1], 1e-3) for r in runs)
+        print(f"{key[0]:<22}{key[1]:<8}{pps[key] / 1e6:>8.3f}{cpu:>9.2f}{per_core[key] / 1e6:>19.3f}")
     print("\nratios (pps per gateway core; raw pps in parentheses); target: xdp fwd >= 2x kernel fwd")
-    for ours, peers in (("xdp fwd", ("kernel fwd", "kernel fwd rps")),
-                        ("xdp drop", ("nft drop ingress", "nft drop prerouting"))):
-        best = max(peers, key=lambda n: per_core[n])
-        for peer in peers:
-            mark = "  <- best peer" if peer == best else ""
-            print(f"  {ours} / {peer}: {per_core[ours] / per_core[peer]:.2f} "
-                  f"({pps[ours] / pps[peer]:.2f}){mark}")
+    for inp in inputs:
+        for ours, peers in (("xdp fwd", ("kernel fwd", "kernel fwd rps")),
+                            ("xdp drop", ("nft drop ingress", "nft drop prerouting"))):
+            peers = [p for p in peers if (p, inp) in per_core]
+            best = max(peers, key=lambda n: per_core[(n, inp)])
+            for peer in peers:
+                mark = "  <- best peer" if peer == best else ""
+                a, b = (ours, inp), (peer, inp)
+                print(f"  [{inp}] {ours} / {peer}: {per_core[a] / per_core[b]:.2f} "
+                      f"({pps[a] / pps[b]:.2f}){mark}")
 
 
 if __name__ == "__main__":
