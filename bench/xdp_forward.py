@@ -137,7 +137,12 @@ class Topology:
         if not any(comm.startswith("napi/gw-c-") for comm in ours.values()):
             raise RuntimeError("no NAPI thread for gw-c: threaded NAPI on veth is not available")
         for pid, comm in ours.items():
-            sh("taskset", "-pc", PROXY_CPU if comm.startswith("napi/gw-") else LOAD_CPU, str(pid), check=False)
+            gateway = comm.startswith("napi/gw-")
+            sh("taskset", "-pc", PROXY_CPU if gateway else LOAD_CPU, str(pid), check=False)
+            if not gateway:
+                # The sink (and the idle client receive side) preempt the generator on the
+                # load core: what the gateway forwards is never lost for want of a sink.
+                sh("chrt", "-f", "-p", "10", str(pid), check=False)
 
     def destroy(self):
         for name in reversed(self.created):
@@ -238,15 +243,15 @@ class LiveGenerator:
     live-frames mode, whose program XDP_REDIRECTs 60-byte UDP frames (FLOWS source ports)
     into eth0, so gw-c receives xdp_frames, as XDP on a NIC receives raw frames, not the
     skbs an AF_PACKET sender makes (which veth's native XDP must copy into a page first).
-    At nice 19: it shares the load core with the sink's NAPI thread, which must keep up
-    (the generator only needs to outpace the gateway, and does by far)."""
+    It shares the load core with the sink's NAPI thread, which pin_napi() makes SCHED_FIFO
+    so the sink always keeps up and the generator gets the rest of the core."""
 
     def __init__(self, topo, livegen):
         self.topo, self.livegen, self.proc = topo, livegen, None
 
     def start(self):
         self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", self.topo.client, "taskset", "-c", LOAD_CPU, "nice", "-n", "19", self.livegen, "eth0", "3600",
+            ["ip", "netns", "exec", self.topo.client, "taskset", "-c", LOAD_CPU, self.livegen, "eth0", "3600",
              str(FLOWS), CLIENT["mac"], GW_C["mac"], CLIENT["ip"], SERVER["ip"]],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         time.sleep(0.3)

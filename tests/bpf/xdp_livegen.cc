@@ -78,7 +78,7 @@ int main(int argc, char** argv) {
     opts.data_size_in = uint32_t(frame.size());
     opts.repeat = kRepeat;
     opts.flags = BPF_F_TEST_XDP_LIVE_FRAMES;
-    opts.batch_size = 64;
+    opts.batch_size = 256;  // the kernel's maximum: one flush per 256 frames
     if (int err = bpf_prog_test_run_opts(prog_fd, &opts); err) {
       std::fprintf(stderr, "xdp_livegen: test run: %s\n", std::strerror(-err));
       return 1;
