@@ -336,6 +336,9 @@ def core_busy_seconds(cpu):
     raise RuntimeError(f"cpu{cpu} not in /proc/stat")
 
 
+PERF_PREFIX, PERF_RUNS = "", 0
+
+
 def measure(gen, count, seconds, warmup=1.0, cpu=None):
     """Runs the generator; returns (pps, gateway CPU seconds per second) over `seconds`
     after `warmup`. `cpu` reads the gateway's CPU seconds (default: its NAPI threads)."""
@@ -344,7 +347,12 @@ def measure(gen, count, seconds, warmup=1.0, cpu=None):
     try:
         time.sleep(warmup)
         c0, g0, w0 = count(), cpu(), time.time()
-        time.sleep(seconds)
+        if PERF_PREFIX:
+            global PERF_RUNS
+            PERF_RUNS += 1
+            sh("perf", "record", "-q", "-C", PROXY_CPU, "-o", f"{PERF_PREFIX}.{PERF_RUNS}", "--", "sleep", str(seconds))
+        else:
+            time.sleep(seconds)
         c1, g1, w1 = count(), cpu(), time.time()
     finally:
         gen.stop()
@@ -358,8 +366,13 @@ def main():
     ap.add_argument("--seconds", type=float, default=4)
     ap.add_argument("--inputs", default="frames,skbs",
                     help="frames: xdp_livegen (xdp_frames into the gateway); skbs: trafgen (AF_PACKET)")
+    ap.add_argument("--only", default="", help="run only the scenarios whose name contains this")
+    ap.add_argument("--perf", default="", help="perf record the gateway core during each measurement "
+                    "into PREFIX.<n> (to see where its time goes)")
     args = ap.parse_args()
     inputs = [i for i in args.inputs.split(",") if i]
+    global PERF_PREFIX
+    PERF_PREFIX = args.perf
     if not inputs or any(i not in ("frames", "skbs") for i in inputs):
         sys.exit("bench: --inputs takes frames, skbs or both")
     if os.geteuid() != 0:
@@ -455,6 +468,7 @@ table {family} bench {{
             scenarios += [((name, "frames"), run) for name, run in rows(frames, False)]
         if "skbs" in inputs:
             scenarios += [((name, "skbs"), run) for name, run in rows(skbs, True)]
+        scenarios = [(key, run) for key, run in scenarios if args.only in key[0]]
         results = {key: [] for key, _ in scenarios}
         for rep in range(args.reps):
             for key, run in scenarios:
@@ -483,6 +497,8 @@ table {family} bench {{
         for ours, peers in (("xdp fwd", ("kernel fwd", "kernel fwd rps")),
                             ("xdp drop", ("nft drop ingress", "nft drop prerouting"))):
             peers = [p for p in peers if (p, inp) in per_core]
+            if (ours, inp) not in per_core or not peers:
+                continue
             best = max(peers, key=lambda n: per_core[(n, inp)])
             for peer in peers:
                 mark = "  <- best peer" if peer == best else ""
