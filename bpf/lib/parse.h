@@ -301,8 +301,16 @@ static __always_inline int ramjet_parse_fast(struct xdp_md* ctx, struct ramjet_p
     pkt->ttl = ip->ttl;
     pkt->tos = ip->tos;
     pkt->l3_len = tot_len;
-    pkt->saddr[0] = ip->saddr;
-    pkt->daddr[0] = ip->daddr;
+    /* One 64-bit store per address (the rest is zero): the flow key reads them
+     * as 64-bit words, and a load that spans a 32-bit store and the memset's
+     * stores cannot be forwarded from the store buffer (a stall per address). */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    pkt->saddr64[0] = (__u64)ip->saddr; /* saddr[0]; saddr[1] = 0 */
+    pkt->daddr64[0] = (__u64)ip->daddr;
+#else
+    pkt->saddr64[0] = (__u64)ip->saddr << 32;
+    pkt->daddr64[0] = (__u64)ip->daddr << 32;
+#endif
     l4 = ip + 1;
   } else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
     struct ipv6hdr* ip6 = (void*)(eth + 1);
