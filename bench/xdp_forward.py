@@ -7,20 +7,29 @@ Topology (network namespaces of its own, removed at the end):
   client ns                gateway ns                 server ns
   eth0 10.10.1.2 ---- gw-c 10.10.1.1 | gw-s 10.10.2.1 ---- eth0 10.10.2.2
 
-The generator is trafgen (netsniff-ng) in the client namespace, pinned to core
-LOAD_CPU, sending 64-byte UDP frames (64 flows) to 10.10.2.2 as fast as it can.
-The gateway's receive side runs in its own kernel thread (threaded NAPI on gw-c,
-enabled by GRO) pinned to core PROXY_CPU, so everything the gateway does per
-packet - XDP, or the stack's forwarding, or nftables - runs on that one core and
-nothing else does (ramjetd's own threads run on LOAD_CPU). The server's receive
-thread is pinned to LOAD_CPU with the generator.
+Two inputs, each run through every scenario, alternated within one run:
+  frames  tests/bpf/build/xdp_livegen: BPF_PROG_TEST_RUN in live-frames mode (the
+          xdp-trafficgen approach) whose program XDP_REDIRECTs 60-byte UDP frames into
+          the client's eth0, so gw-c receives xdp_frames, as XDP on a NIC receives raw
+          frames. Without an XDP program, gw-c's NAPI (GRO on) builds skbs from them
+          for the stack; with ramjet's XDP they are redirected without ever being an skb.
+  skbs    trafgen (netsniff-ng, AF_PACKET): gw-c receives skbs, which native XDP on a
+          veth must first copy into a page of its own (headroom < 256) - a cost real
+          NICs never have. Kept so the old figures stay visible.
+The generator runs pinned to core LOAD_CPU, sending 64 flows (UDP source ports) to
+10.10.2.2 as fast as it can.
+The gateway's receive side runs in its own kernel thread (threaded NAPI on gw-c)
+pinned to core PROXY_CPU, so everything the gateway does per packet - XDP, or the
+stack's forwarding, or nftables - runs on that one core and nothing else does
+(ramjetd's own threads run on LOAD_CPU). The server's receive thread (the sink) is
+pinned to LOAD_CPU with the generator, at SCHED_FIFO so it always keeps up.
 
-Scenarios, alternated within one run:
+Scenarios:
   kernel fwd       no XDP; the kernel's IP forwarding (ip_forward=1), in gw-c's
                    NAPI thread like the XDP scenarios
-  kernel fwd rps   the same through the classic backlog path: GRO off on gw-c (no
-                   NAPI), RPS steering its frames to the gateway core (CPU use: that
-                   core's busy time from /proc/stat)
+  kernel fwd rps   (skbs only) the same through the classic backlog path: GRO off on
+                   gw-c (no NAPI), RPS steering its frames to the gateway core (CPU
+                   use: that core's busy time from /proc/stat)
   xdp fwd          ramjetd, datapath on gw-c/gw-s, default_action fastpath
   nft drop ingress nftables `netdev` ingress hook on gw-c: drop
   nft drop prerouting  nftables `inet` prerouting hook (priority raw): drop
@@ -33,14 +42,21 @@ core busy) and pps per gateway core = pps / CPU use. When the gateway is not
 saturated, the generator was the limit and pps per core is the figure to compare.
 The sink is ramjet's XDP again, on the server's eth0 with default_action drop
 (the cheapest way to count what arrived; it runs on the load core).
-Ratios: xdp fwd / kernel fwd, xdp drop / nft drop.
+Ratios, per input: xdp fwd / kernel fwd, xdp drop / nft drop.
+Caveat of the frames input: a frame dropped on the gateway goes back to the
+generator's page pool from the other core (the slow, locked return), while a
+forwarded one is freed by the sink on the generator's own core; a NIC driver's
+own XDP drop recycles locally. Drops on frames are therefore charged more than
+they would be on a NIC.
 
 trafgen's packet socket needs a bigger send buffer than the default (frames
 waiting in the veth ring count against it); the global net.core.wmem_default is
 raised for the run and restored.
 
 Usage: bench/xdp_forward.py [--build-dir build/release] [--reps 3] [--seconds 4]
-Needs root, trafgen (netsniff-ng), nft, ethtool, taskset.
+         [--inputs frames,skbs] [--only NAME] [--perf PREFIX]
+Needs root, trafgen (netsniff-ng, for skbs), nft, ethtool, taskset, chrt, clang and
+bpftool (xdp_livegen is built on demand).
 """
 
 import argparse
@@ -150,16 +166,32 @@ class Topology:
         self.created = []
 
 
-def terminate(proc):
-    """SIGTERM a process we started, SIGKILL if it is still there after 10 s."""
-    if proc is None or proc.poll() is not None:
+def terminate(proc, group=False):
+    """SIGTERM a process we started, SIGKILL if it is still there after 10 s. With
+    group, its whole process group (it was started with start_new_session=True):
+    trafgen's sending worker is a child process that outlives a SIGTERM-ed parent,
+    keeps its namespace alive and goes on sending (earlier runs of this bench leaked
+    one per measurement, each eating CPU for the rest of the run)."""
+    if proc is None:
         return
-    proc.send_signal(signal.SIGTERM)
+    def signal_it(sig):
+        try:
+            if group:
+                os.killpg(proc.pid, sig)
+            elif proc.poll() is None:
+                proc.send_signal(sig)
+        except ProcessLookupError:
+            pass
+    signal_it(signal.SIGTERM)
     try:
         proc.wait(10)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        signal_it(signal.SIGKILL)
         proc.wait()
+    if group:
+        # The group outlives its leader when a child ignores SIGTERM: make sure.
+        time.sleep(0.2)
+        signal_it(signal.SIGKILL)
 
 
 def napi_threads():
@@ -226,15 +258,17 @@ class Generator:
         self.log = open(self.cfg + ".log", "w")
         self.proc = subprocess.Popen(
             ["ip", "netns", "exec", self.topo.client, "taskset", "-c", LOAD_CPU, "trafgen", "-o", "eth0",
-             "-c", self.cfg, "-P", "1", "-q", "-C"], stdout=self.log, stderr=subprocess.STDOUT)
+             "-c", self.cfg, "-P", "1", "-q", "-C"], stdout=self.log, stderr=subprocess.STDOUT,
+            start_new_session=True)
         time.sleep(0.3)
         if self.proc.poll() is not None:
             with open(self.log.name) as f:
                 raise RuntimeError(f"trafgen exited:\n{f.read()}")
 
     def stop(self):
-        # SIGTERM: trafgen spinning on a full queue does not act on SIGINT.
-        terminate(self.proc)
+        # SIGTERM: trafgen spinning on a full queue does not act on SIGINT. The group:
+        # trafgen sends from a child process.
+        terminate(self.proc, group=True)
         self.proc = None
 
 
