@@ -44,10 +44,11 @@ The sink is ramjet's XDP again, on the server's eth0 with default_action drop
 (the cheapest way to count what arrived; it runs on the load core).
 Ratios, per input: xdp fwd / kernel fwd, xdp drop / nft drop.
 Caveat of the frames input: a frame dropped on the gateway goes back to the
-generator's page pool from the other core (the slow, locked return), while a
-forwarded one is freed by the sink on the generator's own core; a NIC driver's
-own XDP drop recycles locally. Drops on frames are therefore charged more than
-they would be on a NIC.
+generator's page pool from the other core (the locked return: perf shows its
+spinlock at 3-4x the XDP program's time in the XDP drop run, and nftables' drops
+pay it too), while a forwarded one is freed by the sink on the generator's own
+core; a NIC driver's own XDP drop recycles locally. Drops on frames are therefore
+charged more than they would be on a NIC.
 
 trafgen's packet socket needs a bigger send buffer than the default (frames
 waiting in the veth ring count against it); the global net.core.wmem_default is
