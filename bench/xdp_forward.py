@@ -7,20 +7,29 @@ Topology (network namespaces of its own, removed at the end):
   client ns                gateway ns                 server ns
   eth0 10.10.1.2 ---- gw-c 10.10.1.1 | gw-s 10.10.2.1 ---- eth0 10.10.2.2
 
-The generator is trafgen (netsniff-ng) in the client namespace, pinned to core
-LOAD_CPU, sending 64-byte UDP frames (64 flows) to 10.10.2.2 as fast as it can.
-The gateway's receive side runs in its own kernel thread (threaded NAPI on gw-c,
-enabled by GRO) pinned to core PROXY_CPU, so everything the gateway does per
-packet - XDP, or the stack's forwarding, or nftables - runs on that one core and
-nothing else does (ramjetd's own threads run on LOAD_CPU). The server's receive
-thread is pinned to LOAD_CPU with the generator.
+Two inputs, each run through every scenario, alternated within one run:
+  frames  tests/bpf/build/xdp_livegen: BPF_PROG_TEST_RUN in live-frames mode (the
+          xdp-trafficgen approach) whose program XDP_REDIRECTs 60-byte UDP frames into
+          the client's eth0, so gw-c receives xdp_frames, as XDP on a NIC receives raw
+          frames. Without an XDP program, gw-c's NAPI (GRO on) builds skbs from them
+          for the stack; with ramjet's XDP they are redirected without ever being an skb.
+  skbs    trafgen (netsniff-ng, AF_PACKET): gw-c receives skbs, which native XDP on a
+          veth must first copy into a page of its own (headroom < 256) - a cost real
+          NICs never have. Kept so the old figures stay visible.
+The generator runs pinned to core LOAD_CPU, sending 64 flows (UDP source ports) to
+10.10.2.2 as fast as it can.
+The gateway's receive side runs in its own kernel thread (threaded NAPI on gw-c)
+pinned to core PROXY_CPU, so everything the gateway does per packet - XDP, or the
+stack's forwarding, or nftables - runs on that one core and nothing else does
+(ramjetd's own threads run on LOAD_CPU). The server's receive thread (the sink) is
+pinned to LOAD_CPU with the generator, at SCHED_FIFO so it always keeps up.
 
-Scenarios, alternated within one run:
+Scenarios:
   kernel fwd       no XDP; the kernel's IP forwarding (ip_forward=1), in gw-c's
                    NAPI thread like the XDP scenarios
-  kernel fwd rps   the same through the classic backlog path: GRO off on gw-c (no
-                   NAPI), RPS steering its frames to the gateway core (CPU use: that
-                   core's busy time from /proc/stat)
+  kernel fwd rps   (skbs only) the same through the classic backlog path: GRO off on
+                   gw-c (no NAPI), RPS steering its frames to the gateway core (CPU
+                   use: that core's busy time from /proc/stat)
   xdp fwd          ramjetd, datapath on gw-c/gw-s, default_action fastpath
   nft drop ingress nftables `netdev` ingress hook on gw-c: drop
   nft drop prerouting  nftables `inet` prerouting hook (priority raw): drop
@@ -33,14 +42,22 @@ core busy) and pps per gateway core = pps / CPU use. When the gateway is not
 saturated, the generator was the limit and pps per core is the figure to compare.
 The sink is ramjet's XDP again, on the server's eth0 with default_action drop
 (the cheapest way to count what arrived; it runs on the load core).
-Ratios: xdp fwd / kernel fwd, xdp drop / nft drop.
+Ratios, per input: xdp fwd / kernel fwd, xdp drop / nft drop.
+Caveat of the frames input: a frame dropped on the gateway goes back to the
+generator's page pool from the other core (the locked return: perf shows its
+spinlock at 3-4x the XDP program's time in the XDP drop run, and nftables' drops
+pay it too), while a forwarded one is freed by the sink on the generator's own
+core; a NIC driver's own XDP drop recycles locally. Drops on frames are therefore
+charged more than they would be on a NIC.
 
 trafgen's packet socket needs a bigger send buffer than the default (frames
 waiting in the veth ring count against it); the global net.core.wmem_default is
 raised for the run and restored.
 
 Usage: bench/xdp_forward.py [--build-dir build/release] [--reps 3] [--seconds 4]
-Needs root, trafgen (netsniff-ng), nft, ethtool, taskset.
+         [--inputs frames,skbs] [--only NAME] [--perf PREFIX]
+Needs root, trafgen (netsniff-ng, for skbs), nft, ethtool, taskset, chrt, clang and
+bpftool (xdp_livegen is built on demand).
 """
 
 import argparse
@@ -116,6 +133,10 @@ class Topology:
                                      (self.gw, SERVER["ip"], SERVER["mac"], "gw-s"),
                                      (self.server, GW_S["ip"], GW_S["mac"], "eth0")):
             self.ip(name, "neigh", "replace", addr, "lladdr", mac, "dev", dev, "nud", "permanent")
+        # GRO set before the link came up does not start a veth's NAPI; toggled now, it
+        # does, and gw-c then takes redirected xdp_frames with no XDP program of its own.
+        self.ns(self.gw, "ethtool", "-K", "gw-c", "gro", "off")
+        self.ns(self.gw, "ethtool", "-K", "gw-c", "gro", "on")
         # Threaded NAPI: each veth end's receive work in a kernel thread of its own,
         # which pin_napi() puts on the gateway core (gw-*) or the load core (eth0).
         for name, dev in ((self.client, "eth0"), (self.gw, "gw-c"), (self.gw, "gw-s"), (self.server, "eth0")):
@@ -133,7 +154,12 @@ class Topology:
         if not any(comm.startswith("napi/gw-c-") for comm in ours.values()):
             raise RuntimeError("no NAPI thread for gw-c: threaded NAPI on veth is not available")
         for pid, comm in ours.items():
-            sh("taskset", "-pc", PROXY_CPU if comm.startswith("napi/gw-") else LOAD_CPU, str(pid), check=False)
+            gateway = comm.startswith("napi/gw-")
+            sh("taskset", "-pc", PROXY_CPU if gateway else LOAD_CPU, str(pid), check=False)
+            if not gateway:
+                # The sink (and the idle client receive side) preempt the generator on the
+                # load core: what the gateway forwards is never lost for want of a sink.
+                sh("chrt", "-f", "-p", "10", str(pid), check=False)
 
     def destroy(self):
         for name in reversed(self.created):
@@ -141,16 +167,32 @@ class Topology:
         self.created = []
 
 
-def terminate(proc):
-    """SIGTERM a process we started, SIGKILL if it is still there after 10 s."""
-    if proc is None or proc.poll() is not None:
+def terminate(proc, group=False):
+    """SIGTERM a process we started, SIGKILL if it is still there after 10 s. With
+    group, its whole process group (it was started with start_new_session=True):
+    trafgen's sending worker is a child process that outlives a SIGTERM-ed parent,
+    keeps its namespace alive and goes on sending (earlier runs of this bench leaked
+    one per measurement, each eating CPU for the rest of the run)."""
+    if proc is None:
         return
-    proc.send_signal(signal.SIGTERM)
+    def signal_it(sig):
+        try:
+            if group:
+                os.killpg(proc.pid, sig)
+            elif proc.poll() is None:
+                proc.send_signal(sig)
+        except ProcessLookupError:
+            pass
+    signal_it(signal.SIGTERM)
     try:
         proc.wait(10)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        signal_it(signal.SIGKILL)
         proc.wait()
+    if group:
+        # The group outlives its leader when a child ignores SIGTERM: make sure.
+        time.sleep(0.2)
+        signal_it(signal.SIGKILL)
 
 
 def napi_threads():
@@ -217,14 +259,41 @@ class Generator:
         self.log = open(self.cfg + ".log", "w")
         self.proc = subprocess.Popen(
             ["ip", "netns", "exec", self.topo.client, "taskset", "-c", LOAD_CPU, "trafgen", "-o", "eth0",
-             "-c", self.cfg, "-P", "1", "-q", "-C"], stdout=self.log, stderr=subprocess.STDOUT)
+             "-c", self.cfg, "-P", "1", "-q", "-C"], stdout=self.log, stderr=subprocess.STDOUT,
+            start_new_session=True)
         time.sleep(0.3)
         if self.proc.poll() is not None:
             with open(self.log.name) as f:
                 raise RuntimeError(f"trafgen exited:\n{f.read()}")
 
     def stop(self):
-        # SIGTERM: trafgen spinning on a full queue does not act on SIGINT.
+        # SIGTERM: trafgen spinning on a full queue does not act on SIGINT. The group:
+        # trafgen sends from a child process.
+        terminate(self.proc, group=True)
+        self.proc = None
+
+
+class LiveGenerator:
+    """tests/bpf/build/xdp_livegen in the client namespace on LOAD_CPU: BPF_PROG_TEST_RUN in
+    live-frames mode, whose program XDP_REDIRECTs 60-byte UDP frames (FLOWS source ports)
+    into eth0, so gw-c receives xdp_frames, as XDP on a NIC receives raw frames, not the
+    skbs an AF_PACKET sender makes (which veth's native XDP must copy into a page first).
+    It shares the load core with the sink's NAPI thread, which pin_napi() makes SCHED_FIFO
+    so the sink always keeps up and the generator gets the rest of the core."""
+
+    def __init__(self, topo, livegen):
+        self.topo, self.livegen, self.proc = topo, livegen, None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", self.topo.client, "taskset", "-c", LOAD_CPU, self.livegen, "eth0", "3600",
+             str(FLOWS), CLIENT["mac"], GW_C["mac"], CLIENT["ip"], SERVER["ip"]],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.3)
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"xdp_livegen exited: {self.proc.stderr.read()}")
+
+    def stop(self):
         terminate(self.proc)
         self.proc = None
 
@@ -302,6 +371,9 @@ def core_busy_seconds(cpu):
     raise RuntimeError(f"cpu{cpu} not in /proc/stat")
 
 
+PERF_PREFIX, PERF_RUNS = "", 0
+
+
 def measure(gen, count, seconds, warmup=1.0, cpu=None):
     """Runs the generator; returns (pps, gateway CPU seconds per second) over `seconds`
     after `warmup`. `cpu` reads the gateway's CPU seconds (default: its NAPI threads)."""
@@ -310,7 +382,12 @@ def measure(gen, count, seconds, warmup=1.0, cpu=None):
     try:
         time.sleep(warmup)
         c0, g0, w0 = count(), cpu(), time.time()
-        time.sleep(seconds)
+        if PERF_PREFIX:
+            global PERF_RUNS
+            PERF_RUNS += 1
+            sh("perf", "record", "-q", "-C", PROXY_CPU, "-o", f"{PERF_PREFIX}.{PERF_RUNS}", "--", "sleep", str(seconds))
+        else:
+            time.sleep(seconds)
         c1, g1, w1 = count(), cpu(), time.time()
     finally:
         gen.stop()
@@ -322,10 +399,24 @@ def main():
     ap.add_argument("--build-dir", default="build/release")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=4)
+    ap.add_argument("--inputs", default="frames,skbs",
+                    help="frames: xdp_livegen (xdp_frames into the gateway); skbs: trafgen (AF_PACKET)")
+    ap.add_argument("--only", default="", help="run only the scenarios whose name contains this")
+    ap.add_argument("--perf", default="", help="perf record the gateway core during each measurement "
+                    "into PREFIX.<n> (to see where its time goes)")
     args = ap.parse_args()
+    inputs = [i for i in args.inputs.split(",") if i]
+    global PERF_PREFIX
+    PERF_PREFIX = args.perf
+    if not inputs or any(i not in ("frames", "skbs") for i in inputs):
+        sys.exit("bench: --inputs takes frames, skbs or both")
     if os.geteuid() != 0:
         sys.exit("bench: xdp_forward needs root (network namespaces, XDP)")
-    for tool in ("trafgen", "nft", "ethtool", "taskset", "nsenter"):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    livegen = os.path.join(root, "tests", "bpf", "build", "xdp_livegen")
+    if "frames" in inputs:
+        sh("make", "-s", "-C", os.path.join(root, "tests", "bpf"), "livegen")
+    for tool in ("nft", "ethtool", "taskset", "nsenter") + (("trafgen",) if "skbs" in inputs else ()):
         if not shutil.which(tool):
             sys.exit(f"bench: {tool} is not installed (make deps / make deps-bench install it)")
     ramjetd = os.path.join(args.build_dir, "bin", "ramjetd")
@@ -347,7 +438,8 @@ def main():
         # inside a namespace; this sysctl is global, so it is raised here and restored.
         write_sysctl("net/core/wmem_default", max(wmem_default, 4 << 20))
         topo.create()
-        gen = Generator(topo, workdir)
+        skbs = Generator(topo, workdir)
+        frames = LiveGenerator(topo, livegen)
         # The sink: ramjet's XDP on the server's eth0 drops everything (default_action
         # drop), the cheapest place to count what got through; it runs in the server's
         # NAPI thread on the load core.
@@ -359,13 +451,14 @@ def main():
         sink.start()
         server_rx = lambda: sink.stat("DEFAULT_DROP")  # noqa: E731
 
-        def kernel_fwd():
+        def kernel_fwd(gen):
             return measure(gen, server_rx, args.seconds)
 
-        def kernel_fwd_rps():
+        def kernel_fwd_rps(gen):
             # The stack's classic receive path: GRO off, so gw-c has no NAPI and frames
             # go through the per-CPU backlog, steered by RPS to the gateway core. Its
             # work then runs in that core's softirq: CPU use is the core's busy time.
+            # (skbs only: without NAPI a veth refuses redirected xdp_frames.)
             topo.ns(topo.gw, "ethtool", "-K", "gw-c", "gro", "off")
             topo.ns(topo.gw, "sh", "-c", f"echo {1 << int(PROXY_CPU):x} > /sys/class/net/gw-c/queues/rx-0/rps_cpus")
             try:
@@ -376,7 +469,7 @@ def main():
                 topo.ns(topo.gw, "sh", "-c", "echo 1 > /sys/class/net/gw-c/threaded")
                 topo.pin_napi()
 
-        def nft_drop(family, hook, priority):
+        def nft_drop(gen, family, hook, priority):
             dev = ' device "gw-c"' if family == "netdev" else ""
             nft(topo, topo.gw, f"""
 table {family} bench {{
@@ -388,25 +481,33 @@ table {family} bench {{
             finally:
                 topo.ns(topo.gw, "nft", "delete", "table", family, "bench")
 
-        def ramjet(daemon, count):
+        def ramjet(gen, daemon, count):
             daemon.start()
             try:
                 return measure(gen, count, args.seconds)
             finally:
                 daemon.stop()
 
-        scenarios = [
-            ("kernel fwd", kernel_fwd),
-            ("kernel fwd rps", kernel_fwd_rps),
-            ("xdp fwd", lambda: ramjet(xdp_fwd, server_rx)),
-            ("nft drop ingress", lambda: nft_drop("netdev", "ingress", 0)),
-            ("nft drop prerouting", lambda: nft_drop("inet", "prerouting", -300)),
-            ("xdp drop", lambda: ramjet(xdp_drop, lambda: xdp_drop.stat("RULE_DROP"))),
-        ]
-        results = {name: [] for name, _ in scenarios}
+        def rows(gen, with_rps):
+            return [
+                ("kernel fwd", lambda: kernel_fwd(gen)),
+                *([("kernel fwd rps", lambda: kernel_fwd_rps(gen))] if with_rps else []),
+                ("xdp fwd", lambda: ramjet(gen, xdp_fwd, server_rx)),
+                ("nft drop ingress", lambda: nft_drop(gen, "netdev", "ingress", 0)),
+                ("nft drop prerouting", lambda: nft_drop(gen, "inet", "prerouting", -300)),
+                ("xdp drop", lambda: ramjet(gen, xdp_drop, lambda: xdp_drop.stat("RULE_DROP"))),
+            ]
+
+        scenarios = []
+        if "frames" in inputs:
+            scenarios += [((name, "frames"), run) for name, run in rows(frames, False)]
+        if "skbs" in inputs:
+            scenarios += [((name, "skbs"), run) for name, run in rows(skbs, True)]
+        scenarios = [(key, run) for key, run in scenarios if args.only in key[0]]
+        results = {key: [] for key, _ in scenarios}
         for rep in range(args.reps):
-            for name, run in scenarios:
-                results[name].append(run())
+            for key, run in scenarios:
+                results[key].append(run())
             print(f"rep {rep + 1}/{args.reps} done", file=sys.stderr)
     finally:
         for d in daemons:
@@ -415,24 +516,30 @@ table {family} bench {{
         write_sysctl("net/core/wmem_default", wmem_default)
         shutil.rmtree(workdir, ignore_errors=True)
 
-    print(f"\nGateway packets/s, 64-byte UDP, {FLOWS} flows, veth, gateway on core {PROXY_CPU}, "
-          f"trafgen on core {LOAD_CPU}; {args.reps} x {args.seconds:g}s alternating (median)")
-    print(f"{'scenario':<22}{'Mpps':>8}{'gw cpu':>9}{'Mpps per gw core':>19}")  # cpu: gateway NAPI threads
-    per_core = {}
-    pps = {}
-    for name, runs in results.items():
-        pps[name] = statistics.median(r[0] for r in runs)
+    print(f"\nGateway packets/s, 60-byte UDP frames, {FLOWS} flows, veth, gateway NAPI threads on core "
+          f"{PROXY_CPU}, generator on core {LOAD_CPU}; {args.reps} x {args.seconds:g}s alternating (median)")
+    print("input frames: xdp_livegen, xdp_frames into gw-c (what XDP gets from a NIC); "
+          "input skbs: trafgen, AF_PACKET skbs into gw-c")
+    print(f"{'scenario':<22}{'input':<8}{'Mpps':>8}{'gw cpu':>9}{'Mpps per gw core':>19}")
+    per_core, pps = {}, {}
+    for key, runs in results.items():
+        pps[key] = statistics.median(r[0] for r in runs)
         cpu = statistics.median(r[1] for r in runs)
-        per_core[name] = statistics.median(r[0] / max(r[1], 1e-3) for r in runs)
-        print(f"{name:<22}{pps[name] / 1e6:>8.3f}{cpu:>9.2f}{per_core[name] / 1e6:>19.3f}")
+        per_core[key] = statistics.median(r[0] / max(r[1], 1e-3) for r in runs)
+        print(f"{key[0]:<22}{key[1]:<8}{pps[key] / 1e6:>8.3f}{cpu:>9.2f}{per_core[key] / 1e6:>19.3f}")
     print("\nratios (pps per gateway core; raw pps in parentheses); target: xdp fwd >= 2x kernel fwd")
-    for ours, peers in (("xdp fwd", ("kernel fwd", "kernel fwd rps")),
-                        ("xdp drop", ("nft drop ingress", "nft drop prerouting"))):
-        best = max(peers, key=lambda n: per_core[n])
-        for peer in peers:
-            mark = "  <- best peer" if peer == best else ""
-            print(f"  {ours} / {peer}: {per_core[ours] / per_core[peer]:.2f} "
-                  f"({pps[ours] / pps[peer]:.2f}){mark}")
+    for inp in inputs:
+        for ours, peers in (("xdp fwd", ("kernel fwd", "kernel fwd rps")),
+                            ("xdp drop", ("nft drop ingress", "nft drop prerouting"))):
+            peers = [p for p in peers if (p, inp) in per_core]
+            if (ours, inp) not in per_core or not peers:
+                continue
+            best = max(peers, key=lambda n: per_core[(n, inp)])
+            for peer in peers:
+                mark = "  <- best peer" if peer == best else ""
+                a, b = (ours, inp), (peer, inp)
+                print(f"  [{inp}] {ours} / {peer}: {per_core[a] / per_core[b]:.2f} "
+                      f"({pps[a] / pps[b]:.2f}){mark}")
 
 
 if __name__ == "__main__":

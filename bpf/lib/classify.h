@@ -147,7 +147,8 @@ __noinline int classify_parse(struct xdp_md* ctx, struct ramjet_pkt* pkt) {
 
 static __always_inline int ramjet_xdp_classify(struct xdp_md* ctx) {
   struct ramjet_pkt pkt;
-  enum ramjet_stat reason = classify_parse(ctx, &pkt);
+  enum ramjet_stat reason = RAMJET_STAT_NONE;
+  if (!ramjet_parse_fast(ctx, &pkt)) reason = classify_parse(ctx, &pkt);
   if (reason != RAMJET_STAT_NONE) return verdict_drop(ctx, &pkt, reason);
   if (pkt.family == RAMJET_FAMILY_NONE) return verdict_pass(&pkt, RAMJET_STAT_PASS_NOT_IP);
 
@@ -184,7 +185,7 @@ static __always_inline int ramjet_xdp_classify(struct xdp_md* ctx) {
       reason = reason_for(action, 1);
     } else {
       if (rule_count)
-        match = ramjet_policy_lookup(&src_prefixes, &dst_prefixes, &rules, &pkt,
+        match = ramjet_policy_lookup(&src_prefixes, &dst_prefixes, &rule_filters, &rules, &pkt,
                                      ctx->ingress_ifindex);
       action = match.rule ? match.rule->action : default_action;
       reason = reason_for(action, match.rule != NULL);

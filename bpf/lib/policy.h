@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Policy lookup: denylist trie, then src/dst LPM tries -> rule-slot bitmaps,
- * intersected, first matching slot wins (see ramjet/abi/policy.h for the map
- * contract). Map pointers are parameters so programs own their map definitions.
+ * Policy lookup: denylist trie, then src/dst LPM tries and the protocol / port
+ * filters -> rule-slot bitmaps, intersected, first matching slot wins (see
+ * ramjet/abi/policy.h for the map contract). Map pointers are parameters so programs own their map definitions.
  */
 #ifndef RAMJET_LIB_POLICY_H
 #define RAMJET_LIB_POLICY_H
@@ -113,11 +113,9 @@ struct ramjet_policy_match {
   __u32 index;              /* slot, RAMJET_RULE_INDEX_NONE if no match */
 };
 
-static __always_inline struct ramjet_policy_match ramjet_policy_lookup(void* src_prefixes,
-                                                                       void* dst_prefixes,
-                                                                       void* rules,
-                                                                       const struct ramjet_pkt* pkt,
-                                                                       __u32 ifindex) {
+static __always_inline struct ramjet_policy_match ramjet_policy_lookup(
+    void* src_prefixes, void* dst_prefixes, void* rule_filters, void* rules,
+    const struct ramjet_pkt* pkt, __u32 ifindex) {
   struct ramjet_policy_match match = {.rule = NULL, .index = RAMJET_RULE_INDEX_NONE};
   struct ramjet_lpm_key key;
 
@@ -127,6 +125,14 @@ static __always_inline struct ramjet_policy_match ramjet_policy_lookup(void* src
   ramjet_lpm_key_host(&key, pkt->family, pkt->daddr);
   struct ramjet_rule_set* dst = bpf_map_lookup_elem(dst_prefixes, &key);
   if (!dst) return match;
+  /* Narrowed by protocol and port: what is left almost always matches on its
+   * first candidate (only the ingress interface is still unchecked). */
+  __u32 filter = RAMJET_RULE_FILTER_PROTO(pkt->proto);
+  struct ramjet_rule_set* by_proto = bpf_map_lookup_elem(rule_filters, &filter);
+  filter = pkt->has_ports ? RAMJET_RULE_FILTER_PORT(bpf_ntohs(pkt->dport))
+                          : RAMJET_RULE_FILTER_NO_PORTS;
+  struct ramjet_rule_set* by_port = bpf_map_lookup_elem(rule_filters, &filter);
+  if (!by_proto || !by_port) return match;
 
   struct ramjet_policy_scan scan = {
       .rules = rules,
@@ -139,7 +145,7 @@ static __always_inline struct ramjet_policy_match ramjet_policy_lookup(void* src
   __u64 any = 0;
 #pragma unroll
   for (int w = 0; w < RAMJET_RULE_SET_WORDS; w++) {
-    scan.candidates[w] = src->words[w] & dst->words[w];
+    scan.candidates[w] = src->words[w] & dst->words[w] & by_proto->words[w] & by_port->words[w];
     any |= scan.candidates[w];
   }
   if (!any) return match;

@@ -178,6 +178,8 @@ TEST(AbiMaps, SkeletonMapsUseAbiSizes) {
   EXPECT_EQ(bpf_map__key_size(s->maps.src_prefixes), sizeof(ramjet_lpm_key));
   EXPECT_EQ(bpf_map__value_size(s->maps.src_prefixes), sizeof(ramjet_rule_set));
   EXPECT_EQ(bpf_map__max_entries(s->maps.stats), uint32_t(RAMJET_STAT__COUNT));
+  EXPECT_EQ(bpf_map__value_size(s->maps.rule_filters), sizeof(ramjet_rule_set));
+  EXPECT_EQ(bpf_map__max_entries(s->maps.rule_filters), uint32_t(RAMJET_RULE_FILTERS));
   datapath__destroy(s);
 }
 

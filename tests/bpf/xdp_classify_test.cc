@@ -9,6 +9,7 @@
 #include <ctime>
 #include <functional>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -745,6 +746,75 @@ TEST(XdpPolicy, RuleCountFollowsTheRuleSet) {
   EXPECT_EQ(delta(before, xdp.stats(), RAMJET_STAT_PASS_DEFAULT), 1);
 }
 
+// The protocol / port filters only narrow the candidates: against a reference
+// matcher (first rule in order whose every field matches), 256 random rules and
+// packets of every protocol and a spread of ports pick the same rule. Interface
+// rules (not in the filters) make the scan go on past a filtered-in candidate.
+TEST(XdpPolicy, FiltersPickTheSameRuleAsAFieldByFieldScan) {
+  std::mt19937 rng(4);
+  const char* cidrs[] = {"0.0.0.0/0", "10.0.0.0/8", "10.99.0.0/16", "192.168.0.0/16"};
+  const uint8_t protos[] = {0, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP};
+  const uint16_t ports[] = {0, 1, 53, 79, 80, 81, 443, 1000, 8080, 65535};
+  std::vector<RuleSpec> rules;
+  for (int i = 0; i < RAMJET_MAX_RULES; i++) {
+    RuleSpec r{.src = cidrs[rng() % 4], .dst = cidrs[rng() % 4], .action = RAMJET_ACTION_PASS};
+    r.proto = protos[rng() % 4];
+    switch (rng() % 3) {
+      case 0:
+        break;  // any port
+      case 1:
+        r.port_min = r.port_max = ports[rng() % 10];
+        break;
+      default:
+        r.port_min = uint16_t(rng() % 2000);
+        r.port_max = uint16_t(r.port_min + rng() % 100);
+    }
+    const uint32_t ifindexes[] = {0, 0, 1, 999};
+    r.ifindex = ifindexes[rng() % 4];
+    rules.push_back(r);
+  }
+  // Rarely-matching rules first so most packets scan past many candidates.
+  for (int i = 0; i < 200; i++) rules[size_t(i)].ifindex = 999;
+  XdpClassify xdp;
+  xdp.set_rules(rules);
+
+  auto reference = [&](uint8_t proto, bool has_ports, uint16_t dport) -> int {
+    for (size_t i = 0; i < rules.size(); i++) {
+      const RuleSpec& r = rules[i];
+      Cidr src = Cidr::parse(r.src), dst = Cidr::parse(r.dst);
+      if (!src.contains(Cidr::parse(kClient)) || !dst.contains(Cidr::parse(kServer))) continue;
+      if (r.ifindex && r.ifindex != 1) continue;  // test runs arrive on lo
+      if (r.proto && r.proto != proto) continue;
+      bool any_port = r.port_min == RAMJET_RULE_ANY_PORT_MIN && r.port_max == RAMJET_RULE_ANY_PORT_MAX;
+      if (!any_port && (!has_ports || dport < r.port_min || dport > r.port_max)) continue;
+      return int(i);
+    }
+    return -1;
+  };
+  uint16_t sport = 20000;
+  int matched = 0;
+  for (uint8_t proto : {uint8_t(IPPROTO_TCP), uint8_t(IPPROTO_UDP), uint8_t(IPPROTO_ICMP)}) {
+    for (uint16_t dport : ports) {
+      sport++;
+      PacketBuilder b;
+      b.eth().ipv4(kClient, kServer);
+      if (proto == IPPROTO_TCP) b.tcp(sport, dport);
+      if (proto == IPPROTO_UDP) b.udp(sport, dport);
+      if (proto == IPPROTO_ICMP) b.icmp(8, 0, sport, 1);
+      int want = reference(proto, proto != IPPROTO_ICMP, dport);
+      SCOPED_TRACE("proto " + std::to_string(proto) + " port " + std::to_string(dport) +
+                   " want rule " + std::to_string(want));
+      ASSERT_EQ(xdp.run(b.build()).retval, XDP_PASS);
+      int got = -1;
+      for (const auto& [key, flow] : xdp.flows())
+        if (ntohs(key.port_lo) == sport || ntohs(key.port_hi) == sport) got = int(flow.rule_index);
+      EXPECT_EQ(got, want);
+      matched += want >= 0;
+    }
+  }
+  EXPECT_GT(matched, 20);  // the rule set is not vacuous
+}
+
 TEST(XdpRateLimit, ZeroBurstDropsEverything) {
   XdpClassify xdp;
   xdp.set_rules({{.action = RAMJET_ACTION_RATELIMIT, .rate_pps = 1000, .rate_burst = 0}});
@@ -784,6 +854,59 @@ TEST(XdpFlowTable, BothDirectionsShareOneFlow) {
   EXPECT_EQ(delta(before, after, RAMJET_STAT_FLOW_NEW), 1);
   EXPECT_EQ(delta(before, after, RAMJET_STAT_FLOW_HIT), 2);
   EXPECT_EQ(delta(before, after, RAMJET_STAT_PASS_RULE), 3);
+}
+
+// The inline fast parser (untagged, IPv4 without options, IPv6 without extension
+// headers) and the full parser (everything else) must describe a packet the
+// same way: the same connection seen through both lands in one flow, with the
+// same verdict, ports and counters.
+TEST(XdpFlowTable, FastAndFullParserBuildTheSameFlow) {
+  XdpClassify xdp;
+  xdp.set_rules({{.action = RAMJET_ACTION_PASS},
+                 {.src = "::/0", .dst = "::/0", .action = RAMJET_ACTION_PASS}});
+  struct Case {
+    const char* name;
+    Bytes fast, full;
+  };
+  const Case cases[] = {
+      {"tcp4, IPv4 options",
+       PacketBuilder().eth().ipv4(kClient, kServer).tcp(40000, 80, kTcpSyn).payload(4).build(),
+       PacketBuilder()
+           .eth()
+           .ipv4(kClient, kServer, {.options = {1, 1, 1, 1}})
+           .tcp(40000, 80, kTcpAck)
+           .payload(4)
+           .build()},
+      {"udp4 reply, VLAN tag",
+       PacketBuilder().eth().ipv4(kServer, kClient).udp(53, 40001).payload(4).build(),
+       PacketBuilder().eth().vlan(10).ipv4(kServer, kClient).udp(53, 40001).payload(4).build()},
+      {"tcp6, hop-by-hop header",
+       PacketBuilder().eth().ipv6(kClient6, kServer6).tcp(40000, 80, kTcpSyn).build(),
+       PacketBuilder()
+           .eth()
+           .ipv6(kClient6, kServer6)
+           .ipv6_ext(kNextHdrHop, 1)
+           .tcp(40000, 80, kTcpAck)
+           .build()},
+      {"icmp6 echo, destination options header",
+       PacketBuilder().eth().ipv6(kClient6, kServer6).icmpv6(128, 0, 77).build(),
+       PacketBuilder().eth().ipv6(kClient6, kServer6).ipv6_ext(kNextHdrDest, 1).icmpv6(128, 0, 77).build()},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    size_t flows_before = xdp.flows().size();
+    StatArray before = xdp.stats();
+    EXPECT_EQ(xdp.run(c.fast).retval, XDP_PASS);
+    EXPECT_EQ(xdp.run(c.full).retval, XDP_PASS);
+    StatArray after = xdp.stats();
+    EXPECT_EQ(delta(before, after, RAMJET_STAT_FLOW_NEW), 1);
+    EXPECT_EQ(delta(before, after, RAMJET_STAT_FLOW_HIT), 1);
+    EXPECT_EQ(xdp.flows().size(), flows_before + 1);
+  }
+  for (const auto& [key, flow] : xdp.flows()) {
+    EXPECT_EQ(flow.dir[RAMJET_DIR_ORIGINAL].packets, 2u);
+    EXPECT_EQ(flow.dir[RAMJET_DIR_REPLY].packets, 0u);
+  }
 }
 
 // The datapath's flow key order must be the one userspace computes with memcmp

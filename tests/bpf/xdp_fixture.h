@@ -165,6 +165,13 @@ class XdpClassify {
       srcs.push_back(src);
       dsts.push_back(dst);
     }
+    std::vector<ramjet_rule_set> filters(RAMJET_RULE_FILTERS);
+    for (uint32_t i = 0; i < specs.size(); i++) {
+      ramjet_rule r{};
+      bpf_map_lookup_elem(bpf_map__fd(skel_->maps.rules), &i, &r);
+      ramjet_rule_filters_add(filters.data(), i, &r);
+    }
+    write_filters(filters);
     install_trie(skel_->maps.src_prefixes, srcs);
     install_trie(skel_->maps.dst_prefixes, dsts);
     // The contract of maps.h: rule_count after the rules, before the generation.
@@ -187,6 +194,17 @@ class XdpClassify {
     ramjet_lpm_key k = Cidr::parse(cidr).lpm_key();
     if (bpf_map_delete_elem(bpf_map__fd(skel_->maps.denylist), &k) == 0)
       __atomic_fetch_sub(&skel_->data->deny_count, 1, __ATOMIC_SEQ_CST);
+  }
+
+  // All RAMJET_RULE_FILTERS sets in one batch (as ramjetd writes them).
+  void write_filters(const std::vector<ramjet_rule_set>& filters) {
+    std::vector<uint32_t> keys(filters.size());
+    for (uint32_t i = 0; i < keys.size(); i++) keys[i] = i;
+    uint32_t n = uint32_t(keys.size());
+    if (bpf_map_update_batch(bpf_map__fd(skel_->maps.rule_filters), keys.data(), filters.data(), &n,
+                             nullptr) != 0 ||
+        n != keys.size())
+      throw std::runtime_error("rule_filters batch update failed");
   }
 
   void put_flow(const ramjet_flow_key& k, const ramjet_flow& f) { update(skel_->maps.flows, &k, &f); }

@@ -280,6 +280,15 @@ Result<void> Datapath::apply_policy(const config::Config& config) {
     if (int err = update(rules_fd, i, r); err != 0)
       return Error::kernel(-err, "datapath: cannot write rule " + std::to_string(i));
   }
+  {
+    // One batch for the whole array (65793 sets).
+    std::vector<std::uint32_t> keys(compiled->filters.size());
+    for (std::uint32_t i = 0; i < keys.size(); ++i) keys[i] = i;
+    auto n = static_cast<std::uint32_t>(keys.size());
+    if (bpf_map_update_batch(bpf_map__fd(skel_->maps.rule_filters), keys.data(),
+                             compiled->filters.data(), &n, nullptr) != 0)
+      return Error::kernel(errno, "datapath: cannot write the rule filters");
+  }
   // New prefixes first, stale ones after: a lookup meanwhile sees old or new sets.
   auto write_trie = [](int fd,
                        const std::vector<std::pair<ramjet_lpm_key, ramjet_rule_set>>& want) -> int {

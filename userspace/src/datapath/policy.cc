@@ -146,6 +146,9 @@ Result<CompiledPolicy> compile(const config::DatapathSettings& settings, const P
     srcs.push_back(std::move(s));
     dsts.push_back(std::move(d));
   }
+  out.filters.assign(RAMJET_RULE_FILTERS, ramjet_rule_set{});
+  for (std::size_t i = 0; i < out.rules.size(); ++i)
+    ramjet_rule_filters_add(out.filters.data(), static_cast<__u32>(i), &out.rules[i]);
   out.src_prefixes = build_trie(srcs);
   out.dst_prefixes = build_trie(dsts);
   return out;

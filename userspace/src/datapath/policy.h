@@ -22,6 +22,8 @@ struct CompiledPolicy {
   std::vector<ramjet_rule> rules;  // one per config rule, in order
   std::vector<std::pair<ramjet_lpm_key, ramjet_rule_set>> src_prefixes;
   std::vector<std::pair<ramjet_lpm_key, ramjet_rule_set>> dst_prefixes;
+  // The `rule_filters` array, RAMJET_RULE_FILTERS sets (ramjet/abi/policy.h).
+  std::vector<ramjet_rule_set> filters;
   std::uint8_t default_action = RAMJET_ACTION_PASS;
 };
 

@@ -21,6 +21,7 @@
 #ifndef RAMJET_ABI_POLICY_H
 #define RAMJET_ABI_POLICY_H
 
+#include "ramjet/abi/action.h"
 #include "ramjet/abi/common.h"
 
 #define RAMJET_MAX_RULES 256
@@ -47,6 +48,23 @@ struct ramjet_rule_set {
   __u64 words[RAMJET_RULE_SET_WORDS];
 };
 RAMJET_ABI_SIZE(struct ramjet_rule_set, RAMJET_RULE_SET_WORDS * 8);
+
+/*
+ * Rule filters (map `rule_filters`, an array of struct ramjet_rule_set): for each
+ * protocol and each destination port, the rule slots that can match it, so the
+ * datapath narrows the src/dst candidates with two ANDs instead of walking them.
+ *   [RAMJET_RULE_FILTER_PROTO(p)]   rules with proto 0 (any) or p
+ *   [RAMJET_RULE_FILTER_PORT(port)] rules whose port range holds port (host order)
+ *   [RAMJET_RULE_FILTER_NO_PORTS]   rules with the any-port range (they also
+ *                                   match packets without ports, e.g. ICMP)
+ * Empty slots are in no set. The filters may hold more than this (the datapath
+ * still checks every field of the rule it picks), never less: userspace derives
+ * them with ramjet_rule_filters_add() (below) and writes them with the rules.
+ */
+#define RAMJET_RULE_FILTER_PROTO(p) ((__u32)(p))
+#define RAMJET_RULE_FILTER_PORT(port) (256u + (__u32)(port))
+#define RAMJET_RULE_FILTER_NO_PORTS (256u + 65536u)
+#define RAMJET_RULE_FILTERS (RAMJET_RULE_FILTER_NO_PORTS + 1)
 
 #define RAMJET_RULE_ANY_PORT_MIN 0
 #define RAMJET_RULE_ANY_PORT_MAX 65535
@@ -115,5 +133,24 @@ struct ramjet_ratelimit_state {
   __u64 last_ns; /* last refill */
 };
 RAMJET_ABI_SIZE(struct ramjet_ratelimit_state, 16);
+
+#if !defined(__bpf__)
+/* Adds rule `slot` to `filters` (RAMJET_RULE_FILTERS sets, zeroed by the caller
+ * before the first rule). The one definition of what the filters mean, shared
+ * by ramjetd's policy compiler and the BPF tests. */
+static inline void ramjet_rule_filters_add(struct ramjet_rule_set* filters, __u32 slot,
+                                           const struct ramjet_rule* rule) {
+  if (rule->action == RAMJET_ACTION_NONE || slot >= RAMJET_MAX_RULES) return;
+  __u32 word = slot / 64;
+  __u64 bit = (__u64)1 << (slot % 64);
+  for (__u32 p = 0; p < 256; p++)
+    if (rule->proto == 0 || rule->proto == p) filters[RAMJET_RULE_FILTER_PROTO(p)].words[word] |= bit;
+  for (__u32 port = rule->dst_port_min_host; port <= rule->dst_port_max_host; port++)
+    filters[RAMJET_RULE_FILTER_PORT(port)].words[word] |= bit;
+  if (rule->dst_port_min_host == RAMJET_RULE_ANY_PORT_MIN &&
+      rule->dst_port_max_host == RAMJET_RULE_ANY_PORT_MAX)
+    filters[RAMJET_RULE_FILTER_NO_PORTS].words[word] |= bit;
+}
+#endif
 
 #endif /* RAMJET_ABI_POLICY_H */
