@@ -3,8 +3,14 @@
 // same error offset and the same views however the bytes arrive: a parser whose answer
 // depends on TCP segmentation is a smuggling bug.
 //
+// Differential property of forwarding: the head the proxy forwards (end-to-end fields as
+// received, framing fields from forward_framing), parsed again by the same parser, frames the
+// body as forward_framing said, with the received transfer codings in the same order. A
+// forwarded head whose framing disagrees with how the proxy read the body is a desync.
+//
 // Input layout: byte 0 picks the mode (request/response head, then the chunked decoder on
-// what follows a chunked head), byte 1 seeds the split points, the rest is the message.
+// what follows a chunked head, and the forwarding options), byte 1 seeds the split points, the
+// rest is the message.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -12,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "http/h1/forward_framing.h"
 #include "http/h1/parser.h"
 
 namespace {
@@ -158,6 +165,53 @@ BodyOutcome decode_chunked(std::string_view input, const std::vector<std::size_t
   return out;
 }
 
+// Renders the head the proxy forwards for `received` and checks its reading by a fresh parser.
+void check_forwarded_framing(const Head& received, std::string_view method,
+                             ForwardOptions options) {
+  const ForwardFraming framing = forward_framing(received, options);
+  if (!framing.error.empty()) {
+    // Refused only where an HTTP/1.0 client would lose a coding.
+    check(options.to_http10 && !received.transfer_codings.empty());
+    return;
+  }
+  const bool request = received.kind == MessageKind::kRequest;
+  if (request && received.target_form == TargetForm::kAuthority) return;  // a tunnel
+  std::string out = request ? std::string(received.method) + " / HTTP/1.1\r\nHost: a\r\n"
+                            : "HTTP/1.1 " + std::to_string(received.status_code) + " R\r\n";
+  for (const Field& f : received.fields) {
+    if (is_framing_or_hop_by_hop(received, f.name) || (request && iequals(f.name, "host")))
+      continue;
+    out.append(f.name).append(": ").append(f.value).append("\r\n");
+  }
+  append_framing_fields(out, framing);
+  out += "\r\n";
+
+  Limits roomy;
+  roomy.max_start_line = 1 << 20;
+  roomy.max_head = 1 << 22;
+  roomy.max_fields = 1 << 16;
+  HeadParser again(received.kind, roomy, method);
+  Head reparsed;
+  const HeadResult r = again.parse(out, reparsed);
+  check(r.status == ParseStatus::kDone && r.consumed == out.size());
+  if (received.body == BodyKind::kTunnel) {
+    check(reparsed.body == BodyKind::kTunnel);
+    return;
+  }
+  check(reparsed.body == framing.body);
+  if (framing.body == BodyKind::kContentLength) {
+    check(reparsed.content_length == framing.content_length);
+  }
+  // The received codings survive, in order; the proxy only ever adds a final chunked.
+  const std::vector<std::string_view>& got = reparsed.transfer_codings;
+  const std::vector<std::string_view>& had = received.transfer_codings;
+  if (!options.to_http10 && !had.empty()) {
+    check(got.size() == had.size() || (got.size() == had.size() + 1 && iequals(got.back(), "chunked")));
+    for (std::size_t i = 0; i < had.size(); ++i) check(got[i] == had[i]);
+  }
+  if (options.to_http10) check(got.empty());
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -202,6 +256,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   const HeadOutcome b = snapshot(r2, h2, whole);
   check(a == b);
+
+  if (r1.status == ParseStatus::kDone) {
+    const ForwardOptions options{.rechunk = (data[0] & 32) != 0,
+                                 .to_http10 = kind == MessageKind::kResponse && (data[0] & 64)};
+    check_forwarded_framing(h1, method, options);
+  }
 
   // Bodies: the chunked decoder over what follows a chunked head, or over everything.
   if (r1.status == ParseStatus::kDone && h1.body == BodyKind::kChunked) {

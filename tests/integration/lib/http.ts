@@ -565,6 +565,20 @@ export class RawHttpClient {
   }
 
   /**
+   * Sends `data` in writes of `size` bytes, each its own TCP segment (Nagle off,
+   * a pause after each), so the proxy reads it the way a slow or hostile client
+   * delivers it. Stops quietly when the proxy closes first.
+   */
+  async sendInPieces(data: Buffer | string, size: number, pauseMs = 1): Promise<void> {
+    const bytes = typeof data === 'string' ? Buffer.from(data, 'latin1') : data;
+    this.tcp.socket.setNoDelay(true);
+    for (let at = 0; at < bytes.length && this.tcp.closedByPeer === undefined; at += size) {
+      await this.tcp.write(bytes.subarray(at, at + size)).catch(() => {});
+      await new Promise((resolve) => setTimeout(resolve, pauseMs));
+    }
+  }
+
+  /**
    * Waits for the next complete response (an until-close body completes when
    * the peer closes). `method` is the request's method (HEAD, CONNECT).
    */

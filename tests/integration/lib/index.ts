@@ -16,5 +16,6 @@ export * from './http.ts';
 export * from './lifecycle.ts';
 export * from './metrics.ts';
 export * from './process.ts';
+export * from './raw_origin.ts';
 export * from './upstreams.ts';
 export * from './wait.ts';

@@ -11,6 +11,7 @@
 
 #include "datapath/verdicts.h"
 #include "http/auth/proxy_auth.h"
+#include "http/h1/forward_framing.h"
 #include "http/status.h"
 #include "proxy/egress_chain.h"
 #include "proxy/upstream_pool.h"
@@ -55,21 +56,17 @@ std::string sf_string(std::string_view s) {
   return out + "\"";
 }
 
-// The Transfer-Encoding to send for a body we re-chunk: the message's own codings
-// (e.g. "gzip, chunked") are kept, so only the chunking is ours.
-std::string transfer_codings(const http::h1::Head& head) {
-  const http::h1::Field* te = http::h1::find_field(head, "transfer-encoding");
-  if (te == nullptr) return "chunked";
-  std::string v(te->value);
-  if (head.body == BodyKind::kChunked) return v;  // already ends with chunked
-  return v + ", chunked";                         // a response read until close
-}
-
-// Fields a proxy never forwards, beyond those the parser already names hop-by-hop.
+// Fields a proxy never copies from a received head: framing and hop-by-hop fields (rebuilt
+// by forward_framing and the session), Trailer, and the proxy's own authentication fields.
 bool never_forwarded(const http::h1::Head& head, std::string_view name) {
   using http::h1::iequals;
-  return http::h1::is_hop_by_hop(head, name) || iequals(name, "trailer") ||
+  return http::h1::is_framing_or_hop_by_hop(head, name) || iequals(name, "trailer") ||
          iequals(name, "proxy-authorization") || iequals(name, "proxy-authenticate");
+}
+
+// A WebSocket upgrade (RFC 6455): Upgrade lists "websocket", on whichever of its lines.
+bool upgrades_to_websocket(const http::h1::Head& head) {
+  return head.upgrade && http::h1::lists_element(head, "upgrade", "websocket");
 }
 
 // "http://host[:port]/path?query" -> target and origin-form path. nullopt if not.
@@ -106,6 +103,13 @@ std::optional<AbsoluteTarget> parse_absolute(std::string_view t, std::string& wh
     return std::nullopt;
   }
   return AbsoluteTarget{std::move(*hp), path};
+}
+
+// Makes the next close of `fd` a reset (RST) instead of a FIN: a receiver that already got
+// a message head must not mistake a truncated body for a complete one.
+void reset_on_close(int fd) {
+  const linger abort{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
 }
 
 void append_field(std::string& out, std::string_view name, std::string_view value) {
@@ -302,15 +306,16 @@ HttpRequestHead HttpSession::owned_request(std::optional<HostPort> authority,
   req.target = std::string(head_.target);
   req.authority = std::move(authority);
   req.path = std::move(path);
+  const bool expects_continue = http::h1::lists_element(head_, "expect", "100-continue");
   for (const auto& f : head_.fields) {
     // Hop-by-hop fields are the proxy's; Host and the framing fields are rebuilt.
     // Proxy-Authorization is addressed to this proxy, so its hooks see it (it is
     // still never forwarded).
-    // Expect is answered here (see handle_forward), not passed on.
+    // Expect: 100-continue is answered here (see handle_forward), and an HTTP/1.0 client's
+    // is ignored (RFC 9110 10.1.1); either way it is not passed on.
     bool for_hooks = http::h1::iequals(f.name, "proxy-authorization");
     if ((never_forwarded(head_, f.name) && !for_hooks) || http::h1::iequals(f.name, "host") ||
-        http::h1::iequals(f.name, "content-length") ||
-        (head_.expect_continue && http::h1::iequals(f.name, "expect")))
+        (expects_continue && http::h1::iequals(f.name, "expect")))
       continue;
     req.headers.add(std::string(f.name), std::string(f.value));
   }
@@ -448,17 +453,21 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
   const bool client_http10 = head_.version == http::h1::Version::kHttp10;
   // WebSocket (RFC 6455) is the one upgrade forwarded: Upgrade and Connection are
   // hop-by-hop, so they are re-added explicitly for it.
-  const http::h1::Field* upgrade = http::h1::find_field(head_, "upgrade");
-  websocket_ =
-      head_.upgrade && upgrade != nullptr && http::h1::iequals(upgrade->value, "websocket");
+  websocket_ = upgrades_to_websocket(head_);
   bool keep_alive = head_.keep_alive;
-  http::h1::Head request_framing = head_;  // framing only; its views die with the erase
-  const std::string request_codings = transfer_codings(head_);
-  in_.erase(0, head_len_);
 
   std::shared_ptr<void> req_ctx = wc_.hooks.make_request_context();
   auto t0 = runtime::Clock::now();
   RequestDirective rd = co_await wc_.hooks.http_request(info_, req, ctx_.get(), req_ctx.get());
+  auto* proceed = std::get_if<RequestDirective::Continue>(&rd.value);
+  std::unique_ptr<BodyFilter> request_filter =
+      proceed != nullptr ? std::move(proceed->body_filter) : nullptr;
+  // The framing the origin gets comes from the parser's reading of the request, never from
+  // its raw fields. head_'s views die with the erase; its framing members stay valid.
+  const http::h1::ForwardFraming request_out =
+      http::h1::forward_framing(head_, {.rechunk = request_filter != nullptr});
+  const http::h1::Head& request_framing = head_;
+  in_.erase(0, head_len_);
   if (auto* respond = std::get_if<RequestDirective::Respond>(&rd.value)) {
     trace_hook(
         info_, "http.handle_request", "respond",
@@ -472,8 +481,6 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
     if (!co_await send_all(client_fd_, reply)) co_return Next::kClose;
     co_return keep_alive ? Next::kKeepAlive : Next::kClose;
   }
-  std::unique_ptr<BodyFilter> request_filter =
-      std::move(std::get<RequestDirective::Continue>(rd.value).body_filter);
   trace_hook(
       info_, "http.handle_request", "continue",
       [&] { return req.authority ? req.authority->to_string() + req.path : req.path; }, t0);
@@ -487,19 +494,13 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
 
   // The request as the origin server sees it (RFC 9112 3.2.2, RFC 9110 7.6).
   const bool has_body = request_framing.body != BodyKind::kNone;
-  const bool chunk_request =
-      has_body && (request_framing.body == BodyKind::kChunked || request_filter != nullptr);
   std::string out;
   out.reserve(512);
   out.append(req.method).append(" ").append(req.path).append(" HTTP/1.1\r\n");
   append_field(out, "Host",
                req.authority->port == 80 ? req.authority->host : req.authority->to_string());
   append_forwarded_fields(out, req.headers);
-  if (chunk_request)
-    append_field(out, "Transfer-Encoding",
-                 request_filter != nullptr ? std::string("chunked") : request_codings);
-  else if (request_framing.body == BodyKind::kContentLength)
-    append_field(out, "Content-Length", std::to_string(request_framing.content_length));
+  http::h1::append_framing_fields(out, request_out);
   if (websocket_) {
     append_field(out, "Connection", "Upgrade");
     append_field(out, "Upgrade", "websocket");
@@ -533,9 +534,12 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
   if (sent) {
     sent =
         co_await stream_body(client_fd_, in_, upstream_fd_, request_framing, MessageKind::kRequest,
-                             stats_.bytes_from_client, request_filter.get(), chunk_request);
+                             stats_.bytes_from_client, request_filter.get(), request_out.chunked());
   }
   if (!sent) {
+    // The origin has the head and part of the body: a reset tells it the request was
+    // aborted, so nothing half-forwarded is taken for a complete request.
+    if (request_body_error_ && upstream_fd_ >= 0) reset_on_close(upstream_fd_);
     close_upstream();
     if (request_body_error_) {
       // The upstream saw a truncated request and is gone; the client learns why.
@@ -708,9 +712,17 @@ Task<bool> HttpSession::stream_body(int from_fd, std::string& from, int to_fd,
       for (;;) {
         auto r = dec.decode(from, trailers);
         if (r.status == BodyStatus::kError) {
+          // The head went out already: the receiver is reset (the upstream by
+          // handle_forward, the client here), never left with a body that looks complete.
+          counters_.add(Counter::http_body_aborts);
+          spdlog::info("flow {}: {} body aborted: {}", info_.id,
+                       kind == MessageKind::kRequest ? "request" : "response", r.error.reason);
           if (kind == MessageKind::kRequest) {
             close_reason_ = CloseReason::kDownstreamError;
             request_body_error_ = r.error.reason;
+          } else {
+            close_reason_ = CloseReason::kUpstreamError;
+            reset_on_close(to_fd);
           }
           co_return false;
         }
@@ -754,10 +766,12 @@ Task<std::optional<HttpSession::ProxyError>> HttpSession::forward_response(
       }
       continue;
     }
-    // Interim responses (100 Continue, 103 Early Hints) pass through; the final one follows.
+    // Interim responses (100 Continue, 103 Early Hints) pass through, except to an HTTP/1.0
+    // client, which never gets a 1xx (RFC 9110 15.2); the final one follows.
     if (response_.status_code >= 100 && response_.status_code < 200 &&
         response_.body != BodyKind::kTunnel) {
-      if (!co_await send_all(client_fd_, std::string_view(up_).substr(0, r.consumed)))
+      if (!client_http10 &&
+          !co_await send_all(client_fd_, std::string_view(up_).substr(0, r.consumed)))
         co_return ProxyError{0, "", ""};
       up_.erase(0, r.consumed);
       parser.reset(req.method);
@@ -768,25 +782,34 @@ Task<std::optional<HttpSession::ProxyError>> HttpSession::forward_response(
       co_return ProxyError{502, "http_protocol_error",
                            "only WebSocket upgrades are forwarded (the client asked for none)"};
     }
+    if (switching && !http::h1::lists_element(response_, "upgrade", "websocket")) {
+      co_return ProxyError{502, "http_protocol_error",
+                           "the upstream switched to a protocol other than WebSocket"};
+    }
 
     HttpResponseHead resp;
     resp.status = response_.status_code;
     resp.reason = std::string(response_.reason);
     std::optional<std::string> bodyless_length;  // e.g. a HEAD response's Content-Length
     for (const auto& f : response_.fields) {
-      if (never_forwarded(response_, f.name)) continue;
-      if (http::h1::iequals(f.name, "content-length")) {
-        if (response_.body == BodyKind::kNone) bodyless_length = std::string(f.value);
-        continue;
+      if (response_.body == BodyKind::kNone && http::h1::iequals(f.name, "content-length")) {
+        bodyless_length = std::string(f.value);
       }
+      if (never_forwarded(response_, f.name)) continue;
       resp.headers.add(std::string(f.name), std::string(f.value));
     }
-    http::h1::Head framing = response_;  // framing only; its views die with the erase
-    const std::string response_codings = transfer_codings(response_);
-    up_.erase(0, r.consumed);
 
     auto t0 = runtime::Clock::now();
     ResponseDirective rd = co_await wc_.hooks.http_response(info_, req, resp, ctx_.get(), req_ctx);
+    auto* proceed = std::get_if<ResponseDirective::Continue>(&rd.value);
+    std::unique_ptr<BodyFilter> filter =
+        proceed != nullptr ? std::move(proceed->body_filter) : nullptr;
+    // As for requests: the client's framing comes from the parser's reading of the response.
+    // response_'s views die with the erase; its framing members stay valid.
+    const http::h1::ForwardFraming out_framing = http::h1::forward_framing(
+        response_, {.rechunk = filter != nullptr, .to_http10 = client_http10});
+    const http::h1::Head& framing = response_;
+    up_.erase(0, r.consumed);
     if (auto* respond = std::get_if<ResponseDirective::Respond>(&rd.value)) {
       trace_hook(
           info_, "http.handle_response", "respond",
@@ -796,27 +819,20 @@ Task<std::optional<HttpSession::ProxyError>> HttpSession::forward_response(
       if (!co_await send_all(client_fd_, reply)) co_return ProxyError{0, "", ""};
       co_return std::nullopt;
     }
-    std::unique_ptr<BodyFilter> filter =
-        std::move(std::get<ResponseDirective::Continue>(rd.value).body_filter);
     trace_hook(
         info_, "http.handle_response", "continue", [&] { return std::to_string(resp.status); }, t0);
-
-    const bool has_body = framing.body != BodyKind::kNone && !switching;
-    bool chunk_out = has_body && (framing.body == BodyKind::kChunked || filter != nullptr ||
-                                  framing.body == BodyKind::kUntilClose);
-    if (chunk_out && client_http10) {
-      chunk_out = false;  // HTTP/1.0 has no chunking: the close ends the body
-      keep_alive = false;
+    if (!out_framing.error.empty()) {
+      co_return ProxyError{502, "http_protocol_error", std::string(out_framing.error)};
     }
+
+    // A body that ends with the close (an HTTP/1.0 client, or codings that cannot take
+    // another chunked) ends the client connection too.
+    if (out_framing.ends_with_close()) keep_alive = false;
+    const bool chunk_out = out_framing.chunked();
     std::string out = "HTTP/1.1 " + std::to_string(resp.status) + " " + resp.reason + "\r\n";
     append_forwarded_fields(out, resp.headers);
-    if (chunk_out)
-      append_field(out, "Transfer-Encoding",
-                   filter != nullptr ? std::string("chunked") : response_codings);
-    else if (framing.body == BodyKind::kContentLength)
-      append_field(out, "Content-Length", std::to_string(framing.content_length));
-    else if (bodyless_length)
-      append_field(out, "Content-Length", *bodyless_length);
+    http::h1::append_framing_fields(out, out_framing);
+    if (bodyless_length) append_field(out, "Content-Length", *bodyless_length);
     if (switching) {
       append_field(out, "Connection", "Upgrade");
       append_field(out, "Upgrade", "websocket");

@@ -63,7 +63,9 @@ enum class CounterKind : std::uint8_t {
   X(http_client_errors, kCounter, http_client_errors,                                              \
     "Requests the proxy refused itself: 4xx, 501, 505")                                            \
   X(http_upstream_errors, kCounter, http_upstream_errors,                                          \
-    "Requests failed upstream, answered 502 or 504 by the proxy")
+    "Requests failed upstream, answered 502 or 504 by the proxy")                                  \
+  X(http_body_aborts, kCounter, http_body_aborts,                                                  \
+    "Bodies whose chunk framing failed after their head was forwarded (receiver reset)")
 
 enum class Counter : unsigned {
 #define RAMJET_X(name, kind, metric, help) name,

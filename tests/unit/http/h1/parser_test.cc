@@ -127,9 +127,25 @@ const Case kCases[] = {
         "chunked is not the final transfer coding"),
     bad("te_unknown", kReq, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: foo, chunked\r\n\r\n",
         501, "unknown transfer coding"),
+    bad("te_identity_not_final_chunked", kReq,
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n", 400,
+        "chunked is not the final transfer coding"),
+    // RFC 9112 6.3: a request whose final coding is not chunked MUST get 400, even when another
+    // coding is unknown (501 is for an unknown coding in an otherwise delimited message).
+    bad("te_chunked_identity", kReq,
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n", 400,
+        "chunked is not the final transfer coding"),
     bad("te_identity_unknown", kReq,
-        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n", 501,
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity, chunked\r\n\r\n", 501,
         "unknown transfer coding"),
+    bad("te_chunked_then_unknown_line", kReq,
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
+        "gzip\r\n\r\n",
+        400, "chunked is not the final transfer coding"),
+    bad("connect_port_zero", kReq, "CONNECT a.test:0 HTTP/1.1\r\nHost: a.test:0\r\n\r\n", 400,
+        "CONNECT to port 0"),
+    bad("connect_port_zeros", kReq, "CONNECT [::1]:000 HTTP/1.1\r\nHost: a\r\n\r\n", 400,
+        "CONNECT to port 0"),
     bad("te_chunked_twice", kReq,
         "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
         "chunked\r\n\r\n",
@@ -198,7 +214,10 @@ const Case kCases[] = {
     bad("missing_target", kReq, "GET\r\nHost: a\r\n\r\n", 400, "missing request-target"),
     // ---- Versions -------------------------------------------------------------------------
     bad("http20", kReq, "GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505, "unsupported HTTP version"),
-    bad("http12", kReq, "GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505, "unsupported HTTP version"),
+    ok("http12_read_as_http11", kReq, "GET / HTTP/1.2\r\nHost: a\r\n\r\n"),
+    bad("http12_needs_host_as_http11", kReq, "GET / HTTP/1.2\r\n\r\n", 400,
+        "missing Host in HTTP/1.1 request"),
+    bad("http21", kReq, "GET / HTTP/2.1\r\nHost: a\r\n\r\n", 505, "unsupported HTTP version"),
     bad("http09", kReq, "GET / HTTP/0.9\r\n\r\n", 505, "unsupported HTTP version"),
     bad("version_lowercase", kReq, "GET / http/1.1\r\nHost: a\r\n\r\n", 400,
         "malformed HTTP version"),
@@ -254,6 +273,14 @@ const Case kCases[] = {
     bad("resp_status_600", kResp, "HTTP/1.1 600 X\r\n\r\n", 502, "status code out of range"),
     bad("resp_status_two_digits", kResp, "HTTP/1.1 20 OK\r\n\r\n", 502, "malformed status-line"),
     bad("resp_status_four_digits", kResp, "HTTP/1.1 2000 OK\r\n\r\n", 502, "malformed status-line"),
+    ok("resp_http12_read_as_http11", kResp, "HTTP/1.2 200 OK\r\nContent-Length: 0\r\n\r\n",
+       kLength),
+    ok("resp_te_split_chunked_last", kResp,
+       "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n",
+       kChunked),
+    ok("resp_te_split_chunked_first", kResp,
+       "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n",
+       kUntilClose, false),
     bad("resp_http2", kResp, "HTTP/2.0 200 OK\r\n\r\n", 502, "unsupported HTTP version"),
     bad("resp_garbage", kResp, "SSH-2.0-OpenSSH\r\n\r\n", 502, "malformed HTTP version"),
     bad("resp_cl_and_te", kResp,
@@ -426,6 +453,54 @@ TEST(HeadParser, ConnectionTokensAndHopByHop) {
   EXPECT_TRUE(is_hop_by_hop(h, "Keep-Alive"));
   EXPECT_TRUE(is_hop_by_hop(h, "Transfer-Encoding"));
   EXPECT_FALSE(is_hop_by_hop(h, "X-Public"));
+}
+
+TEST(HeadParser, TransferCodingsAreOneListOverEveryLine) {
+  HeadParser p(kReq);
+  Head h;
+  ASSERT_EQ(p.parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip ,x-gzip\r\nX: y\r\n"
+                    "transfer-encoding: deflate, Chunked\r\n\r\n"sv,
+                    h)
+                .status,
+            kDone);
+  EXPECT_EQ(h.body, BodyKind::kChunked);
+  const std::vector<std::string_view> want = {"gzip", "x-gzip", "deflate", "Chunked"};
+  EXPECT_EQ(h.transfer_codings, want);
+  // Reset forgets them.
+  p.reset();
+  ASSERT_EQ(p.parse("GET / HTTP/1.1\r\nHost: a\r\n\r\n"sv, h).status, kDone);
+  EXPECT_TRUE(h.transfer_codings.empty());
+}
+
+TEST(HeadParser, TransferCodingsFollowAMovedBuffer) {
+  std::string buf = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n";
+  HeadParser p(kReq);
+  Head h;
+  ASSERT_EQ(p.parse(buf, h).status, kMore);
+  buf += "Transfer-Encoding: chunked\r\n";
+  buf.reserve(buf.capacity() * 4);  // moves the bytes
+  ASSERT_EQ(p.parse(buf, h).status, kMore);
+  buf += "\r\n";
+  ASSERT_EQ(p.parse(buf, h).status, kDone);
+  ASSERT_EQ(h.transfer_codings.size(), 2u);
+  EXPECT_EQ(h.transfer_codings[0], "gzip");
+  EXPECT_GE(h.transfer_codings[0].data(), buf.data());
+  EXPECT_LT(h.transfer_codings[1].data(), buf.data() + buf.size());
+}
+
+TEST(HeadParser, ListFieldsSplitOverLines) {
+  HeadParser p(kReq);
+  Head h;
+  ASSERT_EQ(p.parse("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nExpect: foo\r\n"
+                    "Upgrade: WebSocket\r\nExpect: x, 100-continue\r\n\r\n"sv,
+                    h)
+                .status,
+            kDone);
+  EXPECT_TRUE(lists_element(h, "upgrade", "websocket"));
+  EXPECT_TRUE(lists_element(h, "Upgrade", "h2c"));
+  EXPECT_FALSE(lists_element(h, "upgrade", "h2"));
+  EXPECT_TRUE(h.expect_continue);
+  EXPECT_TRUE(lists_element(h, "expect", "100-continue"));
 }
 
 TEST(HeadParser, Http10IgnoresUpgradeAndExpect) {

@@ -60,24 +60,6 @@ char lower(char c) {
   return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + ('a' - 'A')) : c;
 }
 
-std::string_view trim_ows(std::string_view s) {
-  while (!s.empty() && is_ws(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_ws(s.back())) s.remove_suffix(1);
-  return s;
-}
-
-// Calls fn(element) for each element of a comma-separated list (RFC 9110 5.6.1), OWS trimmed,
-// empty elements included so that each caller decides; stops early when fn returns false.
-template <typename Fn>
-bool for_each_element(std::string_view list, Fn&& fn) {
-  for (;;) {
-    const std::size_t comma = list.find(',');
-    if (!fn(trim_ows(list.substr(0, comma)))) return false;
-    if (comma == std::string_view::npos) return true;
-    list.remove_prefix(comma + 1);
-  }
-}
-
 std::uintptr_t address(const char* p) {
   return reinterpret_cast<std::uintptr_t>(p);
 }
@@ -196,9 +178,10 @@ VersionParse parse_version(std::string_view v) {
       !is_digit(v[7])) {
     return VersionParse::kMalformed;
   }
-  if (v[5] == '1' && v[7] == '0') return VersionParse::kHttp10;
-  if (v[5] == '1' && v[7] == '1') return VersionParse::kHttp11;
-  return VersionParse::kUnsupported;
+  if (v[5] != '1') return VersionParse::kUnsupported;
+  // RFC 9110 2.5: a higher minor version of a major we implement is read as the highest minor
+  // we implement, so "HTTP/1.2" is HTTP/1.1.
+  return v[7] == '0' ? VersionParse::kHttp10 : VersionParse::kHttp11;
 }
 
 // RFC 3986 reg-name = *( unreserved / pct-encoded / sub-delims ), here non-empty.
@@ -304,6 +287,16 @@ const Field* find_field(const Head& head, std::string_view name) {
   return nullptr;
 }
 
+bool lists_element(const Head& head, std::string_view name, std::string_view element) {
+  for (const Field& f : head.fields) {
+    if (!iequals(f.name, name)) continue;
+    const bool absent =
+        for_each_element(f.value, [&](std::string_view e) { return !iequals(e, element); });
+    if (!absent) return true;
+  }
+  return false;
+}
+
 bool is_hop_by_hop(const Head& head, std::string_view name) {
   static constexpr std::string_view kHopByHop[] = {
       "connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade",
@@ -345,6 +338,7 @@ void Head::clear() {
   body = BodyKind::kNone;
   content_length = 0;
   keep_alive = false;
+  transfer_codings.clear();
   connection_tokens.clear();
   upgrade = false;
   expect_continue = false;
@@ -389,6 +383,7 @@ HeadResult HeadParser::parse(std::string_view buf, Head& head) {
       rebase(f.value, base_, buf.data());
     }
     for (std::string_view& t : head.connection_tokens) rebase(t, base_, buf.data());
+    for (std::string_view& c : head.transfer_codings) rebase(c, base_, buf.data());
   }
   base_ = address(buf.data());
   if (phase_ == Phase::kDone || phase_ == Phase::kError) return result_;
@@ -496,6 +491,11 @@ bool HeadParser::parse_request_line(std::string_view buf, std::size_t begin, std
     if (!is_authority(target, true)) {
       return fail(400, target_at, "CONNECT target must be authority-form host:port"), false;
     }
+    // Port 0 names no service (RFC 6335 6): refused here, before any lookup or connect.
+    const std::size_t port_at = target.rfind(':') + 1;  // is_authority: digits follow
+    if (target.find_first_not_of('0', port_at) == std::string_view::npos) {
+      return fail(400, target_at + port_at, "CONNECT to port 0"), false;
+    }
     head.target_form = TargetForm::kAuthority;
   } else if (target == "*") {
     if (method != "OPTIONS") return fail(400, target_at, "asterisk-form is for OPTIONS"), false;
@@ -595,7 +595,10 @@ bool HeadParser::finish(std::string_view buf, Head& head) {
     } else if (iequals(f.name, "upgrade")) {
       upgrade = true;
     } else if (iequals(f.name, "expect")) {
-      expect_continue = expect_continue || iequals(f.value, "100-continue");
+      for_each_element(f.value, [&](std::string_view e) {
+        expect_continue = expect_continue || iequals(e, "100-continue");
+        return true;
+      });
     }
   }
 
@@ -621,36 +624,43 @@ bool HeadParser::finish(std::string_view buf, Head& head) {
     if (!v11) {
       return fail(400, at(*transfer_encoding), "Transfer-Encoding in an HTTP/1.0 message"), false;
     }
+    // One list over every field line (RFC 9110 5.3): framing is decided from it, and so is the
+    // Transfer-Encoding a forwarder sends, so the two can never disagree.
     bool chunked_seen = false;
+    const Field* twice = nullptr;    // the line where chunked is applied a second time
+    const Field* unknown = nullptr;  // the first line with a coding we cannot name
     for (const Field& f : head.fields) {
       if (!iequals(f.name, "transfer-encoding")) continue;
-      int status = 0;
       const char* why = nullptr;
       for_each_element(f.value, [&](std::string_view coding) {
         // Empty elements and parameters are legal but unused; refusing them keeps every
         // recipient's reading of the coding list identical.
         if (coding.empty()) {
-          status = 400, why = "empty Transfer-Encoding element";
+          why = "empty Transfer-Encoding element";
         } else if (coding.find(';') != std::string_view::npos) {
-          status = 400, why = "transfer-coding parameters are not supported";
+          why = "transfer-coding parameters are not supported";
         } else if (!is_token(coding)) {
-          status = 400, why = "invalid Transfer-Encoding";
-        } else if (iequals(coding, "chunked")) {
-          if (chunked_seen) status = 400, why = "chunked applied more than once";
-          chunked_seen = chunked_last = true;
-        } else if (is_known_coding(coding)) {
-          chunked_last = false;
+          why = "invalid Transfer-Encoding";
         } else {
-          status = 501, why = "unknown transfer coding";
+          const bool chunked = iequals(coding, "chunked");
+          if (chunked && chunked_seen && twice == nullptr) twice = &f;
+          chunked_seen = chunked_seen || chunked;
+          if (!chunked && !is_known_coding(coding) && unknown == nullptr) unknown = &f;
+          head.transfer_codings.push_back(coding);
         }
         return why == nullptr;
       });
-      if (why != nullptr) return fail(status, at(f), why), false;
+      if (why != nullptr) return fail(400, at(f), why), false;
     }
-    // RFC 9112 6.3: a request whose final coding is not chunked cannot be delimited.
+    chunked_last = iequals(head.transfer_codings.back(), "chunked");
+    // The framing faults come before the unknown coding: RFC 9112 6.3 says a request whose
+    // final coding is not chunked MUST get 400, whatever the other codings are.
+    if (twice != nullptr) return fail(400, at(*twice), "chunked applied more than once"), false;
     if (request && !chunked_last) {
       return fail(400, at(*transfer_encoding), "chunked is not the final transfer coding"), false;
     }
+    // An unknown coding means we cannot tell what the peer will do with the framing.
+    if (unknown != nullptr) return fail(501, at(*unknown), "unknown transfer coding"), false;
   }
   if (bad_connection != nullptr) {
     return fail(400, at(*bad_connection), "invalid Connection option"), false;

@@ -35,7 +35,8 @@ enum class TargetForm : std::uint8_t {
   kAsterisk,   // "*" (OPTIONS only)
 };
 
-// Only the two versions we speak; anything else is rejected with 505.
+// The two versions we speak. HTTP/1.x with x > 1 is read as HTTP/1.1 (RFC 9110 2.5: the
+// highest minor version of the major we implement); any other major is rejected with 505.
 enum class Version : std::uint8_t { kHttp10, kHttp11 };
 
 // RFC 9112 6.3: how the body that follows the head is delimited.
@@ -86,10 +87,14 @@ struct Head {
   // Derived framing and connection management.
   BodyKind body = BodyKind::kNone;
   std::uint64_t content_length = 0;                 // valid when body == kContentLength
+  // Every transfer coding in the order applied, joined over all Transfer-Encoding field lines
+  // (RFC 9110 5.3): the one list framing is decided from, and the one a forwarder rebuilds
+  // the field from (see http/h1/forward_framing.h). Non-empty iff the message has the field.
+  std::vector<std::string_view> transfer_codings;
   bool keep_alive = false;                          // version default, Connection, framing
   std::vector<std::string_view> connection_tokens;  // Connection options, for hop-by-hop removal
   bool upgrade = false;                             // an Upgrade field in an HTTP/1.1 message
-  bool expect_continue = false;                     // HTTP/1.1 request with Expect: 100-continue
+  bool expect_continue = false;  // HTTP/1.1 request whose Expect lists 100-continue
 
   // Forgets the message but keeps the vectors' capacity.
   void clear();
@@ -263,8 +268,32 @@ class ContentLengthBody {
 // ASCII case-insensitive equality: field names, codings and options are case-insensitive.
 bool iequals(std::string_view a, std::string_view b);
 
-// The first field named `name` (case-insensitive), or nullptr.
+// The first field named `name` (case-insensitive), or nullptr. Only for singleton fields
+// (the parser refuses duplicates of those that matter: Host, Content-Length); a list field may
+// be split over several lines, so ask lists_element() instead.
 const Field* find_field(const Head& head, std::string_view name);
+
+// True when any field line named `name` lists `element` (case-insensitive) as one of its
+// comma-separated elements (RFC 9110 5.6.1, 5.3: a list split over lines is one list).
+bool lists_element(const Head& head, std::string_view name, std::string_view element);
+
+// Calls fn(element) for each element of a comma-separated list (RFC 9110 5.6.1), OWS trimmed,
+// empty elements included so that each caller decides; stops early when fn returns false, and
+// then returns false.
+template <typename Fn>
+bool for_each_element(std::string_view list, Fn&& fn) {
+  for (;;) {
+    const std::size_t comma = list.find(',');
+    std::string_view element = list.substr(0, comma);
+    while (!element.empty() && (element.front() == ' ' || element.front() == '\t'))
+      element.remove_prefix(1);
+    while (!element.empty() && (element.back() == ' ' || element.back() == '\t'))
+      element.remove_suffix(1);
+    if (!fn(element)) return false;
+    if (comma == std::string_view::npos) return true;
+    list.remove_prefix(comma + 1);
+  }
+}
 
 // True when a proxy must not forward `name`: the RFC 9110 7.6.1 hop-by-hop fields and every
 // option the message lists in Connection.
