@@ -120,8 +120,14 @@ int cmd_reload(Ctl& ctl) {
   if (ctl.json())
     std::cout << a.body.dump() << "\n";
   else
+  {
     std::cout << "reloaded " << text(a.body.value("config", nlohmann::json(""))) << ": "
               << a.body.value("rules", 0) << " datapath rules\n";
+    for (const auto& key : a.body.value("applied", nlohmann::json::array()))
+      std::cout << "applied: " << text(key) << "\n";
+    for (const auto& key : a.body.value("restart_required", nlohmann::json::array()))
+      std::cout << "needs a restart: " << text(key) << "\n";
+  }
   return kExitOk;
 }
 

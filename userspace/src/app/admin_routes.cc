@@ -307,7 +307,11 @@ class Api {
   HttpResponse reload() {
     auto r = r_.reload();
     if (!r.ok()) return error_for(r.error());
-    return ok({{"reloaded", true}, {"config", r_.policy.config_path()}, {"rules", *r}});
+    return ok({{"reloaded", true},
+               {"config", r_.policy.config_path()},
+               {"rules", r->rules},
+               {"applied", r->applied},
+               {"restart_required", r->restart_required}});
   }
 
   HttpResponse drain() {

@@ -10,6 +10,7 @@
 #include <functional>
 
 #include "admin/admin_server.h"
+#include "app/runtime_policy.h"
 #include "ramjet/config/config.h"
 
 namespace ramjet::datapath {
@@ -19,15 +20,14 @@ class Datapath;
 namespace ramjet::app {
 
 class Server;
-class RuntimePolicy;
 
 struct AdminRoutes {
   Server& server;
   const config::Config& config;
   datapath::Datapath* datapath;  // null when the datapath is off
   RuntimePolicy& policy;
-  // POST /v1/reload: what SIGHUP does (reopen the logs, reload the rules).
-  std::function<Result<std::size_t>()> reload;
+  // POST /v1/reload: what SIGHUP does (reopen the logs, re-read the config file).
+  std::function<Result<ReloadReport>()> reload;
   // POST /v1/drain: what SIGTERM does.
   std::function<void()> drain;
 };

@@ -252,14 +252,20 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
     return admin::HttpResponse{200, datapath::flows_json(*dp).dump()};
   });
   app::RuntimePolicy policy(config_path, app.schema, cfg, dp.get());
-  // SIGHUP and POST /v1/reload: reopen the logs, re-read the datapath rules.
-  auto reload = [&]() -> Result<std::size_t> {
+  // SIGHUP and POST /v1/reload: reopen the logs, re-read the config file; what changed is
+  // applied or named, key by key, as needing a restart.
+  auto reload = [&]() -> Result<app::ReloadReport> {
     reopen_logs(access_log, audit_log.get());
     auto r = policy.reload();  // checks the file even with the datapath off
-    if (r.ok())
-      spdlog::info("reload: {} datapath rules from {}", *r, config_path);
-    else
-      spdlog::error("reload: {} (keeping the running rules)", r.error().message);
+    if (!r.ok()) {
+      spdlog::error("reload: {} (keeping the running config)", r.error().message);
+      return r;
+    }
+    spdlog::set_level(to_spdlog(policy.logging().level));
+    for (const auto& key : r->applied) spdlog::info("reload: {} applied", key);
+    for (const auto& key : r->restart_required)
+      spdlog::warn("reload: {} changed in {}; it takes effect after a restart", key, config_path);
+    spdlog::info("reload: {} datapath rules from {}", r->rules, config_path);
     return r;
   };
   app::AdminRoutes routes{server, cfg, dp.get(), policy, reload,

@@ -12,23 +12,39 @@ Result<void> RuntimePolicy::apply(const config::Config& next) {
   return dp_->apply_policy(next);
 }
 
-Result<std::size_t> RuntimePolicy::reload() {
+namespace {
+
+// Keys a reload puts into effect; every other changed key waits for a restart.
+bool applies_at_runtime(const std::string& key) {
+  return key == "datapath.rules" || key.starts_with("datapath.rules[") ||
+         key == "datapath.default_action" || key == "logging.level";
+}
+
+}  // namespace
+
+Result<ReloadReport> RuntimePolicy::reload() {
   auto fresh = config::load_file(path_, schema_);
   if (!fresh.ok()) return fresh.error();
   std::lock_guard lock(mu_);
-  if (fresh->datapath.interfaces != config_.datapath.interfaces ||
-      fresh->datapath.instance != config_.datapath.instance)
-    spdlog::warn("reload: datapath interfaces and instance change only on restart");
-  // Only the rules and the default action change at runtime; everything else in the
-  // file needs a restart.
+  ReloadReport report;
+  for (std::string& key : config::changed_keys(config_, *fresh, schema_)) {
+    (applies_at_runtime(key) ? report.applied : report.restart_required).push_back(std::move(key));
+  }
   config::Config next = config_;
   next.datapath.rules = fresh->datapath.rules;
   next.datapath.default_action = fresh->datapath.default_action;
+  next.logging.level = fresh->logging.level;
   if (dp_ != nullptr)
     if (auto r = apply(next); !r.ok()) return r.error();
   config_ = std::move(next);
   edited_ = false;
-  return config_.datapath.rules.size();
+  report.rules = config_.datapath.rules.size();
+  return report;
+}
+
+config::LoggingSettings RuntimePolicy::logging() const {
+  std::lock_guard lock(mu_);
+  return config_.logging;
 }
 
 Result<void> RuntimePolicy::add(config::DatapathRule rule, std::optional<std::size_t> position) {

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "admin/flow_view.h"
 #include "ramjet/config/config.h"
@@ -21,6 +22,13 @@ class Datapath;
 
 namespace ramjet::app {
 
+// What a reload did, key by key (config::changed_keys paths).
+struct ReloadReport {
+  std::size_t rules = 0;                      // datapath rules running now
+  std::vector<std::string> applied;           // changed keys in effect now
+  std::vector<std::string> restart_required;  // changed keys that run on as before until a restart
+};
+
 class RuntimePolicy {
  public:
   RuntimePolicy(std::string config_path, const config::AppSchema& schema,
@@ -29,9 +37,12 @@ class RuntimePolicy {
 
   const std::string& config_path() const { return path_; }
 
-  // Re-reads the config file and swaps the rules (when the datapath is on). On an
-  // error the running rules stay. Returns the number of rules now running.
-  Result<std::size_t> reload();
+  // Re-reads the config file, applies what changes at runtime (the datapath rules and
+  // default action, logging.level) and names every other changed key as needing a restart.
+  // On an error nothing changes.
+  Result<ReloadReport> reload();
+  // The logging settings running now (a reload may change the level).
+  config::LoggingSettings logging() const;
   // Inserts `rule` at `position` (0 = first; default: last). Error::config for a
   // rule the loader would refuse (the message names the key).
   Result<void> add(config::DatapathRule rule, std::optional<std::size_t> position);

@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "ramjet/config/config.h"
+#include "tree.h"
 #include "validate.h"
 
 namespace ramjet::config {
@@ -138,8 +139,7 @@ Result<Config> load_tree(const Node& root, std::string_view filename, const AppS
 
 }  // namespace
 
-Result<Config> load_string(std::string_view yaml, std::string_view filename,
-                           const AppSchema& schema) {
+Result<Node> parse_tree(std::string_view yaml, std::string_view filename) {
   Node root;
   try {
     YAML::Node doc = YAML::Load(std::string(yaml));
@@ -157,7 +157,14 @@ Result<Config> load_string(std::string_view yaml, std::string_view filename,
     return Error::config(std::string(filename) + ": cannot parse: " + e.what());
   }
   if (root.is_null() && root.mark.line == 0) root.mark = Mark{1, 1};
-  return load_tree(root, filename, schema);
+  return root;
+}
+
+Result<Config> load_string(std::string_view yaml, std::string_view filename,
+                           const AppSchema& schema) {
+  auto root = parse_tree(yaml, filename);
+  if (!root.ok()) return root.error();
+  return load_tree(*root, filename, schema);
 }
 
 Result<DatapathRule> parse_datapath_rule(std::string_view text, std::string_view source) {

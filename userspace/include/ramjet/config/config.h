@@ -586,6 +586,13 @@ Result<DatapathRule> parse_datapath_rule(std::string_view text, std::string_view
 // Config changed in memory; the error names `source` and the key.
 Result<void> check_datapath(const Config& config, std::string_view source);
 
+// The settings whose values differ between two configs, as key paths in document order:
+// "logging.level", "dns.servers", "endpoints[web].idle_timeout", "endpoints[api]" (an
+// endpoint only one of them has; sequences of named items are matched by name). A key
+// written out at its default is no change. What a reload reports, key by key.
+std::vector<std::string> changed_keys(const Config& before, const Config& after,
+                                      const AppSchema& schema);
+
 // The whole documented default file: every key at its default with its doc, the app's
 // settings, and a commented example endpoint. It loads as is.
 std::string default_config_yaml(const AppSchema& schema);
