@@ -785,8 +785,14 @@ test('ramjetctl against a live ramjetd: flows across kernel and engine, kill, bl
       await ctl.json(['rules', 'add', 'runtime-only', '--action', 'drop', '--proto', 'udp', '--dst-port', '9999'], 'rules-list.json');
       config.datapath.rules.push({ name: 'cfg-no-5002', proto: 'tcp', dst_port: 5002, action: 'drop' });
       await writeFile(daemon.configPath, `${JSON.stringify(config, null, 2)}\n`);
-      const reloaded = await ctl.json<{ reloaded: boolean; config: string; rules: number }>(['reload'], 'reload.json');
-      assert.deepEqual(reloaded, { reloaded: true, config: daemon.configPath, rules: 2 });
+      const reloaded = await ctl.json<{ reloaded: boolean; config: string; rules: number; applied: string[]; restart_required: string[] }>(['reload'], 'reload.json');
+      assert.deepEqual(reloaded, {
+        reloaded: true,
+        config: daemon.configPath,
+        rules: 2,
+        applied: ['datapath.rules[runtime-only]', 'datapath.rules[cfg-no-5002]'], // the runtime rule goes, the file's new one comes
+        restart_required: [],
+      });
       assert.deepEqual(await names(), ['web', 'cfg-no-5002'], 'the file\'s rules replace the running ones (runtime rules end at a reload)');
       assert.equal((await ctl.json<RulesListing>(['rules', 'list'], 'rules-list.json')).runtime_edits, false);
       assert.equal(await reachable(topo, 5002), false, 'the reloaded drop rule is in force');
@@ -891,7 +897,7 @@ test('ramjetd without the datapath: engine-only flows, kill of an engine connect
 
   // reload without the datapath: the file is still read and checked (the logs reopen).
   const reloaded = await ctl.json<{ reloaded: boolean; config: string; rules: number }>(['reload'], 'reload.json');
-  assert.deepEqual(reloaded, { reloaded: true, config: daemon.configPath, rules: 0 });
+  assert.deepEqual(reloaded, { reloaded: true, config: daemon.configPath, rules: 0, applied: [], restart_required: [] });
   const original = await readFile(daemon.configPath, 'utf8');
   try {
     await writeFile(daemon.configPath, original.replace('"workers": 1', '"wrokers": 1'));
