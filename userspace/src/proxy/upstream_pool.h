@@ -22,7 +22,7 @@ class UpstreamPool {
  public:
   struct Limits {
     std::size_t max_idle = 1024;   // per worker
-    std::size_t per_address = 32;  // per upstream address
+    std::size_t per_address = 1024;  // per upstream address
     std::chrono::milliseconds max_idle_time{30'000};
   };
 
