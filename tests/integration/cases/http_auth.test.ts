@@ -3,7 +3,7 @@
 // with a challenge, nothing reaches the origin, credentials are never forwarded
 // and a wrong password never shows up in the daemon's output or access log.
 import assert from 'node:assert/strict';
-import { copyFile, appendFile, readFile } from 'node:fs/promises';
+import { copyFile, appendFile, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -171,4 +171,47 @@ test('a wrong password or key never appears in the daemon output or the access l
     assert.ok(!accessLog.includes(secret), `access log contains ${secret}`);
     assert.ok(!trace.includes(secret), `hook trace contains ${secret}`);
   }
+});
+
+test('reload re-reads the htpasswd file and the running endpoint\'s auth settings; open connections keep theirs', async (t) => {
+  const { daemon, proxy, origin } = await startAuthProxy(t);
+  const htpasswd = (daemon.config.endpoints![0]!.auth as { htpasswd: string }).htpasswd;
+  const get = (auth: string): string => `GET ${origin.url('/r')} HTTP/1.1\r\nHost: a.test\r\nProxy-Authorization: ${auth}\r\n\r\n`;
+
+  // A connection that logged in before the reload.
+  const before = await rawHttpClient(t, proxy);
+  await before.send(get(basic('alice', USERS.alice!)));
+  assert.equal((await before.response()).status, 200);
+
+  // alice is removed from the file, erin is added, and the realm changes in the config.
+  const erin = await run('openssl', ['passwd', '-6', '-salt', 'ijklmnop', 'erin-secret']);
+  const lines = (await readFile(htpasswd, 'utf8')).split('\n').filter((l) => l !== '' && !l.startsWith('alice:'));
+  await writeFile(htpasswd, `${[...lines, `erin:${erin.stdout.trim()}`].join('\n')}\n`);
+  const edited = JSON.parse(await readFile(daemon.configPath, 'utf8')) as { endpoints: Array<{ auth: { realm: string } }> };
+  edited.endpoints[0]!.auth.realm = 'renamed';
+  await writeFile(daemon.configPath, `${JSON.stringify(edited, null, 2)}\n`);
+  const res = await daemon.admin('POST', '/v1/reload');
+  assert.equal(res.status, 200, res.body);
+  const body = JSON.parse(res.body) as { applied: string[]; restart_required: string[] };
+  assert.deepEqual(body.applied, ['endpoints[fwd].auth.realm']);
+  assert.deepEqual(body.restart_required, []);
+
+  const erinRes = await rawExchangeExpectingClose(t, proxy, get(basic('erin', 'erin-secret')).replace('\r\n\r\n', '\r\nConnection: close\r\n\r\n'));
+  assert.equal(erinRes.response.status, 200, `a user added to the file logs in after the reload: ${erinRes.response.summary()}`);
+  const aliceRes = await rawExchangeExpectingClose(t, proxy, get(basic('alice', USERS.alice!)));
+  assertProxyError(aliceRes.response, 407, 'http_request_denied');
+  assert.match(aliceRes.response.get('proxy-authenticate') ?? '', /realm="renamed"/);
+
+  // The connection opened before the reload keeps the authenticator it started with.
+  await before.send(get(basic('alice', USERS.alice!)));
+  assert.equal((await before.response()).status, 200);
+
+  // An unreadable file: the reload fails, naming the endpoint, and nothing changes.
+  edited.endpoints[0]!.auth = { ...edited.endpoints[0]!.auth, htpasswd: `${htpasswd}.missing` } as typeof edited.endpoints[0]['auth'];
+  await writeFile(daemon.configPath, `${JSON.stringify(edited, null, 2)}\n`);
+  const failed = await daemon.admin('POST', '/v1/reload');
+  assert.equal(failed.status, 400, failed.body);
+  assert.match(failed.body, /endpoints\.fwd\.auth/);
+  const still = await rawExchangeExpectingClose(t, proxy, get(basic('erin', 'erin-secret')).replace('\r\n\r\n', '\r\nConnection: close\r\n\r\n'));
+  assert.equal(still.response.status, 200);
 });

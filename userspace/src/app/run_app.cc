@@ -256,7 +256,10 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
   // applied or named, key by key, as needing a restart.
   auto reload = [&]() -> Result<app::ReloadReport> {
     reopen_logs(access_log, audit_log.get());
-    auto r = policy.reload();  // checks the file even with the datapath off
+    // The file is checked even with the datapath off; htpasswd files are read again.
+    auto r = policy.reload([&](const config::Config& next) {
+      return server.prepare_auth_reload(next.endpoints);
+    });
     if (!r.ok()) {
       spdlog::error("reload: {} (keeping the running config)", r.error().message);
       return r;

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "datapath/datapath.h"
 #include "datapath/kernel_flow.h"
 
@@ -14,28 +16,48 @@ Result<void> RuntimePolicy::apply(const config::Config& next) {
 
 namespace {
 
-// Keys a reload puts into effect; every other changed key waits for a restart.
-bool applies_at_runtime(const std::string& key) {
-  return key == "datapath.rules" || key.starts_with("datapath.rules[") ||
-         key == "datapath.default_action" || key == "logging.level";
+// Keys a reload puts into effect; every other changed key waits for a restart. An
+// endpoint's auth applies when the endpoint runs (an added one opens only on restart).
+bool applies_at_runtime(const std::string& key, const config::Config& running) {
+  if (key == "datapath.rules" || key.starts_with("datapath.rules[") ||
+      key == "datapath.default_action" || key == "logging.level")
+    return true;
+  for (const auto& ep : running.endpoints) {
+    const std::string auth = "endpoints[" + ep.name + "].auth";
+    if (key == auth || key.starts_with(auth + ".")) return true;
+  }
+  return false;
 }
 
 }  // namespace
 
-Result<ReloadReport> RuntimePolicy::reload() {
+Result<ReloadReport> RuntimePolicy::reload(const EnginePrepare& engine) {
   auto fresh = config::load_file(path_, schema_);
   if (!fresh.ok()) return fresh.error();
   std::lock_guard lock(mu_);
   ReloadReport report;
   for (std::string& key : config::changed_keys(config_, *fresh, schema_)) {
-    (applies_at_runtime(key) ? report.applied : report.restart_required).push_back(std::move(key));
+    (applies_at_runtime(key, config_) ? report.applied : report.restart_required)
+        .push_back(std::move(key));
+  }
+  std::function<void()> commit_engine;
+  if (engine) {
+    auto prepared = engine(*fresh);
+    if (!prepared.ok()) return prepared.error();
+    commit_engine = std::move(*prepared);
   }
   config::Config next = config_;
   next.datapath.rules = fresh->datapath.rules;
   next.datapath.default_action = fresh->datapath.default_action;
   next.logging.level = fresh->logging.level;
+  for (auto& ep : next.endpoints) {
+    auto it = std::find_if(fresh->endpoints.begin(), fresh->endpoints.end(),
+                           [&](const auto& f) { return f.name == ep.name; });
+    if (it != fresh->endpoints.end()) ep.auth = it->auth;
+  }
   if (dp_ != nullptr)
     if (auto r = apply(next); !r.ok()) return r.error();
+  if (commit_engine) commit_engine();
   config_ = std::move(next);
   edited_ = false;
   report.rules = config_.datapath.rules.size();

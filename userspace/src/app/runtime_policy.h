@@ -7,6 +7,7 @@
 // Thread-safe: the signal thread reloads while the admin thread edits.
 #pragma once
 
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -37,10 +38,15 @@ class RuntimePolicy {
 
   const std::string& config_path() const { return path_; }
 
+  // The engine's part of a reload: checks what `next` asks of the running engine and returns
+  // what applies it (run once the whole reload is known to succeed).
+  using EnginePrepare = std::function<Result<std::function<void()>>(const config::Config& next)>;
+
   // Re-reads the config file, applies what changes at runtime (the datapath rules and
-  // default action, logging.level) and names every other changed key as needing a restart.
-  // On an error nothing changes.
-  Result<ReloadReport> reload();
+  // default action, logging.level, and through `engine` the running endpoints' auth with
+  // their htpasswd files read again) and names every other changed key as needing a
+  // restart. On an error nothing changes.
+  Result<ReloadReport> reload(const EnginePrepare& engine = {});
   // The logging settings running now (a reload may change the level).
   config::LoggingSettings logging() const;
   // Inserts `rule` at `position` (0 = first; default: last). Error::config for a

@@ -201,17 +201,25 @@ Server::~Server() {
 }
 
 Result<void> Server::load_auth() {
-  for (const auto& ep : config_.endpoints) {
-    if (!ep.auth.enabled()) continue;
-    http::auth::AuthConfig ac;
-    if (!ep.auth.htpasswd.empty()) ac.htpasswd_path = ep.auth.htpasswd;
-    ac.preshared_keys = ep.auth.preshared_keys;
-    ac.realm = ep.auth.realm;
-    auto a = http::auth::Authenticator::create(std::move(ac));
-    if (!a.ok()) return Error::config("endpoints." + ep.name + ".auth: " + a.error().message);
-    authenticators_[ep.name] = std::make_unique<http::auth::Authenticator>(std::move(*a));
-  }
+  auto table = http::auth::AuthTable::build(config_.endpoints);
+  if (!table.ok()) return table.error();
+  authenticators_.replace(std::move(*table));
   return {};
+}
+
+Result<std::function<void()>> Server::prepare_auth_reload(
+    const std::vector<config::Endpoint>& next) {
+  // The running endpoints, with the auth settings the new file gives them (an endpoint the
+  // file dropped keeps its own until the restart that removes it).
+  std::vector<config::Endpoint> running = config_.endpoints;
+  for (auto& ep : running) {
+    auto it = std::find_if(next.begin(), next.end(), [&](const auto& n) { return n.name == ep.name; });
+    if (it != next.end()) ep.auth = it->auth;
+  }
+  auto table = http::auth::AuthTable::build(running);
+  if (!table.ok()) return table.error();
+  return std::function<void()>(
+      [this, t = std::move(*table)]() mutable { authenticators_.replace(std::move(t)); });
 }
 
 Result<void> Server::bind_listeners() {

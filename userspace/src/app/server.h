@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "admin/flow_view.h"
+#include "http/auth/auth_table.h"
 
 #include "ramjet/bootstrap.h"
 #include "ramjet/config/config.h"
@@ -24,9 +25,6 @@ class AccessLog;
 class AuditLog;
 }  // namespace ramjet::telemetry
 
-namespace ramjet::http::auth {
-class Authenticator;
-}
 
 namespace ramjet::datapath {
 class Datapath;
@@ -47,6 +45,10 @@ class Server {
   Result<void> bind_listeners();
   // Loads each http endpoint's credentials (htpasswd files, keys). Errors name the file.
   Result<void> load_auth();
+  // Re-reads the htpasswd files with the auth settings the running endpoints have in `next`
+  // (a reloaded config). Returns what puts them in place for the sessions that start
+  // afterwards; on an error nothing changes.
+  Result<std::function<void()>> prepare_auth_reload(const std::vector<config::Endpoint>& next);
   // endpoint name -> the address actually bound (port 0 resolved).
   const std::map<std::string, SocketAddress>& bound() const { return bound_; }
 
@@ -92,7 +94,7 @@ class Server {
   std::vector<std::vector<int>> twin_fds_;
   datapath::Datapath* datapath_ = nullptr;
   std::map<std::string, SocketAddress> bound_;
-  std::map<std::string, std::unique_ptr<http::auth::Authenticator>> authenticators_;
+  http::auth::AuthTable authenticators_;
   std::vector<std::unique_ptr<WorkerSlot>> slots_;
   std::vector<std::thread> threads_;
 };

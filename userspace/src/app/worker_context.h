@@ -24,7 +24,7 @@ class Datapath;
 }
 
 namespace ramjet::http::auth {
-class Authenticator;
+class AuthTable;
 }
 
 namespace ramjet::telemetry {
@@ -50,7 +50,7 @@ struct WorkerContext {
   std::unique_ptr<runtime::BufferRing> buffers;  // for `relay: buffer` endpoints
   std::unordered_set<proxy::Session*> sessions;
   // Per http endpoint with auth configured (by endpoint name); shared by all workers.
-  const std::map<std::string, std::unique_ptr<http::auth::Authenticator>>* authenticators = nullptr;
+  const http::auth::AuthTable* authenticators = nullptr;
   bool draining = false;
   std::unique_ptr<proxy::UpstreamPool> pool;  // idle keep-alive upstream connections
   runtime::Event sessions_empty;              // set when draining and the last session ends

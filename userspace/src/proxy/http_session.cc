@@ -10,6 +10,7 @@
 #include <charconv>
 
 #include "datapath/verdicts.h"
+#include "http/auth/auth_table.h"
 #include "http/auth/proxy_auth.h"
 #include "http/h1/forward_framing.h"
 #include "http/status.h"
@@ -138,10 +139,7 @@ HttpSession::HttpSession(app::WorkerContext& wc, const config::Endpoint& ep,
     : Session(wc, counters), ep_(ep), client_fd_(client_fd), info_(std::move(info)) {
   started_ = runtime::Clock::now();
   bind_view({&info_, &stats_, &relay_, &started_});
-  if (wc_.authenticators != nullptr) {
-    auto it = wc_.authenticators->find(ep_.name);
-    if (it != wc_.authenticators->end()) auth_ = it->second.get();
-  }
+  if (wc_.authenticators != nullptr) auth_ = wc_.authenticators->find(ep_.name);
 }
 
 std::optional<HttpSession::ProxyError> HttpSession::authenticate() {

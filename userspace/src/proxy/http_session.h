@@ -106,7 +106,7 @@ class HttpSession final : public Session {
   int upstream_fd_ = -1;
   SocketAddress upstream_address_;  // what upstream_fd_ is connected to
   std::unique_ptr<Relay> relay_;
-  const http::auth::Authenticator* auth_ = nullptr;
+  std::shared_ptr<const http::auth::Authenticator> auth_;  // kept for the session's life
   bool closing_ = false;
   bool websocket_ = false;  // the current request asks for a WebSocket upgrade
   bool upgraded_ = false;   // ... and the upstream switched protocols
