@@ -155,6 +155,19 @@ test('an HTTP/1.0 client never gets a 1xx, and its Expect: 100-continue is not f
   assert.equal((await client11.response()).status, 200);
 });
 
+test('Expect split over two lines: 100-continue on the second line is answered by the proxy, and no Expect reaches the origin', async (t) => {
+  const origin = await startRawOrigin(t);
+  const { proxy } = await startHttpProxy(t);
+  const client = await rawHttpClient(t, proxy);
+  await client.send(`POST http://${origin.address}/x HTTP/1.1\r\nHost: a.test\r\nExpect: x-other\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n`);
+  const interim = await client.response({ timeoutMs: 2_000 });
+  assert.equal(interim.status, 100, `the body is invited: ${interim.summary()}`);
+  await client.send('hello');
+  assert.equal((await client.response()).status, 200);
+  assert.equal(origin.requests[0]!.head, forwardedHead('POST /x HTTP/1.1', origin.address, '') + 'Content-Length: 5\r\n\r\n');
+  assert.equal(origin.requests[0]!.body.toString(), 'hello');
+});
+
 test('HTTP/1.2 (an unknown minor version) is handled as HTTP/1.1', async (t) => {
   const origin = await startRawOrigin(t);
   const { proxy } = await startHttpProxy(t);
