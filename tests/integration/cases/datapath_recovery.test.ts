@@ -1,0 +1,145 @@
+// Recovery from stale pinned state:
+//  - ramjetd is SIGKILLed and its interfaces are deleted and recreated (a
+//    container restart): its pinned links are severed, and the next start
+//    replaces them and forwards on the fast path again;
+//  - pins left by another build (another ABI stamp, a map of another layout) or
+//    by a ramjet from before stamps are not adopted but re-created, and the
+//    status says why; ramjetctl refuses to read pins of another build.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import type { TestContext } from 'node:test';
+import { test } from '../lib/index.ts';
+import { datapathInstance, datapathStatus, PIN_ROOT, pinsExist, startGatewayDaemon, waitForKernelFlow } from '../lib/datapath.ts';
+import type { DaemonHandle } from '../lib/daemon.ts';
+import { canCreateNetns, createGatewayTopology, startEchoInNetns, startStreamProbe, TOPOLOGY, type GatewayTopology } from '../lib/netns.ts';
+import { run } from '../lib/process.ts';
+import { ramjetctl } from '../lib/ramjetctl.ts';
+
+const netns = await canCreateNetns();
+const skip = netns.ok ? false : netns.why;
+const { server } = TOPOLOGY;
+
+interface PinnedMapInfo {
+  id: number;
+  max_entries: number;
+}
+
+async function bpftool(args: string[]): Promise<string> {
+  const res = await run('bpftool', args, { timeoutMs: 10_000 });
+  if (res.code !== 0) throw new Error(`bpftool ${args.join(' ')} failed:\n${res.output}`);
+  return res.stdout;
+}
+
+async function pinnedMap(path: string): Promise<PinnedMapInfo> {
+  return JSON.parse(await bpftool(['-j', 'map', 'show', 'pinned', path])) as PinnedMapInfo;
+}
+
+async function xdpProgramOn(topo: GatewayTopology, iface: string): Promise<boolean> {
+  return /\bprog\/xdp\b/.test(await topo.gateway.ip('-d', 'link', 'show', 'dev', iface));
+}
+
+/**
+ * A stream through the gateway on the fast path: the flow is FASTPATH in the
+ * daemon's flow table and the gateway's kernel forwarded none of its packets.
+ */
+async function assertFastPath(t: TestContext, topo: GatewayTopology, daemon: DaemonHandle): Promise<void> {
+  const forwardedBefore = await topo.forwardingCounters();
+  const probe = await startStreamProbe(t, topo.client, { host: server.ipv4, port: 5001 }, { seconds: 2 });
+  await probe.waitForMoreRounds(30);
+  const flow = await waitForKernelFlow(daemon, (f) => f.src.endsWith(`:${probe.local.port}`));
+  assert.equal(flow.verdict, 'FASTPATH');
+  assert.ok(flow.packets[0] >= 30 && flow.packets[1] >= 30, `the flow's packets must be counted in the kernel: ${JSON.stringify(flow.packets)}`);
+  const result = await probe.result();
+  assert.equal(result.error, null);
+  assert.equal(result.received, result.sent);
+  const forwarded = await topo.forwardingCounters();
+  assert.equal(forwarded.ipv4 - forwardedBefore.ipv4, 0, 'the kernel stack forwarded the stream: the fast path did not');
+}
+
+test('SIGKILL, veths deleted and recreated: the next start replaces the severed links and the fast path works', { skip, timeout: 40_000 }, async (t) => {
+  const topo = await createGatewayTopology(t);
+  const instance = datapathInstance(t);
+  const first = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath' });
+  await startEchoInNetns(t, topo.server, server.ipv4, 5001);
+  await assertFastPath(t, topo, first);
+
+  first.signal('SIGKILL');
+  assert.equal((await first.waitExit()).signal, 'SIGKILL');
+  assert.ok(existsSync(`${PIN_ROOT}/${instance}/links/xdp-gw-c`), 'a killed daemon leaves its links pinned');
+  const { before, after } = await topo.recreateLinks();
+  assert.notEqual(after['gw-c'], before['gw-c'], 'gw-c must be a new device');
+  assert.equal(await xdpProgramOn(topo, 'gw-c'), false, 'nothing is attached to the new gw-c yet');
+
+  const second = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath' });
+  const status = await datapathStatus(second);
+  assert.equal(status.adopted, true, 'the maps are of this build: adopted');
+  assert.deepEqual(
+    status.interfaces.map((i) => [i.name, i.ifindex]),
+    [
+      ['gw-c', after['gw-c']],
+      ['gw-s', after['gw-s']],
+    ],
+  );
+  assert.equal(await xdpProgramOn(topo, 'gw-c'), true, 'XDP must be attached to the new gw-c');
+  assert.match(second.output(), /replacing the pinned xdp link of gw-c .*severed/);
+  await assertFastPath(t, topo, second);
+
+  assert.equal((await second.stop()).code, 0);
+  assert.equal(pinsExist(instance), false, 'a normal stop removes the pins');
+  assert.equal(await xdpProgramOn(topo, 'gw-c'), false, 'a normal stop detaches');
+});
+
+/** Leaves `instance` pinned by a daemon stopped with --keep-datapath. */
+async function pinnedByAStoppedDaemon(t: TestContext, topo: GatewayTopology, instance: string): Promise<string> {
+  const first = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath', args: ['--keep-datapath'] });
+  const stamp = (await datapathStatus(first)).abi_stamp;
+  assert.match(String(stamp), /^[0-9a-f]{16}$/);
+  assert.equal((await first.stop()).code, 0);
+  assert.ok(existsSync(`${PIN_ROOT}/${instance}/abi`), 'the pins carry an ABI stamp');
+  return String(stamp);
+}
+
+test('pins of another build are detected and re-created; ramjetctl refuses to read them', { skip, timeout: 40_000 }, async (t) => {
+  const topo = await createGatewayTopology(t);
+  await startEchoInNetns(t, topo.server, server.ipv4, 5001);
+  const instance = datapathInstance(t);
+  const dir = `${PIN_ROOT}/${instance}`;
+  const stamp = await pinnedByAStoppedDaemon(t, topo, instance);
+
+  // What an older build would have left: its own stamp, a stats array of its size.
+  await bpftool(['map', 'update', 'pinned', `${dir}/abi`, 'key', '0', '0', '0', '0', 'value', '0x34', '0x12', '0', '0', '0', '0', '0', '0']);
+  await rm(`${dir}/stats`);
+  await bpftool(['map', 'create', `${dir}/stats`, 'type', 'percpu_array', 'key', '4', 'value', '16', 'entries', '8', 'name', 'stats']);
+  const oldStats = await pinnedMap(`${dir}/stats`);
+
+  const ctl = await ramjetctl({ adminSocket: '/nonexistent/admin.sock', pinRoot: PIN_ROOT, instance }).run(['stats']);
+  assert.equal(ctl.code, 1, ctl.output);
+  assert.match(ctl.stderr, new RegExp(`the pins in ${dir} are from another ramjet build \\(ABI stamp 0000000000001234, this ramjetctl's is ${stamp}\\)`));
+
+  const second = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath' });
+  const status = await datapathStatus(second);
+  assert.equal(status.adopted, false, 'pins of another build must not be adopted');
+  assert.equal(status.recreated_because, `they were pinned by a build with ABI stamp 0000000000001234, this build's is ${stamp}`);
+  const newStats = await pinnedMap(`${dir}/stats`);
+  assert.notEqual(newStats.id, oldStats.id, 'the stats map must be a new one');
+  assert.notEqual(newStats.max_entries, 8);
+  assert.equal((await pinnedMap(`${dir}/abi`)).max_entries, 1);
+  await assertFastPath(t, topo, second);
+  assert.equal((await second.stop()).code, 0);
+});
+
+test('pins from a ramjet before ABI stamps are re-created, not adopted', { skip, timeout: 40_000 }, async (t) => {
+  const topo = await createGatewayTopology(t);
+  await startEchoInNetns(t, topo.server, server.ipv4, 5001);
+  const instance = datapathInstance(t);
+  await pinnedByAStoppedDaemon(t, topo, instance);
+  await rm(`${PIN_ROOT}/${instance}/abi`);
+
+  const second = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath' });
+  const status = await datapathStatus(second);
+  assert.equal(status.adopted, false, 'pins without a stamp must not be adopted');
+  assert.match(String(status.recreated_because), /^they carry no ABI stamp/);
+  await assertFastPath(t, topo, second);
+  assert.ok(existsSync(`${PIN_ROOT}/${instance}/abi`), 'the re-created pins carry a stamp');
+});
