@@ -82,7 +82,6 @@ test('SIGKILL, veths deleted and recreated: the next start replaces the severed 
     ],
   );
   assert.equal(await xdpProgramOn(topo, 'gw-c'), true, 'XDP must be attached to the new gw-c');
-  assert.match(second.output(), /replacing the pinned xdp link of gw-c .*severed/);
   await assertFastPath(t, topo, second);
 
   assert.equal((await second.stop()).code, 0);

@@ -690,7 +690,6 @@ TEST(DefaultConfig, SampleAppLoadsOnceRequiredKeysAreSet) {
   EXPECT_EQ(with_example->endpoints[0].app_settings<SampleEndpointSettings>().tag, "none");
 }
 
-
 // --- The routing table ramjet owns ---
 
 TEST(DatapathRouteTable, DefaultIsNoCommonToolsTable) {

@@ -111,9 +111,10 @@ TEST_F(PinsTest, FreshThenAdoptThenEveryKindOfMismatch) {
   ASSERT_TRUE(write_pinned_stamp(dir_, 0x1234).ok());
   PinCheck other = check();
   EXPECT_EQ(other.verdict, PinCheck::Verdict::kRecreate);
-  EXPECT_EQ(other.reason, "they were pinned by a build with ABI stamp 0000000000001234, this "
-                          "build's is " +
-                              stamp_text(*build_abi_stamp()));
+  EXPECT_EQ(other.reason,
+            "they were pinned by a build with ABI stamp 0000000000001234, this "
+            "build's is " +
+                stamp_text(*build_abi_stamp()));
 
   ASSERT_EQ(::unlink((dir_ + "/" + kAbiPinName).c_str()), 0);
   PinCheck none = check();
@@ -151,7 +152,8 @@ TEST_F(PinsTest, AStartRecreatesPinsOfAnotherBuild) {
   ASSERT_EQ(bpf_obj_get_info_by_fd(fd, &info, &len), 0);
   ::close(fd);
   EXPECT_NE(info.id, old_id) << "the stats map must be a new one";
-  EXPECT_EQ(**read_pinned_stamp(dir_), *build_abi_stamp()) << "the new pins carry this build's stamp";
+  EXPECT_EQ(**read_pinned_stamp(dir_), *build_abi_stamp())
+      << "the new pins carry this build's stamp";
 
   // And the start after that adopts them.
   auto third = start();

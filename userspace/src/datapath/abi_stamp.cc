@@ -139,10 +139,10 @@ std::string abi_layout(const bpf_object* obj) {
   bpf_object__for_each_map(map, obj) {
     std::string pin = pinned_map_name(map);
     if (pin.empty()) continue;
-    std::string line = pin + ": " +
-                       definition(bpf_map__type(map), bpf_map__key_size(map),
-                                  bpf_map__value_size(map), bpf_map__max_entries(map),
-                                  bpf_map__map_flags(map));
+    std::string line =
+        pin + ": " +
+        definition(bpf_map__type(map), bpf_map__key_size(map), bpf_map__value_size(map),
+                   bpf_map__max_entries(map), bpf_map__map_flags(map));
     if (b) {
       if (std::uint32_t key = bpf_map__btf_key_type_id(map)) {
         line += " key=";
@@ -224,10 +224,10 @@ Result<std::optional<std::uint64_t>> read_pinned_stamp(const std::string& pin_di
   // Anything else under that name is no stamp: the state is of unknown origin.
   if (info.type != BPF_MAP_TYPE_ARRAY || info.key_size != 4 || info.value_size != 8 ||
       info.max_entries != 1)
-    return Error::config(path + " is not an ABI stamp (" +
-                         definition(info.type, info.key_size, info.value_size, info.max_entries,
-                                    info.map_flags) +
-                         ")");
+    return Error::config(
+        path + " is not an ABI stamp (" +
+        definition(info.type, info.key_size, info.value_size, info.max_entries, info.map_flags) +
+        ")");
   std::uint32_t zero = 0;
   std::uint64_t stamp = 0;
   if (bpf_map_lookup_elem(fd.fd, &zero, &stamp) != 0)
@@ -266,12 +266,13 @@ PinCheck check_pins(const std::string& pin_dir, const bpf_object* obj, std::uint
       mismatched.emplace_back(name, std::string("cannot inspect it: ") + strerror(errno));
       continue;
     }
-    std::string have = definition(info.type, info.key_size, info.value_size, info.max_entries,
-                                  info.map_flags);
+    std::string have =
+        definition(info.type, info.key_size, info.value_size, info.max_entries, info.map_flags);
     std::string want =
         definition(bpf_map__type(map), bpf_map__key_size(map), bpf_map__value_size(map),
                    bpf_map__max_entries(map), bpf_map__map_flags(map));
-    if (have != want) mismatched.emplace_back(name, "pinned as " + have + "; this build needs " + want);
+    if (have != want)
+      mismatched.emplace_back(name, "pinned as " + have + "; this build needs " + want);
   }
   if (!any) return {};  // nothing to adopt; a stamp alone is overwritten
   auto pinned = read_pinned_stamp(pin_dir);
@@ -285,11 +286,11 @@ PinCheck check_pins(const std::string& pin_dir, const bpf_object* obj, std::uint
                                               stamp_text(**pinned) + ", this build's is " +
                                               stamp_text(stamp)};
   if (!mismatched.empty())
-    return {PinCheck::Verdict::kRecreate,
-            "the pinned map `" + mismatched.front().first + "` does not fit: " +
-                mismatched.front().second +
-                (mismatched.front().first == "flows" ? " (datapath.flow_table_size changed?)"
-                                                     : "")};
+    return {
+        PinCheck::Verdict::kRecreate,
+        "the pinned map `" + mismatched.front().first +
+            "` does not fit: " + mismatched.front().second +
+            (mismatched.front().first == "flows" ? " (datapath.flow_table_size changed?)" : "")};
   return {PinCheck::Verdict::kAdopt, {}};
 }
 
@@ -299,8 +300,8 @@ Result<void> remove_pinned_maps(const std::string& pin_dir) {
   for (const auto& entry : fs::directory_iterator(pin_dir, ec)) {
     if (entry.is_directory()) continue;  // links/
     if (::unlink(entry.path().c_str()) != 0 && errno != ENOENT)
-      return Error::kernel(errno, "cannot remove " + entry.path().string() + ": " +
-                                      std::strerror(errno));
+      return Error::kernel(errno,
+                           "cannot remove " + entry.path().string() + ": " + std::strerror(errno));
   }
   if (ec) return Error::kernel(ec.value(), "cannot list " + pin_dir + ": " + ec.message());
   return {};

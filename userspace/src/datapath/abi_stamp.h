@@ -35,7 +35,7 @@ std::string pinned_map_name(const bpf_map* map);
 // max_entries: call it before resizing maps.
 std::string abi_layout(const bpf_object* obj);
 std::uint64_t abi_stamp_of(std::string_view layout);  // FNV-1a, 64 bits
-std::string stamp_text(std::uint64_t stamp);           // 16 hex digits
+std::string stamp_text(std::uint64_t stamp);          // 16 hex digits
 
 // This build's stamp, from the embedded object (opened once, then cached).
 Result<std::uint64_t> build_abi_stamp();

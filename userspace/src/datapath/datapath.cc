@@ -160,9 +160,10 @@ Result<void> Datapath::load(const config::Config& config) {
   PinCheck pins = check_pins(pin_dir_, skel_->obj, abi_stamp_);
   if (pins.verdict == PinCheck::Verdict::kRecreate) {
     // The old programs keep their maps until the links swap them out (attach).
-    spdlog::warn("datapath: not adopting the maps pinned in {}: {}; re-creating them (flows, "
-                 "blocks and classes start empty)",
-                 pin_dir_, pins.reason);
+    spdlog::warn(
+        "datapath: not adopting the maps pinned in {}: {}; re-creating them (flows, "
+        "blocks and classes start empty)",
+        pin_dir_, pins.reason);
     if (auto r = remove_pinned_maps(pin_dir_); !r.ok())
       return Error::kernel(r.error().code, "datapath: " + r.error().message);
     recreated_because_ = pins.reason;
@@ -206,8 +207,12 @@ Result<void> Datapath::attach(const config::Config& config) {
 
     auto link = [&](const std::string& kind, int prog_fd, int attach_type,
                     std::uint32_t xdp_flags) -> Result<bool> {
-      LinkSpec spec{pin_dir_ + "/links/" + kind + "-" + name, kind, name, info.ifindex,
-                    attach_type, xdp_flags};
+      LinkSpec spec{pin_dir_ + "/links/" + kind + "-" + name,
+                    kind,
+                    name,
+                    info.ifindex,
+                    attach_type,
+                    xdp_flags};
       auto attached = attach_link(spec, prog_fd);
       if (!attached.ok()) return attached.error();
       links_.emplace_back(spec.path, attached->fd);

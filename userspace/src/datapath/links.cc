@@ -48,7 +48,8 @@ std::optional<std::string> stale_reason(const LinkSpec& spec, int fd) {
     return std::string("cannot inspect it: ") + std::strerror(errno);
   std::uint32_t want =
       spec.attach_type == BPF_XDP ? static_cast<std::uint32_t>(BPF_LINK_TYPE_XDP) : kLinkTypeTcx;
-  if (info.type != want) return "it is not an " + spec.kind + " link (type " + std::to_string(info.type) + ")";
+  if (info.type != want)
+    return "it is not an " + spec.kind + " link (type " + std::to_string(info.type) + ")";
   std::uint32_t ifindex = info.xdp.ifindex;
   if (ifindex == 0) return std::string("severed: the interface it was attached to is gone");
   if (ifindex != spec.ifindex)
@@ -96,8 +97,8 @@ Result<AttachedLink> attach_link(const LinkSpec& spec, int prog_fd) {
                        static_cast<bpf_attach_type>(spec.attach_type), &opts);
   if (fd < 0) {
     int err = errno;
-    std::string why = "datapath: cannot attach " + spec.kind + " to " + spec.ifname + ": " +
-                      errno_text(err);
+    std::string why =
+        "datapath: cannot attach " + spec.kind + " to " + spec.ifname + ": " + errno_text(err);
     if (err == EBUSY && spec.attach_type == BPF_XDP) {
       std::string other = attached_xdp_program(spec.ifindex);
       why += " (another XDP " + (other.empty() ? std::string("program") : other) +

@@ -21,8 +21,8 @@ inline constexpr int kTcxIngress = 46;
 inline constexpr int kTcxEgress = 47;
 
 struct LinkSpec {
-  std::string path;     // the pin
-  std::string kind;     // "xdp", "tcx-ingress", "tcx-egress" (for messages)
+  std::string path;  // the pin
+  std::string kind;  // "xdp", "tcx-ingress", "tcx-egress" (for messages)
   std::string ifname;
   std::uint32_t ifindex = 0;
   int attach_type = 0;  // BPF_XDP, kTcxIngress, kTcxEgress

@@ -93,11 +93,13 @@ Result<void> PinnedMaps::check_stamp() {
   if (stamp_checked_) return {};
   auto pinned = read_pinned_stamp(dir_);
   if (!pinned.ok()) {
-    if (pinned.error().code != 0) return pin_error(dir_, dir_ + "/" + kAbiPinName, pinned.error().code);
+    if (pinned.error().code != 0)
+      return pin_error(dir_, dir_ + "/" + kAbiPinName, pinned.error().code);
     return pinned.error();
   }
   std::error_code ec;
-  if (!*pinned && !std::filesystem::exists(dir_, ec)) return pin_error(dir_, dir_ + "/flows", ENOENT);
+  if (!*pinned && !std::filesystem::exists(dir_, ec))
+    return pin_error(dir_, dir_ + "/flows", ENOENT);
   auto mine = build_abi_stamp();
   if (!mine.ok()) return mine.error();
   if (!*pinned)

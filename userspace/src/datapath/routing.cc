@@ -40,34 +40,50 @@ std::string string_attr(const netlink::Attributes& attrs, std::uint16_t type) {
 
 std::string protocol_name(std::uint8_t p) {
   switch (p) {
-    case RTPROT_KERNEL: return "kernel";
-    case RTPROT_BOOT: return "boot";
-    case RTPROT_STATIC: return "static";
-    case RTPROT_DHCP: return "dhcp";
-    case kRouteProtocol: return std::to_string(p) + " (ramjet)";
-    default: return std::to_string(p);
+    case RTPROT_KERNEL:
+      return "kernel";
+    case RTPROT_BOOT:
+      return "boot";
+    case RTPROT_STATIC:
+      return "static";
+    case RTPROT_DHCP:
+      return "dhcp";
+    case kRouteProtocol:
+      return std::to_string(p) + " (ramjet)";
+    default:
+      return std::to_string(p);
   }
 }
 
 std::string type_name(std::uint8_t t) {
   switch (t) {
-    case RTN_UNICAST: return "";
-    case RTN_LOCAL: return "local";
-    case RTN_BROADCAST: return "broadcast";
-    case RTN_ANYCAST: return "anycast";
-    case RTN_MULTICAST: return "multicast";
-    case RTN_BLACKHOLE: return "blackhole";
-    case RTN_UNREACHABLE: return "unreachable";
-    case RTN_PROHIBIT: return "prohibit";
-    case RTN_THROW: return "throw";
-    default: return "type " + std::to_string(t);
+    case RTN_UNICAST:
+      return "";
+    case RTN_LOCAL:
+      return "local";
+    case RTN_BROADCAST:
+      return "broadcast";
+    case RTN_ANYCAST:
+      return "anycast";
+    case RTN_MULTICAST:
+      return "multicast";
+    case RTN_BLACKHOLE:
+      return "blackhole";
+    case RTN_UNREACHABLE:
+      return "unreachable";
+    case RTN_PROHIBIT:
+      return "prohibit";
+    case RTN_THROW:
+      return "throw";
+    default:
+      return "type " + std::to_string(t);
   }
 }
 
 std::string prefix_text(const std::string& addr, std::uint8_t len, int family) {
   if (len == 0) return family == AF_INET6 ? "default (IPv6)" : "default";
-  std::string s = (addr.empty() ? std::string(family == AF_INET ? "0.0.0.0" : "::") : addr) +
-                  "/" + std::to_string(len);
+  std::string s = (addr.empty() ? std::string(family == AF_INET ? "0.0.0.0" : "::") : addr) + "/" +
+                  std::to_string(len);
   return s;
 }
 
@@ -153,10 +169,10 @@ bool is_ours(const KernelRoute& route, const PolicyRoute& r, std::uint32_t lo_if
 }
 
 bool is_ours(const KernelRule& rule, const PolicyRoute& r) {
-  return rule.table == r.table && rule.action == FR_ACT_TO_TBL &&
-         rule.protocol == kRouteProtocol && rule.priority == r.rule_priority() &&
-         rule.fwmark == r.mark && rule.fwmask.value_or(0xffffffffu) == 0xffffffffu &&
-         rule.src_len == 0 && rule.dst_len == 0 && rule.iif.empty() && rule.oif.empty();
+  return rule.table == r.table && rule.action == FR_ACT_TO_TBL && rule.protocol == kRouteProtocol &&
+         rule.priority == r.rule_priority() && rule.fwmark == r.mark &&
+         rule.fwmask.value_or(0xffffffffu) == 0xffffffffu && rule.src_len == 0 &&
+         rule.dst_len == 0 && rule.iif.empty() && rule.oif.empty();
 }
 
 std::string describe(const KernelRoute& route,
@@ -240,7 +256,8 @@ namespace {
 
 Error conflict(const PolicyRoute& r, const std::vector<std::string>& foreign) {
   std::string what = "routing table " + std::to_string(r.table) +
-                     " is not ramjet's alone: it holds or is looked up by `" + foreign.front() + "`";
+                     " is not ramjet's alone: it holds or is looked up by `" + foreign.front() +
+                     "`";
   if (foreign.size() > 1) what += " and " + std::to_string(foreign.size() - 1) + " more";
   what +=
       ". ramjet puts a catch-all local route there for escalated packets, which would "
@@ -271,8 +288,8 @@ Result<void> install_policy_route(const PolicyRoute& r) {
         // Not there when we looked: someone else's route took the slot meanwhile.
         auto again = inspect_table(r);
         if (again.ok() && !again->foreign.empty()) return fail(conflict(r, again->foreign));
-        return fail(Error::config(std::string("cannot add the ") + fam +
-                                  " local route to table " + std::to_string(r.table) +
+        return fail(Error::config(std::string("cannot add the ") + fam + " local route to table " +
+                                  std::to_string(r.table) +
                                   ": a route for the same destination exists and is not "
                                   "ramjet's"));
       }
@@ -286,8 +303,8 @@ Result<void> install_policy_route(const PolicyRoute& r) {
     if (!use->our_rule[i]) {
       int rc = rule_request(true, family, r);
       if (rc != 0)
-        return fail(Error::kernel(-rc, std::string("cannot add the ") + fam +
-                                           " fwmark rule: " + std::strerror(-rc)));
+        return fail(Error::kernel(
+            -rc, std::string("cannot add the ") + fam + " fwmark rule: " + std::strerror(-rc)));
       added.emplace_back(true, family);
     }
   }

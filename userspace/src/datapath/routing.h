@@ -76,7 +76,7 @@ std::string describe(const KernelRule& rule);
 
 // What the kernel holds for `r.table`: routes in it and rules that look it up.
 struct TableUse {
-  std::vector<std::string> foreign;  // described, routes first: not ramjet's
+  std::vector<std::string> foreign;    // described, routes first: not ramjet's
   bool our_route[2] = {false, false};  // [IPv4, IPv6]
   bool our_rule[2] = {false, false};
 };
