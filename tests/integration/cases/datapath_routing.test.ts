@@ -11,6 +11,7 @@ import { test } from '../lib/index.ts';
 import { datapathInstance, gatewayConfig, pinsExist, startGatewayDaemon, type DatapathRule } from '../lib/datapath.ts';
 import { startDaemonExpectingExit } from '../lib/daemon.ts';
 import { canCreateNetns, createGatewayTopology, type GatewayTopology } from '../lib/netns.ts';
+import { run } from '../lib/process.ts';
 
 const netns = await canCreateNetns();
 const skip = netns.ok ? false : netns.why;
@@ -19,9 +20,14 @@ const skip = netns.ok ? false : netns.why;
 const TABLE = 21066;
 const ESCALATE: DatapathRule[] = [{ name: 'web', proto: 'tcp', dst_port: 80, action: 'escalate', endpoint: 'web' }];
 
+/** The routes of the table as `ip` prints them ([] when the kernel has no such table). */
 async function table(topo: GatewayTopology, family: '-4' | '-6'): Promise<string[]> {
-  const out = await topo.gateway.ip(family, 'route', 'show', 'table', String(TABLE));
-  return out.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const res = await run('ip', ['-n', topo.gateway.name, family, 'route', 'show', 'table', String(TABLE)], { timeoutMs: 10_000 });
+  if (res.code !== 0) {
+    if (/FIB table does not exist/.test(res.stderr)) return [];
+    throw new Error(`ip route show table ${TABLE} failed:\n${res.output}`);
+  }
+  return res.stdout.split('\n').map((l) => l.trim()).filter((l) => l !== '');
 }
 
 async function rulesFor(topo: GatewayTopology, family: '-4' | '-6'): Promise<string[]> {

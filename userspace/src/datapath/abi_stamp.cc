@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "datapath.skel.h"
+#include "ramjet/abi/ramjet.h"
 
 namespace ramjet::datapath {
 
@@ -29,6 +30,12 @@ struct Fd {
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
 };
+
+#define RAMJET_X_STAT(name, cls) "stat " #name " " #cls "\n"
+#define RAMJET_X_ACTION(name, value) "action " #name " " #value "\n"
+constexpr const char kAbiValues[] = RAMJET_STATS(RAMJET_X_STAT) RAMJET_ACTIONS(RAMJET_X_ACTION);
+#undef RAMJET_X_STAT
+#undef RAMJET_X_ACTION
 
 std::string btf_name(const btf* b, std::uint32_t name_off) {
   const char* n = btf__name_by_offset(b, name_off);
@@ -158,23 +165,16 @@ std::string abi_layout(const bpf_object* obj) {
     lines.push_back(std::move(line));
   }
   std::sort(lines.begin(), lines.end());
-  // The ABI's enums: stat indexes, actions, event types (their values are the contract).
-  if (b) {
-    std::vector<std::string> enums;
-    for (std::uint32_t id = 1; id < btf__type_cnt(b); ++id) {
-      const btf_type* t = btf__type_by_id(b, id);
-      if (!btf_is_enum(t)) continue;
-      std::string name = btf_name(b, t->name_off);
-      if (name.rfind("ramjet_", 0) != 0) continue;
-      std::string line = "enum " + name + ":";
-      const struct btf_enum* e = btf_enum(t);
-      for (std::uint32_t i = 0; i < btf_vlen(t); ++i)
-        line += " " + btf_name(b, e[i].name_off) + "=" + std::to_string(e[i].val);
-      enums.push_back(std::move(line));
-    }
-    std::sort(enums.begin(), enums.end());
-    lines.insert(lines.end(), enums.begin(), enums.end());
-  }
+  // The values the maps hold by number. clang emits no BTF for enums only used in
+  // inlined code, so they come from the same ABI headers, compiled here: the
+  // X-macro lists whole (a stat or action added, removed, renamed or reordered),
+  // the small enums by value.
+  lines.push_back(kAbiValues);
+  lines.push_back("event FLOW_NEW=" + std::to_string(RAMJET_EVENT_FLOW_NEW) +
+                  " ESCALATE=" + std::to_string(RAMJET_EVENT_ESCALATE) +
+                  " DROP_SAMPLE=" + std::to_string(RAMJET_EVENT_DROP_SAMPLE));
+  lines.push_back("family IPV4=" + std::to_string(RAMJET_FAMILY_IPV4) +
+                  " IPV6=" + std::to_string(RAMJET_FAMILY_IPV6));
   std::string out;
   for (const auto& l : lines) out += l + "\n";
   return out;

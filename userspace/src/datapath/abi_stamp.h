@@ -2,9 +2,10 @@
 // digest of the layout of every map in the BPF object as this build compiled it:
 // pin name, map type, key and value sizes, max_entries, flags, the BTF layout of
 // key and value (member names, offsets, sizes, nested types; the `.data` section's
-// variables) and the values of the ABI's enums (ramjet_*). It is derived from the
-// object embedded in the build (the skeleton), so a change to an ABI header or a
-// map definition changes it with nobody having to bump a version.
+// variables), then the stat, action, event and family values of the ABI headers.
+// It is derived from the object embedded in the build (the skeleton) and from those
+// headers, so a change to an ABI header or a map definition changes it with nobody
+// having to bump a version (a comment or a program change does not).
 //
 // ramjetd stores it in the instance's pin directory as a one-entry array map
 // (`<pin_dir>/abi`, value: the 64-bit stamp) after its maps are pinned, and checks
@@ -30,7 +31,7 @@ inline constexpr const char* kAbiPinName = "abi";
 // as `runtime`; empty for maps that are not pinned (`.rodata`, set per load).
 std::string pinned_map_name(const bpf_map* map);
 
-// One line per pinned map, sorted by pin name, then one per ABI enum: the text the
+// One line per pinned map, sorted by pin name, then the ABI's values: the text the
 // stamp digests (shown by tests and debugging). Uses the object's compiled
 // max_entries: call it before resizing maps.
 std::string abi_layout(const bpf_object* obj);
