@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import type { TestContext } from 'node:test';
 import { test } from '../lib/index.ts';
-import { datapathInstance, datapathStatus, PIN_ROOT, pinsExist, startGatewayDaemon, waitForKernelFlow } from '../lib/datapath.ts';
+import { datapathInstance, datapathStatus, PIN_ROOT, pinsExist, startGatewayDaemon, waitForKernelFlow, type DatapathStatus } from '../lib/datapath.ts';
 import type { DaemonHandle } from '../lib/daemon.ts';
 import { canCreateNetns, createGatewayTopology, startEchoInNetns, startStreamProbe, TOPOLOGY, type GatewayTopology } from '../lib/netns.ts';
 import { run } from '../lib/process.ts';
@@ -89,14 +89,13 @@ test('SIGKILL, veths deleted and recreated: the next start replaces the severed 
   assert.equal(await xdpProgramOn(topo, 'gw-c'), false, 'a normal stop detaches');
 });
 
-/** Leaves `instance` pinned by a daemon stopped with --keep-datapath. */
-async function pinnedByAStoppedDaemon(t: TestContext, topo: GatewayTopology, instance: string): Promise<string> {
+/** Leaves `instance` pinned by a daemon stopped with --keep-datapath; returns the status it reported. */
+async function pinnedByAStoppedDaemon(t: TestContext, topo: GatewayTopology, instance: string): Promise<DatapathStatus> {
   const first = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath', args: ['--keep-datapath'] });
-  const stamp = (await datapathStatus(first)).abi_stamp;
-  assert.match(String(stamp), /^[0-9a-f]{16}$/);
+  const status = await datapathStatus(first);
   assert.equal((await first.stop()).code, 0);
-  assert.ok(existsSync(`${PIN_ROOT}/${instance}/abi`), 'the pins carry an ABI stamp');
-  return String(stamp);
+  assert.ok(pinsExist(instance));
+  return status;
 }
 
 test('pins of another build are detected and re-created; ramjetctl refuses to read them', { skip, timeout: 40_000 }, async (t) => {
@@ -104,9 +103,11 @@ test('pins of another build are detected and re-created; ramjetctl refuses to re
   await startEchoInNetns(t, topo.server, server.ipv4, 5001);
   const instance = datapathInstance(t);
   const dir = `${PIN_ROOT}/${instance}`;
-  const stamp = await pinnedByAStoppedDaemon(t, topo, instance);
+  const first = await pinnedByAStoppedDaemon(t, topo, instance);
 
-  // What an older build would have left: its own stamp, a stats array of its size.
+  // What another build would have left: its own stamp, a stats array of its size.
+  await rm(`${dir}/abi`, { force: true });
+  await bpftool(['map', 'create', `${dir}/abi`, 'type', 'array', 'key', '4', 'value', '8', 'entries', '1', 'name', 'ramjet_abi']);
   await bpftool(['map', 'update', 'pinned', `${dir}/abi`, 'key', '0', '0', '0', '0', 'value', '0x34', '0x12', '0', '0', '0', '0', '0', '0']);
   await rm(`${dir}/stats`);
   await bpftool(['map', 'create', `${dir}/stats`, 'type', 'percpu_array', 'key', '4', 'value', '16', 'entries', '8', 'name', 'stats']);
@@ -114,12 +115,15 @@ test('pins of another build are detected and re-created; ramjetctl refuses to re
 
   const ctl = await ramjetctl({ adminSocket: '/nonexistent/admin.sock', pinRoot: PIN_ROOT, instance }).run(['stats']);
   assert.equal(ctl.code, 1, ctl.output);
-  assert.match(ctl.stderr, new RegExp(`the pins in ${dir} are from another ramjet build \\(ABI stamp 0000000000001234, this ramjetctl's is ${stamp}\\)`));
+  assert.match(ctl.stderr, new RegExp(`the pins in ${dir} are from another ramjet build \\(ABI stamp 0000000000001234, this ramjetctl's is [0-9a-f]{16}\\)`));
 
   const second = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath' });
   const status = await datapathStatus(second);
   assert.equal(status.adopted, false, 'pins of another build must not be adopted');
-  assert.equal(status.recreated_because, `they were pinned by a build with ABI stamp 0000000000001234, this build's is ${stamp}`);
+  assert.match(String(status.abi_stamp), /^[0-9a-f]{16}$/);
+  assert.equal(status.abi_stamp, first.abi_stamp, 'one build, one stamp');
+  assert.equal(status.recreated_because, `they were pinned by a build with ABI stamp 0000000000001234, this build's is ${status.abi_stamp}`);
+  assert.ok(ctl.stderr.includes(`this ramjetctl's is ${status.abi_stamp}`), 'ramjetctl and ramjetd of one build share the stamp');
   const newStats = await pinnedMap(`${dir}/stats`);
   assert.notEqual(newStats.id, oldStats.id, 'the stats map must be a new one');
   assert.notEqual(newStats.max_entries, 8);
@@ -133,7 +137,7 @@ test('pins from a ramjet before ABI stamps are re-created, not adopted', { skip,
   await startEchoInNetns(t, topo.server, server.ipv4, 5001);
   const instance = datapathInstance(t);
   await pinnedByAStoppedDaemon(t, topo, instance);
-  await rm(`${PIN_ROOT}/${instance}/abi`);
+  await rm(`${PIN_ROOT}/${instance}/abi`, { force: true });
 
   const second = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath' });
   const status = await datapathStatus(second);
