@@ -284,28 +284,32 @@ Result<void> install_policy_route(const PolicyRoute& r) {
     const char* fam = family_name(family);
     if (!use->our_route[i]) {
       int rc = route_request(true, family, r);
-      if (rc == -EEXIST) {
-        // Not there when we looked: someone else's route took the slot meanwhile.
+      if (rc == 0) {
+        added.emplace_back(false, family);
+      } else if (rc == -EEXIST) {
+        // Not there when we looked: a route took the slot meanwhile. Only an exact
+        // copy of ours (another start racing this one) is not a conflict.
         auto again = inspect_table(r);
         if (again.ok() && !again->foreign.empty()) return fail(conflict(r, again->foreign));
-        return fail(Error::config(std::string("cannot add the ") + fam + " local route to table " +
-                                  std::to_string(r.table) +
-                                  ": a route for the same destination exists and is not "
-                                  "ramjet's"));
-      }
-      if (rc != 0)
+        if (!again.ok() || !again->our_route[i])
+          return fail(Error::config(std::string("cannot add the ") + fam +
+                                    " local route to table " + std::to_string(r.table) +
+                                    ": a route for the same destination exists and is not "
+                                    "ramjet's"));
+      } else {
         return fail(Error::kernel(-rc, std::string("cannot add the ") + fam +
                                            " local route to table " + std::to_string(r.table) +
                                            ": " + std::strerror(-rc) +
                                            (rc == -EPERM ? " (needs CAP_NET_ADMIN)" : "")));
-      added.emplace_back(false, family);
+      }
     }
     if (!use->our_rule[i]) {
       int rc = rule_request(true, family, r);
-      if (rc != 0)
+      // The kernel says EEXIST only for an identical rule, protocol included: ours.
+      if (rc != 0 && rc != -EEXIST)
         return fail(Error::kernel(
             -rc, std::string("cannot add the ") + fam + " fwmark rule: " + std::strerror(-rc)));
-      added.emplace_back(true, family);
+      if (rc == 0) added.emplace_back(true, family);
     }
   }
   return {};
