@@ -3,12 +3,14 @@
 //    `local default dev lo proto 82` and selected by its fwmark rule;
 //  - ramjetd refuses to start when the table holds a route or is looked up by a
 //    rule that ramjet did not add, naming both (an unrelated route, a look-alike
-//    of its own route, Tailscale's `from all lookup` rule);
+//    of its own route, Tailscale's `from all lookup` rule), before it attaches
+//    anything: a datapath kept running by --keep-datapath stays as it was;
 //  - a stop removes only ramjet's own entries: routes another tool added to the
 //    table meanwhile, even look-alikes, stay.
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { test } from '../lib/index.ts';
-import { datapathInstance, gatewayConfig, pinsExist, startGatewayDaemon, type DatapathRule } from '../lib/datapath.ts';
+import { datapathInstance, gatewayConfig, PIN_ROOT, pinsExist, startGatewayDaemon, type DatapathRule } from '../lib/datapath.ts';
 import { startDaemonExpectingExit } from '../lib/daemon.ts';
 import { canCreateNetns, createGatewayTopology, type GatewayTopology } from '../lib/netns.ts';
 import { run } from '../lib/process.ts';
@@ -78,6 +80,20 @@ for (const foreign of FOREIGN) {
     assert.equal(pinsExist(instance), false, 'a refused start removes what it pinned');
   });
 }
+
+test('a refused start leaves the datapath a --keep-datapath stop left running as it was', { skip, timeout: 20_000 }, async (t) => {
+  const topo = await createGatewayTopology(t);
+  const instance = datapathInstance(t);
+  const kept = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath', args: ['--keep-datapath'] });
+  assert.equal((await kept.stop()).code, 0);
+  await topo.gateway.ip('route', 'add', 'unreachable', '198.51.100.0/24', 'table', String(TABLE));
+  const exit = await startDaemonExpectingExit(t, { netns: topo.gateway.name, config: gatewayConfig(instance, { rules: ESCALATE }) });
+  assert.equal(exit.code, 1, exit.output);
+  assert.ok(exit.stderr.includes(`routing table ${TABLE} is not ramjet's alone`), exit.output);
+  assert.equal(pinsExist(instance), true, 'the kept pins must stay');
+  assert.ok(existsSync(`${PIN_ROOT}/${instance}/links/xdp-gw-c`), 'the kept links must stay pinned');
+  assert.match(await topo.gateway.ip('-d', 'link', 'show', 'dev', 'gw-c'), /\bprog\/xdp\b/, 'XDP must stay attached');
+});
 
 test('a stop removes only ramjet\'s entries: routes another tool added to the table meanwhile stay', { skip, timeout: 20_000 }, async (t) => {
   const topo = await createGatewayTopology(t);

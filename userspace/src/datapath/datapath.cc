@@ -79,6 +79,14 @@ void fill_addr(std::uint32_t* words, const IpAddress& ip) {
   std::memcpy(words, ip.data(), ip.size());
 }
 
+// The policy route escalated packets need, when a rule escalates.
+std::optional<PolicyRoute> policy_route(const config::DatapathSettings& settings) {
+  for (const auto& r : settings.rules)
+    if (r.action == config::DatapathAction::kEscalate)
+      return PolicyRoute{settings.escalate_mark, settings.route_table, 0};
+  return std::nullopt;
+}
+
 int on_event(void* ctx, void* data, std::size_t size) {
   auto* self = static_cast<std::deque<Event>*>(ctx);
   if (size < sizeof(ramjet_event_header)) return 0;
@@ -127,6 +135,10 @@ Result<std::unique_ptr<Datapath>> Datapath::start(const config::Config& config,
   dp->options_ = options;
   dp->settings_ = config.datapath;
   for (const auto& ep : config.endpoints) dp->endpoint_names_.push_back(ep.name);
+  // Before anything is attached: a refused start must leave pins and links as they were.
+  if (auto route = policy_route(config.datapath))
+    if (auto r = check_table_is_ours(*route); !r.ok())
+      return Error::config("datapath: " + r.error().message);
   if (auto r = dp->load(config); !r.ok()) return r.error();
   if (auto r = dp->attach(config); !r.ok()) {
     dp->stop();
@@ -247,12 +259,8 @@ Result<void> Datapath::attach(const config::Config& config) {
     interfaces_.push_back(info);
   }
 
-  bool any_escalate = false;
-  for (const auto& r : settings_.rules)
-    any_escalate = any_escalate || r.action == config::DatapathAction::kEscalate;
-  if (any_escalate) {
-    PolicyRoute pr{settings_.escalate_mark, settings_.route_table, 0};
-    if (auto r = install_policy_route(pr); !r.ok())
+  if (auto route = policy_route(settings_)) {
+    if (auto r = install_policy_route(*route); !r.ok())
       return Error::config("datapath: " + r.error().message);
     routes_installed_ = true;
   }

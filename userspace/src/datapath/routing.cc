@@ -268,6 +268,13 @@ Error conflict(const PolicyRoute& r, const std::vector<std::string>& foreign) {
 
 }  // namespace
 
+Result<void> check_table_is_ours(const PolicyRoute& r) {
+  auto use = inspect_table(r);
+  if (!use.ok()) return use.error();
+  if (!use->foreign.empty()) return conflict(r, use->foreign);
+  return {};
+}
+
 Result<void> install_policy_route(const PolicyRoute& r) {
   auto use = inspect_table(r);
   if (!use.ok()) return use.error();

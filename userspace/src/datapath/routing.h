@@ -82,8 +82,10 @@ struct TableUse {
 };
 Result<TableUse> inspect_table(const PolicyRoute& r);
 
-// Refuses a table that is not ramjet's alone (naming the table and the first
-// foreign entry); adds the rules and routes that are missing; adopts exact copies
+// Refuses a table that is not ramjet's alone, naming the table and the first
+// foreign entry (a start checks before it attaches anything).
+Result<void> check_table_is_ours(const PolicyRoute& r);
+// Checks as above; adds the rules and routes that are missing; adopts exact copies
 // of its own. An EEXIST on add is a conflict (someone added a route meanwhile).
 Result<void> install_policy_route(const PolicyRoute& r);
 // Removes ramjet's own rules and routes (matched with kRouteProtocol: an entry
