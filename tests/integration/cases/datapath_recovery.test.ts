@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import type { TestContext } from 'node:test';
 import { test } from '../lib/index.ts';
-import { datapathInstance, datapathStatus, PIN_ROOT, pinsExist, startGatewayDaemon, waitForKernelFlow, type DatapathStatus } from '../lib/datapath.ts';
+import { datapathInstance, datapathStatus, PIN_ROOT, pinsExist, startGatewayDaemon, waitForKernelFlow, type DatapathRule, type DatapathStatus } from '../lib/datapath.ts';
 import type { DaemonHandle } from '../lib/daemon.ts';
 import { canCreateNetns, createGatewayTopology, startEchoInNetns, startStreamProbe, TOPOLOGY, type GatewayTopology } from '../lib/netns.ts';
 import { run } from '../lib/process.ts';
@@ -60,9 +60,13 @@ async function assertFastPath(t: TestContext, topo: GatewayTopology, daemon: Dae
 test('SIGKILL, veths deleted and recreated: the next start replaces the severed links and the fast path works', { skip, timeout: 40_000 }, async (t) => {
   const topo = await createGatewayTopology(t);
   const instance = datapathInstance(t);
-  const first = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath' });
+  // With an escalate rule, so that the crash also leaves ramjet's policy route behind.
+  const rules: DatapathRule[] = [{ name: 'web', proto: 'tcp', dst_port: 80, action: 'escalate', endpoint: 'web' }];
+  const first = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath', rules });
   await startEchoInNetns(t, topo.server, server.ipv4, 5001);
   await assertFastPath(t, topo, first);
+  const routes = await topo.gateway.ip('route', 'show', 'table', '21066');
+  assert.match(routes, /^local default dev lo proto 82/m);
 
   first.signal('SIGKILL');
   assert.equal((await first.waitExit()).signal, 'SIGKILL');
@@ -71,7 +75,10 @@ test('SIGKILL, veths deleted and recreated: the next start replaces the severed 
   assert.notEqual(after['gw-c'], before['gw-c'], 'gw-c must be a new device');
   assert.equal(await xdpProgramOn(topo, 'gw-c'), false, 'nothing is attached to the new gw-c yet');
 
-  const second = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath' });
+  assert.equal(await topo.gateway.ip('route', 'show', 'table', '21066'), routes, 'the killed daemon\'s route is left behind');
+
+  // Its own leftover route is adopted, not refused as foreign.
+  const second = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath', rules });
   const status = await datapathStatus(second);
   assert.equal(status.adopted, true, 'the maps are of this build: adopted');
   assert.deepEqual(
@@ -87,6 +94,7 @@ test('SIGKILL, veths deleted and recreated: the next start replaces the severed 
   assert.equal((await second.stop()).code, 0);
   assert.equal(pinsExist(instance), false, 'a normal stop removes the pins');
   assert.equal(await xdpProgramOn(topo, 'gw-c'), false, 'a normal stop detaches');
+  assert.doesNotMatch(await topo.gateway.ip('rule', 'show'), /lookup 21066/, 'and removes the adopted rule');
 });
 
 /** Leaves `instance` pinned by a daemon stopped with --keep-datapath; returns the status it reported. */
