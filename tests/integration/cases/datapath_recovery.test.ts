@@ -1,7 +1,8 @@
 // Recovery from stale pinned state:
 //  - ramjetd is SIGKILLed and its interfaces are deleted and recreated (a
 //    container restart): its pinned links are severed, and the next start
-//    replaces them and forwards on the fast path again;
+//    replaces them and forwards on the fast path again; with the interfaces left
+//    alone, the next start adopts every live link instead;
 //  - pins left by another build (another ABI stamp, a map of another layout) or
 //    by a ramjet from before stamps are not adopted but re-created, and the
 //    status says why; ramjetctl refuses to read pins of another build.
@@ -95,6 +96,35 @@ test('SIGKILL, veths deleted and recreated: the next start replaces the severed 
   assert.equal(pinsExist(instance), false, 'a normal stop removes the pins');
   assert.equal(await xdpProgramOn(topo, 'gw-c'), false, 'a normal stop detaches');
   assert.doesNotMatch(await topo.gateway.ip('rule', 'show'), /lookup 21066/, 'and removes the adopted rule');
+});
+
+/** The kernel ids of the links pinned for gw-c and gw-s. */
+async function pinnedLinkIds(instance: string): Promise<Record<string, number>> {
+  const ids: Record<string, number> = {};
+  for (const kind of ['xdp', 'tcx-ingress', 'tcx-egress']) {
+    for (const iface of ['gw-c', 'gw-s']) {
+      const name = `${kind}-${iface}`;
+      ids[name] = (JSON.parse(await bpftool(['-j', 'link', 'show', 'pinned', `${PIN_ROOT}/${instance}/links/${name}`])) as { id: number }).id;
+    }
+  }
+  return ids;
+}
+
+test('SIGKILL with the interfaces left alone: the next start adopts the live links, none is replaced', { skip, timeout: 30_000 }, async (t) => {
+  const topo = await createGatewayTopology(t);
+  const instance = datapathInstance(t);
+  await startEchoInNetns(t, topo.server, server.ipv4, 5001);
+  const first = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath' });
+  const before = await pinnedLinkIds(instance);
+  assert.ok(Object.values(before).every((id) => Number.isInteger(id) && id > 0), JSON.stringify(before));
+  assert.equal(new Set(Object.values(before)).size, 6, 'six links');
+  first.signal('SIGKILL');
+  assert.equal((await first.waitExit()).signal, 'SIGKILL');
+
+  const second = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath' });
+  assert.equal((await datapathStatus(second)).adopted, true);
+  assert.deepEqual(await pinnedLinkIds(instance), before, 'every link (XDP and both tcx) must be adopted, not re-created');
+  await assertFastPath(t, topo, second);
 });
 
 /** Leaves `instance` pinned by a daemon stopped with --keep-datapath; returns the status it reported. */
