@@ -2,7 +2,8 @@
 //  - ramjetd is SIGKILLed and its interfaces are deleted and recreated (a
 //    container restart): its pinned links are severed, and the next start
 //    replaces them and forwards on the fast path again; with the interfaces left
-//    alone, the next start adopts every live link instead;
+//    alone, the next start adopts every live link instead, and releases the
+//    links of an interface the config no longer lists;
 //  - pins left by another build (another ABI stamp, a map of another layout) or
 //    by a ramjet from before stamps are not adopted but re-created, and the
 //    status says why; ramjetctl refuses to read pins of another build.
@@ -125,6 +126,24 @@ test('SIGKILL with the interfaces left alone: the next start adopts the live lin
   assert.equal((await datapathStatus(second)).adopted, true);
   assert.deepEqual(await pinnedLinkIds(instance), before, 'every link (XDP and both tcx) must be adopted, not re-created');
   await assertFastPath(t, topo, second);
+});
+
+test('an interface dropped from the config between restarts is released: its links are unpinned and detached', { skip, timeout: 30_000 }, async (t) => {
+  const topo = await createGatewayTopology(t);
+  const instance = datapathInstance(t);
+  const first = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath', args: ['--keep-datapath'] });
+  assert.equal((await first.stop()).code, 0);
+  assert.equal(await xdpProgramOn(topo, 'gw-s'), true, 'kept attached by --keep-datapath');
+
+  const second = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath', config: { datapath: { interfaces: ['gw-c'] } } });
+  assert.deepEqual((await datapathStatus(second)).interfaces.map((i) => i.name), ['gw-c']);
+  assert.equal(await xdpProgramOn(topo, 'gw-s'), false, 'gw-s is no longer configured: its XDP program must go');
+  for (const kind of ['xdp', 'tcx-ingress', 'tcx-egress']) {
+    assert.equal(existsSync(`${PIN_ROOT}/${instance}/links/${kind}-gw-s`), false, `${kind}-gw-s must be unpinned`);
+    assert.equal(existsSync(`${PIN_ROOT}/${instance}/links/${kind}-gw-c`), true);
+  }
+  assert.equal((await second.stop()).code, 0);
+  assert.equal(pinsExist(instance), false, 'a normal stop leaves nothing pinned');
 });
 
 /** Leaves `instance` pinned by a daemon stopped with --keep-datapath; returns the status it reported. */

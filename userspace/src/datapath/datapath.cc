@@ -79,6 +79,21 @@ void fill_addr(std::uint32_t* words, const IpAddress& ip) {
   std::memcpy(words, ip.data(), ip.size());
 }
 
+// Unpins the links a previous run left for interfaces this config does not list:
+// the pin is such a link's last reference, so this detaches the old program.
+void release_unconfigured_links(const std::string& dir,
+                                const std::vector<std::pair<std::string, int>>& kept) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    std::string path = entry.path().string();
+    bool configured = false;
+    for (const auto& link : kept) configured = configured || link.first == path;
+    if (configured) continue;
+    spdlog::warn("datapath: releasing {}: its interface is not in datapath.interfaces", path);
+    ::unlink(path.c_str());
+  }
+}
+
 // The policy route escalated packets need, when a rule escalates.
 std::optional<PolicyRoute> policy_route(const config::DatapathSettings& settings) {
   for (const auto& r : settings.rules)
@@ -258,6 +273,8 @@ Result<void> Datapath::attach(const config::Config& config) {
                  adopted_xdp ? "adopted" : "attached", name, info.ifindex, info.xdp_mode);
     interfaces_.push_back(info);
   }
+
+  release_unconfigured_links(pin_dir_ + "/links", links_);
 
   if (auto route = policy_route(settings_)) {
     if (auto r = install_policy_route(*route); !r.ok())
