@@ -68,7 +68,7 @@ test('SIGKILL, veths deleted and recreated: the next start replaces the severed 
   await startEchoInNetns(t, topo.server, server.ipv4, 5001);
   await assertFastPath(t, topo, first);
   const routes = await topo.gateway.ip('route', 'show', 'table', '21066');
-  assert.match(routes, /^local default dev lo proto 82/m);
+  assert.match(routes, /^local default dev lo /m);
 
   first.signal('SIGKILL');
   assert.equal((await first.waitExit()).signal, 'SIGKILL');
