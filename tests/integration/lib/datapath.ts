@@ -60,6 +60,10 @@ export interface DatapathStatus {
   interfaces: Array<{ name: string; ifindex: number; xdp_mode: 'native' | 'generic' | (string & {}) }>;
   stats: Record<string, StatValue>;
   adopted?: boolean;
+  /** Why the pins found at start were re-created instead of adopted; null if they were not. */
+  recreated_because?: string | null;
+  /** This build's ABI stamp (16 hex digits), stored with the pins. */
+  abi_stamp?: string;
   pin_dir?: string;
   [key: string]: unknown;
 }

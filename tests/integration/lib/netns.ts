@@ -253,6 +253,27 @@ export class GatewayTopology {
     return this.gateway.forwardingCounters();
   }
 
+  /**
+   * Deletes both veth pairs and creates them again with the same names,
+   * addresses and settings, as a container restart does: the gateway's gw-c and
+   * gw-s are new devices (new ifindexes); whatever was attached to the old ones
+   * went with them.
+   */
+  async recreateLinks(options: GatewayTopologyOptions = {}): Promise<{ before: Record<string, number>; after: Record<string, number> }> {
+    const ifindexes = async (): Promise<Record<string, number>> => {
+      const links = JSON.parse(await this.gateway.ip('-j', 'link', 'show')) as Array<{ ifname: string; ifindex: number }>;
+      return Object.fromEntries(links.map((l) => [l.ifname, l.ifindex]));
+    };
+    const before = await ifindexes();
+    // Deleting one end of a veth deletes its peer.
+    await this.gateway.ip('link', 'del', TOPOLOGY.gatewayClientSide.iface);
+    await this.gateway.ip('link', 'del', TOPOLOGY.gatewayServerSide.iface);
+    await wireLinks(this, options);
+    const extra = this.extraClientAddresses.splice(0);
+    for (const address of extra) await this.addClientAddress(address);
+    return { before, after: await ifindexes() };
+  }
+
   /** Deletes the three namespaces (also done after the test). */
   async destroy(): Promise<void> {
     for (const ns of [this.client, this.server, this.gateway]) await ns.delete();
@@ -292,6 +313,31 @@ export async function createGatewayTopology(t: TestContext, options: GatewayTopo
   await gateway.sysctl('net.ipv4.ip_forward', 1);
   await gateway.sysctl('net.ipv6.conf.all.forwarding', 1);
 
+  await wireLinks(topo, options);
+
+  for (const address of options.extraClientAddresses ?? []) await topo.addClientAddress(address);
+
+  addFailureReporter(
+    t,
+    `topology ${prefix}: gateway links, counters`,
+    async () => {
+      const links = await gateway.exec('ip', ['-s', 'link'], { allowFailure: true });
+      const snmp = await gateway.snmp().catch(() => ({}) as SnmpCounters);
+      const picked = Object.entries(snmp).filter(([k, v]) => v !== 0 && /^(Ip\.|Ip6(In|Out)(Receives|Forw|Discards|NoRoutes|HdrErrors|AddrErrors|TruncatedPkts))/.test(k));
+      return `${links.stdout}\n${picked.map(([k, v]) => `${k}=${v}`).join(' ')}`;
+    },
+    'live',
+  );
+  return topo;
+}
+
+/**
+ * Creates the two veth pairs of a topology whose namespaces exist, with their
+ * addresses, offload settings, routes and permanent neighbours.
+ */
+async function wireLinks(topo: GatewayTopology, options: GatewayTopologyOptions): Promise<void> {
+  const { client: c, gatewayClientSide: gc, gatewayServerSide: gs, server: s } = TOPOLOGY;
+  const { client, gateway, server } = topo;
   // Each end is created directly in its namespace (no name clash with the host's eth0).
   await runChecked('ip', ['link', 'add', c.iface, 'netns', client.name, 'address', c.mac, 'type', 'veth', 'peer', 'name', gc.iface, 'netns', gateway.name, 'address', gc.mac]);
   await runChecked('ip', ['link', 'add', s.iface, 'netns', server.name, 'address', s.mac, 'type', 'veth', 'peer', 'name', gs.iface, 'netns', gateway.name, 'address', gs.mac]);
@@ -330,21 +376,6 @@ export async function createGatewayTopology(t: TestContext, options: GatewayTopo
   await neigh(gateway, s.ipv6, s.mac, gs.iface);
   await neigh(server, gs.ipv4, gs.mac, s.iface);
   await neigh(server, gs.ipv6, gs.mac, s.iface);
-
-  for (const address of options.extraClientAddresses ?? []) await topo.addClientAddress(address);
-
-  addFailureReporter(
-    t,
-    `topology ${prefix}: gateway links, counters`,
-    async () => {
-      const links = await gateway.exec('ip', ['-s', 'link'], { allowFailure: true });
-      const snmp = await gateway.snmp().catch(() => ({}) as SnmpCounters);
-      const picked = Object.entries(snmp).filter(([k, v]) => v !== 0 && /^(Ip\.|Ip6(In|Out)(Receives|Forw|Discards|NoRoutes|HdrErrors|AddrErrors|TruncatedPkts))/.test(k));
-      return `${links.stdout}\n${picked.map(([k, v]) => `${k}=${v}`).join(' ')}`;
-    },
-    'live',
-  );
-  return topo;
 }
 
 /** True when this process can create network namespaces (root with CAP_NET_ADMIN and iproute2). */

@@ -690,6 +690,35 @@ TEST(DefaultConfig, SampleAppLoadsOnceRequiredKeysAreSet) {
   EXPECT_EQ(with_example->endpoints[0].app_settings<SampleEndpointSettings>().tag, "none");
 }
 
+// --- The routing table ramjet owns ---
+
+TEST(DatapathRouteTable, DefaultIsNoCommonToolsTable) {
+  auto c = config::load_string("", "t.yaml", core_schema());
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  // Tailscale 52, wg-quick 51820, Cilium 2004/2005, kube-router 77-79, strongSwan 220,
+  // and the kernel's own 0 and 253-255.
+  for (unsigned taken : {0u, 52u, 51820u, 2004u, 2005u, 77u, 78u, 79u, 220u, 253u, 254u, 255u})
+    EXPECT_NE(c->datapath.route_table, taken);
+  EXPECT_EQ(c->datapath.route_table, 21066u);
+}
+
+TEST(DatapathRouteTable, ReservedTablesAndMarkZeroAreRefused) {
+  for (const char* table : {"0", "253", "254", "255"}) {
+    std::string yaml = std::string("datapath:\n  route_table: ") + table + "\n";
+    auto c = config::load_string(yaml, "bad.yaml", core_schema());
+    ASSERT_FALSE(c.ok()) << table;
+    EXPECT_EQ(c.error().message,
+              std::string("bad.yaml:2:16: datapath.route_table: table ") + table +
+                  " is reserved (0 unspec, 253 default, 254 main, 255 local): pick a table "
+                  "ramjet can own alone");
+  }
+  EXPECT_TRUE(config::load_string("datapath:\n  route_table: 252\n", "t.yaml", core_schema()).ok());
+  auto mark = config::load_string("datapath:\n  escalate_mark: 0\n", "bad.yaml", core_schema());
+  ASSERT_FALSE(mark.ok());
+  EXPECT_EQ(mark.error().message,
+            "bad.yaml:2:18: datapath.escalate_mark: must not be 0 (every unmarked packet would "
+            "match the escalation rule)");
+}
 
 // --- Rules given at runtime (POST /v1/rules) ---
 

@@ -137,6 +137,17 @@ void validate_datapath(const Config& config, const Node& root, settings::ParseCo
     ctx.error(mark_of(node, "flow_table_size", dp_mark), "datapath.flow_table_size",
               "must be at least 1024");
   }
+  // 0 means "unspecified" to rtnetlink; 253-255 are the kernel's default, main and local.
+  if (dp.route_table == 0 || (dp.route_table >= 253 && dp.route_table <= 255)) {
+    ctx.error(mark_of(node, "route_table", dp_mark), "datapath.route_table",
+              "table " + std::to_string(dp.route_table) +
+                  " is reserved (0 unspec, 253 default, 254 main, 255 local): pick a table "
+                  "ramjet can own alone");
+  }
+  if (dp.escalate_mark == 0) {
+    ctx.error(mark_of(node, "escalate_mark", dp_mark), "datapath.escalate_mark",
+              "must not be 0 (every unmarked packet would match the escalation rule)");
+  }
   for (std::size_t i = 0; i < dp.rules.size(); ++i) {
     const DatapathRule& r = dp.rules[i];
     const Node* rn = rule_node(node, i);

@@ -17,9 +17,11 @@
 #include <filesystem>
 
 #include "datapath.skel.h"
+#include "datapath/abi_stamp.h"
 #include "datapath/denylist.h"
 #include "datapath/flow_table.h"
 #include "datapath/json.h"
+#include "datapath/links.h"
 #include "datapath/policy.h"
 #include "datapath/routing.h"
 #include "telemetry/event_feed.h"
@@ -30,9 +32,6 @@ namespace {
 
 constexpr unsigned long kBpfFsMagic = 0xcafe4a11;
 constexpr std::size_t kEventsKept = 4096;
-// libbpf 1.1 predates the tcx helpers; the attach types are stable kernel ABI.
-constexpr int kTcxIngress = 46;
-constexpr int kTcxEgress = 47;
 
 std::string errno_text(int err) {
   std::string s = strerror(err);
@@ -78,6 +77,29 @@ std::vector<K> all_keys(int fd) {
 void fill_addr(std::uint32_t* words, const IpAddress& ip) {
   std::memset(words, 0, 16);
   std::memcpy(words, ip.data(), ip.size());
+}
+
+// Unpins the links a previous run left for interfaces this config does not list:
+// the pin is such a link's last reference, so this detaches the old program.
+void release_unconfigured_links(const std::string& dir,
+                                const std::vector<std::pair<std::string, int>>& kept) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    std::string path = entry.path().string();
+    bool configured = false;
+    for (const auto& link : kept) configured = configured || link.first == path;
+    if (configured) continue;
+    spdlog::warn("datapath: releasing {}: its interface is not in datapath.interfaces", path);
+    ::unlink(path.c_str());
+  }
+}
+
+// The policy route escalated packets need, when a rule escalates.
+std::optional<PolicyRoute> policy_route(const config::DatapathSettings& settings) {
+  for (const auto& r : settings.rules)
+    if (r.action == config::DatapathAction::kEscalate)
+      return PolicyRoute{settings.escalate_mark, settings.route_table, 0};
+  return std::nullopt;
 }
 
 int on_event(void* ctx, void* data, std::size_t size) {
@@ -128,6 +150,10 @@ Result<std::unique_ptr<Datapath>> Datapath::start(const config::Config& config,
   dp->options_ = options;
   dp->settings_ = config.datapath;
   for (const auto& ep : config.endpoints) dp->endpoint_names_.push_back(ep.name);
+  // Before anything is attached: a refused start must leave pins and links as they were.
+  if (auto route = policy_route(config.datapath))
+    if (auto r = check_table_is_ours(*route); !r.ok())
+      return Error::config("datapath: " + r.error().message);
   if (auto r = dp->load(config); !r.ok()) return r.error();
   if (auto r = dp->attach(config); !r.ok()) {
     dp->stop();
@@ -147,37 +173,51 @@ Result<void> Datapath::load(const config::Config& config) {
   std::error_code ec;
   std::filesystem::create_directories(pin_dir_ + "/links", ec);
   if (ec) return Error::config("datapath: cannot create " + pin_dir_ + ": " + ec.message());
-  adopted_ = std::filesystem::exists(pin_dir_ + "/flows");
 
   skel_.reset(datapath__open());
   if (!skel_) return Error::kernel(errno, "datapath: cannot open the BPF object");
+  // From the maps as compiled, before this config resizes any.
+  abi_stamp_ = abi_stamp_of(abi_layout(skel_->obj));
   skel_->rodata->pass_fragments = settings_.pass_fragments ? 1 : 0;
   skel_->rodata->drop_sample_rate = settings_.drop_sample_rate;
   skel_->rodata->escalate_mark = settings_.escalate_mark;
   skel_->rodata->emit_flow_events = 1;
   bpf_map__set_max_entries(skel_->maps.flows, settings_.flow_table_size);
+
+  PinCheck pins = check_pins(pin_dir_, skel_->obj, abi_stamp_);
+  if (pins.verdict == PinCheck::Verdict::kRecreate) {
+    // The old programs keep their maps until the links swap them out (attach).
+    spdlog::warn(
+        "datapath: not adopting the maps pinned in {}: {}; re-creating them (flows, "
+        "blocks and classes start empty)",
+        pin_dir_, pins.reason);
+    if (auto r = remove_pinned_maps(pin_dir_); !r.ok())
+      return Error::kernel(r.error().code, "datapath: " + r.error().message);
+    recreated_because_ = pins.reason;
+  }
+  adopted_ = pins.verdict == PinCheck::Verdict::kAdopt;
+
   bpf_map* map;
   bpf_object__for_each_map(map, skel_->obj) {
-    std::string name = bpf_map__name(map);
-    if (name.find(".rodata") != std::string::npos) continue;  // per load, not state
-    if (name.find(".data") != std::string::npos) name = "runtime";
-    bpf_map__set_pin_path(map, (pin_dir_ + "/" + name).c_str());
+    std::string name = pinned_map_name(map);
+    if (!name.empty()) bpf_map__set_pin_path(map, (pin_dir_ + "/" + name).c_str());
   }
   if (int err = datapath__load(skel_.get()); err != 0) {
     int e = -err;
-    std::string why = "datapath: cannot load the BPF programs: " + errno_text(e);
-    if (adopted_ && e == EINVAL)
-      why += " (maps pinned in " + pin_dir_ +
-             " do not match this build: stop every ramjetd using the instance and remove the "
-             "directory)";
-    return Error::kernel(e, why);
+    return Error::kernel(e, "datapath: cannot load the BPF programs: " + errno_text(e));
   }
   if (!adopted_) {
     // A fresh instance: flow ids start at a point no earlier run of this boot used.
     skel_->data->next_flow_id = monotonic_now_ns();
   }
+  // Last: a start that stops before this leaves maps without a stamp, which the
+  // next start re-creates.
+  if (auto r = write_pinned_stamp(pin_dir_, abi_stamp_); !r.ok())
+    return Error::kernel(r.error().code, "datapath: " + r.error().message);
   (void)config;
-  spdlog::info("datapath: {} maps in {}", adopted_ ? "adopted" : "created", pin_dir_);
+  spdlog::info("datapath: {} maps in {} (ABI stamp {})",
+               adopted_ ? "adopted" : (recreated_because_.empty() ? "created" : "re-created"),
+               pin_dir_, stamp_text(abi_stamp_));
   return {};
 }
 
@@ -192,70 +232,52 @@ Result<void> Datapath::attach(const config::Config& config) {
     info.ifindex = ::if_nametoindex(name.c_str());
     if (info.ifindex == 0) return Error::config("datapath: no interface named " + name);
 
-    // Adopts a pinned link (swapping in the new program) or creates and pins one.
     auto link = [&](const std::string& kind, int prog_fd, int attach_type,
-                    std::uint32_t xdp_flags) -> Result<void> {
-      std::string path = pin_dir_ + "/links/" + kind + "-" + name;
-      int fd = bpf_obj_get(path.c_str());
-      if (fd >= 0) {
-        if (bpf_link_update(fd, prog_fd, nullptr) != 0) {
-          int err = errno;
-          ::close(fd);
-          return Error::kernel(err, "datapath: cannot update the " + kind + " link on " + name +
-                                        ": " + errno_text(err));
-        }
-        links_.emplace_back(path, fd);
-        return {};
-      }
-      LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = xdp_flags);
-      fd = bpf_link_create(prog_fd, static_cast<int>(info.ifindex),
-                           static_cast<bpf_attach_type>(attach_type), &opts);
-      if (fd < 0) {
-        int err = errno;
-        return Error::kernel(err, "datapath: cannot attach " + kind + " to " + name + ": " +
-                                      errno_text(err) +
-                                      (err == EBUSY ? " (another program is attached)" : ""));
-      }
-      if (bpf_obj_pin(fd, path.c_str()) != 0)
-        spdlog::warn("datapath: cannot pin {}: {}", path, strerror(errno));
-      links_.emplace_back(path, fd);
-      return {};
+                    std::uint32_t xdp_flags) -> Result<bool> {
+      LinkSpec spec{pin_dir_ + "/links/" + kind + "-" + name,
+                    kind,
+                    name,
+                    info.ifindex,
+                    attach_type,
+                    xdp_flags};
+      auto attached = attach_link(spec, prog_fd);
+      if (!attached.ok()) return attached.error();
+      links_.emplace_back(spec.path, attached->fd);
+      return attached->adopted;
     };
 
-    bool adopted_xdp = std::filesystem::exists(pin_dir_ + "/links/xdp-" + name);
-    Result<void> r;
+    Result<bool> xdp = false;
     if (settings_.xdp_mode != config::XdpMode::kGeneric) {
-      r = link("xdp", xdp_fd, BPF_XDP, XDP_FLAGS_DRV_MODE);
+      xdp = link("xdp", xdp_fd, BPF_XDP, XDP_FLAGS_DRV_MODE);
       info.xdp_mode = "native";
-      if (!r.ok() && settings_.xdp_mode == config::XdpMode::kAuto && !adopted_xdp) {
+      if (!xdp.ok() && settings_.xdp_mode == config::XdpMode::kAuto) {
         spdlog::warn("datapath: native XDP failed on {} ({}); falling back to generic XDP", name,
-                     r.error().message);
-        r = link("xdp", xdp_fd, BPF_XDP, XDP_FLAGS_SKB_MODE);
+                     xdp.error().message);
+        xdp = link("xdp", xdp_fd, BPF_XDP, XDP_FLAGS_SKB_MODE);
         info.xdp_mode = "generic";
       }
     } else {
-      r = link("xdp", xdp_fd, BPF_XDP, XDP_FLAGS_SKB_MODE);
+      xdp = link("xdp", xdp_fd, BPF_XDP, XDP_FLAGS_SKB_MODE);
       info.xdp_mode = "generic";
     }
-    if (!r.ok()) return r;
+    if (!xdp.ok()) return xdp.error();
+    bool adopted_xdp = *xdp;
     if (adopted_xdp) {
       LIBBPF_OPTS(bpf_xdp_query_opts, q);
       if (bpf_xdp_query(static_cast<int>(info.ifindex), 0, &q) == 0)
         info.xdp_mode = q.attach_mode == XDP_ATTACHED_SKB ? "generic" : "native";
     }
-    if (auto t = link("tcx-ingress", tc_in_fd, kTcxIngress, 0); !t.ok()) return t;
-    if (auto t = link("tcx-egress", tc_out_fd, kTcxEgress, 0); !t.ok()) return t;
+    if (auto t = link("tcx-ingress", tc_in_fd, kTcxIngress, 0); !t.ok()) return t.error();
+    if (auto t = link("tcx-egress", tc_out_fd, kTcxEgress, 0); !t.ok()) return t.error();
     spdlog::info("datapath: {} {} (ifindex {}): XDP {}, tcx ingress and egress",
                  adopted_xdp ? "adopted" : "attached", name, info.ifindex, info.xdp_mode);
     interfaces_.push_back(info);
   }
 
-  bool any_escalate = false;
-  for (const auto& r : settings_.rules)
-    any_escalate = any_escalate || r.action == config::DatapathAction::kEscalate;
-  if (any_escalate) {
-    PolicyRoute pr{settings_.escalate_mark, settings_.route_table, 0};
-    if (auto r = install_policy_route(pr); !r.ok())
+  release_unconfigured_links(pin_dir_ + "/links", links_);
+
+  if (auto route = policy_route(settings_)) {
+    if (auto r = install_policy_route(*route); !r.ok())
       return Error::config("datapath: " + r.error().message);
     routes_installed_ = true;
   }
@@ -522,6 +544,7 @@ void Datapath::stop() {
     bpf_object__for_each_map(map, skel_->obj) {
       if (bpf_map__pin_path(map)) bpf_map__unpin(map, nullptr);
     }
+    ::unlink((pin_dir_ + "/" + kAbiPinName).c_str());
     std::error_code ec;
     std::filesystem::remove(pin_dir_ + "/links", ec);
     std::filesystem::remove(pin_dir_, ec);

@@ -1,6 +1,7 @@
 // The datapath control plane: the only code that touches libbpf and the BPF
 // skeleton. Loads bpf/progs/datapath.bpf.c, pins its maps under
-// <pin_root>/<instance>/ (adopting pins a previous run left), attaches XDP and
+// <pin_root>/<instance>/ (adopting pins a previous run left when their ABI stamp
+// and definitions match this build, re-creating them otherwise), attaches XDP and
 // tcx links to the configured interfaces, installs the policy route escalated
 // packets need, writes rules, and runs a sweeper thread (idle flow expiry, expiry
 // of hook-issued blocks and classes, ring-buffer events).
@@ -104,6 +105,10 @@ class Datapath {
   const std::vector<InterfaceInfo>& interfaces() const { return interfaces_; }
   const std::string& pin_dir() const { return pin_dir_; }
   bool adopted() const { return adopted_; }
+  // Why the pinned maps found at start were not adopted but re-created (empty: they
+  // were adopted, or there were none).
+  const std::string& recreated_because() const { return recreated_because_; }
+  std::uint64_t abi_stamp() const { return abi_stamp_; }
   std::uint64_t monotonic_now_ns() const;
 
   // endpoint id <-> name (ids are 1 + the endpoint's index in config).
@@ -128,6 +133,8 @@ class Datapath {
   config::DatapathSettings settings_;
   std::string pin_dir_;
   bool adopted_ = false;
+  std::string recreated_because_;
+  std::uint64_t abi_stamp_ = 0;
   std::vector<InterfaceInfo> interfaces_;
   std::vector<std::pair<std::string, int>> links_;  // pin path, fd
   std::vector<std::string> endpoint_names_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "datapath/abi_stamp.h"
 #include "datapath/flow_table.h"
 #include "telemetry/event_feed.h"
 
@@ -19,6 +20,10 @@ nlohmann::json status_json(const Datapath& dp) {
   return {{"enabled", true},
           {"pin_dir", dp.pin_dir()},
           {"adopted", dp.adopted()},
+          {"recreated_because", dp.recreated_because().empty()
+                                    ? nlohmann::json(nullptr)
+                                    : nlohmann::json(dp.recreated_because())},
+          {"abi_stamp", stamp_text(dp.abi_stamp())},
           {"interfaces", ifs},
           {"stats", stats}};
 }

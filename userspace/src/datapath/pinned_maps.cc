@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "datapath.skel.h"
+#include "datapath/abi_stamp.h"
 #include "datapath/denylist.h"
 #include "datapath/flow_table.h"
 #include "datapath/policy.h"
@@ -78,7 +79,8 @@ PinnedMaps::PinnedMaps(PinnedMaps&& other) noexcept
     : dir_(std::move(other.dir_)),
       fds_(std::move(other.fds_)),
       runtime_mem_(std::exchange(other.runtime_mem_, nullptr)),
-      runtime_len_(other.runtime_len_) {
+      runtime_len_(other.runtime_len_),
+      stamp_checked_(other.stamp_checked_) {
   other.fds_.clear();
 }
 
@@ -87,8 +89,34 @@ PinnedMaps::~PinnedMaps() {
   for (auto& [name, fd] : fds_) ::close(fd);
 }
 
+Result<void> PinnedMaps::check_stamp() {
+  if (stamp_checked_) return {};
+  auto pinned = read_pinned_stamp(dir_);
+  if (!pinned.ok()) {
+    if (pinned.error().code != 0)
+      return pin_error(dir_, dir_ + "/" + kAbiPinName, pinned.error().code);
+    return pinned.error();
+  }
+  std::error_code ec;
+  if (!*pinned && !std::filesystem::exists(dir_, ec))
+    return pin_error(dir_, dir_ + "/flows", ENOENT);
+  auto mine = build_abi_stamp();
+  if (!mine.ok()) return mine.error();
+  if (!*pinned)
+    return Error::config("the pins in " + dir_ +
+                         " carry no ABI stamp: they are from an older ramjet, whose maps this "
+                         "ramjetctl may misread (the next ramjetd start re-creates them)");
+  if (**pinned != *mine)
+    return Error::config("the pins in " + dir_ + " are from another ramjet build (ABI stamp " +
+                         stamp_text(**pinned) + ", this ramjetctl's is " + stamp_text(*mine) +
+                         "): use the ramjetctl of the ramjetd that pinned them");
+  stamp_checked_ = true;
+  return {};
+}
+
 Result<int> PinnedMaps::fd(const std::string& name) {
   if (auto it = fds_.find(name); it != fds_.end()) return it->second;
+  if (auto r = check_stamp(); !r.ok()) return r.error();
   std::string path = dir_ + "/" + name;
   int fd = bpf_obj_get(path.c_str());
   if (fd < 0) return pin_error(dir_, path, errno);

@@ -3,7 +3,8 @@
 // the denylist from there, and kills flows and blocks sources, when ramjetd is not
 // running (the programs keep working without it: ramjetd --keep-datapath).
 //
-// Maps are opened with bpf_obj_get on first use. Errors say what is missing: the
+// Maps are opened with bpf_obj_get on first use, once the pins' ABI stamp matches
+// this build's (see abi_stamp.h). Errors say what is missing: the
 // pin (no such instance), or the privilege (the pins are root's, and bpf() on
 // them needs CAP_BPF); Error::code carries the errno.
 //
@@ -92,6 +93,8 @@ class PinnedMaps {
   Result<bool> unblock(const Cidr& prefix);
 
  private:
+  // The pins' ABI stamp against this build's: misread maps are worse than none.
+  Result<void> check_stamp();
   Result<int> fd(const std::string& name);
   // The runtime map, checked against this build's layout.
   struct RuntimeMap {
@@ -106,6 +109,7 @@ class PinnedMaps {
   std::map<std::string, int> fds_;
   void* runtime_mem_ = nullptr;
   std::size_t runtime_len_ = 0;
+  bool stamp_checked_ = false;
 };
 
 }  // namespace ramjet::datapath

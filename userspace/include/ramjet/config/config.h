@@ -493,7 +493,9 @@ struct DatapathSettings {
   milliseconds other_timeout{30'000};
   unsigned drop_sample_rate = 0;
   unsigned escalate_mark = 0x524a0000;
-  unsigned route_table = 52;
+  // 0x524a, "RJ" as in escalate_mark: not a table any common tool uses (Tailscale 52,
+  // wg-quick 51820, Cilium 2004/2005, kube-router 77-79, strongSwan 220).
+  unsigned route_table = 21066;
 
   static void describe(settings::Fields<DatapathSettings>& f) {
     f("enabled", &DatapathSettings::enabled,
@@ -531,7 +533,10 @@ struct DatapathSettings {
     f("escalate_mark", &DatapathSettings::escalate_mark,
       "Packet mark of escalated packets; ramjetd routes it to the local table.");
     f("route_table", &DatapathSettings::route_table,
-      "Routing table ramjetd owns for escalated packets (a local default route).");
+      "Routing table ramjetd owns for escalated packets (a local default route, when a rule "
+      "escalates). It must be ramjet's alone: ramjetd refuses to start when the table holds "
+      "routes or is looked up by rules that it did not add (Tailscale uses 52, wg-quick 51820), "
+      "and on stop removes only its own. Not 0, 253, 254 or 255.");
   }
 };
 
