@@ -97,8 +97,10 @@ static __always_inline struct ramjet_flow* flow_create(struct xdp_md* ctx,
     count(RAMJET_STAT_FLOW_NEW, 0);
     if (emit_flow_events)
       emit_flow_event(ctx->ingress_ifindex, key, &fresh, RAMJET_EVENT_FLOW_NEW, now_ns);
+    /* Stamped precisely (once per escalated flow): the engine's hook trace is
+     * lined up against it to measure escalation latency. */
     if (fresh.escalated)
-      emit_flow_event(ctx->ingress_ifindex, key, &fresh, RAMJET_EVENT_ESCALATE, now_ns);
+      emit_flow_event(ctx->ingress_ifindex, key, &fresh, RAMJET_EVENT_ESCALATE, bpf_ktime_get_ns());
   }
   struct ramjet_flow* flow = bpf_map_lookup_elem(&flows, key);
   if (!flow) count(RAMJET_STAT_FLOW_UPDATE_FAILED, 0);
@@ -203,7 +205,7 @@ static __always_inline int ramjet_xdp_classify(struct xdp_md* ctx) {
       } else if (action == RAMJET_ACTION_ESCALATE && !flow->escalated) {
         flow->escalated = 1;
         flow_set_verdict(flow, action, reason, &match, gen);
-        emit_flow_event(ctx->ingress_ifindex, &key, flow, RAMJET_EVENT_ESCALATE, now_ns);
+        emit_flow_event(ctx->ingress_ifindex, &key, flow, RAMJET_EVENT_ESCALATE, bpf_ktime_get_ns());
       } else {
         flow_set_verdict(flow, action, reason, &match, gen);
       }

@@ -89,6 +89,20 @@ static __always_inline __u16 ramjet_csum_final(__s64 sum) {
   return (__u16)~ramjet_csum_fold((__u32)sum);
 }
 
+/* Cuts the frame after L2 + ip_len + TCP and writes the IP header and the TCP
+ * header, whose checksum is completed over `pseudo_sum` (the pseudo-header's). */
+static __always_inline int ramjet_rst_write(struct __sk_buff* skb, __u32 l3, const void* ip,
+                                            __u32 ip_len, struct ramjet_tcp_hdr* tcp,
+                                            __s64 pseudo_sum) {
+  tcp->check = ramjet_csum_final(
+      bpf_csum_diff(NULL, 0, (__be32*)tcp, sizeof(*tcp), (__wsum)pseudo_sum));
+  if (bpf_skb_change_tail(skb, l3 + ip_len + RAMJET_TCP_HDR_LEN, 0) ||
+      bpf_skb_store_bytes(skb, l3, ip, ip_len, 0) ||
+      bpf_skb_store_bytes(skb, l3 + ip_len, tcp, sizeof(*tcp), 0))
+    return -1;
+  return 0;
+}
+
 static __always_inline int ramjet_tcp_rst(struct __sk_buff* skb, const struct ramjet_pkt* pkt) {
   if (pkt->tcp_flags & RAMJET_TCP_RST) return RAMJET_REJECT_NOTHING;
   __u8 seg[16];
@@ -120,6 +134,7 @@ static __always_inline int ramjet_tcp_rst(struct __sk_buff* skb, const struct ra
   __builtin_memcpy(swapped + 6, macs, 6);
 
   __u32 l3 = pkt->l3_off;
+  int err;
   if (pkt->family == RAMJET_FAMILY_IPV4) {
     struct ramjet_ipv4_hdr ip;
     __builtin_memset(&ip, 0, sizeof(ip));
@@ -134,12 +149,8 @@ static __always_inline int ramjet_tcp_rst(struct __sk_buff* skb, const struct ra
     struct ramjet_ipv4_pseudo ph = {
         .saddr = ip.saddr, .daddr = ip.daddr, .zero = 0, .proto = IPPROTO_TCP,
         .len = bpf_htons(RAMJET_TCP_HDR_LEN)};
-    __s64 sum = bpf_csum_diff(NULL, 0, (__be32*)&ph, sizeof(ph), 0);
-    tcp.check = ramjet_csum_final(bpf_csum_diff(NULL, 0, (__be32*)&tcp, sizeof(tcp), (__wsum)sum));
-    if (bpf_skb_change_tail(skb, l3 + RAMJET_IPV4_HDR_LEN + RAMJET_TCP_HDR_LEN, 0) ||
-        bpf_skb_store_bytes(skb, l3, &ip, sizeof(ip), 0) ||
-        bpf_skb_store_bytes(skb, l3 + RAMJET_IPV4_HDR_LEN, &tcp, sizeof(tcp), 0))
-      return RAMJET_REJECT_FAILED;
+    err = ramjet_rst_write(skb, l3, &ip, sizeof(ip), &tcp,
+                           bpf_csum_diff(NULL, 0, (__be32*)&ph, sizeof(ph), 0));
   } else {
     struct ramjet_ipv6_hdr ip;
     __builtin_memset(&ip, 0, sizeof(ip));
@@ -155,13 +166,10 @@ static __always_inline int ramjet_tcp_rst(struct __sk_buff* skb, const struct ra
     __builtin_memcpy(ph.daddr, ip.daddr, 16);
     ph.len = bpf_htonl(RAMJET_TCP_HDR_LEN);
     ph.nexthdr = IPPROTO_TCP;
-    __s64 sum = bpf_csum_diff(NULL, 0, (__be32*)&ph, sizeof(ph), 0);
-    tcp.check = ramjet_csum_final(bpf_csum_diff(NULL, 0, (__be32*)&tcp, sizeof(tcp), (__wsum)sum));
-    if (bpf_skb_change_tail(skb, l3 + RAMJET_IPV6_HDR_LEN + RAMJET_TCP_HDR_LEN, 0) ||
-        bpf_skb_store_bytes(skb, l3, &ip, sizeof(ip), 0) ||
-        bpf_skb_store_bytes(skb, l3 + RAMJET_IPV6_HDR_LEN, &tcp, sizeof(tcp), 0))
-      return RAMJET_REJECT_FAILED;
+    err = ramjet_rst_write(skb, l3, &ip, sizeof(ip), &tcp,
+                           bpf_csum_diff(NULL, 0, (__be32*)&ph, sizeof(ph), 0));
   }
+  if (err) return RAMJET_REJECT_FAILED;
   if (bpf_skb_store_bytes(skb, 0, swapped, sizeof(swapped), 0)) return RAMJET_REJECT_FAILED;
   return RAMJET_REJECT_BUILT;
 }
