@@ -137,6 +137,14 @@ Result<std::vector<StatTotal>> PinnedMaps::stats() {
   return out;
 }
 
+Result<std::vector<FallbackCount>> PinnedMaps::fallback_counts() {
+  auto counts = fd("fallback_counts");
+  if (!counts.ok()) return counts.error();
+  auto r = read_fallback_counts(*counts);
+  if (!r.ok()) return map_error(dir_ + "/fallback_counts", "cannot read", r.error().code);
+  return r;
+}
+
 Result<PinnedMaps::RuntimeMap> PinnedMaps::runtime_map() {
   auto rt = fd("runtime");
   if (!rt.ok()) return rt.error();
