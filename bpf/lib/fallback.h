@@ -15,10 +15,6 @@
 #include "parse.h"
 #include "reject.h"
 
-#ifndef TC_ACT_OK
-#define TC_ACT_OK 0
-#define TC_ACT_SHOT 2
-#endif
 
 /* Why a listener from `listeners` cannot take a new connection now, or NONE.
  * The accept queue check is the one the stack makes on a SYN
@@ -122,7 +118,7 @@ __noinline int tc_rule_recovered(struct __sk_buff* skb, struct ramjet_pkt* pkt) 
  * come back here and are answered again.
  */
 __noinline int tc_fallback(struct __sk_buff* skb, struct ramjet_pkt* pkt, __u32 cause) {
-  if (!skb || !pkt) return TC_ACT_SHOT;
+  if (!skb || !pkt) return TC_ACT_SHOT; /* unreachable: callers pass their own */
   struct ramjet_flow_key key;
   ramjet_flow_key_build(pkt, &key);
   struct ramjet_flow* flow = bpf_map_lookup_elem(&flows, &key);

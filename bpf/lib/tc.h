@@ -24,10 +24,6 @@
 #include "maps.h"
 #include "parse.h"
 
-#ifndef TC_ACT_OK
-#define TC_ACT_OK 0
-#define TC_ACT_SHOT 2
-#endif
 
 /* Global for the same reason as classify_parse: verified once. */
 __noinline int tc_parse(struct __sk_buff* skb, struct ramjet_pkt* pkt) {

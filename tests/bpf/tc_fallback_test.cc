@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <bpf/libbpf.h>
 #include <gtest/gtest.h>
+#include <linux/bpf.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -365,6 +366,37 @@ TEST(FallbackFlow, SynWithPayloadIsAcknowledgedPastItsPayload) {
   TcRun tc = run_tc(xdp, syn);
   ASSERT_EQ(tc.retval, kTcActRedirect);
   expect_rst_for(syn, tc.out, false, 1 + 7);
+}
+
+// XDP passes an escalated packet to TC with a note in the XDP metadata. When
+// bpf_xdp_adjust_meta fails, as on a driver without headroom for it (here: 200
+// bytes of metadata already fill the test run's headroom, up to the xdp_frame the
+// kernel keeps in front), the packet is dropped with a name: without the note the
+// stack would forward it around the engine.
+TEST(FallbackFlow, EscalatedPacketWithoutRoomForTheNoteIsDroppedByName) {
+  XdpClassify xdp;
+  escalate_rule(xdp, RAMJET_FALLBACK_REJECT, false);
+  constexpr uint32_t kMeta = 200;
+  Bytes syn = segment(false, kTcpSyn);
+  Bytes in(kMeta, 0);
+  in.insert(in.end(), syn.begin(), syn.end());
+  Bytes out(in.size() + 256);
+  xdp_md ctx{};
+  ctx.data_meta = 0;
+  ctx.data = kMeta;
+  ctx.data_end = uint32_t(in.size());
+  LIBBPF_OPTS(bpf_test_run_opts, opts);
+  opts.data_in = in.data();
+  opts.data_size_in = uint32_t(in.size());
+  opts.data_out = out.data();
+  opts.data_size_out = uint32_t(out.size());
+  opts.ctx_in = &ctx;
+  opts.ctx_size_in = sizeof(ctx);
+  auto before = xdp.stats();
+  ASSERT_EQ(bpf_prog_test_run_opts(xdp.prog_fd(), &opts), 0) << std::strerror(errno);
+  EXPECT_EQ(opts.retval, uint32_t(XDP_DROP));
+  EXPECT_EQ(verdict_deltas(before, xdp.stats()),
+            (std::map<std::string, int64_t>{{"ESCALATE_NO_META", 1}}));
 }
 
 TEST(FallbackFlow, SecondFlowOfAFallingBackRuleEmitsNoEvent) {
