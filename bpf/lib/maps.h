@@ -48,7 +48,8 @@ __u8 default_action SEC(".data") = RAMJET_ACTION_PASS;
  * hook class escalated (datapath.on_engine_unavailable). */
 __u8 default_fallback SEC(".data") = RAMJET_FALLBACK_REJECT;
 /* Rules whose health is "falling back" (rule_health): 0 lets an escalated SYN
- * that reached the engine skip the recovery check. */
+ * that reached the engine skip the recovery check. Last in .data: ramjetctl
+ * (userspace/src/datapath/pinned_maps.cc) checks the pinned section's size by it. */
 __u64 unhealthy_rules SEC(".data") = 0;
 
 struct {

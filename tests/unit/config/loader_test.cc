@@ -466,14 +466,14 @@ INSTANTIATE_TEST_SUITE_P(
                 "transparent: escalated flows keep their original destination, so set "
                 "transparent: true on it"},
         BadCase{"bad_datapath_escalate_udp.yaml", false,
-                "bad.yaml:7:22: datapath.rules[0].proto: escalate rule \"dns\" needs proto: tcp "
+                "bad.yaml:7:26: datapath.rules[0].proto: escalate rule \"dns\" needs proto: tcp "
                 "(only TCP flows can be escalated; UDP escalation does not exist yet)"},
         BadCase{"bad_datapath_escalate_any.yaml", false,
                 "bad.yaml:7:7: datapath.rules[0].proto: escalate rule \"everything\" needs "
                 "proto: tcp (only TCP flows can be escalated; UDP escalation does not exist "
                 "yet)"},
         BadCase{"bad_datapath_fallback_not_escalate.yaml", false,
-                "bad.yaml:3:74: datapath.rules[0].on_engine_unavailable: only escalate rules "
+                "bad.yaml:3:72: datapath.rules[0].on_engine_unavailable: only escalate rules "
                 "have an engine to fall back from"},
         BadCase{"bad_datapath_fallback_value.yaml", false,
                 "bad.yaml:2:26: datapath.on_engine_unavailable: invalid value \"retry\" "
@@ -501,7 +501,7 @@ TEST(LoadBad, EveryBadFileIsListed) {
   for (const auto& entry : std::filesystem::directory_iterator(testdata())) {
     if (entry.path().filename().string().rfind("bad_", 0) == 0) ++files;
   }
-  EXPECT_EQ(files, 39u);
+  EXPECT_EQ(files, 43u);
 }
 
 TEST(LoadFile, MissingFile) {
