@@ -9,7 +9,9 @@
 //    reads the fallback from the pins;
 //  - overload: the daemon stopped (SIGSTOP) with one worker whose listener has
 //    backlog 1 and two connections already queued; after SIGCONT the next flow
-//    reaches the engine again and the rule's recovery is an event.
+//    reaches the engine again and the rule's recovery is an event;
+//  - restart: --keep-datapath leaves the draining mark pinned (flows between the
+//    daemons are rejected at once), the next daemon clears it.
 // reject must be answered (RST) in under 100 ms, pass must reach the server
 // itself (the origin sees the client's own address and port) in under 100 ms,
 // drop must leave the client unanswered and be counted.
@@ -213,3 +215,26 @@ for (const mode of MODES) {
     assert.ok(recovered.flow_id !== undefined && fell.flow_id !== undefined && recovered.flow_id > fell.flow_id, 'recovered comes after the fallback');
   });
 }
+
+test('restart with --keep-datapath: the draining mark outlives the first daemon (new flows rejected at once), the next daemon clears it when its listeners are ready', { skip, timeout: 40_000 }, async (t) => {
+  const topo = await createGatewayTopology(t);
+  await startOrigin(t, topo.server);
+  const instance = datapathInstance(t);
+  const first = await startGatewayDaemon(t, topo, { instance, rules: rules('reject'), args: ['--keep-datapath'] });
+  assert.deepEqual((await first.stop()).code, 0);
+
+  const between = await newClient(t, topo, 'reject', 'draining');
+  const ctl = ramjetctl({ instance, adminSocket: first.adminSocket });
+  const flows = await ctl.json<CtlFlow[]>(['flows', 'list'], 'flows-list.json');
+  const flow = flows.find((f) => f.src === `${client.ipv4}:${between.local_port}`);
+  assert.ok(flow !== undefined, `no flow from the client in ${JSON.stringify(flows)}`);
+  assertFlowFallback(flow as unknown as { verdict: string } & Record<string, unknown>, 'reject', 'draining');
+
+  const second = await startGatewayDaemon(t, topo, { instance, rules: rules('reject') });
+  assert.equal((await datapathStatus(second)).adopted, true);
+  assert.deepEqual((await datapathStatus(second)).draining, [], 'the next daemon cleared the mark');
+  const after = await connectOnce(topo.client, server.ipv4, 80, { request: REQUEST });
+  assert.equal(after.outcome, 'connected', `a new flow after the restart: ${JSON.stringify(after)}`);
+  assert.match(after.response ?? '', new RegExp(`peer=${TOPOLOGY.gatewayServerSide.ipv4.replaceAll('.', '\\.')}:`), 'the new daemon relays escalated flows again');
+  await waitForEvent(second, 'a recovered event of rule web', (e) => e.type === 'recovered' && e.rule === 'web');
+});
