@@ -120,7 +120,7 @@ __noinline int tc_rule_recovered(struct __sk_buff* skb, struct ramjet_pkt* pkt) 
 __noinline int tc_fallback(struct __sk_buff* skb, struct ramjet_pkt* pkt, __u32 cause) {
   if (!skb || !pkt) return TC_ACT_SHOT; /* unreachable: callers pass their own */
   struct ramjet_flow_key key;
-  ramjet_flow_key_build(pkt, &key);
+  __u8 side = ramjet_flow_key_build(pkt, &key);
   struct ramjet_flow* flow = bpf_map_lookup_elem(&flows, &key);
   __u8 mode = flow ? flow->fallback : RAMJET_FALLBACK_NONE;
   if (mode == RAMJET_FALLBACK_NONE) {
@@ -160,6 +160,10 @@ __noinline int tc_fallback(struct __sk_buff* skb, struct ramjet_pkt* pkt, __u32 
   }
   count(RAMJET_STAT_TC_FALLBACK_REJECT, len);
   if (built == RAMJET_REJECT_NOTHING) return TC_ACT_SHOT;
+  /* The answer never passes XDP: record it, so the sweeper expires the flow as a
+   * closed one (tcp_closed_timeout). A later SYN on the same ports still finds the
+   * engine if it is back: TC checks it before every fallback. */
+  if (flow) flow->tcp_flags[(side ^ flow->origin_side ^ 1) & 1] |= RAMJET_TCP_RST;
   return (int)bpf_redirect(skb->ifindex, 0);
 }
 

@@ -349,6 +349,8 @@ TEST(FallbackFlow, RejectAnswersEverySegmentButAnRst) {
   ASSERT_EQ(again.retval, kTcActRedirect);
   ASSERT_EQ(again.out.size(), 54u);
   EXPECT_EQ(again.out[14 + 20 + 13], kTcpRst);
+  EXPECT_TRUE(xdp.flows()[0].second.tcp_flags[RAMJET_DIR_REPLY] & RAMJET_TCP_RST)
+      << "the RST it sent is in the flow entry (closed: expires after tcp_closed_timeout)";
 
   auto before = xdp.stats();
   TcRun rst = run_tc(xdp, segment(false, kTcpRst));
