@@ -238,3 +238,23 @@ test('restart with --keep-datapath: the draining mark outlives the first daemon 
   assert.match(after.response ?? '', new RegExp(`peer=${TOPOLOGY.gatewayServerSide.ipv4.replaceAll('.', '\\.')}:`), 'the new daemon relays escalated flows again');
   await waitForEvent(second, 'a recovered event of rule web', (e) => e.type === 'recovered' && e.rule === 'web');
 });
+
+test('IPv6, crash (SIGKILL), on_engine_unavailable=reject: the client\'s kernel takes the RST built in TC (checksum and sequence numbers right) in under 100 ms', { skip, timeout: 40_000 }, async (t) => {
+  const topo = await createGatewayTopology(t);
+  await startOrigin(t, topo.server);
+  const instance = datapathInstance(t);
+  const daemon = await startGatewayDaemon(t, topo, { instance, rules: rules('reject') });
+  const healthy = await connectOnce(topo.client, server.ipv6, 80, { request: REQUEST });
+  assert.equal(healthy.outcome, 'connected', 'a healthy escalated IPv6 flow reaches the engine (twin listener)');
+  daemon.signal('SIGKILL');
+  await daemon.waitExit(5_000);
+
+  const out = await connectOnce(topo.client, server.ipv6, 80, { request: REQUEST });
+  t.diagnostic(`IPv6 connect with on_engine_unavailable=reject, cause no_listener: ${out.outcome} after ${out.ms.toFixed(2)} ms`);
+  assert.equal(out.outcome, 'refused', `the client's kernel must accept the RST: ${JSON.stringify(out)}`);
+  assert.ok(out.ms < FAST_MS, `reject answered after ${out.ms} ms`);
+  const flows = await ramjetctl({ instance, adminSocket: daemon.adminSocket }).json<CtlFlow[]>(['flows', 'list'], 'flows-list.json');
+  const flow = flows.find((f) => f.src === `[${client.ipv6}]:${out.local_port}`);
+  assert.ok(flow !== undefined, `no flow from the new client in ${JSON.stringify(flows)}`);
+  assertFlowFallback(flow as unknown as { verdict: string } & Record<string, unknown>, 'reject', 'no_listener');
+});
