@@ -205,7 +205,8 @@ static __always_inline int ramjet_xdp_classify(struct xdp_md* ctx) {
       } else if (action == RAMJET_ACTION_ESCALATE && !flow->escalated) {
         flow->escalated = 1;
         flow_set_verdict(flow, action, reason, &match, gen);
-        emit_flow_event(ctx->ingress_ifindex, &key, flow, RAMJET_EVENT_ESCALATE, bpf_ktime_get_ns());
+        emit_flow_event(ctx->ingress_ifindex, &key, flow, RAMJET_EVENT_ESCALATE,
+                        bpf_ktime_get_ns());
       } else {
         flow_set_verdict(flow, action, reason, &match, gen);
       }

@@ -15,7 +15,6 @@
 #include "parse.h"
 #include "reject.h"
 
-
 /* Why a listener from `listeners` cannot take a new connection now, or NONE.
  * The accept queue check is the one the stack makes on a SYN
  * (sk_acceptq_is_full): an assigned SYN it fails is dropped without a trace.
@@ -24,7 +23,8 @@
 static __always_inline __u8 ramjet_listener_cause(struct bpf_sock* sk) {
   if (sk->state != BPF_TCP_LISTEN) return RAMJET_FALLBACK_CAUSE_NO_LISTENER;
   struct tcp_sock* tp = bpf_skc_to_tcp_sock(sk);
-  if (tp && tp->inet_conn.icsk_inet.sk.sk_ack_backlog > tp->inet_conn.icsk_inet.sk.sk_max_ack_backlog)
+  if (tp &&
+      tp->inet_conn.icsk_inet.sk.sk_ack_backlog > tp->inet_conn.icsk_inet.sk.sk_max_ack_backlog)
     return RAMJET_FALLBACK_CAUSE_ACCEPT_QUEUE_FULL;
   return RAMJET_FALLBACK_CAUSE_NONE;
 }

@@ -79,9 +79,9 @@ struct ramjet_ipv6_pseudo {
 };
 
 enum ramjet_reject_result {
-  RAMJET_REJECT_BUILT = 0,    /* the frame is now the RST */
-  RAMJET_REJECT_NOTHING = 1,  /* an RST: never answered */
-  RAMJET_REJECT_FAILED = 2,   /* the frame could not be rewritten */
+  RAMJET_REJECT_BUILT = 0,   /* the frame is now the RST */
+  RAMJET_REJECT_NOTHING = 1, /* an RST: never answered */
+  RAMJET_REJECT_FAILED = 2,  /* the frame could not be rewritten */
 };
 
 /* bpf_csum_diff's running sum -> the 16-bit checksum to store (memory order). */
@@ -94,8 +94,8 @@ static __always_inline __u16 ramjet_csum_final(__s64 sum) {
 static __always_inline int ramjet_rst_write(struct __sk_buff* skb, __u32 l3, const void* ip,
                                             __u32 ip_len, struct ramjet_tcp_hdr* tcp,
                                             __s64 pseudo_sum) {
-  tcp->check = ramjet_csum_final(
-      bpf_csum_diff(NULL, 0, (__be32*)tcp, sizeof(*tcp), (__wsum)pseudo_sum));
+  tcp->check =
+      ramjet_csum_final(bpf_csum_diff(NULL, 0, (__be32*)tcp, sizeof(*tcp), (__wsum)pseudo_sum));
   if (bpf_skb_change_tail(skb, l3 + ip_len + RAMJET_TCP_HDR_LEN, 0) ||
       bpf_skb_store_bytes(skb, l3, ip, ip_len, 0) ||
       bpf_skb_store_bytes(skb, l3 + ip_len, tcp, sizeof(*tcp), 0))
@@ -146,9 +146,11 @@ static __always_inline int ramjet_tcp_rst(struct __sk_buff* skb, const struct ra
     ip.saddr = pkt->daddr[0];
     ip.daddr = pkt->saddr[0];
     ip.check = ramjet_csum_final(bpf_csum_diff(NULL, 0, (__be32*)&ip, sizeof(ip), 0));
-    struct ramjet_ipv4_pseudo ph = {
-        .saddr = ip.saddr, .daddr = ip.daddr, .zero = 0, .proto = IPPROTO_TCP,
-        .len = bpf_htons(RAMJET_TCP_HDR_LEN)};
+    struct ramjet_ipv4_pseudo ph = {.saddr = ip.saddr,
+                                    .daddr = ip.daddr,
+                                    .zero = 0,
+                                    .proto = IPPROTO_TCP,
+                                    .len = bpf_htons(RAMJET_TCP_HDR_LEN)};
     err = ramjet_rst_write(skb, l3, &ip, sizeof(ip), &tcp,
                            bpf_csum_diff(NULL, 0, (__be32*)&ph, sizeof(ph), 0));
   } else {

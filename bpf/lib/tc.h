@@ -24,7 +24,6 @@
 #include "maps.h"
 #include "parse.h"
 
-
 /* Global for the same reason as classify_parse: verified once. */
 __noinline int tc_parse(struct __sk_buff* skb, struct ramjet_pkt* pkt) {
   if (!skb || !pkt) return RAMJET_STAT_TRUNCATED_ETH;

@@ -11,9 +11,8 @@
 #include "vmlinux.h"
 // clang-format on
 
-#include "maps.h"
-
 #include "classify.h"
+#include "maps.h"
 #include "tc.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -21,7 +20,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile __u32 harness_endpoint_id = 1;
 
 SEC("xdp")
-int xdp_classify(struct xdp_md* ctx) { return ramjet_xdp_classify(ctx); }
+int xdp_classify(struct xdp_md* ctx) {
+  return ramjet_xdp_classify(ctx);
+}
 
 SEC("tc")
 int tc_escalated(struct __sk_buff* skb) {

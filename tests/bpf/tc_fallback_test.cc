@@ -42,10 +42,10 @@ constexpr uint16_t kClientPort = 40000;
 constexpr uint32_t kSynSeq = 0x01000000;  // what PacketBuilder puts in a TCP header
 
 enum class Engine {
-  kNoListener,     // nothing in the sockmap: stopped, crashed, listener closed
-  kDraining,       // a healthy listener, but the target is marked draining
-  kQueueFull,      // listener with backlog 0 and one unaccepted connection
-  kListening,      // a healthy listener (sk_assign fails in a test run)
+  kNoListener,  // nothing in the sockmap: stopped, crashed, listener closed
+  kDraining,    // a healthy listener, but the target is marked draining
+  kQueueFull,   // listener with backlog 0 and one unaccepted connection
+  kListening,   // a healthy listener (sk_assign fails in a test run)
 };
 
 struct Case {
@@ -119,8 +119,12 @@ TcRun run_tc(const XdpClassify& xdp, const Bytes& frame) {
   return r;
 }
 
-const char* client(bool v6) { return v6 ? "fd00::1" : "10.0.0.1"; }
-const char* server(bool v6) { return v6 ? "fd00:99::2" : "10.99.0.2"; }
+const char* client(bool v6) {
+  return v6 ? "fd00::1" : "10.0.0.1";
+}
+const char* server(bool v6) {
+  return v6 ? "fd00:99::2" : "10.99.0.2";
+}
 
 Bytes segment(bool v6, uint8_t flags, size_t payload = 0) {
   PacketBuilder b;
@@ -155,7 +159,8 @@ void put_listener(XdpClassify& xdp, int fd, bool v6) {
 
 void mark_draining(XdpClassify& xdp) {
   uint32_t id = kEndpoint, flags = RAMJET_ENGINE_DRAINING;
-  ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(xdp.skel()->maps.engine_state), &id, &flags, BPF_ANY), 0);
+  ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(xdp.skel()->maps.engine_state), &id, &flags, BPF_ANY),
+            0);
 }
 
 ramjet_fallback_count rule_counts(const XdpClassify& xdp) {
@@ -235,8 +240,8 @@ std::vector<Case> cases() {
   }
   // A rule without its own fallback takes the datapath's default.
   out.push_back(C{"RuleWithoutFallbackTakesTheDefaultDrop", Engine::kNoListener, N, D, false,
-                  kTcActShot, RAMJET_STAT_TC_FALLBACK_DROP, D,
-                  RAMJET_FALLBACK_CAUSE_NO_LISTENER, RAMJET_ACTION_DROP});
+                  kTcActShot, RAMJET_STAT_TC_FALLBACK_DROP, D, RAMJET_FALLBACK_CAUSE_NO_LISTENER,
+                  RAMJET_ACTION_DROP});
   out.push_back(C{"RuleWithoutFallbackTakesTheDefaultReject", Engine::kNoListener, N, R, false,
                   kTcActRedirect, RAMJET_STAT_TC_FALLBACK_REJECT, R,
                   RAMJET_FALLBACK_CAUSE_NO_LISTENER, RAMJET_ACTION_ESCALATE});

@@ -109,7 +109,7 @@ int cmd_stats(Ctl& ctl) {
       AutoTable f({{"  RULE"}, {"VERDICT"}, {"CAUSE"}, {"FLOWS", 0, true}});
       for (const auto& c : fallbacks)
         f.add({"  " + (c["rule"].is_string() ? c["rule"].get<std::string>()
-                                              : "#" + std::to_string(c.value("rule_id", 0u))),
+                                             : "#" + std::to_string(c.value("rule_id", 0u))),
                c.value("verdict", ""), c.value("cause", ""),
                std::to_string(c.value("flows", 0ull))});
       std::cout << f.render();
@@ -164,7 +164,8 @@ std::string event_line(const nlohmann::json& e) {
   if (e.contains("flow_id") && !e["flow_id"].is_null()) out += "flow " + text(e["flow_id"]) + "  ";
   for (const char* k : {"proto", "src", "dst", "verdict", "reason", "endpoint", "rule"})
     if (e.contains(k) && !e[k].is_null()) out += std::string(k) + "=" + text(e[k]) + " ";
-  for (const char* k : {"close_reason", "bytes_from_client", "bytes_to_client", "packet_len"})
+  for (const char* k :
+       {"close_reason", "bytes_from_client", "bytes_to_client", "packet_len", "fallback", "cause"})
     if (e.contains(k) && !e[k].is_null()) out += std::string(k) + "=" + text(e[k]) + " ";
   while (!out.empty() && out.back() == ' ') out.pop_back();
   return out;

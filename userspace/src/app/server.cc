@@ -55,7 +55,8 @@ Result<int> open_listener(const SocketAddress& addr, bool transparent, unsigned 
   }
   sockaddr_storage ss;
   socklen_t len = addr.to_sockaddr(ss);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, static_cast<int>(backlog)) != 0) {
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 ||
+      ::listen(fd, static_cast<int>(backlog)) != 0) {
     int err = errno;
     ::close(fd);
     return Error::kernel(err, strerror(err));

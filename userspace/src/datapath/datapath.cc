@@ -350,8 +350,9 @@ Result<void> Datapath::mark_draining() {
   for (std::uint32_t id = 1; id <= endpoint_names_.size(); ++id) ids.push_back(id);
   auto r = set_engines_draining(bpf_map__fd(skel_->maps.engine_state), ids, true);
   if (!r.ok()) return Error::kernel(r.error().code, "datapath: " + r.error().message);
-  spdlog::info("datapath: escalation targets marked draining: new escalated flows take their "
-               "on_engine_unavailable fallback");
+  spdlog::info(
+      "datapath: escalation targets marked draining: new escalated flows take their "
+      "on_engine_unavailable fallback");
   return {};
 }
 

@@ -58,7 +58,7 @@ struct Event {
   // FLOW_NEW / ESCALATE / FALLBACK / RECOVERED (flow.flow partially filled; the
   // fallback events set flow.flow.fallback and fallback_cause).
   std::optional<FlowEntry> flow;
-  std::uint32_t packet_len = 0;   // DROP_SAMPLE
+  std::uint32_t packet_len = 0;  // DROP_SAMPLE
 };
 
 struct StartOptions {
@@ -154,7 +154,7 @@ class Datapath {
   // an entry appears and lowered after it is gone, never below the truth.
   std::mutex count_mu_;
   std::vector<std::pair<std::uint32_t, std::string>> rule_names_;  // guarded by mu_
-  std::deque<Event> events_;                                         // guarded by mu_
+  std::deque<Event> events_;                                       // guarded by mu_
 
   ::ring_buffer* ring_ = nullptr;
   std::atomic<bool> stopping_{false};

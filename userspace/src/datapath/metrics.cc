@@ -1,10 +1,10 @@
 #include "datapath/metrics.h"
 
-#include "datapath/kernel_flow.h"
-
 #include <algorithm>
 #include <array>
 #include <string>
+
+#include "datapath/kernel_flow.h"
 
 namespace ramjet::datapath {
 

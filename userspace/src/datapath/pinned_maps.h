@@ -81,7 +81,7 @@ class PinnedMaps {
   Result<void> for_each_flow(const std::function<bool(std::span<const KernelFlow>)>& fn);
   Result<std::size_t> delete_flows(const std::function<bool(const KernelFlow&)>& match);
 
-  Result<std::vector<StatTotal>> stats();  // summed over CPUs, in declaration order
+  Result<std::vector<StatTotal>> stats();                // summed over CPUs, in declaration order
   Result<std::vector<FallbackCount>> fallback_counts();  // per rule, mode and cause
   Result<RuntimeState> runtime();
   Result<std::vector<RuleSlot>> rules();  // the non-empty slots

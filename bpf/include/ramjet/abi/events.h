@@ -11,8 +11,8 @@
 
 enum ramjet_event_type {
   RAMJET_EVENT_NONE = 0,
-  RAMJET_EVENT_FLOW_NEW = 1,   /* struct ramjet_event_flow */
-  RAMJET_EVENT_ESCALATE = 2,   /* struct ramjet_event_flow, first packet only */
+  RAMJET_EVENT_FLOW_NEW = 1,    /* struct ramjet_event_flow */
+  RAMJET_EVENT_ESCALATE = 2,    /* struct ramjet_event_flow, first packet only */
   RAMJET_EVENT_DROP_SAMPLE = 3, /* struct ramjet_event_drop, 1 in drop_sample_rate */
   RAMJET_EVENT_FALLBACK = 4,    /* struct ramjet_event_fallback: a healthy rule fell back */
   RAMJET_EVENT_RECOVERED = 5    /* struct ramjet_event_fallback: the engine took a flow again */

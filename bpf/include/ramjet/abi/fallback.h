@@ -28,11 +28,11 @@
   X(DROP, 3)
 
 /* Why the engine could not take the flow (ramjet_flow.fallback_cause). */
-#define RAMJET_FALLBACK_CAUSES(X)                                                 \
-  X(NONE, 0)              /* the engine took it */                                \
-  X(NO_LISTENER, 1)       /* no listening socket: engine stopped or crashed */    \
-  X(DRAINING, 2)          /* the target is marked draining in `engine_state` */   \
-  X(ACCEPT_QUEUE_FULL, 3) /* the listener's accept queue is full */               \
+#define RAMJET_FALLBACK_CAUSES(X)                                               \
+  X(NONE, 0)              /* the engine took it */                              \
+  X(NO_LISTENER, 1)       /* no listening socket: engine stopped or crashed */  \
+  X(DRAINING, 2)          /* the target is marked draining in `engine_state` */ \
+  X(ACCEPT_QUEUE_FULL, 3) /* the listener's accept queue is full */             \
   X(ASSIGN_FAILED, 4)     /* bpf_sk_assign refused the listener */
 
 enum ramjet_fallback_mode {
