@@ -303,7 +303,8 @@ class Ramjet:
     the host's bpffs), pinned to LOAD_CPU: the gateway core only runs the kernel's
     per-packet work."""
 
-    def __init__(self, topo, build_dir, workdir, name, netns, interfaces, default_action, rules):
+    def __init__(self, topo, build_dir, workdir, name, netns, interfaces, default_action, rules,
+                 endpoints=(), extra=None, cpu=LOAD_CPU):
         self.topo, self.workdir, self.name = topo, workdir, name
         self.instance = f"bench-{topo.prefix}-{name}"
         self.admin = os.path.join(workdir, f"{name}.sock")
@@ -313,11 +314,12 @@ class Ramjet:
             json.dump({
                 "server": {"workers": 1, "admin_socket": self.admin, "ready_file": self.ready},
                 "logging": {"level": "warn", "access_log": "off"},
-                "endpoints": [],
+                "endpoints": list(endpoints),
                 "datapath": {"enabled": True, "instance": self.instance, "interfaces": interfaces,
                              "default_action": default_action, "rules": rules},
+                **(extra or {}),
             }, f)
-        self.argv = ["nsenter", f"--net=/run/netns/{netns}", "--", "taskset", "-c", LOAD_CPU,
+        self.argv = ["nsenter", f"--net=/run/netns/{netns}", "--", "taskset", "-c", cpu,
                      os.path.join(build_dir, "bin", "ramjetd"), "--config", self.cfg]
         self.proc = None
 
@@ -346,7 +348,8 @@ class Ramjet:
         self.proc = None
 
 
-def admin_get(sock_path, path):
+def admin_get_text(sock_path, path):
+    """The body of GET path on the admin socket, read to the end (NDJSON bodies end there)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(5)
         s.connect(sock_path)
@@ -357,7 +360,11 @@ def admin_get(sock_path, path):
     head, _, body = data.partition(b"\r\n\r\n")
     if b" 200 " not in head.split(b"\r\n", 1)[0]:
         raise RuntimeError(f"admin GET {path}: {head[:200]!r}")
-    return json.loads(body)
+    return body
+
+
+def admin_get(sock_path, path):
+    return json.loads(admin_get_text(sock_path, path))
 
 
 def core_busy_seconds(cpu):

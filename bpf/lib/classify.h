@@ -54,21 +54,21 @@ static __always_inline int verdict_pass(const struct ramjet_pkt* pkt, enum ramje
   return XDP_PASS;
 }
 
-/* Passes the packet up with a note for TC ingress. If the metadata cannot be
- * added (driver without headroom for it), the packet still passes: an escalated
- * packet then gets no socket, TC sees no record and the stack handles it alone. */
+/* Attaches a note for TC ingress; the caller passes the packet up. Returns 0, or
+ * -1 when the metadata cannot be added (a driver without headroom for it): TC
+ * would then see no record, so an escalated packet must not pass. */
 static __always_inline int pass_to_tc(struct xdp_md* ctx, __u8 verdict, __u8 reason,
                                       __u32 endpoint_id, __u64 flow_id) {
-  if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(struct ramjet_xdp_meta))) return XDP_PASS;
+  if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(struct ramjet_xdp_meta))) return -1;
   struct ramjet_xdp_meta* meta = (void*)(long)ctx->data_meta;
-  if ((void*)(meta + 1) > (void*)(long)ctx->data) return XDP_PASS;
+  if ((void*)(meta + 1) > (void*)(long)ctx->data) return -1;
   meta->magic = RAMJET_META_MAGIC;
   meta->endpoint_id = endpoint_id;
   meta->flow_id = flow_id;
   meta->verdict = verdict;
   meta->reason = reason;
   __builtin_memset(meta->pad, 0, sizeof(meta->pad));
-  return XDP_PASS;
+  return 0;
 }
 
 static __always_inline void flow_set_verdict(struct ramjet_flow* flow, __u8 action,
@@ -97,8 +97,10 @@ static __always_inline struct ramjet_flow* flow_create(struct xdp_md* ctx,
     count(RAMJET_STAT_FLOW_NEW, 0);
     if (emit_flow_events)
       emit_flow_event(ctx->ingress_ifindex, key, &fresh, RAMJET_EVENT_FLOW_NEW, now_ns);
+    /* Stamped precisely (once per escalated flow): the engine's hook trace is
+     * lined up against it to measure escalation latency. */
     if (fresh.escalated)
-      emit_flow_event(ctx->ingress_ifindex, key, &fresh, RAMJET_EVENT_ESCALATE, now_ns);
+      emit_flow_event(ctx->ingress_ifindex, key, &fresh, RAMJET_EVENT_ESCALATE, bpf_ktime_get_ns());
   }
   struct ramjet_flow* flow = bpf_map_lookup_elem(&flows, key);
   if (!flow) count(RAMJET_STAT_FLOW_UPDATE_FAILED, 0);
@@ -194,10 +196,17 @@ static __always_inline int ramjet_xdp_classify(struct xdp_md* ctx) {
     if (flow) {
       /* Policy changed under a live flow: re-evaluated verdict replaces the cache. */
       now_ns = flow_clock_ns();
-      if (action == RAMJET_ACTION_ESCALATE && !flow->escalated) {
+      if (action == RAMJET_ACTION_ESCALATE && flow->fallback != RAMJET_FALLBACK_NONE) {
+        /* The flow took its engine-unavailable fallback (fallback.h): it keeps it. */
+        flow->policy_gen = gen;
+        action = flow->verdict;
+        reason = flow->reason;
+        rule_index = flow->rule_index;
+      } else if (action == RAMJET_ACTION_ESCALATE && !flow->escalated) {
         flow->escalated = 1;
         flow_set_verdict(flow, action, reason, &match, gen);
-        emit_flow_event(ctx->ingress_ifindex, &key, flow, RAMJET_EVENT_ESCALATE, now_ns);
+        emit_flow_event(ctx->ingress_ifindex, &key, flow, RAMJET_EVENT_ESCALATE,
+                        bpf_ktime_get_ns());
       } else {
         flow_set_verdict(flow, action, reason, &match, gen);
       }
@@ -225,16 +234,21 @@ static __always_inline int ramjet_xdp_classify(struct xdp_md* ctx) {
       return verdict_pass(&pkt, RAMJET_STAT_PASS_RULE);
     }
     case RAMJET_ACTION_ESCALATE:
+      /* Without its note TC would not deliver it: the stack would forward the
+       * flow around the engine. */
+      if (pass_to_tc(ctx, RAMJET_ACTION_ESCALATE, RAMJET_STAT_ESCALATE,
+                     flow ? flow->endpoint_id : 0, flow ? flow->flow_id : 0))
+        return verdict_drop(ctx, &pkt, RAMJET_STAT_ESCALATE_NO_META);
       count(RAMJET_STAT_ESCALATE, pkt.len);
-      return pass_to_tc(ctx, RAMJET_ACTION_ESCALATE, RAMJET_STAT_ESCALATE,
-                        flow ? flow->endpoint_id : 0, flow ? flow->flow_id : 0);
+      return XDP_PASS;
     case RAMJET_ACTION_FASTPATH: {
       int xdp_action;
       struct ramjet_flow_nexthop* nh = flow ? &flow->nexthop[(side ^ flow->origin_side) & 1] : NULL;
       reason = ramjet_forward(ctx, &pkt, nh, now_ns, &xdp_action);
       count(reason, pkt.len);
+      /* Without the note the stack resolves the neighbour and forwards it. */
       if (reason == RAMJET_STAT_FIB_NO_NEIGH)
-        return pass_to_tc(ctx, RAMJET_ACTION_FASTPATH, reason, 0, flow ? flow->flow_id : 0);
+        pass_to_tc(ctx, RAMJET_ACTION_FASTPATH, reason, 0, flow ? flow->flow_id : 0);
       return xdp_action;
     }
     default:

@@ -52,6 +52,10 @@
 #define ICMPV6_ECHO_REQUEST 128
 #define ICMPV6_ECHO_REPLY 129
 
+/* TC program verdicts (include/uapi/linux/pkt_cls.h). */
+#define TC_ACT_OK 0
+#define TC_ACT_SHOT 2
+
 /* Parser limits: a packet beyond them is dropped with a named reason. */
 #define RAMJET_MAX_VLAN_TAGS 2
 #define RAMJET_MAX_IPV6_EXT 6

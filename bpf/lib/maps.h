@@ -44,6 +44,13 @@ __u32 class_count SEC(".data") = 0;
 __u32 rule_count SEC(".data") = 0;
 __u32 deny_count SEC(".data") = 0;
 __u8 default_action SEC(".data") = RAMJET_ACTION_PASS;
+/* Fallback of escalate rules whose ramjet_rule.fallback is NONE, and of flows a
+ * hook class escalated (datapath.on_engine_unavailable). */
+__u8 default_fallback SEC(".data") = RAMJET_FALLBACK_REJECT;
+/* Rules whose health is "falling back" (rule_health): 0 lets an escalated SYN
+ * that reached the engine skip the recovery check. Last in .data: ramjetctl
+ * (userspace/src/datapath/pinned_maps.cc) checks the pinned section's size by it. */
+__u64 unhealthy_rules SEC(".data") = 0;
 
 struct {
   __uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -126,12 +133,37 @@ struct {
   __type(value, __u64);
 } listeners SEC(".maps");
 
+/* Per endpoint id: RAMJET_ENGINE_* flags (ramjet/abi/fallback.h). */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, RAMJET_MAX_ENDPOINTS);
+  __type(key, __u32);
+  __type(value, __u32);
+} engine_state SEC(".maps");
+
+/* rule_id -> new flows that fell back, by mode and cause. */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+  __uint(max_entries, RAMJET_MAX_RULES + 1);
+  __type(key, __u32);
+  __type(value, struct ramjet_fallback_count);
+} fallback_counts SEC(".maps");
+
+/* rule_id -> whether its last new flow fell back. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, RAMJET_MAX_RULES + 1);
+  __type(key, __u32);
+  __type(value, struct ramjet_rule_health);
+} rule_health SEC(".maps");
+
 /* Ring buffer records and the XDP metadata are only built through pointers;
  * these keep their types in the object's BTF for tools and the ABI layout test. */
 struct ramjet_event_flow* const abi_event_flow __attribute__((unused)) = 0;
 struct ramjet_event_drop* const abi_event_drop __attribute__((unused)) = 0;
 struct ramjet_xdp_meta* const abi_xdp_meta __attribute__((unused)) = 0;
 struct ramjet_class_key* const abi_class_key __attribute__((unused)) = 0;
+struct ramjet_event_fallback* const abi_event_fallback __attribute__((unused)) = 0;
 
 static __always_inline void count(enum ramjet_stat stat, __u32 bytes) {
   __u32 index = stat;

@@ -19,12 +19,10 @@
 
 #include "csum.h"
 #include "defs.h"
+#include "fallback.h"
 #include "flow_key.h"
 #include "maps.h"
 #include "parse.h"
-
-#define TC_ACT_OK 0
-#define TC_ACT_SHOT 2
 
 /* Global for the same reason as classify_parse: verified once. */
 __noinline int tc_parse(struct __sk_buff* skb, struct ramjet_pkt* pkt) {
@@ -32,6 +30,12 @@ __noinline int tc_parse(struct __sk_buff* skb, struct ramjet_pkt* pkt) {
   return ramjet_parse_frame((void*)(long)skb->data, (void*)(long)skb->data_end, pkt);
 }
 
+/*
+ * Delivers an escalated packet to the engine, or applies the flow's fallback
+ * (fallback.h) when the engine cannot take it: the target is draining, it has no
+ * listener, the listener's accept queue is full, or bpf_sk_assign refuses it.
+ * A connection the engine already has (its own socket) always goes to it.
+ */
 static __always_inline int tc_escalate(struct __sk_buff* skb, __u32 endpoint_id) {
   struct ramjet_pkt pkt;
   if (tc_parse(skb, &pkt) != RAMJET_STAT_NONE || pkt.family == RAMJET_FAMILY_NONE ||
@@ -57,27 +61,42 @@ static __always_inline int tc_escalate(struct __sk_buff* skb, __u32 endpoint_id)
     tuple_len = sizeof(tuple.ipv6);
   }
 
+  __u32 cause = RAMJET_FALLBACK_CAUSE_NONE;
+  int listener = 0;
   struct bpf_sock* sk = bpf_skc_lookup_tcp(skb, &tuple, tuple_len, BPF_F_CURRENT_NETNS, 0);
   if (sk) {
     if (sk->state != BPF_TCP_LISTEN) goto assign; /* the engine's own connection */
     bpf_sk_release(sk);
   }
+  if (ramjet_engine_draining(endpoint_id)) {
+    cause = RAMJET_FALLBACK_CAUSE_DRAINING;
+    goto fallback;
+  }
   __u32 slot = RAMJET_LISTENER_SLOT(endpoint_id, v6);
   sk = bpf_map_lookup_elem(&listeners, &slot);
   if (!sk) {
-    count(RAMJET_STAT_TC_ESCALATE_NO_LISTENER, skb->len);
-    return TC_ACT_SHOT; /* never let an escalated flow bypass the engine */
+    cause = RAMJET_FALLBACK_CAUSE_NO_LISTENER;
+    goto fallback;
   }
+  cause = ramjet_listener_cause(sk);
+  if (cause != RAMJET_FALLBACK_CAUSE_NONE) {
+    bpf_sk_release(sk);
+    goto fallback;
+  }
+  listener = 1;
 assign:;
   long err = bpf_sk_assign(skb, sk, 0);
   bpf_sk_release(sk);
   if (err) {
-    count(RAMJET_STAT_TC_ESCALATE_NO_LISTENER, skb->len);
-    return TC_ACT_SHOT;
+    cause = RAMJET_FALLBACK_CAUSE_ASSIGN_FAILED;
+    goto fallback;
   }
   skb->mark = escalate_mark;
   count(RAMJET_STAT_TC_ESCALATE_ASSIGNED, skb->len);
+  if (listener && unhealthy_rules) tc_rule_recovered(skb, &pkt);
   return TC_ACT_OK;
+fallback:
+  return tc_fallback(skb, &pkt, cause);
 }
 
 static __always_inline int tc_forward_neigh(struct __sk_buff* skb) {
@@ -113,25 +132,34 @@ static __always_inline int tc_forward_neigh(struct __sk_buff* skb) {
     __u16 new_word = bpf_htons((__u16)((pkt.ttl - 1) << 8 | pkt.proto));
     __u8 ttl = pkt.ttl - 1;
     if (bpf_l3_csum_replace(skb, off + 10, old_word, new_word, 2) ||
-        bpf_skb_store_bytes(skb, off + 8, &ttl, 1, 0))
+        bpf_skb_store_bytes(skb, off + 8, &ttl, 1, 0)) {
+      count(RAMJET_STAT_TC_FORWARD_REWRITE_FAILED, skb->len);
       return TC_ACT_SHOT;
+    }
   } else {
     __u8 hop = pkt.ttl - 1;
-    if (bpf_skb_store_bytes(skb, off + 7, &hop, 1, 0)) return TC_ACT_SHOT;
+    if (bpf_skb_store_bytes(skb, off + 7, &hop, 1, 0)) {
+      count(RAMJET_STAT_TC_FORWARD_REWRITE_FAILED, skb->len);
+      return TC_ACT_SHOT;
+    }
   }
   count(RAMJET_STAT_TC_FASTPATH_NEIGH, skb->len);
   return (int)bpf_redirect_neigh(fib.ifindex, NULL, 0, 0);
+}
+
+/* What TC ingress does with a packet XDP passed up with `verdict` attached (the
+ * BPF tests call it directly: a test run cannot carry XDP metadata). */
+static __always_inline int ramjet_tc_act(struct __sk_buff* skb, __u8 verdict, __u32 endpoint_id) {
+  if (verdict == RAMJET_ACTION_ESCALATE) return tc_escalate(skb, endpoint_id);
+  if (verdict == RAMJET_ACTION_FASTPATH) return tc_forward_neigh(skb);
+  return TC_ACT_OK;
 }
 
 static __always_inline int ramjet_tc_ingress(struct __sk_buff* skb) {
   struct ramjet_xdp_meta* meta = (void*)(long)skb->data_meta;
   if ((void*)(meta + 1) > (void*)(long)skb->data) return TC_ACT_OK;
   if (meta->magic != RAMJET_META_MAGIC) return TC_ACT_OK;
-  __u8 verdict = meta->verdict;
-  __u32 endpoint_id = meta->endpoint_id;
-  if (verdict == RAMJET_ACTION_ESCALATE) return tc_escalate(skb, endpoint_id);
-  if (verdict == RAMJET_ACTION_FASTPATH) return tc_forward_neigh(skb);
-  return TC_ACT_OK;
+  return ramjet_tc_act(skb, meta->verdict, meta->endpoint_id);
 }
 
 static __always_inline int ramjet_tc_egress(struct __sk_buff* skb) {

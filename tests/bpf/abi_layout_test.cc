@@ -53,7 +53,8 @@ std::vector<Layout> cxx_layouts() {
         RJ_MEMBER(ramjet_flow, ifindex), RJ_MEMBER(ramjet_flow, verdict),
         RJ_MEMBER(ramjet_flow, reason), RJ_MEMBER(ramjet_flow, origin_side),
         RJ_MEMBER(ramjet_flow, escalated), RJ_MEMBER(ramjet_flow, tcp_flags),
-        RJ_MEMBER(ramjet_flow, pad), RJ_MEMBER(ramjet_flow, nexthop)}},
+        RJ_MEMBER(ramjet_flow, fallback), RJ_MEMBER(ramjet_flow, fallback_cause),
+        RJ_MEMBER(ramjet_flow, nexthop)}},
       {"ramjet_flow_nexthop",
        sizeof(ramjet_flow_nexthop),
        {RJ_MEMBER(ramjet_flow_nexthop, checked_ns), RJ_MEMBER(ramjet_flow_nexthop, ifindex),
@@ -71,7 +72,7 @@ std::vector<Layout> cxx_layouts() {
         RJ_MEMBER(ramjet_rule, rate_pps), RJ_MEMBER(ramjet_rule, rate_burst),
         RJ_MEMBER(ramjet_rule, dst_port_min_host), RJ_MEMBER(ramjet_rule, dst_port_max_host),
         RJ_MEMBER(ramjet_rule, proto), RJ_MEMBER(ramjet_rule, action),
-        RJ_MEMBER(ramjet_rule, pad)}},
+        RJ_MEMBER(ramjet_rule, fallback), RJ_MEMBER(ramjet_rule, pad)}},
       {"ramjet_deny_entry",
        sizeof(ramjet_deny_entry),
        {RJ_MEMBER(ramjet_deny_entry, expires_ns), RJ_MEMBER(ramjet_deny_entry, reason),
@@ -110,6 +111,19 @@ std::vector<Layout> cxx_layouts() {
         RJ_MEMBER(ramjet_event_flow, flow_id), RJ_MEMBER(ramjet_event_flow, rule_id),
         RJ_MEMBER(ramjet_event_flow, endpoint_id), RJ_MEMBER(ramjet_event_flow, verdict),
         RJ_MEMBER(ramjet_event_flow, origin_side), RJ_MEMBER(ramjet_event_flow, pad)}},
+      {"ramjet_event_fallback",
+       sizeof(ramjet_event_fallback),
+       {RJ_MEMBER(ramjet_event_fallback, hdr), RJ_MEMBER(ramjet_event_fallback, key),
+        RJ_MEMBER(ramjet_event_fallback, flow_id), RJ_MEMBER(ramjet_event_fallback, rule_id),
+        RJ_MEMBER(ramjet_event_fallback, endpoint_id), RJ_MEMBER(ramjet_event_fallback, mode),
+        RJ_MEMBER(ramjet_event_fallback, cause), RJ_MEMBER(ramjet_event_fallback, origin_side),
+        RJ_MEMBER(ramjet_event_fallback, pad)}},
+      {"ramjet_fallback_count",
+       sizeof(ramjet_fallback_count),
+       {RJ_MEMBER(ramjet_fallback_count, flows)}},
+      {"ramjet_rule_health",
+       sizeof(ramjet_rule_health),
+       {RJ_MEMBER(ramjet_rule_health, falling_back)}},
       {"ramjet_event_drop",
        sizeof(ramjet_event_drop),
        {RJ_MEMBER(ramjet_event_drop, hdr), RJ_MEMBER(ramjet_event_drop, packet_len),
@@ -166,6 +180,9 @@ TEST(AbiNames, StatAndActionTablesAreComplete) {
   EXPECT_EQ(ramjet_stat_classes[RAMJET_STAT_DENYLIST], RAMJET_STAT_CLASS_DROP);
   EXPECT_EQ(ramjet_stat_classes[RAMJET_STAT_FIB_NO_NEIGH], RAMJET_STAT_CLASS_PASS);
   EXPECT_STREQ(ramjet_action_names[RAMJET_ACTION_FASTPATH], "FASTPATH");
+  EXPECT_STREQ(ramjet_fallback_names[RAMJET_FALLBACK_REJECT], "REJECT");
+  EXPECT_STREQ(ramjet_fallback_cause_names[RAMJET_FALLBACK_CAUSE_ACCEPT_QUEUE_FULL],
+               "ACCEPT_QUEUE_FULL");
 }
 
 TEST(AbiMaps, SkeletonMapsUseAbiSizes) {
@@ -180,6 +197,9 @@ TEST(AbiMaps, SkeletonMapsUseAbiSizes) {
   EXPECT_EQ(bpf_map__max_entries(s->maps.stats), uint32_t(RAMJET_STAT__COUNT));
   EXPECT_EQ(bpf_map__value_size(s->maps.rule_filters), sizeof(ramjet_rule_set));
   EXPECT_EQ(bpf_map__max_entries(s->maps.rule_filters), uint32_t(RAMJET_RULE_FILTERS));
+  EXPECT_EQ(bpf_map__value_size(s->maps.fallback_counts), sizeof(ramjet_fallback_count));
+  EXPECT_EQ(bpf_map__value_size(s->maps.rule_health), sizeof(ramjet_rule_health));
+  EXPECT_EQ(bpf_map__max_entries(s->maps.engine_state), uint32_t(RAMJET_MAX_ENDPOINTS));
   datapath__destroy(s);
 }
 

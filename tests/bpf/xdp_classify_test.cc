@@ -1024,37 +1024,6 @@ TEST(XdpFlowTable, PolicyGenerationReevaluatesCachedVerdict) {
   EXPECT_EQ(flows[0].second.reason, RAMJET_STAT_RULE_DROP);
 }
 
-struct Events {
-  std::vector<Bytes> records;
-  static int on_record(void* ctx, void* data, size_t size) {
-    auto* self = static_cast<Events*>(ctx);
-    auto* p = static_cast<uint8_t*>(data);
-    self->records.emplace_back(p, p + size);
-    return 0;
-  }
-  void drain(XdpClassify& xdp) {
-    ring_buffer* rb =
-        ring_buffer__new(bpf_map__fd(xdp.skel()->maps.events), &Events::on_record, this, nullptr);
-    ASSERT_NE(rb, nullptr);
-    ring_buffer__consume(rb);
-    ring_buffer__free(rb);
-  }
-  template <typename T>
-  std::vector<T> of_type(uint16_t type) const {
-    std::vector<T> out;
-    for (const Bytes& r : records) {
-      ramjet_event_header h;
-      std::memcpy(&h, r.data(), sizeof(h));
-      if (h.type != type) continue;
-      EXPECT_EQ(r.size(), sizeof(T));
-      T t;
-      std::memcpy(&t, r.data(), sizeof(T));
-      out.push_back(t);
-    }
-    return out;
-  }
-};
-
 TEST(XdpEscalate, MarksFlowAndEmitsEvents) {
   XdpClassify xdp;
   xdp.set_rules({{.action = RAMJET_ACTION_ESCALATE,

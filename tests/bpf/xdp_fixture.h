@@ -79,6 +79,7 @@ struct RuleSpec {
   uint32_t rate_burst = 0;
   uint32_t rule_id = 0;  // 0: slot + 100
   uint32_t endpoint_id = 0;
+  uint8_t fallback = RAMJET_FALLBACK_NONE;  // ESCALATE: on_engine_unavailable
 };
 
 struct RunResult {
@@ -161,6 +162,7 @@ class XdpClassify {
       r.dst_port_max_host = s.port_max;
       r.proto = s.proto;
       r.action = uint8_t(s.action);
+      r.fallback = s.fallback;
       update(skel_->maps.rules, &i, &r);
       srcs.push_back(src);
       dsts.push_back(dst);
@@ -251,6 +253,38 @@ class XdpClassify {
   }
 
   SkelPtr skel_;
+};
+
+// The ring buffer's records, drained after the runs that emitted them.
+struct Events {
+  std::vector<Bytes> records;
+  static int on_record(void* ctx, void* data, size_t size) {
+    auto* self = static_cast<Events*>(ctx);
+    auto* p = static_cast<uint8_t*>(data);
+    self->records.emplace_back(p, p + size);
+    return 0;
+  }
+  void drain(XdpClassify& xdp) {
+    ring_buffer* rb =
+        ring_buffer__new(bpf_map__fd(xdp.skel()->maps.events), &Events::on_record, this, nullptr);
+    ASSERT_NE(rb, nullptr);
+    ring_buffer__consume(rb);
+    ring_buffer__free(rb);
+  }
+  template <typename T>
+  std::vector<T> of_type(uint16_t type) const {
+    std::vector<T> out;
+    for (const Bytes& r : records) {
+      ramjet_event_header h;
+      std::memcpy(&h, r.data(), sizeof(h));
+      if (h.type != type) continue;
+      EXPECT_EQ(r.size(), sizeof(T));
+      T t;
+      std::memcpy(&t, r.data(), sizeof(T));
+      out.push_back(t);
+    }
+    return out;
+  }
 };
 
 // Packet-verdict stats (all classes but EVENT) that changed between two snapshots.

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "datapath/json.h"
 #include "ramjet/config/config.h"
 #include "ramjet/hooks/app.h"
 #include "table.h"
@@ -57,8 +58,10 @@ int cmd_stats(Ctl& ctl) {
     if (dp.ok() && dp->value("enabled", false)) {
       nlohmann::json stats = nlohmann::json::object();
       for (auto& [name, v] : (*dp)["stats"].items()) stats[name] = v;
-      out["datapath"] = {
-          {"source", "daemon"}, {"pin_dir", dp->value("pin_dir", "")}, {"stats", stats}};
+      out["datapath"] = {{"source", "daemon"},
+                         {"pin_dir", dp->value("pin_dir", "")},
+                         {"stats", stats},
+                         {"fallbacks", dp->value("fallbacks", nlohmann::json::array())}};
     }
   } else {
     auto kv = ctl.kernel_view();
@@ -73,7 +76,12 @@ int cmd_stats(Ctl& ctl) {
     nlohmann::json s = nlohmann::json::object();
     for (const auto& st : *stats)
       s[std::string(st.name)] = {{"packets", st.packets}, {"bytes", st.bytes}};
-    out["datapath"] = {{"source", "pins"}, {"pin_dir", kv->pin_dir()}, {"stats", s}};
+    auto counts = kv->maps().fallback_counts();
+    if (!counts.ok()) return ctl.fail(counts.error());
+    // Without the daemon only rule ids are known (names live in its config).
+    auto fallbacks = datapath::fallbacks_json(*counts, [](std::uint32_t) { return std::string(); });
+    out["datapath"] = {
+        {"source", "pins"}, {"pin_dir", kv->pin_dir()}, {"stats", s}, {"fallbacks", fallbacks}};
   }
   if (ctl.json()) {
     std::cout << out.dump(2) << "\n";
@@ -95,6 +103,17 @@ int cmd_stats(Ctl& ctl) {
         t.add({"  " + name, std::to_string(v.value("packets", 0ull)),
                human_bytes(v.value("bytes", 0ull))});
     std::cout << (t.empty() ? std::string("  (every counter is 0)\n") : t.render());
+    const auto& fallbacks = out["datapath"]["fallbacks"];
+    if (fallbacks.is_array() && !fallbacks.empty()) {
+      std::cout << "engine-unavailable fallbacks (new flows)\n";
+      AutoTable f({{"  RULE"}, {"VERDICT"}, {"CAUSE"}, {"FLOWS", 0, true}});
+      for (const auto& c : fallbacks)
+        f.add({"  " + (c["rule"].is_string() ? c["rule"].get<std::string>()
+                                             : "#" + std::to_string(c.value("rule_id", 0u))),
+               c.value("verdict", ""), c.value("cause", ""),
+               std::to_string(c.value("flows", 0ull))});
+      std::cout << f.render();
+    }
   }
   return kExitOk;
 }
@@ -151,7 +170,8 @@ std::string event_line(const nlohmann::json& e) {
   if (e.contains("flow_id") && !e["flow_id"].is_null()) out += "flow " + text(e["flow_id"]) + "  ";
   for (const char* k : {"proto", "src", "dst", "verdict", "reason", "endpoint", "rule"})
     if (e.contains(k) && !e[k].is_null()) out += std::string(k) + "=" + text(e[k]) + " ";
-  for (const char* k : {"close_reason", "bytes_from_client", "bytes_to_client", "packet_len"})
+  for (const char* k :
+       {"close_reason", "bytes_from_client", "bytes_to_client", "packet_len", "fallback", "cause"})
     if (e.contains(k) && !e[k].is_null()) out += std::string(k) + "=" + text(e[k]) + " ";
   while (!out.empty() && out.back() == ' ') out.pop_back();
   return out;

@@ -203,8 +203,13 @@ void flow_row(std::string& out, const StreamTable& t, const FlowView& f, const N
   auto addr = [&](char* buf, const SocketAddress& a) {
     return view(buf, admin::CharWriter::format_addr(buf, a));
   };
+  // A flow the engine could not take says so where the engine's state would be.
   std::string engine =
-      f.engine ? "w" + std::to_string(f.engine->worker) + " " + f.engine->state : std::string("-");
+      f.engine ? "w" + std::to_string(f.engine->worker) + " " + f.engine->state
+      : f.kernel && f.kernel->fallback
+          ? "unavailable: " + std::string(datapath::fallback_name(f.kernel->fallback)) + " (" +
+                std::string(datapath::fallback_cause_name(f.kernel->fallback_cause)) + ")"
+          : std::string("-");
   t.row(out,
         {view(id, std::to_chars(id, id + sizeof id, f.id).ptr), datapath::proto_name(f.proto()),
          addr(src, f.src()), addr(dst, f.dst()), f.verdict(), ep ? std::string_view(*ep) : "-",
@@ -365,6 +370,9 @@ std::string render_flow_detail(const nlohmann::json& f) {
     line("tcp flags",
          k["tcp_flags"][0].get<std::string>() + " / " + k["tcp_flags"][1].get<std::string>());
     line("escalated", k.value("escalated", false) ? "yes" : "no");
+    if (const auto& fb = k.value("fallback", nlohmann::json()); fb.is_object())
+      line("fallback",
+           str_or(fb, "verdict") + " (engine unavailable: " + str_or(fb, "cause") + ")");
     line("interface", "ifindex " + str_or(k, "ifindex"));
     line("idle", human_duration(num(k, "idle_ms")));
   } else {

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 
+#include "ramjet/abi/fallback.h"
+
 namespace ramjet::admin {
 namespace {
 
@@ -95,6 +97,31 @@ TEST(FlowView, JsonRoundTripsThroughTheParser) {
   std::string again;
   append_flow_json(again, *back, parsed_names, kNow);
   EXPECT_EQ(nlohmann::json::parse(again), j);
+}
+
+TEST(FlowView, FallbackIsShownAndRoundTrips) {
+  NameTable names;
+  auto k = kernel_flow(43, "10.10.1.2:40001", "10.10.2.2:80");
+  k.verdict = *datapath::action_from_name("fastpath");
+  k.escalated = true;
+  k.fallback = RAMJET_FALLBACK_PASS;
+  k.fallback_cause = RAMJET_FALLBACK_CAUSE_DRAINING;
+  FlowView f{43, k, nullptr, 0};
+  std::string text;
+  append_flow_json(text, f, names, kNow);
+  auto j = nlohmann::json::parse(text);
+  EXPECT_EQ(j["kernel"]["fallback"], nlohmann::json({{"verdict", "pass"}, {"cause", "draining"}}));
+  NameTable parsed_names;
+  auto back = flow_from_json(j, parsed_names, kNow);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->kernel->fallback, RAMJET_FALLBACK_PASS);
+  EXPECT_EQ(back->kernel->fallback_cause, RAMJET_FALLBACK_CAUSE_DRAINING);
+
+  k.fallback = 0;
+  FlowView none{44, k, nullptr, 0};
+  text.clear();
+  append_flow_json(text, none, names, kNow);
+  EXPECT_TRUE(nlohmann::json::parse(text)["kernel"]["fallback"].is_null());
 }
 
 TEST(FlowView, NamesAreEscapedAndUnknownIdsAreNull) {

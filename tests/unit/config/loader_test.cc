@@ -262,6 +262,8 @@ TEST(LoadGood, FullFileSetsEveryKey) {
   EXPECT_EQ(dp.drop_sample_rate, 100u);
   EXPECT_EQ(dp.escalate_mark, 4660u);
   EXPECT_EQ(dp.route_table, 77u);
+  EXPECT_EQ(dp.on_engine_unavailable, config::EngineFallback::kPass);
+  EXPECT_EQ(dp.rules[0].on_engine_unavailable, std::nullopt);
 
   ASSERT_EQ(c->endpoints.size(), 2u);
   const config::Endpoint& web = c->endpoints[0];
@@ -463,6 +465,19 @@ INSTANTIATE_TEST_SUITE_P(
                 "bad.yaml:7:73: datapath.rules[0].endpoint: endpoint \"web\" is not "
                 "transparent: escalated flows keep their original destination, so set "
                 "transparent: true on it"},
+        BadCase{"bad_datapath_escalate_udp.yaml", false,
+                "bad.yaml:7:26: datapath.rules[0].proto: escalate rule \"dns\" needs proto: tcp "
+                "(only TCP flows can be escalated; UDP escalation does not exist yet)"},
+        BadCase{"bad_datapath_escalate_any.yaml", false,
+                "bad.yaml:7:7: datapath.rules[0].proto: escalate rule \"everything\" needs "
+                "proto: tcp (only TCP flows can be escalated; UDP escalation does not exist "
+                "yet)"},
+        BadCase{"bad_datapath_fallback_not_escalate.yaml", false,
+                "bad.yaml:3:72: datapath.rules[0].on_engine_unavailable: only escalate rules "
+                "have an engine to fall back from"},
+        BadCase{"bad_datapath_fallback_value.yaml", false,
+                "bad.yaml:2:26: datapath.on_engine_unavailable: invalid value \"retry\" "
+                "(expected one of: pass, reject, drop)"},
         BadCase{"bad_datapath_port_range.yaml", false,
                 "bad.yaml:3:41: datapath.rules[0].dst_port: invalid port or range \"90-80\" "
                 "(expected e.g. 80 or 8000-8100)"},
@@ -486,7 +501,7 @@ TEST(LoadBad, EveryBadFileIsListed) {
   for (const auto& entry : std::filesystem::directory_iterator(testdata())) {
     if (entry.path().filename().string().rfind("bad_", 0) == 0) ++files;
   }
-  EXPECT_EQ(files, 39u);
+  EXPECT_EQ(files, 43u);
 }
 
 TEST(LoadFile, MissingFile) {

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <string>
+#include <vector>
 
 namespace ramjet::datapath {
 namespace {
@@ -32,6 +33,30 @@ TEST(DatapathMetrics, VerdictsAndReasonsFromTheAbiList) {
   EXPECT_NE(t.find("ramjet_datapath_events_total{event=\"flow_new\"} 5\n"), std::string::npos);
   EXPECT_EQ(t.find("\"none\""), std::string::npos);
   EXPECT_EQ(t.find("reason=\"flow_new\""), std::string::npos);  // events are not verdicts
+  EXPECT_EQ(w.rejected(), 0u);
+}
+
+TEST(DatapathMetrics, FallbacksByRuleVerdictAndCause) {
+  std::vector<FallbackCount> counts = {
+      {7, RAMJET_FALLBACK_REJECT, RAMJET_FALLBACK_CAUSE_DRAINING, 3},
+      {7, RAMJET_FALLBACK_REJECT, RAMJET_FALLBACK_CAUSE_ACCEPT_QUEUE_FULL, 1},
+      {0, RAMJET_FALLBACK_DROP, RAMJET_FALLBACK_CAUSE_NO_LISTENER, 2},
+  };
+  telemetry::MetricsWriter w;
+  write_fallback_metrics(w, counts, [](std::uint32_t id) { return id == 7 ? "web" : "?"; });
+  const std::string& t = w.text();
+  EXPECT_NE(t.find("# TYPE ramjet_datapath_fallbacks_total counter\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("ramjet_datapath_fallbacks_total{rule=\"web\",verdict=\"reject\","
+                   "cause=\"draining\"} 3\n"),
+            std::string::npos)
+      << t;
+  EXPECT_NE(t.find("ramjet_datapath_fallbacks_total{rule=\"web\",verdict=\"reject\","
+                   "cause=\"accept_queue_full\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(t.find("ramjet_datapath_fallbacks_total{rule=\"\",verdict=\"drop\","
+                   "cause=\"no_listener\"} 2\n"),
+            std::string::npos)
+      << "flows without a rule have an empty rule label";
   EXPECT_EQ(w.rejected(), 0u);
 }
 

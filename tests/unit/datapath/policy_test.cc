@@ -64,6 +64,26 @@ TEST(DatapathPolicy, IssueExampleCompiles) {
   EXPECT_EQ(set_of(c->dst_prefixes, "::/0"), 0b01u);
 }
 
+TEST(DatapathPolicy, EscalateRulesCarryTheirFallbackOrTheDefault) {
+  config::DatapathSettings s;
+  s.on_engine_unavailable = config::EngineFallback::kDrop;
+  auto own = rule("own", config::DatapathAction::kEscalate);
+  own.endpoint = "web";
+  own.on_engine_unavailable = config::EngineFallback::kPass;
+  auto inherited = rule("inherited", config::DatapathAction::kEscalate);
+  inherited.endpoint = "web";
+  auto other = rule("other", config::DatapathAction::kFastpath);
+  s.rules = {own, inherited, other};
+  auto c = compile(s, names());
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->default_fallback, RAMJET_FALLBACK_DROP);
+  EXPECT_EQ(c->rules[0].fallback, RAMJET_FALLBACK_PASS);
+  EXPECT_EQ(c->rules[1].fallback, RAMJET_FALLBACK_DROP);
+  EXPECT_EQ(c->rules[2].fallback, RAMJET_FALLBACK_NONE) << "only escalate rules fall back";
+  EXPECT_EQ(compile(config::DatapathSettings{}, names())->default_fallback, RAMJET_FALLBACK_REJECT)
+      << "reject is the default";
+}
+
 TEST(DatapathPolicy, NestedPrefixesInheritEveryContainingRule) {
   config::DatapathSettings s;
   auto a = rule("a", config::DatapathAction::kPass);

@@ -51,7 +51,8 @@ nlohmann::json hook_event_json(const telemetry::HookEvent& e) {
           {"endpoint", e.endpoint},
           {"decision", e.decision},
           {"detail", e.detail},
-          {"duration_us", e.duration.count()}};
+          {"duration_us", e.duration.count()},
+          {"ts_ns", e.ts_ns}};
 }
 
 AdminServer::AdminServer(std::function<std::string()> status) : status_(std::move(status)) {

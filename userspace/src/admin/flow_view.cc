@@ -39,7 +39,7 @@ void tcp_flags(CharWriter& w, std::uint8_t f) {
 }
 
 // Fixed text and numbers of the kernel object; names are bounded separately.
-constexpr std::size_t kKernelBound = 400;
+constexpr std::size_t kKernelBound = 480;
 
 void write_kernel(CharWriter& w, const datapath::KernelFlow& k, const std::string* rule,
                   const std::string* endpoint, std::uint64_t now_ns) {
@@ -77,6 +77,16 @@ void write_kernel(CharWriter& w, const datapath::KernelFlow& k, const std::strin
     w.lit("true");
   else
     w.lit("false");
+  w.lit(",\"fallback\":");
+  if (k.fallback) {
+    w.lit("{\"verdict\":");
+    w.json_str(datapath::fallback_name(k.fallback));
+    w.lit(",\"cause\":");
+    w.json_str(datapath::fallback_cause_name(k.fallback_cause));
+    w.ch('}');
+  } else {
+    w.lit("null");
+  }
   w.lit(",\"age_ms\":");
   w.u64(ms_since(now_ns, k.first_seen_ns));
   w.lit(",\"idle_ms\":");
@@ -508,6 +518,11 @@ Result<FlowView> flow_from_json(const nlohmann::json& j, NameTable& names, std::
         kf.packets[d] = k.at("packets").at(d).get<std::uint64_t>();
         kf.bytes[d] = k.at("bytes").at(d).get<std::uint64_t>();
         kf.tcp_flags[d] = flags_from_text(k.at("tcp_flags").at(d).get<std::string>());
+      }
+      if (const auto& fb = k.value("fallback", nlohmann::json()); fb.is_object()) {
+        kf.fallback = datapath::fallback_from_name(fb.at("verdict").get<std::string>()).value_or(0);
+        kf.fallback_cause =
+            datapath::fallback_cause_from_name(fb.at("cause").get<std::string>()).value_or(0);
       }
       kf.first_seen_ns = now_ns - std::min(now_ns, k.at("age_ms").get<std::uint64_t>() * 1'000'000);
       kf.last_seen_ns = now_ns - std::min(now_ns, k.at("idle_ms").get<std::uint64_t>() * 1'000'000);

@@ -217,6 +217,8 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
     metrics_registry.add_source([&dp = *dp](telemetry::MetricsWriter& w) {
       datapath::write_datapath_metrics(w, dp.stats());
       datapath::write_flow_table_metrics(w, dp.flow_entries());
+      datapath::write_fallback_metrics(w, dp.fallback_counts(),
+                                       [&dp](std::uint32_t id) { return dp.rule_name(id); });
     });
   }
 
@@ -292,6 +294,11 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
     spdlog::error("{}", r.error().message);
     return kExitRuntime;
   }
+  // The listeners are in the sockmap and the workers accept: escalated flows may
+  // reach this process (a --keep-datapath predecessor left them draining).
+  if (dp) {
+    if (auto r = dp->mark_ready(); !r.ok()) spdlog::warn("{}", r.error().message);
+  }
   for (const auto& [name, addr] : server.bound())
     spdlog::info("endpoint {} listening on {}", name, addr.to_string());
   if (metrics) spdlog::info("metrics on http://{}/metrics", metrics->bound().to_string());
@@ -316,6 +323,11 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
     if ((sig == SIGTERM || sig == SIGINT) && !draining) {
       draining = true;
       spdlog::info("signal {}: draining (deadline {}ms)", sig, cfg.server.drain_timeout.count());
+      // First, so new escalated flows take their fallback at once instead of
+      // chasing listeners that are about to close.
+      if (dp) {
+        if (auto r = dp->mark_draining(); !r.ok()) spdlog::warn("{}", r.error().message);
+      }
       server.drain();
     } else if (sig == SIGHUP) {
       spdlog::info("SIGHUP: reopening log files and reloading the datapath rules");

@@ -34,7 +34,7 @@ constexpr std::uint16_t kBufferGroup = 1;
 constexpr unsigned kBufferCount = 256;
 constexpr unsigned kBufferSize = 64 * 1024;
 
-Result<int> open_listener(const SocketAddress& addr, bool transparent) {
+Result<int> open_listener(const SocketAddress& addr, bool transparent, unsigned backlog) {
   int fd = ::socket(addr.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return Error::kernel(errno, std::string("socket: ") + strerror(errno));
   int one = 1;
@@ -55,7 +55,8 @@ Result<int> open_listener(const SocketAddress& addr, bool transparent) {
   }
   sockaddr_storage ss;
   socklen_t len = addr.to_sockaddr(ss);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, 4096) != 0) {
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 ||
+      ::listen(fd, static_cast<int>(backlog)) != 0) {
     int err = errno;
     ::close(fd);
     return Error::kernel(err, strerror(err));
@@ -229,7 +230,7 @@ Result<void> Server::bind_listeners() {
     const auto& ep = config_.endpoints[e];
     SocketAddress addr = ep.listen;
     for (unsigned w = 0; w < workers_; ++w) {
-      auto fd = open_listener(addr, ep.transparent);
+      auto fd = open_listener(addr, ep.transparent, ep.backlog);
       if (!fd.ok()) {
         return Error::config("endpoint " + ep.name + ": cannot listen on " + addr.to_string() +
                              ": " + fd.error().message);
@@ -249,7 +250,7 @@ Result<void> Server::bind_listeners() {
     auto twin_ip = IpAddress::parse(addr.ip().is_v4() ? "::1" : "127.0.0.1");
     SocketAddress twin(*twin_ip, addr.port());
     for (unsigned w = 0; w < workers_; ++w) {
-      auto fd = open_listener(twin, true);
+      auto fd = open_listener(twin, true, ep.backlog);
       if (!fd.ok()) {
         spdlog::warn(
             "endpoint {}: no {} twin listener ({}): escalated flows of that family "

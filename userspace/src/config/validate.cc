@@ -84,6 +84,10 @@ void validate_endpoints(const Config& config, const Node& root, settings::ParseC
       ctx.error(mark_of(node, "upstream", ep_mark), path + ".upstream",
                 "http endpoints take their upstream from each request; remove \"upstream\"");
     }
+    if (ep.backlog < 1 || ep.backlog > 65535) {
+      ctx.error(mark_of(node, "backlog", ep_mark), path + ".backlog",
+                "must be between 1 and 65535 (got " + std::to_string(ep.backlog) + ")");
+    }
     // Port 0 asks the kernel for a fresh port, so two of them never collide.
     if (ep.listen.port() != 0) {
       for (std::size_t j = 0; j < i; ++j) {
@@ -196,9 +200,22 @@ void validate_datapath(const Config& config, const Node& root, settings::ParseCo
                   "endpoint \"" + r.endpoint + "\" is not transparent: escalated flows keep "
                   "their original destination, so set transparent: true on it");
       }
-    } else if (!r.endpoint.empty()) {
-      ctx.error(mark_of(rn, "endpoint", r_mark), path + ".endpoint",
-                "only escalate rules name an endpoint");
+      // The engine takes escalated TCP only: anything else would be dropped in TC
+      // (ICMP among it, breaking path-MTU discovery).
+      if (r.proto != RuleProto::kTcp) {
+        ctx.error(mark_of(rn, "proto", r_mark), path + ".proto",
+                  "escalate rule \"" + r.name + "\" needs proto: tcp (only TCP flows can be " +
+                      "escalated; UDP escalation does not exist yet)");
+      }
+    } else {
+      if (!r.endpoint.empty()) {
+        ctx.error(mark_of(rn, "endpoint", r_mark), path + ".endpoint",
+                  "only escalate rules name an endpoint");
+      }
+      if (r.on_engine_unavailable) {
+        ctx.error(mark_of(rn, "on_engine_unavailable", r_mark), path + ".on_engine_unavailable",
+                  "only escalate rules have an engine to fall back from");
+      }
     }
     if (r.action == DatapathAction::kRatelimit && r.rate_pps == 0) {
       ctx.error(mark_of(rn, "rate_pps", r_mark), path + ".rate_pps",

@@ -111,8 +111,22 @@ int on_event(void* ctx, void* data, std::size_t size) {
   ev.reason = hdr->reason;
   ev.ifindex = hdr->ifindex;
   ev.ts_ns = hdr->ts_ns;
-  if ((hdr->type == RAMJET_EVENT_FLOW_NEW || hdr->type == RAMJET_EVENT_ESCALATE) &&
-      size >= sizeof(ramjet_event_flow)) {
+  if ((hdr->type == RAMJET_EVENT_FALLBACK || hdr->type == RAMJET_EVENT_RECOVERED) &&
+      size >= sizeof(ramjet_event_fallback)) {
+    const auto* f = static_cast<const ramjet_event_fallback*>(data);
+    FlowEntry e{};
+    e.key = f->key;
+    e.flow.flow_id = f->flow_id;
+    e.flow.rule_id = f->rule_id;
+    e.flow.rule_index = f->rule_id ? 0 : RAMJET_RULE_INDEX_NONE;
+    e.flow.endpoint_id = f->endpoint_id;
+    e.flow.verdict = RAMJET_ACTION_ESCALATE;
+    e.flow.fallback = f->mode;
+    e.flow.fallback_cause = f->cause;
+    e.flow.origin_side = f->origin_side;
+    ev.flow = e;
+  } else if ((hdr->type == RAMJET_EVENT_FLOW_NEW || hdr->type == RAMJET_EVENT_ESCALATE) &&
+             size >= sizeof(ramjet_event_flow)) {
     const auto* f = static_cast<const ramjet_event_flow*>(data);
     FlowEntry e{};
     e.key = f->key;
@@ -328,6 +342,7 @@ Result<void> Datapath::apply_policy(const config::Config& config) {
   if (int err = write_trie(bpf_map__fd(skel_->maps.dst_prefixes), compiled->dst_prefixes); err)
     return Error::kernel(-err, "datapath: cannot write the destination prefixes");
   skel_->data->default_action = compiled->default_action;
+  skel_->data->default_fallback = compiled->default_fallback;
   std::atomic_ref<std::uint32_t>(skel_->data->rule_count)
       .store(static_cast<std::uint32_t>(compiled->rules.size()));
   std::atomic_ref<__u64>(skel_->data->policy_generation).fetch_add(1);
@@ -350,6 +365,49 @@ Result<void> Datapath::register_listener(std::uint32_t endpoint_id, int fd, bool
                                     endpoint_name(endpoint_id) +
                                     " to the sockmap: " + strerror(errno));
   return {};
+}
+
+Result<void> Datapath::mark_draining() {
+  std::vector<std::uint32_t> ids;
+  for (std::uint32_t id = 1; id <= endpoint_names_.size(); ++id) ids.push_back(id);
+  auto r = set_engines_draining(bpf_map__fd(skel_->maps.engine_state), ids, true);
+  if (!r.ok()) return Error::kernel(r.error().code, "datapath: " + r.error().message);
+  spdlog::info(
+      "datapath: escalation targets marked draining: new escalated flows take their "
+      "on_engine_unavailable fallback");
+  return {};
+}
+
+Result<void> Datapath::mark_ready() {
+  // Every id, not only this config's: a previous run may have had more endpoints.
+  std::vector<std::uint32_t> ids;
+  for (std::uint32_t id = 0; id < RAMJET_MAX_ENDPOINTS; ++id) ids.push_back(id);
+  auto r = set_engines_draining(bpf_map__fd(skel_->maps.engine_state), ids, false);
+  if (!r.ok()) return Error::kernel(r.error().code, "datapath: " + r.error().message);
+  return {};
+}
+
+std::vector<std::string> Datapath::draining() const {
+  std::vector<std::string> names;
+  auto ids = draining_engines(bpf_map__fd(skel_->maps.engine_state));
+  if (!ids.ok()) {
+    spdlog::warn("datapath: {}", ids.error().message);
+    return names;
+  }
+  for (std::uint32_t id : *ids) {
+    std::string name = endpoint_name(id);
+    names.push_back(name.empty() ? "#" + std::to_string(id) : name);
+  }
+  return names;
+}
+
+std::vector<FallbackCount> Datapath::fallback_counts() const {
+  auto r = read_fallback_counts(bpf_map__fd(skel_->maps.fallback_counts));
+  if (!r.ok()) {
+    spdlog::warn("datapath: {}", r.error().message);
+    return {};
+  }
+  return std::move(*r);
 }
 
 Result<void> Datapath::block(const Cidr& prefix, std::chrono::milliseconds duration,

@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "datapath/fallback_state.h"
 #include "ramjet/abi/ramjet.h"
 #include "ramjet/config/config.h"
 #include "ramjet/hooks/connection.h"
@@ -55,8 +56,10 @@ struct Event {
   std::uint16_t reason = 0;
   std::uint32_t ifindex = 0;
   std::uint64_t ts_ns = 0;
-  std::optional<FlowEntry> flow;  // FLOW_NEW / ESCALATE (flow.flow partially filled)
-  std::uint32_t packet_len = 0;   // DROP_SAMPLE
+  // FLOW_NEW / ESCALATE / FALLBACK / RECOVERED (flow.flow partially filled; the
+  // fallback events set flow.flow.fallback and fallback_cause).
+  std::optional<FlowEntry> flow;
+  std::uint32_t packet_len = 0;  // DROP_SAMPLE
 };
 
 struct StartOptions {
@@ -82,6 +85,18 @@ class Datapath {
 
   // Puts an engine listener in the escalation sockmap.
   Result<void> register_listener(std::uint32_t endpoint_id, int fd, bool v6);
+
+  // The draining mark of the escalation targets (every configured endpoint):
+  // set first thing on SIGTERM, so new escalated flows take their fallback at once
+  // while open connections finish; cleared once this process's listeners are
+  // registered and its workers run (a --keep-datapath restart inherits the mark).
+  Result<void> mark_draining();
+  Result<void> mark_ready();
+  // Names of the endpoints marked draining now.
+  std::vector<std::string> draining() const;
+
+  // New flows that fell back, per rule, mode and cause.
+  std::vector<FallbackCount> fallback_counts() const;
 
   // Hook-issued kernel verdicts. duration 0 = until removed.
   Result<void> block(const Cidr& prefix, std::chrono::milliseconds duration, std::uint32_t tag);
@@ -146,7 +161,7 @@ class Datapath {
   // an entry appears and lowered after it is gone, never below the truth.
   std::mutex count_mu_;
   std::vector<std::pair<std::uint32_t, std::string>> rule_names_;  // guarded by mu_
-  std::deque<Event> events_;                                         // guarded by mu_
+  std::deque<Event> events_;                                       // guarded by mu_
 
   ::ring_buffer* ring_ = nullptr;
   std::atomic<bool> stopping_{false};

@@ -56,6 +56,8 @@ KernelFlow decode_flow(const ramjet_flow_key& k, const ramjet_flow& f) {
   out.verdict = f.verdict;
   out.reason = f.reason;
   out.escalated = f.escalated != 0;
+  out.fallback = f.fallback;
+  out.fallback_cause = f.fallback_cause;
   out.has_rule = f.rule_index != RAMJET_RULE_INDEX_NONE;
   out.rule_id = f.rule_id;
   out.endpoint_id = f.endpoint_id;

@@ -25,7 +25,29 @@ nlohmann::json status_json(const Datapath& dp) {
                                     : nlohmann::json(dp.recreated_because())},
           {"abi_stamp", stamp_text(dp.abi_stamp())},
           {"interfaces", ifs},
-          {"stats", stats}};
+          {"stats", stats},
+          {"draining", dp.draining()},
+          {"fallbacks", fallbacks_json(dp.fallback_counts(),
+                                       [&](std::uint32_t id) { return dp.rule_name(id); })}};
+}
+
+nlohmann::json fallbacks_json(const std::vector<FallbackCount>& counts,
+                              const std::function<std::string(std::uint32_t)>& rule_name) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& c : counts) {
+    std::string rule = c.rule_id ? rule_name(c.rule_id) : "";
+    out.push_back({{"rule", rule.empty() ? nlohmann::json(nullptr) : nlohmann::json(rule)},
+                   {"rule_id", c.rule_id},
+                   {"verdict", fallback_name(c.mode)},
+                   {"cause", fallback_cause_name(c.cause)},
+                   {"flows", c.flows}});
+  }
+  return out;
+}
+
+nlohmann::json fallback_json(const KernelFlow& f) {
+  if (!f.fallback) return nullptr;
+  return {{"verdict", fallback_name(f.fallback)}, {"cause", fallback_cause_name(f.fallback_cause)}};
 }
 
 nlohmann::json flow_json(const Datapath& dp, const FlowEntry& e, std::uint64_t now_ns) {
@@ -44,6 +66,7 @@ nlohmann::json flow_json(const Datapath& dp, const FlowEntry& e, std::uint64_t n
           {"packets", {f.packets[0], f.packets[1]}},
           {"bytes", {f.bytes[0], f.bytes[1]}},
           {"tcp_flags", {tcp_flags_text(f.tcp_flags[0]), tcp_flags_text(f.tcp_flags[1])}},
+          {"fallback", fallback_json(f)},
           {"ifindex", f.ifindex},
           {"age_ms", ms(f.first_seen_ns)},
           {"idle_ms", ms(f.last_seen_ns)}};
@@ -66,6 +89,7 @@ nlohmann::json event_json(const Datapath& dp, const Event& ev, std::uint64_t now
       {"time", telemetry::rfc3339_ms(
                    now - std::chrono::duration_cast<std::chrono::system_clock::duration>(ago))},
       {"ifindex", ev.ifindex},
+      {"ts_ns", ev.ts_ns},
       {"reason", stat_name(ev.reason)}};
   switch (ev.type) {
     case RAMJET_EVENT_FLOW_NEW:
@@ -73,6 +97,12 @@ nlohmann::json event_json(const Datapath& dp, const Event& ev, std::uint64_t now
       break;
     case RAMJET_EVENT_ESCALATE:
       j["type"] = "escalate";
+      break;
+    case RAMJET_EVENT_FALLBACK:
+      j["type"] = "fallback";
+      break;
+    case RAMJET_EVENT_RECOVERED:
+      j["type"] = "recovered";
       break;
     default:
       j["type"] = "drop_sample";
@@ -91,6 +121,10 @@ nlohmann::json event_json(const Datapath& dp, const Event& ev, std::uint64_t now
     j["verdict"] = action_name(f.verdict);
     j["rule"] = rule.empty() ? nlohmann::json(nullptr) : nlohmann::json(rule);
     j["endpoint"] = endpoint.empty() ? nlohmann::json(nullptr) : nlohmann::json(endpoint);
+    if (ev.type == RAMJET_EVENT_FALLBACK) {
+      j["fallback"] = fallback_name(f.fallback);
+      j["cause"] = fallback_cause_name(f.fallback_cause);
+    }
   }
   return j;
 }

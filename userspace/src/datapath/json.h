@@ -1,15 +1,26 @@
 // JSON views of the datapath for the admin API (GET /v1/datapath, /v1/datapath/flows).
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
 #include "datapath/datapath.h"
+#include "datapath/kernel_flow.h"
 
 namespace ramjet::datapath {
 
 nlohmann::json status_json(const Datapath& dp);
 nlohmann::json flow_json(const Datapath& dp, const FlowEntry& e, std::uint64_t now_ns);
 nlohmann::json flows_json(const Datapath& dp);
+// [{"rule", "rule_id", "verdict", "cause", "flows"}]: new flows that took an
+// engine-unavailable fallback (also in status_json as "fallbacks"; ramjetctl stats).
+nlohmann::json fallbacks_json(const std::vector<FallbackCount>& counts,
+                              const std::function<std::string(std::uint32_t)>& rule_name);
+// A kernel flow's fallback, {"verdict", "cause"}, or null when it took none.
+nlohmann::json fallback_json(const KernelFlow& f);
 // One ring-buffer event as a line of the event feed (GET /v1/events; the schema is
 // tools/ramjetctl/schemas/event.json). `now_ns` (CLOCK_MONOTONIC) and `now` (the
 // wall clock) taken together date it.

@@ -25,6 +25,56 @@ std::string_view stat_class_name(std::uint32_t stat) {
   return stat_class_label(ramjet_stat_classes[stat]);
 }
 
+namespace {
+
+template <std::size_t N>
+std::array<std::string, N> lowercased(const char* const (&names)[N]) {
+  std::array<std::string, N> out;
+  for (std::size_t i = 0; i < N; ++i) {
+    out[i] = names[i];
+    for (char& c : out[i])
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+const auto& fallback_names() {
+  static const auto names = lowercased(ramjet_fallback_names);
+  return names;
+}
+
+const auto& fallback_cause_names() {
+  static const auto names = lowercased(ramjet_fallback_cause_names);
+  return names;
+}
+
+template <std::size_t N>
+std::optional<std::uint8_t> index_of(const std::array<std::string, N>& names,
+                                     std::string_view name) {
+  for (std::size_t i = 0; i < N; ++i)
+    if (names[i] == name) return static_cast<std::uint8_t>(i);
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::string_view fallback_name(std::uint8_t mode) {
+  return mode < RAMJET_FALLBACK__COUNT ? std::string_view(fallback_names()[mode]) : "?";
+}
+
+std::string_view fallback_cause_name(std::uint8_t cause) {
+  return cause < RAMJET_FALLBACK_CAUSE__COUNT ? std::string_view(fallback_cause_names()[cause])
+                                              : "?";
+}
+
+std::optional<std::uint8_t> fallback_from_name(std::string_view name) {
+  return index_of(fallback_names(), name);
+}
+
+std::optional<std::uint8_t> fallback_cause_from_name(std::string_view name) {
+  return index_of(fallback_cause_names(), name);
+}
+
 std::uint32_t stat_count() {
   return RAMJET_STAT__COUNT;
 }

@@ -30,6 +30,9 @@ struct KernelFlow {
   std::uint64_t packets[2] = {0, 0};  // [FlowDir]
   std::uint64_t bytes[2] = {0, 0};    // L2 frame bytes as XDP saw them
   std::uint8_t tcp_flags[2] = {0, 0};
+  // The engine-unavailable fallback the flow took (see fallback_name()); 0: none.
+  std::uint8_t fallback = 0;
+  std::uint8_t fallback_cause = 0;  // see fallback_cause_name()
   std::uint64_t first_seen_ns = 0;  // CLOCK_MONOTONIC
   std::uint64_t last_seen_ns = 0;
 
@@ -52,6 +55,12 @@ std::uint32_t rule_id_for(const std::string& name);
 std::string_view action_name(std::uint8_t action);
 std::string_view stat_name(std::uint32_t stat);
 std::string_view stat_class_name(std::uint32_t stat);  // "drop", "pass", ...
+// Lowercased names from ramjet/abi/fallback.h: "pass", "reject", "drop" (0: "none");
+// "no_listener", "draining", "accept_queue_full", "assign_failed". Out of range: "?".
+std::string_view fallback_name(std::uint8_t mode);
+std::string_view fallback_cause_name(std::uint8_t cause);
+std::optional<std::uint8_t> fallback_from_name(std::string_view name);
+std::optional<std::uint8_t> fallback_cause_from_name(std::string_view name);
 std::uint32_t stat_count();
 // "fastpath" or "FASTPATH" -> the action value; nullopt for anything else.
 std::optional<std::uint8_t> action_from_name(std::string_view name);

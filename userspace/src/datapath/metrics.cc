@@ -4,6 +4,8 @@
 #include <array>
 #include <string>
 
+#include "datapath/kernel_flow.h"
+
 namespace ramjet::datapath {
 
 namespace {
@@ -71,6 +73,21 @@ void write_datapath_metrics(telemetry::MetricsWriter& w, std::span<const StatVal
     for (std::size_t i = 0; i < n; ++i)
       if (i != RAMJET_STAT_NONE && ramjet_stat_classes[i] == RAMJET_STAT_CLASS_EVENT)
         w.sample({{"event", names[i]}}, static_cast<double>(values[i].packets));
+  }
+}
+
+void write_fallback_metrics(telemetry::MetricsWriter& w, std::span<const FallbackCount> counts,
+                            const std::function<std::string(std::uint32_t)>& rule_name) {
+  if (!w.family("ramjet_datapath_fallbacks_total", telemetry::MetricType::kCounter,
+                "New escalated flows the engine could not take, by rule, the fallback they "
+                "took (verdict) and why (cause)"))
+    return;
+  for (const auto& c : counts) {
+    std::string rule = c.rule_id ? rule_name(c.rule_id) : "";
+    w.sample({{"rule", rule},
+              {"verdict", std::string(fallback_name(c.mode))},
+              {"cause", std::string(fallback_cause_name(c.cause))}},
+             static_cast<double>(c.flows));
   }
 }
 

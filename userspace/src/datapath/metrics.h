@@ -12,9 +12,13 @@
 // own family without bytes; NONE is never counted and never exported.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <span>
+#include <string>
 
 #include "datapath/datapath.h"
+#include "datapath/fallback_state.h"
 #include "ramjet/abi/stats.h"
 #include "telemetry/metrics.h"
 
@@ -26,6 +30,12 @@ void write_datapath_metrics(telemetry::MetricsWriter& w, std::span<const StatVal
 // ramjet_datapath_flows: a gauge of the kernel flow table's entries
 // (Datapath::flow_entries()).
 void write_flow_table_metrics(telemetry::MetricsWriter& w, std::uint64_t entries);
+
+// ramjet_datapath_fallbacks_total{rule="web",verdict="reject",cause="draining"}: new
+// escalated flows that took their rule's on_engine_unavailable fallback
+// (Datapath::fallback_counts()); rule is "" for flows without a rule.
+void write_fallback_metrics(telemetry::MetricsWriter& w, std::span<const FallbackCount> counts,
+                            const std::function<std::string(std::uint32_t)>& rule_name);
 
 // "drop", "pass", "escalate", "fastpath", "event".
 const char* stat_class_label(ramjet_stat_class c);

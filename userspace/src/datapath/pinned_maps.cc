@@ -26,9 +26,12 @@ namespace ramjet::datapath {
 namespace {
 
 // The layout of the `.data` map (pinned as `runtime`), as this build compiled it.
-// The map's value is the section: the struct without its tail padding.
+// The map's value is the section: the struct up to the end of its last member
+// (bpf/lib/maps.h declares unhealthy_rules last), without tail padding.
 using RuntimeData = std::remove_pointer_t<decltype(::datapath::data)>;
-constexpr std::size_t kRuntimeSize = offsetof(RuntimeData, default_action) + 1;
+constexpr std::size_t kRuntimeSize =
+    offsetof(RuntimeData, unhealthy_rules) + sizeof(RuntimeData::unhealthy_rules);
+static_assert(offsetof(RuntimeData, unhealthy_rules) > offsetof(RuntimeData, default_fallback));
 
 // Says why `path` could not be opened, naming the missing privilege.
 Error pin_error(const std::string& dir, const std::string& path, int err) {
@@ -163,6 +166,14 @@ Result<std::vector<StatTotal>> PinnedMaps::stats() {
     out.push_back(t);
   }
   return out;
+}
+
+Result<std::vector<FallbackCount>> PinnedMaps::fallback_counts() {
+  auto counts = fd("fallback_counts");
+  if (!counts.ok()) return counts.error();
+  auto r = read_fallback_counts(*counts);
+  if (!r.ok()) return map_error(dir_ + "/fallback_counts", "cannot read", r.error().code);
+  return r;
 }
 
 Result<PinnedMaps::RuntimeMap> PinnedMaps::runtime_map() {

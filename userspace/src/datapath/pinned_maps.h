@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "datapath/fallback_state.h"
 #include "datapath/kernel_flow.h"
 #include "ramjet/net.h"
 #include "ramjet/result.h"
@@ -81,7 +82,8 @@ class PinnedMaps {
   Result<void> for_each_flow(const std::function<bool(std::span<const KernelFlow>)>& fn);
   Result<std::size_t> delete_flows(const std::function<bool(const KernelFlow&)>& match);
 
-  Result<std::vector<StatTotal>> stats();  // summed over CPUs, in declaration order
+  Result<std::vector<StatTotal>> stats();                // summed over CPUs, in declaration order
+  Result<std::vector<FallbackCount>> fallback_counts();  // per rule, mode and cause
   Result<RuntimeState> runtime();
   Result<std::vector<RuleSlot>> rules();  // the non-empty slots
 

@@ -72,6 +72,18 @@ std::vector<std::pair<ramjet_lpm_key, ramjet_rule_set>> build_trie(
 
 }  // namespace
 
+std::uint8_t to_abi(config::EngineFallback f) {
+  switch (f) {
+    case config::EngineFallback::kPass:
+      return RAMJET_FALLBACK_PASS;
+    case config::EngineFallback::kReject:
+      return RAMJET_FALLBACK_REJECT;
+    case config::EngineFallback::kDrop:
+      return RAMJET_FALLBACK_DROP;
+  }
+  return RAMJET_FALLBACK_REJECT;
+}
+
 std::uint8_t to_abi(config::DatapathAction a) {
   switch (a) {
     case config::DatapathAction::kPass:
@@ -118,6 +130,7 @@ Result<CompiledPolicy> compile(const config::DatapathSettings& settings, const P
     return Error::config("datapath.rules: at most " + std::to_string(RAMJET_MAX_RULES) + " rules");
   CompiledPolicy out;
   out.default_action = to_abi(settings.default_action);
+  out.default_fallback = to_abi(settings.on_engine_unavailable);
   std::vector<std::vector<Cidr>> srcs, dsts;
   for (const auto& r : settings.rules) {
     ramjet_rule rule{};
@@ -130,6 +143,7 @@ Result<CompiledPolicy> compile(const config::DatapathSettings& settings, const P
       rule.endpoint_id = names.endpoint_id(r.endpoint);
       if (rule.endpoint_id == 0)
         return Error::config("datapath rule " + r.name + ": no endpoint " + r.endpoint);
+      rule.fallback = to_abi(r.on_engine_unavailable.value_or(settings.on_engine_unavailable));
     }
     if (!r.interface.empty()) {
       rule.ifindex = names.ifindex(r.interface);

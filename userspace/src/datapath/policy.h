@@ -25,6 +25,7 @@ struct CompiledPolicy {
   // The `rule_filters` array, RAMJET_RULE_FILTERS sets (ramjet/abi/policy.h).
   std::vector<ramjet_rule_set> filters;
   std::uint8_t default_action = RAMJET_ACTION_PASS;
+  std::uint8_t default_fallback = RAMJET_FALLBACK_REJECT;  // enum ramjet_fallback_mode
 };
 
 struct PolicyNames {
@@ -36,6 +37,7 @@ struct PolicyNames {
 Result<CompiledPolicy> compile(const config::DatapathSettings& settings, const PolicyNames& names);
 
 std::uint8_t to_abi(config::DatapathAction a);
+std::uint8_t to_abi(config::EngineFallback f);
 ramjet_lpm_key lpm_key(const Cidr& cidr);
 // The prefix an LPM key holds (the inverse of lpm_key); nullopt for a malformed key.
 std::optional<Cidr> cidr_of(const ramjet_lpm_key& key);

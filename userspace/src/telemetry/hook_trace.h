@@ -20,6 +20,10 @@ struct HookEvent {
   std::string decision;  // one word: "allow", "block", "direct", "continue", ... ("" for events)
   std::string detail;    // what the decision is about: a reason, an address
   std::chrono::microseconds duration{0};
+  // When the hook was called: CLOCK_MONOTONIC (steady_clock) in ns, the clock of
+  // the kernel's bpf_ktime_get_ns, so a trace lines up with datapath events.
+  // 0 at record(): taken as "now - duration" (hooks are recorded when they return).
+  std::uint64_t ts_ns = 0;
 };
 
 class HookTrace {
@@ -31,6 +35,12 @@ class HookTrace {
   bool enabled() const { return enabled_; }
 
   void record(HookEvent ev) {
+    if (ev.ts_ns == 0) {
+      auto now = std::chrono::steady_clock::now().time_since_epoch() -
+                 std::chrono::duration_cast<std::chrono::steady_clock::duration>(ev.duration);
+      ev.ts_ns = static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(now).count());
+    }
     std::lock_guard lock(mu_);
     ev.seq = ++seq_;
     events_.push_back(std::move(ev));

@@ -11,9 +11,11 @@
 
 enum ramjet_event_type {
   RAMJET_EVENT_NONE = 0,
-  RAMJET_EVENT_FLOW_NEW = 1,   /* struct ramjet_event_flow */
-  RAMJET_EVENT_ESCALATE = 2,   /* struct ramjet_event_flow, first packet only */
-  RAMJET_EVENT_DROP_SAMPLE = 3 /* struct ramjet_event_drop, 1 in drop_sample_rate */
+  RAMJET_EVENT_FLOW_NEW = 1,    /* struct ramjet_event_flow */
+  RAMJET_EVENT_ESCALATE = 2,    /* struct ramjet_event_flow, first packet only */
+  RAMJET_EVENT_DROP_SAMPLE = 3, /* struct ramjet_event_drop, 1 in drop_sample_rate */
+  RAMJET_EVENT_FALLBACK = 4,    /* struct ramjet_event_fallback: a healthy rule fell back */
+  RAMJET_EVENT_RECOVERED = 5    /* struct ramjet_event_fallback: the engine took a flow again */
 };
 
 struct ramjet_event_header {
@@ -35,6 +37,21 @@ struct ramjet_event_flow {
   __u8 pad[6];
 };
 RAMJET_ABI_SIZE(struct ramjet_event_flow, 80);
+
+/* The flow that changed its rule's health (ramjet/abi/fallback.h); hdr.reason is
+ * the TC stat of the packet. */
+struct ramjet_event_fallback {
+  struct ramjet_event_header hdr;
+  struct ramjet_flow_key key;
+  __u64 flow_id;
+  __u32 rule_id;
+  __u32 endpoint_id;
+  __u8 mode;  /* enum ramjet_fallback_mode; NONE for RECOVERED */
+  __u8 cause; /* enum ramjet_fallback_cause; NONE for RECOVERED */
+  __u8 origin_side;
+  __u8 pad[5];
+};
+RAMJET_ABI_SIZE(struct ramjet_event_fallback, 80);
 
 #define RAMJET_DROP_SAMPLE_BYTES 128
 

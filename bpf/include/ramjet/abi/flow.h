@@ -84,7 +84,8 @@ struct ramjet_flow {
   __u8 origin_side;                   /* 0: originator is key.lo, 1: key.hi */
   __u8 escalated;                     /* 1 once the flow was marked ESCALATE */
   __u8 tcp_flags[2];                  /* [enum ramjet_flow_dir]: RAMJET_TCP_* seen */
-  __u8 pad[2];
+  __u8 fallback;                      /* enum ramjet_fallback_mode taken; NONE: engine took it */
+  __u8 fallback_cause;                /* enum ramjet_fallback_cause, with `fallback` */
   struct ramjet_flow_nexthop nexthop[2]; /* [enum ramjet_flow_dir]; FASTPATH only */
 };
 RAMJET_ABI_SIZE(struct ramjet_flow, 152);

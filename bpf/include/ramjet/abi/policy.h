@@ -82,7 +82,9 @@ struct ramjet_rule {
                                 0..65535 matches only TCP/UDP */
   __u8 proto;                /* IPPROTO_*; 0 = any */
   __u8 action;               /* enum ramjet_action; NONE = empty slot */
-  __u8 pad[6];
+  __u8 fallback;             /* ESCALATE: enum ramjet_fallback_mode when the engine
+                                cannot take a flow; NONE = the default_fallback global */
+  __u8 pad[5];
 };
 RAMJET_ABI_SIZE(struct ramjet_rule, 80);
 RAMJET_ABI_OFFSET(struct ramjet_rule, rule_id, 48);

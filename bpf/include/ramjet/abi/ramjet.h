@@ -6,6 +6,7 @@
 #include "ramjet/abi/action.h"
 #include "ramjet/abi/common.h"
 #include "ramjet/abi/events.h"
+#include "ramjet/abi/fallback.h"
 #include "ramjet/abi/flow.h"
 #include "ramjet/abi/meta.h"
 #include "ramjet/abi/policy.h"

@@ -43,6 +43,9 @@
   X(PASS_RULE, PASS)     /* matched a rule with action PASS or RATELIMIT */             \
   X(PASS_DEFAULT, PASS)  /* no rule matched, default_action is PASS */                  \
   X(ESCALATE, ESCALATE)  /* flow marked ESCALATE, delivered by TC/sk_lookup */          \
+  X(ESCALATE_NO_META, DROP) /* escalated, but no room for the XDP metadata TC needs */  \
+  X(FALLBACK_PASS, PASS)    /* later packet of a flow whose fallback is pass */         \
+  X(FALLBACK_DROP, DROP)    /* later packet of a flow whose fallback is drop */         \
   /* fast path outcomes: forwarded, or passed to the stack because it must act */       \
   X(FASTPATH_REDIRECT, FASTPATH) /* fib hit: TTL-1, MACs rewritten, redirected */       \
   X(FIB_TTL_EXPIRED, PASS)       /* TTL/hop limit <= 1: stack sends ICMP */             \
@@ -56,9 +59,13 @@
   X(PASS_HOST_SCOPE, PASS)       /* multicast, broadcast or link-local destination */     \
   /* second stage, TC ingress: packets XDP passed up with a verdict attached */          \
   X(TC_ESCALATE_ASSIGNED, EVENT)    /* escalated packet assigned to the engine's socket */ \
-  X(TC_ESCALATE_NO_LISTENER, DROP)  /* escalated, but the engine has no listener: dropped */ \
   X(TC_ESCALATE_UNSUPPORTED, DROP)  /* escalated non-TCP flow: no on-ramp takes it yet */ \
+  X(TC_FALLBACK_PASS, PASS)         /* engine unavailable, fallback pass: stack forwards */ \
+  X(TC_FALLBACK_REJECT, DROP)       /* engine unavailable, fallback reject: RST sent back */ \
+  X(TC_FALLBACK_DROP, DROP)         /* engine unavailable, fallback drop */                \
+  X(TC_REJECT_FAILED, DROP)         /* fallback reject: the RST could not be built */      \
   X(TC_FASTPATH_NEIGH, FASTPATH)    /* XDP lacked the neighbour: TC redirect_neigh */      \
+  X(TC_FORWARD_REWRITE_FAILED, DROP) /* redirect_neigh: the TTL rewrite failed */          \
   X(TC_LOCAL_FLOW, EVENT)           /* TC egress created a flow for a local connection */ \
   /* bookkeeping */                                                                     \
   X(FLOW_NEW, EVENT)           /* flow entry created */                                 \

@@ -52,6 +52,9 @@ enum class RelayMode : std::uint8_t { kSplice, kBuffer };
 enum class DatapathAction : std::uint8_t { kPass, kDrop, kFastpath, kEscalate, kRatelimit };
 enum class RuleProto : std::uint8_t { kAny, kTcp, kUdp, kIcmp, kIcmpv6 };
 enum class XdpMode : std::uint8_t { kAuto, kNative, kGeneric };
+// What an escalate rule does with a new flow the engine cannot take (stopped,
+// draining, crashed, accept queue full): bpf/include/ramjet/abi/fallback.h.
+enum class EngineFallback : std::uint8_t { kPass, kReject, kDrop };
 
 // A destination port or inclusive range: 80, "80", "8000-8100". Default: any.
 struct PortRange {
@@ -167,6 +170,15 @@ struct EnumNames<config::RuleProto> {
       {config::RuleProto::kAny, "any"},   {config::RuleProto::kTcp, "tcp"},
       {config::RuleProto::kUdp, "udp"},   {config::RuleProto::kIcmp, "icmp"},
       {config::RuleProto::kIcmpv6, "icmpv6"},
+  };
+};
+
+template <>
+struct EnumNames<config::EngineFallback> {
+  static constexpr std::pair<config::EngineFallback, std::string_view> values[] = {
+      {config::EngineFallback::kPass, "pass"},
+      {config::EngineFallback::kReject, "reject"},
+      {config::EngineFallback::kDrop, "drop"},
   };
 };
 
@@ -406,6 +418,7 @@ struct Endpoint {
   HttpLimits http;
   AuthSettings auth;
   bool transparent = false;
+  unsigned backlog = 4096;
   std::shared_ptr<void> app;  // an AppSchema::endpoint instance
 
   template <typename S>
@@ -438,6 +451,10 @@ struct Endpoint {
       "tcp endpoints: take the flows datapath rules escalate and relay each to its original "
       "destination (no upstream). Needs CAP_NET_ADMIN. A twin listener of the "
       "other address family takes that family's flows.");
+    f("backlog", &Endpoint::backlog,
+      "Accept queue length of each listening socket (listen(2) backlog; the kernel caps it at "
+      "net.core.somaxconn). Escalated flows that find it full take their rule's "
+      "on_engine_unavailable.");
     f.slot("app", &Endpoint::app, kEndpointAppSlot,
            "The application's settings for this endpoint.");
   }
@@ -456,6 +473,7 @@ struct DatapathRule {
   std::string endpoint;
   unsigned rate_pps = 0;
   unsigned burst = 0;
+  std::optional<EngineFallback> on_engine_unavailable;
 
   static void describe(settings::Fields<DatapathRule>& f) {
     f.required("name", &DatapathRule::name,
@@ -474,6 +492,11 @@ struct DatapathRule {
       "escalate: the transparent tcp endpoint that receives the flows.");
     f("rate_pps", &DatapathRule::rate_pps, "ratelimit: sustained packets per second per source.");
     f("burst", &DatapathRule::burst, "ratelimit: bucket depth in packets; 0 = rate_pps.");
+    f("on_engine_unavailable", &DatapathRule::on_engine_unavailable,
+      "escalate: what a new flow gets when the engine cannot take it (stopped, draining, "
+      "crashed, accept queue full), decided in the kernel: pass (forward it as if no "
+      "escalate rule matched), reject (answer with a TCP RST at once) or drop. Unset = "
+      "datapath.on_engine_unavailable.");
   }
 };
 
@@ -484,6 +507,7 @@ struct DatapathSettings {
   std::vector<std::string> interfaces;
   XdpMode xdp_mode = XdpMode::kAuto;
   DatapathAction default_action = DatapathAction::kPass;
+  EngineFallback on_engine_unavailable = EngineFallback::kReject;
   std::vector<DatapathRule> rules;
   bool pass_fragments = false;
   unsigned flow_table_size = 65536;
@@ -514,6 +538,9 @@ struct DatapathSettings {
       "auto (native, else generic with a log line), native or generic.");
     f("default_action", &DatapathSettings::default_action,
       "Verdict for flows no rule matches: pass, drop or fastpath.");
+    f("on_engine_unavailable", &DatapathSettings::on_engine_unavailable,
+      "Default of the escalate rules' on_engine_unavailable: pass, reject (a TCP RST, so "
+      "clients fail in milliseconds instead of retrying for seconds) or drop.");
     f("rules", &DatapathSettings::rules,
       "Ordered rules (at most 256); reloaded on SIGHUP without detaching or losing flows.");
     f("pass_fragments", &DatapathSettings::pass_fragments,
