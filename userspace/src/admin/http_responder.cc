@@ -12,6 +12,7 @@
 
 #include "http/h1/parser.h"
 #include "http/status.h"
+#include "runtime/thread.h"
 
 namespace ramjet::admin {
 
@@ -73,10 +74,17 @@ HttpResponder::~HttpResponder() {
   stop();
 }
 
-void HttpResponder::start(int listen_fd) {
+Result<void> HttpResponder::start(int listen_fd) {
   listen_fd_ = listen_fd;
   worker_.spawn(accept_loop());
-  thread_ = std::thread([this] { worker_.run(); });
+  auto t = runtime::start_worker_thread(worker_, name_ + " server", [this] { worker_.run(); });
+  if (!t.ok()) {
+    ::close(listen_fd_);
+    listen_fd_ = -1;
+    return Error::kernel(t.error().code, name_ + " server: " + t.error().message);
+  }
+  thread_ = std::move(*t);
+  return {};
 }
 
 void HttpResponder::stop() {
