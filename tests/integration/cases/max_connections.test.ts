@@ -6,7 +6,7 @@ import { connect, startDaemon, startEchoServer, tcpEndpoint, test, waitFor, type
 
 test('server.max_connections counts every worker: 2 of 12 connections served across 4 workers', async (t) => {
   const echo = await startEchoServer(t);
-  const daemon = await startDaemon(t, { config: { server: { workers: 4, max_connections: 2 }, endpoints: [tcpEndpoint('e', echo.address)] } });
+  const daemon = await startDaemon(t, { config: { server: { workers: 4, max_connections: 2 }, egress: { allow_private: ['127.0.0.0/8'] }, endpoints: [tcpEndpoint('e', echo.address)] } });
   const clients: TcpClient[] = [];
   for (let i = 0; i < 12; i++) clients.push(await connect(t, daemon.endpoint('e')));
   await daemon.waitForCounter('connections_rejected', 10);

@@ -7,17 +7,18 @@ import { canCreateNetns, createGatewayTopology } from '../lib/netns.ts';
 import { datapathInstance, datapathStatus, gatewayConfig, startGatewayDaemon } from '../lib/datapath.ts';
 import { connect, startDaemon, startDaemonExpectingExit, startEchoServer, tcpEndpoint, test } from '../lib/index.ts';
 
+const LOOPBACK = { allow_private: ['127.0.0.0/8'] };
 const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 test('a second daemon on the same admin socket exits 1 naming the first pid; the first still serves', async (t) => {
   const echo = await startEchoServer(t);
-  const first = await startDaemon(t, { config: { endpoints: [tcpEndpoint('e', echo.address)] } });
+  const first = await startDaemon(t, { config: { egress: LOOPBACK, endpoints: [tcpEndpoint('e', echo.address)] } });
   const socketBefore = await stat(first.adminSocket);
   const listen = `${first.endpoint('e').host}:${first.endpoint('e').port}`;
 
   // Same admin socket and, as a copied config would have, the same listen address.
   const second = await startDaemonExpectingExit(t, {
-    config: { server: { admin_socket: first.adminSocket }, endpoints: [{ ...tcpEndpoint('e', echo.address), listen }] },
+    config: { server: { admin_socket: first.adminSocket }, egress: LOOPBACK, endpoints: [{ ...tcpEndpoint('e', echo.address), listen }] },
   });
   assert.equal(second.code, 1, second.output);
   assert.match(second.stderr, new RegExp(`admin socket ${escapeRegExp(first.adminSocket)} is in use by pid ${first.pid} \\(lock ${escapeRegExp(first.adminSocket)}\\.lock\\)`));
