@@ -104,8 +104,13 @@ Task<void> HttpResponder::accept_loop() {
   runtime::MultishotAccept acc(worker_, listen_fd_);
   runtime::JoinSet requests;
   accept_ = &acc;
-  if (!stopping_) acc.arm();
-  while (acc.armed()) {
+  for (;;) {
+    // Decide on re-arming only once the results reaped with the last CQE are read:
+    // a batch may end with the multishot's end (e.g. EMFILE) behind accepted fds.
+    if (acc.idle()) {
+      if (stopping_) break;
+      acc.arm();
+    }
     int fd = co_await acc.next();
     if (fd >= 0) {
       if (stopping_)
@@ -123,7 +128,6 @@ Task<void> HttpResponder::accept_loop() {
     } else {
       spdlog::warn("{} server: accept failed: {}", name_, strerror(-fd));
     }
-    if (!stopping_) acc.arm();
   }
   accept_ = nullptr;
   for (int fd : live_) worker_.cancel_fd(fd);

@@ -110,8 +110,13 @@ Task<void> accept_loop(WorkerContext& wc, std::size_t endpoint_index, int listen
   const config::Endpoint& ep = wc.config.endpoints[endpoint_index];
   telemetry::CounterRow& counters = wc.stats.endpoint(endpoint_index);
   const void* ep_app = ep.app.get();
-  acc.arm();
   for (;;) {
+    // The multishot may have ended after a success (a full CQ ring): re-arm, or the
+    // endpoint would wait forever. Errors re-arm below, after their pause.
+    if (acc.idle()) {
+      if (wc.draining) break;
+      acc.arm();
+    }
     int fd = co_await acc.next();
     if (fd >= 0) {
       if (wc.draining) {

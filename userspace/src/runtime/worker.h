@@ -165,7 +165,9 @@ Result<void> probe_io_uring();
 
 // Multishot accept on one listening socket: one SQE yields a CQE per accepted
 // connection. next() returns the next fd (or -errno). The kernel ends the stream on
-// an error or cancel (armed() turns false); the owner re-arms or stops. The owner
+// an error or cancel, and after a success it could not follow up (a full CQ ring);
+// armed() turns false when that CQE is reaped, possibly with earlier results still
+// queued for next(). The owner re-arms or stops once idle(). The owner
 // must not destroy it while armed().
 class MultishotAccept {
  public:
@@ -176,6 +178,8 @@ class MultishotAccept {
   void arm();
   void cancel();
   bool armed() const { return armed_; }
+  // Nothing armed and nothing left for next(): awaiting next() now would never return.
+  bool idle() const { return !armed_ && results_.empty(); }
 
   auto next() {
     struct Awaiter {
