@@ -43,7 +43,7 @@ RAMJET_NO_SKIP ?=
 SKIP_VARS = RAMJET_SKIP_LOG=$(RAMJET_SKIP_LOG) RAMJET_NO_SKIP=$(RAMJET_NO_SKIP)
 
 .PHONY: all build deps deps-deb deps-npm run test test-unit test-asan test-integration \
-        test-bpf bpf bench bench-bpf deps-bench install-missing fuzz format clean report-skips
+        test-bpf bpf bench bench-bpf deps-bench install-missing fuzz format clean report-skips test-stages
 
 all: build
 
@@ -82,15 +82,19 @@ build: deps-deb
 run: build
 	$(BUILD_DIR)/bin/ramjetd --config $(CONFIG)
 
+# The skip list is printed even when a stage failed.
 test: deps
 	@mkdir -p $(dir $(RAMJET_SKIP_LOG)) && : > $(RAMJET_SKIP_LOG)
+	@$(MAKE) --no-print-directory test-stages; rc=$$?; \
+	  $(MAKE) --no-print-directory report-skips; exit $$rc
+
+test-stages:
 	@$(MAKE) --no-print-directory build BUILD=release
 	@$(MAKE) --no-print-directory test-unit BUILD=release
 	@$(MAKE) --no-print-directory test-integration BUILD=release
 	@$(MAKE) --no-print-directory test-bpf
 	@$(MAKE) --no-print-directory test-asan
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
-	@$(MAKE) --no-print-directory report-skips
 
 # The loud end of `make test`: what did not run, and why.
 report-skips:
