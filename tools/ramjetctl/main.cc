@@ -4,8 +4,10 @@
 // from the maps it left pinned. The commands live in cmd_*.cc; docs/ramjetctl.md
 // documents each, their JSON schemas (tools/ramjetctl/schemas/) and exit codes.
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <iostream>
 
+#include "admin/socket_path.h"
 #include "commands.h"
 #include "ramjet/settings.h"
 
@@ -63,6 +65,9 @@ int main(int argc, char** argv) {
   cli.require_subcommand(1);
   cli.fallthrough();  // global options may also follow the command
   GlobalOptions g;
+  // A daemon run without root put its socket under $XDG_RUNTIME_DIR: find it there too.
+  const char* runtime_dir = std::getenv("XDG_RUNTIME_DIR");
+  g.admin_socket = ramjet::admin::find_default_admin_socket(runtime_dir != nullptr ? runtime_dir : "");
   cli.add_option("--admin-socket", g.admin_socket, "The daemon's admin socket")
       ->envname("RAMJET_ADMIN_SOCKET")
       ->capture_default_str();

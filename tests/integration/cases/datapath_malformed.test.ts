@@ -5,7 +5,7 @@
 // nine of the kinds: see datapath_topology.test.ts), and the daemon neither
 // crashes nor stops forwarding.
 import assert from 'node:assert/strict';
-import { test } from '../lib/index.ts';
+import { test, waitFor } from '../lib/index.ts';
 import { datapathPackets, startGatewayDaemon, statDelta } from '../lib/datapath.ts';
 import { canCreateNetns, createGatewayTopology, malformedCatalogue, sendMalformed, startOrigin, startSniffer, TOPOLOGY } from '../lib/netns.ts';
 
@@ -17,7 +17,8 @@ test('malformed frames are counted under their drop reasons and never reach the 
   const topo = await createGatewayTopology(t);
   await startOrigin(t, topo.server, { ports: [80] });
   const sniffer = await startSniffer(t, topo.server);
-  const daemon = await startGatewayDaemon(t, topo, { default_action: 'fastpath' });
+  // Fragments are passed by default; dropping them (counted as FRAGMENT) is what this case checks.
+  const daemon = await startGatewayDaemon(t, topo, { default_action: 'fastpath', config: { datapath: { pass_fragments: false } } });
   const catalogue = await malformedCatalogue();
 
   const before = await datapathPackets(daemon);
@@ -42,4 +43,24 @@ test('malformed frames are counted under their drop reasons and never reach the 
   assert.equal(daemon.exited, false);
   const res = await topo.client.exec('curl', ['-sS', '--max-time', '5', `http://${TOPOLOGY.server.ipv4}/after`]);
   assert.match(res.stdout, /request=GET \/after /);
+});
+
+test('by default (pass_fragments: true) fragments pass to the stack: not counted as FRAGMENT, forwarded to the server', { skip, timeout: 25_000 }, async (t) => {
+  const topo = await createGatewayTopology(t);
+  await startOrigin(t, topo.server, { ports: [80] });
+  const sniffer = await startSniffer(t, topo.server);
+  const daemon = await startGatewayDaemon(t, topo, { default_action: 'fastpath' });
+  const kinds = ['ipv4_fragment_first', 'ipv4_fragment_later', 'ipv6_fragment'];
+  const before = await datapathPackets(daemon);
+  const sent = await sendMalformed(topo, kinds, { count: COUNT });
+  const marks = new Map(Object.entries(sent).map(([kind, s]) => [s.mark, kind]));
+  const arrived = await waitFor(
+    () => {
+      const seen = new Set(sniffer.frames().filter((f) => marks.has(f.mark)).map((f) => marks.get(f.mark)));
+      return kinds.every((k) => seen.has(k)) ? seen : undefined;
+    },
+    { timeoutMs: 5_000, what: 'every fragment kind at the server' },
+  );
+  assert.deepEqual([...arrived].sort(), [...kinds].sort());
+  assert.deepEqual(statDelta(before, await datapathPackets(daemon), ['FRAGMENT']), { FRAGMENT: 0 });
 });

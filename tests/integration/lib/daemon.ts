@@ -148,8 +148,8 @@ export interface StartDaemonOptions {
   /** Binary name under $RAMJET_BUILD_DIR/bin, or an absolute path (default 'ramjetd'). */
   binary?: DaemonBinary;
   config: RamjetConfig;
-  /** Extra environment variables. */
-  env?: Record<string, string>;
+  /** Extra environment variables; `undefined` removes one from the daemon's environment. */
+  env?: Record<string, string | undefined>;
   /** Extra command-line arguments (after --config FILE). */
   args?: string[];
   /** How long to wait for the ready file (default 10 000 ms). */
@@ -161,6 +161,12 @@ export interface StartDaemonOptions {
    * its maps); the pid stays the daemon's own.
    */
   netns?: string;
+  /**
+   * A command the daemon runs under: its argv, before the daemon's. E.g.
+   * ['setpriv', '--reuid=nobody', ...] (see asUnprivileged) or
+   * [binaryPath('ramjet-seccomp-deny'), 'io_uring_setup', '--'].
+   */
+  wrap?: string[];
 }
 
 /** Parses "1.2.3.4:80" or "[::1]:80". */
@@ -438,11 +444,9 @@ async function launch(t: TestContext, options: StartDaemonOptions): Promise<Laun
   const config = testConfig(options.config, dir);
   const configPath = join(dir, 'ramjet.yaml');
   await writeFile(configPath, `${JSON.stringify(config, null, 2)}\n`);
-  const argv = ['--config', configPath, ...(options.args ?? [])];
-  const proc =
-    options.netns === undefined
-      ? new ManagedProcess(binary, argv, { env: options.env, cwd: dir })
-      : new ManagedProcess('nsenter', [`--net=/run/netns/${options.netns}`, '--', binary, ...argv], { env: options.env, cwd: dir });
+  const inner = [...(options.wrap ?? []), binary, '--config', configPath, ...(options.args ?? [])];
+  const [command, ...argv] = options.netns === undefined ? inner : ['nsenter', `--net=/run/netns/${options.netns}`, '--', ...inner];
+  const proc = new ManagedProcess(command!, argv, { env: options.env, cwd: dir });
   // Registered before the reporters so that it runs last: the process is gone
   // by the time the temp dir is removed, even if the test never stops it.
   defer(t, `${name} process`, async () => void (await proc.terminate(2_000)));
@@ -519,7 +523,7 @@ export async function startDaemonExpectingExit(
  */
 export async function runDaemonCommand(
   args: string[],
-  options: { binary?: DaemonBinary; env?: Record<string, string>; timeoutMs?: number } = {},
+  options: { binary?: DaemonBinary; env?: Record<string, string | undefined>; timeoutMs?: number } = {},
 ): Promise<ExitStatus & { stdout: string; stderr: string; output: string }> {
   return run(requireBinary(options.binary ?? 'ramjetd'), args, { env: options.env, timeoutMs: options.timeoutMs ?? 10_000 });
 }

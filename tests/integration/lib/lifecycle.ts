@@ -15,9 +15,10 @@
  * reports too.
  */
 import { test as nodeTest, type TestContext } from 'node:test';
+import { appendFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { withTimeout } from './wait.ts';
 
 type Teardown = () => void | Promise<void>;
@@ -118,6 +119,26 @@ export interface TestOptions {
 export type TestFn = (t: TestContext) => Promise<void> | void;
 
 /**
+ * A skip is never silent. With RAMJET_NO_SKIP=1 (`.ci/run` sets it: CI runs as
+ * root, where every test can run) a test or step that would skip fails instead,
+ * naming the reason. Otherwise the skip is appended to $RAMJET_SKIP_LOG (when
+ * set) as "integration <file>: <name>: <reason>", the list `make test` prints last.
+ */
+export function applySkipPolicy(name: string, options: TestOptions, fn: TestFn): { options: TestOptions; fn: TestFn } {
+  if (options.skip === undefined || options.skip === false) return { options, fn };
+  const why = typeof options.skip === 'string' && options.skip !== '' ? options.skip : 'no reason given';
+  if (process.env.RAMJET_NO_SKIP === '1') {
+    const refuse: TestFn = () => {
+      throw new Error(`this test would be skipped (${why}), and RAMJET_NO_SKIP=1 makes a skip a failure: here every test must run`);
+    };
+    return { options: { ...options, skip: false }, fn: refuse };
+  }
+  const log = process.env.RAMJET_SKIP_LOG;
+  if (log !== undefined && log !== '') appendFileSync(log, `integration ${basename(process.argv[1] ?? 'unknown file')}: ${name}: ${why}\n`);
+  return { options, fn };
+}
+
+/**
  * node:test's `test`, plus: a default timeout of 30 s, and on failure (an
  * exception or the timeout) the output of every daemon started by the test is
  * printed. Use it exactly like node:test's `test`.
@@ -125,9 +146,10 @@ export type TestFn = (t: TestContext) => Promise<void> | void;
 export function test(name: string, fn: TestFn): Promise<void>;
 export function test(name: string, options: TestOptions, fn: TestFn): Promise<void>;
 export function test(name: string, a: TestOptions | TestFn, b?: TestFn): Promise<void> {
-  const options: TestOptions = typeof a === 'function' ? {} : a;
-  const fn = typeof a === 'function' ? a : b;
-  if (fn === undefined) throw new TypeError('test(): missing test function');
+  const given: TestOptions = typeof a === 'function' ? {} : a;
+  const body = typeof a === 'function' ? a : b;
+  if (body === undefined) throw new TypeError('test(): missing test function');
+  const { options, fn } = applySkipPolicy(name, given, body);
   return nodeTest(name, { timeout: 30_000, ...options }, async (t) => {
     // The scope's after hook prints the failure reports and tears down.
     // A timeout aborts t.signal while fn is still pending.
@@ -164,9 +186,10 @@ export function test(name: string, a: TestOptions | TestFn, b?: TestFn): Promise
 export function step(t: TestContext, name: string, fn: TestFn): Promise<void>;
 export function step(t: TestContext, name: string, options: TestOptions, fn: TestFn): Promise<void>;
 export function step(t: TestContext, name: string, a: TestOptions | TestFn, b?: TestFn): Promise<void> {
-  const options: TestOptions = typeof a === 'function' ? {} : a;
-  const fn = typeof a === 'function' ? a : b;
-  if (fn === undefined) throw new TypeError('step(): missing step function');
+  const given: TestOptions = typeof a === 'function' ? {} : a;
+  const body = typeof a === 'function' ? a : b;
+  if (body === undefined) throw new TypeError('step(): missing step function');
+  const { options, fn } = applySkipPolicy(name, given, body);
   const parent = scopeOf(t);
   return t.test(name, { timeout: 30_000, ...options }, async (s) => {
     const scope = scopeOf(s);

@@ -64,7 +64,7 @@ class Responder : public ::testing::Test {
     limits.max_body = 16;
     responder_ = std::make_unique<HttpResponder>(
         "test", [this](const HttpRequest& r) { return router_.dispatch(r); }, limits);
-    responder_->start(fd);
+    ASSERT_TRUE(responder_->start(fd).ok());
   }
 
   int connect_client() {

@@ -176,6 +176,8 @@ TEST(LoadGood, EmptyFileIsAllDefaults) {
   EXPECT_EQ(c->telemetry.audit_log.path, "");
   EXPECT_TRUE(c->endpoints.empty());
   EXPECT_FALSE(c->datapath.enabled);
+  // Turning the datapath on must not drop every fragment on the interface.
+  EXPECT_TRUE(c->datapath.pass_fragments);
   EXPECT_NE(c->app, nullptr);  // the (empty) app settings still exist
 }
 
@@ -253,7 +255,7 @@ TEST(LoadGood, FullFileSetsEveryKey) {
   EXPECT_EQ(dp.rules[1].burst, 2000u);
   EXPECT_EQ(dp.rules[2].dst->to_string(), "fd00::/8");
   EXPECT_EQ(dp.rules[2].dst_port, (config::PortRange{8000, 8100}));
-  EXPECT_TRUE(dp.pass_fragments);
+  EXPECT_FALSE(dp.pass_fragments);
   EXPECT_EQ(dp.flow_table_size, 262144u);
   EXPECT_EQ(dp.tcp_timeout, milliseconds(600'000));
   EXPECT_EQ(dp.tcp_closed_timeout, milliseconds(5000));
@@ -758,6 +760,30 @@ TEST(RuntimeRule, ErrorsNameTheSourceAndTheKey) {
   EXPECT_NE(unknown.error().message.find("prot"), std::string::npos) << unknown.error().message;
   EXPECT_FALSE(config::parse_datapath_rule("[1, 2]", "api").ok());
   EXPECT_FALSE(config::parse_datapath_rule("{", "api").ok());
+}
+
+// `count` tcp endpoints, one per line from line 3, with the datapath on or off.
+std::string endpoints_yaml(std::size_t count, bool datapath) {
+  std::string text = std::string("datapath: {enabled: ") + (datapath ? "true" : "false") +
+                     ", interfaces: [lo]}\nendpoints:\n";
+  for (std::size_t i = 0; i < count; ++i)
+    text += "  - {name: e" + std::to_string(i) + ", onramp: tcp, listen: 127.0.0.1:0, upstream: " +
+            "127.0.0.1:1}\n";
+  return text;
+}
+
+TEST(LoadBad, MoreEndpointsThanTheDatapathHoldsNameTheFirstOneOver) {
+  std::size_t max = config::kDatapathMaxEndpoints;
+  EXPECT_TRUE(config::load_string(endpoints_yaml(max, true), "eps.yaml", core_schema()).ok());
+  // Without the datapath no map limits them.
+  EXPECT_TRUE(config::load_string(endpoints_yaml(max + 1, false), "eps.yaml", core_schema()).ok());
+  auto c = config::load_string(endpoints_yaml(max + 1, true), "eps.yaml", core_schema());
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().source, ramjet::ErrorSource::kConfig);
+  // endpoints[63] is on line 3 + 63, its flow map at column 5.
+  EXPECT_EQ(c.error().message,
+            "eps.yaml:66:5: endpoints[63]: with the datapath enabled, at most 63 endpoints (got "
+            "64): endpoint ids index the datapath's escalation map");
 }
 
 TEST(RuntimeRule, CheckDatapathRefusesWhatTheLoaderRefuses) {

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "admin/socket_path.h"
 #include "telemetry/hook_trace.h"
 #include "telemetry/stats.h"
 
@@ -81,8 +82,11 @@ Result<void> AdminServer::start(const std::string& path) {
   sa.sun_family = AF_UNIX;
   if (path.size() >= sizeof sa.sun_path)
     return Error::config("server.admin_socket: path too long: " + path);
-  std::error_code ec;
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  if (!dir.empty()) {
+    if (auto r = ensure_directory(dir, "server.admin_socket"); !r.ok()) return r;
+  }
+  // Whoever used this path before is gone: the caller holds the instance lock.
   ::unlink(path.c_str());
   std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -98,8 +102,7 @@ Result<void> AdminServer::start(const std::string& path) {
   }
   responder_ = std::make_unique<HttpResponder>(
       "admin", [this](const HttpRequest& req) { return router_.dispatch(req); });
-  responder_->start(fd);
-  return {};
+  return responder_->start(fd);
 }
 
 void AdminServer::stop() {

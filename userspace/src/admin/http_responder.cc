@@ -12,6 +12,7 @@
 
 #include "http/h1/parser.h"
 #include "http/status.h"
+#include "runtime/thread.h"
 
 namespace ramjet::admin {
 
@@ -73,10 +74,17 @@ HttpResponder::~HttpResponder() {
   stop();
 }
 
-void HttpResponder::start(int listen_fd) {
+Result<void> HttpResponder::start(int listen_fd) {
   listen_fd_ = listen_fd;
   worker_.spawn(accept_loop());
-  thread_ = std::thread([this] { worker_.run(); });
+  auto t = runtime::start_worker_thread(worker_, name_ + " server", [this] { worker_.run(); });
+  if (!t.ok()) {
+    ::close(listen_fd_);
+    listen_fd_ = -1;
+    return Error::kernel(t.error().code, name_ + " server: " + t.error().message);
+  }
+  thread_ = std::move(*t);
+  return {};
 }
 
 void HttpResponder::stop() {
@@ -96,8 +104,13 @@ Task<void> HttpResponder::accept_loop() {
   runtime::MultishotAccept acc(worker_, listen_fd_);
   runtime::JoinSet requests;
   accept_ = &acc;
-  if (!stopping_) acc.arm();
-  while (acc.armed()) {
+  for (;;) {
+    // Decide on re-arming only once the results reaped with the last CQE are read:
+    // a batch may end with the multishot's end (e.g. EMFILE) behind accepted fds.
+    if (acc.idle()) {
+      if (stopping_) break;
+      acc.arm();
+    }
     int fd = co_await acc.next();
     if (fd >= 0) {
       if (stopping_)
@@ -115,7 +128,6 @@ Task<void> HttpResponder::accept_loop() {
     } else {
       spdlog::warn("{} server: accept failed: {}", name_, strerror(-fd));
     }
-    if (!stopping_) acc.arm();
   }
   accept_ = nullptr;
   for (int fd : live_) worker_.cancel_fd(fd);

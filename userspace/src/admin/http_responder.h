@@ -87,8 +87,9 @@ class HttpResponder {
   HttpResponder(const HttpResponder&) = delete;
   HttpResponder& operator=(const HttpResponder&) = delete;
 
-  // Takes ownership of a listening socket and serves it on a new thread.
-  void start(int listen_fd);
+  // Takes ownership of a listening socket and serves it on a new thread. Fails
+  // (closing the socket) when the thread's io_uring cannot be created.
+  Result<void> start(int listen_fd);
   // Stops accepting, cancels requests in progress, joins the thread and closes the
   // listening socket. Idempotent.
   void stop();

@@ -40,8 +40,7 @@ Result<void> MetricsServer::start(const SocketAddress& listen) {
   bound_ = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len).value_or(listen);
   responder_ = std::make_unique<HttpResponder>(
       "metrics", [this](const HttpRequest& req) { return router_.dispatch(req); });
-  responder_->start(fd);
-  return {};
+  return responder_->start(fd);
 }
 
 void MetricsServer::stop() {

@@ -1,8 +1,10 @@
 // The daemon's main flow, shared by ramjetd and every application built with
 // ramjet::bootstrap<App>: command line, config, hooks, listeners, workers, signals.
 //
-// Exit codes: 0 clean stop (also after a drain), 1 runtime failure (a listener
-// cannot bind, the admin socket cannot open), 2 bad command line or config.
+// Exit codes: 0 clean stop (also after a drain), 1 runtime failure (io_uring
+// unavailable, another daemon holds the admin socket or the datapath instance, a
+// listener cannot bind, the admin socket cannot open, a thread failed), 2 bad
+// command line or config.
 #include <pthread.h>
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -12,21 +14,27 @@
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "admin/admin_server.h"
 #include "admin/metrics_server.h"
+#include "admin/socket_path.h"
 #include "app/admin_routes.h"
+#include "app/instance_lock.h"
 #include "app/runtime_policy.h"
 #include "app/server.h"
 #include "datapath/datapath.h"
 #include "datapath/json.h"
 #include "datapath/metrics.h"
 #include "ramjet/bootstrap.h"
+#include "runtime/thread.h"
+#include "runtime/worker.h"
 #include "telemetry/access_log.h"
 #include "telemetry/audit_log.h"
 #include "telemetry/engine_metrics.h"
@@ -104,6 +112,49 @@ void reopen_logs(telemetry::AccessLog& access_log, telemetry::AuditLog* audit_lo
   spdlog::info("log files reopened");
 }
 
+// Set by a thread that failed (runtime::run_guarded); the daemon then drains and exits 1.
+std::atomic<bool> g_thread_failed{false};
+
+void on_thread_failure(std::string_view, std::string_view) {
+  g_thread_failed = true;
+  ::kill(::getpid(), SIGTERM);  // the signal loop drains
+}
+
+// What this process holds so that no second daemon shares it (see InstanceLock).
+struct Claim {
+  std::string admin_socket;  // where the admin socket goes ("" = none)
+  std::optional<app::InstanceLock> admin_lock;
+  std::optional<app::InstanceLock> datapath_lock;
+};
+
+Result<Claim> claim_instance(const config::Config& cfg, const std::string& config_path) {
+  Claim claim;
+  if (!cfg.server.admin_socket.empty()) {
+    const char* runtime_dir = std::getenv("XDG_RUNTIME_DIR");
+    auto choice = admin::choose_admin_socket(cfg.server.admin_socket, config_path,
+                                             runtime_dir != nullptr ? runtime_dir : "");
+    if (choice.fallback_note) spdlog::warn("{}", *choice.fallback_note);
+    claim.admin_socket = choice.path;
+    std::string dir = std::filesystem::path(claim.admin_socket).parent_path().string();
+    if (!dir.empty()) {
+      if (auto r = admin::ensure_directory(dir, "server.admin_socket"); !r.ok()) return r.error();
+    }
+    auto lock =
+        app::InstanceLock::acquire(claim.admin_socket + ".lock", "admin socket " + claim.admin_socket);
+    if (!lock.ok()) return lock.error();
+    claim.admin_lock = std::move(*lock);
+  }
+  if (cfg.datapath.enabled) {
+    if (auto r = datapath::ensure_bpffs(cfg.datapath.pin_root); !r.ok()) return r.error();
+    std::string dir = cfg.datapath.pin_root + "/" + cfg.datapath.instance;
+    if (auto r = admin::ensure_directory(dir, "datapath"); !r.ok()) return r.error();
+    auto lock = app::InstanceLock::acquire(dir, "datapath instance " + cfg.datapath.instance);
+    if (!lock.ok()) return lock.error();
+    claim.datapath_lock = std::move(*lock);
+  }
+  return Result<Claim>(std::move(claim));
+}
+
 }  // namespace
 
 int run_app(const AppDescriptor& app, int argc, char** argv) {
@@ -161,6 +212,20 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
   spdlog::set_default_logger(logger);
   spdlog::set_level(to_spdlog(cfg.logging.level));
   spdlog::flush_on(spdlog::level::info);
+  runtime::set_thread_failure_handler(on_thread_failure);
+
+  // Without io_uring nothing below can run: say so in one line before starting anything.
+  if (auto r = runtime::probe_io_uring(); !r.ok()) {
+    spdlog::error("{}", r.error().message);
+    return kExitRuntime;
+  }
+  // Before any listener or pin is touched: a second daemon must leave the first alone.
+  auto claimed = claim_instance(cfg, config_path);
+  if (!claimed.ok()) {
+    spdlog::error("{}", claimed.error().message);
+    return kExitRuntime;
+  }
+  const std::string& admin_socket = claimed->admin_socket;
 
   // Signals go to this thread only: block them before any other thread exists.
   sigset_t signals;
@@ -276,8 +341,8 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
   app::AdminRoutes routes{server, cfg, dp.get(), policy, reload,
                      [] { ::kill(::getpid(), SIGTERM); }};  // the signal loop drains
   app::add_admin_routes(admin, routes);
-  if (!cfg.server.admin_socket.empty()) {
-    if (auto r = admin.start(cfg.server.admin_socket); !r.ok()) {
+  if (!admin_socket.empty()) {
+    if (auto r = admin.start(admin_socket); !r.ok()) {
       spdlog::error("{}", r.error().message);
       return kExitRuntime;
     }
@@ -303,7 +368,7 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
     spdlog::info("endpoint {} listening on {}", name, addr.to_string());
   if (metrics) spdlog::info("metrics on http://{}/metrics", metrics->bound().to_string());
   if (!cfg.server.ready_file.empty() &&
-      !write_ready_file(cfg.server.ready_file, server, cfg.server.admin_socket, metrics.get()))
+      !write_ready_file(cfg.server.ready_file, server, admin_socket, metrics.get()))
     spdlog::warn("cannot write server.ready_file {}", cfg.server.ready_file);
   spdlog::info("{} {} ready with {} workers", app.name, app.version, server.worker_count());
 
@@ -311,7 +376,7 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
   std::atomic<bool> finished{false};
   pthread_t main_thread = pthread_self();
   std::thread waiter([&] {
-    server.wait();
+    runtime::run_guarded("waiter", [&] { server.wait(); });
     finished = true;
     pthread_kill(main_thread, SIGUSR2);
   });
@@ -345,6 +410,10 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
     telemetry::hook_trace().record({0, "lifecycle.stop", 0, "", "", "",
                                     std::chrono::duration_cast<std::chrono::microseconds>(
                                         std::chrono::steady_clock::now() - t0)});
+  }
+  if (g_thread_failed) {
+    spdlog::error("stopped after a thread failed (see above)");
+    return kExitRuntime;
   }
   spdlog::info("stopped");
   return kExitOk;

@@ -21,6 +21,7 @@
 #include "proxy/http_session.h"
 #include "proxy/tcp_session.h"
 #include "proxy/upstream_pool.h"
+#include "runtime/thread.h"
 #include "telemetry/access_log.h"
 #include "telemetry/event_feed.h"
 
@@ -78,8 +79,24 @@ dns::ResolverSettings resolver_settings(const config::Config& c) {
   return s;
 }
 
+// Takes one of the daemon-wide server.max_connections slots; false when none is left.
+bool take_connection_slot(WorkerContext& wc) {
+  std::uint32_t max = wc.config.server.max_connections;
+  std::uint32_t open = wc.open_connections->fetch_add(1, std::memory_order_relaxed);
+  if (max == 0 || open < max) return true;
+  wc.open_connections->fetch_sub(1, std::memory_order_relaxed);
+  return false;
+}
+
+// Gives the slot back when the session's frame goes, however it ends.
+struct ConnectionSlot {
+  std::atomic<std::uint32_t>* open;
+  ~ConnectionSlot() { open->fetch_sub(1, std::memory_order_relaxed); }
+};
+
 Task<void> run_session(WorkerContext& wc, const config::Endpoint& ep,
                        telemetry::CounterRow& counters, int fd, ConnectionInfo info) {
+  ConnectionSlot slot{wc.open_connections};
   if (ep.onramp == config::Onramp::kHttp) {
     proxy::HttpSession session(wc, ep, counters, fd, std::move(info));
     co_await session.run();
@@ -94,13 +111,21 @@ Task<void> accept_loop(WorkerContext& wc, std::size_t endpoint_index, int listen
   const config::Endpoint& ep = wc.config.endpoints[endpoint_index];
   telemetry::CounterRow& counters = wc.stats.endpoint(endpoint_index);
   const void* ep_app = ep.app.get();
-  acc.arm();
   for (;;) {
+    // The multishot may have ended after a success (a full CQ ring): re-arm, or the
+    // endpoint would wait forever. Errors re-arm below, after their pause.
+    if (acc.idle()) {
+      if (wc.draining) break;
+      acc.arm();
+    }
     int fd = co_await acc.next();
     if (fd >= 0) {
-      std::uint32_t max = wc.config.server.max_connections;
-      if (wc.draining || (max > 0 && wc.sessions.size() >= max)) {
-        if (!wc.draining) counters.add(Counter::connections_rejected);
+      if (wc.draining) {
+        ::close(fd);
+        continue;
+      }
+      if (!take_connection_slot(wc)) {
+        counters.add(Counter::connections_rejected);
         ::close(fd);
         continue;
       }
@@ -292,7 +317,18 @@ Result<void> Server::start() {
     slot->resolver = std::move(*resolver);
     slots_.push_back(std::move(slot));
   }
-  for (unsigned i = 0; i < workers_; ++i) threads_.emplace_back([this, i] { worker_thread(i); });
+  for (unsigned i = 0; i < workers_; ++i) {
+    auto t = runtime::start_worker_thread(slots_[i]->worker, "worker " + std::to_string(i),
+                                          [this, i] { worker_thread(i); });
+    if (!t.ok()) {
+      // The workers already running stop at once: they have no connections yet.
+      drain();
+      wait();
+      return Error::kernel(t.error().code,
+                           "worker " + std::to_string(i) + ": " + t.error().message);
+    }
+    threads_.push_back(std::move(*t));
+  }
   return {};
 }
 
@@ -376,9 +412,6 @@ namespace {
 Task<void> worker_main(WorkerContext& wc, runtime::Event& drain_requested,
                        const std::vector<std::pair<std::size_t, int>>& fds,
                        std::chrono::milliseconds drain_timeout) {
-  // Thread-local pieces that need the worker's ring.
-  wc.buffers =
-      std::make_unique<runtime::BufferRing>(wc.worker, kBufferGroup, kBufferCount, kBufferSize);
   std::vector<std::unique_ptr<runtime::MultishotAccept>> accepts;
   runtime::JoinSet loops;
   for (const auto& [e, fd] : fds) {
@@ -416,6 +449,11 @@ void Server::worker_thread(unsigned index) {
                    {},          audit_log_};
   wc.resolver = std::move(slot.resolver);
   wc.datapath = datapath_;
+  wc.open_connections = &open_connections_;
+  // Needs the worker's ring; created here, outside any coroutine, so that a failure
+  // is an exception this thread reports (start_worker_thread) rather than a terminate.
+  wc.buffers =
+      std::make_unique<runtime::BufferRing>(slot.worker, kBufferGroup, kBufferCount, kBufferSize);
   // The listening sockets now belong to the accept loops, which close them.
   std::vector<std::pair<std::size_t, int>> fds;
   for (auto* table : {&listen_fds_, &twin_fds_}) {

@@ -5,6 +5,7 @@
 // ephemeral port once and the other workers join it.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -96,6 +97,8 @@ class Server {
   std::map<std::string, SocketAddress> bound_;
   http::auth::AuthTable authenticators_;
   std::vector<std::unique_ptr<WorkerSlot>> slots_;
+  // Shared by every worker: server.max_connections is a limit for the daemon.
+  std::atomic<std::uint32_t> open_connections_{0};
   std::vector<std::thread> threads_;
 };
 

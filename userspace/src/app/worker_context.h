@@ -56,6 +56,8 @@ struct WorkerContext {
   runtime::Event sessions_empty;              // set when draining and the last session ends
   telemetry::AuditLog* audit_log = nullptr;   // shared by all workers; null when off
   datapath::Datapath* datapath = nullptr;     // the eBPF datapath, when enabled
+  // Open downstream connections of the whole daemon (server.max_connections).
+  std::atomic<std::uint32_t>* open_connections = nullptr;
 
   // Process-wide flow ids: unique across workers, never reused in a run. With the
   // datapath on they come from the same counter the BPF programs use, so kernel

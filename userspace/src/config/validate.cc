@@ -133,9 +133,18 @@ void validate_datapath(const Config& config, const Node& root, settings::ParseCo
     ctx.error(mark_of(node, "default_action", dp_mark), "datapath.default_action",
               "must be pass, drop or fastpath (escalate and ratelimit need a rule)");
   }
-  if (dp.rules.size() > 256) {
+  if (dp.rules.size() > kDatapathMaxRules) {
     ctx.error(mark_of(node, "rules", dp_mark), "datapath.rules",
-              "at most 256 rules (got " + std::to_string(dp.rules.size()) + ")");
+              "at most " + std::to_string(kDatapathMaxRules) + " rules (got " +
+                  std::to_string(dp.rules.size()) + ")");
+  }
+  if (dp.enabled && config.endpoints.size() > kDatapathMaxEndpoints) {
+    const Node* first_over = endpoint_node(root, kDatapathMaxEndpoints);
+    Mark over_mark = first_over && first_over->mark.line ? first_over->mark : dp_mark;
+    ctx.error(over_mark, settings::index_path("endpoints", kDatapathMaxEndpoints),
+              "with the datapath enabled, at most " + std::to_string(kDatapathMaxEndpoints) +
+                  " endpoints (got " + std::to_string(config.endpoints.size()) +
+                  "): endpoint ids index the datapath's escalation map");
   }
   if (dp.flow_table_size < 1024) {
     ctx.error(mark_of(node, "flow_table_size", dp_mark), "datapath.flow_table_size",

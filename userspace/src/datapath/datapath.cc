@@ -24,6 +24,7 @@
 #include "datapath/links.h"
 #include "datapath/policy.h"
 #include "datapath/routing.h"
+#include "runtime/thread.h"
 #include "telemetry/event_feed.h"
 
 namespace ramjet::datapath {
@@ -44,8 +45,8 @@ bool is_bpffs(const std::string& path) {
   return ::statfs(path.c_str(), &st) == 0 && static_cast<unsigned long>(st.f_type) == kBpfFsMagic;
 }
 
-// Makes sure pin_root lives on a bpffs: mounts one at /sys/fs/bpf (as a fresh
-// `ip netns exec` needs) or at pin_root itself.
+}  // namespace
+
 Result<void> ensure_bpffs(const std::string& pin_root) {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -62,6 +63,8 @@ Result<void> ensure_bpffs(const std::string& pin_root) {
   if (!is_bpffs(root)) return Error::config("datapath: " + pin_root + " is not on a bpffs");
   return {};
 }
+
+namespace {
 
 template <typename K, typename V>
 int update(int fd, const K& k, const V& v) {
@@ -177,7 +180,8 @@ Result<std::unique_ptr<Datapath>> Datapath::start(const config::Config& config,
     dp->stop();
     return r.error();
   }
-  dp->sweeper_ = std::thread([p = dp.get()] { p->sweeper(); });
+  dp->sweeper_ = std::thread(
+      [p = dp.get()] { runtime::run_guarded("datapath events", [p] { p->sweeper(); }); });
   return dp;
 }
 
@@ -356,6 +360,10 @@ Result<void> Datapath::apply_policy(const config::Config& config) {
                ramjet_action_names[compiled->default_action]);
   return {};
 }
+
+// The validator's limits (config may not include the ABI) are the maps' capacities.
+static_assert(config::kDatapathMaxEndpoints + 1 == RAMJET_MAX_ENDPOINTS);
+static_assert(config::kDatapathMaxRules == RAMJET_MAX_RULES);
 
 Result<void> Datapath::register_listener(std::uint32_t endpoint_id, int fd, bool v6) {
   std::uint32_t slot = RAMJET_LISTENER_SLOT(endpoint_id, v6);

@@ -62,6 +62,11 @@ struct Event {
   std::uint32_t packet_len = 0;  // DROP_SAMPLE
 };
 
+// Makes sure pin_root lives on a bpffs: mounts one at /sys/fs/bpf (as a fresh
+// `ip netns exec` needs) or at pin_root itself. Datapath::start calls it; ramjetd
+// calls it first to lock <pin_root>/<instance> before anything is adopted.
+Result<void> ensure_bpffs(const std::string& pin_root);
+
 struct StartOptions {
   std::string pin_root = "/sys/fs/bpf/ramjet";
   // Leave programs, links, maps and routes in place on stop (restart mode).

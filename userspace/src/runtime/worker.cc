@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -13,6 +14,22 @@ namespace ramjet::runtime {
 
 namespace {
 thread_local Worker* tls_current = nullptr;
+
+// Why io_uring_setup failed, with the usual causes named.
+std::string io_uring_unavailable(int err) {
+  std::string why = std::string("io_uring is unavailable: io_uring_setup: ") + strerror(err);
+  if (err != EPERM && err != ENOSYS) return why;
+  char mode = '0';
+  if (std::FILE* f = std::fopen("/proc/sys/kernel/io_uring_disabled", "r")) {
+    mode = static_cast<char>(std::fgetc(f));
+    std::fclose(f);
+  }
+  if (mode == '2') return why + " (sysctl kernel.io_uring_disabled=2)";
+  if (mode == '1')
+    return why + " (sysctl kernel.io_uring_disabled=1: only members of kernel.io_uring_group)";
+  return why + " (a seccomp profile denies it, as container runtimes' defaults may; ramjet needs "
+               "io_uring)";
+}
 
 __kernel_timespec to_timespec(std::chrono::nanoseconds d) {
   __kernel_timespec ts{};
@@ -86,17 +103,23 @@ Worker::~Worker() {
   if (ring_ready_) io_uring_queue_exit(&ring_);
 }
 
-void Worker::init_ring() {
+Result<void> Worker::open() {
+  if (ring_ready_) return {};
   io_uring_params p{};
   p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL;
   int rc = io_uring_queue_init_params(ring_entries_, &ring_, &p);
-  if (rc < 0) {
+  if (rc < 0 && rc != -EPERM && rc != -ENOSYS) {
     // Kernels before 6.1 lack DEFER_TASKRUN: a plain ring works, a little slower.
     std::memset(&p, 0, sizeof p);
     rc = io_uring_queue_init_params(ring_entries_, &ring_, &p);
   }
-  if (rc < 0) throw std::runtime_error(std::string("io_uring_queue_init: ") + strerror(-rc));
+  if (rc < 0) return Error::kernel(-rc, io_uring_unavailable(-rc));
   ring_ready_ = true;
+  return {};
+}
+Result<void> probe_io_uring() {
+  Worker probe(0, 8);
+  return probe.open();
 }
 
 Worker* Worker::current() {
@@ -175,7 +198,7 @@ OpAwaitable Worker::read_wake(std::uint64_t& value) {
 }
 
 void Worker::run() {
-  init_ring();
+  if (auto r = open(); !r.ok()) throw std::runtime_error(r.error().message);
   tls_current = this;
   running_ = true;
   detach(wake_loop());

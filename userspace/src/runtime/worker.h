@@ -21,6 +21,7 @@
 #include <mutex>
 #include <vector>
 
+#include "ramjet/result.h"
 #include "ramjet/task.h"
 
 namespace ramjet::runtime {
@@ -101,8 +102,13 @@ class Worker {
   unsigned index() const { return index_; }
   Clock::time_point now() const { return Clock::now(); }
 
+  // Creates the ring on the calling thread, which must be the one that calls run()
+  // (a no-op once done). The error says why io_uring is unavailable (e.g.
+  // kernel.io_uring_disabled, a seccomp profile).
+  Result<void> open();
   // Runs the event loop on the calling thread until stop(). Tasks started with
-  // spawn() before run() begin when the loop starts.
+  // spawn() before run() begin when the loop starts. Opens the ring first if
+  // open() was not called; throws std::runtime_error if that fails.
   void run();
   // Thread-safe: ends run() after the current batch of completions.
   void stop();
@@ -137,7 +143,6 @@ class Worker {
   io_uring_sqe* get_sqe();
   void cancel_op(Op* op);
   void drain_posted();
-  void init_ring();
   Task<void> wake_loop();
   OpAwaitable read_wake(std::uint64_t& value);
 
@@ -154,9 +159,15 @@ class Worker {
   bool wake_done_ = false;
 };
 
+// Creates and closes a ring on the calling thread: whether io_uring is usable here
+// at all (see Worker::open), checked before anything else starts.
+Result<void> probe_io_uring();
+
 // Multishot accept on one listening socket: one SQE yields a CQE per accepted
 // connection. next() returns the next fd (or -errno). The kernel ends the stream on
-// an error or cancel (armed() turns false); the owner re-arms or stops. The owner
+// an error or cancel, and after a success it could not follow up (a full CQ ring);
+// armed() turns false when that CQE is reaped, possibly with earlier results still
+// queued for next(). The owner re-arms or stops once idle(). The owner
 // must not destroy it while armed().
 class MultishotAccept {
  public:
@@ -167,6 +178,8 @@ class MultishotAccept {
   void arm();
   void cancel();
   bool armed() const { return armed_; }
+  // Nothing armed and nothing left for next(): awaiting next() now would never return.
+  bool idle() const { return !armed_ && results_.empty(); }
 
   auto next() {
     struct Awaiter {

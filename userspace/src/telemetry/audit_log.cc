@@ -9,6 +9,8 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
+#include "runtime/thread.h"
+
 namespace ramjet::telemetry {
 
 namespace {
@@ -124,7 +126,7 @@ Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::string& path,
 
 AuditLog::AuditLog(std::string path, int fd, std::size_t max_queued_bytes)
     : path_(std::move(path)), max_queued_bytes_(max_queued_bytes), fd_(fd) {
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] { runtime::run_guarded("audit log", [this] { run(); }); });
 }
 
 AuditLog::~AuditLog() {

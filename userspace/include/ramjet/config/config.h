@@ -242,10 +242,21 @@ namespace ramjet::config {
 inline constexpr std::string_view kAppSlot = "app";
 inline constexpr std::string_view kEndpointAppSlot = "endpoint_app";
 
+// Where the admin socket goes unless the config says otherwise. When its directory
+// cannot be created (a user without root), ramjetd falls back (admin/socket_path.h).
+inline constexpr std::string_view kDefaultAdminSocket = "/run/ramjet/admin.sock";
+
+// Capacities of the datapath's maps that the validator enforces. The maps are sized
+// in bpf/include/ramjet/abi, which config may not include: datapath/ static_asserts
+// that these agree. Endpoint ids are 1-based (0 = none) and index the escalation
+// sockmap, so one id of RAMJET_MAX_ENDPOINTS is never used.
+inline constexpr std::size_t kDatapathMaxRules = 256;
+inline constexpr std::size_t kDatapathMaxEndpoints = 63;
+
 struct ServerSettings {
   WorkerCount workers;
   milliseconds drain_timeout{10'000};
-  std::string admin_socket = "/run/ramjet/admin.sock";
+  std::string admin_socket{kDefaultAdminSocket};
   std::string ready_file;
   unsigned max_connections = 0;
 
@@ -255,12 +266,16 @@ struct ServerSettings {
     f("drain_timeout", &ServerSettings::drain_timeout,
       "How long SIGTERM waits for open connections to finish before closing them.");
     f("admin_socket", &ServerSettings::admin_socket,
-      "Unix socket of the admin API used by ramjetctl (mode 0600). \"\" disables it.");
+      "Unix socket of the admin API used by ramjetctl (mode 0600). \"\" disables it. When the "
+      "default's directory cannot be created (no root), $XDG_RUNTIME_DIR/ramjet/admin.sock, "
+      "else admin.sock beside the config file. A lock file <socket>.lock keeps a second "
+      "daemon off it.");
     f("ready_file", &ServerSettings::ready_file,
       "When set, a JSON file written once every listener is bound (for supervisors and "
       "tests).");
     f("max_connections", &ServerSettings::max_connections,
-      "Open downstream connections allowed per worker; 0 = unlimited.");
+      "Open downstream connections allowed for the whole daemon (all workers together); "
+      "connections beyond it are closed at once and counted. 0 = unlimited.");
   }
 };
 
@@ -509,7 +524,7 @@ struct DatapathSettings {
   DatapathAction default_action = DatapathAction::kPass;
   EngineFallback on_engine_unavailable = EngineFallback::kReject;
   std::vector<DatapathRule> rules;
-  bool pass_fragments = false;
+  bool pass_fragments = true;
   unsigned flow_table_size = 65536;
   milliseconds tcp_timeout{300'000};
   milliseconds tcp_closed_timeout{10'000};
@@ -544,8 +559,9 @@ struct DatapathSettings {
     f("rules", &DatapathSettings::rules,
       "Ordered rules (at most 256); reloaded on SIGHUP without detaching or losing flows.");
     f("pass_fragments", &DatapathSettings::pass_fragments,
-      "IP fragments cannot be classified by port: pass them to the stack (true) or drop "
-      "them (false, counted as FRAGMENT).");
+      "IP fragments cannot be classified by port: pass them to the stack (true, so that "
+      "turning the datapath on does not break fragmented traffic) or drop them (false, "
+      "counted as FRAGMENT).");
     f("flow_table_size", &DatapathSettings::flow_table_size,
       "Flow table entries (LRU: the least recently used flow goes when full).");
     f("tcp_timeout", &DatapathSettings::tcp_timeout,
