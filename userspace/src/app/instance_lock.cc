@@ -65,19 +65,31 @@ Result<InstanceLock> InstanceLock::acquire(const std::string& path, std::string_
 }
 
 InstanceLock::InstanceLock(InstanceLock&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)), path_(std::move(other.path_)) {}
+    : fd_(std::exchange(other.fd_, -1)),
+      path_(std::move(other.path_)),
+      remove_empty_dir_(std::exchange(other.remove_empty_dir_, false)) {}
 
 InstanceLock& InstanceLock::operator=(InstanceLock&& other) noexcept {
   if (this != &other) {
-    if (fd_ >= 0) ::close(fd_);
+    release();
     fd_ = std::exchange(other.fd_, -1);
     path_ = std::move(other.path_);
+    remove_empty_dir_ = std::exchange(other.remove_empty_dir_, false);
   }
   return *this;
 }
 
 InstanceLock::~InstanceLock() {
-  if (fd_ >= 0) ::close(fd_);
+  release();
+}
+
+void InstanceLock::release() {
+  if (fd_ < 0) return;
+  // rmdir while the lock is held, so no other daemon can have locked this directory yet;
+  // it fails (ENOTEMPTY) when pins were left in it on purpose (--keep-datapath).
+  if (remove_empty_dir_) ::rmdir(path_.c_str());
+  ::close(fd_);
+  fd_ = -1;
 }
 
 }  // namespace ramjet::app

@@ -35,10 +35,17 @@ class InstanceLock {
 
   const std::string& path() const { return path_; }
 
+  // For a directory this process created to lock it: removes it again on release when it
+  // is still empty (a start refused before anything was pinned leaves nothing behind).
+  void remove_empty_dir_on_release() { remove_empty_dir_ = true; }
+
  private:
   InstanceLock(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  void release();
+
   int fd_ = -1;
   std::string path_;
+  bool remove_empty_dir_ = false;
 };
 
 // The pid holding an flock on the file open as `fd` (from /proc/locks), if any.

@@ -147,9 +147,11 @@ Result<Claim> claim_instance(const config::Config& cfg, const std::string& confi
   if (cfg.datapath.enabled) {
     if (auto r = datapath::ensure_bpffs(cfg.datapath.pin_root); !r.ok()) return r.error();
     std::string dir = cfg.datapath.pin_root + "/" + cfg.datapath.instance;
+    const bool existed = std::filesystem::exists(dir);
     if (auto r = admin::ensure_directory(dir, "datapath"); !r.ok()) return r.error();
     auto lock = app::InstanceLock::acquire(dir, "datapath instance " + cfg.datapath.instance);
     if (!lock.ok()) return lock.error();
+    if (!existed) lock->remove_empty_dir_on_release();
     claim.datapath_lock = std::move(*lock);
   }
   return Result<Claim>(std::move(claim));
