@@ -23,7 +23,7 @@ DEB_PACKAGES := g++ cmake ninja-build pkg-config clang llvm libclang-rt-14-dev \
   nodejs socat iperf3 curl python3 python3-prometheus-client procps iproute2 openssl \
   python3-scapy ethtool nftables tmux
 # Peers and load generators for `make bench` only.
-DEB_BENCH_PACKAGES := haproxy squid tinyproxy nginx-light wrk netsniff-ng
+DEB_BENCH_PACKAGES := haproxy squid tinyproxy nginx-light libnginx-mod-stream wrk netsniff-ng
 
 ifeq ($(BUILD),asan)
 CMAKE_FLAGS := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRAMJET_SANITIZE=ON
@@ -121,6 +121,7 @@ test-integration: deps-npm
 bench: deps deps-bench build
 	python3 bench/tcp_relay.py --build-dir $(BUILD_DIR)
 	python3 bench/http_forward.py --build-dir $(BUILD_DIR)
+	python3 bench/tcp_latency.py --build-dir $(BUILD_DIR)
 	$(SUDO) python3 bench/xdp_forward.py --build-dir $(BUILD_DIR)
 	$(SUDO) python3 bench/flows_list.py --build-dir $(BUILD_DIR)
 	$(SUDO) python3 bench/escalation_latency.py --build-dir $(BUILD_DIR)

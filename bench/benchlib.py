@@ -1,7 +1,9 @@
 """Helpers shared by the side-by-side benchmarks: ports, readiness, CPU accounting."""
 
 import os
+import signal
 import socket
+import subprocess
 import time
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -40,3 +42,101 @@ def cpu_seconds(pids):
         except FileNotFoundError:
             pass
     return total
+
+
+def process_tree(pid):
+    """The pid and its children (squid forks its workers)."""
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    kids = [int(p) for p in out.stdout.split()]
+    return [pid] + [k for c in kids for k in process_tree(c)]
+
+
+class Proc:
+    def __init__(self, name, argv, port, workdir, cpu=PROXY_CPU):
+        self.name, self.argv, self.port, self.workdir, self.cpu = name, argv, port, workdir, cpu
+        self.proc = None
+
+    def start(self):
+        log = open(os.path.join(self.workdir, f"{self.name}.log"), "w")
+        self.proc = subprocess.Popen(["taskset", "-c", self.cpu] + self.argv, stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        wait_port(self.port)
+
+    def pids(self):
+        return process_tree(self.proc.pid)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def ramjet_tcp(build_dir, workdir, upstream_port, relay):
+    """ramjetd, one worker, with one TCP endpoint relaying to 127.0.0.1:upstream_port."""
+    port = free_port()
+    cfg = os.path.join(workdir, f"ramjet-{relay}.yaml")
+    with open(cfg, "w") as f:
+        f.write(f"""server: {{workers: 1, admin_socket: ""}}
+telemetry: {{metrics: {{listen: ""}}}}
+logging: {{level: warn, access_log: "off"}}
+egress: {{allow_private: [127.0.0.0/8]}}
+endpoints:
+  - {{name: bench, listen: "127.0.0.1:{port}", onramp: tcp,
+      upstream: "127.0.0.1:{upstream_port}", relay: {relay}}}
+""")
+    return Proc(f"ramjet-{relay}", [os.path.join(build_dir, "bin", "ramjetd"), "--config", cfg],
+                port, workdir)
+
+
+def haproxy(workdir, name, mode, upstream_port, options=""):
+    """haproxy, one thread, one frontend and one server; `options` go in both sections."""
+    port = free_port()
+    cfg = os.path.join(workdir, f"{name}.cfg")
+    with open(cfg, "w") as f:
+        f.write(f"""global
+    nbthread 1
+    maxconn 1000
+defaults
+    mode {mode}
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+frontend fe
+    bind 127.0.0.1:{port}
+{options}    default_backend be
+backend be
+{options}    server s1 127.0.0.1:{upstream_port}
+""")
+    return Proc(name, ["haproxy", "-f", cfg], port, workdir)
+
+
+# An echo server: `python3 -c ECHO_SERVER host port[,port...]`; prints READY once
+# listening and exits when its stdin closes.
+ECHO_SERVER = r"""
+import socket, sys, threading
+host, ports = sys.argv[1], [int(p) for p in sys.argv[2].split(',')]
+def serve(conn):
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    while True:
+        data = conn.recv(65536)
+        if not data:
+            break
+        conn.sendall(data)
+    conn.close()
+def listen(port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, port))
+    s.listen(1024)
+    while True:
+        conn, _ = s.accept()
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+for p in ports:
+    threading.Thread(target=listen, args=(p,), daemon=True).start()
+print('READY', flush=True)
+sys.stdin.read()
+"""

@@ -43,33 +43,8 @@ import sys
 import tempfile
 import time
 
-from benchlib import LOAD_CPU, PROXY_CPU
+from benchlib import ECHO_SERVER as ECHO, LOAD_CPU, PROXY_CPU
 from xdp_forward import SERVER, Ramjet, Topology, admin_get, admin_get_text, napi_threads, terminate
-
-ECHO = r"""
-import socket, sys, threading
-host, ports = sys.argv[1], [int(p) for p in sys.argv[2].split(',')]
-def serve(conn):
-    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    while True:
-        data = conn.recv(65536)
-        if not data:
-            break
-        conn.sendall(data)
-    conn.close()
-def listen(port):
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((host, port))
-    s.listen(1024)
-    while True:
-        conn, _ = s.accept()
-        threading.Thread(target=serve, args=(conn,), daemon=True).start()
-for p in ports:
-    threading.Thread(target=listen, args=(p,), daemon=True).start()
-print('READY', flush=True)
-sys.stdin.read()
-"""
 
 PINGPONG = r"""
 import json, socket, sys, time

@@ -18,46 +18,13 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-from benchlib import CLK_TCK, LOAD_CPU, PROXY_CPU, cpu_seconds, free_port, wait_port  # noqa: F401
-
-
-def process_tree(pid):
-    """The pid and its children (squid forks its workers)."""
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
-    kids = [int(p) for p in out.stdout.split()]
-    return [pid] + [k for c in kids for k in process_tree(c)]
-
-
-class Proc:
-    def __init__(self, name, argv, port, workdir, cpu=PROXY_CPU):
-        self.name, self.argv, self.port, self.workdir, self.cpu = name, argv, port, workdir, cpu
-        self.proc = None
-
-    def start(self):
-        log = open(os.path.join(self.workdir, f"{self.name}.log"), "w")
-        self.proc = subprocess.Popen(["taskset", "-c", self.cpu] + self.argv, stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        wait_port(self.port)
-
-    def pids(self):
-        return process_tree(self.proc.pid)
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+from benchlib import LOAD_CPU, Proc, cpu_seconds, free_port, haproxy, wait_port
 
 
 def nginx_origin(workdir):
@@ -131,13 +98,46 @@ DisableViaHeader Yes
     return Proc("tinyproxy", ["tinyproxy", "-d", "-c", cfg], port, workdir)
 
 
-def wrk(proxy_port, origin_port, path, seconds, workdir, name=""):
+def nginx_reverse(workdir, origin_port):
+    """nginx as a reverse proxy with a keep-alive upstream pool: the same per-request work
+    (parse, forward, pooled upstream, stream the response back) in origin-form."""
+    port = free_port()
+    cfg = os.path.join(workdir, "nginx-reverse.conf")
+    with open(cfg, "w") as f:
+        f.write(f"""daemon off;
+worker_processes 1;
+pid {workdir}/nginx-reverse.pid;
+error_log {workdir}/nginx-reverse-error.log;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  upstream origin {{ server 127.0.0.1:{origin_port}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{ proxy_pass http://origin; proxy_http_version 1.1;
+                 proxy_set_header Connection ""; }}
+  }}
+}}
+""")
+    return Proc("nginx-rev", ["nginx", "-c", cfg, "-p", workdir], port, workdir)
+
+
+def haproxy_reverse(workdir, origin_port):
+    return haproxy(workdir, "haproxy-rev", "http", origin_port, "    http-reuse always\n")
+
+
+def wrk(proxy_port, origin_port, path, seconds, workdir, name="", origin_form=False):
+    """Requests completed in `seconds`: absolute-form through a forward proxy, or
+    origin-form (origin_form=True) to a reverse proxy."""
     script = os.path.join(workdir, f"abs{path.replace('/', '_')}.lua")
     with open(script, "w") as f:
         f.write(f'wrk.path = "http://127.0.0.1:{origin_port}{path}"\n'
                 f'wrk.headers["Host"] = "127.0.0.1:{origin_port}"\n')
-    out = subprocess.run(["taskset", "-c", LOAD_CPU, "wrk", "-t1", "-c50", f"-d{seconds}s", "-s",
-                          script, f"http://127.0.0.1:{proxy_port}"],
+    target = ["-s", script, f"http://127.0.0.1:{proxy_port}"]
+    if origin_form:
+        target = [f"http://127.0.0.1:{proxy_port}{path}"]
+    out = subprocess.run(["taskset", "-c", LOAD_CPU, "wrk", "-t1", "-c50", f"-d{seconds}s"] + target,
                          capture_output=True, text=True, timeout=seconds + 30)
     m = re.search(r"(\d+) requests in", out.stdout)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out.stdout)
@@ -184,6 +184,9 @@ def main():
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     proxies = [ramjet(args.build_dir, workdir), squid(workdir), tinyproxy(workdir)]
     res = {p.name: {"us_req": [], "us_mib": [], "connect": []} for p in proxies}
+    # Not forward proxies: their per-request cost, origin-form, is the bar for ours.
+    reverse = [nginx_reverse(workdir, origin.port), haproxy_reverse(workdir, origin.port)]
+    rev_us = {p.name: [] for p in reverse}
     try:
         origin.start()
         wait_port(iperf_port)
@@ -194,6 +197,8 @@ def main():
                                    capture_output=True, text=True, timeout=10)
             if not check.stdout.startswith("HTTP/1.1 200"):
                 raise RuntimeError(f"{p.name} does not proxy: {check.stdout}{check.stderr}")
+        for p in reverse:
+            p.start()
         for rep in range(args.reps):
             for p in proxies:
                 c0 = cpu_seconds(p.pids())
@@ -204,9 +209,13 @@ def main():
                 res[p.name]["us_mib"].append((cpu_seconds(p.pids()) - c0) * 1e6 / n)
                 gbps, cpu = connect_gbps(p, iperf_port, args.seconds, workdir)
                 res[p.name]["connect"].append(gbps / max(cpu, 1e-6))
+            for p in reverse:
+                c0 = cpu_seconds(p.pids())
+                n = wrk(p.port, origin.port, "/100b", args.seconds, workdir, p.name, origin_form=True)
+                rev_us[p.name].append((cpu_seconds(p.pids()) - c0) * 1e6 / n)
             print(f"rep {rep + 1}/{args.reps} done", file=sys.stderr)
     finally:
-        for p in proxies:
+        for p in proxies + reverse:
             p.stop()
         origin.stop()
         iperf.terminate()
@@ -224,6 +233,10 @@ def main():
         r, q = med["ramjet"], med[peer]
         print(f"  vs {peer}: us/req {r['us_req'] / q['us_req']:.2f}, "
               f"us/MiB {r['us_mib'] / q['us_mib']:.2f}, CONNECT {r['connect'] / q['connect']:.2f}")
+    print("\nreverse proxies, origin-form, same origin and load: us/req 100B (the bar)")
+    for name, runs in rev_us.items():
+        us = statistics.median(runs)
+        print(f"  {name:<12}{us:>8.1f}   ramjet / {name}: {med['ramjet']['us_req'] / us:.2f}")
 
 
 if __name__ == "__main__":

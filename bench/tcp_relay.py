@@ -19,78 +19,20 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-from benchlib import CLK_TCK, LOAD_CPU, PROXY_CPU, cpu_seconds, free_port, wait_port  # noqa: F401
-
-
-class Proxy:
-    def __init__(self, name, argv, port, workdir):
-        self.name, self.argv, self.port, self.workdir = name, argv, port, workdir
-        self.proc = None
-
-    def start(self):
-        log = open(os.path.join(self.workdir, f"{self.name}.log"), "w")
-        self.proc = subprocess.Popen(["taskset", "-c", PROXY_CPU] + self.argv,
-                                     stdout=log, stderr=subprocess.STDOUT)
-        wait_port(self.port)
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def ramjet_proxy(build_dir, workdir, upstream_port, relay):
-    port = free_port()
-    cfg = os.path.join(workdir, f"ramjet-{relay}.yaml")
-    with open(cfg, "w") as f:
-        f.write(f"""server: {{workers: 1, admin_socket: ""}}
-telemetry: {{metrics: {{listen: ""}}}}
-logging: {{level: warn, access_log: "off"}}
-egress: {{allow_private: [127.0.0.0/8]}}
-endpoints:
-  - name: bench
-    listen: 127.0.0.1:{port}
-    onramp: tcp
-    upstream: 127.0.0.1:{upstream_port}
-    relay: {relay}
-""")
-    return Proxy(f"ramjet-{relay}", [os.path.join(build_dir, "bin", "ramjetd"), "--config", cfg],
-                 port, workdir)
+from benchlib import LOAD_CPU, cpu_seconds, free_port, haproxy, ramjet_tcp, wait_port
 
 
 def haproxy_proxy(workdir, upstream_port, splice):
-    port = free_port()
-    name = "haproxy-splice" if splice else "haproxy"
-    cfg = os.path.join(workdir, f"{name}.cfg")
-    splice_opts = "    option splice-request\n    option splice-response\n" if splice else ""
-    with open(cfg, "w") as f:
-        f.write(f"""global
-    nbthread 1
-    maxconn 1000
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-frontend fe
-    bind 127.0.0.1:{port}
-{splice_opts}    default_backend be
-backend be
-{splice_opts}    server s1 127.0.0.1:{upstream_port}
-""")
-    return Proxy(name, ["haproxy", "-f", cfg], port, workdir)
+    if splice:
+        return haproxy(workdir, "haproxy-splice", "tcp", upstream_port,
+                       "    option splice-request\n    option splice-response\n")
+    return haproxy(workdir, "haproxy", "tcp", upstream_port)
 
 
 def iperf(port, seconds):
@@ -117,8 +59,8 @@ def main():
     server = subprocess.Popen(["taskset", "-c", LOAD_CPU, "iperf3", "-s", "-p", str(server_port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     proxies = [
-        ramjet_proxy(args.build_dir, workdir, server_port, "splice"),
-        ramjet_proxy(args.build_dir, workdir, server_port, "buffer"),
+        ramjet_tcp(args.build_dir, workdir, server_port, "splice"),
+        ramjet_tcp(args.build_dir, workdir, server_port, "buffer"),
         haproxy_proxy(workdir, server_port, splice=True),
         haproxy_proxy(workdir, server_port, splice=False),
     ]

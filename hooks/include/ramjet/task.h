@@ -5,8 +5,11 @@
 // another worker goes through Worker::post().
 #pragma once
 
+#include <array>
 #include <coroutine>
+#include <cstddef>
 #include <cstdlib>
+#include <new>
 #include <exception>
 #include <optional>
 #include <utility>
@@ -28,7 +31,91 @@ struct FinalAwaiter {
   void await_resume() const noexcept {}
 };
 
+// Coroutine frames are allocated and freed for every call of a Task function, several
+// per request on the data path, and the larger ones miss malloc's per-thread cache. So
+// frames up to kMaxSize are kept for reuse in per-thread free lists, one per power-of-two
+// size class (at most kKeep each); a frame freed on another thread joins that thread's.
+class FrameCache {
+ public:
+  static constexpr std::size_t kMinShift = 6;  // 64 B
+  static constexpr std::size_t kClasses = 9;   // ... 16 KiB
+  static constexpr std::size_t kMaxSize = std::size_t{1} << (kMinShift + kClasses - 1);
+  static constexpr unsigned kKeep = 256;
+
+  static void* allocate(std::size_t n) {
+    if (!enabled() || n > kMaxSize) return ::operator new(n);
+    std::size_t c = size_class(n);
+    Bin& bin = local().bins_[c];
+    if (bin.head != nullptr) {
+      Block* b = bin.head;
+      bin.head = b->next;
+      --bin.count;
+      return b;
+    }
+    return ::operator new(std::size_t{1} << (kMinShift + c));
+  }
+  static void release(void* p, std::size_t n) noexcept {
+    if (!enabled() || n > kMaxSize) return ::operator delete(p);
+    Bin& bin = local().bins_[size_class(n)];
+    if (bin.count >= kKeep) return ::operator delete(p);
+    auto* b = static_cast<Block*>(p);
+    b->next = bin.head;
+    bin.head = b;
+    ++bin.count;
+  }
+
+ private:
+  struct Block {
+    Block* next;
+  };
+  struct Bin {
+    Block* head = nullptr;
+    unsigned count = 0;
+  };
+  static std::size_t size_class(std::size_t n) {
+    std::size_t c = 0;
+    while ((std::size_t{1} << (kMinShift + c)) < n) ++c;
+    return c;
+  }
+  // Off under AddressSanitizer (it must see every frame's use after free), and for a
+  // frame freed while its thread is exiting, after the cache itself is gone.
+  static bool& gone() {
+    thread_local bool g = false;  // trivially destructible: valid to the thread's end
+    return g;
+  }
+  static bool enabled() {
+#if defined(__SANITIZE_ADDRESS__)
+    return false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    return false;
+#else
+    return !gone();
+#endif
+#else
+    return !gone();
+#endif
+  }
+  static FrameCache& local() {
+    thread_local FrameCache cache;
+    return cache;
+  }
+  ~FrameCache() {
+    gone() = true;
+    for (Bin& bin : bins_) {
+      while (bin.head != nullptr) {
+        Block* b = bin.head;
+        bin.head = b->next;
+        ::operator delete(b);
+      }
+    }
+  }
+  std::array<Bin, kClasses> bins_{};
+};
+
 struct PromiseBase {
+  static void* operator new(std::size_t n) { return FrameCache::allocate(n); }
+  static void operator delete(void* p, std::size_t n) noexcept { FrameCache::release(p, n); }
   std::coroutine_handle<> continuation_;
   std::suspend_always initial_suspend() const noexcept { return {}; }
   FinalAwaiter final_suspend() const noexcept { return {}; }

@@ -81,6 +81,47 @@ TEST(Worker, LinkedTimeoutGivesEtimedout) {
   ::close(fds[1]);
 }
 
+Task<void> recv_with_timeout(Worker& w, int fd, std::chrono::milliseconds d, int& result,
+                             std::chrono::nanoseconds& elapsed) {
+  char buf[8];
+  auto t0 = Clock::now();
+  result = co_await w.recv(fd, buf, sizeof buf).with_timeout(d);
+  elapsed = Clock::now() - t0;
+}
+
+Task<void> send_after(Worker& w, int fd, std::chrono::milliseconds d) {
+  co_await w.sleep(d);
+  co_await w.send(fd, "x", 1);
+}
+
+// Deadlines share the worker's wheel: each expires on its own, never early, and an
+// operation that completes in time keeps its result.
+TEST(Worker, TimeoutsExpireIndependently) {
+  int a[2], b[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, a), 0);
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, b), 0);
+  int short_rc = 0, long_rc = 0, answered_rc = 0;
+  std::chrono::nanoseconds short_t{}, long_t{}, answered_t{};
+  int c[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, c), 0);
+  run_on_worker([&](Worker& w) -> Task<void> {
+    JoinSet js;
+    js.start(recv_with_timeout(w, a[0], 30ms, short_rc, short_t));
+    js.start(recv_with_timeout(w, b[0], 120ms, long_rc, long_t));
+    js.start(recv_with_timeout(w, c[0], 5s, answered_rc, answered_t));
+    js.start(send_after(w, c[1], 60ms));
+    co_await js.wait();
+    w.stop();
+  });
+  EXPECT_EQ(short_rc, -ETIMEDOUT);
+  EXPECT_GE(short_t, 30ms);
+  EXPECT_EQ(long_rc, -ETIMEDOUT);
+  EXPECT_GE(long_t, 120ms);
+  EXPECT_EQ(answered_rc, 1);
+  EXPECT_LT(answered_t, 2s);
+  for (int fd : {a[0], a[1], b[0], b[1], c[0], c[1]}) ::close(fd);
+}
+
 TEST(Worker, SendAndRecvOverASocketPair) {
   int fds[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);

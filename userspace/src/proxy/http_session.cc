@@ -350,7 +350,7 @@ Task<HttpSession::Next> HttpSession::handle_connect() {
   }
 
   std::optional<ProxyError> err;
-  if (!co_await ensure_upstream(*target, err, /*reuse=*/false)) {
+  if (!co_await ensure_upstream(*target, err, /*reuse=*/false, /*probe=*/false)) {
     std::string reply = render_error(*err);
     co_await send_all(client_fd_, reply);
     co_return Next::kClose;
@@ -377,8 +377,9 @@ Task<HttpSession::Next> HttpSession::handle_connect() {
 }
 
 Task<bool> HttpSession::ensure_upstream(const HostPort& target, std::optional<ProxyError>& err,
-                                        bool reuse) {
+                                        bool reuse, bool probe) {
   close_upstream();
+  reused_upstream_ = false;
   set_state(SessionState::kConnecting);
   EgressChain chain(wc_, counters_, info_, ctx_.get(), ep_.connect_timeout, audited_decisions());
   auto decided = co_await chain.decide(target);
@@ -390,12 +391,15 @@ Task<bool> HttpSession::ensure_upstream(const HostPort& target, std::optional<Pr
   auto& dest = std::get<EgressChain::Destinations>(decided);
   if (reuse) {
     SocketAddress which;
-    int fd = wc_.pool->take(dest.addresses, which);
+    int fd = wc_.pool->take(dest.addresses, which, probe);
     if (fd >= 0) {
       counters_.add(Counter::upstream_reused);
+      reused_upstream_ = true;
       upstream_fd_ = fd;
+      // Keep-alive to the same origin: the text is already there.
+      if (stats_.upstream.empty() || !(which == upstream_address_))
+        stats_.upstream = which.to_string();
       upstream_address_ = which;
-      stats_.upstream = which.to_string();
       co_return true;
     }
   }
@@ -517,45 +521,66 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
     }
   }
 
-  std::optional<ProxyError> err;
-  if (!co_await ensure_upstream(*req.authority, err, /*reuse=*/true)) {
-    std::string reply = render_error(*err);
-    co_await send_all(client_fd_, reply);
-    co_return Next::kClose;
-  }
-  set_state(SessionState::kRelaying);  // the request and its response stream through
-  bool sent = co_await send_all(upstream_fd_, out);
-  if (sent && request_framing.expect_continue && has_body) {
-    // The upstream is connected and took the head: invite the body (RFC 9110 10.1.1).
-    if (!co_await send_all(client_fd_, "HTTP/1.1 100 Continue\r\n\r\n")) co_return Next::kClose;
-  }
-  if (sent) {
-    sent =
-        co_await stream_body(client_fd_, in_, upstream_fd_, request_framing, MessageKind::kRequest,
-                             stats_.bytes_from_client, request_filter.get(), request_out.chunked());
-  }
-  if (!sent) {
-    // The origin has the head and part of the body: a reset tells it the request was
-    // aborted, so nothing half-forwarded is taken for a complete request.
-    if (request_body_error_ && upstream_fd_ >= 0) reset_on_close(upstream_fd_);
-    close_upstream();
-    if (request_body_error_) {
-      // The upstream saw a truncated request and is gone; the client learns why.
-      std::string reply =
-          render_error({400, "http_request_error", std::string(*request_body_error_)});
+  // A request without a body can be sent again. On a pooled connection it goes out
+  // without a liveness probe, and when the origin had closed that connection (or closes
+  // it unanswered: a race no probe can close) it is sent once more on a new one. A
+  // request with a body is only sent on a pooled connection probed open.
+  const bool replayable = !has_body && !websocket_;
+  bool reusable = false;
+  std::optional<ProxyError> rerr;
+  for (int attempt = 0;; ++attempt) {
+    std::optional<ProxyError> err;
+    if (!co_await ensure_upstream(*req.authority, err, /*reuse=*/attempt == 0,
+                                  /*probe=*/!replayable)) {
+      std::string reply = render_error(*err);
       co_await send_all(client_fd_, reply);
       co_return Next::kClose;
     }
-    if (close_reason_ == CloseReason::kDownstreamError || closing_) co_return Next::kClose;
-    std::string reply =
-        render_error({502, "http_request_error", "upstream closed while sending the request"});
-    co_await send_all(client_fd_, reply);
-    close_reason_ = CloseReason::kUpstreamError;
-    co_return Next::kClose;
+    may_retry_ = replayable && reused_upstream_ && attempt == 0;
+    retry_now_ = false;
+    set_state(SessionState::kRelaying);  // the request and its response stream through
+    bool sent = co_await send_all(upstream_fd_, out);
+    if (!sent && may_retry_ && !closing_) {
+      counters_.add(Counter::upstream_retries);
+      close_upstream();
+      continue;
+    }
+    if (sent && request_framing.expect_continue && has_body) {
+      // The upstream is connected and took the head: invite the body (RFC 9110 10.1.1).
+      if (!co_await send_all(client_fd_, "HTTP/1.1 100 Continue\r\n\r\n")) co_return Next::kClose;
+    }
+    if (sent) {
+      sent = co_await stream_body(client_fd_, in_, upstream_fd_, request_framing,
+                                  MessageKind::kRequest, stats_.bytes_from_client,
+                                  request_filter.get(), request_out.chunked());
+    }
+    if (!sent) {
+      // The origin has the head and part of the body: a reset tells it the request was
+      // aborted, so nothing half-forwarded is taken for a complete request.
+      if (request_body_error_ && upstream_fd_ >= 0) reset_on_close(upstream_fd_);
+      close_upstream();
+      if (request_body_error_) {
+        // The upstream saw a truncated request and is gone; the client learns why.
+        std::string reply =
+            render_error({400, "http_request_error", std::string(*request_body_error_)});
+        co_await send_all(client_fd_, reply);
+        co_return Next::kClose;
+      }
+      if (close_reason_ == CloseReason::kDownstreamError || closing_) co_return Next::kClose;
+      std::string reply =
+          render_error({502, "http_request_error", "upstream closed while sending the request"});
+      co_await send_all(client_fd_, reply);
+      close_reason_ = CloseReason::kUpstreamError;
+      co_return Next::kClose;
+    }
+    rerr = co_await forward_response(req, req_ctx.get(), client_http10, reusable, keep_alive);
+    if (rerr && retry_now_ && !closing_) {
+      counters_.add(Counter::upstream_retries);
+      close_upstream();
+      continue;
+    }
+    break;
   }
-
-  bool reusable = false;
-  auto rerr = co_await forward_response(req, req_ctx.get(), client_http10, reusable, keep_alive);
   if (rerr) {
     close_upstream();
     if (rerr->status != 0) {
@@ -756,6 +781,8 @@ Task<std::optional<HttpSession::ProxyError>> HttpSession::forward_response(
     }
     if (r.status == ParseStatus::kNeedMore) {
       if (!co_await fill(upstream_fd_, up_)) {
+        if (may_retry_ && up_.empty() && close_reason_ != CloseReason::kIdleTimeout)
+          retry_now_ = true;
         if (close_reason_ == CloseReason::kIdleTimeout)
           co_return ProxyError{504, "http_response_incomplete", "no response in time"};
         co_return ProxyError{502, "http_response_incomplete",
@@ -764,6 +791,13 @@ Task<std::optional<HttpSession::ProxyError>> HttpSession::forward_response(
       }
       continue;
     }
+    // Whatever comes now is an answer: the request is not sent again, except after a 408,
+    // with which a server closes a connection it timed out before our request arrived.
+    if (may_retry_ && response_.status_code == 408) {
+      retry_now_ = true;
+      co_return ProxyError{502, "http_response_incomplete", "408 on an idle connection"};
+    }
+    may_retry_ = false;
     // Interim responses (100 Continue, 103 Early Hints) pass through, except to an HTTP/1.0
     // client, which never gets a 1xx (RFC 9110 15.2); the final one follows.
     if (response_.status_code >= 100 && response_.status_code < 200 &&

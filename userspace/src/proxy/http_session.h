@@ -59,8 +59,10 @@ class HttpSession final : public Session {
   // After a 101 to a WebSocket upgrade: relay both ways until either side ends.
   Task<Next> tunnel();
   // Runs the egress decisions for `target`, then takes an idle pooled connection to
-  // an allowed address (when `reuse`) or connects.
-  Task<bool> ensure_upstream(const HostPort& target, std::optional<ProxyError>& err, bool reuse);
+  // an allowed address (when `reuse`) or connects. A pooled connection is probed for a
+  // close first only when `probe` (a request that could not be sent again).
+  Task<bool> ensure_upstream(const HostPort& target, std::optional<ProxyError>& err, bool reuse,
+                             bool probe);
   Task<std::optional<ProxyError>> forward_response(const HttpRequestHead& req, void* req_ctx,
                                                    bool client_http10, bool& reusable,
                                                    bool& keep_alive);
@@ -110,6 +112,12 @@ class HttpSession final : public Session {
   bool closing_ = false;
   bool websocket_ = false;  // the current request asks for a WebSocket upgrade
   bool upgraded_ = false;   // ... and the upstream switched protocols
+  bool reused_upstream_ = false;  // upstream_fd_ came from the pool
+  // Set by handle_forward when the request may be sent again on a new connection; set by
+  // forward_response when it should be: a pooled connection that closed without a byte
+  // of answer, or answered 408 (it had timed the idle connection out).
+  bool may_retry_ = false;
+  bool retry_now_ = false;
   std::optional<std::string_view> request_body_error_;  // static parser text
 };
 

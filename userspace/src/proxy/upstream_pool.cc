@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 
 namespace ramjet::proxy {
 
@@ -17,16 +18,27 @@ bool still_open(int fd) {
 }
 }  // namespace
 
+std::size_t UpstreamPool::AddressHash::operator()(const SocketAddress& a) const noexcept {
+  // FNV-1a over the address bytes and the port.
+  std::uint64_t h = 1469598103934665603ull;
+  auto mix = [&h](std::uint8_t b) { h = (h ^ b) * 1099511628211ull; };
+  for (std::size_t i = 0; i < a.ip().size(); ++i) mix(a.ip().data()[i]);
+  mix(static_cast<std::uint8_t>(a.port() >> 8));
+  mix(static_cast<std::uint8_t>(a.port()));
+  return static_cast<std::size_t>(h);
+}
+
 UpstreamPool::~UpstreamPool() {
   for (auto& [addr, list] : idle_)
     for (const auto& i : list) ::close(i.fd);
 }
 
-int UpstreamPool::take(const std::vector<SocketAddress>& addresses, SocketAddress& which) {
+int UpstreamPool::take(const std::vector<SocketAddress>& addresses, SocketAddress& which,
+                       bool probe) {
   if (total_ == 0) return -1;
   auto now = runtime::Clock::now();
   for (const auto& addr : addresses) {
-    auto it = idle_.find(addr.to_string());
+    auto it = idle_.find(addr);
     if (it == idle_.end()) continue;
     auto& list = it->second;
     // Newest first: the one least likely to have been closed by the server.
@@ -34,7 +46,7 @@ int UpstreamPool::take(const std::vector<SocketAddress>& addresses, SocketAddres
       Idle i = list.back();
       list.pop_back();
       --total_;
-      if (now - i.since <= limits_.max_idle_time && still_open(i.fd)) {
+      if (now - i.since <= limits_.max_idle_time && (!probe || still_open(i.fd))) {
         which = addr;
         return i.fd;
       }
@@ -45,7 +57,7 @@ int UpstreamPool::take(const std::vector<SocketAddress>& addresses, SocketAddres
 }
 
 void UpstreamPool::put(const SocketAddress& address, int fd) {
-  auto& list = idle_[address.to_string()];
+  auto& list = idle_[address];
   if (total_ >= limits_.max_idle || list.size() >= limits_.per_address) {
     if (list.empty()) {
       ::close(fd);

@@ -9,7 +9,6 @@
 #include <chrono>
 #include <cstddef>
 #include <deque>
-#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -32,9 +31,11 @@ class UpstreamPool {
   UpstreamPool(const UpstreamPool&) = delete;
   UpstreamPool& operator=(const UpstreamPool&) = delete;
 
-  // An idle connection to one of `addresses` (tried in order) that the server has
-  // not closed meanwhile; -1 if none. Sets `which` to its address.
-  int take(const std::vector<SocketAddress>& addresses, SocketAddress& which);
+  // An idle connection to one of `addresses` (tried in order); -1 if none. Sets
+  // `which` to its address. With `probe`, only one the server has not closed (nor sent
+  // anything on) meanwhile, at the cost of a recv(MSG_PEEK) system call; without, the
+  // caller must be able to send its request again on a new connection.
+  int take(const std::vector<SocketAddress>& addresses, SocketAddress& which, bool probe = true);
   // Keeps `fd` (at a message boundary, nothing unread) for reuse; closes it if full.
   void put(const SocketAddress& address, int fd);
   std::size_t idle() const { return total_; }
@@ -44,8 +45,13 @@ class UpstreamPool {
     int fd;
     runtime::Clock::time_point since;
   };
+  // Keyed by the address itself: formatting it as text per request cost a malloc
+  // and an inet_ntop (sprintf) on every keep-alive request.
+  struct AddressHash {
+    std::size_t operator()(const SocketAddress& a) const noexcept;
+  };
   Limits limits_;
-  std::unordered_map<std::string, std::deque<Idle>> idle_;
+  std::unordered_map<SocketAddress, std::deque<Idle>, AddressHash> idle_;
   std::size_t total_ = 0;
 };
 

@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -43,13 +44,13 @@ __kernel_timespec to_timespec(std::chrono::nanoseconds d) {
 
 OpAwaitable&& OpAwaitable::with_timeout(std::chrono::nanoseconds d) && {
   timed_ = true;
-  link_ts_ = to_timespec(d);
+  timeout_ = d;
   return std::move(*this);
 }
 
 OpAwaitable& OpAwaitable::with_timeout(std::chrono::nanoseconds d) & {
   timed_ = true;
-  link_ts_ = to_timespec(d);
+  timeout_ = d;
   return *this;
 }
 
@@ -67,19 +68,14 @@ void OpAwaitable::await_suspend(std::coroutine_handle<> h) {
   }
   if (is_sleep_ && !pre_cancelled_) io_uring_prep_timeout(sqe, &sleep_ts_, 0, 0);
   io_uring_sqe_set_data(sqe, &op);
-  if (timed_ && !pre_cancelled_) {
-    sqe->flags |= IOSQE_IO_LINK;
-    // Worker reserved room for this SQE when it prepared the operation.
-    io_uring_sqe* t = io_uring_get_sqe(worker->ring());
-    io_uring_prep_link_timeout(t, &link_ts_, 0);
-    io_uring_sqe_set_data(t, nullptr);
-  }
+  if (timed_ && !pre_cancelled_) worker->add_deadline(this);
 }
 
 int OpAwaitable::await_resume() noexcept {
   if (slot != nullptr && slot->op_ == &op) slot->op_ = nullptr;
+  if (dl_linked_) worker->remove_deadline(this);
   if (pre_cancelled_) return -ECANCELED;
-  if (timed_ && op.res == -ECANCELED && !(slot != nullptr && slot->cancelled_)) return -ETIMEDOUT;
+  if (timed_out_ && op.res == -ECANCELED) return -ETIMEDOUT;
   return op.res;
 }
 
@@ -127,14 +123,88 @@ Worker* Worker::current() {
 }
 
 io_uring_sqe* Worker::get_sqe() {
-  // Keep room for a linked timeout after every operation (see with_timeout).
-  if (io_uring_sq_space_left(&ring_) < 2) io_uring_submit(&ring_);
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   if (sqe == nullptr) {
     io_uring_submit(&ring_);
     sqe = io_uring_get_sqe(&ring_);
   }
   return sqe;
+}
+
+// ---------------------------------------------------------------- deadline wheel
+
+namespace {
+std::int64_t tick_of(Clock::time_point t) {
+  return t.time_since_epoch() / Worker::kDeadlineTick;
+}
+}  // namespace
+
+void Worker::add_deadline(OpAwaitable* a) {
+  auto now = Clock::now();
+  if (deadlines_ == 0) wheel_tick_ = tick_of(now);
+  // Rounded up: a deadline never expires early.
+  auto at = now + a->timeout_;
+  a->dl_tick_ = tick_of(at) + ((at.time_since_epoch() % kDeadlineTick).count() != 0 ? 1 : 0);
+  OpAwaitable*& head = wheel_[static_cast<std::size_t>(a->dl_tick_) % kWheelSlots];
+  a->dl_prev_ = nullptr;
+  a->dl_next_ = head;
+  if (head != nullptr) head->dl_prev_ = a;
+  head = a;
+  a->dl_linked_ = true;
+  ++deadlines_;
+  if (!tick_armed_) arm_tick();
+}
+
+void Worker::remove_deadline(OpAwaitable* a) {
+  if (a->dl_prev_ != nullptr) {
+    a->dl_prev_->dl_next_ = a->dl_next_;
+  } else {
+    wheel_[static_cast<std::size_t>(a->dl_tick_) % kWheelSlots] = a->dl_next_;
+  }
+  if (a->dl_next_ != nullptr) a->dl_next_->dl_prev_ = a->dl_prev_;
+  a->dl_prev_ = a->dl_next_ = nullptr;
+  a->dl_linked_ = false;
+  --deadlines_;
+}
+
+// Runs after a batch of completions is marked done and before any is resumed, so an
+// operation whose completion is in the batch is never cancelled (its address may be
+// a new operation's by the time a cancel reached the kernel).
+void Worker::expire_deadlines() {
+  std::int64_t now = tick_of(Clock::now());
+  std::int64_t last = std::min(now, wheel_tick_ + static_cast<std::int64_t>(kWheelSlots));
+  for (std::int64_t t = wheel_tick_ + 1; t <= last; ++t) {
+    OpAwaitable* a = wheel_[static_cast<std::size_t>(t) % kWheelSlots];
+    while (a != nullptr) {
+      OpAwaitable* next = a->dl_next_;
+      if (a->dl_tick_ <= now) {
+        remove_deadline(a);
+        if (!a->op.done) {
+          a->timed_out_ = true;
+          cancel_op(&a->op);
+        }
+      }
+      a = next;
+    }
+  }
+  wheel_tick_ = now;
+}
+
+void Worker::arm_tick() {
+  tick_ts_ = to_timespec(kDeadlineTick);
+  tick_op_.on_cqe = &Worker::on_tick;
+  tick_op_.owner = this;
+  io_uring_sqe* sqe = get_sqe();
+  io_uring_prep_timeout(sqe, &tick_ts_, 0, 0);
+  io_uring_sqe_set_data(sqe, &tick_op_);
+  tick_armed_ = true;
+}
+
+std::coroutine_handle<> Worker::on_tick(Op* op, int, std::uint32_t) {
+  auto* self = static_cast<Worker*>(op->owner);
+  self->tick_armed_ = false;
+  self->tick_fired_ = true;
+  return {};
 }
 
 void Worker::cancel_op(Op* op) {
@@ -226,6 +296,11 @@ void Worker::run() {
       ready[nready++] = op->waiter;
     }
     io_uring_cq_advance(&ring_, n);
+    if (tick_fired_) {
+      tick_fired_ = false;
+      expire_deadlines();
+      if (deadlines_ > 0) arm_tick();
+    }
     // Resume after advancing: a resumed coroutine may submit and reap again.
     for (unsigned i = 0; i < nready; ++i) ready[i].resume();
   }

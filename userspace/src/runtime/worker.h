@@ -12,6 +12,7 @@
 #include <liburing.h>
 #include <poll.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <coroutine>
@@ -68,8 +69,9 @@ struct [[nodiscard]] OpAwaitable {
   CancelSlot* slot = nullptr;
   Op op{};
 
-  // Adds a linked timeout: if the operation is not done within d it is cancelled
-  // and the result is -ETIMEDOUT.
+  // Adds a timeout: if the operation is not done within d it is cancelled and the
+  // result is -ETIMEDOUT. Deadlines are kept by the worker's deadline wheel (see
+  // Worker), not by a kernel timer per operation: they expire up to one wheel tick late.
   OpAwaitable&& with_timeout(std::chrono::nanoseconds d) &&;
   // For an awaitable kept in a variable (to read op.flags after co_await it).
   OpAwaitable& with_timeout(std::chrono::nanoseconds d) &;
@@ -82,14 +84,28 @@ struct [[nodiscard]] OpAwaitable {
   bool timed_ = false;
   bool is_sleep_ = false;
   bool pre_cancelled_ = false;
-  // Timespecs are read by the kernel at submission, which happens while this
-  // awaitable sits in the suspended coroutine's frame; so they live here.
-  __kernel_timespec link_ts_{};
+  bool timed_out_ = false;  // the deadline wheel cancelled it
+  std::chrono::nanoseconds timeout_{};
+  // The timespec is read by the kernel at submission, which happens while this
+  // awaitable sits in the suspended coroutine's frame; so it lives here.
   __kernel_timespec sleep_ts_{};
+  // Links in the worker's deadline wheel while the operation is in flight.
+  OpAwaitable* dl_prev_ = nullptr;
+  OpAwaitable* dl_next_ = nullptr;
+  std::int64_t dl_tick_ = 0;
+  bool dl_linked_ = false;
 };
 
+// One thread's event loop. Timeouts on operations (with_timeout) live in a hashed
+// wheel of kDeadlineTick buckets: adding and removing one is a few pointer writes, and
+// one kernel timeout per tick is armed only while some deadline is pending. A kernel
+// linked timeout per operation (two SQEs, an hrtimer and a second CQE for every
+// receive) cost about 4% of the CPU of a keep-alive HTTP request.
 class Worker {
  public:
+  static constexpr std::chrono::milliseconds kDeadlineTick{10};
+  static constexpr unsigned kWheelSlots = 256;  // 2.56 s a revolution; longer ones go round
+
   // The ring itself is created by run(), on the thread that will own it
   // (IORING_SETUP_SINGLE_ISSUER ties a ring to the thread that first submits).
   explicit Worker(unsigned index, unsigned ring_entries = 4096);
@@ -142,6 +158,11 @@ class Worker {
   friend class MultishotAccept;
   io_uring_sqe* get_sqe();
   void cancel_op(Op* op);
+  void add_deadline(OpAwaitable* a);
+  void remove_deadline(OpAwaitable* a);
+  void expire_deadlines();
+  void arm_tick();
+  static std::coroutine_handle<> on_tick(Op* op, int res, std::uint32_t flags);
   void drain_posted();
   Task<void> wake_loop();
   OpAwaitable read_wake(std::uint64_t& value);
@@ -157,6 +178,15 @@ class Worker {
   std::vector<Task<void>> pending_spawn_;
   bool running_ = false;
   bool wake_done_ = false;
+  // The deadline wheel: bucket t % kWheelSlots holds the operations whose deadline is
+  // tick t (ticks of kDeadlineTick on the steady clock), doubly linked.
+  std::array<OpAwaitable*, kWheelSlots> wheel_{};
+  std::size_t deadlines_ = 0;
+  std::int64_t wheel_tick_ = 0;  // every tick up to this one has been expired
+  Op tick_op_{};
+  __kernel_timespec tick_ts_{};
+  bool tick_armed_ = false;
+  bool tick_fired_ = false;
 };
 
 // Creates and closes a ring on the calling thread: whether io_uring is usable here

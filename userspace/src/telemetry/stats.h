@@ -60,6 +60,8 @@ enum class CounterKind : std::uint8_t {
   X(http_connect_tunnels, kCounter, http_connect_tunnels, "CONNECT tunnels established")           \
   X(upstream_reused, kCounter, upstream_reused,                                                    \
     "Requests sent on an idle keep-alive upstream connection")                                     \
+  X(upstream_retries, kCounter, upstream_retries,                                                  \
+    "Requests sent again on a new connection: the pooled one was closed unanswered")               \
   X(http_client_errors, kCounter, http_client_errors,                                              \
     "Requests the proxy refused itself: 4xx, 501, 505")                                            \
   X(http_upstream_errors, kCounter, http_upstream_errors,                                          \
