@@ -394,6 +394,28 @@ std::coroutine_handle<> MultishotAccept::on_cqe(Op* op, int res, std::uint32_t f
   return std::exchange(self->waiter_, {});
 }
 
+// ---------------------------------------------------------------- PendingSend
+
+PendingSend::PendingSend(Worker& w) : worker_(w) {
+  op_.on_cqe = &PendingSend::on_cqe;
+  op_.owner = this;
+}
+
+void PendingSend::start(int fd, const void* buf, std::size_t len) {
+  io_uring_sqe* sqe = worker_.get_sqe();
+  io_uring_prep_send(sqe, fd, buf, len, MSG_NOSIGNAL | MSG_WAITALL);
+  io_uring_sqe_set_data(sqe, &op_);
+  busy_ = true;
+  res_ = 0;
+}
+
+std::coroutine_handle<> PendingSend::on_cqe(Op* op, int res, std::uint32_t) {
+  auto* self = static_cast<PendingSend*>(op->owner);
+  self->busy_ = false;
+  self->res_ = res;
+  return std::exchange(self->waiter_, {});
+}
+
 // ---------------------------------------------------------------- BufferRing
 
 BufferRing::BufferRing(Worker& w, std::uint16_t group, unsigned count, unsigned size)

@@ -156,6 +156,7 @@ class Worker {
   friend struct OpAwaitable;
   friend class CancelSlot;
   friend class MultishotAccept;
+  friend class PendingSend;
   io_uring_sqe* get_sqe();
   void cancel_op(Op* op);
   void add_deadline(OpAwaitable* a);
@@ -232,6 +233,39 @@ class MultishotAccept {
   Op op_;
   bool armed_ = false;
   std::deque<int> results_;
+  std::coroutine_handle<> waiter_;
+};
+
+// A send started now and awaited later, one at a time: a relay queues the send of what
+// it just received together with its next receive, so both go to the kernel in one
+// io_uring_enter instead of two. The whole buffer is sent (MSG_WAITALL); wait()
+// returns the bytes sent or -errno. The owner must wait() before the buffer or this
+// object goes away.
+class PendingSend {
+ public:
+  explicit PendingSend(Worker& w);
+  PendingSend(const PendingSend&) = delete;
+  PendingSend& operator=(const PendingSend&) = delete;
+
+  void start(int fd, const void* buf, std::size_t len);
+  bool busy() const { return busy_; }
+
+  auto wait() {
+    struct Awaiter {
+      PendingSend* s;
+      bool await_ready() const noexcept { return !s->busy_; }
+      void await_suspend(std::coroutine_handle<> h) noexcept { s->waiter_ = h; }
+      int await_resume() const noexcept { return s->res_; }
+    };
+    return Awaiter{this};
+  }
+
+ private:
+  static std::coroutine_handle<> on_cqe(Op* op, int res, std::uint32_t flags);
+  Worker& worker_;
+  Op op_;
+  bool busy_ = false;
+  int res_ = 0;
   std::coroutine_handle<> waiter_;
 };
 
