@@ -178,6 +178,52 @@ TEST(Worker, ProvidedBufferRingHandsOutAndRecyclesBuffers) {
   ::close(fds[1]);
 }
 
+// A relay hop: the send and the receive behind it go in one submission.
+TEST(Worker, SendThenReceiveRunsInOrder) {
+  int out[2], in[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, out), 0);
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, in), 0);
+  int result = 0, send_error = 0;
+  std::string received;
+  run_on_worker([&](Worker& w) -> Task<void> {
+    BufferRing ring(w, 3, 2, 64);
+    [[maybe_unused]] auto n = ::send(in[0], "reply", 5, 0);
+    auto r = w.send_then_recv_select(out[0], "request", 7, in[1], ring.group(), 64);
+    result = co_await r;
+    send_error = r.send_error();
+    if (result > 0)
+      received.assign(reinterpret_cast<char*>(ring.buffer(r.op.flags >> IORING_CQE_BUFFER_SHIFT)),
+                      static_cast<std::size_t>(result));
+    w.stop();
+  });
+  EXPECT_EQ(result, 5);
+  EXPECT_EQ(send_error, 0);
+  EXPECT_EQ(received, "reply");
+  char buf[16];
+  EXPECT_EQ(::recv(out[1], buf, sizeof buf, MSG_DONTWAIT), 7);
+  for (int fd : {out[0], out[1], in[0], in[1]}) ::close(fd);
+}
+
+// The kernel posts nothing for a receive linked behind a failed send; the awaitable
+// must still end, with the send's error.
+TEST(Worker, SendThenReceiveEndsWhenTheSendFails) {
+  int out[2], in[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, out), 0);
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, in), 0);
+  ::close(out[1]);
+  int result = 0, send_error = 0;
+  run_on_worker([&](Worker& w) -> Task<void> {
+    BufferRing ring(w, 3, 2, 64);
+    auto r = w.send_then_recv_select(out[0], "request", 7, in[1], ring.group(), 64);
+    result = co_await r;
+    send_error = r.send_error();
+    w.stop();
+  });
+  EXPECT_EQ(result, -ECANCELED);
+  EXPECT_EQ(send_error, -EPIPE);
+  for (int fd : {out[0], in[0], in[1]}) ::close(fd);
+}
+
 TEST(Worker, MultishotAcceptYieldsEveryConnection) {
   int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in sa{};

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <optional>
+#include <utility>
 
 namespace ramjet::proxy {
 
@@ -140,65 +142,41 @@ Task<void> Relay::pump_splice(Direction d) {
   ::close(pipefd[1]);
 }
 
-// Each received buffer is sent while the next receive is already posted: the send and
-// the receive reach the kernel in one submission. One send is in flight at a time, so
-// the order holds and a slow receiver still stops the reading (backpressure).
+// Each received buffer is sent with the next receive linked behind the send, in one
+// submission: a hop costs one io_uring_enter and one completion. The receive starts
+// only once the send is done, so a slow receiver stops the reading (backpressure).
 Task<void> Relay::pump_buffer(Direction d) {
   const unsigned size = buffers_->buffer_size();
-  runtime::PendingSend sending(worker_);
-  unsigned sending_id = 0;
+  std::optional<unsigned> sending;  // the buffer the linked send took, until the receive ends
   std::size_t sending_len = 0;
-  // Waits for the send in flight and hands its buffer back; false if it failed.
-  auto settle = [&]() -> Task<bool> {
-    if (sending_len == 0) co_return true;
-    int m = co_await sending.wait();
-    const std::uint8_t* p = buffers_->buffer(sending_id);
-    std::size_t done = m > 0 ? static_cast<std::size_t>(m) : 0;
-    while (m > 0 && done < sending_len) {  // short only after an error; finish or fail
-      m = co_await worker_.send(d.to, p + done, sending_len - done);
-      if (m > 0) done += static_cast<std::size_t>(m);
-    }
-    buffers_->recycle(sending_id);
-    sending_len = 0;
-    co_return m > 0;
-  };
-  bool write_failed = false;
   for (;;) {
-    auto recv = worker_.recv_select(d.from, buffers_->group(), size);
+    auto recv = sending ? worker_.send_then_recv_select(d.to, buffers_->buffer(*sending),
+                                                        sending_len, d.from, buffers_->group(), size)
+                        : worker_.recv_select(d.from, buffers_->group(), size);
     int n = co_await recv;
+    if (sending) buffers_->recycle(*std::exchange(sending, std::nullopt));
+    if (recv.send_error() != 0) {
+      if (!closing_) fail(d.write_error);
+      co_return;
+    }
     if (n == -ENOBUFS) {
       // Every buffer is in flight elsewhere: wait a moment rather than spin.
-      if (!co_await settle()) {
-        write_failed = true;
-        break;
-      }
       co_await worker_.sleep(kNoBufferBackoff);
       continue;
     }
-    if (n <= 0) {
-      if (!co_await settle()) {
-        write_failed = true;
-      } else if (n == 0) {
-        ::shutdown(d.to, SHUT_WR);  // everything sent: pass the half-close on
-      } else if (!closing_) {
-        fail(d.read_error);
-      }
-      break;
+    if (n == 0) {
+      ::shutdown(d.to, SHUT_WR);  // everything sent: pass the half-close on
+      co_return;
     }
-    unsigned id = recv.op.flags >> IORING_CQE_BUFFER_SHIFT;
+    if (n < 0) {
+      if (!closing_) fail(d.read_error);
+      co_return;
+    }
     *d.counter += static_cast<std::uint64_t>(n);
     touch();
-    if (!co_await settle()) {
-      buffers_->recycle(id);
-      write_failed = true;
-      break;
-    }
-    sending.start(d.to, buffers_->buffer(id), static_cast<std::size_t>(n));
-    sending_id = id;
+    sending = recv.op.flags >> IORING_CQE_BUFFER_SHIFT;
     sending_len = static_cast<std::size_t>(n);
   }
-  if (!co_await settle()) write_failed = true;
-  if (write_failed && !closing_) fail(d.write_error);
 }
 
 }  // namespace ramjet::proxy

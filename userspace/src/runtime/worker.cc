@@ -68,7 +68,20 @@ void OpAwaitable::await_suspend(std::coroutine_handle<> h) {
   }
   if (is_sleep_ && !pre_cancelled_) io_uring_prep_timeout(sqe, &sleep_ts_, 0, 0);
   io_uring_sqe_set_data(sqe, &op);
+  if (head_sqe_ != nullptr) {
+    head_op_.on_cqe = &OpAwaitable::on_head_failed;
+    head_op_.owner = this;
+    io_uring_sqe_set_data(head_sqe_, &head_op_);
+  }
   if (timed_ && !pre_cancelled_) worker->add_deadline(this);
+}
+
+std::coroutine_handle<> OpAwaitable::on_head_failed(Op* op, int res, std::uint32_t) {
+  auto* self = static_cast<OpAwaitable*>(op->owner);
+  self->head_error_ = res < 0 ? res : -EPIPE;  // a short send also cuts the chain
+  self->op.res = -ECANCELED;
+  self->op.done = true;
+  return self->op.waiter;
 }
 
 int OpAwaitable::await_resume() noexcept {
@@ -341,6 +354,19 @@ OpAwaitable Worker::recv_select(int fd, std::uint16_t group, std::size_t len) {
   return OpAwaitable{this, sqe};
 }
 
+OpAwaitable Worker::send_then_recv_select(int send_fd, const void* buf, std::size_t len,
+                                          int recv_fd, std::uint16_t group,
+                                          std::size_t recv_len) {
+  // Both SQEs in one submission: a link cut at a submission boundary would not hold.
+  if (io_uring_sq_space_left(&ring_) < 2) io_uring_submit(&ring_);
+  io_uring_sqe* send = get_sqe();
+  io_uring_prep_send(send, send_fd, buf, len, MSG_NOSIGNAL | MSG_WAITALL);
+  send->flags |= IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
+  OpAwaitable a = recv_select(recv_fd, group, recv_len);
+  a.head_sqe_ = send;  // its user data is set in await_suspend, at the final address
+  return a;
+}
+
 OpAwaitable Worker::poll(int fd, short events, CancelSlot* slot) {
   io_uring_sqe* sqe = get_sqe();
   io_uring_prep_poll_add(sqe, fd, static_cast<unsigned>(events));
@@ -391,28 +417,6 @@ std::coroutine_handle<> MultishotAccept::on_cqe(Op* op, int res, std::uint32_t f
   auto* self = static_cast<MultishotAccept*>(op->owner);
   if (!(flags & IORING_CQE_F_MORE)) self->armed_ = false;
   self->results_.push_back(res);
-  return std::exchange(self->waiter_, {});
-}
-
-// ---------------------------------------------------------------- PendingSend
-
-PendingSend::PendingSend(Worker& w) : worker_(w) {
-  op_.on_cqe = &PendingSend::on_cqe;
-  op_.owner = this;
-}
-
-void PendingSend::start(int fd, const void* buf, std::size_t len) {
-  io_uring_sqe* sqe = worker_.get_sqe();
-  io_uring_prep_send(sqe, fd, buf, len, MSG_NOSIGNAL | MSG_WAITALL);
-  io_uring_sqe_set_data(sqe, &op_);
-  busy_ = true;
-  res_ = 0;
-}
-
-std::coroutine_handle<> PendingSend::on_cqe(Op* op, int res, std::uint32_t) {
-  auto* self = static_cast<PendingSend*>(op->owner);
-  self->busy_ = false;
-  self->res_ = res;
   return std::exchange(self->waiter_, {});
 }
 

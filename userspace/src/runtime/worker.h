@@ -89,6 +89,14 @@ struct [[nodiscard]] OpAwaitable {
   // The timespec is read by the kernel at submission, which happens while this
   // awaitable sits in the suspended coroutine's frame; so it lives here.
   __kernel_timespec sleep_ts_{};
+  // send_then_recv_select: the send linked ahead of this receive. It completes only when
+  // it fails, and then the kernel posts nothing for the receive (a skipped chain): the
+  // send's completion ends this awaitable with -ECANCELED and send_error() set.
+  io_uring_sqe* head_sqe_ = nullptr;
+  Op head_op_{};
+  int head_error_ = 0;
+  int send_error() const { return head_error_; }
+  static std::coroutine_handle<> on_head_failed(Op* op, int res, std::uint32_t flags);
   // Links in the worker's deadline wheel while the operation is in flight.
   OpAwaitable* dl_prev_ = nullptr;
   OpAwaitable* dl_next_ = nullptr;
@@ -141,6 +149,12 @@ class Worker {
   // Receive into a buffer chosen by the kernel from `group` (see BufferRing).
   // On success res is the length and the buffer id is (flags >> IORING_CQE_BUFFER_SHIFT).
   OpAwaitable recv_select(int fd, std::uint16_t group, std::size_t len);
+  // Sends all of [buf, buf + len) on send_fd, then receives as recv_select on recv_fd once
+  // the send is done, in one submission: a relay hop costs one io_uring_enter and one
+  // completion. When the send fails the result is -ECANCELED and the awaitable's
+  // send_error() says why. When it completes, the send is over either way.
+  OpAwaitable send_then_recv_select(int send_fd, const void* buf, std::size_t len, int recv_fd,
+                                    std::uint16_t group, std::size_t recv_len);
   // One-shot readiness: returns the revents mask, or -errno.
   OpAwaitable poll(int fd, short events, CancelSlot* slot = nullptr);
   OpAwaitable splice(int fd_in, int fd_out, unsigned len, unsigned flags);
@@ -156,7 +170,6 @@ class Worker {
   friend struct OpAwaitable;
   friend class CancelSlot;
   friend class MultishotAccept;
-  friend class PendingSend;
   io_uring_sqe* get_sqe();
   void cancel_op(Op* op);
   void add_deadline(OpAwaitable* a);
@@ -233,39 +246,6 @@ class MultishotAccept {
   Op op_;
   bool armed_ = false;
   std::deque<int> results_;
-  std::coroutine_handle<> waiter_;
-};
-
-// A send started now and awaited later, one at a time: a relay queues the send of what
-// it just received together with its next receive, so both go to the kernel in one
-// io_uring_enter instead of two. The whole buffer is sent (MSG_WAITALL); wait()
-// returns the bytes sent or -errno. The owner must wait() before the buffer or this
-// object goes away.
-class PendingSend {
- public:
-  explicit PendingSend(Worker& w);
-  PendingSend(const PendingSend&) = delete;
-  PendingSend& operator=(const PendingSend&) = delete;
-
-  void start(int fd, const void* buf, std::size_t len);
-  bool busy() const { return busy_; }
-
-  auto wait() {
-    struct Awaiter {
-      PendingSend* s;
-      bool await_ready() const noexcept { return !s->busy_; }
-      void await_suspend(std::coroutine_handle<> h) noexcept { s->waiter_ = h; }
-      int await_resume() const noexcept { return s->res_; }
-    };
-    return Awaiter{this};
-  }
-
- private:
-  static std::coroutine_handle<> on_cqe(Op* op, int res, std::uint32_t flags);
-  Worker& worker_;
-  Op op_;
-  bool busy_ = false;
-  int res_ = 0;
   std::coroutine_handle<> waiter_;
 };
 
