@@ -25,23 +25,12 @@
 #include "ramjet/hooks/connection.h"
 #include "ramjet/net.h"
 #include "ramjet/result.h"
+#include "telemetry/engine_connection.h"
 
 namespace ramjet::admin {
 
-// An engine connection (GET /v1/connections).
-struct EngineConnection {
-  FlowId id = 0;
-  std::string endpoint;
-  unsigned worker = 0;
-  SocketAddress client;
-  SocketAddress local;  // the original destination when escalated
-  std::optional<SocketAddress> upstream;
-  std::string state;  // "hooks", "connecting", "relaying", "closing", ...
-  bool escalated = false;
-  std::uint64_t age_ms = 0;
-  std::uint64_t bytes_from_client = 0;
-  std::uint64_t bytes_to_client = 0;
-};
+// An engine connection (GET /v1/connections), as the proxy layer describes it.
+using telemetry::EngineConnection;
 
 nlohmann::json connection_json(const EngineConnection& c);
 Result<EngineConnection> connection_from_json(const nlohmann::json& j);

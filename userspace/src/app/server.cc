@@ -14,19 +14,20 @@
 #include <mutex>
 #include <optional>
 
-#include "app/worker_context.h"
 #include "datapath/datapath.h"
 #include "dns/resolver.h"
 #include "http/auth/proxy_auth.h"
 #include "proxy/http_session.h"
 #include "proxy/tcp_session.h"
 #include "proxy/upstream_pool.h"
+#include "proxy/worker_context.h"
 #include "runtime/thread.h"
 #include "telemetry/access_log.h"
 #include "telemetry/event_feed.h"
 
 namespace ramjet::app {
 
+using proxy::WorkerContext;
 using telemetry::Counter;
 
 namespace {
@@ -106,6 +107,21 @@ Task<void> run_session(WorkerContext& wc, const config::Endpoint& ep,
   }
 }
 
+std::atomic<datapath::Datapath*> g_flow_ids{nullptr};
+
+// Process-wide flow ids: unique across workers, never reused in a run. With the
+// datapath on they come from the same counter the BPF programs use, so kernel
+// flows and engine connections share one id space.
+FlowId next_flow_id() {
+  if (auto* dp = g_flow_ids.load(std::memory_order_acquire)) return dp->next_flow_id();
+  static std::atomic<FlowId> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
+void use_datapath_ids(datapath::Datapath* dp) {
+  g_flow_ids.store(dp, std::memory_order_release);
+}
+
 Task<void> accept_loop(WorkerContext& wc, std::size_t endpoint_index, int listen_fd,
                        runtime::MultishotAccept& acc) {
   const config::Endpoint& ep = wc.config.endpoints[endpoint_index];
@@ -150,7 +166,7 @@ Task<void> accept_loop(WorkerContext& wc, std::size_t endpoint_index, int listen
       if (ep.transparent && wc.datapath)
         kflow = wc.datapath->lookup_flow(info.client, info.local, IPPROTO_TCP);
       info.escalated = kflow && kflow->flow.escalated;
-      info.id = info.escalated ? kflow->flow.flow_id : WorkerContext::next_flow_id();
+      info.id = info.escalated ? kflow->flow.flow_id : next_flow_id();
       telemetry::event_feed().publish(proxy::connection_event(info, nullptr));
       wc.worker.spawn(run_session(wc, ep, counters, fd, std::move(info)));
       continue;
@@ -184,19 +200,7 @@ Task<void> drain_timer(WorkerContext& wc, std::chrono::milliseconds deadline,
   for (auto* s : left) s->force_close(CloseReason::kShutdown);
 }
 
-std::atomic<datapath::Datapath*> g_flow_ids{nullptr};
-
 }  // namespace
-
-FlowId WorkerContext::next_flow_id() {
-  if (auto* dp = g_flow_ids.load(std::memory_order_acquire)) return dp->next_flow_id();
-  static std::atomic<FlowId> next{1};
-  return next.fetch_add(1, std::memory_order_relaxed);
-}
-
-void WorkerContext::use_datapath_ids(datapath::Datapath* dp) {
-  g_flow_ids.store(dp, std::memory_order_release);
-}
 
 struct Server::WorkerSlot {
   explicit WorkerSlot(unsigned i) : worker(i) {}
@@ -291,7 +295,7 @@ Result<void> Server::bind_listeners() {
 
 Result<void> Server::attach_datapath(datapath::Datapath& dp) {
   datapath_ = &dp;
-  WorkerContext::use_datapath_ids(&dp);
+  use_datapath_ids(&dp);
   for (std::size_t e = 0; e < config_.endpoints.size(); ++e) {
     if (!config_.endpoints[e].transparent) continue;
     auto id = static_cast<std::uint32_t>(e + 1);

@@ -16,9 +16,8 @@
 
 #include "admin/flow_view.h"
 #include "http/auth/auth_table.h"
-
-#include "ramjet/bootstrap.h"
 #include "ramjet/config/config.h"
+#include "ramjet/engine/hook_set.h"
 #include "ramjet/result.h"
 
 namespace ramjet::telemetry {
@@ -26,14 +25,15 @@ class AccessLog;
 class AuditLog;
 }  // namespace ramjet::telemetry
 
-
 namespace ramjet::datapath {
 class Datapath;
 }
 
-namespace ramjet::app {
-
+namespace ramjet::proxy {
 struct WorkerContext;
+}
+
+namespace ramjet::app {
 
 class Server {
  public:
@@ -80,7 +80,7 @@ class Server {
   struct WorkerSlot;
   // Runs `fn` on every running worker's thread and returns what each returned.
   template <typename T>
-  std::vector<T> on_each_worker(std::function<T(WorkerContext&)> fn,
+  std::vector<T> on_each_worker(std::function<T(proxy::WorkerContext&)> fn,
                                 std::chrono::milliseconds timeout);
   void worker_thread(unsigned index);
 

@@ -11,7 +11,7 @@
 #include <type_traits>
 #include <variant>
 
-#include "app/worker_context.h"
+#include "proxy/worker_context.h"
 #include "ramjet/hooks/connection.h"
 #include "ramjet/net.h"
 #include "ramjet/task.h"
@@ -48,7 +48,7 @@ class EgressChain {
  public:
   // `counters` is the flow's endpoint row; `decisions`, when not null, receives the
   // egress decisions for the audit log.
-  EgressChain(app::WorkerContext& wc, telemetry::CounterRow& counters, const ConnectionInfo& info,
+  EgressChain(WorkerContext& wc, telemetry::CounterRow& counters, const ConnectionInfo& info,
               void* ctx, std::chrono::milliseconds connect_timeout,
               telemetry::FlowDecisions* decisions = nullptr)
       : wc_(wc),
@@ -80,7 +80,7 @@ class EgressChain {
   // Records an egress block for the audit log (when it is on).
   void audit_block(std::string reason);
 
-  app::WorkerContext& wc_;
+  WorkerContext& wc_;
   telemetry::CounterRow& counters_;
   const ConnectionInfo& info_;
   void* ctx_;

@@ -134,7 +134,7 @@ void append_forwarded_fields(std::string& out, const HttpHeaders& headers) {
 }
 }  // namespace
 
-HttpSession::HttpSession(app::WorkerContext& wc, const config::Endpoint& ep,
+HttpSession::HttpSession(WorkerContext& wc, const config::Endpoint& ep,
                          telemetry::CounterRow& counters, int client_fd, ConnectionInfo info)
     : Session(wc, counters), ep_(ep), client_fd_(client_fd), info_(std::move(info)) {
   started_ = runtime::Clock::now();

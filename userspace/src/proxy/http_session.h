@@ -32,7 +32,7 @@ namespace ramjet::proxy {
 
 class HttpSession final : public Session {
  public:
-  HttpSession(app::WorkerContext& wc, const config::Endpoint& ep, telemetry::CounterRow& counters,
+  HttpSession(WorkerContext& wc, const config::Endpoint& ep, telemetry::CounterRow& counters,
               int client_fd, ConnectionInfo info);
 
   Task<void> run();

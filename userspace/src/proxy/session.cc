@@ -52,8 +52,8 @@ std::string connection_event(const ConnectionInfo& info, const ConnectionStats* 
   return j.dump();
 }
 
-admin::EngineConnection Session::describe() const {
-  admin::EngineConnection c;
+telemetry::EngineConnection Session::describe() const {
+  telemetry::EngineConnection c;
   const ConnectionInfo& info = *view_.info;
   c.id = info.id;
   c.endpoint = info.endpoint;

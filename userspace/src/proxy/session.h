@@ -8,10 +8,10 @@
 #include <optional>
 #include <string>
 
-#include "admin/flow_view.h"
-#include "app/worker_context.h"
+#include "proxy/worker_context.h"
 #include "ramjet/hooks/connection.h"
 #include "telemetry/audit_log.h"
+#include "telemetry/engine_connection.h"
 
 namespace ramjet::proxy {
 
@@ -28,7 +28,7 @@ std::string connection_event(const ConnectionInfo& info, const ConnectionStats* 
 class Session {
  public:
   // `counters` is the worker's row for the session's endpoint.
-  Session(app::WorkerContext& wc, telemetry::CounterRow& counters) : wc_(wc), counters_(counters) {
+  Session(WorkerContext& wc, telemetry::CounterRow& counters) : wc_(wc), counters_(counters) {
     wc_.sessions.insert(this);
     counters_.add(telemetry::Counter::connections_accepted);
     counters_.add(telemetry::Counter::connections_active);
@@ -47,7 +47,7 @@ class Session {
   virtual void force_close(CloseReason why) = 0;
 
   // What the admin API shows of it; call on the session's worker thread.
-  admin::EngineConnection describe() const;
+  telemetry::EngineConnection describe() const;
   FlowId id() const { return view_.info->id; }
 
  protected:
@@ -80,7 +80,7 @@ class Session {
     if (blocked) audit_.decisions.ingress.reason = reason;
   }
 
-  app::WorkerContext& wc_;
+  WorkerContext& wc_;
   telemetry::CounterRow& counters_;
   telemetry::FlowAudit audit_;
 

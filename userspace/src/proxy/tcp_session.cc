@@ -17,7 +17,7 @@ namespace ramjet::proxy {
 
 using telemetry::Counter;
 
-TcpSession::TcpSession(app::WorkerContext& wc, const config::Endpoint& ep,
+TcpSession::TcpSession(WorkerContext& wc, const config::Endpoint& ep,
                        telemetry::CounterRow& counters, int client_fd, ConnectionInfo info)
     : Session(wc, counters), ep_(ep), client_fd_(client_fd), info_(std::move(info)) {
   started_ = runtime::Clock::now();

@@ -7,9 +7,9 @@
 #include <optional>
 #include <string>
 
-#include "app/worker_context.h"
 #include "proxy/relay.h"
 #include "proxy/session.h"
+#include "proxy/worker_context.h"
 #include "ramjet/hooks/connection.h"
 #include "ramjet/task.h"
 
@@ -17,7 +17,7 @@ namespace ramjet::proxy {
 
 class TcpSession final : public Session {
  public:
-  TcpSession(app::WorkerContext& wc, const config::Endpoint& ep, telemetry::CounterRow& counters,
+  TcpSession(WorkerContext& wc, const config::Endpoint& ep, telemetry::CounterRow& counters,
              int client_fd, ConnectionInfo info);
 
   // The whole life of the connection. Owns and closes both sockets.

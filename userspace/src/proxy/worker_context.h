@@ -10,8 +10,8 @@
 #include <unordered_set>
 
 #include "egress/guard.h"
-#include "ramjet/bootstrap.h"
 #include "ramjet/config/config.h"
+#include "ramjet/engine/hook_set.h"
 #include "runtime/worker.h"
 #include "telemetry/stats.h"
 
@@ -33,11 +33,9 @@ class AuditLog;
 }  // namespace ramjet::telemetry
 
 namespace ramjet::proxy {
+
 class Session;
 class UpstreamPool;
-}  // namespace ramjet::proxy
-
-namespace ramjet::app {
 
 struct WorkerContext {
   runtime::Worker& worker;
@@ -48,22 +46,16 @@ struct WorkerContext {
   egress::EgressGuard guard;
   std::unique_ptr<dns::Resolver> resolver;
   std::unique_ptr<runtime::BufferRing> buffers;  // for `relay: buffer` endpoints
-  std::unordered_set<proxy::Session*> sessions;
+  std::unordered_set<Session*> sessions;
   // Per http endpoint with auth configured (by endpoint name); shared by all workers.
   const http::auth::AuthTable* authenticators = nullptr;
   bool draining = false;
-  std::unique_ptr<proxy::UpstreamPool> pool;  // idle keep-alive upstream connections
-  runtime::Event sessions_empty;              // set when draining and the last session ends
-  telemetry::AuditLog* audit_log = nullptr;   // shared by all workers; null when off
-  datapath::Datapath* datapath = nullptr;     // the eBPF datapath, when enabled
+  std::unique_ptr<UpstreamPool> pool;        // idle keep-alive upstream connections
+  runtime::Event sessions_empty;             // set when draining and the last session ends
+  telemetry::AuditLog* audit_log = nullptr;  // shared by all workers; null when off
+  datapath::Datapath* datapath = nullptr;    // the eBPF datapath, when enabled
   // Open downstream connections of the whole daemon (server.max_connections).
   std::atomic<std::uint32_t>* open_connections = nullptr;
-
-  // Process-wide flow ids: unique across workers, never reused in a run. With the
-  // datapath on they come from the same counter the BPF programs use, so kernel
-  // flows and engine connections share one id space.
-  static FlowId next_flow_id();
-  static void use_datapath_ids(datapath::Datapath* dp);
 };
 
-}  // namespace ramjet::app
+}  // namespace ramjet::proxy

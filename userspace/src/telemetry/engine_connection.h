@@ -1,0 +1,29 @@
+// What an engine connection reports of itself (GET /v1/connections, the engine half
+// of a flow in admin/flow_view.h). Defined here, below both the proxy sessions that
+// fill it in and the admin views that print it, so neither depends on the other.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "ramjet/hooks/connection.h"
+#include "ramjet/net.h"
+
+namespace ramjet::telemetry {
+
+struct EngineConnection {
+  FlowId id = 0;
+  std::string endpoint;
+  unsigned worker = 0;
+  SocketAddress client;
+  SocketAddress local;  // the original destination when escalated
+  std::optional<SocketAddress> upstream;
+  std::string state;  // "hooks", "connecting", "relaying", "closing", ...
+  bool escalated = false;
+  std::uint64_t age_ms = 0;
+  std::uint64_t bytes_from_client = 0;
+  std::uint64_t bytes_to_client = 0;
+};
+
+}  // namespace ramjet::telemetry
