@@ -3,7 +3,7 @@
 // daemon keeps serving on the running config.
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
-import { binaryPath, connect, mergeConfig, run, startDaemon, startEchoServer, tcpEndpoint, test } from '../lib/index.ts';
+import { binaryPath, connect, mergeConfig, run, runCurl, startDaemon, startEchoServer, startHttpOrigin, startHttpProxy, tcpEndpoint, test } from '../lib/index.ts';
 
 interface ReloadBody {
   reloaded: boolean;
@@ -12,7 +12,7 @@ interface ReloadBody {
   restart_required: string[];
 }
 
-test('reload applies logging.level and names each other changed key as needing a restart', async (t) => {
+test('reload applies logging.level and egress, and names each other changed key as needing a restart', async (t) => {
   const echo = await startEchoServer(t);
   const daemon = await startDaemon(t, {
     config: { logging: { level: 'info' }, egress: { allow_private: ['127.0.0.0/8'] }, endpoints: [tcpEndpoint('web', echo.address)] },
@@ -33,8 +33,8 @@ test('reload applies logging.level and names each other changed key as needing a
   assert.equal(res.status, 200, res.body);
   const body = JSON.parse(res.body) as ReloadBody;
   assert.equal(body.reloaded, true);
-  assert.deepEqual(body.applied, ['logging.level']);
-  assert.deepEqual(body.restart_required.sort(), ['egress.allow_private', 'endpoints[extra]', 'endpoints[web].idle_timeout']);
+  assert.deepEqual(body.applied.sort(), ['egress.allow_private', 'logging.level']);
+  assert.deepEqual(body.restart_required.sort(), ['endpoints[extra]', 'endpoints[web].idle_timeout']);
 
   // ramjetctl prints the same, one key per line.
   const ctl = await run(binaryPath('ramjetctl'), ['--admin-socket', daemon.adminSocket, 'reload'], { timeoutMs: 10_000 });
@@ -59,4 +59,19 @@ test('a broken file on reload changes nothing and says where it is broken', asyn
   assert.match(res.body, /ramjet\.yaml:2:\d+: .*logging\.level/);
   const client = await connect(t, daemon.endpoint('web'));
   assert.equal((await client.roundTrip('ok')).toString(), 'ok');
+});
+
+test('a reload puts egress settings into effect for the next requests', async (t) => {
+  const origin = await startHttpOrigin(t);
+  const { daemon, url } = await startHttpProxy(t, { allowLoopback: false });
+  const refused = await runCurl(t, ['-x', url, origin.url('/before')]);
+  assert.equal(refused.last!.status, 403, 'loopback origins are refused without egress.allow_private');
+
+  const edited = mergeConfig(daemon.config, { egress: { allow_private: ['127.0.0.0/8'] } });
+  await writeFile(daemon.configPath, `${JSON.stringify(edited, null, 2)}\n`);
+  const res = await daemon.admin('POST', '/v1/reload');
+  assert.equal(res.status, 200, res.body);
+  assert.deepEqual((JSON.parse(res.body) as ReloadBody).applied, ['egress.allow_private']);
+  const allowed = await runCurl(t, ['-x', url, origin.url('/after')]);
+  assert.equal(allowed.last!.status, 200, 'the reloaded allow_private lets the request through');
 });

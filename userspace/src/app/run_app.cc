@@ -327,7 +327,7 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
     reopen_logs(access_log, audit_log.get());
     // The file is checked even with the datapath off; htpasswd files are read again.
     auto r = policy.reload([&](const config::Config& next) {
-      return server.prepare_auth_reload(next.endpoints);
+      return server.prepare_engine_reload(next);
     });
     if (!r.ok()) {
       spdlog::error("reload: {} (keeping the running config)", r.error().message);

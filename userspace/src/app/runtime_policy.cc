@@ -22,6 +22,8 @@ bool applies_at_runtime(const std::string& key, const config::Config& running) {
   if (key == "datapath.rules" || key.starts_with("datapath.rules[") ||
       key == "datapath.default_action" || key == "logging.level")
     return true;
+  // The egress settings, but for the resolvers' part (built with their workers).
+  if (key.starts_with("egress.") && key != "egress.happy_eyeballs.resolution_delay") return true;
   for (const auto& ep : running.endpoints) {
     const std::string auth = "endpoints[" + ep.name + "].auth";
     if (key == auth || key.starts_with(auth + ".")) return true;
@@ -50,6 +52,8 @@ Result<ReloadReport> RuntimePolicy::reload(const EnginePrepare& engine) {
   next.datapath.rules = fresh->datapath.rules;
   next.datapath.default_action = fresh->datapath.default_action;
   next.logging.level = fresh->logging.level;
+  next.egress = fresh->egress;
+  next.egress.happy_eyeballs.resolution_delay = config_.egress.happy_eyeballs.resolution_delay;
   for (auto& ep : next.endpoints) {
     auto it = std::find_if(fresh->endpoints.begin(), fresh->endpoints.end(),
                            [&](const auto& f) { return f.name == ep.name; });

@@ -44,7 +44,8 @@ class RuntimePolicy {
 
   // Re-reads the config file, applies what changes at runtime (the datapath rules and
   // default action, logging.level, and through `engine` the running endpoints' auth with
-  // their htpasswd files read again) and names every other changed key as needing a
+  // their htpasswd files read again and the egress settings but for
+  // happy_eyeballs.resolution_delay) and names every other changed key as needing a
   // restart. On an error nothing changes.
   Result<ReloadReport> reload(const EnginePrepare& engine = {});
   // The logging settings running now (a reload may change the level).

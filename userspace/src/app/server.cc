@@ -237,19 +237,33 @@ Result<void> Server::load_auth() {
   return {};
 }
 
-Result<std::function<void()>> Server::prepare_auth_reload(
-    const std::vector<config::Endpoint>& next) {
+Result<std::function<void()>> Server::prepare_engine_reload(const config::Config& next) {
   // The running endpoints, with the auth settings the new file gives them (an endpoint the
   // file dropped keeps its own until the restart that removes it).
   std::vector<config::Endpoint> running = config_.endpoints;
   for (auto& ep : running) {
-    auto it = std::find_if(next.begin(), next.end(), [&](const auto& n) { return n.name == ep.name; });
-    if (it != next.end()) ep.auth = it->auth;
+    auto it = std::find_if(next.endpoints.begin(), next.endpoints.end(),
+                           [&](const auto& n) { return n.name == ep.name; });
+    if (it != next.endpoints.end()) ep.auth = it->auth;
   }
   auto table = http::auth::AuthTable::build(running);
   if (!table.ok()) return table.error();
-  return std::function<void()>(
-      [this, t = std::move(*table)]() mutable { authenticators_.replace(std::move(t)); });
+  // The egress settings, but for the resolver's (a restart applies those: the
+  // resolvers are built with their workers).
+  config::EgressSettings egress = next.egress;
+  egress.happy_eyeballs.resolution_delay = config_.egress.happy_eyeballs.resolution_delay;
+  return std::function<void()>([this, t = std::move(*table), egress]() mutable {
+    authenticators_.replace(std::move(t));
+    // Each worker takes them between two of its sessions' steps; connections already
+    // made keep what they were made with.
+    on_each_worker<int>(
+        [egress](WorkerContext& wc) {
+          wc.egress = egress;
+          wc.guard = egress::EgressGuard(egress.allow_private);
+          return 0;
+        },
+        std::chrono::milliseconds(1000));
+  });
 }
 
 Result<void> Server::bind_listeners() {
@@ -446,7 +460,8 @@ void Server::worker_thread(unsigned index) {
   WorkerSlot& slot = *slots_[index];
   WorkerContext wc{slot.worker, config_,
                    hooks_,      telemetry::stats().worker(index),
-                   access_log_, egress::EgressGuard(config_.egress.allow_private),
+                   access_log_, config_.egress,
+                   egress::EgressGuard(config_.egress.allow_private),
                    nullptr,     nullptr,
                    {},          &authenticators_,
                    false,       std::make_unique<proxy::UpstreamPool>(),

@@ -46,10 +46,11 @@ class Server {
   Result<void> bind_listeners();
   // Loads each http endpoint's credentials (htpasswd files, keys). Errors name the file.
   Result<void> load_auth();
-  // Re-reads the htpasswd files with the auth settings the running endpoints have in `next`
-  // (a reloaded config). Returns what puts them in place for the sessions that start
-  // afterwards; on an error nothing changes.
-  Result<std::function<void()>> prepare_auth_reload(const std::vector<config::Endpoint>& next);
+  // The engine's part of a reload to `next`: re-reads the htpasswd files with the auth
+  // settings the running endpoints have there, and takes its egress settings (all but
+  // happy_eyeballs.resolution_delay). Returns what puts them in place on every worker for
+  // the requests that start afterwards; on an error nothing changes.
+  Result<std::function<void()>> prepare_engine_reload(const config::Config& next);
   // endpoint name -> the address actually bound (port 0 resolved).
   const std::map<std::string, SocketAddress>& bound() const { return bound_; }
 

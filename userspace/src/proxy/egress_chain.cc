@@ -243,7 +243,7 @@ Task<std::variant<EgressChain::Destinations, EgressError>> EgressChain::decide(H
                           "destination_ip_prohibited: " + target.to_string() + ": " + refused};
   }
 
-  const auto& he = wc_.config.egress.happy_eyeballs;
+  const auto& he = wc_.egress.happy_eyeballs;
   auto sorted = egress::sort_for_happy_eyeballs(
       std::move(allowed),
       he.prefer == config::IpFamily::kIpv4 ? egress::Preference::kIpv4 : egress::Preference::kIpv6);
@@ -254,12 +254,12 @@ Task<std::variant<EgressChain::Destinations, EgressError>> EgressChain::decide(H
 }
 
 Task<std::variant<Upstream, EgressError>> EgressChain::connect_to(Destinations dest) {
-  const auto& he = wc_.config.egress.happy_eyeballs;
+  const auto& he = wc_.egress.happy_eyeballs;
   const HostPort& target = dest.target;
   egress::RaceSettings rs;
   rs.connection_attempt_delay = he.connection_attempt_delay;
   rs.connect_timeout =
-      connect_timeout_.count() > 0 ? connect_timeout_ : wc_.config.egress.connect_timeout;
+      connect_timeout_.count() > 0 ? connect_timeout_ : wc_.egress.connect_timeout;
   ChainConnectEnv env(*this);
   auto raced = co_await egress::race_connect(env, std::move(dest.addresses), rs);
   if (!raced.ok()) {

@@ -43,6 +43,9 @@ struct WorkerContext {
   engine::HookSet& hooks;
   telemetry::WorkerStats stats;  // this worker's counter rows, one per endpoint
   telemetry::AccessLog& access_log;
+  // This worker's egress settings and the guard built from them: a reload replaces
+  // both (Server::prepare_engine_reload), so they are read here, never from `config`.
+  config::EgressSettings egress;
   egress::EgressGuard guard;
   std::unique_ptr<dns::Resolver> resolver;
   std::unique_ptr<runtime::BufferRing> buffers;  // for `relay: buffer` endpoints
