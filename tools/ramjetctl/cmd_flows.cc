@@ -23,9 +23,9 @@
 #include <queue>
 #include <thread>
 #include <unordered_map>
-#include <unordered_set>
 
 #include "admin/char_writer.h"
+#include "admin/flow_join.h"
 #include "commands.h"
 #include "table.h"
 
@@ -51,8 +51,7 @@ class FlowGatherer {
   std::size_t engine_connections() const { return engine_.size(); }
 
  private:
-  Result<void> from_pins(KernelView& kv, const std::function<bool(FlowView&&)>& emit,
-                         bool with_engine);
+  Result<void> from_pins(KernelView& kv, const std::function<bool(FlowView&&)>& emit);
   Result<void> from_api(const std::function<bool(FlowView&&)>& emit);
   bool offer(FlowView&& v, const std::function<bool(FlowView&&)>& emit) {
     if (v.rate_bps == 0) v.rate_bps = admin::average_rate_bps(v, now_ns_);
@@ -66,7 +65,7 @@ class FlowGatherer {
   std::uint64_t now_ns_ = 0;
   bool daemon_ = false;
   bool noted_;
-  std::unordered_map<FlowId, std::shared_ptr<const admin::EngineConnection>> engine_;
+  admin::EngineConnections engine_;  // empty unless ramjetd runs
 };
 
 Result<void> FlowGatherer::run(const std::function<bool(FlowView&&)>& emit) {
@@ -78,7 +77,7 @@ Result<void> FlowGatherer::run(const std::function<bool(FlowView&&)>& emit) {
     auto kv = ctl_.kernel_view();
     if (!kv.ok()) return kv.error();
     names_ = kv->names();
-    return from_pins(*kv, emit, false);
+    return from_pins(*kv, emit);
   }
   daemon_ = true;
   if (q_.source == "api") return from_api(emit);
@@ -86,67 +85,36 @@ Result<void> FlowGatherer::run(const std::function<bool(FlowView&&)>& emit) {
   auto conns = ctl_.admin().request("GET", "/v1/connections");
   if (conns.ok() && conns->status == 200) {
     auto j = nlohmann::json::parse(conns->body, nullptr, false);
+    std::vector<admin::EngineConnection> list;
     if (j.is_array())
       for (const auto& c : j)
-        if (auto ec = admin::connection_from_json(c); ec.ok())
-          engine_[ec->id] = std::make_shared<const admin::EngineConnection>(std::move(*ec));
+        if (auto ec = admin::connection_from_json(c); ec.ok()) list.push_back(std::move(*ec));
+    engine_ = admin::by_flow_id(std::move(list));
   }
   bool enabled = dp->value("enabled", false);
-  if (!enabled) {
-    for (auto& [id, c] : engine_) {
-      FlowView v;
-      v.id = id;
-      v.engine = c;
-      if (!offer(std::move(v), emit)) return {};
-    }
-    return {};
-  }
+  if (!enabled)
+    return admin::join_flows(nullptr, engine_,
+                             [&](FlowView&& v) { return offer(std::move(v), emit); });
   auto kv = ctl_.kernel_view(dp->value("pin_dir", ""));
   if (!kv.ok()) return kv.error();
-  auto r = from_pins(*kv, emit, true);
+  auto r = from_pins(*kv, emit);
   if (!r.ok() && q_.source == "auto" && (permission_denied(r.error()) || r.error().code == ENOENT))
     return from_api(emit);  // the pins are out of this process's reach
   return r;
 }
 
-Result<void> FlowGatherer::from_pins(KernelView& kv, const std::function<bool(FlowView&&)>& emit,
-                                     bool with_engine) {
-  std::unordered_set<FlowId> joined;
-  bool stopped = false;
+Result<void> FlowGatherer::from_pins(KernelView& kv, const std::function<bool(FlowView&&)>& emit) {
   // Said once the pins are known to be readable, before the first row.
   auto note = [&] {
     if (!daemon_ && !noted_) ctl_.note(kv.note());
     noted_ = true;
   };
-  auto r = kv.maps().for_each_flow([&](std::span<const datapath::KernelFlow> batch) {
+  auto r = admin::join_flows(&kv.maps(), engine_, [&](FlowView&& v) {
     note();
-    for (const auto& k : batch) {
-      FlowView v;
-      v.id = k.id;
-      v.kernel = k;
-      if (with_engine) {
-        if (auto it = engine_.find(k.id); it != engine_.end()) {
-          v.engine = it->second;
-          joined.insert(k.id);
-        }
-      }
-      if (!offer(std::move(v), emit)) {
-        stopped = true;
-        return false;
-      }
-    }
-    return true;
+    return offer(std::move(v), emit);
   });
-  if (!r.ok() || stopped) return r;
-  note();
-  for (auto& [id, c] : engine_) {
-    if (joined.count(id)) continue;
-    FlowView v;
-    v.id = id;
-    v.engine = c;
-    if (!offer(std::move(v), emit)) break;
-  }
-  return {};
+  if (r.ok()) note();
+  return r;
 }
 
 Result<void> FlowGatherer::from_api(const std::function<bool(FlowView&&)>& emit) {

@@ -11,12 +11,18 @@
 #include <string>
 #include <vector>
 
+#include "admin/admin_client.h"
 #include "admin/flow_view.h"
-#include "admin_client.h"
 #include "kernel_view.h"
 #include "ramjet/result.h"
 
 namespace ramjet::ctl {
+
+using admin::AdminClient;
+using admin::AdminReply;
+using admin::daemon_not_running;
+using admin::error_text;
+using admin::permission_denied;
 
 // Documented in docs/ramjetctl.md and the README.
 inline constexpr int kExitOk = 0;

@@ -66,12 +66,7 @@ admin::NameTable Ctl::daemon_names() {
   if (auto r = admin_.request("GET", "/v1/endpoints"); r.ok() && r->status == 200) {
     auto j = nlohmann::json::parse(r->body, nullptr, false);
     if (j.is_array())
-      for (const auto& ep : j) {
-        auto id = ep.value("id", 0u);
-        if (id == 0 || id > 4096) continue;
-        if (names.endpoints.size() < id) names.endpoints.resize(id);
-        names.endpoints[id - 1] = ep.value("name", "");
-      }
+      for (const auto& ep : j) names.set_endpoint(ep.value("id", 0u), ep.value("name", ""));
   }
   if (auto r = admin_.request("GET", "/v1/rules"); r.ok() && r->status == 200) {
     auto j = nlohmann::json::parse(r->body, nullptr, false);

@@ -29,9 +29,9 @@ class KernelView {
   admin::NameTable names_;
 };
 
-// Endpoint and rule names as a config file declares them (endpoint id = 1 + its
-// index; rule id = datapath::rule_id_for(name)). Only those two lists are read,
-// so an application's own `app:` settings do not get in the way.
+// Endpoint and rule names as a config file declares them (endpoint ids by
+// config::endpoint_id, rule ids by datapath::rule_id_for). Only those two lists are
+// read, so an application's own `app:` settings do not get in the way.
 Result<admin::NameTable> names_from_config(const std::string& path);
 
 }  // namespace ramjet::ctl

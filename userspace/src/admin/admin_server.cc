@@ -12,38 +12,8 @@
 
 #include "admin/socket_path.h"
 #include "telemetry/hook_trace.h"
-#include "telemetry/stats.h"
 
 namespace ramjet::admin {
-
-namespace {
-
-// Totals under "counters" (what ramjetctl prints), and the same per endpoint.
-std::string stats_json() {
-  auto snap = telemetry::stats().snapshot();
-  nlohmann::json counters = nlohmann::json::object();
-  for (std::size_t i = 0; i < telemetry::kCounterCount; ++i)
-    counters[std::string(telemetry::kCounterNames[i])] =
-        snap.total(static_cast<telemetry::Counter>(i));
-  nlohmann::json endpoints = nlohmann::json::object();
-  for (std::size_t e = 0; e < snap.endpoints.size(); ++e) {
-    nlohmann::json ep = nlohmann::json::object();
-    for (std::size_t i = 0; i < telemetry::kCounterCount; ++i)
-      ep[std::string(telemetry::kCounterNames[i])] = snap.per_endpoint[e][i];
-    endpoints[snap.endpoints[e]] = std::move(ep);
-  }
-  return nlohmann::json{{"counters", counters}, {"endpoints", endpoints}}.dump();
-}
-
-std::string trace_json() {
-  nlohmann::json events = nlohmann::json::array();
-  for (const auto& e : telemetry::hook_trace().snapshot()) events.push_back(hook_event_json(e));
-  // Details may carry bytes from the network: replace invalid UTF-8 instead of throwing.
-  return nlohmann::json{{"enabled", telemetry::hook_trace().enabled()}, {"events", events}}.dump(
-      -1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-}  // namespace
 
 nlohmann::json hook_event_json(const telemetry::HookEvent& e) {
   return {{"seq", e.seq},
@@ -54,18 +24,6 @@ nlohmann::json hook_event_json(const telemetry::HookEvent& e) {
           {"detail", e.detail},
           {"duration_us", e.duration.count()},
           {"ts_ns", e.ts_ns}};
-}
-
-AdminServer::AdminServer(std::function<std::string()> status) : status_(std::move(status)) {
-  router_.add("GET", "/v1/status", [this](const HttpRequest&) {
-    return HttpResponse{200, status_()};
-  });
-  router_.add("GET", "/v1/stats", [](const HttpRequest&) {
-    return HttpResponse{200, stats_json()};
-  });
-  router_.add("GET", "/v1/hooks/trace", [](const HttpRequest&) {
-    return HttpResponse{200, trace_json()};
-  });
 }
 
 AdminServer::~AdminServer() {

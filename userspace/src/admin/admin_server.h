@@ -1,14 +1,13 @@
 // The admin API: HTTP/1.1 + JSON on a unix socket (mode 0600), served by an
 // HttpResponder (its own thread and io_uring), so it answers even when workers are
-// busy. Routes (v1): GET /v1/status, GET /v1/stats, GET /v1/hooks/trace, and what
-// the daemon adds with route() (GET /v1/datapath, POST /v1/audit/reopen, ...).
+// busy. It serves the routes it is given; the daemon's are all registered in one
+// place, app/admin_routes.cc (docs/admin-api.md).
 #pragma once
 
 #include <functional>
 #include <memory>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "admin/http_responder.h"
 #include "ramjet/result.h"
@@ -21,8 +20,7 @@ nlohmann::json hook_event_json(const telemetry::HookEvent& e);
 
 class AdminServer {
  public:
-  // status() supplies the body of /v1/status (JSON text).
-  explicit AdminServer(std::function<std::string()> status);
+  AdminServer() = default;
   ~AdminServer();
 
   // Adds a route: `path` exactly, or every path under it when it ends in '/'
@@ -33,7 +31,6 @@ class AdminServer {
   void stop();
 
  private:
-  std::function<std::string()> status_;
   Router router_;
   std::unique_ptr<HttpResponder> responder_;
   std::string path_;

@@ -220,8 +220,15 @@ Result<EngineConnection> connection_from_json(const nlohmann::json& j) {
 // --- names ----------------------------------------------------------------------
 
 const std::string* NameTable::endpoint(std::uint32_t id) const {
-  if (id == 0 || id > endpoints.size() || endpoints[id - 1].empty()) return nullptr;
-  return &endpoints[id - 1];
+  auto i = config::endpoint_index(id, endpoints.size());
+  if (!i || endpoints[*i].empty()) return nullptr;
+  return &endpoints[*i];
+}
+
+void NameTable::set_endpoint(std::uint32_t id, std::string name) {
+  if (id > kMaxEndpointId) return;
+  if (endpoints.size() < id) endpoints.resize(id);
+  if (auto i = config::endpoint_index(id, endpoints.size())) endpoints[*i] = std::move(name);
 }
 
 const std::string* NameTable::rule(std::uint32_t rule_id) const {
@@ -509,10 +516,8 @@ Result<FlowView> flow_from_json(const nlohmann::json& j, NameTable& names, std::
         if (k.at("rule").is_string()) names.rules[kf.rule_id] = k["rule"].get<std::string>();
       }
       kf.endpoint_id = k.at("endpoint_id").get<std::uint32_t>();
-      if (kf.endpoint_id && kf.endpoint_id <= 4096 && k.at("endpoint").is_string()) {
-        if (names.endpoints.size() < kf.endpoint_id) names.endpoints.resize(kf.endpoint_id);
-        names.endpoints[kf.endpoint_id - 1] = k["endpoint"].get<std::string>();
-      }
+      if (k.at("endpoint").is_string())
+        names.set_endpoint(kf.endpoint_id, k["endpoint"].get<std::string>());
       kf.ifindex = k.at("ifindex").get<std::uint32_t>();
       for (int d = 0; d < 2; ++d) {
         kf.packets[d] = k.at("packets").at(d).get<std::uint64_t>();

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "datapath/kernel_flow.h"
+#include "ramjet/config/config.h"
 #include "ramjet/hooks/connection.h"
 #include "ramjet/net.h"
 #include "ramjet/result.h"
@@ -37,11 +38,16 @@ Result<EngineConnection> connection_from_json(const nlohmann::json& j);
 
 // Rule and endpoint ids -> names (ids as the kernel stores them).
 struct NameTable {
-  std::vector<std::string> endpoints;  // endpoint id N is endpoints[N - 1]
+  // In the order of Config::endpoints (config::endpoint_id maps an index to its id).
+  std::vector<std::string> endpoints;
   std::unordered_map<std::uint32_t, std::string> rules;
   // nullptr when unknown.
   const std::string* endpoint(std::uint32_t id) const;
   const std::string* rule(std::uint32_t rule_id) const;
+  // Names endpoint `id` as another process reported it (ids past kMaxEndpointId,
+  // which no config can hold, are ignored rather than allocated).
+  void set_endpoint(std::uint32_t id, std::string name);
+  static constexpr std::uint32_t kMaxEndpointId = 4096;
 };
 
 struct FlowView {

@@ -3,16 +3,18 @@
 #include <charconv>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <unordered_map>
 #include <unordered_set>
 
+#include "admin/flow_join.h"
 #include "admin/flow_view.h"
 #include "admin/policy_view.h"
 #include "app/runtime_policy.h"
 #include "app/server.h"
 #include "datapath/datapath.h"
+#include "datapath/json.h"
 #include "datapath/kernel_flow.h"
 #include "datapath/pinned_maps.h"
+#include "telemetry/audit_log.h"
 #include "telemetry/event_feed.h"
 #include "telemetry/hook_trace.h"
 #include "telemetry/stats.h"
@@ -51,6 +53,51 @@ class Api {
       maps_ = std::make_unique<datapath::PinnedMaps>(r_.datapath->pin_dir());
   }
 
+  // --- the daemon ---
+
+  HttpResponse status() const { return ok(r_.status()); }
+
+  // Totals under "counters" (what ramjetctl prints), and the same per endpoint.
+  static HttpResponse stats() {
+    auto snap = telemetry::stats().snapshot();
+    nlohmann::json counters = nlohmann::json::object();
+    for (std::size_t i = 0; i < telemetry::kCounterCount; ++i)
+      counters[std::string(telemetry::kCounterNames[i])] =
+          snap.total(static_cast<telemetry::Counter>(i));
+    nlohmann::json endpoints = nlohmann::json::object();
+    for (std::size_t e = 0; e < snap.endpoints.size(); ++e) {
+      nlohmann::json ep = nlohmann::json::object();
+      for (std::size_t i = 0; i < telemetry::kCounterCount; ++i)
+        ep[std::string(telemetry::kCounterNames[i])] = snap.per_endpoint[e][i];
+      endpoints[snap.endpoints[e]] = std::move(ep);
+    }
+    return ok({{"counters", counters}, {"endpoints", endpoints}});
+  }
+
+  // Details may carry bytes from the network: ok() replaces invalid UTF-8.
+  static HttpResponse hook_trace() {
+    nlohmann::json events = nlohmann::json::array();
+    for (const auto& e : telemetry::hook_trace().snapshot())
+      events.push_back(admin::hook_event_json(e));
+    return ok({{"enabled", telemetry::hook_trace().enabled()}, {"events", events}});
+  }
+
+  HttpResponse datapath_status() const {
+    if (!r_.datapath) return HttpResponse{200, R"({"enabled":false})"};
+    return ok(datapath::status_json(*r_.datapath));
+  }
+
+  HttpResponse datapath_flows() const {
+    if (!r_.datapath) return json_error(409, "the datapath is not enabled");
+    return ok(datapath::flows_json(*r_.datapath));
+  }
+
+  HttpResponse reopen_audit_log() const {
+    if (!r_.audit_log) return json_error(409, "the audit log is off (telemetry.audit_log.path)");
+    if (auto r = r_.audit_log->reopen(); !r.ok()) return json_error(500, r.error().message);
+    return ok({{"reopened", r_.audit_log->path()}});
+  }
+
   HttpResponse endpoints() const {
     auto snap = telemetry::stats().snapshot();
     nlohmann::json out = nlohmann::json::array();
@@ -62,7 +109,7 @@ class Api {
               ? snap.per_endpoint[i]
                                  [static_cast<std::size_t>(telemetry::Counter::connections_active)]
               : 0;
-      out.push_back({{"id", i + 1},
+      out.push_back({{"id", config::endpoint_id(i)},
                      {"name", ep.name},
                      {"onramp", ep.onramp == config::Onramp::kHttp ? "http" : "tcp"},
                      {"listen", bound != r_.server.bound().end() ? bound->second.to_string()
@@ -79,41 +126,17 @@ class Api {
     return ok(out);
   }
 
-  // Both halves joined by flow id, filtered.
+  // Both halves joined by flow id (admin/flow_join.h), filtered.
   Result<std::vector<FlowView>> flows(const admin::FlowFilter& filter,
                                       const admin::NameTable& names, std::uint64_t now_ns) {
-    std::unordered_map<FlowId, std::shared_ptr<const admin::EngineConnection>> engine;
-    for (auto& c : r_.server.connections())
-      engine.emplace(c.id, std::make_shared<const admin::EngineConnection>(std::move(c)));
     std::vector<FlowView> out;
-    std::unordered_set<FlowId> joined;
-    auto offer = [&](FlowView&& v) {
-      v.rate_bps = admin::average_rate_bps(v, now_ns);
-      if (filter.matches(v, names)) out.push_back(std::move(v));
-    };
-    if (maps_) {
-      auto r = maps_->for_each_flow([&](std::span<const datapath::KernelFlow> batch) {
-        for (const auto& k : batch) {
-          FlowView v;
-          v.id = k.id;
-          v.kernel = k;
-          if (auto it = engine.find(k.id); it != engine.end()) {
-            v.engine = it->second;
-            joined.insert(k.id);
-          }
-          offer(std::move(v));
-        }
-        return true;
-      });
-      if (!r.ok()) return r.error();
-    }
-    for (auto& [id, c] : engine) {
-      if (joined.count(id)) continue;
-      FlowView v;
-      v.id = id;
-      v.engine = c;
-      offer(std::move(v));
-    }
+    auto r = admin::join_flows(maps_.get(), admin::by_flow_id(r_.server.connections()),
+                               [&](FlowView&& v) {
+                                 v.rate_bps = admin::average_rate_bps(v, now_ns);
+                                 if (filter.matches(v, names)) out.push_back(std::move(v));
+                                 return true;
+                               });
+    if (!r.ok()) return r.error();
     return out;
   }
 
@@ -357,6 +380,9 @@ void add_admin_routes(admin::AdminServer& admin, const AdminRoutes& routes) {
   auto on = [&](const char* method, const char* path, auto fn) {
     admin.route(method, path, [api, fn](const HttpRequest& req) { return fn(*api, req); });
   };
+  on("GET", "/v1/status", [](Api& a, const HttpRequest&) { return a.status(); });
+  on("GET", "/v1/stats", [](Api&, const HttpRequest&) { return Api::stats(); });
+  on("GET", "/v1/hooks/trace", [](Api&, const HttpRequest&) { return Api::hook_trace(); });
   on("GET", "/v1/endpoints", [](Api& a, const HttpRequest&) { return a.endpoints(); });
   on("GET", "/v1/connections", [](Api& a, const HttpRequest&) { return a.connections(); });
   on("GET", "/v1/flows", [](Api& a, const HttpRequest& r) { return a.list_flows(r); });
@@ -369,6 +395,9 @@ void add_admin_routes(admin::AdminServer& admin, const AdminRoutes& routes) {
   on("GET", "/v1/rules", [](Api& a, const HttpRequest&) { return a.rules(); });
   on("POST", "/v1/rules", [](Api& a, const HttpRequest& r) { return a.add_rule(r); });
   on("DELETE", "/v1/rules/", [](Api& a, const HttpRequest& r) { return a.del_rule(r); });
+  on("GET", "/v1/datapath", [](Api& a, const HttpRequest&) { return a.datapath_status(); });
+  on("GET", "/v1/datapath/flows", [](Api& a, const HttpRequest&) { return a.datapath_flows(); });
+  on("POST", "/v1/audit/reopen", [](Api& a, const HttpRequest&) { return a.reopen_audit_log(); });
   on("POST", "/v1/reload", [](Api& a, const HttpRequest&) { return a.reload(); });
   on("POST", "/v1/drain", [](Api& a, const HttpRequest&) { return a.drain(); });
   on("GET", "/v1/events", [](Api&, const HttpRequest& r) { return Api::events(r); });

@@ -30,7 +30,6 @@
 #include "app/runtime_policy.h"
 #include "app/server.h"
 #include "datapath/datapath.h"
-#include "datapath/json.h"
 #include "datapath/metrics.h"
 #include "ramjet/bootstrap.h"
 #include "runtime/thread.h"
@@ -298,28 +297,6 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
     }
   }
 
-  admin::AdminServer admin([&] {
-    nlohmann::json eps = nlohmann::json::object();
-    for (const auto& [name, addr] : server.bound()) eps[name] = addr.to_string();
-    return nlohmann::json{{"app", app.name},   {"version", app.version},
-                          {"pid", ::getpid()}, {"workers", server.worker_count()},
-                          {"endpoints", eps},  {"metrics", metrics_address(metrics.get())}}
-        .dump();
-  });
-  admin.route("POST", "/v1/audit/reopen", [&](const admin::HttpRequest&) {
-    if (!audit_log)
-      return admin::json_error(409, "the audit log is off (telemetry.audit_log.path)");
-    if (auto r = audit_log->reopen(); !r.ok()) return admin::json_error(500, r.error().message);
-    return admin::HttpResponse{200, nlohmann::json{{"reopened", audit_log->path()}}.dump()};
-  });
-  admin.route("GET", "/v1/datapath", [&](const admin::HttpRequest&) {
-    if (!dp) return admin::HttpResponse{200, R"({"enabled":false})"};
-    return admin::HttpResponse{200, datapath::status_json(*dp).dump()};
-  });
-  admin.route("GET", "/v1/datapath/flows", [&](const admin::HttpRequest&) {
-    if (!dp) return admin::json_error(409, "the datapath is not enabled");
-    return admin::HttpResponse{200, datapath::flows_json(*dp).dump()};
-  });
   app::RuntimePolicy policy(config_path, app.schema, cfg, dp.get());
   // SIGHUP and POST /v1/reload: reopen the logs, re-read the config file; what changed is
   // applied or named, key by key, as needing a restart.
@@ -340,8 +317,24 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
     spdlog::info("reload: {} datapath rules from {}", r->rules, config_path);
     return r;
   };
-  app::AdminRoutes routes{server, cfg, dp.get(), policy, reload,
-                     [] { ::kill(::getpid(), SIGTERM); }};  // the signal loop drains
+  app::AdminRoutes routes{
+      .server = server,
+      .config = cfg,
+      .datapath = dp.get(),
+      .audit_log = audit_log.get(),
+      .status =
+          [&] {
+            nlohmann::json eps = nlohmann::json::object();
+            for (const auto& [name, addr] : server.bound()) eps[name] = addr.to_string();
+            return nlohmann::json{{"app", app.name},   {"version", app.version},
+                                  {"pid", ::getpid()}, {"workers", server.worker_count()},
+                                  {"endpoints", eps},  {"metrics", metrics_address(metrics.get())}};
+          },
+      .policy = policy,
+      .reload = reload,
+      .drain = [] { ::kill(::getpid(), SIGTERM); },  // the signal loop drains
+  };
+  admin::AdminServer admin;
   app::add_admin_routes(admin, routes);
   if (!admin_socket.empty()) {
     if (auto r = admin.start(admin_socket); !r.ok()) {

@@ -312,7 +312,7 @@ Result<void> Server::attach_datapath(datapath::Datapath& dp) {
   use_datapath_ids(&dp);
   for (std::size_t e = 0; e < config_.endpoints.size(); ++e) {
     if (!config_.endpoints[e].transparent) continue;
-    auto id = static_cast<std::uint32_t>(e + 1);
+    std::uint32_t id = config::endpoint_id(e);
     // One member of each reuseport group: the kernel still spreads connections
     // over the group's workers (bpf_sk_assign honours SO_REUSEPORT since 6.5).
     for (int fd : {listen_fds_[0][e], twin_fds_[0][e]}) {

@@ -253,6 +253,18 @@ inline constexpr std::string_view kDefaultAdminSocket = "/run/ramjet/admin.sock"
 inline constexpr std::size_t kDatapathMaxRules = 256;
 inline constexpr std::size_t kDatapathMaxEndpoints = 63;
 
+// The endpoint-id mapping, in one place: an endpoint's id, as the datapath stores it
+// (listener slots, rules, flow entries) and the admin API and ramjetctl show it, is
+// its position in Config::endpoints counted from 1; 0 means no endpoint.
+constexpr std::uint32_t endpoint_id(std::size_t index) {
+  return static_cast<std::uint32_t>(index + 1);
+}
+// The inverse: the index of endpoint `id` among `count` endpoints, if it is one of them.
+constexpr std::optional<std::size_t> endpoint_index(std::uint32_t id, std::size_t count) {
+  if (id == 0 || id > count) return std::nullopt;
+  return std::size_t{id} - 1;
+}
+
 struct ServerSettings {
   WorkerCount workers;
   milliseconds drain_timeout{10'000};

@@ -1,5 +1,6 @@
-// ramjetctl's side of the admin API: HTTP/1.1 over the daemon's unix socket, one
-// request per connection. Bodies framed by Content-Length, chunked encoding or
+// The client side of the admin API (ramjetctl's): HTTP/1.1 over the daemon's unix
+// socket, one request per connection. Answers are read with the proxy's strict h1
+// parser (http/h1/parser.h): bodies framed by Content-Length, chunked encoding or
 // the end of the connection are all understood, so streamed answers (the event
 // stream, the flow list) can be consumed line by line as they arrive.
 #pragma once
@@ -12,7 +13,7 @@
 
 #include "ramjet/result.h"
 
-namespace ramjet::ctl {
+namespace ramjet::admin {
 
 struct AdminReply {
   int status = 0;
@@ -54,4 +55,4 @@ bool permission_denied(const Error& e);
 // The "error" member of a JSON error body, else the body itself, trimmed.
 std::string error_text(const AdminReply& reply);
 
-}  // namespace ramjet::ctl
+}  // namespace ramjet::admin

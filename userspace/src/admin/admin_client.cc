@@ -1,16 +1,17 @@
-#include "admin_client.h"
+#include "admin/admin_client.h"
 
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <charconv>
 #include <cstring>
+#include <vector>
 
 #include "datapath/pinned_maps.h"
+#include "http/h1/parser.h"
 
-namespace ramjet::ctl {
+namespace ramjet::admin {
 
 namespace {
 
@@ -24,80 +25,93 @@ bool send_all(int fd, std::string_view data) {
   return true;
 }
 
-// Reads the response head into `buf`; what follows it stays in `buf`.
-Result<std::pair<int, std::string>> read_head(int fd, std::string& buf, const std::string& path) {
+namespace h1 = http::h1;
+
+// What the client needs of a response head.
+struct ReplyHead {
+  int status = 0;
+  h1::BodyKind body = h1::BodyKind::kNone;
+  std::uint64_t content_length = 0;
+};
+
+// Reads and parses the response head; the body bytes that came with it stay in `buf`.
+Result<ReplyHead> read_head(int fd, std::string_view method, std::string& buf,
+                            const std::string& path) {
+  h1::HeadParser parser(h1::MessageKind::kResponse, {}, method);
+  h1::Head head;
   char tmp[16384];
-  std::size_t end;
-  while ((end = buf.find("\r\n\r\n")) == std::string::npos) {
+  for (;;) {
+    auto r = parser.parse(buf, head);
+    if (r.status == h1::ParseStatus::kDone) {
+      ReplyHead out{head.status_code, head.body, head.content_length};
+      buf.erase(0, r.consumed);
+      return out;
+    }
+    if (r.status == h1::ParseStatus::kError)
+      return Error::internal("malformed answer from " + path + ": " + std::string(r.error.reason));
     ssize_t n = ::recv(fd, tmp, sizeof tmp, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
       return Error::kernel(ETIMEDOUT, "ramjetd did not answer on " + path + " in time");
     if (n <= 0) return Error::internal("ramjetd closed " + path + " without an answer");
     buf.append(tmp, static_cast<std::size_t>(n));
-    if (buf.size() > 65536) return Error::internal("malformed answer from " + path);
   }
-  std::string head = buf.substr(0, end);
-  buf.erase(0, end + 4);
-  if (head.compare(0, 9, "HTTP/1.1 ") != 0 && head.compare(0, 9, "HTTP/1.0 ") != 0)
-    return Error::internal("malformed answer from " + path);
-  int status = std::atoi(head.c_str() + 9);
-  // Header names are case-insensitive: compare on a lower-cased copy.
-  std::string lower = head;
-  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return std::make_pair(status, lower);
 }
 
-std::optional<std::size_t> header_number(const std::string& lower_head, const char* name) {
-  auto pos = lower_head.find(std::string("\r\n") + name + ":");
-  if (pos == std::string::npos) return std::nullopt;
-  pos += std::strlen(name) + 3;
-  while (pos < lower_head.size() && lower_head[pos] == ' ') ++pos;
-  std::size_t v = 0;
-  auto [p, ec] = std::from_chars(lower_head.data() + pos, lower_head.data() + lower_head.size(), v);
-  if (ec != std::errc()) return std::nullopt;
-  return v;
-}
-
-// Body bytes in order, whatever the framing; `sink` returns false to stop.
+// Body bytes in order, whatever the framing (the h1 body decoders); `sink` returns
+// false to stop.
 class BodyReader {
  public:
-  BodyReader(int fd, std::string initial, const std::string& head)
-      : fd_(fd), buf_(std::move(initial)) {
-    chunked_ = head.find("\r\ntransfer-encoding: chunked") != std::string::npos;
-    if (!chunked_) length_ = header_number(head, "content-length");
-  }
+  BodyReader(int fd, std::string initial, const ReplyHead& head)
+      : fd_(fd), buf_(std::move(initial)), head_(head) {}
 
-  // false on a framing error.
+  // false on a framing error or a body cut short.
   bool run(const std::function<bool(std::string_view)>& sink) {
-    if (!chunked_) {
-      std::size_t left = length_.value_or(SIZE_MAX);
-      for (;;) {
-        std::size_t take = std::min(left, buf_.size());
-        if (take && !sink(std::string_view(buf_).substr(0, take))) return true;
-        left -= take;
-        buf_.clear();
-        if (left == 0) return true;
-        if (!fill()) return !length_;  // EOF ends a close-delimited body
+    switch (head_.body) {
+      case h1::BodyKind::kNone:
+        return true;
+      case h1::BodyKind::kUntilClose:
+      case h1::BodyKind::kTunnel:
+        for (;;) {  // EOF ends the body
+          if (!buf_.empty() && !sink(buf_)) return true;
+          buf_.clear();
+          if (!fill()) return true;
+        }
+      case h1::BodyKind::kContentLength: {
+        h1::ContentLengthBody body(head_.content_length);
+        return decode([&](std::string_view in) { return body.decode(in); }, sink);
+      }
+      case h1::BodyKind::kChunked: {
+        h1::ChunkedDecoder body(h1::MessageKind::kResponse);
+        std::vector<h1::Field> trailers;
+        return decode([&](std::string_view in) { return body.decode(in, trailers); }, sink);
       }
     }
-    for (;;) {
-      std::size_t eol;
-      while ((eol = buf_.find("\r\n")) == std::string::npos)
-        if (!fill()) return false;
-      std::size_t size = 0;
-      auto [p, ec] = std::from_chars(buf_.data(), buf_.data() + eol, size, 16);
-      if (ec != std::errc()) return false;
-      buf_.erase(0, eol + 2);
-      if (size == 0) return true;
-      while (buf_.size() < size + 2)
-        if (!fill()) return false;
-      if (!sink(std::string_view(buf_).substr(0, size))) return true;
-      buf_.erase(0, size + 2);
-    }
+    return false;
   }
 
  private:
+  template <typename Decode>
+  bool decode(Decode&& step, const std::function<bool(std::string_view)>& sink) {
+    for (;;) {
+      h1::BodyResult r = step(buf_);
+      switch (r.status) {
+        case h1::BodyStatus::kData:
+          if (!sink(r.data)) return true;
+          buf_.erase(0, r.consumed);
+          break;
+        case h1::BodyStatus::kNeedMore:
+          buf_.erase(0, r.consumed);
+          if (!fill()) return false;
+          break;
+        case h1::BodyStatus::kDone:
+          return true;
+        case h1::BodyStatus::kError:
+          return false;
+      }
+    }
+  }
+
   bool fill() {
     char tmp[65536];
     for (;;) {
@@ -111,8 +125,7 @@ class BodyReader {
 
   int fd_;
   std::string buf_;
-  bool chunked_ = false;
-  std::optional<std::size_t> length_;
+  ReplyHead head_;
 };
 
 struct Fd {
@@ -184,10 +197,10 @@ Result<AdminReply> AdminClient::request(std::string_view method, std::string_vie
   if (!opened.ok()) return opened.error();
   Fd fd{*opened};
   std::string buf;
-  auto head = read_head(fd.fd, buf, path_);
+  auto head = read_head(fd.fd, method, buf, path_);
   if (!head.ok()) return head.error();
-  AdminReply reply{head->first, {}};
-  BodyReader reader(fd.fd, std::move(buf), head->second);
+  AdminReply reply{head->status, {}};
+  BodyReader reader(fd.fd, std::move(buf), *head);
   if (!reader.run([&](std::string_view s) {
         reply.body.append(s);
         return true;
@@ -203,10 +216,10 @@ Result<int> AdminClient::stream_lines(std::string_view method, std::string_view 
   if (!opened.ok()) return opened.error();
   Fd fd{*opened};
   std::string buf;
-  auto head = read_head(fd.fd, buf, path_);
+  auto head = read_head(fd.fd, method, buf, path_);
   if (!head.ok()) return head.error();
-  int status = head->first;
-  BodyReader reader(fd.fd, std::move(buf), head->second);
+  int status = head->status;
+  BodyReader reader(fd.fd, std::move(buf), *head);
   if (status < 200 || status > 299) {
     std::string body;
     reader.run([&](std::string_view s) {
@@ -242,4 +255,4 @@ Result<int> AdminClient::stream_lines(std::string_view method, std::string_view 
   return status;
 }
 
-}  // namespace ramjet::ctl
+}  // namespace ramjet::admin
