@@ -316,7 +316,7 @@ class Ramjet:
     per-packet work."""
 
     def __init__(self, topo, build_dir, workdir, name, netns, interfaces, default_action, rules,
-                 endpoints=(), extra=None, cpu=LOAD_CPU):
+                 endpoints=(), extra=None, cpu=LOAD_CPU, fastpath_hook="auto"):
         self.topo, self.workdir, self.name = topo, workdir, name
         self.instance = f"bench-{topo.prefix}-{name}"
         self.admin = os.path.join(workdir, f"{name}.sock")
@@ -328,7 +328,8 @@ class Ramjet:
                 "logging": {"level": "warn", "access_log": "off"},
                 "endpoints": list(endpoints),
                 "datapath": {"enabled": True, "instance": self.instance, "interfaces": interfaces,
-                             "default_action": default_action, "rules": rules},
+                             "fastpath_hook": fastpath_hook, "default_action": default_action,
+                             "rules": rules},
                 **(extra or {}),
             }, f)
         self.argv = ["nsenter", f"--net=/run/netns/{netns}", "--", "taskset", "-c", cpu,
@@ -462,10 +463,15 @@ def main():
         # The sink: ramjet's XDP on the server's eth0 drops everything (default_action
         # drop), the cheapest place to count what got through; it runs in the server's
         # NAPI thread on the load core.
-        sink = Ramjet(topo, args.build_dir, workdir, "sink", topo.server, ["eth0"], "drop", [])
-        xdp_fwd = Ramjet(topo, args.build_dir, workdir, "fwd", topo.gw, ["gw-c", "gw-s"], "fastpath", [])
+        # fastpath_hook xdp: this bench measures XDP on xdp_frames (auto would pick tc
+        # on veth; bench/veth_bulk_tcp.py measures that).
+        sink = Ramjet(topo, args.build_dir, workdir, "sink", topo.server, ["eth0"], "drop", [],
+                      fastpath_hook="xdp")
+        xdp_fwd = Ramjet(topo, args.build_dir, workdir, "fwd", topo.gw, ["gw-c", "gw-s"], "fastpath", [],
+                         fastpath_hook="xdp")
         xdp_drop = Ramjet(topo, args.build_dir, workdir, "drop", topo.gw, ["gw-c", "gw-s"], "fastpath",
-                          [{"name": "bench-drop", "src": "10.10.1.0/24", "action": "drop"}])
+                          [{"name": "bench-drop", "src": "10.10.1.0/24", "action": "drop"}],
+                          fastpath_hook="xdp")
         daemons = [sink, xdp_fwd, xdp_drop]
         sink.start()
         server_rx = lambda: sink.stat("DEFAULT_DROP")  # noqa: E731

@@ -244,6 +244,10 @@ TEST(LoadGood, FullFileSetsEveryKey) {
   EXPECT_EQ(dp.pin_root, "/run/ramjet/bpffs");
   EXPECT_EQ(dp.interfaces, (std::vector<std::string>{"gw-c", "gw-s"}));
   EXPECT_EQ(dp.xdp_mode, config::XdpMode::kNative);
+  EXPECT_EQ(dp.fastpath_hook, config::FastpathHook::kTc);
+  ASSERT_EQ(dp.fastpath_hooks.size(), 1u);
+  EXPECT_EQ(dp.fastpath_hooks[0].interface, "gw-s");
+  EXPECT_EQ(dp.fastpath_hooks[0].hook, config::FastpathHook::kXdp);
   EXPECT_EQ(dp.default_action, config::DatapathAction::kFastpath);
   ASSERT_EQ(dp.rules.size(), 3u);
   EXPECT_EQ(dp.rules[0].src->to_string(), "10.10.1.66/32");
@@ -735,6 +739,34 @@ TEST(DatapathRouteTable, ReservedTablesAndMarkZeroAreRefused) {
   EXPECT_EQ(mark.error().message,
             "bad.yaml:2:18: datapath.escalate_mark: must not be 0 (every unmarked packet would "
             "match the escalation rule)");
+}
+
+TEST(DatapathFastpathHook, DefaultsToAutoAndOverridesNameConfiguredInterfaces) {
+  auto c = config::load_string("datapath:\n  interfaces: [gw-c]\n", "t.yaml", core_schema());
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->datapath.fastpath_hook, config::FastpathHook::kAuto);
+
+  auto value = config::load_string("datapath:\n  fastpath_hook: ebpf\n", "bad.yaml", core_schema());
+  ASSERT_FALSE(value.ok());
+  EXPECT_EQ(value.error().message.rfind("bad.yaml:2:18: datapath.fastpath_hook: invalid value", 0), 0u)
+      << value.error().message;
+
+  auto unknown = config::load_string(
+      "datapath:\n  interfaces: [gw-c]\n  fastpath_hooks:\n    - {interface: gw-x, hook: xdp}\n",
+      "bad.yaml", core_schema());
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().message,
+            "bad.yaml:4:18: datapath.fastpath_hooks[0].interface: interface \"gw-x\" is not in "
+            "datapath.interfaces");
+
+  auto twice = config::load_string(
+      "datapath:\n  interfaces: [gw-c]\n  fastpath_hooks:\n    - {interface: gw-c, hook: xdp}\n"
+      "    - {interface: gw-c, hook: tc}\n",
+      "bad.yaml", core_schema());
+  ASSERT_FALSE(twice.ok());
+  EXPECT_EQ(twice.error().message,
+            "bad.yaml:5:18: datapath.fastpath_hooks[1].interface: interface \"gw-c\" already has a "
+            "fastpath_hook at datapath.fastpath_hooks[0]");
 }
 
 // --- Rules given at runtime (POST /v1/rules) ---
