@@ -224,6 +224,10 @@ __noinline int tc_classify_fast(struct __sk_buff* skb, __u32* endpoint_id) {
   struct ramjet_pkt pkt;
   enum ramjet_stat reason = RAMJET_STAT_NONE;
   if (!ramjet_parse_fast(RAMJET_SKB_FRAME(skb), &pkt)) reason = tc_parse_pulled(skb, &pkt);
+  /* The stack took the outer VLAN tag out of the data before TC (skb_vlan_untag;
+   * a frame whose tag is cut off never gets here): it counts towards the limit. */
+  if (reason == RAMJET_STAT_NONE && skb->vlan_present && ++pkt.vlan_depth > RAMJET_MAX_VLAN_TAGS)
+    reason = RAMJET_STAT_VLAN_TOO_DEEP;
   if (reason != RAMJET_STAT_NONE) {
     hook_drop(skb, RAMJET_HOOK_TC, &pkt, reason);
     return TC_ACT_SHOT;
