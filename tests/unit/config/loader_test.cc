@@ -748,7 +748,8 @@ TEST(DatapathFastpathHook, DefaultsToAutoAndOverridesNameConfiguredInterfaces) {
 
   auto value = config::load_string("datapath:\n  fastpath_hook: ebpf\n", "bad.yaml", core_schema());
   ASSERT_FALSE(value.ok());
-  EXPECT_EQ(value.error().message.rfind("bad.yaml:2:18: datapath.fastpath_hook: invalid value", 0), 0u)
+  EXPECT_EQ(value.error().message.rfind("bad.yaml:2:18: datapath.fastpath_hook: invalid value", 0),
+            0u)
       << value.error().message;
 
   auto unknown = config::load_string(
@@ -756,7 +757,7 @@ TEST(DatapathFastpathHook, DefaultsToAutoAndOverridesNameConfiguredInterfaces) {
       "bad.yaml", core_schema());
   ASSERT_FALSE(unknown.ok());
   EXPECT_EQ(unknown.error().message,
-            "bad.yaml:4:18: datapath.fastpath_hooks[0].interface: interface \"gw-x\" is not in "
+            "bad.yaml:4:19: datapath.fastpath_hooks[0].interface: interface \"gw-x\" is not in "
             "datapath.interfaces");
 
   auto twice = config::load_string(
@@ -765,7 +766,7 @@ TEST(DatapathFastpathHook, DefaultsToAutoAndOverridesNameConfiguredInterfaces) {
       "bad.yaml", core_schema());
   ASSERT_FALSE(twice.ok());
   EXPECT_EQ(twice.error().message,
-            "bad.yaml:5:18: datapath.fastpath_hooks[1].interface: interface \"gw-c\" already has a "
+            "bad.yaml:5:19: datapath.fastpath_hooks[1].interface: interface \"gw-c\" already has a "
             "fastpath_hook at datapath.fastpath_hooks[0]");
 }
 
@@ -799,8 +800,8 @@ std::string endpoints_yaml(std::size_t count, bool datapath) {
   std::string text = std::string("datapath: {enabled: ") + (datapath ? "true" : "false") +
                      ", interfaces: [lo]}\nendpoints:\n";
   for (std::size_t i = 0; i < count; ++i)
-    text += "  - {name: e" + std::to_string(i) + ", onramp: tcp, listen: 127.0.0.1:0, upstream: " +
-            "127.0.0.1:1}\n";
+    text += "  - {name: e" + std::to_string(i) +
+            ", onramp: tcp, listen: 127.0.0.1:0, upstream: " + "127.0.0.1:1}\n";
   return text;
 }
 
