@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { test } from '../lib/index.ts';
 import { datapathPackets, datapathStatus, startGatewayDaemon, statDelta, waitForKernelFlow } from '../lib/datapath.ts';
 import { canCreateNetns, createGatewayTopology, startEchoInNetns, startStreamProbe, TOPOLOGY } from '../lib/netns.ts';
+import { ramjetctl } from '../lib/ramjetctl.ts';
 
 const netns = await canCreateNetns();
 const skip = netns.ok ? false : netns.why;
@@ -122,4 +123,17 @@ test('veth defaults: fastpath_hook xdp forced on gw-c is honoured, gw-s stays on
       ['gw-s', 'tc', 'auto: veth is a virtual device'],
     ],
   );
+  // ramjetctl shows the same, as JSON (schema-checked) and as a table.
+  const ctl = ramjetctl({ adminSocket: daemon.adminSocket });
+  const stats = await ctl.json<{ datapath: { interfaces: Array<{ name: string; fastpath_hook: string; xdp_mode: string | null }> } }>(['stats'], 'stats.json');
+  assert.deepEqual(
+    stats.datapath.interfaces.map((i) => [i.name, i.fastpath_hook, i.xdp_mode]),
+    [
+      ['gw-c', 'xdp', 'native'],
+      ['gw-s', 'tc', null],
+    ],
+  );
+  const table = (await ctl.run(['stats'])).stdout;
+  assert.match(table, /^\s+gw-c\s+\d+\s+xdp\s+native\s+configured$/m, table);
+  assert.match(table, /^\s+gw-s\s+\d+\s+tc\s+-\s+auto: veth is a virtual device$/m, table);
 });
