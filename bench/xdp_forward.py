@@ -92,8 +92,8 @@ def sh(*argv, check=True, capture=False):
 class Topology:
     """client -- gateway -- server, fixed MACs and permanent neighbours (no ARP during a run)."""
 
-    def __init__(self):
-        self.prefix = f"rjb{random.randrange(16**4):04x}"
+    def __init__(self, prefix="rjb"):
+        self.prefix = f"{prefix}{random.randrange(16**4):04x}"
         self.client, self.gw, self.server = (f"{self.prefix}-c", f"{self.prefix}-gw", f"{self.prefix}-s")
         self.created = []
 
@@ -103,8 +103,8 @@ class Topology:
     def ip(self, name, *argv):
         return sh("ip", "-n", name, *argv)
 
-    def create(self):
-        self.napi_before = set(napi_threads())
+    def add_links(self):
+        """The namespaces, both veth pairs (no addresses yet) and forwarding on the gateway."""
         for name in (self.client, self.gw, self.server):
             sh("ip", "netns", "add", name)
             self.created.append(name)
@@ -114,8 +114,26 @@ class Topology:
         sh("ip", "link", "add", "eth0", "netns", self.server, "address", SERVER["mac"], "type", "veth",
            "peer", "name", "gw-s", "netns", self.gw, "address", GW_S["mac"])
         self.ns(self.gw, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-        for name, dev, addr in ((self.client, "eth0", CLIENT), (self.gw, "gw-c", GW_C),
-                                (self.gw, "gw-s", GW_S), (self.server, "eth0", SERVER)):
+
+    def devices(self):
+        """(namespace, device, address) of the four veth ends."""
+        return ((self.client, "eth0", CLIENT), (self.gw, "gw-c", GW_C), (self.gw, "gw-s", GW_S),
+                (self.server, "eth0", SERVER))
+
+    def add_routes(self):
+        """Default routes through the gateway and permanent neighbours (no ARP in a run)."""
+        self.ip(self.client, "route", "add", "default", "via", GW_C["ip"])
+        self.ip(self.server, "route", "add", "default", "via", GW_S["ip"])
+        for name, addr, mac, dev in ((self.client, GW_C["ip"], GW_C["mac"], "eth0"),
+                                     (self.gw, CLIENT["ip"], CLIENT["mac"], "gw-c"),
+                                     (self.gw, SERVER["ip"], SERVER["mac"], "gw-s"),
+                                     (self.server, GW_S["ip"], GW_S["mac"], "eth0")):
+            self.ip(name, "neigh", "replace", addr, "lladdr", mac, "dev", dev, "nud", "permanent")
+
+    def create(self):
+        self.napi_before = set(napi_threads())
+        self.add_links()
+        for name, dev, addr in self.devices():
             self.ip(name, "addr", "add", f"{addr['ip']}/24", "dev", dev)
             # GRO on: NAPI on every end (XDP_REDIRECT into a veth needs it on the
             # receiver; the gateway's receive work then runs in a NAPI thread we
@@ -126,13 +144,7 @@ class Topology:
         # A veth has no qdisc (noqueue) and stops its queue while the peer's ring
         # is full; with no qdisc to wait in, trafgen's sends fail (EAGAIN).
         self.ns(self.client, "tc", "qdisc", "replace", "dev", "eth0", "root", "pfifo", "limit", "1024")
-        self.ip(self.client, "route", "add", "default", "via", GW_C["ip"])
-        self.ip(self.server, "route", "add", "default", "via", GW_S["ip"])
-        for name, addr, mac, dev in ((self.client, GW_C["ip"], GW_C["mac"], "eth0"),
-                                     (self.gw, CLIENT["ip"], CLIENT["mac"], "gw-c"),
-                                     (self.gw, SERVER["ip"], SERVER["mac"], "gw-s"),
-                                     (self.server, GW_S["ip"], GW_S["mac"], "eth0")):
-            self.ip(name, "neigh", "replace", addr, "lladdr", mac, "dev", dev, "nud", "permanent")
+        self.add_routes()
         # GRO set before the link came up does not start a veth's NAPI; toggled now, it
         # does, and gw-c then takes redirected xdp_frames with no XDP program of its own.
         self.ns(self.gw, "ethtool", "-K", "gw-c", "gro", "off")
@@ -304,7 +316,7 @@ class Ramjet:
     per-packet work."""
 
     def __init__(self, topo, build_dir, workdir, name, netns, interfaces, default_action, rules,
-                 endpoints=(), extra=None, cpu=LOAD_CPU):
+                 endpoints=(), extra=None, cpu=LOAD_CPU, fastpath_hook="auto"):
         self.topo, self.workdir, self.name = topo, workdir, name
         self.instance = f"bench-{topo.prefix}-{name}"
         self.admin = os.path.join(workdir, f"{name}.sock")
@@ -316,7 +328,8 @@ class Ramjet:
                 "logging": {"level": "warn", "access_log": "off"},
                 "endpoints": list(endpoints),
                 "datapath": {"enabled": True, "instance": self.instance, "interfaces": interfaces,
-                             "default_action": default_action, "rules": rules},
+                             "fastpath_hook": fastpath_hook, "default_action": default_action,
+                             "rules": rules},
                 **(extra or {}),
             }, f)
         self.argv = ["nsenter", f"--net=/run/netns/{netns}", "--", "taskset", "-c", cpu,
@@ -450,10 +463,15 @@ def main():
         # The sink: ramjet's XDP on the server's eth0 drops everything (default_action
         # drop), the cheapest place to count what got through; it runs in the server's
         # NAPI thread on the load core.
-        sink = Ramjet(topo, args.build_dir, workdir, "sink", topo.server, ["eth0"], "drop", [])
-        xdp_fwd = Ramjet(topo, args.build_dir, workdir, "fwd", topo.gw, ["gw-c", "gw-s"], "fastpath", [])
+        # fastpath_hook xdp: this bench measures XDP on xdp_frames (auto would pick tc
+        # on veth; bench/veth_bulk_tcp.py measures that).
+        sink = Ramjet(topo, args.build_dir, workdir, "sink", topo.server, ["eth0"], "drop", [],
+                      fastpath_hook="xdp")
+        xdp_fwd = Ramjet(topo, args.build_dir, workdir, "fwd", topo.gw, ["gw-c", "gw-s"], "fastpath", [],
+                         fastpath_hook="xdp")
         xdp_drop = Ramjet(topo, args.build_dir, workdir, "drop", topo.gw, ["gw-c", "gw-s"], "fastpath",
-                          [{"name": "bench-drop", "src": "10.10.1.0/24", "action": "drop"}])
+                          [{"name": "bench-drop", "src": "10.10.1.0/24", "action": "drop"}],
+                          fastpath_hook="xdp")
         daemons = [sink, xdp_fwd, xdp_drop]
         sink.start()
         server_rx = lambda: sink.stat("DEFAULT_DROP")  # noqa: E731

@@ -51,18 +51,30 @@ struct ramjet_pkt {
 } __attribute__((aligned(8)));
 _Static_assert(sizeof(struct ramjet_pkt) == 64, "ramjet_pkt: keep it one cache line");
 
-/* Parse-time view of the frame. */
+/*
+ * Parse-time view of the frame: the bytes readable in place (data .. data_end)
+ * and the frame's whole length. They differ for an skb whose payload sits in
+ * page fragments (a GSO skb from a local socket, as every veth carries): the
+ * headers are in place, the IP total length counts the whole frame.
+ */
 struct ramjet_cursor {
   void* data;
   void* data_end;
+  __u32 frame_len;
 };
 
 static __always_inline void ramjet_pkt_init(struct ramjet_pkt* pkt, struct ramjet_cursor* cur,
-                                            void* data, void* data_end) {
+                                            void* data, void* data_end, __u32 frame_len) {
   __builtin_memset(pkt, 0, sizeof(*pkt));
   cur->data = data;
   cur->data_end = data_end;
-  pkt->len = (__u32)(cur->data_end - cur->data);
+  cur->frame_len = frame_len;
+  pkt->len = frame_len;
+}
+
+/* 1 when `len` bytes from `at` (a pointer into the frame) lie within the frame. */
+static __always_inline int ramjet_in_frame(const struct ramjet_cursor* cur, void* at, __u32 len) {
+  return (__u32)(at - cur->data) + len <= cur->frame_len;
 }
 
 /* Ethernet + VLAN tags; returns the network header in *l3. */
@@ -104,7 +116,7 @@ static __always_inline enum ramjet_stat ramjet_parse_ipv4(const struct ramjet_cu
 
   __u16 tot_len = bpf_ntohs(ip->tot_len);
   if (tot_len < hdr_len) return RAMJET_STAT_BAD_IP_HEADER;
-  if ((void*)ip + tot_len > cur->data_end) return RAMJET_STAT_TRUNCATED_IP;
+  if (!ramjet_in_frame(cur, ip, tot_len)) return RAMJET_STAT_TRUNCATED_IP;
 
   pkt->family = RAMJET_FAMILY_IPV4;
   pkt->proto = ip->protocol;
@@ -127,7 +139,7 @@ static __always_inline enum ramjet_stat ramjet_parse_ipv6(const struct ramjet_cu
   if ((*(__u8*)ip6 >> 4) != 6) return RAMJET_STAT_BAD_IP_HEADER;
 
   __u32 tot_len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
-  if ((void*)ip6 + tot_len > cur->data_end) return RAMJET_STAT_TRUNCATED_IP;
+  if (!ramjet_in_frame(cur, ip6, tot_len)) return RAMJET_STAT_TRUNCATED_IP;
 
   pkt->family = RAMJET_FAMILY_IPV6;
   pkt->ttl = ip6->hop_limit;
@@ -240,11 +252,12 @@ static __always_inline enum ramjet_stat ramjet_parse_l4(const struct ramjet_curs
  * others cannot reproduce; the caller decides what to do with pkt->fragment.
  */
 static __always_inline enum ramjet_stat ramjet_parse_frame(void* data, void* data_end,
+                                                           __u32 frame_len,
                                                            struct ramjet_pkt* pkt) {
   struct ramjet_cursor cur;
   void* l3 = NULL;
   void* l4 = NULL;
-  ramjet_pkt_init(pkt, &cur, data, data_end);
+  ramjet_pkt_init(pkt, &cur, data, data_end, frame_len);
 
   enum ramjet_stat rc = ramjet_parse_eth(&cur, pkt, &l3);
   if (rc != RAMJET_STAT_NONE) return rc;
@@ -260,33 +273,37 @@ static __always_inline enum ramjet_stat ramjet_parse_frame(void* data, void* dat
   return ramjet_parse_l4(&cur, pkt, l4);
 }
 
-/* XDP: the frame is ctx->data .. ctx->data_end. (TC programs pass skb->data and
- * skb->data_end, the linear part, which holds the headers of what they parse.) */
-static __always_inline enum ramjet_stat ramjet_parse(struct xdp_md* ctx, struct ramjet_pkt* pkt) {
-  return ramjet_parse_frame((void*)(long)ctx->data, (void*)(long)ctx->data_end, pkt);
-}
+/*
+ * The hook's view of its packet (the context adaptor: everything above works on
+ * it, so XDP and TC share one parser):
+ *   XDP  the frame is ctx->data .. ctx->data_end, all of it in place;
+ *   TC   skb->data .. skb->data_end is the linear part, which holds the headers
+ *        (tc_pull_headers makes sure), and skb->len is the whole frame.
+ */
+#define RAMJET_XDP_FRAME(ctx) \
+  (void*)(long)(ctx)->data, (void*)(long)(ctx)->data_end, (__u32)((ctx)->data_end - (ctx)->data)
+#define RAMJET_SKB_FRAME(skb) (void*)(long)(skb)->data, (void*)(long)(skb)->data_end, (skb)->len
 
 /*
  * The common case, inline: untagged Ethernet, then IPv4 without options that is
  * not a fragment, or IPv6 without extension headers, then TCP, UDP, ICMP or
- * ICMPv6. Returns 1 with *pkt filled exactly as ramjet_parse() would fill it,
- * or 0 for anything else (*pkt is then garbage: call ramjet_parse()).
+ * ICMPv6. Returns 1 with *pkt filled exactly as ramjet_parse_frame() would
+ * fill it, or 0 for anything else (*pkt is then garbage: call ramjet_parse_frame()).
  *
- * Why both: ramjet_parse() covers VLAN stacks, IPv4 options and IPv6 extension
+ * Why both: ramjet_parse_frame() covers VLAN stacks, IPv4 options and IPv6 extension
  * chains, and the programs call it through a global function so the verifier
  * checks its many paths once (inlined, the verifier walks the rest of the
  * program once per parse path: loads take seconds and some knob combinations
  * fail). This prefix has one path per family and L4 protocol, and being inline
  * it saves the call and the re-reads of what the call left on the stack.
  */
-static __always_inline int ramjet_parse_fast(struct xdp_md* ctx, struct ramjet_pkt* pkt) {
-  void* data = (void*)(long)ctx->data;
-  void* data_end = (void*)(long)ctx->data_end;
+static __always_inline int ramjet_parse_fast(void* data, void* data_end, __u32 frame_len,
+                                             struct ramjet_pkt* pkt) {
   struct ethhdr* eth = data;
   if ((void*)(eth + 1) > data_end) return 0;
   void* l4;
   __builtin_memset(pkt, 0, sizeof(*pkt));
-  pkt->len = (__u32)(data_end - data);
+  pkt->len = frame_len;
   pkt->l3_off = sizeof(*eth);
   if (eth->h_proto == bpf_htons(ETH_P_IP)) {
     struct iphdr* ip = (void*)(eth + 1);
@@ -294,7 +311,7 @@ static __always_inline int ramjet_parse_fast(struct xdp_md* ctx, struct ramjet_p
     if (*(__u8*)ip != 0x45) return 0; /* version 4, no options */
     if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)) return 0;
     __u16 tot_len = bpf_ntohs(ip->tot_len);
-    if (tot_len < sizeof(*ip) || (void*)ip + tot_len > data_end) return 0;
+    if (tot_len < sizeof(*ip) || sizeof(*eth) + tot_len > frame_len) return 0;
     pkt->l3_proto = ETH_P_IP;
     pkt->family = RAMJET_FAMILY_IPV4;
     pkt->proto = ip->protocol;
@@ -317,7 +334,7 @@ static __always_inline int ramjet_parse_fast(struct xdp_md* ctx, struct ramjet_p
     if ((void*)(ip6 + 1) > data_end) return 0;
     if ((*(__u8*)ip6 >> 4) != 6) return 0;
     __u32 tot_len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
-    if ((void*)ip6 + tot_len > data_end) return 0;
+    if (sizeof(*eth) + tot_len > frame_len) return 0;
     pkt->l3_proto = ETH_P_IPV6;
     pkt->family = RAMJET_FAMILY_IPV6;
     pkt->proto = ip6->nexthdr;

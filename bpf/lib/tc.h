@@ -17,17 +17,38 @@
 #ifndef RAMJET_LIB_TC_H
 #define RAMJET_LIB_TC_H
 
+#include "classify.h"
 #include "csum.h"
 #include "defs.h"
 #include "fallback.h"
 #include "flow_key.h"
+#include "forward.h"
 #include "maps.h"
 #include "parse.h"
 
 /* Global for the same reason as classify_parse: verified once. */
 __noinline int tc_parse(struct __sk_buff* skb, struct ramjet_pkt* pkt) {
   if (!skb || !pkt) return RAMJET_STAT_TRUNCATED_ETH;
-  return ramjet_parse_frame((void*)(long)skb->data, (void*)(long)skb->data_end, pkt);
+  return ramjet_parse_frame(RAMJET_SKB_FRAME(skb), pkt);
+}
+
+/* Linear bytes TC makes sure of before it gives up on a header as truncated. */
+#define RAMJET_TC_HEADER_BYTES 256
+
+/*
+ * tc_parse, and when a header seemed cut off only because it lies beyond the
+ * skb's linear part (a driver that leaves headers in page fragments), the
+ * headers pulled in and parsed again. Not done up front: a GSO skb from a local
+ * socket has exactly its headers linear, and pulling payload in costs a copy.
+ */
+static __always_inline enum ramjet_stat tc_parse_pulled(struct __sk_buff* skb,
+                                                        struct ramjet_pkt* pkt) {
+  enum ramjet_stat reason = tc_parse(skb, pkt);
+  if (reason == RAMJET_STAT_NONE || reason > RAMJET_STAT_BAD_L4_HEADER) return reason;
+  __u32 linear = (__u32)(skb->data_end - skb->data);
+  __u32 want = skb->len < RAMJET_TC_HEADER_BYTES ? skb->len : RAMJET_TC_HEADER_BYTES;
+  if (linear >= want || bpf_skb_pull_data(skb, want)) return reason;
+  return tc_parse(skb, pkt);
 }
 
 /*
@@ -35,8 +56,11 @@ __noinline int tc_parse(struct __sk_buff* skb, struct ramjet_pkt* pkt) {
  * (fallback.h) when the engine cannot take it: the target is draining, it has no
  * listener, the listener's accept queue is full, or bpf_sk_assign refuses it.
  * A connection the engine already has (its own socket) always goes to it.
+ * Global (verified once, own stack frame): both ingress programs call it, and
+ * tc_classify's classification needs the stack it would take.
  */
-static __always_inline int tc_escalate(struct __sk_buff* skb, __u32 endpoint_id) {
+__noinline int tc_escalate(struct __sk_buff* skb, __u32 endpoint_id) {
+  if (!skb) return TC_ACT_SHOT; /* unreachable: callers pass their context */
   struct ramjet_pkt pkt;
   if (tc_parse(skb, &pkt) != RAMJET_STAT_NONE || pkt.family == RAMJET_FAMILY_NONE ||
       pkt.proto != IPPROTO_TCP || !pkt.has_ports) {
@@ -99,52 +123,75 @@ fallback:
   return tc_fallback(skb, &pkt, cause);
 }
 
-static __always_inline int tc_forward_neigh(struct __sk_buff* skb) {
-  struct ramjet_pkt pkt;
-  if (tc_parse(skb, &pkt) != RAMJET_STAT_NONE || pkt.family == RAMJET_FAMILY_NONE ||
-      pkt.vlan_depth || pkt.ttl <= 1)
-    return TC_ACT_OK;
-  struct bpf_fib_lookup fib;
-  __builtin_memset(&fib, 0, sizeof(fib));
-  fib.l4_protocol = pkt.proto;
-  fib.sport = pkt.sport;
-  fib.dport = pkt.dport;
-  fib.tot_len = pkt.l3_len;
-  fib.ifindex = skb->ingress_ifindex;
-  if (pkt.family == RAMJET_FAMILY_IPV4) {
-    fib.family = AF_INET;
-    fib.tos = pkt.tos;
-    fib.ipv4_src = pkt.saddr[0];
-    fib.ipv4_dst = pkt.daddr[0];
-  } else {
-    fib.family = AF_INET6;
-    fib.flowinfo = pkt.flowinfo;
-    __builtin_memcpy(fib.ipv6_src, pkt.saddr, 16);
-    __builtin_memcpy(fib.ipv6_dst, pkt.daddr, 16);
-  }
-  if (bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_SKIP_NEIGH) !=
-      BPF_FIB_LKUP_RET_SUCCESS)
-    return TC_ACT_OK;
+/* Hop limit - 1 as it changes the sum of a CHECKSUM_COMPLETE skb (a NIC's): the
+ * IPv4 TTL change is balanced by its header checksum, the IPv6 one is not. */
+static __always_inline void tc_hop_limit_csum(struct __sk_buff* skb, const struct ramjet_pkt* pkt) {
+  if (pkt->family != RAMJET_FAMILY_IPV6) return;
+  __be32 from = bpf_htons((__u16)(pkt->proto << 8 | pkt->ttl));
+  __be32 to = bpf_htons((__u16)(pkt->proto << 8 | (pkt->ttl - 1)));
+  /* Not CHECKSUM_COMPLETE (veth: PARTIAL or UNNECESSARY): nothing to update. */
+  bpf_csum_update(skb, bpf_csum_diff(&from, sizeof(from), &to, sizeof(to), 0));
+}
 
-  __u32 off = pkt.l3_off;
-  if (pkt.family == RAMJET_FAMILY_IPV4) {
-    __u16 old_word = bpf_htons((__u16)(pkt.ttl << 8 | pkt.proto));
-    __u16 new_word = bpf_htons((__u16)((pkt.ttl - 1) << 8 | pkt.proto));
-    __u8 ttl = pkt.ttl - 1;
-    if (bpf_l3_csum_replace(skb, off + 10, old_word, new_word, 2) ||
-        bpf_skb_store_bytes(skb, off + 8, &ttl, 1, 0)) {
-      count(RAMJET_STAT_TC_FORWARD_REWRITE_FAILED, skb->len);
-      return TC_ACT_SHOT;
-    }
-  } else {
-    __u8 hop = pkt.ttl - 1;
-    if (bpf_skb_store_bytes(skb, off + 7, &hop, 1, 0)) {
-      count(RAMJET_STAT_TC_FORWARD_REWRITE_FAILED, skb->len);
-      return TC_ACT_SHOT;
-    }
+/* TTL - 1 and bpf_redirect_neigh, which resolves the neighbour itself. Returns
+ * the TC action; counts TC_FASTPATH_NEIGH or the rewrite's failure. */
+static __always_inline int tc_redirect_neigh(struct __sk_buff* skb, const struct ramjet_pkt* pkt,
+                                             __u32 ifindex) {
+  if (ramjet_ttl_dec((void*)(long)skb->data, (void*)(long)skb->data_end, pkt) != RAMJET_STAT_NONE) {
+    count(RAMJET_STAT_TC_FORWARD_REWRITE_FAILED, skb->len);
+    return TC_ACT_SHOT;
   }
+  tc_hop_limit_csum(skb, pkt);
   count(RAMJET_STAT_TC_FASTPATH_NEIGH, skb->len);
-  return (int)bpf_redirect_neigh(fib.ifindex, NULL, 0, 0);
+  return (int)bpf_redirect_neigh(ifindex, NULL, 0, 0);
+}
+
+/* XDP found the route but no neighbour: forward with bpf_redirect_neigh. Global
+ * (own stack frame) for the same reason as tc_escalate. */
+__noinline int tc_forward_neigh(struct __sk_buff* skb) {
+  if (!skb) return TC_ACT_OK;
+  struct ramjet_pkt pkt;
+  if (tc_parse(skb, &pkt) != RAMJET_STAT_NONE || pkt.family == RAMJET_FAMILY_NONE) return TC_ACT_OK;
+  struct bpf_fib_lookup fib;
+  struct ramjet_nexthop hop;
+  if (ramjet_nexthop_of(skb, &pkt, skb->ingress_ifindex, NULL, 0, skb->gso_size != 0,
+                        BPF_FIB_LOOKUP_SKIP_NEIGH, &fib, &hop) != RAMJET_STAT_NONE)
+    return TC_ACT_OK;
+  return tc_redirect_neigh(skb, &pkt, hop.ifindex);
+}
+
+/*
+ * TC: forwards a parsed packet as the skb it is, which keeps its GSO and
+ * checksum offload state (the reason the fast path runs here on veth and other
+ * virtual devices). A known neighbour: TTL - 1, MACs rewritten, bpf_redirect to
+ * the egress device. An unresolved one: bpf_redirect_neigh. Counts the outcome
+ * and returns the TC action: the redirect, or TC_ACT_OK with the PASS reason the
+ * stack has to handle counted.
+ */
+static __always_inline int ramjet_forward_tc(struct __sk_buff* skb, const struct ramjet_pkt* pkt,
+                                             struct ramjet_flow_nexthop* nh, __u64 now_ns) {
+  struct bpf_fib_lookup fib;
+  struct ramjet_nexthop hop;
+  enum ramjet_stat reason;
+  /* An offloaded VLAN tag (not in the data): the egress side is the stack's. */
+  if (skb->vlan_present)
+    reason = RAMJET_STAT_FASTPATH_VLAN;
+  else
+    reason = ramjet_nexthop_of(skb, pkt, skb->ingress_ifindex, nh, now_ns, skb->gso_size != 0, 0,
+                               &fib, &hop);
+  if (reason == RAMJET_STAT_FIB_NO_NEIGH) return tc_redirect_neigh(skb, pkt, hop.ifindex);
+  if (reason != RAMJET_STAT_NONE) {
+    count(reason, pkt->len);
+    return TC_ACT_OK;
+  }
+  reason = ramjet_rewrite((void*)(long)skb->data, (void*)(long)skb->data_end, pkt, &hop);
+  if (reason != RAMJET_STAT_NONE) {
+    count(RAMJET_STAT_TC_FORWARD_REWRITE_FAILED, pkt->len);
+    return TC_ACT_SHOT;
+  }
+  tc_hop_limit_csum(skb, pkt);
+  count(RAMJET_STAT_FASTPATH_REDIRECT, pkt->len);
+  return (int)bpf_redirect(hop.ifindex, 0);
 }
 
 /* What TC ingress does with a packet XDP passed up with `verdict` attached (the
@@ -162,11 +209,64 @@ static __always_inline int ramjet_tc_ingress(struct __sk_buff* skb) {
   return ramjet_tc_act(skb, meta->verdict, meta->endpoint_id);
 }
 
+/* tc_classify_fast's answer when the packet is to be escalated (not a TC action). */
+#define RAMJET_TC_ESCALATE 0x100
+
+/*
+ * The fast path in tcx ingress (datapath.fastpath_hook tc): the same parser and
+ * ramjet_decide() as XDP, carried out on the skb. Returns the TC action, or
+ * RAMJET_TC_ESCALATE with *endpoint_id set. Global (verified once, own stack
+ * frame): with the escalation delivery inlined beside it, the program's stack
+ * would not fit.
+ */
+__noinline int tc_classify_fast(struct __sk_buff* skb, __u32* endpoint_id) {
+  if (!skb || !endpoint_id) return TC_ACT_OK; /* unreachable: the caller passes its own */
+  struct ramjet_pkt pkt;
+  enum ramjet_stat reason = RAMJET_STAT_NONE;
+  if (!ramjet_parse_fast(RAMJET_SKB_FRAME(skb), &pkt)) reason = tc_parse_pulled(skb, &pkt);
+  /* The stack took the outer VLAN tag out of the data before TC (skb_vlan_untag;
+   * a frame whose tag is cut off never gets here): it counts towards the limit. */
+  if (reason == RAMJET_STAT_NONE && skb->vlan_present && ++pkt.vlan_depth > RAMJET_MAX_VLAN_TAGS)
+    reason = RAMJET_STAT_VLAN_TOO_DEEP;
+  if (reason != RAMJET_STAT_NONE) {
+    hook_drop(skb, RAMJET_HOOK_TC, &pkt, reason);
+    return TC_ACT_SHOT;
+  }
+  if (pkt.family == RAMJET_FAMILY_NONE) {
+    count(RAMJET_STAT_PASS_NOT_IP, pkt.len);
+    return TC_ACT_OK;
+  }
+
+  struct ramjet_decision d;
+  ramjet_decide(&pkt, skb->ingress_ifindex, &d);
+  switch (d.action) {
+    case RAMJET_ACTION_DROP:
+      hook_drop(skb, RAMJET_HOOK_TC, &pkt, d.reason);
+      return TC_ACT_SHOT;
+    case RAMJET_ACTION_ESCALATE:
+      count(RAMJET_STAT_ESCALATE, pkt.len);
+      *endpoint_id = d.flow ? d.flow->endpoint_id : 0;
+      return RAMJET_TC_ESCALATE;
+    case RAMJET_ACTION_FASTPATH:
+      return ramjet_forward_tc(skb, &pkt, decision_nexthop(&d), d.now_ns);
+    default:
+      count(d.reason, pkt.len);
+      return TC_ACT_OK;
+  }
+}
+
+/* Attached instead of ramjet_tc_ingress on interfaces without the XDP program:
+ * escalated packets are delivered here at once. */
+static __always_inline int ramjet_tc_classify(struct __sk_buff* skb) {
+  __u32 endpoint_id = 0;
+  int action = tc_classify_fast(skb, &endpoint_id);
+  return action == RAMJET_TC_ESCALATE ? tc_escalate(skb, endpoint_id) : action;
+}
+
 static __always_inline int ramjet_tc_egress(struct __sk_buff* skb) {
   if (!skb->sk) return TC_ACT_OK; /* forwarded: XDP accounted it on the way in */
   struct ramjet_pkt pkt;
-  if (tc_parse(skb, &pkt) != RAMJET_STAT_NONE || pkt.family == RAMJET_FAMILY_NONE ||
-      pkt.fragment)
+  if (tc_parse(skb, &pkt) != RAMJET_STAT_NONE || pkt.family == RAMJET_FAMILY_NONE || pkt.fragment)
     return TC_ACT_OK;
   struct ramjet_flow_key key;
   __u8 side = ramjet_flow_key_build(&pkt, &key);
@@ -177,7 +277,8 @@ static __always_inline int ramjet_tc_egress(struct __sk_buff* skb) {
     return TC_ACT_OK;
   }
   /* Only a connection's first packet opens a flow (a stray ACK or RST does not). */
-  if (pkt.proto == IPPROTO_TCP && (pkt.tcp_flags & (RAMJET_TCP_SYN | RAMJET_TCP_ACK)) != RAMJET_TCP_SYN)
+  if (pkt.proto == IPPROTO_TCP &&
+      (pkt.tcp_flags & (RAMJET_TCP_SYN | RAMJET_TCP_ACK)) != RAMJET_TCP_SYN)
     return TC_ACT_OK;
   struct ramjet_flow fresh;
   flow_init(&fresh, side, skb->ifindex, now_ns);
@@ -189,7 +290,8 @@ static __always_inline int ramjet_tc_egress(struct __sk_buff* skb) {
   fresh.tcp_flags[RAMJET_DIR_ORIGINAL] = pkt.tcp_flags;
   if (bpf_map_update_elem(&flows, &key, &fresh, BPF_NOEXIST) == 0) {
     count(RAMJET_STAT_TC_LOCAL_FLOW, 0);
-    if (emit_flow_events) emit_flow_event(skb->ifindex, &key, &fresh, RAMJET_EVENT_FLOW_NEW, now_ns);
+    if (emit_flow_events)
+      emit_flow_event(skb->ifindex, &key, &fresh, RAMJET_EVENT_FLOW_NEW, now_ns);
   }
   return TC_ACT_OK;
 }

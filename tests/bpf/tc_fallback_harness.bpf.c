@@ -5,7 +5,7 @@
  * does on a packet XDP marked ESCALATE. A BPF_PROG_TEST_RUN skb cannot carry XDP
  * metadata, so the verdict and endpoint come from here instead of the packet.
  * Built with the skeleton name `datapath` (into tests/bpf/build/harness/) so the
- * XdpClassify fixture drives it unchanged.
+ * XdpClassify fixture drives it unchanged (it has the fixture's tc_classify too).
  */
 // clang-format off: vmlinux.h must come first (it provides the kernel types).
 #include "vmlinux.h"
@@ -27,4 +27,10 @@ int xdp_classify(struct xdp_md* ctx) {
 SEC("tc")
 int tc_escalated(struct __sk_buff* skb) {
   return ramjet_tc_act(skb, RAMJET_ACTION_ESCALATE, harness_endpoint_id);
+}
+
+/* The tc hook's program, so the fixture's run_tc() drives this object too. */
+SEC("tc")
+int tc_classify(struct __sk_buff* skb) {
+  return ramjet_tc_classify(skb);
 }

@@ -420,5 +420,32 @@ TEST(FallbackFlow, SecondFlowOfAFallingBackRuleEmitsNoEvent) {
   EXPECT_EQ(rule_counts(xdp).flows[RAMJET_FALLBACK_DROP][RAMJET_FALLBACK_CAUSE_NO_LISTENER], 2u);
 }
 
+// The tc hook (datapath.fastpath_hook tc) classifies and delivers in one program:
+// an escalated SYN the engine cannot take gets its fallback there, counted once as
+// ESCALATE (classification) and once as the fallback (delivery), and a retried SYN
+// of a drop flow is dropped from the flow's cached verdict, as XDP does.
+TEST(TcHook, EscalationAndFallbackInOneProgram) {
+  ASSERT_TRUE(Netns::get().ready) << Netns::get().why_not;
+  XdpClassify xdp;
+  escalate_rule(xdp, RAMJET_FALLBACK_REJECT, false);
+  mark_draining(xdp);
+  Bytes syn = segment(false, kTcpSyn);
+  auto before = xdp.stats();
+  RunResult r = xdp.run_tc(syn);
+  EXPECT_EQ(r.retval, 7) << "TC_ACT_REDIRECT: the RST goes back out";
+  EXPECT_EQ(verdict_deltas(before, xdp.stats()),
+            (std::map<std::string, int64_t>{{"ESCALATE", 1}, {"TC_FALLBACK_REJECT", 1}}));
+  expect_rst_for(syn, r.out, false, 1);
+
+  XdpClassify dropping;
+  escalate_rule(dropping, RAMJET_FALLBACK_DROP, false);
+  mark_draining(dropping);
+  EXPECT_EQ(dropping.run_tc(syn).retval, kTcActShot);
+  before = dropping.stats();
+  EXPECT_EQ(dropping.run_tc(syn).retval, kTcActShot);  // the client retries
+  EXPECT_EQ(verdict_deltas(before, dropping.stats()),
+            (std::map<std::string, int64_t>{{"FALLBACK_DROP", 1}}));
+}
+
 }  // namespace
 }  // namespace ramjet::test

@@ -621,25 +621,37 @@ void PrintTo(const Case& c, std::ostream* os) {
 
 class ClassifyTable : public ::testing::TestWithParam<Case> {};
 
-TEST_P(ClassifyTable, Verdict) {
-  const Case& c = GetParam();
-  if (c.needs_netns && !Netns::get().ready) GTEST_SKIP() << Netns::get().why_not;
+// A table row through a fresh skeleton's XDP program (or its tc hook program):
+// the input, the program's result, and the verdict stats that moved.
+struct RowRun {
+  Bytes in;
+  RunResult r;
+  std::map<std::string, int64_t> deltas;
+};
+
+RowRun run_row(const Case& c, bool tc) {
   XdpClassify xdp(c.knobs);
   if (!c.rules.empty()) xdp.set_rules(c.rules);
   if (c.setup) c.setup(xdp);
-
-  Bytes in = c.packet();
+  RowRun row{c.packet(), {}, {}};
   StatArray before = xdp.stats();
-  RunResult r = xdp.run(in);
-  StatArray after = xdp.stats();
+  row.r = tc ? xdp.run_tc(row.in) : xdp.run(row.in);
+  row.deltas = verdict_deltas(before, xdp.stats());
+  return row;
+}
+
+TEST_P(ClassifyTable, Verdict) {
+  const Case& c = GetParam();
+  if (c.needs_netns && !Netns::get().ready) GTEST_SKIP() << Netns::get().why_not;
+  auto [in, r, deltas] = run_row(c, false);
 
   EXPECT_EQ(r.retval, c.verdict);
   // Exactly one verdict stat moves, by one: the expected reason.
   std::map<std::string, int64_t> want{{ramjet_stat_names[c.reason], 1}};
-  EXPECT_EQ(verdict_deltas(before, after), want);
+  EXPECT_EQ(deltas, want);
   // Packets TC must finish carry a ramjet_xdp_meta record in front (test-run
   // output starts at data_meta); nothing else does.
-  uint8_t want_meta = c.reason == RAMJET_STAT_ESCALATE         ? RAMJET_ACTION_ESCALATE
+  uint8_t want_meta = c.reason == RAMJET_STAT_ESCALATE       ? RAMJET_ACTION_ESCALATE
                       : c.reason == RAMJET_STAT_FIB_NO_NEIGH ? RAMJET_ACTION_FASTPATH
                                                              : RAMJET_ACTION_NONE;
   Bytes out = r.out;
@@ -660,6 +672,58 @@ TEST_P(ClassifyTable, Verdict) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Xdp, ClassifyTable, ::testing::ValuesIn(cases()),
+                         [](const auto& info) { return test_name(info.param.description); });
+
+// The same table through the tc hook (datapath.fastpath_hook tc): one
+// classification, so the same reason and the same output frame; only the verdict
+// is spelled in TC's terms. Escalation (delivered at once in TC, see
+// tc_fallback_test) and a missing neighbour (TcFastpath below) end differently.
+constexpr int kTcActOk = 0, kTcActShot = 2, kTcActRedirect = 7;
+
+int tc_verdict_of(int xdp_verdict) {
+  switch (xdp_verdict) {
+    case XDP_DROP:
+      return kTcActShot;
+    case XDP_REDIRECT:
+      return kTcActRedirect;
+    default:
+      return kTcActOk;
+  }
+}
+
+// A test run refuses an skb whose frame cannot hold the IP header its ethertype
+// names (-EINVAL): such a frame never reaches TC, so those rows stay XDP's.
+bool skb_test_run_takes(const Bytes& frame) {
+  if (frame.size() < 14) return false;
+  uint16_t type = get16(&frame[12]);
+  return !((type == 0x0800 && frame.size() < 14 + 20) ||
+           (type == 0x86DD && frame.size() < 14 + 40));
+}
+
+std::vector<Case> tc_cases() {
+  std::vector<Case> out;
+  for (auto& c : cases())
+    if (c.reason != RAMJET_STAT_ESCALATE && c.reason != RAMJET_STAT_ESCALATE_NO_META &&
+        c.reason != RAMJET_STAT_FIB_NO_NEIGH && skb_test_run_takes(c.packet()))
+      out.push_back(std::move(c));
+  return out;
+}
+
+class TcClassifyTable : public ::testing::TestWithParam<Case> {};
+
+TEST_P(TcClassifyTable, Verdict) {
+  const Case& c = GetParam();
+  if (c.needs_netns && !Netns::get().ready) GTEST_SKIP() << Netns::get().why_not;
+  auto [in, r, deltas] = run_row(c, true);
+
+  EXPECT_EQ(r.retval, tc_verdict_of(c.verdict));
+  std::map<std::string, int64_t> want{{ramjet_stat_names[c.reason], 1}};
+  EXPECT_EQ(deltas, want);
+  Bytes expected = c.expected_out ? c.expected_out(in) : in;
+  EXPECT_EQ(r.out, expected);
+}
+
+INSTANTIATE_TEST_SUITE_P(Tc, TcClassifyTable, ::testing::ValuesIn(tc_cases()),
                          [](const auto& info) { return test_name(info.param.description); });
 
 // --- sequences ---
@@ -785,7 +849,8 @@ TEST(XdpPolicy, FiltersPickTheSameRuleAsAFieldByFieldScan) {
       if (!src.contains(Cidr::parse(kClient)) || !dst.contains(Cidr::parse(kServer))) continue;
       if (r.ifindex && r.ifindex != 1) continue;  // test runs arrive on lo
       if (r.proto && r.proto != proto) continue;
-      bool any_port = r.port_min == RAMJET_RULE_ANY_PORT_MIN && r.port_max == RAMJET_RULE_ANY_PORT_MAX;
+      bool any_port =
+          r.port_min == RAMJET_RULE_ANY_PORT_MIN && r.port_max == RAMJET_RULE_ANY_PORT_MAX;
       if (!any_port && (!has_ports || dport < r.port_min || dport > r.port_max)) continue;
       return int(i);
     }
@@ -890,7 +955,12 @@ TEST(XdpFlowTable, FastAndFullParserBuildTheSameFlow) {
            .build()},
       {"icmp6 echo, destination options header",
        PacketBuilder().eth().ipv6(kClient6, kServer6).icmpv6(128, 0, 77).build(),
-       PacketBuilder().eth().ipv6(kClient6, kServer6).ipv6_ext(kNextHdrDest, 1).icmpv6(128, 0, 77).build()},
+       PacketBuilder()
+           .eth()
+           .ipv6(kClient6, kServer6)
+           .ipv6_ext(kNextHdrDest, 1)
+           .icmpv6(128, 0, 77)
+           .build()},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
@@ -919,11 +989,11 @@ TEST(XdpFlowTable, KeyOrderIsMemcmpOrderAndBothDirectionsShareIt) {
     uint16_t pa, pb;
   };
   const Pair pairs[] = {
-      {"10.0.0.1", "10.99.0.2", 40000, 80},  {"10.99.0.2", "10.0.0.1", 40000, 80},
-      {"10.0.0.1", "10.0.0.1", 40000, 80},   {"10.0.0.1", "10.0.0.1", 80, 40000},
-      {"10.0.0.1", "10.0.0.2", 1, 0xff00},   {"10.0.0.1", "10.0.0.2", 0xff00, 1},
-      {"fd00::1", "fd00::2", 40000, 80},     {"fd00::2", "fd00::1", 40000, 80},
-      {"fd00::1:0:0:1", "fd00::1", 5, 6},    {"fd00:99::2", "fd00::1", 443, 443},
+      {"10.0.0.1", "10.99.0.2", 40000, 80}, {"10.99.0.2", "10.0.0.1", 40000, 80},
+      {"10.0.0.1", "10.0.0.1", 40000, 80},  {"10.0.0.1", "10.0.0.1", 80, 40000},
+      {"10.0.0.1", "10.0.0.2", 1, 0xff00},  {"10.0.0.1", "10.0.0.2", 0xff00, 1},
+      {"fd00::1", "fd00::2", 40000, 80},    {"fd00::2", "fd00::1", 40000, 80},
+      {"fd00::1:0:0:1", "fd00::1", 5, 6},   {"fd00:99::2", "fd00::1", 443, 443},
   };
   for (const Pair& p : pairs) {
     XdpClassify xdp;
@@ -1117,21 +1187,22 @@ TEST(XdpFastpath, NextHopIsCachedUntilItsTtlAndLongerPacketsAreLookedUp) {
   EXPECT_EQ(std::memcmp(nh.dmac, neigh, 6), 0);
   EXPECT_EQ(flow.nexthop[RAMJET_DIR_REPLY].checked_ns, 0u) << "no reply packet yet";
 
-  ASSERT_EQ(std::system("ip neigh replace 10.99.0.2 lladdr 02:00:00:00:0a:03 dev rj0 nud permanent"),
-            0);
+  ASSERT_EQ(
+      std::system("ip neigh replace 10.99.0.2 lladdr 02:00:00:00:0a:03 dev rj0 nud permanent"), 0);
   RunResult cached = xdp.run(first);
   ASSERT_EQ(cached.retval, XDP_REDIRECT);
   EXPECT_EQ(cached.out[5], 0x02) << "within the TTL the cached neighbour is used";
 
   // A longer packet than the lookup accepted is looked up again (and sees the change).
-  RunResult longer = xdp.run(PacketBuilder().eth().ipv4(kClient, kServer).tcp(40000, 80).payload(600).build());
+  RunResult longer =
+      xdp.run(PacketBuilder().eth().ipv4(kClient, kServer).tcp(40000, 80).payload(600).build());
   ASSERT_EQ(longer.retval, XDP_REDIRECT);
   EXPECT_EQ(longer.out[5], 0x03);
   EXPECT_EQ(xdp.flows()[0].second.nexthop[RAMJET_DIR_ORIGINAL].max_len, 20 + 20 + 600);
 
   // Once the TTL has passed the next hop is confirmed again.
-  ASSERT_EQ(std::system("ip neigh replace 10.99.0.2 lladdr 02:00:00:00:0a:04 dev rj0 nud permanent"),
-            0);
+  ASSERT_EQ(
+      std::system("ip neigh replace 10.99.0.2 lladdr 02:00:00:00:0a:04 dev rj0 nud permanent"), 0);
   auto aged = xdp.flows()[0];
   aged.second.nexthop[RAMJET_DIR_ORIGINAL].checked_ns -= RAMJET_NEXTHOP_TTL_NS + 1;
   xdp.put_flow(aged.first, aged.second);
@@ -1141,6 +1212,68 @@ TEST(XdpFastpath, NextHopIsCachedUntilItsTtlAndLongerPacketsAreLookedUp) {
   EXPECT_EQ(xdp.flows()[0].second.nexthop[RAMJET_DIR_ORIGINAL].max_len, first.size() - 14)
       << "a refresh forgets longer packets: the MTU may have shrunk";
   std::system("ip neigh replace 10.99.0.2 lladdr 02:00:00:00:0a:02 dev rj0 nud permanent");
+}
+
+// TC forwards an unresolved neighbour itself (bpf_redirect_neigh) where XDP has
+// to pass the packet up: TTL - 1, the MACs left to the neighbour code.
+TEST(TcFastpath, UnresolvedNeighbourIsRedirectedWithRedirectNeigh) {
+  if (!Netns::get().ready) GTEST_SKIP() << Netns::get().why_not;
+  XdpClassify xdp;
+  xdp.set_rules({fastpath_all()});
+  const Bytes in = tcp4(80, {}, "10.99.0.3");
+  StatArray before = xdp.stats();
+  RunResult r = xdp.run_tc(in);
+  StatArray after = xdp.stats();
+  EXPECT_EQ(r.retval, kTcActRedirect);
+  std::map<std::string, int64_t> want{{"TC_FASTPATH_NEIGH", 1}};
+  EXPECT_EQ(verdict_deltas(before, after), want);
+  ASSERT_EQ(r.out.size(), in.size());
+  EXPECT_EQ(r.out[14 + 8], in[14 + 8] - 1) << "TTL";
+  EXPECT_TRUE(ipv4_header_checksum_ok(r.out));
+  EXPECT_TRUE(std::equal(in.begin(), in.begin() + 12, r.out.begin())) << "MACs untouched";
+}
+
+// One flow table for both hooks: a flow XDP created is hit by the tc program and
+// the other way round, with the same verdict and counters.
+TEST(TcFastpath, BothHooksShareTheFlowTable) {
+  if (!Netns::get().ready) GTEST_SKIP() << Netns::get().why_not;
+  XdpClassify xdp;
+  xdp.set_rules({fastpath_all()});
+  StatArray before = xdp.stats();
+  EXPECT_EQ(xdp.run(tcp4()).retval, XDP_REDIRECT);
+  EXPECT_EQ(xdp.run_tc(tcp4()).retval, kTcActRedirect);
+  EXPECT_EQ(xdp.run_tc(tcp4()).retval, kTcActRedirect);
+  StatArray after = xdp.stats();
+  EXPECT_EQ(delta(before, after, RAMJET_STAT_FASTPATH_REDIRECT), 3);
+  EXPECT_EQ(delta(before, after, RAMJET_STAT_FLOW_NEW), 1);
+  EXPECT_EQ(delta(before, after, RAMJET_STAT_FLOW_HIT), 2);
+  ASSERT_EQ(xdp.flows().size(), 1u);
+  EXPECT_EQ(xdp.flows()[0].second.dir[RAMJET_DIR_ORIGINAL].packets, 3u);
+}
+
+// Rate limits are one implementation too: the bucket XDP drained drops in TC.
+TEST(TcRateLimit, BucketIsSharedWithXdp) {
+  XdpClassify xdp;
+  xdp.set_rules({{.action = RAMJET_ACTION_RATELIMIT, .rate_pps = 1, .rate_burst = 2}});
+  EXPECT_EQ(xdp.run(tcp4()).retval, XDP_PASS);
+  EXPECT_EQ(xdp.run_tc(tcp4()).retval, kTcActOk);
+  StatArray before = xdp.stats();
+  EXPECT_EQ(xdp.run_tc(tcp4()).retval, kTcActShot);
+  EXPECT_EQ(delta(before, xdp.stats(), RAMJET_STAT_RATE_LIMITED), 1);
+}
+
+// A GSO skb's IP total length counts the whole frame while only the headers are
+// in the linear part: the parser checks lengths against the frame, not the
+// linear bytes. (A test run's skb is linear; this pins that a frame whose length
+// matches passes the TC parser exactly as XDP's.)
+TEST(TcParse, FullLengthFramesParseAsInXdp) {
+  XdpClassify xdp;
+  xdp.set_rules({{.action = RAMJET_ACTION_PASS}});
+  const Bytes big =
+      PacketBuilder().eth().ipv4(kClient, kServer).tcp(40000, 80).payload(1400).build();
+  StatArray before = xdp.stats();
+  EXPECT_EQ(xdp.run_tc(big).retval, kTcActOk);
+  EXPECT_EQ(delta(before, xdp.stats(), RAMJET_STAT_PASS_RULE), 1);
 }
 
 }  // namespace

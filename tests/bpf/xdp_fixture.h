@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
+#include "datapath.skel.h"
 #include "packet_builder.h"
 #include "ramjet/abi/ramjet.h"
-#include "datapath.skel.h"
 
 namespace ramjet::test {
 
@@ -110,16 +110,35 @@ class XdpClassify {
   int prog_fd() const { return bpf_program__fd(skel_->progs.xdp_classify); }
 
   RunResult run(const Bytes& frame, uint32_t repeat = 1, uint32_t* duration_ns = nullptr) const {
+    return run_prog(prog_fd(), nullptr, frame, repeat, duration_ns);
+  }
+
+  // The same frame through the tc hook's program (datapath.fastpath_hook tc), as an
+  // skb received on loopback (the XDP runs' ingress device too).
+  RunResult run_tc(const Bytes& frame) const {
+    __sk_buff ctx{};
+    ctx.ifindex = 1;
+    ctx.ingress_ifindex = 1;
+    return run_prog(bpf_program__fd(skel_->progs.tc_classify), &ctx, frame, 1, nullptr);
+  }
+
+ private:
+  RunResult run_prog(int fd, __sk_buff* ctx, const Bytes& frame, uint32_t repeat,
+                     uint32_t* duration_ns) const {
     Bytes in = frame;
     RunResult r;
     r.out.resize(in.size() + 256);
     LIBBPF_OPTS(bpf_test_run_opts, opts);
+    if (ctx) {
+      opts.ctx_in = ctx;
+      opts.ctx_size_in = sizeof(*ctx);
+    }
     opts.data_in = in.data();
     opts.data_out = r.out.data();
     opts.data_size_in = uint32_t(in.size());
     opts.data_size_out = uint32_t(r.out.size());
     opts.repeat = repeat;
-    int err = bpf_prog_test_run_opts(prog_fd(), &opts);
+    int err = bpf_prog_test_run_opts(fd, &opts);
     if (err) throw std::runtime_error("bpf_prog_test_run_opts: " + std::to_string(err));
     r.retval = int(opts.retval);
     r.out.resize(opts.data_size_out);
@@ -127,6 +146,7 @@ class XdpClassify {
     return r;
   }
 
+ public:
   // Per-stat packet counts, summed over CPUs.
   StatArray stats() const {
     StatArray total{};
@@ -209,7 +229,9 @@ class XdpClassify {
       throw std::runtime_error("rule_filters batch update failed");
   }
 
-  void put_flow(const ramjet_flow_key& k, const ramjet_flow& f) { update(skel_->maps.flows, &k, &f); }
+  void put_flow(const ramjet_flow_key& k, const ramjet_flow& f) {
+    update(skel_->maps.flows, &k, &f);
+  }
 
   std::vector<std::pair<ramjet_flow_key, ramjet_flow>> flows() const {
     std::vector<std::pair<ramjet_flow_key, ramjet_flow>> all;

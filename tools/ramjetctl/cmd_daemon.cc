@@ -60,6 +60,7 @@ int cmd_stats(Ctl& ctl) {
       for (auto& [name, v] : (*dp)["stats"].items()) stats[name] = v;
       out["datapath"] = {{"source", "daemon"},
                          {"pin_dir", dp->value("pin_dir", "")},
+                         {"interfaces", dp->value("interfaces", nlohmann::json::array())},
                          {"stats", stats},
                          {"fallbacks", dp->value("fallbacks", nlohmann::json::array())}};
     }
@@ -97,6 +98,17 @@ int cmd_stats(Ctl& ctl) {
   }
   if (out["datapath"].is_object()) {
     std::cout << "datapath (" << text(out["datapath"]["pin_dir"]) << ")\n";
+    const auto& ifs = out["datapath"].value("interfaces", nlohmann::json::array());
+    if (!ifs.empty()) {
+      // Which hook runs each interface's fast path, and why (datapath.fastpath_hook).
+      AutoTable h({{"  INTERFACE"}, {"IFINDEX", 0, true}, {"HOOK"}, {"XDP"}, {"WHY"}});
+      for (const auto& i : ifs)
+        h.add({"  " + i.value("name", ""), std::to_string(i.value("ifindex", 0u)),
+               i.value("fastpath_hook", ""),
+               i["xdp_mode"].is_string() ? i["xdp_mode"].get<std::string>() : "-",
+               i.value("fastpath_hook_reason", "")});
+      std::cout << h.render();
+    }
     AutoTable t({{"  STAT"}, {"PACKETS", 0, true}, {"BYTES", 0, true}});
     for (auto& [name, v] : out["datapath"]["stats"].items())
       if (v.value("packets", 0ull) || v.value("bytes", 0ull))
@@ -138,8 +150,7 @@ int cmd_reload(Ctl& ctl) {
   if (a.exit != kExitOk) return a.exit;
   if (ctl.json())
     std::cout << a.body.dump() << "\n";
-  else
-  {
+  else {
     std::cout << "reloaded " << text(a.body.value("config", nlohmann::json(""))) << ": "
               << a.body.value("rules", 0) << " datapath rules\n";
     for (const auto& key : a.body.value("applied", nlohmann::json::array()))

@@ -46,15 +46,16 @@ for (const family of ['ipv4', 'ipv6'] as const) {
   test(`fast path (${family}): XDP forwards a TCP stream both ways; the kernel's forwarding counters and the engine see nothing`, { skip, timeout: 20_000 }, async (t) => {
     const topo = await createGatewayTopology(t);
     await startEchoInNetns(t, topo.server, server[family], 5001);
-    const daemon = await startGatewayDaemon(t, topo, { default_action: 'fastpath' });
+    // The XDP hook, forced: auto would pick tc on veth (datapath_veth_defaults.test.ts).
+    const daemon = await startGatewayDaemon(t, topo, { default_action: 'fastpath', config: { datapath: { fastpath_hook: 'xdp' } } });
 
     const status = await datapathStatus(daemon);
     assert.equal(status.enabled, true);
     assert.deepEqual(
-      status.interfaces.map((i) => [i.name, i.xdp_mode]),
+      status.interfaces.map((i) => [i.name, i.fastpath_hook, i.xdp_mode]),
       [
-        ['gw-c', 'native'],
-        ['gw-s', 'native'],
+        ['gw-c', 'xdp', 'native'],
+        ['gw-s', 'xdp', 'native'],
       ],
     );
 

@@ -10,6 +10,10 @@ import { mergeConfig, test, waitFor } from '../lib/index.ts';
 import { datapathInstance, datapathStatus, pinsExist, startGatewayDaemon, waitForKernelFlow } from '../lib/datapath.ts';
 import { canCreateNetns, createGatewayTopology, startEchoInNetns, startStreamProbe, TOPOLOGY, type GatewayTopology } from '../lib/netns.ts';
 
+// These cases are about the XDP links and parser on veth: the XDP hook is forced
+// (fastpath_hook auto picks tc on veth; datapath_veth_defaults.test.ts covers that).
+const XDP_HOOK = { datapath: { fastpath_hook: 'xdp' } };
+
 const netns = await canCreateNetns();
 const skip = netns.ok ? false : netns.why;
 const { server } = TOPOLOGY;
@@ -58,7 +62,7 @@ test('restart with --keep-datapath: the stream keeps flowing with no daemon, the
   const topo = await createGatewayTopology(t);
   await startEchoInNetns(t, topo.server, server.ipv4, 5001);
   const instance = datapathInstance(t);
-  const first = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath', args: ['--keep-datapath'] });
+  const first = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath', config: XDP_HOOK, args: ['--keep-datapath'] });
 
   const probe = await startStreamProbe(t, topo.client, { host: server.ipv4, port: 5001 }, { seconds: 8 });
   await probe.waitForMoreRounds(30);
@@ -73,7 +77,7 @@ test('restart with --keep-datapath: the stream keeps flowing with no daemon, the
   await probe.waitForMoreRounds(50); // no daemon is running now
   assert.equal((await topo.forwardingCounters()).ipv4 - forwardedBefore.ipv4, 0, 'with no daemon the kernel stack took over the stream');
 
-  const second = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath' });
+  const second = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath', config: XDP_HOOK });
   const status = await datapathStatus(second);
   assert.equal(status.adopted, true, 'the second daemon must adopt the pinned datapath');
   const flowAfter = await waitForKernelFlow(second, (f) => f.src.endsWith(`:${probe.local.port}`));

@@ -18,7 +18,7 @@ test('malformed frames are counted under their drop reasons and never reach the 
   await startOrigin(t, topo.server, { ports: [80] });
   const sniffer = await startSniffer(t, topo.server);
   // Fragments are passed by default; dropping them (counted as FRAGMENT) is what this case checks.
-  const daemon = await startGatewayDaemon(t, topo, { default_action: 'fastpath', config: { datapath: { pass_fragments: false } } });
+  const daemon = await startGatewayDaemon(t, topo, { default_action: 'fastpath', config: { datapath: { fastpath_hook: 'xdp', pass_fragments: false } } });
   const catalogue = await malformedCatalogue();
 
   const before = await datapathPackets(daemon);

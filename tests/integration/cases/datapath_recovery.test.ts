@@ -3,7 +3,8 @@
 //    container restart): its pinned links are severed, and the next start
 //    replaces them and forwards on the fast path again; with the interfaces left
 //    alone, the next start adopts every live link instead, and releases the
-//    links of an interface the config no longer lists;
+//    links of an interface the config no longer lists, and a switch of an
+//    interface's fast-path hook swaps the program in the pinned tcx link;
 //  - pins left by another build (another ABI stamp, a map of another layout) or
 //    by a ramjet from before stamps are not adopted but re-created, and the
 //    status says why; ramjetctl refuses to read pins of another build.
@@ -17,6 +18,10 @@ import type { DaemonHandle } from '../lib/daemon.ts';
 import { canCreateNetns, createGatewayTopology, startEchoInNetns, startStreamProbe, TOPOLOGY, type GatewayTopology } from '../lib/netns.ts';
 import { run } from '../lib/process.ts';
 import { ramjetctl } from '../lib/ramjetctl.ts';
+
+// These cases are about the XDP links and parser on veth: the XDP hook is forced
+// (fastpath_hook auto picks tc on veth; datapath_veth_defaults.test.ts covers that).
+const XDP_HOOK = { datapath: { fastpath_hook: 'xdp' } };
 
 const netns = await canCreateNetns();
 const skip = netns.ok ? false : netns.why;
@@ -64,7 +69,7 @@ test('SIGKILL, veths deleted and recreated: the next start replaces the severed 
   const instance = datapathInstance(t);
   // With an escalate rule, so that the crash also leaves ramjet's policy route behind.
   const rules: DatapathRule[] = [{ name: 'web', proto: 'tcp', dst_port: 80, action: 'escalate', endpoint: 'web' }];
-  const first = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath', rules });
+  const first = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath', config: XDP_HOOK, rules });
   await startEchoInNetns(t, topo.server, server.ipv4, 5001);
   await assertFastPath(t, topo, first);
   const routes = await topo.gateway.ip('route', 'show', 'table', '21066');
@@ -80,7 +85,7 @@ test('SIGKILL, veths deleted and recreated: the next start replaces the severed 
   assert.equal(await topo.gateway.ip('route', 'show', 'table', '21066'), routes, 'the killed daemon\'s route is left behind');
 
   // Its own leftover route is adopted, not refused as foreign.
-  const second = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath', rules });
+  const second = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath', config: XDP_HOOK, rules });
   const status = await datapathStatus(second);
   assert.equal(status.adopted, true, 'the maps are of this build: adopted');
   assert.deepEqual(
@@ -115,14 +120,14 @@ test('SIGKILL with the interfaces left alone: the next start adopts the live lin
   const topo = await createGatewayTopology(t);
   const instance = datapathInstance(t);
   await startEchoInNetns(t, topo.server, server.ipv4, 5001);
-  const first = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath' });
+  const first = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath', config: XDP_HOOK });
   const before = await pinnedLinkIds(instance);
   assert.ok(Object.values(before).every((id) => Number.isInteger(id) && id > 0), JSON.stringify(before));
   assert.equal(new Set(Object.values(before)).size, 6, 'six links');
   first.signal('SIGKILL');
   assert.equal((await first.waitExit()).signal, 'SIGKILL');
 
-  const second = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath' });
+  const second = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath', config: XDP_HOOK });
   assert.equal((await datapathStatus(second)).adopted, true);
   assert.deepEqual(await pinnedLinkIds(instance), before, 'every link (XDP and both tcx) must be adopted, not re-created');
   await assertFastPath(t, topo, second);
@@ -131,11 +136,11 @@ test('SIGKILL with the interfaces left alone: the next start adopts the live lin
 test('an interface dropped from the config between restarts is released: its links are unpinned and detached', { skip, timeout: 30_000 }, async (t) => {
   const topo = await createGatewayTopology(t);
   const instance = datapathInstance(t);
-  const first = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath', args: ['--keep-datapath'] });
+  const first = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath', config: XDP_HOOK, args: ['--keep-datapath'] });
   assert.equal((await first.stop()).code, 0);
   assert.equal(await xdpProgramOn(topo, 'gw-s'), true, 'kept attached by --keep-datapath');
 
-  const second = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath', config: { datapath: { interfaces: ['gw-c'] } } });
+  const second = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath', config: { datapath: { fastpath_hook: 'xdp', interfaces: ['gw-c'] } } });
   assert.deepEqual((await datapathStatus(second)).interfaces.map((i) => i.name), ['gw-c']);
   assert.equal(await xdpProgramOn(topo, 'gw-s'), false, 'gw-s is no longer configured: its XDP program must go');
   for (const kind of ['xdp', 'tcx-ingress', 'tcx-egress']) {
@@ -146,9 +151,37 @@ test('an interface dropped from the config between restarts is released: its lin
   assert.equal(pinsExist(instance), false, 'a normal stop leaves nothing pinned');
 });
 
+test('a restart that switches an interface from xdp to tc (fastpath_hook): the XDP link is released, the pinned tcx link runs the tc program, the fast path works', { skip, timeout: 40_000 }, async (t) => {
+  const topo = await createGatewayTopology(t);
+  await startEchoInNetns(t, topo.server, server.ipv4, 5001);
+  const instance = datapathInstance(t);
+  const first = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath', config: XDP_HOOK, args: ['--keep-datapath'] });
+  assert.equal((await first.stop()).code, 0);
+  assert.equal(await xdpProgramOn(topo, 'gw-c'), true, 'kept attached by --keep-datapath');
+  const ingressLink = JSON.parse(await bpftool(['-j', 'link', 'show', 'pinned', `${PIN_ROOT}/${instance}/links/tcx-ingress-gw-c`])) as { id: number };
+
+  const second = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath', config: { datapath: { fastpath_hook: 'tc' } } });
+  assert.deepEqual(
+    (await datapathStatus(second)).interfaces.map((i) => [i.name, i.fastpath_hook, i.xdp_mode]),
+    [
+      ['gw-c', 'tc', null],
+      ['gw-s', 'tc', null],
+    ],
+  );
+  for (const iface of ['gw-c', 'gw-s']) {
+    assert.equal(await xdpProgramOn(topo, iface), false, `${iface}: the XDP program must go`);
+    assert.equal(existsSync(`${PIN_ROOT}/${instance}/links/xdp-${iface}`), false, `xdp-${iface} must be unpinned`);
+  }
+  const adopted = JSON.parse(await bpftool(['-j', 'link', 'show', 'pinned', `${PIN_ROOT}/${instance}/links/tcx-ingress-gw-c`])) as { id: number; prog_id: number };
+  assert.equal(adopted.id, ingressLink.id, 'the tcx link is adopted: the tc program was swapped into it');
+  const prog = JSON.parse(await bpftool(['-j', 'prog', 'show', 'id', String(adopted.prog_id)])) as { name: string };
+  assert.equal(prog.name, 'tc_classify');
+  await assertFastPath(t, topo, second);
+});
+
 /** Leaves `instance` pinned by a daemon stopped with --keep-datapath; returns the status it reported. */
 async function pinnedByAStoppedDaemon(t: TestContext, topo: GatewayTopology, instance: string): Promise<DatapathStatus> {
-  const first = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath', args: ['--keep-datapath'] });
+  const first = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath', config: XDP_HOOK, args: ['--keep-datapath'] });
   const status = await datapathStatus(first);
   assert.equal((await first.stop()).code, 0);
   assert.ok(pinsExist(instance));
@@ -174,7 +207,7 @@ test('pins of another build are detected and re-created; ramjetctl refuses to re
   assert.equal(ctl.code, 1, ctl.output);
   assert.match(ctl.stderr, new RegExp(`the pins in ${dir} are from another ramjet build \\(ABI stamp 0000000000001234, this ramjetctl's is [0-9a-f]{16}\\)`));
 
-  const second = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath' });
+  const second = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath', config: XDP_HOOK });
   const status = await datapathStatus(second);
   assert.equal(status.adopted, false, 'pins of another build must not be adopted');
   assert.match(String(status.abi_stamp), /^[0-9a-f]{16}$/);
@@ -196,7 +229,7 @@ test('pins from a ramjet before ABI stamps are re-created, not adopted', { skip,
   await pinnedByAStoppedDaemon(t, topo, instance);
   await rm(`${PIN_ROOT}/${instance}/abi`, { force: true });
 
-  const second = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath' });
+  const second = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath', config: XDP_HOOK });
   const status = await datapathStatus(second);
   assert.equal(status.adopted, false, 'pins without a stamp must not be adopted');
   assert.match(String(status.recreated_because), /^they carry no ABI stamp/);

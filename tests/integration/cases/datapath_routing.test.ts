@@ -84,7 +84,8 @@ for (const foreign of FOREIGN) {
 test('a refused start leaves the datapath a --keep-datapath stop left running as it was', { skip, timeout: 20_000 }, async (t) => {
   const topo = await createGatewayTopology(t);
   const instance = datapathInstance(t);
-  const kept = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath', args: ['--keep-datapath'] });
+  // The XDP hook, forced (auto picks tc on veth): the check below looks for its link.
+  const kept = await startGatewayDaemon(t, topo, { instance, default_action: 'fastpath', config: { datapath: { fastpath_hook: 'xdp' } }, args: ['--keep-datapath'] });
   assert.equal((await kept.stop()).code, 0);
   await topo.gateway.ip('route', 'add', 'unreachable', '198.51.100.0/24', 'table', String(TABLE));
   const exit = await startDaemonExpectingExit(t, { netns: topo.gateway.name, config: gatewayConfig(instance, { rules: ESCALATE }) });

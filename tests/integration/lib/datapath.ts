@@ -4,7 +4,7 @@
  * enabled on gw-c and gw-s, and the tests read its kernel-side view through
  * the admin API:
  *
- *   GET /v1/datapath        -> { enabled, interfaces: [{name, ifindex, xdp_mode}],
+ *   GET /v1/datapath        -> { enabled, interfaces: [{name, ifindex, xdp_mode, fastpath_hook, ...}],
  *                                stats: { RULE_DROP: {packets, bytes}, ... }, ... }
  *   GET /v1/datapath/flows  -> [{ flow_id, proto, src, dst, verdict, reason, rule,
  *                                 endpoint, packets: [orig, reply], bytes, ... }]
@@ -57,7 +57,8 @@ export interface StatValue {
 
 export interface DatapathStatus {
   enabled: boolean;
-  interfaces: Array<{ name: string; ifindex: number; xdp_mode: 'native' | 'generic' | (string & {}) }>;
+  /** fastpath_hook: where the interface's fast path runs (datapath.fastpath_hook); xdp_mode is null on tc. */
+  interfaces: Array<{ name: string; ifindex: number; xdp_mode: 'native' | 'generic' | null | (string & {}); fastpath_hook: 'xdp' | 'tc'; fastpath_hook_reason: string }>;
   stats: Record<string, StatValue>;
   adopted?: boolean;
   /** Why the pins found at start were re-created instead of adopted; null if they were not. */

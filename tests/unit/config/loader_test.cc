@@ -244,6 +244,10 @@ TEST(LoadGood, FullFileSetsEveryKey) {
   EXPECT_EQ(dp.pin_root, "/run/ramjet/bpffs");
   EXPECT_EQ(dp.interfaces, (std::vector<std::string>{"gw-c", "gw-s"}));
   EXPECT_EQ(dp.xdp_mode, config::XdpMode::kNative);
+  EXPECT_EQ(dp.fastpath_hook, config::FastpathHook::kTc);
+  ASSERT_EQ(dp.fastpath_hooks.size(), 1u);
+  EXPECT_EQ(dp.fastpath_hooks[0].interface, "gw-s");
+  EXPECT_EQ(dp.fastpath_hooks[0].hook, config::FastpathHook::kXdp);
   EXPECT_EQ(dp.default_action, config::DatapathAction::kFastpath);
   ASSERT_EQ(dp.rules.size(), 3u);
   EXPECT_EQ(dp.rules[0].src->to_string(), "10.10.1.66/32");
@@ -737,6 +741,35 @@ TEST(DatapathRouteTable, ReservedTablesAndMarkZeroAreRefused) {
             "match the escalation rule)");
 }
 
+TEST(DatapathFastpathHook, DefaultsToAutoAndOverridesNameConfiguredInterfaces) {
+  auto c = config::load_string("datapath:\n  interfaces: [gw-c]\n", "t.yaml", core_schema());
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->datapath.fastpath_hook, config::FastpathHook::kAuto);
+
+  auto value = config::load_string("datapath:\n  fastpath_hook: ebpf\n", "bad.yaml", core_schema());
+  ASSERT_FALSE(value.ok());
+  EXPECT_EQ(value.error().message.rfind("bad.yaml:2:18: datapath.fastpath_hook: invalid value", 0),
+            0u)
+      << value.error().message;
+
+  auto unknown = config::load_string(
+      "datapath:\n  interfaces: [gw-c]\n  fastpath_hooks:\n    - {interface: gw-x, hook: xdp}\n",
+      "bad.yaml", core_schema());
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().message,
+            "bad.yaml:4:19: datapath.fastpath_hooks[0].interface: interface \"gw-x\" is not in "
+            "datapath.interfaces");
+
+  auto twice = config::load_string(
+      "datapath:\n  interfaces: [gw-c]\n  fastpath_hooks:\n    - {interface: gw-c, hook: xdp}\n"
+      "    - {interface: gw-c, hook: tc}\n",
+      "bad.yaml", core_schema());
+  ASSERT_FALSE(twice.ok());
+  EXPECT_EQ(twice.error().message,
+            "bad.yaml:5:19: datapath.fastpath_hooks[1].interface: interface \"gw-c\" already has a "
+            "fastpath_hook at datapath.fastpath_hooks[0]");
+}
+
 // --- Rules given at runtime (POST /v1/rules) ---
 
 TEST(RuntimeRule, ParsesJsonWithTheFileCodecs) {
@@ -767,8 +800,8 @@ std::string endpoints_yaml(std::size_t count, bool datapath) {
   std::string text = std::string("datapath: {enabled: ") + (datapath ? "true" : "false") +
                      ", interfaces: [lo]}\nendpoints:\n";
   for (std::size_t i = 0; i < count; ++i)
-    text += "  - {name: e" + std::to_string(i) + ", onramp: tcp, listen: 127.0.0.1:0, upstream: " +
-            "127.0.0.1:1}\n";
+    text += "  - {name: e" + std::to_string(i) +
+            ", onramp: tcp, listen: 127.0.0.1:0, upstream: " + "127.0.0.1:1}\n";
   return text;
 }
 

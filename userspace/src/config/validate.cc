@@ -110,8 +110,8 @@ void validate_endpoints(const Config& config, const Node& root, settings::ParseC
   }
 }
 
-const Node* rule_node(const Node* datapath, std::size_t i) {
-  const Node* list = datapath ? datapath->find("rules") : nullptr;
+const Node* list_item(const Node* datapath, std::string_view key, std::size_t i) {
+  const Node* list = datapath ? datapath->find(key) : nullptr;
   if (!list || !list->is_sequence() || i >= list->items.size()) return nullptr;
   return &list->items[i];
 }
@@ -161,9 +161,29 @@ void validate_datapath(const Config& config, const Node& root, settings::ParseCo
     ctx.error(mark_of(node, "escalate_mark", dp_mark), "datapath.escalate_mark",
               "must not be 0 (every unmarked packet would match the escalation rule)");
   }
+  for (std::size_t i = 0; i < dp.fastpath_hooks.size(); ++i) {
+    const FastpathHookOverride& o = dp.fastpath_hooks[i];
+    const Node* on = list_item(node, "fastpath_hooks", i);
+    Mark o_mark = on && on->mark.line ? on->mark : dp_mark;
+    std::string path = settings::index_path("datapath.fastpath_hooks", i);
+    bool known = false;
+    for (const auto& name : dp.interfaces) known = known || name == o.interface;
+    if (!known) {
+      ctx.error(mark_of(on, "interface", o_mark), path + ".interface",
+                "interface \"" + o.interface + "\" is not in datapath.interfaces");
+    }
+    for (std::size_t j = 0; j < i; ++j) {
+      if (dp.fastpath_hooks[j].interface == o.interface) {
+        ctx.error(mark_of(on, "interface", o_mark), path + ".interface",
+                  "interface \"" + o.interface + "\" already has a fastpath_hook at " +
+                      settings::index_path("datapath.fastpath_hooks", j));
+        break;
+      }
+    }
+  }
   for (std::size_t i = 0; i < dp.rules.size(); ++i) {
     const DatapathRule& r = dp.rules[i];
-    const Node* rn = rule_node(node, i);
+    const Node* rn = list_item(node, "rules", i);
     Mark r_mark = rn && rn->mark.line ? rn->mark : dp_mark;
     std::string path = settings::index_path("datapath.rules", i);
     if (!valid_endpoint_name(r.name)) {
@@ -206,8 +226,9 @@ void validate_datapath(const Config& config, const Node& root, settings::ParseCo
                   "no endpoint named \"" + r.endpoint + "\"");
       } else if (!target->transparent) {
         ctx.error(mark_of(rn, "endpoint", r_mark), path + ".endpoint",
-                  "endpoint \"" + r.endpoint + "\" is not transparent: escalated flows keep "
-                  "their original destination, so set transparent: true on it");
+                  "endpoint \"" + r.endpoint +
+                      "\" is not transparent: escalated flows keep "
+                      "their original destination, so set transparent: true on it");
       }
       // The engine takes escalated TCP only: anything else would be dropped in TC
       // (ICMP among it, breaking path-MTU discovery).

@@ -20,6 +20,7 @@
 #include "datapath/abi_stamp.h"
 #include "datapath/denylist.h"
 #include "datapath/flow_table.h"
+#include "datapath/hook_choice.h"
 #include "datapath/json.h"
 #include "datapath/links.h"
 #include "datapath/policy.h"
@@ -243,6 +244,7 @@ Result<void> Datapath::attach(const config::Config& config) {
   int xdp_fd = bpf_program__fd(skel_->progs.xdp_classify);
   int tc_in_fd = bpf_program__fd(skel_->progs.tc_ingress);
   int tc_out_fd = bpf_program__fd(skel_->progs.tc_egress);
+  int tc_classify_fd = bpf_program__fd(skel_->progs.tc_classify);
 
   for (const auto& name : settings_.interfaces) {
     InterfaceInfo info;
@@ -263,6 +265,24 @@ Result<void> Datapath::attach(const config::Config& config) {
       links_.emplace_back(spec.path, attached->fd);
       return attached->adopted;
     };
+
+    auto kind = link_kind(info.ifindex);
+    if (!kind.ok())
+      return Error::kernel(kind.error().code, "datapath: " + name + ": " + kind.error().message);
+    HookChoice hook = choose_hook(settings_, name, *kind);
+    info.fastpath_hook = hook_name(hook.hook);
+    info.fastpath_hook_reason = hook.reason;
+    if (hook.hook == config::FastpathHook::kTc) {
+      // The whole fast path in tcx ingress; no XDP program (a previous run's XDP
+      // link is released below, with the links this run does not keep).
+      auto in = link("tcx-ingress", tc_classify_fd, kTcxIngress, 0);
+      if (!in.ok()) return in.error();
+      if (auto t = link("tcx-egress", tc_out_fd, kTcxEgress, 0); !t.ok()) return t.error();
+      spdlog::info("datapath: {} {} (ifindex {}): fast path in tcx ingress ({}), tcx egress",
+                   *in ? "adopted" : "attached", name, info.ifindex, hook.reason);
+      interfaces_.push_back(info);
+      continue;
+    }
 
     Result<bool> xdp = false;
     if (settings_.xdp_mode != config::XdpMode::kGeneric) {
@@ -287,8 +307,9 @@ Result<void> Datapath::attach(const config::Config& config) {
     }
     if (auto t = link("tcx-ingress", tc_in_fd, kTcxIngress, 0); !t.ok()) return t.error();
     if (auto t = link("tcx-egress", tc_out_fd, kTcxEgress, 0); !t.ok()) return t.error();
-    spdlog::info("datapath: {} {} (ifindex {}): XDP {}, tcx ingress and egress",
-                 adopted_xdp ? "adopted" : "attached", name, info.ifindex, info.xdp_mode);
+    spdlog::info("datapath: {} {} (ifindex {}): fast path in XDP {} ({}), tcx ingress and egress",
+                 adopted_xdp ? "adopted" : "attached", name, info.ifindex, info.xdp_mode,
+                 hook.reason);
     interfaces_.push_back(info);
   }
 

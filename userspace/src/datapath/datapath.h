@@ -37,7 +37,9 @@ namespace ramjet::datapath {
 struct InterfaceInfo {
   std::string name;
   std::uint32_t ifindex = 0;
-  std::string xdp_mode;  // "native" or "generic"
+  std::string xdp_mode;              // "native" or "generic"; empty when the fast path runs in tc
+  std::string fastpath_hook;         // "xdp" or "tc"
+  std::string fastpath_hook_reason;  // "configured", "auto: veth is a virtual device", ...
 };
 
 struct StatValue {

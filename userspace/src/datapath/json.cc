@@ -12,7 +12,12 @@ namespace ramjet::datapath {
 nlohmann::json status_json(const Datapath& dp) {
   nlohmann::json ifs = nlohmann::json::array();
   for (const auto& i : dp.interfaces())
-    ifs.push_back({{"name", i.name}, {"ifindex", i.ifindex}, {"xdp_mode", i.xdp_mode}});
+    ifs.push_back(
+        {{"name", i.name},
+         {"ifindex", i.ifindex},
+         {"xdp_mode", i.xdp_mode.empty() ? nlohmann::json(nullptr) : nlohmann::json(i.xdp_mode)},
+         {"fastpath_hook", i.fastpath_hook},
+         {"fastpath_hook_reason", i.fastpath_hook_reason}});
   nlohmann::json stats = nlohmann::json::object();
   auto values = dp.stats();
   for (std::size_t i = 1; i < RAMJET_STAT__COUNT; ++i)

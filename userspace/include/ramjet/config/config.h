@@ -52,6 +52,9 @@ enum class RelayMode : std::uint8_t { kSplice, kBuffer };
 enum class DatapathAction : std::uint8_t { kPass, kDrop, kFastpath, kEscalate, kRatelimit };
 enum class RuleProto : std::uint8_t { kAny, kTcp, kUdp, kIcmp, kIcmpv6 };
 enum class XdpMode : std::uint8_t { kAuto, kNative, kGeneric };
+// Where the fast path forwards: XDP (xdp_frames, physical NICs) or tcx ingress
+// (the skb keeps its GSO and checksum state: veth and other virtual devices).
+enum class FastpathHook : std::uint8_t { kAuto, kXdp, kTc };
 // What an escalate rule does with a new flow the engine cannot take (stopped,
 // draining, crashed, accept queue full): bpf/include/ramjet/abi/fallback.h.
 enum class EngineFallback : std::uint8_t { kPass, kReject, kDrop };
@@ -167,8 +170,8 @@ struct EnumNames<config::DatapathAction> {
 template <>
 struct EnumNames<config::RuleProto> {
   static constexpr std::pair<config::RuleProto, std::string_view> values[] = {
-      {config::RuleProto::kAny, "any"},   {config::RuleProto::kTcp, "tcp"},
-      {config::RuleProto::kUdp, "udp"},   {config::RuleProto::kIcmp, "icmp"},
+      {config::RuleProto::kAny, "any"},       {config::RuleProto::kTcp, "tcp"},
+      {config::RuleProto::kUdp, "udp"},       {config::RuleProto::kIcmp, "icmp"},
       {config::RuleProto::kIcmpv6, "icmpv6"},
   };
 };
@@ -188,6 +191,15 @@ struct EnumNames<config::XdpMode> {
       {config::XdpMode::kAuto, "auto"},
       {config::XdpMode::kNative, "native"},
       {config::XdpMode::kGeneric, "generic"},
+  };
+};
+
+template <>
+struct EnumNames<config::FastpathHook> {
+  static constexpr std::pair<config::FastpathHook, std::string_view> values[] = {
+      {config::FastpathHook::kAuto, "auto"},
+      {config::FastpathHook::kXdp, "xdp"},
+      {config::FastpathHook::kTc, "tc"},
   };
 };
 
@@ -527,12 +539,26 @@ struct DatapathRule {
   }
 };
 
+// One interface's fastpath_hook, overriding datapath.fastpath_hook.
+struct FastpathHookOverride {
+  std::string interface;
+  FastpathHook hook = FastpathHook::kAuto;
+
+  static void describe(settings::Fields<FastpathHookOverride>& f) {
+    f.required("interface", &FastpathHookOverride::interface,
+               "Interface name (one of datapath.interfaces).");
+    f.required("hook", &FastpathHookOverride::hook, "auto, xdp or tc.");
+  }
+};
+
 struct DatapathSettings {
   bool enabled = false;
   std::string instance = "default";
   std::string pin_root = "/sys/fs/bpf/ramjet";
   std::vector<std::string> interfaces;
   XdpMode xdp_mode = XdpMode::kAuto;
+  FastpathHook fastpath_hook = FastpathHook::kAuto;
+  std::vector<FastpathHookOverride> fastpath_hooks;
   DatapathAction default_action = DatapathAction::kPass;
   EngineFallback on_engine_unavailable = EngineFallback::kReject;
   std::vector<DatapathRule> rules;
@@ -559,10 +585,17 @@ struct DatapathSettings {
       "Where maps and links are pinned (a bpffs; ramjetd mounts one if needed). Under `ip "
       "netns exec`, /sys/fs/bpf is private to the process: for --keep-datapath restarts there, "
       "point this at a bpffs that outlives it.");
-    f("interfaces", &DatapathSettings::interfaces,
-      "Interfaces to attach XDP and TC programs to.");
+    f("interfaces", &DatapathSettings::interfaces, "Interfaces to attach XDP and TC programs to.");
     f("xdp_mode", &DatapathSettings::xdp_mode,
       "auto (native, else generic with a log line), native or generic.");
+    f("fastpath_hook", &DatapathSettings::fastpath_hook,
+      "Where classification and forwarding run on each interface: xdp (XDP; for physical "
+      "NICs), tc (tcx ingress: the skb keeps its GSO and checksum offload state, so veths "
+      "with their default offloads work) or auto (tc on virtual devices - veth, bridge, "
+      "tun/tap, vxlan, geneve, macvlan, ipvlan, ... - xdp on physical NICs). Both hooks "
+      "share one implementation of parsing, policy, rate limits and the flow table.");
+    f("fastpath_hooks", &DatapathSettings::fastpath_hooks,
+      "Per-interface overrides of fastpath_hook: a list of {interface, hook}.");
     f("default_action", &DatapathSettings::default_action,
       "Verdict for flows no rule matches: pass, drop or fastpath.");
     f("on_engine_unavailable", &DatapathSettings::on_engine_unavailable,
@@ -576,8 +609,7 @@ struct DatapathSettings {
       "counted as FRAGMENT).");
     f("flow_table_size", &DatapathSettings::flow_table_size,
       "Flow table entries (LRU: the least recently used flow goes when full).");
-    f("tcp_timeout", &DatapathSettings::tcp_timeout,
-      "Remove a TCP flow idle this long.");
+    f("tcp_timeout", &DatapathSettings::tcp_timeout, "Remove a TCP flow idle this long.");
     f("tcp_closed_timeout", &DatapathSettings::tcp_closed_timeout,
       "Remove a TCP flow this long after FIN in both directions or an RST.");
     f("udp_timeout", &DatapathSettings::udp_timeout, "Remove a UDP flow idle this long.");
