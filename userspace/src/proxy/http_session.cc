@@ -15,6 +15,7 @@
 #include "http/h1/forward_framing.h"
 #include "http/status.h"
 #include "proxy/egress_chain.h"
+#include "proxy/http_wire.h"
 #include "proxy/upstream_pool.h"
 #include "telemetry/access_log.h"
 
@@ -25,10 +26,11 @@ using http::h1::BodyKind;
 using http::h1::BodyStatus;
 using http::h1::MessageKind;
 using http::h1::ParseStatus;
+using http_wire::append_field;
+using http_wire::reset_on_close;
 using telemetry::Counter;
 
 namespace {
-constexpr std::size_t kReadChunk = 64 * 1024;
 constexpr std::string_view kVia = "1.1 ramjet";
 
 // HTTP status for an egress failure (RFC 9209 section 2.3 gives the pairing).
@@ -106,17 +108,6 @@ std::optional<AbsoluteTarget> parse_absolute(std::string_view t, std::string& wh
   return AbsoluteTarget{std::move(*hp), path};
 }
 
-// Makes the next close of `fd` a reset (RST) instead of a FIN: a receiver that already got
-// a message head must not mistake a truncated body for a complete one.
-void reset_on_close(int fd) {
-  const linger abort{1, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
-}
-
-void append_field(std::string& out, std::string_view name, std::string_view value) {
-  out.append(name).append(": ").append(value).append("\r\n");
-}
-
 // A head's end-to-end fields as they leave the proxy: Proxy-Authorization never
 // (it was for us), and every Via merged into one with ours appended (RFC 9110 7.6.3).
 void append_forwarded_fields(std::string& out, const HttpHeaders& headers) {
@@ -165,56 +156,6 @@ void HttpSession::force_close(CloseReason why) {
   // Pending receives on either socket end with EOF.
   ::shutdown(client_fd_, SHUT_RDWR);
   if (upstream_fd_ >= 0) ::shutdown(upstream_fd_, SHUT_RDWR);
-}
-
-Task<bool> HttpSession::fill(int fd, std::string& buf) {
-  if (closing_) co_return false;
-  // Receive into a buffer the kernel picks from the worker's ring and append what
-  // came: growing the string by a whole chunk first would zero 64 KiB per read.
-  auto op = wc_.worker.recv_select(fd, wc_.buffers->group(), kReadChunk);
-  // Awaited as this lvalue, so op.op.flags (the buffer id) is the one the CQE filled.
-  if (ep_.idle_timeout.count() > 0) op.with_timeout(ep_.idle_timeout);
-  int n = co_await op;
-  if (n > 0) {
-    unsigned id = op.op.flags >> IORING_CQE_BUFFER_SHIFT;
-    buf.append(reinterpret_cast<const char*>(wc_.buffers->buffer(id)), static_cast<std::size_t>(n));
-    wc_.buffers->recycle(id);
-  } else if (n == -ENOBUFS) {
-    // Every ring buffer is in flight: read into the string itself this once.
-    std::size_t old = buf.size();
-    buf.resize(old + kReadChunk);
-    n = co_await wc_.worker.recv(fd, buf.data() + old, kReadChunk);
-    buf.resize(old + static_cast<std::size_t>(n > 0 ? n : 0));
-  }
-  if (n == -ETIMEDOUT && !close_reason_) close_reason_ = CloseReason::kIdleTimeout;
-  co_return n > 0;
-}
-
-Task<int> HttpSession::pass_through(int from_fd, int to_fd, std::uint64_t limit,
-                                    std::string& rest) {
-  if (closing_) co_return -1;
-  auto op = wc_.worker.recv_select(from_fd, wc_.buffers->group(), kReadChunk);
-  if (ep_.idle_timeout.count() > 0) op.with_timeout(ep_.idle_timeout);
-  int n = co_await op;
-  if (n == -ETIMEDOUT && !close_reason_) close_reason_ = CloseReason::kIdleTimeout;
-  if (n == -ENOBUFS) co_return co_await fill(from_fd, rest) ? 0 : -1;  // the copying path
-  if (n <= 0) co_return -1;
-  unsigned id = op.op.flags >> IORING_CQE_BUFFER_SHIFT;
-  const char* data = reinterpret_cast<const char*>(wc_.buffers->buffer(id));
-  auto body = static_cast<std::size_t>(std::min<std::uint64_t>(limit, static_cast<unsigned>(n)));
-  rest.append(data + body, static_cast<std::size_t>(n) - body);  // the next message, if any
-  bool ok = co_await send_all(to_fd, std::string_view(data, body));
-  wc_.buffers->recycle(id);
-  co_return ok ? static_cast<int>(body) : -1;
-}
-
-Task<bool> HttpSession::send_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    int n = co_await wc_.worker.send(fd, data.data(), data.size());
-    if (n <= 0) co_return false;
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-  co_return true;
 }
 
 std::string HttpSession::render_error(const ProxyError& e) {
@@ -628,146 +569,6 @@ Task<HttpSession::Next> HttpSession::tunnel() {
   stats_.bytes_to_client += relay_->bytes_to_client();
   if (auto r = relay_->reason(); r && !close_reason_) close_reason_ = *r;
   co_return Next::kClose;
-}
-
-Task<std::optional<std::string_view>> HttpSession::check_chunked_prefix() {
-  for (;;) {
-    http::h1::ChunkedDecoder dec(MessageKind::kRequest);
-    std::vector<http::h1::Field> trailers;
-    std::string_view rest = in_;
-    bool decoded_any = false;
-    for (;;) {
-      auto r = dec.decode(rest, trailers);
-      if (r.status == BodyStatus::kError) co_return r.error.reason;
-      rest.remove_prefix(r.consumed);
-      if (r.status == BodyStatus::kDone) co_return std::nullopt;
-      if (r.status == BodyStatus::kData) {
-        decoded_any = true;
-        continue;
-      }
-      break;  // kNeedMore: everything received so far is well-formed
-    }
-    if (decoded_any || rest.size() < in_.size()) co_return std::nullopt;
-    if (!co_await fill(client_fd_, in_)) co_return std::nullopt;  // EOF: caught while streaming
-  }
-}
-
-Task<bool> HttpSession::emit(int to_fd, std::string_view data, BodyFilter* filter, bool chunked,
-                             std::string& scratch) {
-  if (filter != nullptr) {
-    scratch.clear();
-    if (filter->on_data(data, scratch) == BodyFilter::Result::kAbort) co_return false;
-    data = scratch;
-  }
-  if (data.empty()) co_return true;
-  if (!chunked) co_return co_await send_all(to_fd, data);
-  char size[20];
-  auto [end, ec] = std::to_chars(size, size + sizeof size, data.size(), 16);
-  std::string frame(size, end);
-  frame += "\r\n";
-  frame.append(data);
-  frame += "\r\n";
-  co_return co_await send_all(to_fd, frame);
-}
-
-Task<bool> HttpSession::finish_body(int to_fd, BodyFilter* filter, bool chunked,
-                                    const std::vector<http::h1::Field>& trailers) {
-  std::string tail;
-  if (filter != nullptr) {
-    if (filter->on_end(tail) == BodyFilter::Result::kAbort) co_return false;
-    std::string scratch;
-    if (!co_await emit(to_fd, tail, nullptr, chunked, scratch)) co_return false;
-  }
-  if (!chunked) co_return true;
-  std::string last = "0\r\n";
-  for (const auto& t : trailers) append_field(last, t.name, t.value);
-  last += "\r\n";
-  co_return co_await send_all(to_fd, last);
-}
-
-Task<bool> HttpSession::stream_body(int from_fd, std::string& from, int to_fd,
-                                    const http::h1::Head& head, MessageKind kind,
-                                    std::uint64_t& counter, BodyFilter* filter, bool chunk_out) {
-  std::string scratch;
-  const std::vector<http::h1::Field> no_trailers;
-  switch (head.body) {
-    case BodyKind::kNone:
-    case BodyKind::kTunnel:
-      co_return true;
-    case BodyKind::kContentLength: {
-      std::uint64_t left = head.content_length;
-      while (left > 0) {
-        if (from.empty() && filter == nullptr && !chunk_out) {
-          // Plain pass-through: send straight from the ring buffer the kernel filled,
-          // with no copy into `from` (only bytes past this body are kept there).
-          int got = co_await pass_through(from_fd, to_fd, left, from);
-          if (got < 0) co_return false;
-          left -= static_cast<std::uint64_t>(got);
-          counter += static_cast<std::uint64_t>(got);
-          continue;
-        }
-        if (from.empty() && !co_await fill(from_fd, from)) co_return false;
-        std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left, from.size()));
-        if (!co_await emit(to_fd, std::string_view(from).substr(0, n), filter, chunk_out, scratch))
-          co_return false;
-        from.erase(0, n);
-        left -= n;
-        counter += n;
-      }
-      co_return co_await finish_body(to_fd, filter, chunk_out, no_trailers);
-    }
-    case BodyKind::kUntilClose: {
-      for (;;) {
-        if (!from.empty()) {
-          counter += from.size();
-          if (!co_await emit(to_fd, from, filter, chunk_out, scratch)) co_return false;
-          from.clear();
-        }
-        if (!co_await fill(from_fd, from)) break;  // the close ends the body
-      }
-      co_return co_await finish_body(to_fd, filter, chunk_out, no_trailers);
-    }
-    case BodyKind::kChunked: {
-      // Decoded and re-chunked: what reaches the other side is framed by us, so a
-      // framing trick in the input cannot pass through.
-      http::h1::ChunkedDecoder dec(kind);
-      std::vector<http::h1::Field> trailers;
-      for (;;) {
-        auto r = dec.decode(from, trailers);
-        if (r.status == BodyStatus::kError) {
-          // The head went out already: the receiver is reset (the upstream by
-          // handle_forward, the client here), never left with a body that looks complete.
-          counters_.add(Counter::http_body_aborts);
-          spdlog::info("flow {}: {} body aborted: {}", info_.id,
-                       kind == MessageKind::kRequest ? "request" : "response", r.error.reason);
-          if (kind == MessageKind::kRequest) {
-            close_reason_ = CloseReason::kDownstreamError;
-            request_body_error_ = r.error.reason;
-          } else {
-            close_reason_ = CloseReason::kUpstreamError;
-            reset_on_close(to_fd);
-          }
-          co_return false;
-        }
-        if (r.status == BodyStatus::kData) {
-          counter += r.data.size();
-          // Copy: the view points into `from`, which the erase below shifts.
-          std::string piece(r.data);
-          from.erase(0, r.consumed);
-          if (!co_await emit(to_fd, piece, filter, chunk_out, scratch)) co_return false;
-          continue;
-        }
-        if (r.status == BodyStatus::kDone) {
-          bool ok = co_await finish_body(to_fd, filter, chunk_out, trailers);
-          from.erase(0, r.consumed);
-          co_return ok;
-        }
-        from.erase(0, r.consumed);
-        if (!co_await fill(from_fd, from)) co_return false;
-      }
-    }
-  }
-  co_return false;
 }
 
 Task<std::optional<HttpSession::ProxyError>> HttpSession::forward_response(
