@@ -51,6 +51,7 @@
  * /sys/fs/bpf, where ramjetd pins its maps, and pins made there would not
  * survive the process (so --keep-datapath could not be tested).
  */
+import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { TestContext } from 'node:test';
@@ -575,6 +576,19 @@ export async function startStreamProbe(
 }
 
 /** `socat` echo server (fork per connection) inside `ns` on host:port. */
+/**
+ * Runs a stream probe to its end and asserts it worked: no error, at least 20
+ * round trips, every byte echoed. Returns the probe (its local port names the flow).
+ */
+export async function runStreamProbe(t: TestContext, ns: Netns, target: { host: string; port: number }, seconds: number): Promise<{ probe: StreamProbe; result: StreamProbeResult }> {
+  const probe = await startStreamProbe(t, ns, target, { seconds });
+  const result = await probe.result();
+  assert.equal(result.error, null, 'the stream through the fast path failed');
+  assert.ok(result.rounds >= 20, `only ${result.rounds} round trips`);
+  assert.equal(result.received, result.sent);
+  return { probe, result };
+}
+
 export async function startEchoInNetns(t: TestContext, ns: Netns, host: string, port: number): Promise<ManagedProcess> {
   const bind = host.includes(':') ? `TCP6-LISTEN:${port},bind=[${host}]` : `TCP4-LISTEN:${port},bind=${host}`;
   const proc = ns.spawn(t, 'socat', ['-d', '-d', `${bind},reuseaddr,fork`, 'EXEC:cat'], { what: `socat echo ${host}:${port} in ${ns.name}` });
