@@ -67,7 +67,23 @@ enum class CounterKind : std::uint8_t {
   X(http_upstream_errors, kCounter, http_upstream_errors,                                          \
     "Requests failed upstream, answered 502 or 504 by the proxy")                                  \
   X(http_body_aborts, kCounter, http_body_aborts,                                                  \
-    "Bodies whose chunk framing failed after their head was forwarded (receiver reset)")
+    "Bodies whose chunk framing failed after their head was forwarded (receiver reset)")     \
+  X(tls_handshakes, kCounter, tls_handshakes, "TLS handshakes completed with clients")            \
+  X(tls_resumed, kCounter, tls_resumed, "Client TLS handshakes that resumed a session (ticket)")  \
+  X(tls_failed_no_certificate, kCounter, tls_failed_no_certificate,                              \
+    "TLS handshakes refused: no certificate for the requested name (strict_sni)")              \
+  X(tls_failed_no_shared_cipher, kCounter, tls_failed_no_shared_cipher,                          \
+    "TLS handshakes failed: no shared protocol version, cipher or group")                      \
+  X(tls_failed_client_certificate, kCounter, tls_failed_client_certificate,                      \
+    "TLS handshakes failed: the client certificate was missing or did not verify")             \
+  X(tls_failed_timeout, kCounter, tls_failed_timeout,                                            \
+    "TLS handshakes cut at tls.handshake_timeout")                                             \
+  X(tls_failed_protocol, kCounter, tls_failed_protocol,                                          \
+    "TLS handshakes failed otherwise: malformed records, unexpected messages, peer alerts")     \
+  X(upstream_tls_certificate_errors, kCounter, upstream_tls_certificate_errors,                  \
+    "Upstream TLS handshakes failed: the origin's certificate did not verify")                 \
+  X(upstream_tls_protocol_errors, kCounter, upstream_tls_protocol_errors,                        \
+    "Upstream TLS handshakes failed otherwise")
 
 enum class Counter : unsigned {
 #define RAMJET_X(name, kind, metric, help) name,

@@ -3,7 +3,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "ramjet/net.h"
 
@@ -11,6 +13,26 @@ namespace ramjet {
 
 // One flow id names a connection everywhere: logs, hook traces, stats, ramjetctl.
 using FlowId = std::uint64_t;
+
+// The client certificate of a mutual-TLS connection, as the handshake saw it.
+struct ClientCertificate {
+  std::string subject;  // RFC 2253 text, e.g. "CN=alice,O=Example"
+  std::string issuer;
+  std::vector<std::string> sans;  // "DNS:...", "IP:...", "URI:...", "email:..."
+  std::string serial;             // hex, upper case
+  std::string sha256;             // fingerprint of the DER, hex, lower case
+  bool verified = false;          // chained to tls.client_auth.ca
+};
+
+// What the TLS handshake of a downstream connection settled (absent on plaintext).
+struct TlsInfo {
+  std::string sni;      // the server name the client asked for ("" if none)
+  std::string alpn;     // the negotiated protocol ("" if none)
+  std::string version;  // "TLSv1.2" or "TLSv1.3"
+  std::string cipher;   // e.g. "TLS_AES_128_GCM_SHA256"
+  bool resumed = false;  // a session ticket was accepted
+  std::optional<ClientCertificate> client_certificate;
+};
 
 struct ConnectionInfo {
   FlowId id = 0;
@@ -24,6 +46,8 @@ struct ConnectionInfo {
   bool escalated = false;
   // The endpoint's own `app:` settings, type-erased; read them with endpoint_settings<T>().
   const void* endpoint_app_settings = nullptr;
+  // Set on TLS endpoints once the handshake is done, before IngressHook runs.
+  std::optional<TlsInfo> tls;
 
   template <typename T>
   const T& endpoint_settings() const {
