@@ -17,6 +17,7 @@
 #include "datapath/datapath.h"
 #include "dns/resolver.h"
 #include "http/auth/proxy_auth.h"
+#include "proxy/h2_session.h"
 #include "proxy/http_session.h"
 #include "proxy/tcp_session.h"
 #include "proxy/upstream_pool.h"
@@ -98,7 +99,12 @@ struct ConnectionSlot {
 Task<void> run_session(WorkerContext& wc, const config::Endpoint& ep,
                        telemetry::CounterRow& counters, int fd, ConnectionInfo info) {
   ConnectionSlot slot{wc.open_connections};
-  if (ep.onramp == config::Onramp::kHttp) {
+  if (ep.onramp == config::Onramp::kHttp && ep.http.h2c &&
+      co_await proxy::client_preface_follows(wc.worker, fd, ep.idle_timeout)) {
+    runtime::PlainStream stream(wc.worker, fd);
+    proxy::H2Session session(wc, ep, counters, stream, std::move(info));
+    co_await session.run();
+  } else if (ep.onramp == config::Onramp::kHttp) {
     proxy::HttpSession session(wc, ep, counters, fd, std::move(info));
     co_await session.run();
   } else {
