@@ -13,6 +13,7 @@ import {
   makeTempDir,
   parseProxyStatus,
   randomPayload,
+  replyChunked,
   run,
   runCurl,
   runNghttp,
@@ -100,6 +101,37 @@ test('errors the proxy answers itself carry Proxy-Status on the stream; the conn
   assert.equal(h[':status'], 400, 'only http:// is forwarded; https goes through CONNECT');
   assert.equal(parseProxyStatus(h['proxy-status'] as string)?.error, 'http_request_error');
   assert.equal(await daemon.counter('h2_connections'), 1);
+});
+
+test('trailers: request trailers reach the origin in the chunked body, response trailers the client', async (t) => {
+  const origin = await startHttpOrigin(t, {
+    routes: { '/trailers': (_req, res) => replyChunked(res, ['one ', 'two'], { 'x-response-sum': 'r123' }) },
+  });
+  const { proxy } = await startH2cProxy(t);
+  const session = h2connect(`http://${proxy.host}:${proxy.port}`);
+  defer(t, 'h2 session', () => session.close());
+  const req = session.request(
+    { ':method': 'POST', ':scheme': 'http', ':authority': origin.address, ':path': '/trailers' },
+    { waitForTrailers: true },
+  );
+  req.on('wantTrailers', () => req.sendTrailers({ 'x-request-sum': 'q456' }));
+  req.end('request body');
+  const trailers = once(req, 'trailers');
+  const ended = once(req, 'end');
+  let body = '';
+  req.setEncoding('utf8');
+  req.on('data', (d: string) => (body += d));
+  const [headers] = (await once(req, 'response')) as [Record<string, string | number>];
+  assert.equal(headers[':status'], 200);
+  const [got] = (await trailers) as [Record<string, string>];
+  assert.equal(got['x-response-sum'], 'r123');
+  await ended;
+  assert.equal(body, 'one two');
+  await origin.waitForRequests(1);
+  const seen = origin.requests[0]!;
+  assert.equal(seen.headers['transfer-encoding'], 'chunked', 'no content-length from the client: chunked');
+  assert.equal(seen.body.toString(), 'request body');
+  assert.equal(seen.trailers['x-request-sum'], 'q456');
 });
 
 test('proxy auth on HTTP/2: 407 with Proxy-Authenticate without credentials, forwarded with them', async (t) => {

@@ -100,7 +100,7 @@ Task<void> run_session(WorkerContext& wc, const config::Endpoint& ep,
                        telemetry::CounterRow& counters, int fd, ConnectionInfo info) {
   ConnectionSlot slot{wc.open_connections};
   if (ep.onramp == config::Onramp::kHttp && ep.http.h2c &&
-      co_await proxy::client_preface_follows(wc.worker, fd, ep.idle_timeout)) {
+      co_await proxy::client_preface_follows(wc.worker, fd, ep.idle_timeout, wc.draining)) {
     runtime::PlainStream stream(wc.worker, fd);
     proxy::H2Session session(wc, ep, counters, stream, std::move(info));
     co_await session.run();

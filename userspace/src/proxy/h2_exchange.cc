@@ -4,6 +4,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <random>
 
 #include "http/auth/proxy_auth.h"
@@ -64,6 +66,30 @@ std::string websocket_key() {
     out += kB64[v & 63];
   }
   return out.substr(0, 22) + "==";  // 16 bytes
+}
+
+// Trailer fields that may travel on (RFC 9110 6.5.1): none that frames, routes or
+// authenticates the message, nor any connection-specific one.
+bool trailer_forwarded(std::string_view name) {
+  static constexpr std::string_view kNever[] = {"content-length",
+                                                "transfer-encoding",
+                                                "host",
+                                                "trailer",
+                                                "te",
+                                                "connection",
+                                                "keep-alive",
+                                                "proxy-connection",
+                                                "upgrade",
+                                                "proxy-authorization",
+                                                "proxy-authenticate"};
+  return std::find(std::begin(kNever), std::end(kNever), name) == std::end(kNever);
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+  return out;
 }
 
 std::string hex(std::size_t n) {
@@ -297,6 +323,9 @@ Task<void> H2Session::upstream_to_client(Exchange& x, std::string pending) {
       kick();
       co_return;
     }
+    // A tunnel is idle only when neither direction moved (as the TCP relay counts it).
+    if (n == -ETIMEDOUT && !x.closed && runtime::Clock::now() - x.client_active < ep_.idle_timeout)
+      continue;
     if (n < 0) {
       if (!x.closed) conn_.reset(x.id, http::h2::kConnectError);
       kick();
@@ -322,6 +351,7 @@ Task<bool> H2Session::client_to_upstream(Exchange& x, bool chunked, BodyFilter* 
       const std::size_t n = filter == nullptr ? out.size() : data.size();
       if (chunked && !out.empty()) out = hex(out.size()) + "\r\n" + out + "\r\n";
       if (!out.empty() && !co_await upstream_send(x.upstream_fd, out)) co_return false;
+      x.client_active = runtime::Clock::now();
       conn_.consume(x.id, n);
       kick();
       continue;
@@ -331,7 +361,10 @@ Task<bool> H2Session::client_to_upstream(Exchange& x, bool chunked, BodyFilter* 
       if (filter != nullptr && filter->on_end(out) == BodyFilter::Result::kAbort) co_return false;
       if (chunked) {
         std::string tail = out.empty() ? "" : hex(out.size()) + "\r\n" + out + "\r\n";
-        tail += "0\r\n\r\n";
+        tail += "0\r\n";
+        for (const auto& f : x.trailers)
+          if (trailer_forwarded(f.name)) http_wire::append_field(tail, f.name, f.value);
+        tail += "\r\n";
         out = std::move(tail);
       }
       co_return out.empty() || co_await upstream_send(x.upstream_fd, out);
@@ -495,6 +528,7 @@ Task<bool> H2Session::relay_response_body(Exchange& x, std::string& buf, const h
   http::h1::ContentLengthBody fixed(head.content_length);
   http::h1::ChunkedDecoder chunked(MessageKind::kResponse);
   std::vector<http::h1::Field> trailers;
+  std::vector<Field> trailers_out;
   std::string out;
   for (;;) {
     http::h1::BodyResult r;
@@ -519,6 +553,9 @@ Task<bool> H2Session::relay_response_body(Exchange& x, std::string& buf, const h
       continue;
     }
     if (r.status == BodyStatus::kDone) {
+      for (const auto& f : trailers)  // views into buf: copied before it moves
+        if (trailer_forwarded(lower(f.name)))
+          trailers_out.push_back({lower(f.name), std::string(f.value)});
       buf.erase(0, r.consumed);
       break;
     }
@@ -530,7 +567,7 @@ Task<bool> H2Session::relay_response_body(Exchange& x, std::string& buf, const h
   out.clear();
   if (filter != nullptr && filter->on_end(out) == BodyFilter::Result::kAbort) co_return false;
   if (!co_await send_to_client(x, out)) co_return false;
-  conn_.end_data(x.id);
+  conn_.end_data(x.id, std::move(trailers_out));
   x.response_done = true;
   kick();
   co_return true;

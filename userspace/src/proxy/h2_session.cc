@@ -55,21 +55,24 @@ Counter counter_for(http::h2::Defence d) {
 }  // namespace
 
 Task<bool> client_preface_follows(runtime::Worker& worker, int fd,
-                                  std::chrono::milliseconds timeout) {
+                                  std::chrono::milliseconds timeout, const bool& draining) {
   constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
   if (timeout.count() == 0) timeout = std::chrono::seconds(30);
   const auto deadline = runtime::Clock::now() + timeout;
   char buf[kPreface.size()];
   for (;;) {
+    // In slices, so that a drain finds the connection in a session (which it can close)
+    // rather than here.
     auto op = worker.recv(fd, buf, sizeof buf, MSG_PEEK);
-    op.with_timeout(timeout);
+    op.with_timeout(kDrainCheck);
     int n = co_await op;
+    if (n == -ETIMEDOUT && !draining && runtime::Clock::now() < deadline) continue;
     if (n <= 0) co_return false;
     std::string_view got(buf, static_cast<std::size_t>(n));
     if (got != kPreface.substr(0, got.size())) co_return false;
     if (got.size() == kPreface.size()) co_return true;
     // A preface cut short by the network: look again once more has arrived.
-    if (runtime::Clock::now() >= deadline) co_return false;
+    if (draining || runtime::Clock::now() >= deadline) co_return false;
     co_await worker.sleep(std::chrono::milliseconds(2));
   }
 }
@@ -116,6 +119,11 @@ void H2Session::on_data(std::int32_t stream, std::string_view data) {
   it->second->body.append(data);
   stats_.bytes_from_client += data.size();
   to_wake_.push_back(stream);
+}
+
+void H2Session::on_trailers(std::int32_t stream, std::vector<http::h2::Field> fields) {
+  auto it = exchanges_.find(stream);
+  if (it != exchanges_.end()) it->second->trailers = std::move(fields);
 }
 
 void H2Session::on_end_stream(std::int32_t stream) {

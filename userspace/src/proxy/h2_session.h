@@ -67,8 +67,9 @@ class Wakeup {
 
 // h2c by prior knowledge (RFC 9113 3.3): whether the client's first bytes on `fd` are the
 // HTTP/2 connection preface. Peeks only: the bytes stay for whichever session reads them.
+// Gives up (false) after `timeout` or once `draining` is set.
 Task<bool> client_preface_follows(runtime::Worker& worker, int fd,
-                                  std::chrono::milliseconds timeout);
+                                  std::chrono::milliseconds timeout, const bool& draining);
 
 class H2Session final : public Session, private http::h2::ServerEvents {
  public:
@@ -86,15 +87,17 @@ class H2Session final : public Session, private http::h2::ServerEvents {
   struct Exchange {
     std::int32_t id = 0;
     http::h2::RequestHead head;
-    std::string body;         // request body bytes received, not yet passed on
-    bool ended = false;       // the client's END_STREAM arrived
-    bool closed = false;      // the stream is gone
-    std::uint32_t reset = 0;  // its error code, when it was reset
+    std::vector<http::h2::Field> trailers;  // request trailers, for a chunked upstream body
+    std::string body;                       // request body bytes received, not yet passed on
+    bool ended = false;                     // the client's END_STREAM arrived
+    bool closed = false;                    // the stream is gone
+    std::uint32_t reset = 0;                // its error code, when it was reset
     int upstream_fd = -1;
     SocketAddress upstream_address;
-    bool response_done = false;  // the response (or a reset) is submitted in full
-    Wakeup input;                // body, END_STREAM or close arrived
-    Wakeup window;               // response bytes left the buffer, or close
+    bool response_done = false;                  // the response (or a reset) is submitted in full
+    runtime::Clock::time_point client_active{};  // client bytes last went upstream
+    Wakeup input;                                // body, END_STREAM or close arrived
+    Wakeup window;                               // response bytes left the buffer, or close
   };
   struct ProxyError {
     int status;
@@ -106,6 +109,7 @@ class H2Session final : public Session, private http::h2::ServerEvents {
   // ServerEvents: called inside nghttp2; they only record and schedule wake-ups.
   void on_request(std::int32_t stream, http::h2::RequestHead head) override;
   void on_data(std::int32_t stream, std::string_view data) override;
+  void on_trailers(std::int32_t stream, std::vector<http::h2::Field> fields) override;
   void on_end_stream(std::int32_t stream) override;
   void on_stream_close(std::int32_t stream, std::uint32_t error_code) override;
   void on_defence(http::h2::Defence d) override;

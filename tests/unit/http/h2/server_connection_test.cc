@@ -20,6 +20,9 @@ struct Recorder : ServerEvents {
   }
   void on_data(std::int32_t stream, std::string_view data) override { bodies[stream] += data; }
   void on_end_stream(std::int32_t stream) override { ended.push_back(stream); }
+  void on_trailers(std::int32_t stream, std::vector<Field> fields) override {
+    trailers[stream] = std::move(fields);
+  }
   void on_stream_close(std::int32_t stream, std::uint32_t code) override { closed[stream] = code; }
   void on_goaway(std::int32_t last, std::uint32_t) override { goaway_last = last; }
   void on_defence(Defence d) override { defences.push_back(d); }
@@ -27,6 +30,7 @@ struct Recorder : ServerEvents {
   std::map<std::int32_t, RequestHead> requests;
   std::map<std::int32_t, std::string> bodies;
   std::vector<std::int32_t> ended;
+  std::map<std::int32_t, std::vector<Field>> trailers;
   std::map<std::int32_t, std::uint32_t> closed;
   std::int32_t goaway_last = -1;
   std::vector<Defence> defences;
@@ -116,6 +120,31 @@ TEST_F(ServerConnectionTest, ResponseBodyWaitsForTheClientWindow) {
   // but only in window-sized steps: what is not yet framed stays buffered meanwhile.
   EXPECT_EQ(client.responses[id].body.size(), 200u * 1024);
   EXPECT_EQ(server->buffered(id), 0u);
+}
+
+TEST_F(ServerConnectionTest, TrailersPassBothWays) {
+  make();
+  std::string body = "payload";
+  auto fields = TestClient::get("/t");
+  fields[0].second = "POST";
+  client.request_trailers = {{"x-checksum", "abc"}};
+  std::int32_t id = client.request(fields, &body);
+  client.pump(*server);
+  EXPECT_EQ(events.bodies[id], "payload");
+  ASSERT_EQ(events.trailers[id].size(), 1u);
+  EXPECT_EQ(events.trailers[id][0].name, "x-checksum");
+  EXPECT_EQ(events.trailers[id][0].value, "abc");
+  EXPECT_EQ(events.ended, std::vector<std::int32_t>{id});
+
+  server->submit_response(id, 200, {}, false);
+  server->send_data(id, "answer");
+  server->end_data(id, {{"X-Done", "yes"}, {"connection", "close"}});
+  client.pump(*server);
+  const auto& r = client.responses[id];
+  EXPECT_EQ(r.body, "answer");
+  EXPECT_TRUE(r.ended);
+  ASSERT_EQ(r.fields.size(), 1u);  // the trailer, lowercased; connection-specific left out
+  EXPECT_EQ(r.fields[0].first, "x-done");
 }
 
 TEST_F(ServerConnectionTest, ExtendedConnectCarriesItsProtocol) {

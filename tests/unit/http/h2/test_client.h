@@ -109,6 +109,8 @@ class TestClient {
   void send_raw(std::string bytes) { raw_ += std::move(bytes); }
 
   std::map<std::int32_t, Response> responses;
+  // Sent after the body of the next request() that has one.
+  std::vector<std::pair<std::string, std::string>> request_trailers;
   std::int32_t goaway_last_stream = -1;
   std::uint32_t goaway_error = 0;
   std::chrono::steady_clock::time_point now =
@@ -151,14 +153,26 @@ class TestClient {
     self(user).responses[id].closed = true;
     return 0;
   }
-  static ssize_t read_body(nghttp2_session*, std::int32_t, std::uint8_t* buf, std::size_t length,
-                           std::uint32_t* flags, nghttp2_data_source* src, void* user) {
+  static ssize_t read_body(nghttp2_session* s, std::int32_t id, std::uint8_t* buf,
+                           std::size_t length, std::uint32_t* flags, nghttp2_data_source* src,
+                           void* user) {
     auto& c = self(user);
     const auto& body = *static_cast<const std::string*>(src->ptr);
     std::size_t n = std::min(length, body.size() - c.body_offset_);
     std::copy_n(body.data() + c.body_offset_, n, buf);
     c.body_offset_ += n;
-    if (c.body_offset_ == body.size()) *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (c.body_offset_ == body.size()) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      if (!c.request_trailers.empty()) {
+        std::vector<nghttp2_nv> nva;
+        for (const auto& [tn, tv] : c.request_trailers)
+          nva.push_back({reinterpret_cast<std::uint8_t*>(const_cast<char*>(tn.data())),
+                         reinterpret_cast<std::uint8_t*>(const_cast<char*>(tv.data())), tn.size(),
+                         tv.size(), NGHTTP2_NV_FLAG_NONE});
+        nghttp2_submit_trailer(s, id, nva.data(), nva.size());
+        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      }
+    }
     return static_cast<ssize_t>(n);
   }
 

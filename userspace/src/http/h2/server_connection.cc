@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 namespace ramjet::http::h2 {
 
@@ -57,6 +58,23 @@ nghttp2_nv nv(std::string_view name, std::string_view value) {
           value.size(), NGHTTP2_NV_FLAG_NONE};
 }
 
+// Fields as nghttp2 takes them: names lowercased, connection-specific and pseudo fields
+// left out. The views point into this object and `fields`.
+struct FieldList {
+  explicit FieldList(const std::vector<Field>& fields, std::string_view status = {}) {
+    names.reserve(fields.size());
+    nva.reserve(fields.size() + 1);
+    if (!status.empty()) nva.push_back(nv(":status", status));
+    for (const auto& f : fields) {
+      names.push_back(lower(f.name));
+      if (connection_specific(names.back()) || names.back().starts_with(':')) continue;
+      nva.push_back(nv(names.back(), f.value));
+    }
+  }
+  std::vector<std::string> names;  // reserved up front: the views into it stay valid
+  std::vector<nghttp2_nv> nva;
+};
+
 }  // namespace
 
 // nghttp2's callbacks, with access to the connection's insides.
@@ -73,10 +91,19 @@ struct Callbacks {
                        std::size_t namelen, const std::uint8_t* value, std::size_t valuelen,
                        std::uint8_t, void* user) {
     auto& c = self(user);
-    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
-      return 0;  // trailers are not passed on
+    if (frame->hd.type != NGHTTP2_HEADERS) return 0;
     ServerConnection::Stream* s = c.find(frame->hd.stream_id);
     if (s == nullptr) return 0;
+    if (frame->headers.cat == NGHTTP2_HCAT_HEADERS) {
+      // Trailers, bounded like the head; past the bounds they are dropped.
+      s->header_bytes += namelen + valuelen + 32;
+      if (s->announced && s->header_bytes <= 2 * std::size_t{c.limits_.max_header_list} &&
+          s->trailers_in.size() < c.limits_.max_fields)
+        s->trailers_in.push_back(
+            {std::string(view(name, namelen)), std::string(view(value, valuelen))});
+      return 0;
+    }
+    if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
     s->header_bytes += namelen + valuelen + 32;
     ++s->fields_seen;
     if (s->header_bytes > c.limits_.max_header_list || s->fields_seen > c.limits_.max_fields)
@@ -129,6 +156,8 @@ struct Callbacks {
           c.events_.on_request(id, std::move(s->head));
           s->head = {};
         }
+        if (frame->headers.cat == NGHTTP2_HCAT_HEADERS && s->announced && !s->trailers_in.empty())
+          c.events_.on_trailers(id, std::exchange(s->trailers_in, {}));
         if (end && s->announced) c.events_.on_end_stream(id);
         break;
       }
@@ -226,8 +255,9 @@ struct Callbacks {
     return 0;
   }
 
-  static ssize_t read_body(nghttp2_session*, std::int32_t id, std::uint8_t* buf, std::size_t length,
-                           std::uint32_t* flags, nghttp2_data_source*, void* user) {
+  static ssize_t read_body(nghttp2_session* session, std::int32_t id, std::uint8_t* buf,
+                           std::size_t length, std::uint32_t* flags, nghttp2_data_source*,
+                           void* user) {
     auto& c = self(user);
     ServerConnection::Stream* s = c.find(id);
     if (s == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
@@ -237,6 +267,12 @@ struct Callbacks {
     if (s->out.empty()) {
       if (s->out_end) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (!s->trailers_out.empty()) {
+          FieldList trailers(s->trailers_out);
+          if (nghttp2_submit_trailer(session, id, trailers.nva.data(), trailers.nva.size()) == 0)
+            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+          s->trailers_out.clear();
+        }
       } else if (n == 0) {
         s->deferred = true;
         return NGHTTP2_ERR_DEFERRED;
@@ -359,20 +395,11 @@ bool ServerConnection::submit_response(std::int32_t stream, int status,
   Stream* s = find(stream);
   if (s == nullptr) return false;
   std::string status_text = std::to_string(status);
-  std::vector<std::string> names;
-  names.reserve(fields.size());
-  std::vector<nghttp2_nv> nva;
-  nva.reserve(fields.size() + 1);
-  nva.push_back(nv(":status", status_text));
-  for (const auto& f : fields) {
-    names.push_back(lower(f.name));
-    if (connection_specific(names.back()) || names.back().starts_with(':')) continue;
-    nva.push_back(nv(names.back(), f.value));
-  }
+  FieldList head(fields, status_text);
   nghttp2_data_provider body{};
   body.read_callback = &Callbacks::read_body;
   s->out_end = end_stream;
-  return nghttp2_submit_response(session_, stream, nva.data(), nva.size(),
+  return nghttp2_submit_response(session_, stream, head.nva.data(), head.nva.size(),
                                  end_stream ? nullptr : &body) == 0;
 }
 
@@ -389,10 +416,11 @@ void ServerConnection::send_data(std::int32_t stream, std::string_view data) {
   resume(stream, *s);
 }
 
-void ServerConnection::end_data(std::int32_t stream) {
+void ServerConnection::end_data(std::int32_t stream, std::vector<Field> trailers) {
   Stream* s = find(stream);
   if (s == nullptr || s->out_end) return;
   s->out_end = true;
+  s->trailers_out = std::move(trailers);
   resume(stream, *s);
 }
 

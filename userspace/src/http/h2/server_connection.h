@@ -97,6 +97,8 @@ class ServerEvents {
   virtual void on_request(std::int32_t stream, RequestHead head) = 0;
   // Body bytes of a request; give them back with consume() once they are passed on.
   virtual void on_data(std::int32_t stream, std::string_view data) = 0;
+  // Trailer fields of a request body, just before its on_end_stream.
+  virtual void on_trailers(std::int32_t /*stream*/, std::vector<Field> /*fields*/) {}
   virtual void on_end_stream(std::int32_t stream) = 0;
   // The stream is gone: finished (error_code 0) or reset by either side. Only for
   // streams on_request announced.
@@ -128,7 +130,8 @@ class ServerConnection {
   bool submit_response(std::int32_t stream, int status, const std::vector<Field>& fields,
                        bool end_stream);
   void send_data(std::int32_t stream, std::string_view data);
-  void end_data(std::int32_t stream);
+  // The body is complete; `trailers`, if any, follow it (RFC 9113 8.1).
+  void end_data(std::int32_t stream, std::vector<Field> trailers = {});
   // Body bytes queued for the stream and not yet framed (the client's window is shut).
   std::size_t buffered(std::int32_t stream) const;
   void reset(std::int32_t stream, std::uint32_t error_code);
@@ -150,8 +153,10 @@ class ServerConnection {
     RequestHead head;
     std::string out;  // response body bytes not yet framed
     bool out_end = false;
-    bool deferred = false;       // the data provider is waiting for send_data/end_data
-    std::size_t unconsumed = 0;  // delivered by on_data, not yet consume()d
+    std::vector<Field> trailers_in;   // request trailers received so far
+    std::vector<Field> trailers_out;  // response trailers, sent after the body
+    bool deferred = false;            // the data provider is waiting for send_data/end_data
+    std::size_t unconsumed = 0;       // delivered by on_data, not yet consume()d
   };
   friend struct Callbacks;
 
