@@ -9,6 +9,7 @@ import {
   defer,
   httpEndpoint,
   replyChunked,
+  runCurl,
   runNghttp,
   startDaemon,
   startHttpOrigin,
@@ -17,17 +18,21 @@ import {
 
 const h2cEndpoint = () => httpEndpoint('fwd', { http: { h2c: true } });
 
-test('l7-firewall over h2c: the hook answers a blocked path on the stream; the trace matches HTTP/1.1', async (t) => {
-  const origin = await startHttpOrigin(t);
-  const daemon = await startDaemon(t, {
+function startL7Firewall(t: Parameters<typeof startDaemon>[0], app: Record<string, unknown>) {
+  return startDaemon(t, {
     binary: 'example-l7-firewall',
     config: {
       dns: { servers: ['127.0.0.1:1'] },
       egress: { allow_private: ['127.0.0.0/8'] },
       endpoints: [h2cEndpoint()],
-      app: { blocked_paths: ['/admin'], redact: 'SECRET-TOKEN', replacement: '[redacted]' },
+      app,
     },
   });
+}
+
+test('l7-firewall over h2c: the hook answers a blocked path on the stream; the trace equals HTTP/1.1\'s', async (t) => {
+  const origin = await startHttpOrigin(t);
+  const daemon = await startL7Firewall(t, { blocked_paths: ['/admin'] });
   const proxy = daemon.endpoint('fwd');
   const blocked = await runNghttp(t, proxy, origin.address, '/admin/users', ['-v']);
   assert.match(blocked.stdout, /:status: 403/);
@@ -37,22 +42,20 @@ test('l7-firewall over h2c: the hook answers a blocked path on the stream; the t
   assert.equal(ok.stdout, 'GET /public\n');
   await daemon.waitForCounter('connections_closed', 2);
   assert.equal(await daemon.counter('h2_connections'), 2);
+
+  // The same two requests over HTTP/1.1 on the same endpoint run the same hooks in order
+  // (to another origin, so that no pooled connection skips the connect hooks).
+  const other = await startHttpOrigin(t);
+  const url = `http://${proxy.host}:${proxy.port}`;
+  assert.equal((await runCurl(t, ['-x', url, other.url('/admin/users')])).last!.status, 403);
+  assert.equal((await runCurl(t, ['-x', url, other.url('/public')])).last!.status, 200);
+  await daemon.waitForCounter('connections_closed', 4);
   const flows = [...(await daemon.traceByFlow()).values()].map((f) => f.map((e) => `${e.hook}:${e.decision}`));
-  assert.deepEqual(flows[0], [
-    'ingress.handle_connection:allow',
-    'http.handle_request:respond',
-    'ingress.handle_connection_close:completed',
-  ]);
-  assert.deepEqual(flows[1], [
-    'ingress.handle_connection:allow',
-    'http.handle_request:continue',
-    'egress.handle_connection:direct',
-    'egress.handle_upstream_ips:guarded',
-    'egress.tcp_connect_override:continue',
-    'egress.handle_connection_established:established',
-    'http.handle_response:continue',
-    'ingress.handle_connection_close:completed',
-  ]);
+  assert.equal(flows.length, 4);
+  assert.deepEqual(flows[0], flows[2], 'a request the hook answers');
+  assert.deepEqual(flows[1], flows[3], 'a forwarded request');
+  assert.ok(flows[0]!.includes('http.handle_request:respond'));
+  assert.ok(flows[1]!.includes('http.handle_response:continue'));
 });
 
 test('l7-firewall over h2c: the response body filter redacts a pattern split across chunks', async (t) => {
@@ -61,15 +64,7 @@ test('l7-firewall over h2c: the response body filter redacts a pattern split acr
       '/page': (_req, res) => replyChunked(res, ['before SECRET-', 'TOK', 'EN middle SECRET-TOKEN', ' after'], {}),
     },
   });
-  const daemon = await startDaemon(t, {
-    binary: 'example-l7-firewall',
-    config: {
-      dns: { servers: ['127.0.0.1:1'] },
-      egress: { allow_private: ['127.0.0.0/8'] },
-      endpoints: [h2cEndpoint()],
-      app: { redact: 'SECRET-TOKEN', replacement: '[redacted]' },
-    },
-  });
+  const daemon = await startL7Firewall(t, { redact: 'SECRET-TOKEN', replacement: '[redacted]' });
   const r = await runNghttp(t, daemon.endpoint('fwd'), origin.address, '/page');
   assert.equal(r.stdout, 'before [redacted] middle [redacted] after');
 });
