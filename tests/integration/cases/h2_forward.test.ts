@@ -134,6 +134,37 @@ test('trailers: request trailers reach the origin in the chunked body, response 
   assert.equal(seen.trailers['x-request-sum'], 'q456');
 });
 
+test('interim responses pass through (103 Early Hints); a HEAD answer keeps its content-length', async (t) => {
+  const origin = await startHttpOrigin(t, {
+    routes: {
+      '/hints': (_req, res) => {
+        res.writeEarlyHints({ link: '</a.css>; rel=preload' });
+        res.writeHead(200, { 'content-length': 2 });
+        res.end('ok');
+      },
+    },
+  });
+  const { proxy } = await startH2cProxy(t);
+  const session = h2connect(`http://${proxy.host}:${proxy.port}`);
+  defer(t, 'h2 session', () => session.close());
+  const req = session.request({ ':method': 'GET', ':scheme': 'http', ':authority': origin.address, ':path': '/hints' });
+  const interim = once(req, 'headers');
+  const [early] = (await interim) as [Record<string, string | number>];
+  assert.equal(early[':status'], 103);
+  assert.equal(early.link, '</a.css>; rel=preload');
+  const [final] = (await once(req, 'response')) as [Record<string, string | number>];
+  assert.equal(final[':status'], 200);
+  req.resume();
+  await once(req, 'end');
+
+  const head = session.request({ ':method': 'HEAD', ':scheme': 'http', ':authority': origin.address, ':path': '/head' });
+  const [h] = (await once(head, 'response')) as [Record<string, string | number>];
+  head.resume();
+  assert.equal(h[':status'], 200);
+  assert.equal(h['content-length'], String('HEAD /head\n'.length));
+  await once(head, 'end');
+});
+
 test('proxy auth on HTTP/2: 407 with Proxy-Authenticate without credentials, forwarded with them', async (t) => {
   const origin = await startHttpOrigin(t);
   const key = 'h2-preshared-key-0123456789';

@@ -393,8 +393,16 @@ Task<std::optional<H2Session::ProxyError>> H2Session::read_response_head(Exchang
                                          : "upstream closed inside the response head"};
       continue;
     }
-    // Interim responses are not passed on; the final one follows.
+    // Interim responses (100 Continue, 103 Early Hints) pass through; the final one follows.
     if (head.status_code < 200 && head.body != BodyKind::kTunnel) {
+      if (!x.closed) {
+        std::vector<Field> fields;
+        for (const auto& f : head.fields)
+          if (!never_forwarded(head, f.name))
+            fields.push_back({std::string(f.name), std::string(f.value)});
+        conn_.submit_interim(x.id, head.status_code, fields);
+        kick();
+      }
       buf.erase(0, r.consumed);
       parser.reset(method);
       continue;
@@ -505,6 +513,10 @@ Task<void> H2Session::forward(Exchange& x, HttpRequestHead req) {
   std::vector<Field> fields = client_fields(resp.headers);
   if (head.body == BodyKind::kContentLength && filter == nullptr)
     fields.push_back({"content-length", std::to_string(head.content_length)});
+  if (req.method == "HEAD")  // the length a GET would have had, as received
+    for (const auto& f : head.fields)
+      if (http::h1::iequals(f.name, "content-length"))
+        fields.push_back({"content-length", std::string(f.value)});
   const bool no_body = head.body == BodyKind::kNone;
   if (x.closed || !conn_.submit_response(x.id, resp.status, fields, no_body)) co_return;
   kick();

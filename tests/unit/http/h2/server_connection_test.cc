@@ -122,6 +122,22 @@ TEST_F(ServerConnectionTest, ResponseBodyWaitsForTheClientWindow) {
   EXPECT_EQ(server->buffered(id), 0u);
 }
 
+TEST_F(ServerConnectionTest, InterimResponsesPrecedeTheFinalOne) {
+  make();
+  std::int32_t id = client.request(TestClient::get("/hints"));
+  client.pump(*server);
+  server->submit_interim(id, 103, {{"Link", "</a.css>; rel=preload"}});
+  client.pump(*server);
+  EXPECT_EQ(client.responses[id].status, 103);
+  EXPECT_FALSE(client.responses[id].ended);
+  server->submit_response(id, 200, {}, true);
+  client.pump(*server);
+  EXPECT_EQ(client.responses[id].status, 200);
+  EXPECT_TRUE(client.responses[id].ended);
+  ASSERT_EQ(client.responses[id].fields.size(), 1u);
+  EXPECT_EQ(client.responses[id].fields[0].first, "link");
+}
+
 TEST_F(ServerConnectionTest, TrailersPassBothWays) {
   make();
   std::string body = "payload";

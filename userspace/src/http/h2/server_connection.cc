@@ -403,6 +403,15 @@ bool ServerConnection::submit_response(std::int32_t stream, int status,
                                  end_stream ? nullptr : &body) == 0;
 }
 
+void ServerConnection::submit_interim(std::int32_t stream, int status,
+                                      const std::vector<Field>& fields) {
+  if (find(stream) == nullptr) return;
+  std::string status_text = std::to_string(status);
+  FieldList head(fields, status_text);
+  nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, stream, nullptr, head.nva.data(),
+                         head.nva.size(), nullptr);
+}
+
 void ServerConnection::resume(std::int32_t stream_id, Stream& s) {
   if (!s.deferred) return;
   s.deferred = false;

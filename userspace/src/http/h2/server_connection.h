@@ -129,6 +129,8 @@ class ServerConnection {
   // is gone.
   bool submit_response(std::int32_t stream, int status, const std::vector<Field>& fields,
                        bool end_stream);
+  // An interim (1xx) response ahead of the final one.
+  void submit_interim(std::int32_t stream, int status, const std::vector<Field>& fields);
   void send_data(std::int32_t stream, std::string_view data);
   // The body is complete; `trailers`, if any, follow it (RFC 9113 8.1).
   void end_data(std::int32_t stream, std::vector<Field> trailers = {});
