@@ -6,9 +6,11 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { connect as h2connect, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { WebSocketServer } from 'ws';
 import {
   defer,
+  makeTempDir,
   parseProxyStatus,
   randomPayload,
   sha256,
@@ -81,6 +83,24 @@ test('two CONNECT streams on one connection are two tunnels; a slow reader does 
   assert.equal(await daemon.counter('http_connect_tunnels'), 2);
   slow.close();
   fast.close();
+});
+
+test('a connection that opened a CONNECT stream is audited with its target and the allow decision', async (t) => {
+  const echo = await startEchoServer(t);
+  const dir = await makeTempDir(t);
+  const { daemon, proxy } = await startH2cProxy(t, {}, { config: { telemetry: { audit_log: { path: join(dir, 'audit.log') } } } });
+  const s = session(t, proxy.port);
+  const tunnel = s.request({ ':method': 'CONNECT', ':authority': `127.0.0.1:${echo.port}` }, { endStream: false });
+  const [headers] = (await once(tunnel, 'response')) as [Record<string, string | number>];
+  assert.equal(headers[':status'], 200);
+  tunnel.end('bye');
+  tunnel.resume();
+  await once(tunnel, 'end');
+  s.close();
+  const e = await daemon.waitForAuditLog((x) => x.endpoint === 'fwd');
+  assert.equal(e.kind, 'connect');
+  assert.equal(e.target, `127.0.0.1:${echo.port}`);
+  assert.equal(e.decisions.connect?.decision, 'allow');
 });
 
 test('CONNECT to a private address: 403 destination_ip_prohibited on the stream, nothing connected', async (t) => {

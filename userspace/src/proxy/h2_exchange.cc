@@ -274,13 +274,18 @@ Task<void> H2Session::serve(Exchange& x) {
 }
 
 Task<void> H2Session::connect(Exchange& x, HttpRequestHead req) {
+  // One audit record per connection: it names the first tunnel the connection opened.
   audit_.kind = telemetry::FlowKind::kConnect;
+  if (wc_.audit_log != nullptr && audit_.target.empty()) audit_.target = req.target;
   auto t0 = runtime::Clock::now();
   ConnectDirective d = co_await wc_.hooks.http_connect_request(info_, req, ctx_.get());
   bool deny = d.action == ConnectDirective::Action::kDeny;
   trace_hook(info_, "http.handle_proxy_connect_request", deny ? "deny" : "allow",
              deny ? d.reason : req.authority->to_string(), t0);
+  audit_.decisions.connect.decision = deny ? "deny" : "allow";
   if (deny) {
+    audit_.decisions.connect.status = d.status;
+    audit_.decisions.connect.reason = d.reason;
     answer(x, {d.status, "http_request_denied", d.reason});
     co_return;
   }
@@ -638,6 +643,7 @@ Task<void> H2Session::websocket(Exchange& x, HttpRequestHead req) {
   if (x.closed || !conn_.submit_response(x.id, 200, client_fields(resp.headers), false)) co_return;
   kick();
   audit_.kind = telemetry::FlowKind::kWebSocket;
+  if (wc_.audit_log != nullptr && audit_.target.empty()) audit_.target = req.authority->to_string();
   up.erase(0, consumed);
   co_await tunnel(x, std::move(up));
 }

@@ -208,16 +208,14 @@ struct HttpLimits {
       "Largest request head (request line and fields), in bytes; larger gets 431.");
     f("max_fields", &HttpLimits::max_fields, "Most header fields in one request; more gets 431.");
     f("h2c", &HttpLimits::h2c,
-      "Also serve HTTP/2 without TLS (h2c, RFC 9113 3.3): a client that opens with the "
-      "HTTP/2 preface gets HTTP/2, any other HTTP/1.1.");
+      "Serve HTTP/2 without TLS to clients that open with its preface (h2c, RFC 9113 3.3); "
+      "others get HTTP/1.1.");
     f("h2_max_concurrent_streams", &HttpLimits::h2_max_concurrent_streams,
-      "HTTP/2: streams a client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); more "
-      "are refused.");
+      "HTTP/2 streams a client may have open at once; more are refused.");
     f("h2_reset_burst", &HttpLimits::h2_reset_burst,
-      "HTTP/2: stream resets (RST_STREAM) a client may send in a burst before it gets GOAWAY "
-      "(rapid reset, CVE-2023-44487).");
+      "HTTP/2 stream resets a client may send in a burst before GOAWAY (rapid reset).");
     f("h2_reset_rate", &HttpLimits::h2_reset_rate,
-      "HTTP/2: stream resets per second a client earns back after a burst.");
+      "HTTP/2 stream resets per second a client earns back after a burst.");
   }
 };
 
