@@ -80,6 +80,9 @@ Task<HandshakeFailure> TlsStream::handshake(std::chrono::milliseconds timeout) {
   for (;;) {
     int r = SSL_do_handshake(ssl_.get());
     if (r == 1) {
+      // BoringSSL holds a TLS 1.3 server's session tickets until its first write; a
+      // zero-byte write sends them now, so a client that only listens can resume too.
+      if (server_) SSL_write(ssl_.get(), "", 0);
       if (co_await flush()) co_return HandshakeFailure::kNone;
       detail_ = "the peer left right after the handshake";
       co_return HandshakeFailure::kProtocol;
