@@ -1,7 +1,6 @@
 #include "tls/server_context.h"
 
 #include <openssl/bytestring.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 
