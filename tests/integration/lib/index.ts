@@ -7,6 +7,7 @@
  */
 export * from './admin.ts';
 export * from './blackhole.ts';
+export * from './certs.ts';
 export * from './client.ts';
 export * from './config.ts';
 export * from './daemon.ts';
