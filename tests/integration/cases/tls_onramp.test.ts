@@ -24,6 +24,7 @@ import {
   test,
   tlsConnect,
   tlsHandshakeFailure,
+  waitFor,
   type DaemonHandle,
   type TestContext,
   type TlsServerConfig,
@@ -252,12 +253,13 @@ test('keylog_file gets the NSS key-log lines of each handshake (the client\'s ow
   }
   assert.ok(clientLines.some((l) => l.startsWith('CLIENT_RANDOM ')), 'a TLS 1.2 master secret line');
   assert.ok(clientLines.some((l) => l.startsWith('CLIENT_TRAFFIC_SECRET_0 ')), 'TLS 1.3 traffic secret lines');
-  let written = '';
-  for (let i = 0; i < 100; i++) {
-    written = await readFile(keylog, 'utf8').catch(() => '');
-    if (clientLines.every((l) => written.includes(l))) break;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  const written = await waitFor(
+    async () => {
+      const text = await readFile(keylog, 'utf8').catch(() => '');
+      return clientLines.every((l) => text.includes(l)) ? text : undefined;
+    },
+    { timeoutMs: 5_000, intervalMs: 50, what: 'the client\'s key-log lines in the server\'s key log' },
+  ).catch(async () => readFile(keylog, 'utf8').catch(() => ''));
   const serverLines = new Set(written.split('\n').filter((l) => l !== ''));
   for (const line of clientLines) assert.ok(serverLines.has(line), `the server key log lacks ${line.split(' ')[0]} for client random ${line.split(' ')[1]}`);
   for (const line of serverLines) assert.match(line, /^[A-Z_0-9]+ [0-9a-f]{64} [0-9a-f]+$/, 'NSS key-log format');
