@@ -106,7 +106,7 @@ test('HTTPS proxy with client_auth required: curl --proxy-cert passes, without i
   assert.deepEqual(origin.requests.map((r) => r.url), ['/proxied']);
 });
 
-test('client_auth optional: with and without a certificate both pass; the audit log records the certificate facts', async (t) => {
+test('client_auth optional: with and without a certificate both pass, a certificate that does not verify is refused; the audit log records the certificate facts', async (t) => {
   const pki = await sharedPki();
   const clients = await clientCerts(pki, 'opt');
   const dir = await makeTempDir(t);
@@ -119,6 +119,11 @@ test('client_auth optional: with and without a certificate both pass; the audit 
   assert.deepEqual(origin.requests.map((r) => r.url), ['/anonymous', '/named']);
   await daemon.waitForCounter('tls_handshakes', 2);
   assert.equal(await daemon.counter('tls_failed_client_certificate'), 0);
+  // Optional means "may be absent", not "may be wrong": one that is sent must verify.
+  const wrong = await runCurl(t, curlArgs(clients.otherCa, '/wrong'));
+  assert.notEqual(wrong.code, 0, 'a certificate from another CA got through');
+  await daemon.waitForCounter('tls_failed_client_certificate', 1);
+  assert.deepEqual(origin.requests.map((r) => r.url), ['/anonymous', '/named']);
 
   const all = await waitForEntries(daemon, 2);
   const tlsOf = (e: Record<string, unknown>): Record<string, unknown> => {
@@ -150,7 +155,7 @@ function waitForEntries(daemon: DaemonHandle, n: number): Promise<Array<Record<s
   );
 }
 
-test('mtls_gate example: admits a client certificate whose SAN matches, refuses others, forwards the subject to the origin', async (t) => {
+test('mtls_gate example: admits a client certificate whose SAN matches a pattern, blocks others, forwards the subject (never the client\'s own)', async (t) => {
   const pki = await sharedPki();
   const alice = await pki.client('gate-alice', { cn: 'alice', uris: ['spiffe://example.test/alice'] });
   const bob = await pki.client('gate-bob', { cn: 'bob', uris: ['spiffe://other.test/bob'] });
@@ -160,6 +165,7 @@ test('mtls_gate example: admits a client certificate whose SAN matches, refuses 
     binary: 'example-mtls-gate',
     config: {
       egress: LOOPBACK,
+      app: { allowed_sans: ['URI:spiffe://example.test/*', 'DNS:*.ops.example.test'], subject_header: 'X-Client-Subject' },
       endpoints: [
         {
           name: 'gate',
@@ -167,17 +173,18 @@ test('mtls_gate example: admits a client certificate whose SAN matches, refuses 
           onramp: 'http',
           upstream: `http://${origin.address}`,
           tls: serverTls([server], { client_auth: { mode: 'required', ca: pki.clientCa } }),
-          app: { allowed_san: 'URI:spiffe://example.test/*', subject_header: 'X-Client-Subject' },
         },
       ],
     },
   });
   const { port } = daemon.endpoint('gate');
   const base = ['--cacert', pki.ca, '--resolve', `gate.example.test:${port}:127.0.0.1`];
-  const ok = await runCurl(t, [...base, '--cert', alice.cert, '--key', alice.key, `https://gate.example.test:${port}/in`]);
+  // A client cannot speak for itself: its own X-Client-Subject is replaced.
+  const ok = await runCurl(t, [...base, '--cert', alice.cert, '--key', alice.key, '-H', 'X-Client-Subject: CN=root', `https://gate.example.test:${port}/in`]);
   assert.equal(ok.code, 0, ok.stderr);
   assert.equal(ok.last?.status, 200);
   assert.equal(origin.requests[0]!.headers['x-client-subject'], alice.subject);
+  assert.equal(origin.requests[0]!.rawHeaders.filter((h) => h.toLowerCase() === 'x-client-subject').length, 1);
   const no = await runCurl(t, [...base, '--cert', bob.cert, '--key', bob.key, `https://gate.example.test:${port}/out`]);
   assert.ok(no.code !== 0 || (no.last?.status ?? 0) >= 400, 'bob got through');
   await daemon.waitForCounter('ingress_blocked', 1);
