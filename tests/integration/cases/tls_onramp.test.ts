@@ -71,7 +71,7 @@ test('HTTPS forward proxy: curl --proxy https:// with --proxy-cacert, absolute G
   assert.equal(seen!.ssl_server_name, 'origin.example.test', 'the client\'s own TLS session reached the origin');
 
   // A client that does not trust the proxy's issuer never gets a request through.
-  const untrusted = await runCurl(t, ['--proxy', proxyUrl, '--proxy-cacert', proxyCert.leaf, origin.url('/never')]);
+  const untrusted = await runCurl(t, ['--proxy', proxyUrl, '--proxy-cacert', pki.clientCa, origin.url('/never')]);
   assert.notEqual(untrusted.code, 0);
   assert.equal(origin.requests.length, 2);
 
