@@ -135,7 +135,7 @@ test('client_auth optional: with and without a certificate both pass, a certific
   assert.equal(seen.subject, good.subject);
   assert.equal(seen.issuer, good.issuer);
   assert.deepEqual(seen.sans, good.sans);
-  assert.equal(seen.serial, good.serial);
+  assert.equal(seen.serial, good.serial, 'serial: hex, upper case (ClientCertificate in hooks/include/ramjet/hooks/connection.h)');
   assert.equal(seen.sha256, good.sha256);
   assert.equal(seen.verified, true);
 });
