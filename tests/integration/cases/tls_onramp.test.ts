@@ -130,6 +130,13 @@ test('SNI: exact name, then wildcard, else the first certificate; strict_sni ref
   assert.equal(refused.afterHandshake, false, `refused in the handshake: ${refused.message}`);
   await strict.daemon.waitForCounter('tls_failed_no_certificate', 1);
   assert.equal(await strict.daemon.counter('tls_handshakes'), 1);
+  // The same counts per endpoint, in the admin API and in /metrics.
+  const perEndpoint = JSON.parse((await strict.daemon.admin('GET', '/v1/stats')).body) as { endpoints: Record<string, Record<string, number>> };
+  assert.equal(perEndpoint.endpoints.secure?.tls_failed_no_certificate, 1);
+  assert.equal(perEndpoint.endpoints.secure?.tls_handshakes, 1);
+  const metrics = await strict.daemon.metrics();
+  assert.equal(metrics.value('ramjet_tls_failed_no_certificate_total', { endpoint: 'secure' }), 1);
+  assert.equal(metrics.value('ramjet_tls_handshakes_total', { endpoint: 'secure' }), 1);
   await strict.echo.waitForConnections(1);
   assert.equal(strict.echo.connections, 1, 'a refused handshake never reaches the upstream');
 });
