@@ -4,11 +4,12 @@
 // 1.3, resumption by ticket, OCSP stapling, the key log, and the handshake
 // failures each counted by reason. Certificates come from a PKI made per run.
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   connect,
   makeTempDir,
+  mergeConfig,
   randomPayload,
   rawHttpClient,
   runCurl,
@@ -206,6 +207,26 @@ test('resumption by session ticket (1.2 and 1.3) is counted in tls_resumed; with
   }
   await off.daemon.waitForCounter('tls_handshakes', 2);
   assert.equal(await off.daemon.counter('tls_resumed'), 0);
+});
+
+test('a ticket issued before a reload resumes after it (ticket keys live for the process)', async (t) => {
+  const pki = await sharedPki();
+  const cert = await pki.server('reload', { dns: ['reload.example.test'] });
+  const { daemon } = await tlsEcho(t, serverTls([cert]), { logging: { level: 'info' } });
+  const base = { ...daemon.endpoint('secure'), servername: 'reload.example.test', ca: pki.ca };
+  const before = await tlsConnect(t, base);
+  await before.tcp.roundTrip('before');
+  const session = await before.session();
+  before.destroy();
+
+  await writeFile(daemon.configPath, `${JSON.stringify(mergeConfig(daemon.config, { logging: { level: 'debug' } }), null, 2)}\n`);
+  const reload = await daemon.admin('POST', '/v1/reload');
+  assert.equal(reload.status, 200, reload.body);
+  assert.deepEqual((JSON.parse(reload.body) as { applied: string[] }).applied, ['logging.level'], 'the reload happened');
+
+  const after = await tlsConnect(t, { ...base, session });
+  assert.equal(after.handshake.reused, true, 'the ticket from before the reload was not accepted');
+  await daemon.waitForCounter('tls_resumed', 1);
 });
 
 test('a client that stalls mid-ClientHello is cut at handshake_timeout (tls_failed_timeout); the upstream never hears of it', async (t) => {
