@@ -348,14 +348,29 @@ Task<bool> HttpSession::ensure_upstream(const HostPort& target, std::optional<Pr
     co_return false;
   }
   auto& dest = std::get<EgressChain::Destinations>(decided);
-  if (reuse && !tls) {
+  const tls::EndpointTls* t = tls ? endpoint_tls(wc_, ep_) : nullptr;
+  if (tls && (t == nullptr || !t->upstream)) {
+    close_reason_ = CloseReason::kUpstreamError;
+    err = ProxyError{502, "tls_protocol_error", "no TLS client configuration for upstreams"};
+    co_return false;
+  }
+  // The name a TLS connection is verified for: only a connection made for the same one
+  // is reused.
+  upstream_tls_name_ = !tls                                    ? std::string()
+                       : t->upstream->settings().sni.empty() ? target.host
+                                                             : t->upstream->settings().sni;
+  if (reuse) {
     SocketAddress which;
-    int fd = wc_.pool->take(dest.addresses, which, probe);
-    if (fd >= 0) {
+    UpstreamPool::Pooled pooled = wc_.pool->take(dest.addresses, which, probe, upstream_tls_name_);
+    if (pooled.fd >= 0) {
       counters_.add(Counter::upstream_reused);
       reused_upstream_ = true;
-      upstream_fd_ = fd;
-      upstream_ = std::make_unique<runtime::PlainStream>(wc_.worker, fd);
+      upstream_fd_ = pooled.fd;
+      if (pooled.tls) {
+        upstream_ = std::move(pooled.tls);
+      } else {
+        upstream_ = std::make_unique<runtime::PlainStream>(wc_.worker, pooled.fd);
+      }
       // Keep-alive to the same origin: the text is already there.
       if (stats_.upstream.empty() || !(which == upstream_address_))
         stats_.upstream = which.to_string();
@@ -376,12 +391,6 @@ Task<bool> HttpSession::ensure_upstream(const HostPort& target, std::optional<Pr
   if (!tls) {
     upstream_ = std::make_unique<runtime::PlainStream>(wc_.worker, upstream_fd_);
     co_return true;
-  }
-  const tls::EndpointTls* t = endpoint_tls(wc_, ep_);
-  if (t == nullptr || !t->upstream) {
-    close_reason_ = CloseReason::kUpstreamError;
-    err = ProxyError{502, "tls_protocol_error", "no TLS client configuration for upstreams"};
-    co_return false;
   }
   UpstreamTlsFailure failure;
   auto timeout = ep_.connect_timeout.count() > 0 ? ep_.connect_timeout : wc_.egress.connect_timeout;
@@ -582,9 +591,12 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
     if (wc_.audit_log != nullptr) audit_.target = req.authority->to_string();
     co_return co_await tunnel();
   }
-  if (reusable && upstream_->plain()) {
+  if (reusable) {
+    // Now the worker's, for any client (a TLS connection with its session).
+    std::unique_ptr<runtime::Stream> tls_stream;
+    if (!upstream_->plain()) tls_stream = std::move(upstream_);
     upstream_.reset();
-    wc_.pool->put(upstream_address_, upstream_fd_);  // now the worker's, for any client
+    wc_.pool->put(upstream_address_, upstream_fd_, std::move(tls_stream), upstream_tls_name_);
     upstream_fd_ = -1;
   } else {
     close_upstream();

@@ -62,7 +62,7 @@ class HttpSession final : public Session {
   // Runs the egress decisions for `target`, then takes an idle pooled connection to
   // an allowed address (when `reuse`) or connects. A pooled connection is probed for a
   // close first only when `probe` (a request that could not be sent again).
-  // `tls`: speak TLS to it (an https:// upstream); such connections are not pooled.
+  // `tls`: speak TLS to it (an https:// upstream).
   Task<bool> ensure_upstream(const HostPort& target, std::optional<ProxyError>& err, bool reuse,
                              bool probe, bool tls = false);
   Task<std::optional<ProxyError>> forward_response(const HttpRequestHead& req, void* req_ctx,
@@ -112,6 +112,7 @@ class HttpSession final : public Session {
   int upstream_fd_ = -1;
   std::unique_ptr<runtime::Stream> client_;    // the client's socket, or TLS over it
   std::unique_ptr<runtime::Stream> upstream_;  // upstream_fd_, or TLS over it
+  std::string upstream_tls_name_;              // the name TLS to it was verified for, or ""
   SocketAddress upstream_address_;  // what upstream_fd_ is connected to
   std::unique_ptr<Relay> relay_;
   std::shared_ptr<const http::auth::Authenticator> auth_;  // kept for the session's life

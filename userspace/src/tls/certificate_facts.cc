@@ -3,6 +3,7 @@
 #include <openssl/bn.h>
 #include <openssl/mem.h>
 
+#include <cctype>
 #include <cstdio>
 
 namespace ramjet::tls {
@@ -79,6 +80,7 @@ ClientCertificate certificate_facts(X509* cert, bool verified) {
   if (BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get_serialNumber(cert), nullptr)) {
     char* hex = BN_bn2hex(bn);
     c.serial = hex;
+    for (char& ch : c.serial) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
     OPENSSL_free(hex);
     BN_free(bn);
   }
