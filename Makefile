@@ -123,6 +123,7 @@ test-integration: deps-npm
 bench: deps deps-bench build
 	python3 bench/tcp_relay.py --build-dir $(BUILD_DIR)
 	python3 bench/http_forward.py --build-dir $(BUILD_DIR)
+	/usr/bin/python3 bench/tls.py --build-dir $(BUILD_DIR)
 	python3 bench/tcp_latency.py --build-dir $(BUILD_DIR)
 	$(SUDO) python3 bench/xdp_forward.py --build-dir $(BUILD_DIR)
 	$(SUDO) python3 bench/veth_bulk_tcp.py --build-dir $(BUILD_DIR)

@@ -92,6 +92,21 @@ endpoints:
                 port, workdir)
 
 
+def ramjet_daemon(build_dir, workdir, name, port, endpoints):
+    """ramjetd, one worker, quiet, no DNS beyond loopback, egress to loopback allowed, with
+    `endpoints` (the YAML list under `endpoints:`, one "- {...}" item a line or more)."""
+    cfg = os.path.join(workdir, f"{name}.yaml")
+    with open(cfg, "w") as f:
+        f.write(f"""server: {{workers: 1, admin_socket: ""}}
+telemetry: {{metrics: {{listen: ""}}}}
+logging: {{level: warn, access_log: "off"}}
+dns: {{servers: ["127.0.0.1:1"]}}
+egress: {{allow_private: [127.0.0.0/8]}}
+endpoints:
+{endpoints}""")
+    return Proc(name, [os.path.join(build_dir, "bin", "ramjetd"), "--config", cfg], port, workdir)
+
+
 def haproxy(workdir, name, mode, upstream_port, options=""):
     """haproxy, one thread, one frontend and one server; `options` go in both sections."""
     port = free_port()

@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import LOAD_CPU, Proc, cpu_seconds, free_port, haproxy, wait_port
+from benchlib import LOAD_CPU, Proc, cpu_seconds, free_port, haproxy, ramjet_daemon, wait_port
 
 
 def nginx_origin(workdir):
@@ -53,17 +53,8 @@ http {{
 
 def ramjet(build_dir, workdir):
     port = free_port()
-    cfg = os.path.join(workdir, "ramjet.yaml")
-    with open(cfg, "w") as f:
-        f.write(f"""server: {{workers: 1, admin_socket: ""}}
-telemetry: {{metrics: {{listen: ""}}}}
-logging: {{level: warn, access_log: "off"}}
-dns: {{servers: ["127.0.0.1:1"]}}
-egress: {{allow_private: [127.0.0.0/8]}}
-endpoints: [{{name: fwd, listen: "127.0.0.1:{port}", onramp: http}}]
-""")
-    return Proc("ramjet", [os.path.join(build_dir, "bin", "ramjetd"), "--config", cfg], port,
-                workdir)
+    return ramjet_daemon(build_dir, workdir, "ramjet", port,
+                         f'  - {{name: fwd, listen: "127.0.0.1:{port}", onramp: http}}\n')
 
 
 def squid(workdir):
@@ -98,29 +89,35 @@ DisableViaHeader Yes
     return Proc("tinyproxy", ["tinyproxy", "-d", "-c", cfg], port, workdir)
 
 
-def nginx_reverse(workdir, origin_port):
+def nginx_reverse(workdir, origin_port, name="nginx-rev", tls="", after_http=""):
     """nginx as a reverse proxy with a keep-alive upstream pool: the same per-request work
-    (parse, forward, pooled upstream, stream the response back) in origin-form."""
+    (parse, forward, pooled upstream, stream the response back) in origin-form. `tls`:
+    ssl_* directives (the listener then speaks TLS); `after_http`: more top-level blocks
+    (with their load_module lines first)."""
     port = free_port()
-    cfg = os.path.join(workdir, "nginx-reverse.conf")
+    cfg = os.path.join(workdir, f"{name}.conf")
+    modules = "".join(f"{line}\n" for line in after_http.splitlines() if line.startswith("load_module"))
+    blocks = "".join(f"{line}\n" for line in after_http.splitlines() if not line.startswith("load_module"))
     with open(cfg, "w") as f:
-        f.write(f"""daemon off;
+        f.write(f"""{modules}daemon off;
 worker_processes 1;
-pid {workdir}/nginx-reverse.pid;
-error_log {workdir}/nginx-reverse-error.log;
+pid {workdir}/{name}.pid;
+error_log {workdir}/{name}-error.log;
 events {{ worker_connections 4096; }}
 http {{
   access_log off;
   keepalive_requests 1000000;
   upstream origin {{ server 127.0.0.1:{origin_port}; keepalive 64; }}
   server {{
-    listen 127.0.0.1:{port};
+    listen 127.0.0.1:{port}{" ssl" if tls else ""};
+    {tls}
     location / {{ proxy_pass http://origin; proxy_http_version 1.1;
                  proxy_set_header Connection ""; }}
   }}
 }}
-""")
-    return Proc("nginx-rev", ["nginx", "-c", cfg, "-p", workdir], port, workdir)
+{blocks}""")
+    return Proc(name, ["nginx", "-c", cfg, "-p", workdir, "-e", f"{workdir}/{name}-error.log"],
+                port, workdir)
 
 
 def haproxy_reverse(workdir, origin_port):

@@ -23,10 +23,11 @@ ALLOWED = {
     "runtime": ["hooks"],
     "dns": ["runtime"],
     "egress": ["runtime"],
+    "tls": ["runtime", "config"],
     "http": ["runtime", "config"],
     "telemetry": ["runtime"],
     "datapath": ["runtime", "config", "telemetry"],
-    "proxy": ["dns", "egress", "http", "telemetry", "datapath"],
+    "proxy": ["dns", "egress", "tls", "http", "telemetry", "datapath"],
     "admin": ["http", "telemetry", "datapath"],
     "app": ["proxy", "admin"],
     # Not libraries of libramjet, but held to it: the CLI links admin and datapath.
@@ -34,7 +35,7 @@ ALLOWED = {
     "ramjetd": ["app"],
 }
 
-LAYER_DIRS = ["config", "runtime", "dns", "egress", "http", "telemetry", "datapath",
+LAYER_DIRS = ["config", "runtime", "dns", "egress", "tls", "http", "telemetry", "datapath",
               "proxy", "admin", "app"]
 # Public headers under userspace/include/ramjet/ and elsewhere, by owner.
 HEADER_OWNERS = [

@@ -88,6 +88,14 @@ export class TcpClient {
     });
   }
 
+  /**
+   * Wraps a socket that is already connected (e.g. a TLSSocket after its
+   * handshake: see tls_client.ts) in the same received-bytes and close tracking.
+   */
+  static adopt(socket: Socket): TcpClient {
+    return new TcpClient(socket);
+  }
+
   get localAddress(): string | undefined {
     return this.socket.localAddress;
   }

@@ -49,17 +49,65 @@ export interface EgressConfig {
   [key: string]: unknown;
 }
 
+/** One certificate of a TLS endpoint: PEM paths (the cert file carries the chain). */
+export interface TlsCertificateConfig {
+  cert: string;
+  key: string;
+  /** A DER OCSP response to staple. */
+  ocsp?: string;
+}
+
+/** `tls:` of an endpoint: it terminates TLS. */
+export interface TlsServerConfig {
+  /** Chosen by SNI (exact, then wildcard); the first is the default. */
+  certificates: TlsCertificateConfig[];
+  /** Server preference order, e.g. ['h2', 'http/1.1']. */
+  alpn?: string[];
+  min_version?: '1.2' | '1.3';
+  max_version?: '1.2' | '1.3';
+  /** An unknown name fails the handshake instead of getting the default certificate. */
+  strict_sni?: boolean;
+  client_auth?: { mode: 'off' | 'optional' | 'required'; ca?: string };
+  session_tickets?: { enabled?: boolean; rotate?: Duration };
+  handshake_timeout?: Duration;
+  /** NSS key log (for Wireshark); off by default. */
+  keylog_file?: string;
+  [key: string]: unknown;
+}
+
+/** `upstream_tls:` of an endpoint: TLS towards the upstream (tcp) or https:// upstreams (http). */
+export interface UpstreamTlsConfig {
+  /** Default: the target host name. */
+  sni?: string;
+  verify?: boolean;
+  /** 'system' (/etc/ssl/certs/ca-certificates.crt) or a PEM path. */
+  ca?: string;
+  alpn?: string[];
+  client_cert?: { cert: string; key: string };
+  [key: string]: unknown;
+}
+
+/** A `tls:` section with `certs` (in order: the first is the default) and other settings. */
+export function serverTls(certs: ReadonlyArray<{ cert: string; key: string; ocsp?: string }>, extra: Partial<TlsServerConfig> = {}): TlsServerConfig {
+  return { certificates: certs.map((c) => ({ cert: c.cert, key: c.key, ...(c.ocsp !== undefined ? { ocsp: c.ocsp } : {}) })), ...extra };
+}
+
 export interface EndpointConfig {
   name: string;
   /** "ip:port"; port 0 binds an ephemeral port (see DaemonHandle.endpoint). */
   listen: string;
   onramp: 'tcp' | (string & {});
-  /** "host:port"; host may be an IP literal or a name resolved through `dns`. */
+  /**
+   * tcp: "host:port"; host may be an IP literal or a name resolved through `dns`.
+   * http (optional, reverse-proxy mode): "http://host:port" or "https://host:port".
+   */
   upstream?: string;
   connect_timeout?: Duration;
   idle_timeout?: Duration;
   max_lifetime?: Duration;
   relay?: 'splice' | 'buffer';
+  tls?: TlsServerConfig;
+  upstream_tls?: UpstreamTlsConfig;
   /** Per-endpoint settings of the application. */
   app?: Record<string, unknown>;
   [key: string]: unknown;

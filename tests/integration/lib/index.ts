@@ -7,6 +7,7 @@
  */
 export * from './admin.ts';
 export * from './blackhole.ts';
+export * from './certs.ts';
 export * from './client.ts';
 export * from './config.ts';
 export * from './daemon.ts';
@@ -16,7 +17,9 @@ export * from './h2.ts';
 export * from './http.ts';
 export * from './lifecycle.ts';
 export * from './metrics.ts';
+export * from './nginx.ts';
 export * from './process.ts';
 export * from './raw_origin.ts';
+export * from './tls_client.ts';
 export * from './upstreams.ts';
 export * from './wait.ts';

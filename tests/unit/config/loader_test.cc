@@ -276,7 +276,7 @@ TEST(LoadGood, FullFileSetsEveryKey) {
   EXPECT_EQ(web.name, "web");
   EXPECT_EQ(web.listen.to_string(), "0.0.0.0:8080");
   EXPECT_EQ(web.onramp, config::Onramp::kTcp);
-  EXPECT_EQ(web.upstream, (HostPort{"backend.internal", 80}));
+  EXPECT_EQ(web.upstream->target, (HostPort{"backend.internal", 80}));
   EXPECT_EQ(web.connect_timeout, milliseconds(3000));
   EXPECT_EQ(web.idle_timeout, milliseconds(0));
   EXPECT_EQ(web.max_lifetime, milliseconds(3'600'000));
@@ -284,7 +284,7 @@ TEST(LoadGood, FullFileSetsEveryKey) {
   const config::Endpoint& v6 = c->endpoints[1];
   EXPECT_EQ(v6.name, "v6_only-2");
   EXPECT_EQ(v6.listen.to_string(), "[::1]:9001");
-  EXPECT_EQ(v6.upstream, (HostPort{"::1", 80}));
+  EXPECT_EQ(v6.upstream->target, (HostPort{"::1", 80}));
   EXPECT_EQ(v6.connect_timeout, milliseconds(0));
   EXPECT_EQ(v6.idle_timeout, milliseconds(300'000));
   EXPECT_EQ(v6.relay, config::RelayMode::kSplice);
@@ -336,7 +336,7 @@ TEST(LoadGood, ShippedDemoConfig) {
   ASSERT_EQ(c->endpoints.size(), 1u);
   EXPECT_EQ(c->endpoints[0].name, "tcp-demo");
   EXPECT_EQ(c->endpoints[0].listen.to_string(), "127.0.0.1:9000");
-  EXPECT_EQ(c->endpoints[0].upstream, (HostPort{"127.0.0.1", 8080}));
+  EXPECT_EQ(c->endpoints[0].upstream->target, (HostPort{"127.0.0.1", 8080}));
   ASSERT_EQ(c->egress.allow_private.size(), 1u);
   EXPECT_EQ(c->egress.allow_private[0].to_string(), "127.0.0.0/8");
   EXPECT_FALSE(c->datapath.enabled);
@@ -443,8 +443,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "bad.yaml:2:5: endpoints[0]: missing required key \"upstream\" (tcp endpoints "
                 "relay to it)"},
         BadCase{"bad_upstream.yaml", false,
-                "bad.yaml:4:15: endpoints[0].upstream: invalid host:port \"no_port.example\" "
-                "(expected name:port, ip:port or [ipv6]:port)"},
+                "bad.yaml:4:15: endpoints[0].upstream: invalid upstream \"no_port.example\" "
+                "(expected host:port, http://host[:port] or https://host[:port])"},
         BadCase{"bad_endpoint_kind.yaml", false,
                 "bad.yaml:2:3: endpoints: expected a sequence, got a mapping"},
         BadCase{"bad_dns_ttl.yaml", false,
@@ -669,7 +669,7 @@ TEST(DefaultConfig, CoreExampleEndpointLoadsWhenUncommented) {
   ASSERT_TRUE(c.ok()) << c.error().message << "\n" << text;
   ASSERT_EQ(c->endpoints.size(), 1u);
   EXPECT_EQ(c->endpoints[0].name, "example");
-  EXPECT_EQ(c->endpoints[0].upstream, (HostPort{"example.com", 80}));
+  EXPECT_EQ(c->endpoints[0].upstream->target, (HostPort{"example.com", 80}));
 }
 
 TEST(DefaultConfig, SampleAppLoadsOnceRequiredKeysAreSet) {

@@ -67,7 +67,7 @@ TEST(AuditLine, AllFieldsInOrder) {
             R"("close_reason":"completed","decisions":{"ingress":{"decision":"allow"},)"
             R"("connect":{"decision":"allow"},"egress":{"decision":"direct",)"
             R"("target":"example.test:443","upstream_ips":"guarded","block_reasons":[]}},)"
-            R"("kernel":null})"
+            R"("tls":null,"kernel":null})"
             "\n");
 }
 
@@ -242,6 +242,30 @@ TEST_F(AuditLogFile, FullQueueDropsAndCounts) {
   MetricsWriter w;
   (*log)->write_metrics(w);
   EXPECT_NE(w.text().find("ramjet_audit_lines_dropped_total 1\n"), std::string::npos) << w.text();
+}
+
+TEST(AuditLine, RecordsTheClientsTlsHandshake) {
+  AuditRecord r;
+  TlsInfo t;
+  t.sni = "gate.example.test";
+  t.alpn = "http/1.1";
+  t.version = "TLSv1.3";
+  t.cipher = "TLS_AES_128_GCM_SHA256";
+  t.resumed = true;
+  ClientCertificate c;
+  c.subject = "CN=alice";
+  c.sans = {"URI:spiffe://example.test/alice"};
+  c.sha256 = "ab";
+  c.verified = true;
+  t.client_certificate = c;
+  r.tls = &t;
+  auto j = nlohmann::json::parse(encode_audit_line(r));
+  EXPECT_EQ(j["tls"]["sni"], "gate.example.test");
+  EXPECT_EQ(j["tls"]["version"], "TLSv1.3");
+  EXPECT_EQ(j["tls"]["resumed"], true);
+  EXPECT_EQ(j["tls"]["client_certificate"]["subject"], "CN=alice");
+  EXPECT_EQ(j["tls"]["client_certificate"]["sans"][0], "URI:spiffe://example.test/alice");
+  EXPECT_EQ(j["tls"]["client_certificate"]["verified"], true);
 }
 
 }  // namespace

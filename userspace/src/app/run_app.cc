@@ -36,6 +36,7 @@
 #include "runtime/worker.h"
 #include "telemetry/access_log.h"
 #include "telemetry/audit_log.h"
+#include "tls/endpoint_table.h"
 #include "telemetry/engine_metrics.h"
 #include "telemetry/hook_trace.h"
 #include "telemetry/metrics.h"
@@ -159,6 +160,10 @@ Result<Claim> claim_instance(const config::Config& cfg, const std::string& confi
 }  // namespace
 
 int run_app(const AppDescriptor& app, int argc, char** argv) {
+  // The app's schema, with the checks that need the layers above config: a TLS file that
+  // does not load is a config error, at its key.
+  config::AppSchema schema = app.schema;
+  schema.checks.push_back(&tls::check_config_files);
   CLI::App cli{app.description, app.name};
   std::string config_path;
   std::string check_path;
@@ -185,11 +190,11 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
     return kExitOk;
   }
   if (print_default) {
-    std::cout << config::default_config_yaml(app.schema);
+    std::cout << config::default_config_yaml(schema);
     return kExitOk;
   }
   if (!check_path.empty()) {
-    auto c = config::load_file(check_path, app.schema);
+    auto c = config::load_file(check_path, schema);
     if (!c.ok()) {
       std::cerr << c.error().message << "\n";
       return kExitUsage;
@@ -202,7 +207,7 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
     return kExitUsage;
   }
 
-  auto loaded = config::load_file(config_path, app.schema);
+  auto loaded = config::load_file(config_path, schema);
   if (!loaded.ok()) {
     std::cerr << loaded.error().message << "\n";
     return kExitUsage;
@@ -259,6 +264,10 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
     spdlog::error("{}", r.error().message);
     return kExitUsage;
   }
+  if (auto r = server.load_tls(); !r.ok()) {
+    spdlog::error("{}", r.error().message);
+    return kExitUsage;
+  }
   if (auto r = server.bind_listeners(); !r.ok()) {
     spdlog::error("{}", r.error().message);
     return kExitRuntime;
@@ -297,7 +306,7 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
     }
   }
 
-  app::RuntimePolicy policy(config_path, app.schema, cfg, dp.get());
+  app::RuntimePolicy policy(config_path, schema, cfg, dp.get());
   // SIGHUP and POST /v1/reload: reopen the logs, re-read the config file; what changed is
   // applied or named, key by key, as needing a restart.
   auto reload = [&]() -> Result<app::ReloadReport> {

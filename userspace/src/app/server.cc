@@ -243,6 +243,17 @@ Result<void> Server::load_auth() {
   return {};
 }
 
+Result<void> Server::load_tls() {
+  std::string first_error;
+  tls_ = tls::TlsTable::build(config_.endpoints, [&](std::size_t i, const std::string& key,
+                                                      const std::string& message) {
+    if (first_error.empty())
+      first_error = settings::index_path("endpoints", i) + "." + key + ": " + message;
+  });
+  if (!first_error.empty()) return Error::config(first_error);
+  return {};
+}
+
 Result<std::function<void()>> Server::prepare_engine_reload(const config::Config& next) {
   // The running endpoints, with the auth settings the new file gives them (an endpoint the
   // file dropped keeps its own until the restart that removes it).
@@ -475,6 +486,7 @@ void Server::worker_thread(unsigned index) {
   wc.resolver = std::move(slot.resolver);
   wc.datapath = datapath_;
   wc.open_connections = &open_connections_;
+  wc.tls = &tls_;
   // Needs the worker's ring; created here, outside any coroutine, so that a failure
   // is an exception this thread reports (start_worker_thread) rather than a terminate.
   wc.buffers =

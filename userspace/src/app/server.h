@@ -16,6 +16,7 @@
 
 #include "admin/flow_view.h"
 #include "http/auth/auth_table.h"
+#include "tls/endpoint_table.h"
 #include "ramjet/config/config.h"
 #include "ramjet/engine/hook_set.h"
 #include "ramjet/result.h"
@@ -46,6 +47,9 @@ class Server {
   Result<void> bind_listeners();
   // Loads each http endpoint's credentials (htpasswd files, keys). Errors name the file.
   Result<void> load_auth();
+  // Loads each endpoint's certificates and keys into its TLS contexts (kept for the
+  // process: a reload keeps them, and their session-ticket keys).
+  Result<void> load_tls();
   // The engine's part of a reload to `next`: re-reads the htpasswd files with the auth
   // settings the running endpoints have there, and takes its egress settings (all but
   // happy_eyeballs.resolution_delay). Returns what puts them in place on every worker for
@@ -97,6 +101,7 @@ class Server {
   datapath::Datapath* datapath_ = nullptr;
   std::map<std::string, SocketAddress> bound_;
   http::auth::AuthTable authenticators_;
+  tls::TlsTable tls_;
   std::vector<std::unique_ptr<WorkerSlot>> slots_;
   // Shared by every worker: server.max_connections is a limit for the daemon.
   std::atomic<std::uint32_t> open_connections_{0};

@@ -34,7 +34,7 @@ std::string example_endpoint(const AppSchema& schema, const settings::SlotTable&
   Endpoint ep;
   ep.name = "example";
   ep.listen = *SocketAddress::parse("127.0.0.1:8000");
-  ep.upstream = HostPort{"example.com", 80};
+  ep.upstream = UpstreamTarget{UpstreamTarget::Scheme::kNone, HostPort{"example.com", 80}};
   ep.app = schema.endpoint.make();
   ExampleEndpoints example{{std::move(ep)}};
   settings::EmitOptions opts{&slots, /*fill_required=*/true};

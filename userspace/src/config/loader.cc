@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <string>
 #include <string_view>
 
@@ -126,6 +127,34 @@ class Converter {
   settings::Diagnostic error_;
 };
 
+// TLS files named relatively are taken from the config file's directory (a config and its
+// certs/ folder move together).
+void resolve_tls_paths(Config& config, std::string_view filename) {
+  std::filesystem::path dir = std::filesystem::path(filename).parent_path();
+  auto fix = [&](std::string& p) {
+    if (!p.empty() && p != "system" && std::filesystem::path(p).is_relative() && !dir.empty())
+      p = (dir / p).string();
+  };
+  for (Endpoint& ep : config.endpoints) {
+    if (ep.tls) {
+      for (TlsCertificate& c : ep.tls->certificates) {
+        fix(c.cert);
+        fix(c.key);
+        fix(c.ocsp);
+      }
+      fix(ep.tls->client_auth.ca);
+      fix(ep.tls->keylog_file);
+    }
+    if (ep.upstream_tls) {
+      fix(ep.upstream_tls->ca);
+      if (ep.upstream_tls->client_cert) {
+        fix(ep.upstream_tls->client_cert->cert);
+        fix(ep.upstream_tls->client_cert->key);
+      }
+    }
+  }
+}
+
 Result<Config> load_tree(const Node& root, std::string_view filename, const AppSchema& schema) {
   settings::SlotTable slots;
   slots.set(std::string(kAppSlot), &schema.app);
@@ -134,6 +163,11 @@ Result<Config> load_tree(const Node& root, std::string_view filename, const AppS
   Config config;
   if (settings::parse(root, config, ctx)) validate(config, root, ctx);
   if (!ctx.ok()) return Error::config(format(filename, ctx.diagnostics().front()));
+  resolve_tls_paths(config, filename);
+  for (const auto& check : schema.checks) {
+    check(config, root, ctx);
+    if (!ctx.ok()) return Error::config(format(filename, ctx.diagnostics().front()));
+  }
   return config;
 }
 

@@ -10,20 +10,6 @@ namespace {
 using settings::Mark;
 using settings::Node;
 
-// The mark of `key` inside `map` (its value, else the map itself): where the operator
-// should look. Falls back to `fallback` when the node is not there (a default was used).
-Mark mark_of(const Node* map, std::string_view key, Mark fallback) {
-  if (!map) return fallback;
-  if (const Node* n = map->find(key)) return n->mark.line ? n->mark : fallback;
-  return map->mark.line ? map->mark : fallback;
-}
-
-const Node* endpoint_node(const Node& root, std::size_t i) {
-  const Node* list = root.find("endpoints");
-  if (!list || !list->is_sequence() || i >= list->items.size()) return nullptr;
-  return &list->items[i];
-}
-
 bool valid_endpoint_name(std::string_view name) {
   if (name.empty() || name.size() > 64) return false;
   for (char c : name) {
@@ -45,6 +31,67 @@ bool is_wildcard(const IpAddress& ip) {
 bool listen_overlaps(const SocketAddress& a, const SocketAddress& b) {
   return a.port() == b.port() && a.ip().family() == b.ip().family() &&
          (is_wildcard(a.ip()) || is_wildcard(b.ip()));
+}
+
+bool valid_alpn_token(const std::string& t) { return !t.empty() && t.size() <= 255; }
+
+void validate_tls(const Endpoint& ep, const Node* node, Mark ep_mark, const std::string& path,
+                  settings::ParseContext& ctx) {
+  const Node* tls_node = node ? node->find("tls") : nullptr;
+  Mark tls_mark = tls_node && tls_node->mark.line ? tls_node->mark : ep_mark;
+  if (const auto& tls = ep.tls) {
+    if (ep.transparent) {
+      ctx.error(tls_mark, path + ".tls", "transparent endpoints relay what the datapath sends "
+                                         "them as it is; they cannot terminate TLS");
+    }
+    if (tls->certificates.empty()) {
+      ctx.error(mark_of(tls_node, "certificates", tls_mark), path + ".tls.certificates",
+                "at least one certificate is needed");
+    }
+    if (tls->min_version > tls->max_version) {
+      ctx.error(mark_of(tls_node, "min_version", tls_mark), path + ".tls.min_version",
+                "min_version is newer than max_version: no version is left");
+    }
+    for (std::size_t i = 0; i < tls->alpn.size(); ++i) {
+      const std::string& a = tls->alpn[i];
+      bool known = ep.onramp == Onramp::kTcp ? valid_alpn_token(a) : (a == "http/1.1" || a == "h2");
+      if (!known) {
+        ctx.error(mark_of(tls_node, "alpn", tls_mark), settings::index_path(path + ".tls.alpn", i),
+                  ep.onramp == Onramp::kTcp
+                      ? "an ALPN name is 1 to 255 bytes"
+                      : "unknown ALPN name \"" + a + "\" for an http endpoint (http/1.1 or h2)");
+      }
+    }
+    const Node* ca_node = tls_node ? tls_node->find("client_auth") : nullptr;
+    if (tls->client_auth.mode != ClientAuthMode::kOff && tls->client_auth.ca.empty()) {
+      ctx.error(mark_of(ca_node, "ca", mark_of(tls_node, "client_auth", tls_mark)),
+                path + ".tls.client_auth.ca", "client_auth needs the CA file to verify against");
+    }
+    if (tls->session_tickets.enabled && tls->session_tickets.rotate.count() < 1000) {
+      const Node* st = tls_node ? tls_node->find("session_tickets") : nullptr;
+      ctx.error(mark_of(st, "rotate", tls_mark), path + ".tls.session_tickets.rotate",
+                "ticket keys rotate at most once a second");
+    }
+  }
+  if (const auto& up = ep.upstream_tls) {
+    const Node* up_node = node ? node->find("upstream_tls") : nullptr;
+    Mark up_mark = up_node && up_node->mark.line ? up_node->mark : ep_mark;
+    if (ep.transparent) {
+      ctx.error(up_mark, path + ".upstream_tls",
+                "transparent endpoints relay to the original destination as it is");
+    }
+    if (up->ca.empty()) {
+      ctx.error(mark_of(up_node, "ca", up_mark), path + ".upstream_tls.ca",
+                "name a PEM file of CAs, or system");
+    }
+    for (std::size_t i = 0; i < up->alpn.size(); ++i) {
+      if (!valid_alpn_token(up->alpn[i])) {
+        ctx.error(mark_of(up_node, "alpn", up_mark),
+                  settings::index_path(path + ".upstream_tls.alpn", i),
+                  "an ALPN name is 1 to 255 bytes");
+      }
+    }
+  }
 }
 
 void validate_endpoints(const Config& config, const Node& root, settings::ParseContext& ctx) {
@@ -80,10 +127,18 @@ void validate_endpoints(const Config& config, const Node& root, settings::ParseC
     if (ep.onramp == Onramp::kTcp && !ep.upstream && !ep.transparent) {
       ctx.error(ep_mark, path, "missing required key \"upstream\" (tcp endpoints relay to it)");
     }
-    if (ep.onramp == Onramp::kHttp && ep.upstream) {
+    if (ep.upstream && ep.onramp == Onramp::kTcp &&
+        ep.upstream->scheme != UpstreamTarget::Scheme::kNone) {
       ctx.error(mark_of(node, "upstream", ep_mark), path + ".upstream",
-                "http endpoints take their upstream from each request; remove \"upstream\"");
+                "tcp endpoints relay to host:port (use upstream_tls for TLS to it)");
     }
+    if (ep.upstream && ep.onramp == Onramp::kHttp &&
+        ep.upstream->scheme == UpstreamTarget::Scheme::kNone) {
+      ctx.error(mark_of(node, "upstream", ep_mark), path + ".upstream",
+                "an http endpoint's upstream (reverse-proxy mode) is http://host[:port] or "
+                "https://host[:port]");
+    }
+    validate_tls(ep, node, ep_mark, path, ctx);
     if (ep.backlog < 1 || ep.backlog > 65535) {
       ctx.error(mark_of(node, "backlog", ep_mark), path + ".backlog",
                 "must be between 1 and 65535 (got " + std::to_string(ep.backlog) + ")");
@@ -278,6 +333,20 @@ void validate_telemetry(const Config& config, const Node& root, settings::ParseC
 }
 
 }  // namespace
+
+// The mark of `key` inside `map` (its value, else the map itself): where the operator
+// should look. Falls back to `fallback` when the node is not there (a default was used).
+Mark mark_of(const Node* map, std::string_view key, Mark fallback) {
+  if (!map) return fallback;
+  if (const Node* n = map->find(key)) return n->mark.line ? n->mark : fallback;
+  return map->mark.line ? map->mark : fallback;
+}
+
+const Node* endpoint_node(const Node& root, std::size_t i) {
+  const Node* list = root.find("endpoints");
+  if (!list || !list->is_sequence() || i >= list->items.size()) return nullptr;
+  return &list->items[i];
+}
 
 void validate(const Config& config, const Node& root, settings::ParseContext& ctx) {
   validate_dns(config, root, ctx);

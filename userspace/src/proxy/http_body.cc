@@ -24,8 +24,14 @@ namespace {
 constexpr std::size_t kReadChunk = 64 * 1024;
 }  // namespace
 
-Task<bool> HttpSession::fill(int fd, std::string& buf) {
+Task<bool> HttpSession::fill(runtime::Stream& s, std::string& buf) {
   if (closing_) co_return false;
+  if (!s.plain()) {
+    int n = co_await s.read(buf, kReadChunk, ep_.idle_timeout);
+    if (n == -ETIMEDOUT && !close_reason_) close_reason_ = CloseReason::kIdleTimeout;
+    co_return n > 0;
+  }
+  const int fd = s.fd();
   // Receive into a buffer the kernel picks from the worker's ring and append what
   // came: growing the string by a whole chunk first would zero 64 KiB per read.
   auto op = wc_.worker.recv_select(fd, wc_.buffers->group(), kReadChunk);
@@ -47,27 +53,36 @@ Task<bool> HttpSession::fill(int fd, std::string& buf) {
   co_return n > 0;
 }
 
-Task<int> HttpSession::pass_through(int from_fd, int to_fd, std::uint64_t limit,
-                                    std::string& rest) {
+Task<int> HttpSession::pass_through(runtime::Stream& src, runtime::Stream& dst,
+                                    std::uint64_t limit, std::string& rest) {
   if (closing_) co_return -1;
-  auto op = wc_.worker.recv_select(from_fd, wc_.buffers->group(), kReadChunk);
+  if (!src.plain()) {
+    // Decrypted bytes come in a string of our own anyway: the copying path.
+    if (!co_await fill(src, rest)) co_return -1;
+    auto body = static_cast<std::size_t>(std::min<std::uint64_t>(limit, rest.size()));
+    bool ok = co_await send_all(dst, std::string_view(rest).substr(0, body));
+    rest.erase(0, body);
+    co_return ok ? static_cast<int>(body) : -1;
+  }
+  auto op = wc_.worker.recv_select(src.fd(), wc_.buffers->group(), kReadChunk);
   if (ep_.idle_timeout.count() > 0) op.with_timeout(ep_.idle_timeout);
   int n = co_await op;
   if (n == -ETIMEDOUT && !close_reason_) close_reason_ = CloseReason::kIdleTimeout;
-  if (n == -ENOBUFS) co_return co_await fill(from_fd, rest) ? 0 : -1;  // the copying path
+  if (n == -ENOBUFS) co_return co_await fill(src, rest) ? 0 : -1;  // the copying path
   if (n <= 0) co_return -1;
   unsigned id = op.op.flags >> IORING_CQE_BUFFER_SHIFT;
   const char* data = reinterpret_cast<const char*>(wc_.buffers->buffer(id));
   auto body = static_cast<std::size_t>(std::min<std::uint64_t>(limit, static_cast<unsigned>(n)));
   rest.append(data + body, static_cast<std::size_t>(n) - body);  // the next message, if any
-  bool ok = co_await send_all(to_fd, std::string_view(data, body));
+  bool ok = co_await send_all(dst, std::string_view(data, body));
   wc_.buffers->recycle(id);
   co_return ok ? static_cast<int>(body) : -1;
 }
 
-Task<bool> HttpSession::send_all(int fd, std::string_view data) {
+Task<bool> HttpSession::send_all(runtime::Stream& s, std::string_view data) {
+  if (!s.plain()) co_return co_await s.write_all(data);
   while (!data.empty()) {
-    int n = co_await wc_.worker.send(fd, data.data(), data.size());
+    int n = co_await wc_.worker.send(s.fd(), data.data(), data.size());
     if (n <= 0) co_return false;
     data.remove_prefix(static_cast<std::size_t>(n));
   }
@@ -92,11 +107,11 @@ Task<std::optional<std::string_view>> HttpSession::check_chunked_prefix() {
       break;  // kNeedMore: everything received so far is well-formed
     }
     if (decoded_any || rest.size() < in_.size()) co_return std::nullopt;
-    if (!co_await fill(client_fd_, in_)) co_return std::nullopt;  // EOF: caught while streaming
+    if (!co_await fill(*client_, in_)) co_return std::nullopt;  // EOF: caught while streaming
   }
 }
 
-Task<bool> HttpSession::emit(int to_fd, std::string_view data, BodyFilter* filter, bool chunked,
+Task<bool> HttpSession::emit(runtime::Stream& dst, std::string_view data, BodyFilter* filter, bool chunked,
                              std::string& scratch) {
   if (filter != nullptr) {
     scratch.clear();
@@ -104,32 +119,32 @@ Task<bool> HttpSession::emit(int to_fd, std::string_view data, BodyFilter* filte
     data = scratch;
   }
   if (data.empty()) co_return true;
-  if (!chunked) co_return co_await send_all(to_fd, data);
+  if (!chunked) co_return co_await send_all(dst, data);
   char size[20];
   auto [end, ec] = std::to_chars(size, size + sizeof size, data.size(), 16);
   std::string frame(size, end);
   frame += "\r\n";
   frame.append(data);
   frame += "\r\n";
-  co_return co_await send_all(to_fd, frame);
+  co_return co_await send_all(dst, frame);
 }
 
-Task<bool> HttpSession::finish_body(int to_fd, BodyFilter* filter, bool chunked,
+Task<bool> HttpSession::finish_body(runtime::Stream& dst, BodyFilter* filter, bool chunked,
                                     const std::vector<http::h1::Field>& trailers) {
   std::string tail;
   if (filter != nullptr) {
     if (filter->on_end(tail) == BodyFilter::Result::kAbort) co_return false;
     std::string scratch;
-    if (!co_await emit(to_fd, tail, nullptr, chunked, scratch)) co_return false;
+    if (!co_await emit(dst, tail, nullptr, chunked, scratch)) co_return false;
   }
   if (!chunked) co_return true;
   std::string last = "0\r\n";
   for (const auto& t : trailers) append_field(last, t.name, t.value);
   last += "\r\n";
-  co_return co_await send_all(to_fd, last);
+  co_return co_await send_all(dst, last);
 }
 
-Task<bool> HttpSession::stream_body(int from_fd, std::string& from, int to_fd,
+Task<bool> HttpSession::stream_body(runtime::Stream& src, std::string& from, runtime::Stream& dst,
                                     const http::h1::Head& head, MessageKind kind,
                                     std::uint64_t& counter, BodyFilter* filter, bool chunk_out) {
   std::string scratch;
@@ -144,32 +159,32 @@ Task<bool> HttpSession::stream_body(int from_fd, std::string& from, int to_fd,
         if (from.empty() && filter == nullptr && !chunk_out) {
           // Plain pass-through: send straight from the ring buffer the kernel filled,
           // with no copy into `from` (only bytes past this body are kept there).
-          int got = co_await pass_through(from_fd, to_fd, left, from);
+          int got = co_await pass_through(src, dst, left, from);
           if (got < 0) co_return false;
           left -= static_cast<std::uint64_t>(got);
           counter += static_cast<std::uint64_t>(got);
           continue;
         }
-        if (from.empty() && !co_await fill(from_fd, from)) co_return false;
+        if (from.empty() && !co_await fill(src, from)) co_return false;
         std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left, from.size()));
-        if (!co_await emit(to_fd, std::string_view(from).substr(0, n), filter, chunk_out, scratch))
+        if (!co_await emit(dst, std::string_view(from).substr(0, n), filter, chunk_out, scratch))
           co_return false;
         from.erase(0, n);
         left -= n;
         counter += n;
       }
-      co_return co_await finish_body(to_fd, filter, chunk_out, no_trailers);
+      co_return co_await finish_body(dst, filter, chunk_out, no_trailers);
     }
     case BodyKind::kUntilClose: {
       for (;;) {
         if (!from.empty()) {
           counter += from.size();
-          if (!co_await emit(to_fd, from, filter, chunk_out, scratch)) co_return false;
+          if (!co_await emit(dst, from, filter, chunk_out, scratch)) co_return false;
           from.clear();
         }
-        if (!co_await fill(from_fd, from)) break;  // the close ends the body
+        if (!co_await fill(src, from)) break;  // the close ends the body
       }
-      co_return co_await finish_body(to_fd, filter, chunk_out, no_trailers);
+      co_return co_await finish_body(dst, filter, chunk_out, no_trailers);
     }
     case BodyKind::kChunked: {
       // Decoded and re-chunked: what reaches the other side is framed by us, so a
@@ -189,7 +204,7 @@ Task<bool> HttpSession::stream_body(int from_fd, std::string& from, int to_fd,
             request_body_error_ = r.error.reason;
           } else {
             close_reason_ = CloseReason::kUpstreamError;
-            reset_on_close(to_fd);
+            reset_on_close(dst.fd());
           }
           co_return false;
         }
@@ -198,16 +213,16 @@ Task<bool> HttpSession::stream_body(int from_fd, std::string& from, int to_fd,
           // Copy: the view points into `from`, which the erase below shifts.
           std::string piece(r.data);
           from.erase(0, r.consumed);
-          if (!co_await emit(to_fd, piece, filter, chunk_out, scratch)) co_return false;
+          if (!co_await emit(dst, piece, filter, chunk_out, scratch)) co_return false;
           continue;
         }
         if (r.status == BodyStatus::kDone) {
-          bool ok = co_await finish_body(to_fd, filter, chunk_out, trailers);
+          bool ok = co_await finish_body(dst, filter, chunk_out, trailers);
           from.erase(0, r.consumed);
           co_return ok;
         }
         from.erase(0, r.consumed);
-        if (!co_await fill(from_fd, from)) co_return false;
+        if (!co_await fill(src, from)) co_return false;
       }
     }
   }

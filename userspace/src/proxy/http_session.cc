@@ -17,6 +17,7 @@
 #include "proxy/egress_chain.h"
 #include "proxy/http_forwarding.h"
 #include "proxy/http_wire.h"
+#include "proxy/tls_streams.h"
 #include "proxy/upstream_pool.h"
 #include "telemetry/access_log.h"
 
@@ -41,14 +42,21 @@ bool upgrades_to_websocket(const http::h1::Head& head) {
 struct AbsoluteTarget {
   HostPort authority;
   std::string path;
+  bool tls = false;  // https://: the proxy speaks TLS to the origin
 };
 std::optional<AbsoluteTarget> parse_absolute(std::string_view t, std::string& why) {
   constexpr std::string_view kHttp = "http://";
-  if (t.size() < kHttp.size() || !http::h1::iequals(t.substr(0, kHttp.size()), kHttp)) {
-    why = "only http:// absolute-form targets are forwarded; use CONNECT for https";
+  constexpr std::string_view kHttps = "https://";
+  bool tls = false;
+  if (t.size() >= kHttps.size() && http::h1::iequals(t.substr(0, kHttps.size()), kHttps)) {
+    tls = true;
+    t.remove_prefix(kHttps.size());
+  } else if (t.size() >= kHttp.size() && http::h1::iequals(t.substr(0, kHttp.size()), kHttp)) {
+    t.remove_prefix(kHttp.size());
+  } else {
+    why = "only http:// and https:// absolute-form targets are forwarded";
     return std::nullopt;
   }
-  t.remove_prefix(kHttp.size());
   auto end = t.find_first_of("/?");
   std::string_view authority = t.substr(0, end);
   // RFC 9112 3.2.1: an empty path is sent as "/", also in front of a query.
@@ -64,13 +72,14 @@ std::optional<AbsoluteTarget> parse_absolute(std::string_view t, std::string& wh
     std::string_view host = authority;
     if (host.size() > 2 && host.front() == '[' && host.back() == ']')
       host = host.substr(1, host.size() - 2);
-    if (!host.empty() && HostPort::valid_host(host)) hp = HostPort{std::string(host), 80};
+    if (!host.empty() && HostPort::valid_host(host))
+      hp = HostPort{std::string(host), static_cast<std::uint16_t>(tls ? 443 : 80)};
   }
   if (!hp) {
     why = "invalid authority in the request target";
     return std::nullopt;
   }
-  return AbsoluteTarget{std::move(*hp), path};
+  return AbsoluteTarget{std::move(*hp), path, tls};
 }
 
 }  // namespace
@@ -128,6 +137,7 @@ std::string HttpSession::render_error(const ProxyError& e) {
 }
 
 void HttpSession::close_upstream() {
+  upstream_.reset();
   if (upstream_fd_ >= 0) ::close(upstream_fd_);
   upstream_fd_ = -1;
   up_.clear();
@@ -141,12 +151,18 @@ Task<std::optional<http::h1::HeadResult>> HttpSession::read_request_head() {
       auto r = parser.parse(in_, head_);
       if (r.status != ParseStatus::kNeedMore) co_return r;
     }
-    if (!co_await fill(client_fd_, in_)) co_return std::nullopt;
+    if (!co_await fill(*client_, in_)) co_return std::nullopt;
   }
 }
 
 Task<void> HttpSession::run() {
   ctx_ = wc_.hooks.make_connection_context();
+  client_ = co_await open_client_stream(wc_, ep_, counters_, client_fd_, info_);
+  if (!client_) {
+    close_reason_ = CloseReason::kDownstreamError;
+    finish();
+    co_return;
+  }
   set_state(SessionState::kHooks);
   auto t0 = runtime::Clock::now();
   IngressDecision in = co_await wc_.hooks.ingress_handle_connection(info_, ctx_.get());
@@ -168,7 +184,7 @@ Task<void> HttpSession::run() {
     if (r->status == ParseStatus::kError) {
       std::string reply =
           render_error({r->error.status, "http_request_error", std::string(r->error.reason)});
-      co_await send_all(client_fd_, reply);
+      co_await send_all(*client_, reply);
       close_reason_ = CloseReason::kDownstreamError;
       break;
     }
@@ -176,13 +192,15 @@ Task<void> HttpSession::run() {
     head_len_ = r->consumed;
     if (auto denied = authenticate()) {
       std::string reply = render_error(*denied);
-      co_await send_all(client_fd_, reply);
+      co_await send_all(*client_, reply);
       break;
     }
     Next next = head_.target_form == http::h1::TargetForm::kAuthority ? co_await handle_connect()
                                                                       : co_await handle_forward();
     if (next == Next::kClose) break;
   }
+  // TLS ends with close_notify, so the client can tell the end from a truncation.
+  if (client_ && !client_->plain() && !relay_) co_await client_->shutdown_write();
   finish();
 }
 
@@ -219,7 +237,7 @@ Task<HttpSession::Next> HttpSession::handle_connect() {
   if (!target) {
     std::string reply =
         render_error({400, "http_request_error", "CONNECT target must be host:port"});
-    co_await send_all(client_fd_, reply);
+    co_await send_all(*client_, reply);
     co_return Next::kClose;
   }
   HttpRequestHead req = owned_request(*target, "/");
@@ -235,7 +253,7 @@ Task<HttpSession::Next> HttpSession::handle_connect() {
     audit_.decisions.connect.status = d.status;
     audit_.decisions.connect.reason = d.reason;
     std::string reply = render_error({d.status, "http_request_denied", d.reason});
-    co_await send_all(client_fd_, reply);
+    co_await send_all(*client_, reply);
     close_reason_ = CloseReason::kBlockedEgress;
     co_return Next::kClose;
   }
@@ -243,7 +261,7 @@ Task<HttpSession::Next> HttpSession::handle_connect() {
   std::optional<ProxyError> err;
   if (!co_await ensure_upstream(*target, err, /*reuse=*/false, /*probe=*/false)) {
     std::string reply = render_error(*err);
-    co_await send_all(client_fd_, reply);
+    co_await send_all(*client_, reply);
     co_return Next::kClose;
   }
   HttpResponseHead resp;
@@ -257,7 +275,7 @@ Task<HttpSession::Next> HttpSession::handle_connect() {
   std::string out = "HTTP/1.1 " + std::to_string(resp.status) + " " + resp.reason + "\r\n";
   for (const auto& f : resp.headers.fields()) append_field(out, f.name, f.value);
   out += "\r\n";
-  if (!co_await send_all(client_fd_, out)) {
+  if (!co_await send_all(*client_, out)) {
     close_reason_ = CloseReason::kDownstreamError;
     co_return Next::kClose;
   }
@@ -268,7 +286,7 @@ Task<HttpSession::Next> HttpSession::handle_connect() {
 }
 
 Task<bool> HttpSession::ensure_upstream(const HostPort& target, std::optional<ProxyError>& err,
-                                        bool reuse, bool probe) {
+                                        bool reuse, bool probe, bool tls) {
   close_upstream();
   reused_upstream_ = false;
   set_state(SessionState::kConnecting);
@@ -280,13 +298,29 @@ Task<bool> HttpSession::ensure_upstream(const HostPort& target, std::optional<Pr
     co_return false;
   }
   auto& dest = std::get<EgressChain::Destinations>(decided);
+  const tls::EndpointTls* t = tls ? endpoint_tls(wc_, ep_) : nullptr;
+  if (tls && (t == nullptr || !t->upstream)) {
+    close_reason_ = CloseReason::kUpstreamError;
+    err = ProxyError{502, "tls_protocol_error", "no TLS client configuration for upstreams"};
+    co_return false;
+  }
+  // The name a TLS connection is verified for: only a connection made for the same one
+  // is reused.
+  upstream_tls_name_ = !tls                                    ? std::string()
+                       : t->upstream->settings().sni.empty() ? target.host
+                                                             : t->upstream->settings().sni;
   if (reuse) {
     SocketAddress which;
-    int fd = wc_.pool->take(dest.addresses, which, probe);
-    if (fd >= 0) {
+    UpstreamPool::Pooled pooled = wc_.pool->take(dest.addresses, which, probe, upstream_tls_name_);
+    if (pooled.fd >= 0) {
       counters_.add(Counter::upstream_reused);
       reused_upstream_ = true;
-      upstream_fd_ = fd;
+      upstream_fd_ = pooled.fd;
+      if (pooled.tls) {
+        upstream_ = std::move(pooled.tls);
+      } else {
+        upstream_ = std::make_unique<runtime::PlainStream>(wc_.worker, pooled.fd);
+      }
       // Keep-alive to the same origin: the text is already there.
       if (stats_.upstream.empty() || !(which == upstream_address_))
         stats_.upstream = which.to_string();
@@ -304,6 +338,19 @@ Task<bool> HttpSession::ensure_upstream(const HostPort& target, std::optional<Pr
   upstream_fd_ = up.fd;
   upstream_address_ = up.address;
   stats_.upstream = up.address.to_string();
+  if (!tls) {
+    upstream_ = std::make_unique<runtime::PlainStream>(wc_.worker, upstream_fd_);
+    co_return true;
+  }
+  UpstreamTlsFailure failure;
+  auto timeout = ep_.connect_timeout.count() > 0 ? ep_.connect_timeout : wc_.egress.connect_timeout;
+  upstream_ = co_await open_upstream_tls(wc_, *t->upstream, counters_, upstream_fd_, target.host,
+                                         timeout, info_.id, failure);
+  if (!upstream_) {
+    close_reason_ = CloseReason::kUpstreamError;
+    err = ProxyError{502, failure.proxy_status(), failure.detail};
+    co_return false;
+  }
   co_return true;
 }
 
@@ -328,18 +375,25 @@ std::string HttpSession::render_reply(const HttpReply& reply, bool keep_alive) c
 Task<HttpSession::Next> HttpSession::handle_forward() {
   std::optional<HostPort> authority;
   std::string path;
+  bool origin_tls = false;
   if (head_.target_form == http::h1::TargetForm::kAbsolute) {
     std::string why;
     auto target = parse_absolute(head_.target, why);
     if (!target) {
       std::string reply = render_error({400, "http_request_error", why});
-      co_await send_all(client_fd_, reply);
+      co_await send_all(*client_, reply);
       co_return Next::kClose;
     }
     authority = std::move(target->authority);
     path = std::move(target->path);
+    origin_tls = target->tls;
   } else {
     path = std::string(head_.target);  // origin-form or "*": for a hook to answer
+    if (ep_.upstream && head_.target_form == http::h1::TargetForm::kOrigin) {
+      // Reverse-proxy mode: origin-form requests go to the configured origin.
+      authority = ep_.upstream->target;
+      origin_tls = ep_.upstream->tls();
+    }
   }
 
   HttpRequestHead req = owned_request(std::move(authority), std::move(path));
@@ -371,7 +425,7 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
         !(request_framing.body == BodyKind::kContentLength && request_framing.content_length == 0);
     keep_alive = keep_alive && !has_body;
     std::string reply = render_reply(respond->reply, keep_alive);
-    if (!co_await send_all(client_fd_, reply)) co_return Next::kClose;
+    if (!co_await send_all(*client_, reply)) co_return Next::kClose;
     co_return keep_alive ? Next::kKeepAlive : Next::kClose;
   }
   trace_hook(
@@ -381,7 +435,7 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
     std::string reply =
         render_error({400, "http_request_error",
                       "this is a forward proxy: send absolute-form requests or CONNECT"});
-    co_await send_all(client_fd_, reply);
+    co_await send_all(*client_, reply);
     co_return Next::kClose;
   }
 
@@ -390,8 +444,9 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
   std::string out;
   out.reserve(512);
   out.append(req.method).append(" ").append(req.path).append(" HTTP/1.1\r\n");
-  append_field(out, "Host",
-               req.authority->port == 80 ? req.authority->host : req.authority->to_string());
+  const std::uint16_t default_port = origin_tls ? 443 : 80;
+  append_field(out, "Host", req.authority->port == default_port ? req.authority->host
+                                                                : req.authority->to_string());
   append_forwarded_fields(out, req.headers);
   http::h1::append_framing_fields(out, request_out);
   if (websocket_) {
@@ -406,7 +461,7 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
     // Nothing reaches the upstream before the chunk framing received so far checks out.
     if (auto bad = co_await check_chunked_prefix()) {
       std::string reply = render_error({400, "http_request_error", std::string(*bad)});
-      co_await send_all(client_fd_, reply);
+      co_await send_all(*client_, reply);
       close_reason_ = CloseReason::kDownstreamError;
       co_return Next::kClose;
     }
@@ -422,15 +477,15 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
   for (int attempt = 0;; ++attempt) {
     std::optional<ProxyError> err;
     if (!co_await ensure_upstream(*req.authority, err, /*reuse=*/attempt == 0,
-                                  /*probe=*/!replayable)) {
+                                  /*probe=*/!replayable, origin_tls)) {
       std::string reply = render_error(*err);
-      co_await send_all(client_fd_, reply);
+      co_await send_all(*client_, reply);
       co_return Next::kClose;
     }
     may_retry_ = replayable && reused_upstream_ && attempt == 0;
     retry_now_ = false;
     set_state(SessionState::kRelaying);  // the request and its response stream through
-    bool sent = co_await send_all(upstream_fd_, out);
+    bool sent = co_await send_all(*upstream_, out);
     if (!sent && may_retry_ && !closing_) {
       counters_.add(Counter::upstream_retries);
       close_upstream();
@@ -438,10 +493,10 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
     }
     if (sent && request_framing.expect_continue && has_body) {
       // The upstream is connected and took the head: invite the body (RFC 9110 10.1.1).
-      if (!co_await send_all(client_fd_, "HTTP/1.1 100 Continue\r\n\r\n")) co_return Next::kClose;
+      if (!co_await send_all(*client_, "HTTP/1.1 100 Continue\r\n\r\n")) co_return Next::kClose;
     }
     if (sent) {
-      sent = co_await stream_body(client_fd_, in_, upstream_fd_, request_framing,
+      sent = co_await stream_body(*client_, in_, *upstream_, request_framing,
                                   MessageKind::kRequest, stats_.bytes_from_client,
                                   request_filter.get(), request_out.chunked());
     }
@@ -454,13 +509,13 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
         // The upstream saw a truncated request and is gone; the client learns why.
         std::string reply =
             render_error({400, "http_request_error", std::string(*request_body_error_)});
-        co_await send_all(client_fd_, reply);
+        co_await send_all(*client_, reply);
         co_return Next::kClose;
       }
       if (close_reason_ == CloseReason::kDownstreamError || closing_) co_return Next::kClose;
       std::string reply =
           render_error({502, "http_request_error", "upstream closed while sending the request"});
-      co_await send_all(client_fd_, reply);
+      co_await send_all(*client_, reply);
       close_reason_ = CloseReason::kUpstreamError;
       co_return Next::kClose;
     }
@@ -476,7 +531,7 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
     close_upstream();
     if (rerr->status != 0) {
       std::string reply = render_error(*rerr);
-      co_await send_all(client_fd_, reply);
+      co_await send_all(*client_, reply);
     }
     if (!close_reason_) close_reason_ = CloseReason::kUpstreamError;
     co_return Next::kClose;
@@ -487,7 +542,11 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
     co_return co_await tunnel();
   }
   if (reusable) {
-    wc_.pool->put(upstream_address_, upstream_fd_);  // now the worker's, for any client
+    // Now the worker's, for any client (a TLS connection with its session).
+    std::unique_ptr<runtime::Stream> tls_stream;
+    if (!upstream_->plain()) tls_stream = std::move(upstream_);
+    upstream_.reset();
+    wc_.pool->put(upstream_address_, upstream_fd_, std::move(tls_stream), upstream_tls_name_);
     upstream_fd_ = -1;
   } else {
     close_upstream();
@@ -499,18 +558,18 @@ Task<HttpSession::Next> HttpSession::tunnel() {
   // Bytes that arrived behind the heads belong to the tunnel.
   if (!up_.empty()) {
     stats_.bytes_to_client += up_.size();
-    if (!co_await send_all(client_fd_, up_)) co_return Next::kClose;
+    if (!co_await send_all(*client_, up_)) co_return Next::kClose;
     up_.clear();
   }
   if (!in_.empty()) {
     stats_.bytes_from_client += in_.size();
-    if (!co_await send_all(upstream_fd_, in_)) co_return Next::kClose;
+    if (!co_await send_all(*upstream_, in_)) co_return Next::kClose;
     in_.clear();
   }
   RelayLimits limits{ep_.idle_timeout, ep_.max_lifetime};
   RelayMode mode =
       ep_.relay == config::RelayMode::kBuffer ? RelayMode::kBuffer : RelayMode::kSplice;
-  relay_ = std::make_unique<Relay>(wc_.worker, client_fd_, upstream_fd_, mode, limits,
+  relay_ = std::make_unique<Relay>(wc_.worker, *client_, *upstream_, mode, limits,
                                    wc_.buffers.get());
   set_state(SessionState::kRelaying);
   co_await relay_->run();
@@ -531,7 +590,7 @@ Task<std::optional<HttpSession::ProxyError>> HttpSession::forward_response(
       co_return ProxyError{502, "http_protocol_error", std::string(r.error.reason)};
     }
     if (r.status == ParseStatus::kNeedMore) {
-      if (!co_await fill(upstream_fd_, up_)) {
+      if (!co_await fill(*upstream_, up_)) {
         if (may_retry_ && up_.empty() && close_reason_ != CloseReason::kIdleTimeout)
           retry_now_ = true;
         if (close_reason_ == CloseReason::kIdleTimeout)
@@ -554,7 +613,7 @@ Task<std::optional<HttpSession::ProxyError>> HttpSession::forward_response(
     if (response_.status_code >= 100 && response_.status_code < 200 &&
         response_.body != BodyKind::kTunnel) {
       if (!client_http10 &&
-          !co_await send_all(client_fd_, std::string_view(up_).substr(0, r.consumed)))
+          !co_await send_all(*client_, std::string_view(up_).substr(0, r.consumed)))
         co_return ProxyError{0, "", ""};
       up_.erase(0, r.consumed);
       parser.reset(req.method);
@@ -599,7 +658,7 @@ Task<std::optional<HttpSession::ProxyError>> HttpSession::forward_response(
           [&] { return std::to_string(respond->reply.status); }, t0);
       reusable = false;  // the upstream body is left unread
       std::string reply = render_reply(respond->reply, keep_alive);
-      if (!co_await send_all(client_fd_, reply)) co_return ProxyError{0, "", ""};
+      if (!co_await send_all(*client_, reply)) co_return ProxyError{0, "", ""};
       co_return std::nullopt;
     }
     trace_hook(
@@ -633,12 +692,12 @@ Task<std::optional<HttpSession::ProxyError>> HttpSession::forward_response(
       stats_.bytes_to_client += n;
       body_sent = true;
     }
-    if (!co_await send_all(client_fd_, out)) {
+    if (!co_await send_all(*client_, out)) {
       close_reason_ = CloseReason::kDownstreamError;
       co_return ProxyError{0, "", ""};
     }
     bool ok = body_sent ||
-              co_await stream_body(upstream_fd_, up_, client_fd_, framing, MessageKind::kResponse,
+              co_await stream_body(*upstream_, up_, *client_, framing, MessageKind::kResponse,
                                    stats_.bytes_to_client, filter.get(), chunk_out);
     if (!ok) co_return ProxyError{0, "", ""};  // the head is out: all we can do is close
     upgraded_ = switching;

@@ -21,6 +21,7 @@
 #include "http/h1/parser.h"
 #include "proxy/relay.h"
 #include "proxy/session.h"
+#include "runtime/stream.h"
 #include "ramjet/hooks/http.h"
 #include "ramjet/task.h"
 
@@ -61,30 +62,33 @@ class HttpSession final : public Session {
   // Runs the egress decisions for `target`, then takes an idle pooled connection to
   // an allowed address (when `reuse`) or connects. A pooled connection is probed for a
   // close first only when `probe` (a request that could not be sent again).
+  // `tls`: speak TLS to it (an https:// upstream).
   Task<bool> ensure_upstream(const HostPort& target, std::optional<ProxyError>& err, bool reuse,
-                             bool probe);
+                             bool probe, bool tls = false);
   Task<std::optional<ProxyError>> forward_response(const HttpRequestHead& req, void* req_ctx,
                                                    bool client_http10, bool& reusable,
                                                    bool& keep_alive);
   // Streams one body from `from_fd` (bytes already read are in `from_buf`) to `to_fd`,
   // through `filter` if any, chunk-framed when `chunk_out`.
-  Task<bool> stream_body(int from_fd, std::string& from_buf, int to_fd, const http::h1::Head& head,
+  Task<bool> stream_body(runtime::Stream& src, std::string& from_buf, runtime::Stream& dst,
+                         const http::h1::Head& head,
                          http::h1::MessageKind kind, std::uint64_t& counter, BodyFilter* filter,
                          bool chunk_out);
   // Validates the chunk framing received so far (reading at least one chunk line);
   // the reason if it is malformed.
   Task<std::optional<std::string_view>> check_chunked_prefix();
-  Task<bool> emit(int to_fd, std::string_view data, BodyFilter* filter, bool chunked,
+  Task<bool> emit(runtime::Stream& dst, std::string_view data, BodyFilter* filter, bool chunked,
                   std::string& scratch);
-  Task<bool> finish_body(int to_fd, BodyFilter* filter, bool chunked,
+  Task<bool> finish_body(runtime::Stream& dst, BodyFilter* filter, bool chunked,
                          const std::vector<http::h1::Field>& trailers);
   std::string render_reply(const HttpReply& reply, bool keep_alive) const;
-  Task<bool> fill(int fd, std::string& buf);
-  Task<bool> send_all(int fd, std::string_view data);
+  Task<bool> fill(runtime::Stream& s, std::string& buf);
+  Task<bool> send_all(runtime::Stream& s, std::string_view data);
   // One read of at most `limit` body bytes from `from_fd`, sent to `to_fd` straight
   // from the ring buffer; bytes past `limit` go to `rest`. Returns the body bytes
   // moved (0: nothing moved, read again), or -1.
-  Task<int> pass_through(int from_fd, int to_fd, std::uint64_t limit, std::string& rest);
+  Task<int> pass_through(runtime::Stream& src, runtime::Stream& dst, std::uint64_t limit,
+                         std::string& rest);
   // The whole reply for an error the proxy answers itself (counted and logged here).
   // Callers keep it in a named local while sending: GCC 12 destroys temporaries of a
   // co_await full-expression twice when they hold a std::string.
@@ -106,6 +110,9 @@ class HttpSession final : public Session {
   std::size_t head_len_ = 0;  // bytes of in_ that head_ was parsed from
   http::h1::Head response_;
   int upstream_fd_ = -1;
+  std::unique_ptr<runtime::Stream> client_;    // the client's socket, or TLS over it
+  std::unique_ptr<runtime::Stream> upstream_;  // upstream_fd_, or TLS over it
+  std::string upstream_tls_name_;              // the name TLS to it was verified for, or ""
   SocketAddress upstream_address_;  // what upstream_fd_ is connected to
   std::unique_ptr<Relay> relay_;
   std::shared_ptr<const http::auth::Authenticator> auth_;  // kept for the session's life

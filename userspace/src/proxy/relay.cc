@@ -23,23 +23,28 @@ bool is_retry(int err) {
 }
 }  // namespace
 
-Relay::Relay(runtime::Worker& w, int client_fd, int upstream_fd, RelayMode mode, RelayLimits limits,
-             runtime::BufferRing* buffers)
+Relay::Relay(runtime::Worker& w, runtime::Stream& client, runtime::Stream& upstream,
+             RelayMode mode, RelayLimits limits, runtime::BufferRing* buffers)
     : worker_(w),
-      client_fd_(client_fd),
-      upstream_fd_(upstream_fd),
+      client_(client),
+      upstream_(upstream),
+      client_fd_(client.fd()),
+      upstream_fd_(upstream.fd()),
       mode_(mode),
       limits_(limits),
       buffers_(buffers) {}
 
 Task<void> Relay::run() {
   started_ = last_activity_ = runtime::Clock::now();
-  Direction up{client_fd_, upstream_fd_, &bytes_from_client_, CloseReason::kDownstreamError,
-               CloseReason::kUpstreamError};
-  Direction down{upstream_fd_, client_fd_, &bytes_to_client_, CloseReason::kUpstreamError,
-                 CloseReason::kDownstreamError};
+  Direction up{client_fd_,        upstream_fd_, &client_, &upstream_, &bytes_from_client_,
+               CloseReason::kDownstreamError, CloseReason::kUpstreamError};
+  Direction down{upstream_fd_, client_fd_,       &upstream_, &client_, &bytes_to_client_,
+                 CloseReason::kUpstreamError, CloseReason::kDownstreamError};
   runtime::JoinSet pumps;
-  if (mode_ == RelayMode::kSplice) {
+  if (!client_.plain() || !upstream_.plain()) {
+    pumps.start(pump_stream(up));
+    pumps.start(pump_stream(down));
+  } else if (mode_ == RelayMode::kSplice) {
     pumps.start(pump_splice(up));
     pumps.start(pump_splice(down));
   } else {
@@ -176,6 +181,31 @@ Task<void> Relay::pump_buffer(Direction d) {
     touch();
     sending = recv.op.flags >> IORING_CQE_BUFFER_SHIFT;
     sending_len = static_cast<std::size_t>(n);
+  }
+}
+
+// Through the streams (TLS on either side): read decrypts into `buf`, write_all
+// encrypts and sends it all before the next read (the backpressure).
+Task<void> Relay::pump_stream(Direction d) {
+  constexpr std::size_t kChunk = 16 * 1024;
+  std::string buf;
+  for (;;) {
+    buf.clear();
+    int n = co_await d.from_stream->read(buf, kChunk, std::chrono::milliseconds(0));
+    if (n == 0) {
+      co_await d.to_stream->shutdown_write();  // pass the half-close on
+      co_return;
+    }
+    if (n < 0) {
+      if (!closing_) fail(d.read_error);
+      co_return;
+    }
+    *d.counter += static_cast<std::uint64_t>(n);
+    touch();
+    if (!co_await d.to_stream->write_all(buf)) {
+      if (!closing_) fail(d.write_error);
+      co_return;
+    }
   }
 }
 

@@ -6,7 +6,9 @@
 //  - splice: socket -> pipe -> socket with nonblocking splice(2), woken by io_uring
 //    poll; the bytes never enter userspace. The default: faster here (make bench).
 //  - buffer: io_uring recv into a provided buffer ring, then send. Needed wherever
-//    userspace must see the bytes (TLS, HTTP); idle connections hold no buffer.
+//    userspace must see the bytes (HTTP); idle connections hold no buffer.
+// When either side is TLS (a Stream that is not plain) bytes go through the streams'
+// read and write_all whatever the mode: only plaintext can be spliced.
 #pragma once
 
 #include <chrono>
@@ -15,6 +17,7 @@
 
 #include "ramjet/hooks/connection.h"
 #include "ramjet/task.h"
+#include "runtime/stream.h"
 #include "runtime/worker.h"
 
 namespace ramjet::proxy {
@@ -29,8 +32,8 @@ struct RelayLimits {
 class Relay {
  public:
   // `buffers` is required for kBuffer and ignored for kSplice.
-  Relay(runtime::Worker& w, int client_fd, int upstream_fd, RelayMode mode, RelayLimits limits,
-        runtime::BufferRing* buffers);
+  Relay(runtime::Worker& w, runtime::Stream& client, runtime::Stream& upstream, RelayMode mode,
+        RelayLimits limits, runtime::BufferRing* buffers);
 
   // Runs until both directions finish; sets reason() if something cut it short.
   Task<void> run();
@@ -47,6 +50,8 @@ class Relay {
   struct Direction {
     int from;
     int to;
+    runtime::Stream* from_stream;
+    runtime::Stream* to_stream;
     std::uint64_t* counter;
     CloseReason read_error;   // what a failure reading `from` means
     CloseReason write_error;  // what a failure writing `to` means
@@ -54,11 +59,14 @@ class Relay {
 
   Task<void> pump_splice(Direction d);
   Task<void> pump_buffer(Direction d);
+  Task<void> pump_stream(Direction d);
   Task<void> watchdog();
   void fail(CloseReason why);
   void touch() { last_activity_ = runtime::Clock::now(); }
 
   runtime::Worker& worker_;
+  runtime::Stream& client_;
+  runtime::Stream& upstream_;
   int client_fd_;
   int upstream_fd_;
   RelayMode mode_;

@@ -136,6 +136,7 @@ void Session::close_epilogue(int client_fd, const ConnectionInfo& info, Connecti
     r.duration = stats.duration;
     r.reason = stats.reason;
     r.decisions = &audit_.decisions;
+    r.tls = info.tls ? &*info.tls : nullptr;
     nlohmann::json kernel = datapath::connection_flow_json(wc_.datapath, info);
     r.kernel = &kernel;
     wc_.audit_log->write(telemetry::encode_audit_line(r));

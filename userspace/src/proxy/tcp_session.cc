@@ -11,6 +11,7 @@
 
 #include "datapath/verdicts.h"
 #include "proxy/egress_chain.h"
+#include "proxy/tls_streams.h"
 #include "telemetry/access_log.h"
 
 namespace ramjet::proxy {
@@ -29,16 +30,26 @@ TcpSession::TcpSession(WorkerContext& wc, const config::Endpoint& ep,
 HostPort TcpSession::upstream_target() const {
   // Transparent endpoints relay to where the client was going (the datapath kept it).
   if (ep_.transparent) return HostPort{info_.local.ip().unmapped().to_string(), info_.local.port()};
-  return *ep_.upstream;
+  return ep_.upstream->target;
 }
 
 void TcpSession::force_close(CloseReason why) {
   if (!close_reason_) close_reason_ = why;
-  if (relay_) relay_->force_close(why);
+  if (relay_) {
+    relay_->force_close(why);
+  } else {
+    ::shutdown(client_fd_, SHUT_RDWR);  // ends a TLS handshake in progress
+  }
 }
 
 Task<void> TcpSession::run() {
   ctx_ = wc_.hooks.make_connection_context();
+  client_ = co_await open_client_stream(wc_, ep_, counters_, client_fd_, info_);
+  if (!client_) {
+    close_reason_ = CloseReason::kDownstreamError;
+    finish();
+    co_return;
+  }
 
   set_state(SessionState::kHooks);
   auto t0 = runtime::Clock::now();
@@ -53,16 +64,17 @@ Task<void> TcpSession::run() {
     close_reason_ = CloseReason::kBlockedIngress;
   }
 
+  bool connected = false;
   if (!close_reason_) {
     set_state(SessionState::kConnecting);
-    upstream_fd_ = co_await connect_upstream();
+    connected = co_await connect_upstream();
   }
 
-  if (upstream_fd_ >= 0 && !close_reason_) {
+  if (connected && !close_reason_) {
     RelayLimits limits{ep_.idle_timeout, ep_.max_lifetime};
     RelayMode mode =
         ep_.relay == config::RelayMode::kBuffer ? RelayMode::kBuffer : RelayMode::kSplice;
-    relay_ = std::make_unique<Relay>(wc_.worker, client_fd_, upstream_fd_, mode, limits,
+    relay_ = std::make_unique<Relay>(wc_.worker, *client_, *upstream_, mode, limits,
                                      wc_.buffers.get());
     set_state(SessionState::kRelaying);
     co_await relay_->run();
@@ -73,17 +85,28 @@ Task<void> TcpSession::run() {
   finish();
 }
 
-Task<int> TcpSession::connect_upstream() {
+Task<bool> TcpSession::connect_upstream() {
   EgressChain chain(wc_, counters_, info_, ctx_.get(), ep_.connect_timeout, audited_decisions());
   HostPort target = upstream_target();
   auto r = co_await chain.connect(target);
   if (auto* e = std::get_if<EgressError>(&r)) {
     close_reason_ = e->close_reason();
-    co_return -1;
+    co_return false;
   }
   const Upstream& up = std::get<Upstream>(r);
   stats_.upstream = up.address.to_string();
-  co_return up.fd;
+  upstream_fd_ = up.fd;
+  const tls::EndpointTls* t = endpoint_tls(wc_, ep_);
+  if (!ep_.upstream_tls || t == nullptr || !t->upstream) {
+    upstream_ = std::make_unique<runtime::PlainStream>(wc_.worker, upstream_fd_);
+    co_return true;
+  }
+  UpstreamTlsFailure failure;
+  auto timeout = ep_.connect_timeout.count() > 0 ? ep_.connect_timeout : wc_.egress.connect_timeout;
+  upstream_ = co_await open_upstream_tls(wc_, *t->upstream, counters_, upstream_fd_, target.host,
+                                         timeout, info_.id, failure);
+  if (!upstream_) close_reason_ = CloseReason::kUpstreamError;
+  co_return upstream_ != nullptr;
 }
 
 void TcpSession::finish() {

@@ -10,6 +10,7 @@
 #include "proxy/relay.h"
 #include "proxy/session.h"
 #include "proxy/worker_context.h"
+#include "runtime/stream.h"
 #include "ramjet/hooks/connection.h"
 #include "ramjet/task.h"
 
@@ -30,8 +31,9 @@ class TcpSession final : public Session {
   const ConnectionInfo& info() const { return info_; }
 
  private:
-  // Establishes the upstream connection; returns the fd or sets close_reason_.
-  Task<int> connect_upstream();
+  // Establishes the upstream connection (with TLS when the endpoint has upstream_tls);
+  // false with close_reason_ set when it failed.
+  Task<bool> connect_upstream();
   // The endpoint's upstream, or for a transparent endpoint the original destination.
   HostPort upstream_target() const;
   void finish();
@@ -39,6 +41,8 @@ class TcpSession final : public Session {
   const config::Endpoint& ep_;
   int client_fd_;
   int upstream_fd_ = -1;
+  std::unique_ptr<runtime::Stream> client_;
+  std::unique_ptr<runtime::Stream> upstream_;
   ConnectionInfo info_;
   std::shared_ptr<void> ctx_;
   ConnectionStats stats_;

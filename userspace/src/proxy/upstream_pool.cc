@@ -29,45 +29,55 @@ std::size_t UpstreamPool::AddressHash::operator()(const SocketAddress& a) const 
 }
 
 UpstreamPool::~UpstreamPool() {
-  for (auto& [addr, list] : idle_)
-    for (const auto& i : list) ::close(i.fd);
+  for (auto& [addr, list] : idle_) {
+    for (auto& i : list) {
+      i.tls.reset();
+      ::close(i.fd);
+    }
+  }
 }
 
-int UpstreamPool::take(const std::vector<SocketAddress>& addresses, SocketAddress& which,
-                       bool probe) {
-  if (total_ == 0) return -1;
+UpstreamPool::Pooled UpstreamPool::take(const std::vector<SocketAddress>& addresses,
+                                        SocketAddress& which, bool probe,
+                                        std::string_view tls_name) {
+  if (total_ == 0) return {};
   auto now = runtime::Clock::now();
   for (const auto& addr : addresses) {
     auto it = idle_.find(addr);
     if (it == idle_.end()) continue;
     auto& list = it->second;
     // Newest first: the one least likely to have been closed by the server.
-    while (!list.empty()) {
-      Idle i = list.back();
-      list.pop_back();
+    for (std::size_t k = list.size(); k-- > 0;) {
+      if (list[k].tls_name != tls_name) continue;
+      Idle i = std::move(list[k]);
+      list.erase(list.begin() + static_cast<std::ptrdiff_t>(k));
       --total_;
       if (now - i.since <= limits_.max_idle_time && (!probe || still_open(i.fd))) {
         which = addr;
-        return i.fd;
+        return {i.fd, std::move(i.tls)};
       }
+      i.tls.reset();
       ::close(i.fd);
     }
   }
-  return -1;
+  return {};
 }
 
-void UpstreamPool::put(const SocketAddress& address, int fd) {
+void UpstreamPool::put(const SocketAddress& address, int fd, std::unique_ptr<runtime::Stream> tls,
+                       std::string tls_name) {
   auto& list = idle_[address];
   if (total_ >= limits_.max_idle || list.size() >= limits_.per_address) {
     if (list.empty()) {
+      tls.reset();
       ::close(fd);
       return;
     }
+    list.front().tls.reset();
     ::close(list.front().fd);  // make room by dropping the oldest for this address
     list.pop_front();
     --total_;
   }
-  list.push_back({fd, runtime::Clock::now()});
+  list.push_back({fd, runtime::Clock::now(), std::move(tls), std::move(tls_name)});
   ++total_;
 }
 

@@ -9,10 +9,14 @@
 #include <chrono>
 #include <cstddef>
 #include <deque>
+#include <memory>
+#include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
 #include "ramjet/net.h"
+#include "runtime/stream.h"
 #include "runtime/worker.h"
 
 namespace ramjet::proxy {
@@ -35,15 +39,31 @@ class UpstreamPool {
   // `which` to its address. With `probe`, only one the server has not closed (nor sent
   // anything on) meanwhile, at the cost of a recv(MSG_PEEK) system call; without, the
   // caller must be able to send its request again on a new connection.
-  int take(const std::vector<SocketAddress>& addresses, SocketAddress& which, bool probe = true);
+  int take(const std::vector<SocketAddress>& addresses, SocketAddress& which, bool probe = true) {
+    return take(addresses, which, probe, {}).fd;
+  }
   // Keeps `fd` (at a message boundary, nothing unread) for reuse; closes it if full.
-  void put(const SocketAddress& address, int fd);
+  void put(const SocketAddress& address, int fd) { put(address, fd, nullptr, {}); }
+
+  // TLS connections are pooled with their session: `tls` is the stream over `fd`, and
+  // `tls_name` the server name it was verified for; take() hands one back only for the
+  // same name. A plaintext connection has tls == nullptr and tls_name "".
+  struct Pooled {
+    int fd = -1;
+    std::unique_ptr<runtime::Stream> tls;
+  };
+  Pooled take(const std::vector<SocketAddress>& addresses, SocketAddress& which, bool probe,
+              std::string_view tls_name);
+  void put(const SocketAddress& address, int fd, std::unique_ptr<runtime::Stream> tls,
+           std::string tls_name);
   std::size_t idle() const { return total_; }
 
  private:
   struct Idle {
     int fd;
     runtime::Clock::time_point since;
+    std::unique_ptr<runtime::Stream> tls;
+    std::string tls_name;
   };
   // Keyed by the address itself: formatting it as text per request cost a malloc
   // and an inet_ntop (sprintf) on every keep-alive request.

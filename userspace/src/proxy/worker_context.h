@@ -27,6 +27,10 @@ namespace ramjet::http::auth {
 class AuthTable;
 }
 
+namespace ramjet::tls {
+class TlsTable;
+}
+
 namespace ramjet::telemetry {
 class AccessLog;
 class AuditLog;
@@ -57,6 +61,7 @@ struct WorkerContext {
   runtime::Event sessions_empty;             // set when draining and the last session ends
   telemetry::AuditLog* audit_log = nullptr;  // shared by all workers; null when off
   datapath::Datapath* datapath = nullptr;    // the eBPF datapath, when enabled
+  const tls::TlsTable* tls = nullptr;        // the endpoints' TLS contexts
   // Open downstream connections of the whole daemon (server.max_connections).
   std::atomic<std::uint32_t>* open_connections = nullptr;
 };

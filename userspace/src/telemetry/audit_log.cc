@@ -88,6 +88,29 @@ std::string format_rfc3339_utc(std::chrono::system_clock::time_point t) {
   return buf;
 }
 
+static nlohmann::ordered_json tls_json(const TlsInfo* t) {
+  if (t == nullptr) return nullptr;
+  nlohmann::ordered_json j;
+  j["sni"] = t->sni;
+  j["alpn"] = t->alpn;
+  j["version"] = t->version;
+  j["cipher"] = t->cipher;
+  j["resumed"] = t->resumed;
+  if (const auto& c = t->client_certificate) {
+    nlohmann::ordered_json cj;
+    cj["subject"] = c->subject;
+    cj["issuer"] = c->issuer;
+    cj["sans"] = c->sans;
+    cj["serial"] = c->serial;
+    cj["sha256"] = c->sha256;
+    cj["verified"] = c->verified;
+    j["client_certificate"] = std::move(cj);
+  } else {
+    j["client_certificate"] = nullptr;
+  }
+  return j;
+}
+
 std::string encode_audit_line(const AuditRecord& r) {
   nlohmann::ordered_json j;
   j["flow"] = r.flow;
@@ -103,6 +126,7 @@ std::string encode_audit_line(const AuditRecord& r) {
   j["duration_ms"] = static_cast<double>(r.duration.count()) / 1000.0;
   j["close_reason"] = to_string(r.reason);
   j["decisions"] = decisions_json(r.decisions);
+  j["tls"] = tls_json(r.tls);
   if (r.kernel != nullptr)
     j["kernel"] = nlohmann::ordered_json(*r.kernel);
   else

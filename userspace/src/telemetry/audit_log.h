@@ -86,6 +86,7 @@ struct AuditRecord {
   std::chrono::microseconds duration{0};
   CloseReason reason = CloseReason::kCompleted;
   const FlowDecisions* decisions = nullptr;
+  const TlsInfo* tls = nullptr;  // the client's TLS handshake; null on plaintext
   // What the eBPF datapath saw of the flow (datapath::connection_flow_json); null
   // or nullptr for a flow it did not escalate.
   const nlohmann::json* kernel = nullptr;

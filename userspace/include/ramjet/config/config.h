@@ -15,6 +15,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,6 +24,7 @@
 #include <vector>
 
 #include "ramjet/config/datapath_settings.h"
+#include "ramjet/config/tls_settings.h"
 #include "ramjet/config/values.h"
 #include "ramjet/net.h"
 #include "ramjet/result.h"
@@ -242,7 +244,9 @@ struct Endpoint {
   std::string name;
   SocketAddress listen;
   Onramp onramp = Onramp::kTcp;
-  std::optional<HostPort> upstream;
+  std::optional<UpstreamTarget> upstream;
+  std::optional<TlsServerSettings> tls;
+  std::optional<TlsClientSettings> upstream_tls;
   milliseconds connect_timeout{0};
   milliseconds idle_timeout{300'000};
   milliseconds max_lifetime{0};
@@ -267,7 +271,14 @@ struct Endpoint {
       "How traffic arrives: tcp (a plain TCP relay to upstream) or http (an HTTP/1.1 forward "
       "proxy: CONNECT tunnels and absolute-form requests).");
     f("upstream", &Endpoint::upstream,
-      "Where tcp endpoints relay to: name:port, ip:port or [ipv6]:port. Required for tcp.");
+      "Where tcp endpoints relay to (required): name:port, ip:port or [ipv6]:port. On an "
+      "http endpoint it turns on reverse-proxy mode: origin-form requests go to "
+      "http://host[:port] or https://host[:port].");
+    f("tls", &Endpoint::tls,
+      "Terminate TLS from clients (tcp: a TLS-terminating TCP proxy; http: an HTTPS proxy).");
+    f("upstream_tls", &Endpoint::upstream_tls,
+      "TLS to upstreams: on for tcp endpoints when present; for http endpoints the settings "
+      "of https:// upstreams.");
     f("connect_timeout", &Endpoint::connect_timeout,
       "Upstream connect timeout; 0 = egress.connect_timeout.");
     f("idle_timeout", &Endpoint::idle_timeout,
@@ -326,7 +337,17 @@ struct AppSchema {
   std::string app_name;
   settings::ErasedStruct app;       // the top-level `app:` section
   settings::ErasedStruct endpoint;  // each endpoint's `app:` section
+  // Checks that need a layer above config (the tls layer loads the certificate files):
+  // run after the built-in ones when those passed, reporting through the same context.
+  using Check =
+      std::function<void(const Config&, const settings::Node& root, settings::ParseContext&)>;
+  std::vector<Check> checks;
 };
+
+// Where a check should point: the value of `key` in the mapping `map` (else the map,
+// else `fallback`), and the node of endpoints[i].
+settings::Mark mark_of(const settings::Node* map, std::string_view key, settings::Mark fallback);
+const settings::Node* endpoint_node(const settings::Node& root, std::size_t i);
 
 // Reads and validates a config file. Never throws.
 Result<Config> load_file(const std::string& path, const AppSchema& schema);

@@ -48,6 +48,21 @@ enum class FastpathHook : std::uint8_t { kAuto, kXdp, kTc };
 // draining, crashed, accept queue full): bpf/include/ramjet/abi/fallback.h.
 enum class EngineFallback : std::uint8_t { kPass, kReject, kDrop };
 
+// An endpoint's upstream: host:port (tcp endpoints), or http://host[:port] /
+// https://host[:port] (http endpoints in reverse-proxy mode; https speaks TLS to it).
+struct UpstreamTarget {
+  enum class Scheme : std::uint8_t { kNone, kHttp, kHttps };
+  Scheme scheme = Scheme::kNone;
+  HostPort target;
+
+  bool tls() const { return scheme == Scheme::kHttps; }
+  std::string to_string() const {
+    const char* prefix = scheme == Scheme::kHttp ? "http://" : scheme == Scheme::kHttps ? "https://" : "";
+    return prefix + target.to_string();
+  }
+  friend bool operator==(const UpstreamTarget&, const UpstreamTarget&) = default;
+};
+
 // A destination port or inclusive range: 80, "80", "8000-8100". Default: any.
 struct PortRange {
   std::uint16_t min = 0;
@@ -109,6 +124,38 @@ struct Codec<config::OptionalListen> {
   static std::string format(const config::OptionalListen& v) {
     return v.address ? quote_if_needed(v.address->to_string()) : "\"\"";
   }
+};
+
+template <>
+struct Codec<config::UpstreamTarget> {
+  static bool parse(const Node& node, config::UpstreamTarget& out, std::string& error) {
+    const std::string* s = scalar_text(node, error);
+    if (!s) return false;
+    std::string_view text = *s;
+    config::UpstreamTarget v;
+    std::uint16_t default_port = 0;
+    if (text.starts_with("http://")) {
+      v.scheme = config::UpstreamTarget::Scheme::kHttp;
+      default_port = 80;
+      text.remove_prefix(7);
+    } else if (text.starts_with("https://")) {
+      v.scheme = config::UpstreamTarget::Scheme::kHttps;
+      default_port = 443;
+      text.remove_prefix(8);
+    }
+    if (default_port != 0 && text.ends_with("/")) text.remove_suffix(1);
+    auto hp = HostPort::parse(text);
+    if (!hp && default_port != 0 && HostPort::valid_host(text)) hp = HostPort{std::string(text), default_port};
+    if (!hp) {
+      error = "invalid upstream \"" + *s +
+              "\" (expected host:port, http://host[:port] or https://host[:port])";
+      return false;
+    }
+    v.target = *hp;
+    out = v;
+    return true;
+  }
+  static std::string format(const config::UpstreamTarget& v) { return quote_if_needed(v.to_string()); }
 };
 
 template <>

@@ -1,0 +1,36 @@
+// ClientContext: how an endpoint speaks TLS to its upstreams (`upstream_tls`, or the
+// defaults for https:// upstreams): the trusted CAs, ALPN, an optional client
+// certificate. Built once at start, shared by every worker.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "ramjet/config/tls_settings.h"
+#include "tls/boringssl.h"
+
+namespace ramjet::tls {
+
+// The system's trust store (Debian's ca-certificates).
+inline constexpr const char* kSystemCaFile = "/etc/ssl/certs/ca-certificates.crt";
+
+class ClientContext {
+ public:
+  // Null with `error_key` (relative to upstream_tls) and `error` set when a file fails.
+  static std::shared_ptr<ClientContext> create(const config::TlsClientSettings& s,
+                                               std::string& error_key, std::string& error);
+
+  // A client-side SSL for a connection to `host` (a name or an IP literal): SNI is
+  // settings.sni or the host name; the certificate must be valid for that name (or IP).
+  bssl::UniquePtr<SSL> new_ssl(std::string_view host) const;
+  const config::TlsClientSettings& settings() const { return settings_; }
+
+ private:
+  explicit ClientContext(const config::TlsClientSettings& s) : settings_(s) {}
+  config::TlsClientSettings settings_;
+  bssl::UniquePtr<SSL_CTX> ctx_;
+  std::string alpn_wire_;  // the ALPN list in wire format
+};
+
+}  // namespace ramjet::tls

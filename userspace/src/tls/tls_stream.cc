@@ -1,0 +1,251 @@
+#include "tls/tls_stream.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "tls/certificate_facts.h"
+
+namespace ramjet::tls {
+namespace {
+
+// Plaintext handed to one SSL_write: a few records, so a large write does not grow the
+// output BIO without bound before it is sent.
+constexpr std::size_t kWriteChunk = 64 * 1024;
+constexpr std::size_t kRecordSize = 16 * 1024;
+constexpr std::size_t kRecvSize = 17 * 1024;  // one full record with its overhead
+
+}  // namespace
+
+TlsStream::TlsStream(runtime::Worker& w, int fd, runtime::BufferRing* buffers)
+    : Stream(fd), worker_(w), buffers_(buffers) {}
+
+TlsStream::~TlsStream() = default;
+
+void TlsStream::attach(bssl::UniquePtr<SSL> ssl) {
+  ssl_ = std::move(ssl);
+  rbio_ = BIO_new(BIO_s_mem());
+  wbio_ = BIO_new(BIO_s_mem());
+  // An empty input BIO means "more later", not end of file.
+  BIO_set_mem_eof_return(rbio_, -1);
+  SSL_set_bio(ssl_.get(), rbio_, wbio_);
+}
+
+std::unique_ptr<TlsStream> TlsStream::server(runtime::Worker& w, int fd, const ServerContext& ctx,
+                                             runtime::BufferRing* buffers) {
+  std::unique_ptr<TlsStream> s(new TlsStream(w, fd, buffers));
+  s->server_ = true;
+  s->attach(ctx.new_ssl(&s->notes_));
+  SSL_set_accept_state(s->ssl_.get());
+  return s;
+}
+
+std::unique_ptr<TlsStream> TlsStream::client(runtime::Worker& w, int fd, const ClientContext& ctx,
+                                             std::string_view host, runtime::BufferRing* buffers) {
+  std::unique_ptr<TlsStream> s(new TlsStream(w, fd, buffers));
+  s->attach(ctx.new_ssl(host));
+  SSL_set_connect_state(s->ssl_.get());
+  return s;
+}
+
+HandshakeFailure TlsStream::classify(std::uint32_t err) const {
+  if (notes_.no_certificate) return HandshakeFailure::kNoCertificate;
+  if (ERR_GET_LIB(err) != ERR_LIB_SSL) return HandshakeFailure::kProtocol;
+  switch (ERR_GET_REASON(err)) {
+    case SSL_R_NO_SHARED_CIPHER:
+    case SSL_R_NO_SHARED_GROUP:
+    case SSL_R_NO_COMMON_SIGNATURE_ALGORITHMS:
+    case SSL_R_UNSUPPORTED_PROTOCOL:
+    case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
+    case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
+    case SSL_R_TLSV1_ALERT_INSUFFICIENT_SECURITY:
+      return HandshakeFailure::kNoSharedCipher;
+    case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+    case SSL_R_CERTIFICATE_VERIFY_FAILED:
+      return server_ ? HandshakeFailure::kClientCertificate : HandshakeFailure::kProtocol;
+    default:
+      return HandshakeFailure::kProtocol;
+  }
+}
+
+Task<HandshakeFailure> TlsStream::handshake(std::chrono::milliseconds timeout) {
+  auto deadline = runtime::Clock::now() + timeout;
+  if (!ssl_) {
+    detail_ = "cannot create a TLS session";
+    co_return HandshakeFailure::kProtocol;
+  }
+  for (;;) {
+    int r = SSL_do_handshake(ssl_.get());
+    if (r == 1) {
+      // BoringSSL holds a TLS 1.3 server's session tickets until its first write; a
+      // zero-byte write sends them now, so a client that only listens can resume too.
+      if (server_) SSL_write(ssl_.get(), "", 0);
+      if (co_await flush()) co_return HandshakeFailure::kNone;
+      detail_ = "the peer left right after the handshake";
+      co_return HandshakeFailure::kProtocol;
+    }
+    int err = SSL_get_error(ssl_.get(), r);
+    if (err == SSL_ERROR_WANT_READ) {
+      if (!co_await flush()) {
+        detail_ = "the peer left during the handshake";
+        co_return HandshakeFailure::kProtocol;
+      }
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
+                                                                        runtime::Clock::now());
+      if (left.count() <= 0) {
+        detail_ = "handshake not finished within " + std::to_string(timeout.count()) + " ms";
+        co_return HandshakeFailure::kTimeout;
+      }
+      int n = co_await feed(left);
+      if (n == -ETIMEDOUT) {
+        detail_ = "handshake not finished within " + std::to_string(timeout.count()) + " ms";
+        co_return HandshakeFailure::kTimeout;
+      }
+      if (n <= 0) {
+        detail_ = n == 0 ? "the peer closed the connection during the handshake"
+                         : std::string("receive failed: ") + std::strerror(-n);
+        co_return HandshakeFailure::kProtocol;
+      }
+      continue;
+    }
+    std::uint32_t code = ERR_peek_error();
+    HandshakeFailure why = classify(code);
+    if (!server_ && SSL_get_verify_result(ssl_.get()) != X509_V_OK) {
+      certificate_rejected_ = true;
+      detail_ = std::string("certificate verify failed: ") +
+                X509_verify_cert_error_string(SSL_get_verify_result(ssl_.get()));
+      ERR_clear_error();
+    } else {
+      detail_ = code != 0 ? take_error_text() : "handshake failed";
+      if (why == HandshakeFailure::kNoCertificate) detail_ = "no certificate for the requested name";
+    }
+    co_await flush();  // the alert, if BoringSSL wrote one
+    co_return why;
+  }
+}
+
+Task<int> TlsStream::feed(std::chrono::milliseconds timeout) {
+  if (buffers_ != nullptr) {
+    auto op = worker_.recv_select(fd_, buffers_->group(), kRecvSize);
+    if (timeout.count() > 0) op.with_timeout(timeout);
+    int n = co_await op;
+    if (n > 0) {
+      unsigned id = op.op.flags >> IORING_CQE_BUFFER_SHIFT;
+      BIO_write(rbio_, buffers_->buffer(id), n);
+      buffers_->recycle(id);
+      co_return n;
+    }
+    if (n != -ENOBUFS) co_return n;
+  }
+  // No ring, or every ring buffer is in flight: a buffer of our own, this once.
+  auto buf = std::make_unique<char[]>(kRecvSize);
+  auto op = worker_.recv(fd_, buf.get(), kRecvSize);
+  if (timeout.count() > 0) op.with_timeout(timeout);
+  int n = co_await op;
+  if (n > 0) BIO_write(rbio_, buf.get(), n);
+  co_return n;
+}
+
+Task<bool> TlsStream::flush() {
+  for (;;) {
+    if (sending_) {
+      co_await SendDone{this};
+      continue;
+    }
+    if (std::size_t n = BIO_pending(wbio_); n > 0) {
+      std::size_t old = pending_.size();
+      pending_.resize(old + n);
+      BIO_read(wbio_, pending_.data() + old, static_cast<int>(n));
+    }
+    if (pending_.empty() || broken_) co_return !broken_;
+    sending_ = true;
+    std::string batch;
+    batch.swap(pending_);
+    std::string_view rest = batch;
+    while (!rest.empty()) {
+      int n = co_await worker_.send(fd_, rest.data(), rest.size());
+      if (n <= 0) {
+        broken_ = true;
+        break;
+      }
+      rest.remove_prefix(static_cast<std::size_t>(n));
+    }
+    sending_ = false;
+    auto waiters = std::exchange(send_waiters_, {});
+    for (auto h : waiters) h.resume();
+    if (broken_) co_return false;
+  }
+}
+
+Task<int> TlsStream::read(std::string& out, std::size_t max, std::chrono::milliseconds timeout) {
+  for (;;) {
+    std::size_t old = out.size();
+    std::size_t want = std::min(max, kRecordSize);
+    out.resize(old + want);
+    int n = SSL_read(ssl_.get(), out.data() + old, static_cast<int>(want));
+    if (n > 0) {
+      out.resize(old + static_cast<std::size_t>(n));
+      co_return n;
+    }
+    out.resize(old);
+    int err = SSL_get_error(ssl_.get(), n);
+    if (err == SSL_ERROR_ZERO_RETURN) co_return 0;  // close_notify
+    if (err != SSL_ERROR_WANT_READ) {
+      detail_ = take_error_text();
+      co_await flush();
+      co_return -EPROTO;
+    }
+    if (!co_await flush()) co_return -EPIPE;
+    int r = co_await feed(timeout);
+    // EOF without close_notify: the end, as far as a byte stream can tell. HTTP's own
+    // framing catches a truncated message.
+    if (r <= 0) co_return r;
+  }
+}
+
+Task<bool> TlsStream::write_all(std::string_view data) {
+  while (!data.empty()) {
+    std::size_t n = std::min(data.size(), kWriteChunk);
+    int w = SSL_write(ssl_.get(), data.data(), static_cast<int>(n));
+    if (w <= 0) {
+      detail_ = take_error_text();
+      co_return false;
+    }
+    data.remove_prefix(static_cast<std::size_t>(w));
+    if (!co_await flush()) co_return false;
+  }
+  co_return true;
+}
+
+Task<void> TlsStream::shutdown_write() {
+  SSL_shutdown(ssl_.get());  // queues close_notify; the peer's is not waited for
+  co_await flush();
+  ::shutdown(fd_, SHUT_WR);
+}
+
+std::string TlsStream::alpn() const {
+  const std::uint8_t* p = nullptr;
+  unsigned len = 0;
+  SSL_get0_alpn_selected(ssl_.get(), &p, &len);
+  return std::string(reinterpret_cast<const char*>(p), len);
+}
+
+TlsInfo TlsStream::info() const {
+  TlsInfo t;
+  if (const char* sni = SSL_get_servername(ssl_.get(), TLSEXT_NAMETYPE_host_name)) t.sni = sni;
+  t.alpn = alpn();
+  t.version = SSL_get_version(ssl_.get());
+  if (const SSL_CIPHER* c = SSL_get_current_cipher(ssl_.get())) t.cipher = SSL_CIPHER_standard_name(c);
+  t.resumed = SSL_session_reused(ssl_.get()) != 0;
+  if (X509* peer = SSL_get_peer_certificate(ssl_.get())) {
+    t.client_certificate =
+        certificate_facts(peer, SSL_get_verify_result(ssl_.get()) == X509_V_OK);
+    X509_free(peer);
+  }
+  return t;
+}
+
+}  // namespace ramjet::tls
