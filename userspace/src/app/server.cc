@@ -20,6 +20,7 @@
 #include "proxy/h2_session.h"
 #include "proxy/http_session.h"
 #include "proxy/tcp_session.h"
+#include "proxy/tls_streams.h"
 #include "proxy/upstream_pool.h"
 #include "proxy/worker_context.h"
 #include "runtime/thread.h"
@@ -99,7 +100,18 @@ struct ConnectionSlot {
 Task<void> run_session(WorkerContext& wc, const config::Endpoint& ep,
                        telemetry::CounterRow& counters, int fd, ConnectionInfo info) {
   ConnectionSlot slot{wc.open_connections};
-  if (ep.onramp == config::Onramp::kHttp && ep.http.h2c &&
+  if (ep.onramp == config::Onramp::kHttp && proxy::endpoint_tls(wc, ep) != nullptr) {
+    // HTTPS: the handshake's ALPN (RFC 7301) picks HTTP/2 or HTTP/1.1.
+    std::unique_ptr<runtime::Stream> stream =
+        co_await proxy::open_client_stream(wc, ep, counters, fd, info);
+    if (stream && info.tls && info.tls->alpn == "h2") {
+      proxy::H2Session session(wc, ep, counters, *stream, std::move(info));
+      co_await session.run();
+    } else {
+      proxy::HttpSession session(wc, ep, counters, fd, std::move(info), std::move(stream));
+      co_await session.run();
+    }
+  } else if (ep.onramp == config::Onramp::kHttp && ep.http.h2c &&
       co_await proxy::client_preface_follows(wc.worker, fd, ep.idle_timeout, wc.draining)) {
     runtime::PlainStream stream(wc.worker, fd);
     proxy::H2Session session(wc, ep, counters, stream, std::move(info));
