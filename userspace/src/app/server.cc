@@ -100,7 +100,8 @@ struct ConnectionSlot {
 Task<void> run_session(WorkerContext& wc, const config::Endpoint& ep,
                        telemetry::CounterRow& counters, int fd, ConnectionInfo info) {
   ConnectionSlot slot{wc.open_connections};
-  if (ep.onramp == config::Onramp::kHttp && proxy::endpoint_tls(wc, ep) != nullptr) {
+  const tls::EndpointTls* ep_tls = proxy::endpoint_tls(wc, ep);
+  if (ep.onramp == config::Onramp::kHttp && ep_tls != nullptr && ep_tls->server) {
     // HTTPS: the handshake's ALPN (RFC 7301) picks HTTP/2 or HTTP/1.1.
     std::unique_ptr<runtime::Stream> stream =
         co_await proxy::open_client_stream(wc, ep, counters, fd, info);
@@ -112,7 +113,7 @@ Task<void> run_session(WorkerContext& wc, const config::Endpoint& ep,
       co_await session.run();
     }
   } else if (ep.onramp == config::Onramp::kHttp && ep.http.h2c &&
-      co_await proxy::client_preface_follows(wc.worker, fd, ep.idle_timeout, wc.draining)) {
+             co_await proxy::client_preface_follows(wc.worker, fd, ep.idle_timeout, wc.draining)) {
     runtime::PlainStream stream(wc.worker, fd);
     proxy::H2Session session(wc, ep, counters, stream, std::move(info));
     co_await session.run();
