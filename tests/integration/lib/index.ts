@@ -13,6 +13,7 @@ export * from './config.ts';
 export * from './daemon.ts';
 export * from './dns_server.ts';
 export * from './dns_wire.ts';
+export * from './h2.ts';
 export * from './http.ts';
 export * from './lifecycle.ts';
 export * from './metrics.ts';

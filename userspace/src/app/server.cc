@@ -17,8 +17,10 @@
 #include "datapath/datapath.h"
 #include "dns/resolver.h"
 #include "http/auth/proxy_auth.h"
+#include "proxy/h2_session.h"
 #include "proxy/http_session.h"
 #include "proxy/tcp_session.h"
+#include "proxy/tls_streams.h"
 #include "proxy/upstream_pool.h"
 #include "proxy/worker_context.h"
 #include "runtime/thread.h"
@@ -98,11 +100,26 @@ struct ConnectionSlot {
 Task<void> run_session(WorkerContext& wc, const config::Endpoint& ep,
                        telemetry::CounterRow& counters, int fd, ConnectionInfo info) {
   ConnectionSlot slot{wc.open_connections};
-  if (ep.onramp == config::Onramp::kHttp) {
-    proxy::HttpSession session(wc, ep, counters, fd, std::move(info));
+  // TLS is terminated first: ALPN picks the HTTP version, and hooks see TlsInfo.
+  std::unique_ptr<runtime::Stream> client =
+      co_await proxy::open_client_stream(wc, ep, counters, fd, info);
+  if (!client) {
+    ::close(fd);  // the handshake failed: counted and logged by open_client_stream
+    co_return;
+  }
+  const bool http = ep.onramp == config::Onramp::kHttp;
+  const bool h2 = http && (info.tls ? info.tls->alpn == "h2"
+                                    : ep.http.h2c && co_await proxy::client_preface_follows(
+                                                         wc.worker, fd, ep.idle_timeout,
+                                                         wc.draining));
+  if (h2) {
+    proxy::H2Session session(wc, ep, counters, *client, std::move(info));
+    co_await session.run();
+  } else if (http) {
+    proxy::HttpSession session(wc, ep, counters, std::move(client), std::move(info));
     co_await session.run();
   } else {
-    proxy::TcpSession session(wc, ep, counters, fd, std::move(info));
+    proxy::TcpSession session(wc, ep, counters, std::move(client), std::move(info));
     co_await session.run();
   }
 }

@@ -15,6 +15,7 @@
 #include "http/h1/forward_framing.h"
 #include "http/status.h"
 #include "proxy/egress_chain.h"
+#include "proxy/http_forwarding.h"
 #include "proxy/http_wire.h"
 #include "proxy/tls_streams.h"
 #include "proxy/upstream_pool.h"
@@ -32,42 +33,6 @@ using http_wire::reset_on_close;
 using telemetry::Counter;
 
 namespace {
-constexpr std::string_view kVia = "1.1 ramjet";
-
-// HTTP status for an egress failure (RFC 9209 section 2.3 gives the pairing).
-int status_for(const EgressError& e) {
-  switch (e.kind) {
-    case EgressFailure::kBlockedByHook:
-    case EgressFailure::kPrivateRefused:
-      return 403;
-    case EgressFailure::kDnsTimeout:
-    case EgressFailure::kConnectTimeout:
-      return 504;
-    case EgressFailure::kDnsError:
-    case EgressFailure::kConnectRefused:
-      return 502;
-  }
-  return 502;
-}
-
-// An sf-string for Proxy-Status details: printable ASCII, with \ and " escaped.
-std::string sf_string(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '\\' || c == '"') out += '\\';
-    if (c >= 0x20 && c < 0x7f) out += c;
-  }
-  return out + "\"";
-}
-
-// Fields a proxy never copies from a received head: framing and hop-by-hop fields (rebuilt
-// by forward_framing and the session), Trailer, and the proxy's own authentication fields.
-bool never_forwarded(const http::h1::Head& head, std::string_view name) {
-  using http::h1::iequals;
-  return http::h1::is_framing_or_hop_by_hop(head, name) || iequals(name, "trailer") ||
-         iequals(name, "proxy-authorization") || iequals(name, "proxy-authenticate");
-}
-
 // A WebSocket upgrade (RFC 6455): Upgrade lists "websocket", on whichever of its lines.
 bool upgrades_to_websocket(const http::h1::Head& head) {
   return head.upgrade && http::h1::lists_element(head, "upgrade", "websocket");
@@ -117,26 +82,16 @@ std::optional<AbsoluteTarget> parse_absolute(std::string_view t, std::string& wh
   return AbsoluteTarget{std::move(*hp), path, tls};
 }
 
-// A head's end-to-end fields as they leave the proxy: Proxy-Authorization never
-// (it was for us), and every Via merged into one with ours appended (RFC 9110 7.6.3).
-void append_forwarded_fields(std::string& out, const HttpHeaders& headers) {
-  std::string via;
-  for (const auto& f : headers.fields()) {
-    if (http::h1::iequals(f.name, "proxy-authorization")) continue;
-    if (http::h1::iequals(f.name, "via")) {
-      via.append(via.empty() ? "" : ", ").append(f.value);
-      continue;
-    }
-    append_field(out, f.name, f.value);
-  }
-  via.append(via.empty() ? "" : ", ").append(kVia);
-  append_field(out, "Via", via);
-}
 }  // namespace
 
 HttpSession::HttpSession(WorkerContext& wc, const config::Endpoint& ep,
-                         telemetry::CounterRow& counters, int client_fd, ConnectionInfo info)
-    : Session(wc, counters), ep_(ep), client_fd_(client_fd), info_(std::move(info)) {
+                         telemetry::CounterRow& counters, std::unique_ptr<runtime::Stream> client,
+                         ConnectionInfo info)
+    : Session(wc, counters),
+      ep_(ep),
+      client_fd_(client->fd()),
+      client_(std::move(client)),
+      info_(std::move(info)) {
   started_ = runtime::Clock::now();
   bind_view({&info_, &stats_, &relay_, &started_});
   if (wc_.authenticators != nullptr) auth_ = wc_.authenticators->find(ep_.name);
@@ -175,9 +130,7 @@ std::string HttpSession::render_error(const ProxyError& e) {
   if (!e.details.empty()) body += ": " + e.details;
   body += "\n";
   std::string out = "HTTP/1.1 " + std::to_string(e.status) + " " + reason_phrase(e.status) + "\r\n";
-  std::string status = "ramjet; error=" + std::string(e.type);
-  if (!e.details.empty()) status += "; details=" + sf_string(e.details);
-  append_field(out, "Proxy-Status", status);
+  append_field(out, "Proxy-Status", proxy_status_value(e.type, e.details));
   out += e.extra_fields;
   append_field(out, "Content-Type", "text/plain; charset=utf-8");
   append_field(out, "Content-Length", std::to_string(body.size()));
@@ -209,12 +162,6 @@ Task<std::optional<http::h1::HeadResult>> HttpSession::read_request_head() {
 
 Task<void> HttpSession::run() {
   ctx_ = wc_.hooks.make_connection_context();
-  client_ = co_await open_client_stream(wc_, ep_, counters_, client_fd_, info_);
-  if (!client_) {
-    close_reason_ = CloseReason::kDownstreamError;
-    finish();
-    co_return;
-  }
   set_state(SessionState::kHooks);
   auto t0 = runtime::Clock::now();
   IngressDecision in = co_await wc_.hooks.ingress_handle_connection(info_, ctx_.get());
@@ -263,6 +210,8 @@ HttpRequestHead HttpSession::owned_request(std::optional<HostPort> authority,
   req.target = std::string(head_.target);
   req.authority = std::move(authority);
   req.path = std::move(path);
+  req.version =
+      head_.version == http::h1::Version::kHttp10 ? HttpVersion::kHttp10 : HttpVersion::kHttp11;
   const bool expects_continue = http::h1::lists_element(head_, "expect", "100-continue");
   for (const auto& f : head_.fields) {
     // Hop-by-hop fields are the proxy's; Host and the framing fields are rebuilt.

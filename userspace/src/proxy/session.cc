@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "datapath/json.h"
+#include "datapath/verdicts.h"
 #include "proxy/egress_chain.h"
 #include "proxy/relay.h"
 #include "telemetry/access_log.h"
@@ -31,6 +32,17 @@ const char* to_string(SessionState s) {
       return "closing";
   }
   return "accepted";
+}
+
+Task<bool> Session::ingress_blocks(const ConnectionInfo& info, void* ctx) {
+  auto t0 = runtime::Clock::now();
+  IngressDecision in = co_await wc_.hooks.ingress_handle_connection(info, ctx);
+  bool blocked = in.action == IngressDecision::Action::kBlock;
+  trace_hook(info, "ingress.handle_connection", blocked ? "block" : "allow", in.reason, t0);
+  audit_ingress(blocked, in.reason);
+  datapath::apply_kernel_verdict(wc_.datapath, info, in.kernel, "ingress.handle_connection");
+  if (blocked) counters_.add(Counter::ingress_blocked);
+  co_return blocked;
 }
 
 std::string connection_event(const ConnectionInfo& info, const ConnectionStats* closed) {

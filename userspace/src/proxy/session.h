@@ -10,6 +10,7 @@
 
 #include "proxy/worker_context.h"
 #include "ramjet/hooks/connection.h"
+#include "ramjet/task.h"
 #include "telemetry/audit_log.h"
 #include "telemetry/engine_connection.h"
 
@@ -74,6 +75,10 @@ class Session {
   telemetry::FlowDecisions* audited_decisions() {
     return wc_.audit_log != nullptr ? &audit_.decisions : nullptr;
   }
+  // IngressHook::handle_connection with its trace, audit record, kernel verdict and
+  // counter; true when the hook blocked the connection.
+  Task<bool> ingress_blocks(const ConnectionInfo& info, void* ctx);
+
   // Records IngressHook::handle_connection's decision.
   void audit_ingress(bool blocked, const std::string& reason) {
     audit_.decisions.ingress.decision = blocked ? "block" : "allow";

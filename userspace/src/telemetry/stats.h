@@ -62,6 +62,26 @@ enum class CounterKind : std::uint8_t {
     "Requests sent on an idle keep-alive upstream connection")                                     \
   X(upstream_retries, kCounter, upstream_retries,                                                  \
     "Requests sent again on a new connection: the pooled one was closed unanswered")               \
+  X(h2_connections, kCounter, h2_connections, "HTTP/2 client connections (h2 and h2c)")     \
+  X(h2_streams, kCounter, h2_streams, "HTTP/2 request streams opened by clients")           \
+  X(h2_rapid_resets, kCounter, h2_rapid_resets,                                              \
+    "HTTP/2 connections sent GOAWAY for cancelling streams faster than the limit")           \
+  X(h2_continuation_floods, kCounter, h2_continuation_floods,                                \
+    "HTTP/2 connections closed for too many CONTINUATION frames in one header block")        \
+  X(h2_settings_floods, kCounter, h2_settings_floods,                                        \
+    "HTTP/2 connections closed for sending SETTINGS faster than the limit")                  \
+  X(h2_ping_floods, kCounter, h2_ping_floods,                                                \
+    "HTTP/2 connections closed for sending PING faster than the limit")                      \
+  X(h2_header_lists_too_large, kCounter, h2_header_lists_too_large,                          \
+    "HTTP/2 requests answered 431: header list over http.max_head or http.max_fields")       \
+  X(h2_refused_streams, kCounter, h2_refused_streams,                                        \
+    "HTTP/2 streams refused: more than http.h2_max_concurrent_streams open")                 \
+  X(h2_malformed_requests, kCounter, h2_malformed_requests,                                  \
+    "HTTP/2 streams reset for malformed fields (pseudo-headers, connection fields, case)")   \
+  X(h2_content_length_mismatches, kCounter, h2_content_length_mismatches,                    \
+    "HTTP/2 streams reset: DATA disagreeing with content-length")                            \
+  X(h2_protocol_errors, kCounter, h2_protocol_errors,                                        \
+    "HTTP/2 connections ended for other protocol errors")                                    \
   X(http_client_errors, kCounter, http_client_errors,                                              \
     "Requests the proxy refused itself: 4xx, 501, 505")                                            \
   X(http_upstream_errors, kCounter, http_upstream_errors,                                          \

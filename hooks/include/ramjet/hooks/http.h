@@ -67,6 +67,10 @@ class HttpHeaders {
   std::vector<Field> fields_;
 };
 
+// The HTTP version the client spoke. The head a hook sees is the same for every version;
+// this says which one it came in, for a hook that asks.
+enum class HttpVersion : std::uint8_t { kHttp10, kHttp11, kHttp2 };
+
 struct HttpRequestHead {
   std::string method;
   std::string target;                 // as received: "http://h/p", "h:443" (CONNECT) or "/p"
@@ -75,6 +79,7 @@ struct HttpRequestHead {
   // End-to-end fields, plus Proxy-Authorization (addressed to the proxy, so its hooks
   // see it; it is never forwarded). Host and framing fields are the proxy's.
   HttpHeaders headers;
+  HttpVersion version = HttpVersion::kHttp11;
 };
 
 struct HttpResponseHead {

@@ -198,6 +198,10 @@ struct HttpLimits {
   unsigned max_request_line = 8 * 1024;
   unsigned max_head = 64 * 1024;
   unsigned max_fields = 100;
+  bool h2c = false;
+  unsigned h2_max_concurrent_streams = 100;
+  unsigned h2_reset_burst = 1000;
+  unsigned h2_reset_rate = 33;
 
   static void describe(settings::Fields<HttpLimits>& f) {
     f("max_request_line", &HttpLimits::max_request_line,
@@ -205,6 +209,17 @@ struct HttpLimits {
     f("max_head", &HttpLimits::max_head,
       "Largest request head (request line and fields), in bytes; larger gets 431.");
     f("max_fields", &HttpLimits::max_fields, "Most header fields in one request; more gets 431.");
+    f("h2c", &HttpLimits::h2c,
+      "Also serve HTTP/2 without TLS (h2c, RFC 9113 3.3): a client that opens with the "
+      "HTTP/2 preface gets HTTP/2, any other HTTP/1.1.");
+    f("h2_max_concurrent_streams", &HttpLimits::h2_max_concurrent_streams,
+      "HTTP/2: streams a client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); more "
+      "are refused.");
+    f("h2_reset_burst", &HttpLimits::h2_reset_burst,
+      "HTTP/2: stream resets (RST_STREAM) a client may send in a burst before it gets GOAWAY "
+      "(rapid reset, CVE-2023-44487).");
+    f("h2_reset_rate", &HttpLimits::h2_reset_rate,
+      "HTTP/2: stream resets per second a client earns back after a burst.");
   }
 };
 

@@ -1,0 +1,645 @@
+// H2Session's streams (proxy/h2_session.h): one coroutine per request, from the
+// validated head to the end of its response or tunnel.
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <random>
+
+#include "http/auth/proxy_auth.h"
+#include "http/status.h"
+#include "proxy/egress_chain.h"
+#include "proxy/h2_session.h"
+#include "proxy/http_forwarding.h"
+#include "proxy/http_wire.h"
+#include "proxy/upstream_pool.h"
+
+namespace ramjet::proxy {
+
+using http::h1::BodyKind;
+using http::h1::BodyStatus;
+using http::h1::MessageKind;
+using http::h1::ParseStatus;
+using http::h2::Field;
+using telemetry::Counter;
+
+namespace {
+// Response bytes a stream may have queued beyond the client's window before it waits.
+constexpr std::size_t kHighWater = 64 * 1024;
+constexpr std::size_t kUpstreamRead = 16 * 1024;
+
+// Request fields that do not travel as fields to an HTTP/1.1 upstream: framing is rebuilt,
+// Host comes from :authority, TE is hop-by-hop.
+bool rebuilt_on_forward(std::string_view name) {
+  return name == "host" || name == "content-length" || name == "te";
+}
+
+// Response fields: the upstream's end-to-end fields, Via merged with ours.
+std::vector<Field> client_fields(const HttpHeaders& headers) {
+  std::vector<Field> out;
+  std::string via;
+  for (const auto& f : headers.fields()) {
+    if (HttpHeaders::iequals(f.name, "via")) {
+      via.append(via.empty() ? "" : ", ").append(f.value);
+      continue;
+    }
+    out.push_back({f.name, f.value});
+  }
+  via.append(via.empty() ? "" : ", ").append(kVia);
+  out.push_back({"via", via});
+  return out;
+}
+
+std::string websocket_key() {
+  static constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::random_device rd;
+  unsigned char raw[18] = {};
+  for (int i = 0; i < 16; ++i) raw[i] = static_cast<unsigned char>(rd());
+  std::string out;
+  for (int i = 0; i < 18; i += 3) {
+    unsigned v = (raw[i] << 16) | (raw[i + 1] << 8) | raw[i + 2];
+    out += kB64[(v >> 18) & 63];
+    out += kB64[(v >> 12) & 63];
+    out += kB64[(v >> 6) & 63];
+    out += kB64[v & 63];
+  }
+  return out.substr(0, 22) + "==";  // 16 bytes
+}
+
+// Trailer fields that may travel on (RFC 9110 6.5.1): none that frames, routes or
+// authenticates the message, nor any connection-specific one.
+bool trailer_forwarded(std::string_view name) {
+  static constexpr std::string_view kNever[] = {"content-length",
+                                                "transfer-encoding",
+                                                "host",
+                                                "trailer",
+                                                "te",
+                                                "connection",
+                                                "keep-alive",
+                                                "proxy-connection",
+                                                "upgrade",
+                                                "proxy-authorization",
+                                                "proxy-authenticate"};
+  return std::find(std::begin(kNever), std::end(kNever), name) == std::end(kNever);
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+  return out;
+}
+
+std::string hex(std::size_t n) {
+  char buf[32];
+  int len = std::snprintf(buf, sizeof buf, "%zx", n);
+  return std::string(buf, static_cast<std::size_t>(len));
+}
+
+std::optional<HostPort> authority_of(std::string_view a, std::uint16_t default_port) {
+  if (a.find('@') != std::string_view::npos) return std::nullopt;
+  if (auto hp = HostPort::parse(a)) return hp;
+  std::string_view host = a;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  if (!host.empty() && HostPort::valid_host(host)) return HostPort{std::string(host), default_port};
+  return std::nullopt;
+}
+}  // namespace
+
+std::optional<H2Session::ProxyError> H2Session::authenticate(const HttpRequestHead& req) {
+  if (auth_ == nullptr) return std::nullopt;
+  auto cred = req.headers.get("proxy-authorization");
+  http::auth::AuthResult r = auth_->check(cred.value_or(std::string_view()));
+  if (r.status == http::auth::AuthStatus::kOk) return std::nullopt;
+  std::string details = r.status == http::auth::AuthStatus::kMissing
+                            ? "proxy authentication required"
+                            : "invalid proxy credentials: " + std::string(r.reason);
+  return ProxyError{
+      407, "http_request_denied", std::move(details), {{"proxy-authenticate", auth_->challenge()}}};
+}
+
+void H2Session::answer(Exchange& x, const ProxyError& e) {
+  bool upstream = e.status == 502 || e.status == 504;
+  counters_.add(upstream ? Counter::http_upstream_errors : Counter::http_client_errors);
+  spdlog::info("flow {} stream {}: answered {} {}: {}", info_.id, x.id, e.status, e.type,
+               e.details);
+  if (x.closed) return;
+  std::string body = std::to_string(e.status) + " " + http::reason_phrase(e.status) + ": " + e.type;
+  if (!e.details.empty()) body += ": " + e.details;
+  body += "\n";
+  std::vector<Field> fields = e.extra;
+  fields.push_back({"proxy-status", proxy_status_value(e.type, e.details)});
+  fields.push_back({"content-type", "text/plain; charset=utf-8"});
+  fields.push_back({"content-length", std::to_string(body.size())});
+  conn_.submit_response(x.id, e.status, fields, false);
+  conn_.send_data(x.id, body);
+  conn_.end_data(x.id);
+  x.response_done = true;
+  kick();
+}
+
+void H2Session::answer(Exchange& x, const HttpReply& reply) {
+  if (x.closed) return;
+  std::vector<Field> fields;
+  for (const auto& f : reply.headers.fields())
+    if (!HttpHeaders::iequals(f.name, "content-length")) fields.push_back({f.name, f.value});
+  fields.push_back({"content-length", std::to_string(reply.body.size())});
+  conn_.submit_response(x.id, reply.status, fields, reply.body.empty());
+  if (!reply.body.empty()) {
+    conn_.send_data(x.id, reply.body);
+    conn_.end_data(x.id);
+  }
+  x.response_done = true;
+  kick();
+}
+
+void H2Session::finish_exchange(Exchange& x) {
+  if (x.upstream_fd >= 0) ::close(x.upstream_fd);
+  x.upstream_fd = -1;
+  if (!x.closed && !x.response_done) conn_.reset(x.id, http::h2::kInternalError);
+  exchanges_.erase(x.id);
+  kick();
+}
+
+Task<bool> H2Session::upstream_send(int fd, std::string_view data) {
+  while (!data.empty()) {
+    int n = co_await wc_.worker.send(fd, data.data(), data.size());
+    if (n <= 0) co_return false;
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  co_return true;
+}
+
+Task<int> H2Session::upstream_recv(int fd, std::string& buf) {
+  std::size_t old = buf.size();
+  buf.resize(old + kUpstreamRead);
+  auto op = wc_.worker.recv(fd, buf.data() + old, kUpstreamRead);
+  if (ep_.idle_timeout.count() > 0) op.with_timeout(ep_.idle_timeout);
+  int n = co_await op;
+  buf.resize(old + static_cast<std::size_t>(n > 0 ? n : 0));
+  co_return n;
+}
+
+Task<bool> H2Session::send_to_client(Exchange& x, std::string_view data) {
+  if (x.closed) co_return false;
+  if (data.empty()) co_return true;
+  conn_.send_data(x.id, data);
+  stats_.bytes_to_client += data.size();
+  kick();
+  while (!x.closed && conn_.buffered(x.id) > kHighWater) co_await x.window.wait();
+  co_return !x.closed;
+}
+
+Task<std::optional<H2Session::ProxyError>> H2Session::open_upstream(Exchange& x,
+                                                                    const HostPort& target,
+                                                                    bool reuse) {
+  EgressChain chain(wc_, counters_, info_, ctx_.get(), ep_.connect_timeout, audited_decisions());
+  auto decided = co_await chain.decide(target);
+  if (auto* e = std::get_if<EgressError>(&decided))
+    co_return ProxyError{status_for(*e), e->proxy_status(), e->message};
+  auto& dest = std::get<EgressChain::Destinations>(decided);
+  if (reuse) {
+    SocketAddress which;
+    int fd = wc_.pool->take(dest.addresses, which, /*probe=*/true);
+    if (fd >= 0) {
+      counters_.add(Counter::upstream_reused);
+      x.upstream_fd = fd;
+      x.upstream_address = which;
+      co_return std::nullopt;
+    }
+  }
+  auto r = co_await chain.connect_to(std::move(dest));
+  if (auto* e = std::get_if<EgressError>(&r))
+    co_return ProxyError{status_for(*e), e->proxy_status(), e->message};
+  const Upstream& up = std::get<Upstream>(r);
+  x.upstream_fd = up.fd;
+  x.upstream_address = up.address;
+  stats_.upstream = up.address.to_string();
+  co_return std::nullopt;
+}
+
+Task<void> H2Session::serve(Exchange& x) {
+  const http::h2::RequestHead& h = x.head;
+  counters_.add(Counter::http_requests);
+  HttpRequestHead req;
+  req.method = h.method;
+  req.version = HttpVersion::kHttp2;
+  for (const auto& f : h.fields)
+    if (!rebuilt_on_forward(f.name)) req.headers.add(f.name, f.value);
+
+  if (auto denied = authenticate(req)) {
+    answer(x, *denied);
+  } else if (h.method == "CONNECT" && h.protocol.empty()) {
+    req.target = h.authority;
+    req.authority = HostPort::parse(h.authority);
+    req.path = "/";
+    if (!req.authority)
+      answer(x, {400, "http_request_error", "CONNECT :authority must be host:port"});
+    else
+      co_await connect(x, std::move(req));
+  } else if (h.method == "CONNECT") {
+    if (h.protocol != "websocket" || h.scheme != "http") {
+      answer(x, {501, "http_request_error",
+                 "extended CONNECT is forwarded for :protocol websocket over http only"});
+    } else {
+      req.method = "GET";
+      req.authority = authority_of(h.authority, 80);
+      req.path = h.path;
+      req.target = "http://" + h.authority + h.path;
+      if (!req.authority)
+        answer(x, {400, "http_request_error", "invalid :authority"});
+      else
+        co_await websocket(x, std::move(req));
+    }
+  } else if (h.scheme != "http" && !h.authority.empty()) {
+    answer(x, {400, "http_request_error",
+               "only http:// requests are forwarded; use CONNECT for https"});
+  } else {
+    req.path = h.path;
+    if (!h.authority.empty()) {
+      req.authority = authority_of(h.authority, 80);
+      req.target = "http://" + h.authority + h.path;
+    } else {
+      req.target = h.path;
+    }
+    if (!h.authority.empty() && !req.authority)
+      answer(x, {400, "http_request_error", "invalid :authority"});
+    else
+      co_await forward(x, std::move(req));
+  }
+  finish_exchange(x);
+}
+
+Task<void> H2Session::connect(Exchange& x, HttpRequestHead req) {
+  audit_.kind = telemetry::FlowKind::kConnect;
+  auto t0 = runtime::Clock::now();
+  ConnectDirective d = co_await wc_.hooks.http_connect_request(info_, req, ctx_.get());
+  bool deny = d.action == ConnectDirective::Action::kDeny;
+  trace_hook(info_, "http.handle_proxy_connect_request", deny ? "deny" : "allow",
+             deny ? d.reason : req.authority->to_string(), t0);
+  if (deny) {
+    answer(x, {d.status, "http_request_denied", d.reason});
+    co_return;
+  }
+  if (auto err = co_await open_upstream(x, *req.authority, /*reuse=*/false)) {
+    answer(x, *err);
+    co_return;
+  }
+  HttpResponseHead resp;
+  resp.status = 200;
+  t0 = runtime::Clock::now();
+  wc_.hooks.http_connect_response(info_, resp, ctx_.get());
+  trace_hook(
+      info_, "http.handle_proxy_connect_response", "continue",
+      [&] { return std::to_string(resp.headers.fields().size()) + " fields"; }, t0);
+  std::vector<Field> fields;
+  for (const auto& f : resp.headers.fields()) fields.push_back({f.name, f.value});
+  if (x.closed || !conn_.submit_response(x.id, resp.status, fields, false)) co_return;
+  kick();
+  counters_.add(Counter::http_connect_tunnels);
+  co_await tunnel(x, {});
+}
+
+Task<void> H2Session::tunnel(Exchange& x, std::string upstream_bytes) {
+  runtime::JoinSet down;
+  down.start(upstream_to_client(x, std::move(upstream_bytes)));
+  bool ok = co_await client_to_upstream(x, /*chunked=*/false, nullptr);
+  if (x.upstream_fd >= 0) ::shutdown(x.upstream_fd, ok ? SHUT_WR : SHUT_RDWR);
+  co_await down.wait();
+  x.response_done = true;
+}
+
+Task<void> H2Session::upstream_to_client(Exchange& x, std::string pending) {
+  if (!co_await send_to_client(x, pending)) co_return;
+  std::string buf;
+  for (;;) {
+    buf.clear();
+    int n = co_await upstream_recv(x.upstream_fd, buf);
+    if (n == 0) {
+      conn_.end_data(x.id);
+      kick();
+      co_return;
+    }
+    // A tunnel is idle only when neither direction moved (as the TCP relay counts it).
+    if (n == -ETIMEDOUT && !x.closed && runtime::Clock::now() - x.client_active < ep_.idle_timeout)
+      continue;
+    if (n < 0) {
+      if (!x.closed) conn_.reset(x.id, http::h2::kConnectError);
+      kick();
+      co_return;
+    }
+    if (!co_await send_to_client(x, buf)) co_return;
+  }
+}
+
+Task<bool> H2Session::client_to_upstream(Exchange& x, bool chunked, BodyFilter* filter) {
+  std::string out;
+  for (;;) {
+    while (x.body.empty() && !x.ended && !x.closed) co_await x.input.wait();
+    if (x.reset != 0) co_return false;
+    if (!x.body.empty()) {
+      std::string data = std::move(x.body);
+      x.body.clear();
+      out.clear();
+      if (filter == nullptr)
+        out = std::move(data);
+      else if (filter->on_data(data, out) == BodyFilter::Result::kAbort)
+        co_return false;
+      const std::size_t n = filter == nullptr ? out.size() : data.size();
+      if (chunked && !out.empty()) out = hex(out.size()) + "\r\n" + out + "\r\n";
+      if (!out.empty() && !co_await upstream_send(x.upstream_fd, out)) co_return false;
+      x.client_active = runtime::Clock::now();
+      conn_.consume(x.id, n);
+      kick();
+      continue;
+    }
+    if (x.ended) {
+      out.clear();
+      if (filter != nullptr && filter->on_end(out) == BodyFilter::Result::kAbort) co_return false;
+      if (chunked) {
+        std::string tail = out.empty() ? "" : hex(out.size()) + "\r\n" + out + "\r\n";
+        tail += "0\r\n";
+        for (const auto& f : x.trailers)
+          if (trailer_forwarded(f.name)) http_wire::append_field(tail, f.name, f.value);
+        tail += "\r\n";
+        out = std::move(tail);
+      }
+      co_return out.empty() || co_await upstream_send(x.upstream_fd, out);
+    }
+    co_return false;  // closed without END_STREAM
+  }
+}
+
+Task<std::optional<H2Session::ProxyError>> H2Session::read_response_head(Exchange& x,
+                                                                         std::string& buf,
+                                                                         http::h1::Head& head,
+                                                                         std::string_view method,
+                                                                         std::size_t& consumed) {
+  http::h1::HeadParser parser(MessageKind::kResponse, {}, method);
+  for (;;) {
+    auto r = parser.parse(buf, head);
+    if (r.status == ParseStatus::kError)
+      co_return ProxyError{502, "http_protocol_error", std::string(r.error.reason)};
+    if (r.status == ParseStatus::kNeedMore) {
+      int n = co_await upstream_recv(x.upstream_fd, buf);
+      if (n == -ETIMEDOUT)
+        co_return ProxyError{504, "http_response_incomplete", "no response in time"};
+      if (n <= 0)
+        co_return ProxyError{502, "http_response_incomplete",
+                             buf.empty() ? "upstream closed without a response"
+                                         : "upstream closed inside the response head"};
+      continue;
+    }
+    // Interim responses (100 Continue, 103 Early Hints) pass through; the final one follows.
+    if (head.status_code < 200 && head.body != BodyKind::kTunnel) {
+      if (!x.closed) {
+        std::vector<Field> fields;
+        for (const auto& f : head.fields)
+          if (!never_forwarded(head, f.name))
+            fields.push_back({std::string(f.name), std::string(f.value)});
+        conn_.submit_interim(x.id, head.status_code, fields);
+        kick();
+      }
+      buf.erase(0, r.consumed);
+      parser.reset(method);
+      continue;
+    }
+    consumed = r.consumed;
+    co_return std::nullopt;
+  }
+}
+
+Task<bool> H2Session::request_hook(Exchange& x, HttpRequestHead& req, void* req_ctx,
+                                   std::unique_ptr<BodyFilter>& filter) {
+  auto t0 = runtime::Clock::now();
+  RequestDirective rd = co_await wc_.hooks.http_request(info_, req, ctx_.get(), req_ctx);
+  if (auto* respond = std::get_if<RequestDirective::Respond>(&rd.value)) {
+    trace_hook(
+        info_, "http.handle_request", "respond",
+        [&] { return std::to_string(respond->reply.status); }, t0);
+    answer(x, respond->reply);
+    co_return false;
+  }
+  filter = std::move(std::get<RequestDirective::Continue>(rd.value).body_filter);
+  trace_hook(
+      info_, "http.handle_request", "continue",
+      [&] { return req.authority ? req.authority->to_string() + req.path : req.path; }, t0);
+  co_return true;
+}
+
+Task<bool> H2Session::response_hook(Exchange& x, const HttpRequestHead& req, HttpResponseHead& resp,
+                                    void* req_ctx, std::unique_ptr<BodyFilter>& filter) {
+  auto t0 = runtime::Clock::now();
+  ResponseDirective rd = co_await wc_.hooks.http_response(info_, req, resp, ctx_.get(), req_ctx);
+  if (auto* respond = std::get_if<ResponseDirective::Respond>(&rd.value)) {
+    trace_hook(
+        info_, "http.handle_response", "respond",
+        [&] { return std::to_string(respond->reply.status); }, t0);
+    answer(x, respond->reply);
+    co_return false;
+  }
+  filter = std::move(std::get<ResponseDirective::Continue>(rd.value).body_filter);
+  trace_hook(
+      info_, "http.handle_response", "continue", [&] { return std::to_string(resp.status); }, t0);
+  co_return true;
+}
+
+Task<void> H2Session::forward(Exchange& x, HttpRequestHead req) {
+  std::shared_ptr<void> req_ctx = wc_.hooks.make_request_context();
+  std::unique_ptr<BodyFilter> request_filter;
+  if (!co_await request_hook(x, req, req_ctx.get(), request_filter)) co_return;
+  if (!req.authority) {
+    answer(x, {400, "http_request_error",
+               "this is a forward proxy: send :scheme http with an :authority, or CONNECT"});
+    co_return;
+  }
+
+  std::optional<std::string> length;
+  for (const auto& f : x.head.fields)
+    if (f.name == "content-length") length = f.value;
+  const bool has_body = !x.head.end_stream;
+  const bool chunked = has_body && (request_filter != nullptr || !length);
+  std::string out;
+  out.append(req.method).append(" ").append(req.path).append(" HTTP/1.1\r\n");
+  http_wire::append_field(
+      out, "Host", req.authority->port == 80 ? req.authority->host : req.authority->to_string());
+  append_forwarded_fields(out, req.headers);
+  if (chunked)
+    http_wire::append_field(out, "Transfer-Encoding", "chunked");
+  else if (length)
+    http_wire::append_field(out, "Content-Length", *length);
+  out += "\r\n";
+
+  set_state(SessionState::kConnecting);
+  if (auto err = co_await open_upstream(x, *req.authority, /*reuse=*/true)) {
+    answer(x, *err);
+    co_return;
+  }
+  set_state(SessionState::kRelaying);
+  if (!co_await upstream_send(x.upstream_fd, out)) {
+    answer(x, {502, "http_request_error", "upstream closed while sending the request"});
+    co_return;
+  }
+  if (has_body && !co_await client_to_upstream(x, chunked, request_filter.get())) {
+    // The origin has part of the request: a reset tells it the request was aborted.
+    http_wire::reset_on_close(x.upstream_fd);
+    if (!x.closed) answer(x, {502, "http_request_error", "the request body was not forwarded"});
+    co_return;
+  }
+
+  std::string up;
+  http::h1::Head head;
+  std::size_t consumed = 0;
+  if (auto err = co_await read_response_head(x, up, head, req.method, consumed)) {
+    answer(x, *err);
+    co_return;
+  }
+  if (head.body == BodyKind::kTunnel) {
+    answer(x, {502, "http_protocol_error", "the upstream switched protocols unasked"});
+    co_return;
+  }
+  HttpResponseHead resp;
+  resp.status = head.status_code;
+  resp.reason = std::string(head.reason);
+  for (const auto& f : head.fields)
+    if (!never_forwarded(head, f.name)) resp.headers.add(std::string(f.name), std::string(f.value));
+  // A hook's own answer leaves the upstream body unread: that connection is not pooled.
+  std::unique_ptr<BodyFilter> filter;
+  if (!co_await response_hook(x, req, resp, req_ctx.get(), filter)) co_return;
+
+  std::vector<Field> fields = client_fields(resp.headers);
+  if (head.body == BodyKind::kContentLength && filter == nullptr)
+    fields.push_back({"content-length", std::to_string(head.content_length)});
+  if (req.method == "HEAD")  // the length a GET would have had, as received
+    for (const auto& f : head.fields)
+      if (http::h1::iequals(f.name, "content-length"))
+        fields.push_back({"content-length", std::string(f.value)});
+  const bool no_body = head.body == BodyKind::kNone;
+  if (x.closed || !conn_.submit_response(x.id, resp.status, fields, no_body)) co_return;
+  kick();
+  up.erase(0, consumed);
+  if (no_body) {
+    x.response_done = true;
+  } else if (!co_await relay_response_body(x, up, head, filter.get())) {
+    if (!x.closed) conn_.reset(x.id, http::h2::kInternalError);
+    x.response_done = true;
+    kick();
+    co_return;
+  }
+  if (head.keep_alive && head.body != BodyKind::kUntilClose && up.empty()) {
+    wc_.pool->put(x.upstream_address, x.upstream_fd);  // now the worker's, for any client
+    x.upstream_fd = -1;
+  }
+}
+
+Task<bool> H2Session::relay_response_body(Exchange& x, std::string& buf, const http::h1::Head& head,
+                                          BodyFilter* filter) {
+  http::h1::ContentLengthBody fixed(head.content_length);
+  http::h1::ChunkedDecoder chunked(MessageKind::kResponse);
+  std::vector<http::h1::Field> trailers;
+  std::vector<Field> trailers_out;
+  std::string out;
+  for (;;) {
+    http::h1::BodyResult r;
+    if (head.body == BodyKind::kContentLength) {
+      r = fixed.decode(buf);
+    } else if (head.body == BodyKind::kChunked) {
+      r = chunked.decode(buf, trailers);
+    } else {  // until the upstream closes
+      r.status = buf.empty() ? BodyStatus::kNeedMore : BodyStatus::kData;
+      r.data = buf;
+      r.consumed = buf.size();
+    }
+    if (r.status == BodyStatus::kError) co_return false;
+    if (r.status == BodyStatus::kData) {
+      out.clear();
+      if (filter == nullptr)
+        out.assign(r.data);
+      else if (filter->on_data(r.data, out) == BodyFilter::Result::kAbort)
+        co_return false;
+      buf.erase(0, r.consumed);
+      if (!co_await send_to_client(x, out)) co_return false;
+      continue;
+    }
+    if (r.status == BodyStatus::kDone) {
+      for (const auto& f : trailers)  // views into buf: copied before it moves
+        if (trailer_forwarded(lower(f.name)))
+          trailers_out.push_back({lower(f.name), std::string(f.value)});
+      buf.erase(0, r.consumed);
+      break;
+    }
+    buf.erase(0, r.consumed);
+    int n = co_await upstream_recv(x.upstream_fd, buf);
+    if (n == 0 && head.body == BodyKind::kUntilClose) break;
+    if (n <= 0) co_return false;
+  }
+  out.clear();
+  if (filter != nullptr && filter->on_end(out) == BodyFilter::Result::kAbort) co_return false;
+  if (!co_await send_to_client(x, out)) co_return false;
+  conn_.end_data(x.id, std::move(trailers_out));
+  x.response_done = true;
+  kick();
+  co_return true;
+}
+
+Task<void> H2Session::websocket(Exchange& x, HttpRequestHead req) {
+  std::shared_ptr<void> req_ctx = wc_.hooks.make_request_context();
+  std::unique_ptr<BodyFilter> unused;  // a tunnel's bytes are no body to filter
+  if (!co_await request_hook(x, req, req_ctx.get(), unused)) co_return;
+  if (auto err = co_await open_upstream(x, *req.authority, /*reuse=*/false)) {
+    answer(x, *err);
+    co_return;
+  }
+  // RFC 8441 5: the HTTP/1.1 upgrade this stream stands for (RFC 6455 4.1).
+  std::string out;
+  out.append("GET ").append(req.path).append(" HTTP/1.1\r\n");
+  http_wire::append_field(
+      out, "Host", req.authority->port == 80 ? req.authority->host : req.authority->to_string());
+  append_forwarded_fields(out, req.headers);
+  http_wire::append_field(out, "Connection", "Upgrade");
+  http_wire::append_field(out, "Upgrade", "websocket");
+  http_wire::append_field(out, "Sec-WebSocket-Key", websocket_key());
+  if (!req.headers.get("sec-websocket-version"))
+    http_wire::append_field(out, "Sec-WebSocket-Version", "13");
+  out += "\r\n";
+  if (!co_await upstream_send(x.upstream_fd, out)) {
+    answer(x, {502, "http_request_error", "upstream closed while sending the request"});
+    co_return;
+  }
+  std::string up;
+  http::h1::Head head;
+  std::size_t consumed = 0;
+  if (auto err = co_await read_response_head(x, up, head, "GET", consumed)) {
+    answer(x, *err);
+    co_return;
+  }
+  const bool switched = head.status_code == 101 && head.body == BodyKind::kTunnel &&
+                        http::h1::lists_element(head, "upgrade", "websocket");
+  HttpResponseHead resp;
+  resp.status = switched ? 200 : head.status_code;
+  resp.reason = std::string(head.reason);
+  for (const auto& f : head.fields) {
+    // The accept token answers our key, not anything the client sent.
+    if (never_forwarded(head, f.name) || http::h1::iequals(f.name, "sec-websocket-accept"))
+      continue;
+    resp.headers.add(std::string(f.name), std::string(f.value));
+  }
+  if (!co_await response_hook(x, req, resp, req_ctx.get(), unused)) co_return;
+  if (!switched) {
+    // Refused upgrade: the status and fields go back, the stream ends.
+    if (!x.closed) conn_.submit_response(x.id, resp.status, client_fields(resp.headers), true);
+    x.response_done = true;
+    kick();
+    co_return;
+  }
+  if (x.closed || !conn_.submit_response(x.id, 200, client_fields(resp.headers), false)) co_return;
+  kick();
+  audit_.kind = telemetry::FlowKind::kWebSocket;
+  up.erase(0, consumed);
+  co_await tunnel(x, std::move(up));
+}
+
+}  // namespace ramjet::proxy
