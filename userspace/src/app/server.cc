@@ -100,28 +100,26 @@ struct ConnectionSlot {
 Task<void> run_session(WorkerContext& wc, const config::Endpoint& ep,
                        telemetry::CounterRow& counters, int fd, ConnectionInfo info) {
   ConnectionSlot slot{wc.open_connections};
-  const tls::EndpointTls* ep_tls = proxy::endpoint_tls(wc, ep);
-  if (ep.onramp == config::Onramp::kHttp && ep_tls != nullptr && ep_tls->server) {
-    // HTTPS: the handshake's ALPN (RFC 7301) picks HTTP/2 or HTTP/1.1.
-    std::unique_ptr<runtime::Stream> stream =
-        co_await proxy::open_client_stream(wc, ep, counters, fd, info);
-    if (stream && info.tls && info.tls->alpn == "h2") {
-      proxy::H2Session session(wc, ep, counters, *stream, std::move(info));
-      co_await session.run();
-    } else {
-      proxy::HttpSession session(wc, ep, counters, fd, std::move(info), std::move(stream));
-      co_await session.run();
-    }
-  } else if (ep.onramp == config::Onramp::kHttp && ep.http.h2c &&
-             co_await proxy::client_preface_follows(wc.worker, fd, ep.idle_timeout, wc.draining)) {
-    runtime::PlainStream stream(wc.worker, fd);
-    proxy::H2Session session(wc, ep, counters, stream, std::move(info));
+  // TLS is terminated first: ALPN picks the HTTP version, and hooks see TlsInfo.
+  std::unique_ptr<runtime::Stream> client =
+      co_await proxy::open_client_stream(wc, ep, counters, fd, info);
+  if (!client) {
+    ::close(fd);  // the handshake failed: counted and logged by open_client_stream
+    co_return;
+  }
+  const bool http = ep.onramp == config::Onramp::kHttp;
+  const bool h2 = http && (info.tls ? info.tls->alpn == "h2"
+                                    : ep.http.h2c && co_await proxy::client_preface_follows(
+                                                         wc.worker, fd, ep.idle_timeout,
+                                                         wc.draining));
+  if (h2) {
+    proxy::H2Session session(wc, ep, counters, *client, std::move(info));
     co_await session.run();
-  } else if (ep.onramp == config::Onramp::kHttp) {
-    proxy::HttpSession session(wc, ep, counters, fd, std::move(info));
+  } else if (http) {
+    proxy::HttpSession session(wc, ep, counters, std::move(client), std::move(info));
     co_await session.run();
   } else {
-    proxy::TcpSession session(wc, ep, counters, fd, std::move(info));
+    proxy::TcpSession session(wc, ep, counters, std::move(client), std::move(info));
     co_await session.run();
   }
 }

@@ -85,11 +85,13 @@ std::optional<AbsoluteTarget> parse_absolute(std::string_view t, std::string& wh
 }  // namespace
 
 HttpSession::HttpSession(WorkerContext& wc, const config::Endpoint& ep,
-                         telemetry::CounterRow& counters, int client_fd, ConnectionInfo info,
-                         std::optional<std::unique_ptr<runtime::Stream>> opened)
-    : Session(wc, counters), ep_(ep), client_fd_(client_fd), info_(std::move(info)) {
-  client_opened_ = opened.has_value();
-  if (opened) client_ = std::move(*opened);
+                         telemetry::CounterRow& counters, std::unique_ptr<runtime::Stream> client,
+                         ConnectionInfo info)
+    : Session(wc, counters),
+      ep_(ep),
+      client_fd_(client->fd()),
+      client_(std::move(client)),
+      info_(std::move(info)) {
   started_ = runtime::Clock::now();
   bind_view({&info_, &stats_, &relay_, &started_});
   if (wc_.authenticators != nullptr) auth_ = wc_.authenticators->find(ep_.name);
@@ -160,13 +162,6 @@ Task<std::optional<http::h1::HeadResult>> HttpSession::read_request_head() {
 
 Task<void> HttpSession::run() {
   ctx_ = wc_.hooks.make_connection_context();
-  if (!client_opened_)
-    client_ = co_await open_client_stream(wc_, ep_, counters_, client_fd_, info_);
-  if (!client_) {
-    close_reason_ = CloseReason::kDownstreamError;
-    finish();
-    co_return;
-  }
   set_state(SessionState::kHooks);
   auto t0 = runtime::Clock::now();
   IngressDecision in = co_await wc_.hooks.ingress_handle_connection(info_, ctx_.get());

@@ -33,11 +33,9 @@ namespace ramjet::proxy {
 
 class HttpSession final : public Session {
  public:
-  // `opened`: the client's stream when the caller already opened it (a TLS endpoint that
-  // chose the protocol by ALPN); a null one inside means the handshake failed.
+  // `client` is the connection's stream (TLS already terminated on a TLS endpoint).
   HttpSession(WorkerContext& wc, const config::Endpoint& ep, telemetry::CounterRow& counters,
-              int client_fd, ConnectionInfo info,
-              std::optional<std::unique_ptr<runtime::Stream>> opened = std::nullopt);
+              std::unique_ptr<runtime::Stream> client, ConnectionInfo info);
 
   Task<void> run();
   void force_close(CloseReason why) override;
@@ -101,6 +99,7 @@ class HttpSession final : public Session {
 
   const config::Endpoint& ep_;
   int client_fd_;
+  std::unique_ptr<runtime::Stream> client_;  // the client's socket, or TLS over it
   ConnectionInfo info_;
   std::shared_ptr<void> ctx_;
   ConnectionStats stats_;
@@ -113,8 +112,6 @@ class HttpSession final : public Session {
   std::size_t head_len_ = 0;  // bytes of in_ that head_ was parsed from
   http::h1::Head response_;
   int upstream_fd_ = -1;
-  bool client_opened_ = false;  // client_ came from the constructor
-  std::unique_ptr<runtime::Stream> client_;    // the client's socket, or TLS over it
   std::unique_ptr<runtime::Stream> upstream_;  // upstream_fd_, or TLS over it
   std::string upstream_tls_name_;              // the name TLS to it was verified for, or ""
   SocketAddress upstream_address_;  // what upstream_fd_ is connected to

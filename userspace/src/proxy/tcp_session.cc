@@ -19,8 +19,13 @@ namespace ramjet::proxy {
 using telemetry::Counter;
 
 TcpSession::TcpSession(WorkerContext& wc, const config::Endpoint& ep,
-                       telemetry::CounterRow& counters, int client_fd, ConnectionInfo info)
-    : Session(wc, counters), ep_(ep), client_fd_(client_fd), info_(std::move(info)) {
+                       telemetry::CounterRow& counters, std::unique_ptr<runtime::Stream> client,
+                       ConnectionInfo info)
+    : Session(wc, counters),
+      ep_(ep),
+      client_fd_(client->fd()),
+      client_(std::move(client)),
+      info_(std::move(info)) {
   started_ = runtime::Clock::now();
   bind_view({&info_, &stats_, &relay_, &started_});
   audit_.kind = telemetry::FlowKind::kTcp;
@@ -35,21 +40,11 @@ HostPort TcpSession::upstream_target() const {
 
 void TcpSession::force_close(CloseReason why) {
   if (!close_reason_) close_reason_ = why;
-  if (relay_) {
-    relay_->force_close(why);
-  } else {
-    ::shutdown(client_fd_, SHUT_RDWR);  // ends a TLS handshake in progress
-  }
+  if (relay_) relay_->force_close(why);
 }
 
 Task<void> TcpSession::run() {
   ctx_ = wc_.hooks.make_connection_context();
-  client_ = co_await open_client_stream(wc_, ep_, counters_, client_fd_, info_);
-  if (!client_) {
-    close_reason_ = CloseReason::kDownstreamError;
-    finish();
-    co_return;
-  }
 
   set_state(SessionState::kHooks);
   auto t0 = runtime::Clock::now();

@@ -18,8 +18,9 @@ namespace ramjet::proxy {
 
 class TcpSession final : public Session {
  public:
+  // `client` is the connection's stream (TLS already terminated on a TLS endpoint).
   TcpSession(WorkerContext& wc, const config::Endpoint& ep, telemetry::CounterRow& counters,
-             int client_fd, ConnectionInfo info);
+             std::unique_ptr<runtime::Stream> client, ConnectionInfo info);
 
   // The whole life of the connection. Owns and closes both sockets.
   Task<void> run();
@@ -40,8 +41,8 @@ class TcpSession final : public Session {
 
   const config::Endpoint& ep_;
   int client_fd_;
-  int upstream_fd_ = -1;
   std::unique_ptr<runtime::Stream> client_;
+  int upstream_fd_ = -1;
   std::unique_ptr<runtime::Stream> upstream_;
   ConnectionInfo info_;
   std::shared_ptr<void> ctx_;
