@@ -258,8 +258,7 @@ Task<std::variant<Upstream, EgressError>> EgressChain::connect_to(Destinations d
   const HostPort& target = dest.target;
   egress::RaceSettings rs;
   rs.connection_attempt_delay = he.connection_attempt_delay;
-  rs.connect_timeout =
-      connect_timeout_.count() > 0 ? connect_timeout_ : wc_.egress.connect_timeout;
+  rs.connect_timeout = connect_timeout_for(wc_, connect_timeout_);
   ChainConnectEnv env(*this);
   auto raced = co_await egress::race_connect(env, std::move(dest.addresses), rs);
   if (!raced.ok()) {

@@ -20,6 +20,12 @@
 
 namespace ramjet::proxy {
 
+// An endpoint's connect_timeout, or egress.connect_timeout when it sets none (0).
+inline std::chrono::milliseconds connect_timeout_for(const WorkerContext& wc,
+                                                     std::chrono::milliseconds endpoint) {
+  return endpoint.count() > 0 ? endpoint : wc.egress.connect_timeout;
+}
+
 // Why no upstream connection was made; each maps onto an RFC 9209 error type.
 enum class EgressFailure : std::uint8_t {
   kBlockedByHook,   // EgressHook said Block (handle_connection or handle_upstream_ips)

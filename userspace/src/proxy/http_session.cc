@@ -305,9 +305,7 @@ Task<bool> HttpSession::ensure_upstream(const HostPort& target, std::optional<Pr
   }
   // The name a TLS connection is verified for: only a connection made for the same one
   // is reused.
-  upstream_tls_name_ = !tls                                    ? std::string()
-                       : t->upstream->settings().sni.empty() ? target.host
-                                                             : t->upstream->settings().sni;
+  upstream_tls_name_ = tls ? t->upstream->server_name(target.host) : std::string();
   if (reuse) {
     SocketAddress which;
     UpstreamPool::Pooled pooled = wc_.pool->take(dest.addresses, which, probe, upstream_tls_name_);
@@ -342,7 +340,7 @@ Task<bool> HttpSession::ensure_upstream(const HostPort& target, std::optional<Pr
     co_return true;
   }
   UpstreamTlsFailure failure;
-  auto timeout = ep_.connect_timeout.count() > 0 ? ep_.connect_timeout : wc_.egress.connect_timeout;
+  auto timeout = connect_timeout_for(wc_, ep_.connect_timeout);
   upstream_ = co_await open_upstream_tls(wc_, *t->upstream, counters_, upstream_fd_, target.host,
                                          timeout, info_.id, failure);
   if (!upstream_) {

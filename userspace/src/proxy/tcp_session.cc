@@ -97,7 +97,7 @@ Task<bool> TcpSession::connect_upstream() {
     co_return true;
   }
   UpstreamTlsFailure failure;
-  auto timeout = ep_.connect_timeout.count() > 0 ? ep_.connect_timeout : wc_.egress.connect_timeout;
+  auto timeout = connect_timeout_for(wc_, ep_.connect_timeout);
   upstream_ = co_await open_upstream_tls(wc_, *t->upstream, counters_, upstream_fd_, target.host,
                                          timeout, info_.id, failure);
   if (!upstream_) close_reason_ = CloseReason::kUpstreamError;

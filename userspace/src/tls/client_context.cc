@@ -49,7 +49,7 @@ std::shared_ptr<ClientContext> ClientContext::create(const config::TlsClientSett
 bssl::UniquePtr<SSL> ClientContext::new_ssl(std::string_view host) const {
   bssl::UniquePtr<SSL> ssl(SSL_new(ctx_.get()));
   if (!ssl) return ssl;
-  std::string name = settings_.sni.empty() ? std::string(host) : settings_.sni;
+  std::string name = server_name(host);
   bool is_ip = IpAddress::parse(name).has_value();
   if (!is_ip) SSL_set_tlsext_host_name(ssl.get(), name.c_str());
   if (settings_.verify) {

@@ -24,6 +24,10 @@ class ClientContext {
   // A client-side SSL for a connection to `host` (a name or an IP literal): SNI is
   // settings.sni or the host name; the certificate must be valid for that name (or IP).
   bssl::UniquePtr<SSL> new_ssl(std::string_view host) const;
+  // The name sent and verified for a connection to `host`: settings.sni, else the host.
+  std::string server_name(std::string_view host) const {
+    return settings_.sni.empty() ? std::string(host) : settings_.sni;
+  }
   const config::TlsClientSettings& settings() const { return settings_; }
 
  private:

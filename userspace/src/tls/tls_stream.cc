@@ -95,11 +95,7 @@ Task<HandshakeFailure> TlsStream::handshake(std::chrono::milliseconds timeout) {
       }
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
                                                                         runtime::Clock::now());
-      if (left.count() <= 0) {
-        detail_ = "handshake not finished within " + std::to_string(timeout.count()) + " ms";
-        co_return HandshakeFailure::kTimeout;
-      }
-      int n = co_await feed(left);
+      int n = left.count() > 0 ? co_await feed(left) : -ETIMEDOUT;
       if (n == -ETIMEDOUT) {
         detail_ = "handshake not finished within " + std::to_string(timeout.count()) + " ms";
         co_return HandshakeFailure::kTimeout;
