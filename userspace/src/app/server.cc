@@ -21,6 +21,7 @@
 #include "proxy/http_session.h"
 #include "proxy/tcp_session.h"
 #include "proxy/tls_streams.h"
+#include "proxy/h2_upstream.h"
 #include "proxy/upstream_pool.h"
 #include "proxy/worker_context.h"
 #include "runtime/thread.h"
@@ -478,7 +479,9 @@ Task<void> worker_main(WorkerContext& wc, runtime::Event& drain_requested,
     slot.cancel();
     co_await timer.wait();
   }
-  // Pending DNS work must end before the ring stops, or its coroutines would leak.
+  // Pending DNS work and the HTTP/2 upstream connections must end before the ring stops,
+  // or their coroutines would leak.
+  co_await wc.h2_upstreams->close();
   co_await wc.resolver->close();
   wc.worker.stop();
 }
@@ -498,6 +501,8 @@ void Server::worker_thread(unsigned index) {
   wc.datapath = datapath_;
   wc.open_connections = &open_connections_;
   wc.tls = &tls_;
+  wc.h2_upstreams =
+      std::make_unique<proxy::H2Upstreams>(slot.worker, proxy::UpstreamPool::Limits{}.max_idle_time);
   // Needs the worker's ring; created here, outside any coroutine, so that a failure
   // is an exception this thread reports (start_worker_thread) rather than a terminate.
   wc.buffers =

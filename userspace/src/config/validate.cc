@@ -35,6 +35,21 @@ bool listen_overlaps(const SocketAddress& a, const SocketAddress& b) {
 
 bool valid_alpn_token(const std::string& t) { return !t.empty() && t.size() <= 255; }
 
+// ALPN names: any token on a tcp endpoint; on an http endpoint the protocols it speaks.
+void check_alpn(settings::ParseContext& ctx, const Endpoint& ep, const std::vector<std::string>& alpn,
+                const Mark& mark, const std::string& key) {
+  for (std::size_t i = 0; i < alpn.size(); ++i) {
+    const std::string& a = alpn[i];
+    bool known = ep.onramp == Onramp::kTcp ? valid_alpn_token(a) : (a == "http/1.1" || a == "h2");
+    if (!known) {
+      ctx.error(mark, settings::index_path(key, i),
+                ep.onramp == Onramp::kTcp
+                    ? "an ALPN name is 1 to 255 bytes"
+                    : "unknown ALPN name \"" + a + "\" for an http endpoint (http/1.1 or h2)");
+    }
+  }
+}
+
 void validate_tls(const Endpoint& ep, const Node* node, Mark ep_mark, const std::string& path,
                   settings::ParseContext& ctx) {
   const Node* tls_node = node ? node->find("tls") : nullptr;
@@ -52,16 +67,7 @@ void validate_tls(const Endpoint& ep, const Node* node, Mark ep_mark, const std:
       ctx.error(mark_of(tls_node, "min_version", tls_mark), path + ".tls.min_version",
                 "min_version is newer than max_version: no version is left");
     }
-    for (std::size_t i = 0; i < tls->alpn.size(); ++i) {
-      const std::string& a = tls->alpn[i];
-      bool known = ep.onramp == Onramp::kTcp ? valid_alpn_token(a) : (a == "http/1.1" || a == "h2");
-      if (!known) {
-        ctx.error(mark_of(tls_node, "alpn", tls_mark), settings::index_path(path + ".tls.alpn", i),
-                  ep.onramp == Onramp::kTcp
-                      ? "an ALPN name is 1 to 255 bytes"
-                      : "unknown ALPN name \"" + a + "\" for an http endpoint (http/1.1 or h2)");
-      }
-    }
+    check_alpn(ctx, ep, tls->alpn, mark_of(tls_node, "alpn", tls_mark), path + ".tls.alpn");
     const Node* ca_node = tls_node ? tls_node->find("client_auth") : nullptr;
     if (tls->client_auth.mode != ClientAuthMode::kOff && tls->client_auth.ca.empty()) {
       ctx.error(mark_of(ca_node, "ca", mark_of(tls_node, "client_auth", tls_mark)),
@@ -84,13 +90,7 @@ void validate_tls(const Endpoint& ep, const Node* node, Mark ep_mark, const std:
       ctx.error(mark_of(up_node, "ca", up_mark), path + ".upstream_tls.ca",
                 "name a PEM file of CAs, or system");
     }
-    for (std::size_t i = 0; i < up->alpn.size(); ++i) {
-      if (!valid_alpn_token(up->alpn[i])) {
-        ctx.error(mark_of(up_node, "alpn", up_mark),
-                  settings::index_path(path + ".upstream_tls.alpn", i),
-                  "an ALPN name is 1 to 255 bytes");
-      }
-    }
+    check_alpn(ctx, ep, up->alpn, mark_of(up_node, "alpn", up_mark), path + ".upstream_tls.alpn");
   }
 }
 

@@ -14,7 +14,8 @@
 #include "proxy/h2_session.h"
 #include "proxy/http_forwarding.h"
 #include "proxy/http_wire.h"
-#include "proxy/upstream_pool.h"
+#include "proxy/h2_upstream.h"
+#include "proxy/upstream_link.h"
 
 namespace ramjet::proxy {
 
@@ -36,22 +37,6 @@ bool rebuilt_on_forward(std::string_view name) {
   return name == "host" || name == "content-length" || name == "te";
 }
 
-// Response fields: the upstream's end-to-end fields, Via merged with ours.
-std::vector<Field> client_fields(const HttpHeaders& headers) {
-  std::vector<Field> out;
-  std::string via;
-  for (const auto& f : headers.fields()) {
-    if (HttpHeaders::iequals(f.name, "via")) {
-      via.append(via.empty() ? "" : ", ").append(f.value);
-      continue;
-    }
-    out.push_back({f.name, f.value});
-  }
-  via.append(via.empty() ? "" : ", ").append(kVia);
-  out.push_back({"via", via});
-  return out;
-}
-
 std::string websocket_key() {
   static constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::random_device rd;
@@ -66,23 +51,6 @@ std::string websocket_key() {
     out += kB64[v & 63];
   }
   return out.substr(0, 22) + "==";  // 16 bytes
-}
-
-// Trailer fields that may travel on (RFC 9110 6.5.1): none that frames, routes or
-// authenticates the message, nor any connection-specific one.
-bool trailer_forwarded(std::string_view name) {
-  static constexpr std::string_view kNever[] = {"content-length",
-                                                "transfer-encoding",
-                                                "host",
-                                                "trailer",
-                                                "te",
-                                                "connection",
-                                                "keep-alive",
-                                                "proxy-connection",
-                                                "upgrade",
-                                                "proxy-authorization",
-                                                "proxy-authenticate"};
-  return std::find(std::begin(kNever), std::end(kNever), name) == std::end(kNever);
 }
 
 std::string lower(std::string_view s) {
@@ -157,6 +125,9 @@ void H2Session::answer(Exchange& x, const HttpReply& reply) {
 }
 
 void H2Session::finish_exchange(Exchange& x) {
+  x.h2.reset();  // resets the upstream stream if it is unfinished
+  x.h2_origin.reset();
+  x.upstream.reset();
   if (x.upstream_fd >= 0) ::close(x.upstream_fd);
   x.upstream_fd = -1;
   if (!x.closed && !x.response_done) conn_.reset(x.id, http::h2::kInternalError);
@@ -164,23 +135,19 @@ void H2Session::finish_exchange(Exchange& x) {
   kick();
 }
 
-Task<bool> H2Session::upstream_send(int fd, std::string_view data) {
-  while (!data.empty()) {
-    int n = co_await wc_.worker.send(fd, data.data(), data.size());
-    if (n <= 0) co_return false;
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-  co_return true;
+void H2Session::abandon_upstream(Exchange& x) {
+  if (x.upstream_fd >= 0) ::shutdown(x.upstream_fd, SHUT_RDWR);
+  if (x.h2) x.h2->cancel();
 }
 
-Task<int> H2Session::upstream_recv(int fd, std::string& buf) {
-  std::size_t old = buf.size();
-  buf.resize(old + kUpstreamRead);
-  auto op = wc_.worker.recv(fd, buf.data() + old, kUpstreamRead);
-  if (ep_.idle_timeout.count() > 0) op.with_timeout(ep_.idle_timeout);
-  int n = co_await op;
-  buf.resize(old + static_cast<std::size_t>(n > 0 ? n : 0));
-  co_return n;
+Task<bool> H2Session::upstream_send(Exchange& x, std::string_view data) {
+  runtime::Stream* s = x.h2 ? static_cast<runtime::Stream*>(x.h2.get()) : x.upstream.get();
+  co_return s != nullptr && co_await s->write_all(data);
+}
+
+Task<int> H2Session::upstream_recv(Exchange& x, std::string& buf) {
+  if (!x.upstream) co_return -EBADF;
+  co_return co_await x.upstream->read(buf, kUpstreamRead, ep_.idle_timeout);
 }
 
 Task<bool> H2Session::send_to_client(Exchange& x, std::string_view data) {
@@ -195,29 +162,20 @@ Task<bool> H2Session::send_to_client(Exchange& x, std::string_view data) {
 
 Task<std::optional<H2Session::ProxyError>> H2Session::open_upstream(Exchange& x,
                                                                     const HostPort& target,
-                                                                    bool reuse) {
+                                                                    bool reuse, bool tls,
+                                                                    bool h2) {
   EgressChain chain(wc_, counters_, info_, ctx_.get(), ep_.connect_timeout, audited_decisions());
-  auto decided = co_await chain.decide(target);
-  if (auto* e = std::get_if<EgressError>(&decided))
-    co_return ProxyError{status_for(*e), e->proxy_status(), e->message};
-  auto& dest = std::get<EgressChain::Destinations>(decided);
-  if (reuse) {
-    SocketAddress which;
-    int fd = wc_.pool->take(dest.addresses, which, /*probe=*/true);
-    if (fd >= 0) {
-      counters_.add(Counter::upstream_reused);
-      x.upstream_fd = fd;
-      x.upstream_address = which;
-      co_return std::nullopt;
-    }
-  }
-  auto r = co_await chain.connect_to(std::move(dest));
-  if (auto* e = std::get_if<EgressError>(&r))
-    co_return ProxyError{status_for(*e), e->proxy_status(), e->message};
-  const Upstream& up = std::get<Upstream>(r);
-  x.upstream_fd = up.fd;
-  x.upstream_address = up.address;
-  stats_.upstream = up.address.to_string();
+  auto r = co_await open_upstream_link(wc_, ep_, counters_, chain, info_.id, target,
+                                       {.reuse = reuse, .probe = true, .tls = tls, .h2 = h2});
+  if (auto* f = std::get_if<UpstreamFailure>(&r))
+    co_return ProxyError{f->status, f->proxy_status, std::move(f->details)};
+  UpstreamLink& link = std::get<UpstreamLink>(r);
+  stats_.upstream = link.address.to_string();
+  x.upstream_address = link.address;
+  x.upstream_tls_name = std::move(link.tls_name);
+  x.h2_origin = std::move(link.h2);
+  x.upstream_fd = link.fd;
+  x.upstream = std::move(link.stream);
   co_return std::nullopt;
 }
 
@@ -254,21 +212,26 @@ Task<void> H2Session::serve(Exchange& x) {
       else
         co_await websocket(x, std::move(req));
     }
-  } else if (h.scheme != "http" && !h.authority.empty()) {
-    answer(x, {400, "http_request_error",
-               "only http:// requests are forwarded; use CONNECT for https"});
+  } else if (h.scheme != "http" && h.scheme != "https" && !h.authority.empty()) {
+    answer(x, {400, "http_request_error", "only http and https requests are forwarded"});
   } else {
     req.path = h.path;
-    if (!h.authority.empty()) {
-      req.authority = authority_of(h.authority, 80);
-      req.target = "http://" + h.authority + h.path;
+    bool origin_tls = h.scheme == "https";
+    if (ep_.upstream) {
+      // Reverse-proxy mode: every request goes to the configured origin.
+      req.authority = ep_.upstream->target;
+      req.target = h.path;
+      origin_tls = ep_.upstream->tls();
+    } else if (!h.authority.empty()) {
+      req.authority = authority_of(h.authority, origin_tls ? 443 : 80);
+      req.target = h.scheme + "://" + h.authority + h.path;
     } else {
       req.target = h.path;
     }
-    if (!h.authority.empty() && !req.authority)
+    if (!ep_.upstream && !h.authority.empty() && !req.authority)
       answer(x, {400, "http_request_error", "invalid :authority"});
     else
-      co_await forward(x, std::move(req));
+      co_await forward(x, std::move(req), origin_tls);
   }
   finish_exchange(x);
 }
@@ -322,7 +285,7 @@ Task<void> H2Session::upstream_to_client(Exchange& x, std::string pending) {
   std::string buf;
   for (;;) {
     buf.clear();
-    int n = co_await upstream_recv(x.upstream_fd, buf);
+    int n = co_await upstream_recv(x, buf);
     if (n == 0) {
       conn_.end_data(x.id);
       kick();
@@ -355,7 +318,7 @@ Task<bool> H2Session::client_to_upstream(Exchange& x, bool chunked, BodyFilter* 
         co_return false;
       const std::size_t n = filter == nullptr ? out.size() : data.size();
       if (chunked && !out.empty()) out = hex(out.size()) + "\r\n" + out + "\r\n";
-      if (!out.empty() && !co_await upstream_send(x.upstream_fd, out)) co_return false;
+      if (!out.empty() && !co_await upstream_send(x, out)) co_return false;
       x.client_active = runtime::Clock::now();
       conn_.consume(x.id, n);
       kick();
@@ -372,7 +335,17 @@ Task<bool> H2Session::client_to_upstream(Exchange& x, bool chunked, BodyFilter* 
         tail += "\r\n";
         out = std::move(tail);
       }
-      co_return out.empty() || co_await upstream_send(x.upstream_fd, out);
+      if (x.h2) {
+        // HTTP/2 frames the end itself, and carries the trailers as they are.
+        if (!out.empty() && !co_await upstream_send(x, out)) co_return false;
+        std::vector<Field> trailers;
+        for (const auto& f : x.trailers)
+          if (trailer_forwarded(f.name)) trailers.push_back(f);
+        x.h2->set_trailers(std::move(trailers));
+        co_await x.h2->shutdown_write();
+        co_return true;
+      }
+      co_return out.empty() || co_await upstream_send(x, out);
     }
     co_return false;  // closed without END_STREAM
   }
@@ -389,7 +362,7 @@ Task<std::optional<H2Session::ProxyError>> H2Session::read_response_head(Exchang
     if (r.status == ParseStatus::kError)
       co_return ProxyError{502, "http_protocol_error", std::string(r.error.reason)};
     if (r.status == ParseStatus::kNeedMore) {
-      int n = co_await upstream_recv(x.upstream_fd, buf);
+      int n = co_await upstream_recv(x, buf);
       if (n == -ETIMEDOUT)
         co_return ProxyError{504, "http_response_incomplete", "no response in time"};
       if (n <= 0)
@@ -452,16 +425,30 @@ Task<bool> H2Session::response_hook(Exchange& x, const HttpRequestHead& req, Htt
   co_return true;
 }
 
-Task<void> H2Session::forward(Exchange& x, HttpRequestHead req) {
+Task<void> H2Session::forward(Exchange& x, HttpRequestHead req, bool origin_tls) {
   std::shared_ptr<void> req_ctx = wc_.hooks.make_request_context();
   std::unique_ptr<BodyFilter> request_filter;
   if (!co_await request_hook(x, req, req_ctx.get(), request_filter)) co_return;
   if (!req.authority) {
     answer(x, {400, "http_request_error",
-               "this is a forward proxy: send :scheme http with an :authority, or CONNECT"});
+               "this is a forward proxy: send :scheme http(s) with an :authority, or CONNECT"});
     co_return;
   }
+  set_state(SessionState::kConnecting);
+  if (auto err = co_await open_upstream(x, *req.authority, /*reuse=*/true, origin_tls,
+                                        /*h2=*/true)) {
+    answer(x, *err);
+    co_return;
+  }
+  set_state(SessionState::kRelaying);
+  if (x.h2_origin)
+    co_await forward_h2(x, req, req_ctx.get(), request_filter.get());
+  else
+    co_await forward_h1(x, req, req_ctx.get(), request_filter.get(), origin_tls);
+}
 
+Task<void> H2Session::forward_h1(Exchange& x, const HttpRequestHead& req, void* req_ctx,
+                                 BodyFilter* request_filter, bool origin_tls) {
   std::optional<std::string> length;
   for (const auto& f : x.head.fields)
     if (f.name == "content-length") length = f.value;
@@ -469,8 +456,10 @@ Task<void> H2Session::forward(Exchange& x, HttpRequestHead req) {
   const bool chunked = has_body && (request_filter != nullptr || !length);
   std::string out;
   out.append(req.method).append(" ").append(req.path).append(" HTTP/1.1\r\n");
-  http_wire::append_field(
-      out, "Host", req.authority->port == 80 ? req.authority->host : req.authority->to_string());
+  const std::uint16_t default_port = origin_tls ? 443 : 80;
+  http_wire::append_field(out, "Host",
+                          req.authority->port == default_port ? req.authority->host
+                                                              : req.authority->to_string());
   append_forwarded_fields(out, req.headers);
   if (chunked)
     http_wire::append_field(out, "Transfer-Encoding", "chunked");
@@ -478,17 +467,11 @@ Task<void> H2Session::forward(Exchange& x, HttpRequestHead req) {
     http_wire::append_field(out, "Content-Length", *length);
   out += "\r\n";
 
-  set_state(SessionState::kConnecting);
-  if (auto err = co_await open_upstream(x, *req.authority, /*reuse=*/true)) {
-    answer(x, *err);
-    co_return;
-  }
-  set_state(SessionState::kRelaying);
-  if (!co_await upstream_send(x.upstream_fd, out)) {
+  if (!co_await upstream_send(x, out)) {
     answer(x, {502, "http_request_error", "upstream closed while sending the request"});
     co_return;
   }
-  if (has_body && !co_await client_to_upstream(x, chunked, request_filter.get())) {
+  if (has_body && !co_await client_to_upstream(x, chunked, request_filter)) {
     // The origin has part of the request: a reset tells it the request was aborted.
     http_wire::reset_on_close(x.upstream_fd);
     if (!x.closed) answer(x, {502, "http_request_error", "the request body was not forwarded"});
@@ -513,9 +496,9 @@ Task<void> H2Session::forward(Exchange& x, HttpRequestHead req) {
     if (!never_forwarded(head, f.name)) resp.headers.add(std::string(f.name), std::string(f.value));
   // A hook's own answer leaves the upstream body unread: that connection is not pooled.
   std::unique_ptr<BodyFilter> filter;
-  if (!co_await response_hook(x, req, resp, req_ctx.get(), filter)) co_return;
+  if (!co_await response_hook(x, req, resp, req_ctx, filter)) co_return;
 
-  std::vector<Field> fields = client_fields(resp.headers);
+  std::vector<Field> fields = h2_forwarded_fields(resp.headers);
   if (head.body == BodyKind::kContentLength && filter == nullptr)
     fields.push_back({"content-length", std::to_string(head.content_length)});
   if (req.method == "HEAD")  // the length a GET would have had, as received
@@ -535,9 +518,122 @@ Task<void> H2Session::forward(Exchange& x, HttpRequestHead req) {
     co_return;
   }
   if (head.keep_alive && head.body != BodyKind::kUntilClose && up.empty()) {
-    wc_.pool->put(x.upstream_address, x.upstream_fd);  // now the worker's, for any client
-    x.upstream_fd = -1;
+    // Now the worker's, for any client (a TLS connection with its session).
+    UpstreamLink link{.fd = std::exchange(x.upstream_fd, -1),
+                      .stream = std::move(x.upstream),
+                      .address = x.upstream_address,
+                      .tls_name = x.upstream_tls_name};
+    pool_upstream_link(wc_, link);
   }
+}
+
+Task<void> H2Session::forward_h2(Exchange& x, const HttpRequestHead& req, void* req_ctx,
+                                 BodyFilter* request_filter) {
+  std::optional<std::string> request_length;
+  if (request_filter == nullptr)
+    for (const auto& f : x.head.fields)
+      if (f.name == "content-length") request_length = f.value;
+  const http::h2::RequestHead h =
+      h2_origin_request(req, x.head.end_stream, std::move(request_length));
+
+  std::optional<http::h2::ResponseHead> head;
+  for (int attempt = 0;; ++attempt) {
+    if (!x.h2_origin) {
+      // A retry: any connection still taking streams, else a new one.
+      if (auto err = co_await open_upstream(x, *req.authority, /*reuse=*/true, /*tls=*/true,
+                                            /*h2=*/true)) {
+        answer(x, *err);
+        co_return;
+      }
+      if (!x.h2_origin) {
+        answer(x, {502, "http_protocol_error", "the origin no longer speaks HTTP/2"});
+        co_return;
+      }
+    }
+    x.h2 = x.h2_origin->open(h);
+    x.h2_origin.reset();
+    if (x.h2) {
+      counters_.add(Counter::upstream_h2_streams);
+      if (!h.end_stream && !co_await client_to_upstream(x, /*chunked=*/false, request_filter)) {
+        x.h2->cancel();
+        if (!x.closed) answer(x, {502, "http_request_error", "the request body was not forwarded"});
+        co_return;
+      }
+      for (;;) {
+        head = co_await x.h2->response(ep_.idle_timeout);
+        if (!head || head->status >= 200) break;
+        if (!x.closed) conn_.submit_interim(x.id, head->status, head->fields);
+        kick();
+      }
+      if (head) break;
+      if (x.h2->refused()) counters_.add(Counter::upstream_h2_refused);
+    }
+    // Not processed (RFC 9113 8.7), and nothing of it is lost: it may go again.
+    const bool again = (!x.h2 || x.h2->refused()) && h.end_stream && attempt < 2 && !x.closed;
+    if (!again) {
+      const bool timed_out = x.h2 && x.h2->timed_out();
+      answer(x, {timed_out ? 504 : 502, "http_response_incomplete",
+                 x.h2 ? x.h2->error() : "the upstream refused the request on every attempt"});
+      co_return;
+    }
+    counters_.add(Counter::upstream_retries);
+    x.h2.reset();
+  }
+
+  HttpResponseHead resp;
+  resp.status = head->status;
+  resp.reason = http::reason_phrase(head->status);
+  std::optional<std::string> length;
+  for (auto& f : head->fields) {
+    if (f.name == "content-length")
+      length = f.value;
+    else
+      resp.headers.add(std::move(f.name), std::move(f.value));
+  }
+  std::unique_ptr<BodyFilter> filter;
+  if (!co_await response_hook(x, req, resp, req_ctx, filter)) co_return;  // x.h2 is reset
+  std::vector<Field> fields = h2_forwarded_fields(resp.headers);
+  if (length && (filter == nullptr || head->end_stream || req.method == "HEAD"))
+    fields.push_back({"content-length", *length});
+  if (x.closed || !conn_.submit_response(x.id, resp.status, fields, head->end_stream)) co_return;
+  kick();
+  if (head->end_stream) {
+    x.response_done = true;
+    co_return;
+  }
+  std::string data;
+  std::string out;
+  for (;;) {
+    data.clear();
+    int n = co_await x.h2->read(data, kUpstreamRead, ep_.idle_timeout);
+    if (n == 0) break;
+    bool ok = n > 0;
+    if (ok && filter != nullptr) {
+      out.clear();
+      ok = filter->on_data(data, out) != BodyFilter::Result::kAbort;
+      data.swap(out);
+    }
+    if (!ok || !co_await send_to_client(x, data)) {
+      if (!x.closed) conn_.reset(x.id, http::h2::kInternalError);
+      x.response_done = true;
+      kick();
+      co_return;
+    }
+  }
+  out.clear();
+  if (filter != nullptr && filter->on_end(out) == BodyFilter::Result::kAbort) {
+    if (!x.closed) conn_.reset(x.id, http::h2::kInternalError);
+    x.response_done = true;
+    kick();
+    co_return;
+  }
+  if (!co_await send_to_client(x, out)) co_return;
+  std::vector<Field> trailers;
+  for (const auto& f : x.h2->trailers())
+    if (trailer_forwarded(f.name)) trailers.push_back(f);
+  conn_.end_data(x.id, std::move(trailers));
+  x.response_done = true;
+  kick();
 }
 
 Task<bool> H2Session::relay_response_body(Exchange& x, std::string& buf, const http::h1::Head& head,
@@ -577,7 +673,7 @@ Task<bool> H2Session::relay_response_body(Exchange& x, std::string& buf, const h
       break;
     }
     buf.erase(0, r.consumed);
-    int n = co_await upstream_recv(x.upstream_fd, buf);
+    int n = co_await upstream_recv(x, buf);
     if (n == 0 && head.body == BodyKind::kUntilClose) break;
     if (n <= 0) co_return false;
   }
@@ -610,7 +706,7 @@ Task<void> H2Session::websocket(Exchange& x, HttpRequestHead req) {
   if (!req.headers.get("sec-websocket-version"))
     http_wire::append_field(out, "Sec-WebSocket-Version", "13");
   out += "\r\n";
-  if (!co_await upstream_send(x.upstream_fd, out)) {
+  if (!co_await upstream_send(x, out)) {
     answer(x, {502, "http_request_error", "upstream closed while sending the request"});
     co_return;
   }
@@ -635,12 +731,12 @@ Task<void> H2Session::websocket(Exchange& x, HttpRequestHead req) {
   if (!co_await response_hook(x, req, resp, req_ctx.get(), unused)) co_return;
   if (!switched) {
     // Refused upgrade: the status and fields go back, the stream ends.
-    if (!x.closed) conn_.submit_response(x.id, resp.status, client_fields(resp.headers), true);
+    if (!x.closed) conn_.submit_response(x.id, resp.status, h2_forwarded_fields(resp.headers), true);
     x.response_done = true;
     kick();
     co_return;
   }
-  if (x.closed || !conn_.submit_response(x.id, 200, client_fields(resp.headers), false)) co_return;
+  if (x.closed || !conn_.submit_response(x.id, 200, h2_forwarded_fields(resp.headers), false)) co_return;
   kick();
   audit_.kind = telemetry::FlowKind::kWebSocket;
   if (wc_.audit_log != nullptr && audit_.target.empty()) audit_.target = req.authority->to_string();

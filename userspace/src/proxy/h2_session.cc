@@ -7,6 +7,7 @@
 
 #include "http/auth/auth_table.h"
 #include "proxy/egress_chain.h"
+#include "proxy/h2_upstream.h"
 #include "proxy/relay.h"
 
 namespace ramjet::proxy {
@@ -97,8 +98,11 @@ void H2Session::force_close(CloseReason why) {
   closing_ = true;
   // Pending receives on every socket end; the coroutines see it and finish.
   ::shutdown(client_.fd(), SHUT_RDWR);
-  for (auto& [id, x] : exchanges_)
-    if (x->upstream_fd >= 0) ::shutdown(x->upstream_fd, SHUT_RDWR);
+  std::vector<std::int32_t> ids;
+  for (auto& [id, x] : exchanges_) ids.push_back(id);
+  // Abandoning may run a stream to its end: look each up again.
+  for (std::int32_t id : ids)
+    if (auto it = exchanges_.find(id); it != exchanges_.end()) abandon_upstream(*it->second);
 }
 
 void H2Session::on_request(std::int32_t stream, http::h2::RequestHead head) {
@@ -139,8 +143,7 @@ void H2Session::on_stream_close(std::int32_t stream, std::uint32_t error_code) {
   Exchange& x = *it->second;
   x.closed = true;
   x.reset = error_code;
-  // A reset stream abandons its upstream: pending receives there end now.
-  if (error_code != 0 && x.upstream_fd >= 0) ::shutdown(x.upstream_fd, SHUT_RDWR);
+  // A reset stream abandons its upstream (deliver_wakeups, outside nghttp2).
   to_wake_.push_back(stream);
 }
 
@@ -165,7 +168,10 @@ void H2Session::deliver_wakeups() {
     auto it = exchanges_.find(id);
     if (it == exchanges_.end()) continue;
     Exchange& x = *it->second;
-    x.input.notify();
+    if (x.closed && x.reset != 0) abandon_upstream(x);  // pending receives there end now
+    it = exchanges_.find(id);
+    if (it == exchanges_.end()) continue;
+    it->second->input.notify();
     // notify() may have run the stream to its end; look it up again.
     it = exchanges_.find(id);
     if (it != exchanges_.end() && it->second->closed) it->second->window.notify();
@@ -257,8 +263,8 @@ Task<void> H2Session::run() {
     // No more client bytes will come: the streams still running cannot finish normally.
     closing_ = true;
     for (auto& [id, x] : exchanges_) {
-      if (x->upstream_fd >= 0) ::shutdown(x->upstream_fd, SHUT_RDWR);
       x->closed = true;
+      if (x->reset == 0) x->reset = http::h2::kCancel;  // deliver_wakeups abandons it
       to_wake_.push_back(id);
     }
     // The writer may be gone (the client stopped reading): wake the streams here.

@@ -5,8 +5,11 @@
 // writing coroutine sends what it produces; each request stream runs its own
 // coroutine (h2_exchange.cc) with the same hooks, heads and egress chain as
 // HttpSession:
-//  - requests with :scheme http and an :authority are forwarded to HTTP/1.1 upstreams
-//    (pooled), bodies streamed both ways through the hooks' body filters;
+//  - requests with :scheme http or https and an :authority are forwarded (https over
+//    TLS); in reverse-proxy mode (the endpoint has `upstream:`) every request goes to
+//    that origin. HTTP/1.1 upstreams are pooled; an origin that chooses h2 gets the
+//    request as a stream on the worker's one HTTP/2 connection to it
+//    (proxy/h2_upstream.h). Bodies stream both ways through the hooks' body filters;
 //  - CONNECT (RFC 9113 8.5) opens one tunnel per stream; HTTP/2 flow control is the
 //    tunnel's backpressure in both directions;
 //  - extended CONNECT with :protocol websocket (RFC 8441) becomes an HTTP/1.1
@@ -30,6 +33,7 @@
 #include "ramjet/hooks/http.h"
 #include "ramjet/task.h"
 #include "runtime/stream.h"
+#include "runtime/wakeup.h"
 #include "runtime/worker.h"
 
 namespace ramjet::http::auth {
@@ -38,32 +42,9 @@ class Authenticator;
 
 namespace ramjet::proxy {
 
-// A wake-up for one waiting coroutine that can be used again and again; a notify()
-// with nobody waiting is kept for the next wait().
-class Wakeup {
- public:
-  void notify() {
-    if (waiter_) {
-      std::exchange(waiter_, {}).resume();
-    } else {
-      pending_ = true;
-    }
-  }
-  auto wait() {
-    struct Awaiter {
-      Wakeup* w;
-      bool await_ready() const noexcept { return std::exchange(w->pending_, false); }
-      void await_suspend(std::coroutine_handle<> h) noexcept { w->waiter_ = h; }
-      void await_resume() const noexcept {}
-    };
-    return Awaiter{this};
-  }
-  bool waiting() const { return static_cast<bool>(waiter_); }
-
- private:
-  std::coroutine_handle<> waiter_;
-  bool pending_ = false;
-};
+class H2Request;
+class H2Upstream;
+using runtime::Wakeup;
 
 // h2c by prior knowledge (RFC 9113 3.3): whether the client's first bytes on `fd` are the
 // HTTP/2 connection preface. Peeks only: the bytes stay for whichever session reads them.
@@ -92,8 +73,14 @@ class H2Session final : public Session, private http::h2::ServerEvents {
     bool ended = false;                     // the client's END_STREAM arrived
     bool closed = false;                    // the stream is gone
     std::uint32_t reset = 0;                // its error code, when it was reset
+    // An HTTP/1.1 upstream connection of its own (a tunnel's, or a request's) ...
     int upstream_fd = -1;
+    std::unique_ptr<runtime::Stream> upstream;  // TLS over upstream_fd, or it as it is
     SocketAddress upstream_address;
+    std::string upstream_tls_name;
+    // ... or a stream on the worker's HTTP/2 connection to the origin.
+    std::shared_ptr<H2Upstream> h2_origin;  // chosen, no stream opened yet
+    std::unique_ptr<H2Request> h2;
     bool response_done = false;                  // the response (or a reset) is submitted in full
     runtime::Clock::time_point client_active{};  // client bytes last went upstream
     Wakeup input;                                // body, END_STREAM or close arrived
@@ -121,7 +108,13 @@ class H2Session final : public Session, private http::h2::ServerEvents {
 
   // h2_exchange.cc: one stream from request head to its end.
   Task<void> serve(Exchange& x);
-  Task<void> forward(Exchange& x, HttpRequestHead req);
+  Task<void> forward(Exchange& x, HttpRequestHead req, bool origin_tls);
+  Task<void> forward_h1(Exchange& x, const HttpRequestHead& req, void* req_ctx,
+                        BodyFilter* request_filter, bool origin_tls);
+  // To an origin that speaks HTTP/2 (x.h2_origin); a refused request without a body is
+  // sent again, on any connection taking streams.
+  Task<void> forward_h2(Exchange& x, const HttpRequestHead& req, void* req_ctx,
+                        BodyFilter* request_filter);
   // HttpRequestHook::handle_request / handle_response with their traces; false when a
   // hook answered (the answer is sent), else `filter` is the hook's body filter, if any.
   Task<bool> request_hook(Exchange& x, HttpRequestHead& req, void* req_ctx,
@@ -137,9 +130,15 @@ class H2Session final : public Session, private http::h2::ServerEvents {
   Task<bool> client_to_upstream(Exchange& x, bool chunked, BodyFilter* filter);
   // Queues response body bytes, waiting while the client's window keeps them buffered.
   Task<bool> send_to_client(Exchange& x, std::string_view data);
-  Task<std::optional<ProxyError>> open_upstream(Exchange& x, const HostPort& target, bool reuse);
-  Task<bool> upstream_send(int fd, std::string_view data);
-  Task<int> upstream_recv(int fd, std::string& buf);
+  // The egress decisions, then an upstream: x.h2_origin when the origin speaks HTTP/2
+  // (only with `h2`), else x.upstream.
+  Task<std::optional<ProxyError>> open_upstream(Exchange& x, const HostPort& target, bool reuse,
+                                                bool tls = false, bool h2 = false);
+  // Request bytes to the upstream (x.h2 or x.upstream); response bytes from x.upstream.
+  Task<bool> upstream_send(Exchange& x, std::string_view data);
+  Task<int> upstream_recv(Exchange& x, std::string& buf);
+  // Ends the upstream side of `x` now: pending receives there end.
+  static void abandon_upstream(Exchange& x);
   // Reads a response head from the upstream into `head` (views into `buf`); an error to
   // answer, else nullopt with `consumed` set.
   Task<std::optional<ProxyError>> read_response_head(Exchange& x, std::string& buf,

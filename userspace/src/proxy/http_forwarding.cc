@@ -1,5 +1,7 @@
 #include "proxy/http_forwarding.h"
 
+#include <algorithm>
+
 #include "http/h1/forward_framing.h"
 #include "proxy/http_wire.h"
 
@@ -41,7 +43,25 @@ bool never_forwarded(const http::h1::Head& head, std::string_view name) {
          iequals(name, "proxy-authorization") || iequals(name, "proxy-authenticate");
 }
 
-void append_forwarded_fields(std::string& out, const HttpHeaders& headers) {
+bool trailer_forwarded(std::string_view name) {
+  static constexpr std::string_view kNever[] = {"content-length",
+                                                "transfer-encoding",
+                                                "host",
+                                                "trailer",
+                                                "te",
+                                                "connection",
+                                                "keep-alive",
+                                                "proxy-connection",
+                                                "upgrade",
+                                                "proxy-authorization",
+                                                "proxy-authenticate"};
+  return std::find(std::begin(kNever), std::end(kNever), name) == std::end(kNever);
+}
+
+namespace {
+// Calls out(name, value) for each field as it leaves the proxy.
+template <typename Out>
+void each_forwarded_field(const HttpHeaders& headers, Out out) {
   std::string via;
   for (const auto& f : headers.fields()) {
     if (http::h1::iequals(f.name, "proxy-authorization")) continue;
@@ -49,10 +69,39 @@ void append_forwarded_fields(std::string& out, const HttpHeaders& headers) {
       via.append(via.empty() ? "" : ", ").append(f.value);
       continue;
     }
-    http_wire::append_field(out, f.name, f.value);
+    out(f.name, f.value);
   }
   via.append(via.empty() ? "" : ", ").append(kVia);
-  http_wire::append_field(out, "Via", via);
+  out("Via", via);
+}
+}  // namespace
+
+void append_forwarded_fields(std::string& out, const HttpHeaders& headers) {
+  each_forwarded_field(headers, [&out](std::string_view name, std::string_view value) {
+    http_wire::append_field(out, name, value);
+  });
+}
+
+std::vector<http::h2::Field> h2_forwarded_fields(const HttpHeaders& headers) {
+  std::vector<http::h2::Field> out;
+  out.reserve(headers.fields().size() + 1);
+  each_forwarded_field(headers, [&out](std::string_view name, std::string_view value) {
+    out.push_back({std::string(name), std::string(value)});
+  });
+  return out;
+}
+
+http::h2::RequestHead h2_origin_request(const HttpRequestHead& req, bool end_stream,
+                                        std::optional<std::string> content_length) {
+  http::h2::RequestHead h;
+  h.method = req.method;
+  h.scheme = "https";
+  h.authority = req.authority->port == 443 ? req.authority->host : req.authority->to_string();
+  h.path = req.path;
+  h.fields = h2_forwarded_fields(req.headers);
+  h.end_stream = end_stream;
+  if (!end_stream && content_length) h.fields.push_back({"content-length", *content_length});
+  return h;
 }
 
 }  // namespace ramjet::proxy

@@ -3,10 +3,12 @@
 // end-to-end fields go out (Via merged), and the RFC 9209 Proxy-Status of an error.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "http/h1/parser.h"
+#include "http/h2/message.h"
 #include "proxy/egress_chain.h"
 #include "ramjet/hooks/http.h"
 
@@ -30,5 +32,17 @@ bool never_forwarded(const http::h1::Head& head, std::string_view name);
 // A head's end-to-end fields as they leave the proxy: Proxy-Authorization never
 // (it was for us), and every Via merged into one with ours appended (RFC 9110 7.6.3).
 void append_forwarded_fields(std::string& out, const HttpHeaders& headers);
+// Trailer fields that may travel on (RFC 9110 6.5.1): none that frames, routes or
+// authenticates the message, nor any connection-specific one. `name` is lowercase.
+bool trailer_forwarded(std::string_view name);
+
+// The same as HTTP/2 fields (names are lowercased when the frame is built).
+std::vector<http::h2::Field> h2_forwarded_fields(const HttpHeaders& headers);
+
+// A request as an HTTP/2 origin gets it (RFC 9113 8.3.1): https, the authority without
+// the default port, the forwarded fields, and `content_length` when it is known (a body
+// filter may change a length: then the stream's end frames the body).
+http::h2::RequestHead h2_origin_request(const HttpRequestHead& req, bool end_stream,
+                                        std::optional<std::string> content_length);
 
 }  // namespace ramjet::proxy

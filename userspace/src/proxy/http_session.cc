@@ -17,8 +17,8 @@
 #include "proxy/egress_chain.h"
 #include "proxy/http_forwarding.h"
 #include "proxy/http_wire.h"
-#include "proxy/tls_streams.h"
-#include "proxy/upstream_pool.h"
+#include "proxy/h2_upstream.h"
+#include "proxy/upstream_link.h"
 #include "telemetry/access_log.h"
 
 namespace ramjet::proxy {
@@ -117,6 +117,7 @@ void HttpSession::force_close(CloseReason why) {
     relay_->force_close(why);
     return;
   }
+  if (h2_request_) h2_request_->cancel();
   // Pending receives on either socket end with EOF.
   ::shutdown(client_fd_, SHUT_RDWR);
   if (upstream_fd_ >= 0) ::shutdown(upstream_fd_, SHUT_RDWR);
@@ -142,6 +143,8 @@ std::string HttpSession::render_error(const ProxyError& e) {
 }
 
 void HttpSession::close_upstream() {
+  h2_request_.reset();
+  h2_upstream_.reset();
   upstream_.reset();
   if (upstream_fd_ >= 0) ::close(upstream_fd_);
   upstream_fd_ = -1;
@@ -290,64 +293,25 @@ Task<bool> HttpSession::ensure_upstream(const HostPort& target, std::optional<Pr
   reused_upstream_ = false;
   set_state(SessionState::kConnecting);
   EgressChain chain(wc_, counters_, info_, ctx_.get(), ep_.connect_timeout, audited_decisions());
-  auto decided = co_await chain.decide(target);
-  if (auto* e = std::get_if<EgressError>(&decided)) {
-    close_reason_ = e->close_reason();
-    err = ProxyError{status_for(*e), e->proxy_status(), e->message};
+  // HTTP/2 carries requests, not tunnels: a WebSocket upgrade needs a connection of its own.
+  auto r = co_await open_upstream_link(
+      wc_, ep_, counters_, chain, info_.id, target,
+      {.reuse = reuse, .probe = probe, .tls = tls, .h2 = !websocket_});
+  if (auto* f = std::get_if<UpstreamFailure>(&r)) {
+    close_reason_ = f->close_reason;
+    err = ProxyError{f->status, f->proxy_status, std::move(f->details)};
     co_return false;
   }
-  auto& dest = std::get<EgressChain::Destinations>(decided);
-  const tls::EndpointTls* t = tls ? endpoint_tls(wc_, ep_) : nullptr;
-  if (tls && (t == nullptr || !t->upstream)) {
-    close_reason_ = CloseReason::kUpstreamError;
-    err = ProxyError{502, "tls_protocol_error", "no TLS client configuration for upstreams"};
-    co_return false;
-  }
-  // The name a TLS connection is verified for: only a connection made for the same one
-  // is reused.
-  upstream_tls_name_ = tls ? t->upstream->server_name(target.host) : std::string();
-  if (reuse) {
-    SocketAddress which;
-    UpstreamPool::Pooled pooled = wc_.pool->take(dest.addresses, which, probe, upstream_tls_name_);
-    if (pooled.fd >= 0) {
-      counters_.add(Counter::upstream_reused);
-      reused_upstream_ = true;
-      upstream_fd_ = pooled.fd;
-      if (pooled.tls) {
-        upstream_ = std::move(pooled.tls);
-      } else {
-        upstream_ = std::make_unique<runtime::PlainStream>(wc_.worker, pooled.fd);
-      }
-      // Keep-alive to the same origin: the text is already there.
-      if (stats_.upstream.empty() || !(which == upstream_address_))
-        stats_.upstream = which.to_string();
-      upstream_address_ = which;
-      co_return true;
-    }
-  }
-  auto r = co_await chain.connect_to(std::move(dest));
-  if (auto* e = std::get_if<EgressError>(&r)) {
-    close_reason_ = e->close_reason();
-    err = ProxyError{status_for(*e), e->proxy_status(), e->message};
-    co_return false;
-  }
-  const Upstream& up = std::get<Upstream>(r);
-  upstream_fd_ = up.fd;
-  upstream_address_ = up.address;
-  stats_.upstream = up.address.to_string();
-  if (!tls) {
-    upstream_ = std::make_unique<runtime::PlainStream>(wc_.worker, upstream_fd_);
-    co_return true;
-  }
-  UpstreamTlsFailure failure;
-  auto timeout = connect_timeout_for(wc_, ep_.connect_timeout);
-  upstream_ = co_await open_upstream_tls(wc_, *t->upstream, counters_, upstream_fd_, target.host,
-                                         timeout, info_.id, failure);
-  if (!upstream_) {
-    close_reason_ = CloseReason::kUpstreamError;
-    err = ProxyError{502, failure.proxy_status(), failure.detail};
-    co_return false;
-  }
+  UpstreamLink& link = std::get<UpstreamLink>(r);
+  reused_upstream_ = link.reused;
+  // Keep-alive to the same origin: the text is already there.
+  if (stats_.upstream.empty() || !(link.address == upstream_address_))
+    stats_.upstream = link.address.to_string();
+  upstream_address_ = link.address;
+  upstream_tls_name_ = std::move(link.tls_name);
+  h2_upstream_ = std::move(link.h2);
+  upstream_fd_ = link.fd;
+  upstream_ = std::move(link.stream);
   co_return true;
 }
 
@@ -471,11 +435,29 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
   const bool replayable = !has_body && !websocket_;
   bool reusable = false;
   std::optional<ProxyError> rerr;
+  bool h2_retry = false;
   for (int attempt = 0;; ++attempt) {
     std::optional<ProxyError> err;
-    if (!co_await ensure_upstream(*req.authority, err, /*reuse=*/attempt == 0,
+    // An HTTP/1.1 retry takes a new connection; an HTTP/2 one any connection taking streams.
+    if (!co_await ensure_upstream(*req.authority, err, /*reuse=*/attempt == 0 || h2_retry,
                                   /*probe=*/!replayable, origin_tls)) {
       std::string reply = render_error(*err);
+      co_await send_all(*client_, reply);
+      co_return Next::kClose;
+    }
+    if (h2_upstream_) {
+      std::optional<Next> done = co_await exchange_h2(req, req_ctx.get(), request_filter.get(),
+                                                      client_http10, keep_alive);
+      h2_request_.reset();
+      h2_upstream_.reset();
+      if (done) co_return *done;
+      if (attempt < 2 && !closing_) {
+        counters_.add(Counter::upstream_retries);
+        h2_retry = true;
+        continue;
+      }
+      std::string reply = render_error(
+          {502, "http_request_error", "the upstream refused the request on every attempt"});
       co_await send_all(*client_, reply);
       co_return Next::kClose;
     }
@@ -540,11 +522,11 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
   }
   if (reusable) {
     // Now the worker's, for any client (a TLS connection with its session).
-    std::unique_ptr<runtime::Stream> tls_stream;
-    if (!upstream_->plain()) tls_stream = std::move(upstream_);
-    upstream_.reset();
-    wc_.pool->put(upstream_address_, upstream_fd_, std::move(tls_stream), upstream_tls_name_);
-    upstream_fd_ = -1;
+    UpstreamLink link{.fd = std::exchange(upstream_fd_, -1),
+                      .stream = std::move(upstream_),
+                      .address = upstream_address_,
+                      .tls_name = upstream_tls_name_};
+    pool_upstream_link(wc_, link);
   } else {
     close_upstream();
   }

@@ -9,7 +9,11 @@
 //    and re-framed; the client connection is kept alive and pipelined requests are
 //    served in order; the upstream connection is reused for the next request to the
 //    same host:port.
-//  - Origin-form requests to the proxy itself: 400.
+//  - https:// targets (and an https:// upstream in reverse-proxy mode) go over TLS; an
+//    origin that chooses h2 by ALPN gets the request as a stream on the worker's one
+//    HTTP/2 connection to it (http_session_h2.cc, proxy/h2_upstream.h).
+//  - Origin-form requests to the proxy itself: 400, unless the endpoint has an upstream
+//    (reverse-proxy mode).
 // Every failure the proxy answers itself carries a Proxy-Status field (RFC 9209).
 #pragma once
 
@@ -30,6 +34,9 @@ class Authenticator;
 }
 
 namespace ramjet::proxy {
+
+class H2Request;
+class H2Upstream;
 
 class HttpSession final : public Session {
  public:
@@ -66,6 +73,11 @@ class HttpSession final : public Session {
   // `tls`: speak TLS to it (an https:// upstream).
   Task<bool> ensure_upstream(const HostPort& target, std::optional<ProxyError>& err, bool reuse,
                              bool probe, bool tls = false);
+  // http_session_h2.cc: the request to an origin that speaks HTTP/2 (h2_upstream_).
+  // nullopt: the origin did not process it, and it has no body: send it again.
+  Task<std::optional<Next>> exchange_h2(const HttpRequestHead& req, void* req_ctx,
+                                        BodyFilter* request_filter, bool client_http10,
+                                        bool& keep_alive);
   Task<std::optional<ProxyError>> forward_response(const HttpRequestHead& req, void* req_ctx,
                                                    bool client_http10, bool& reusable,
                                                    bool& keep_alive);
@@ -115,6 +127,8 @@ class HttpSession final : public Session {
   std::unique_ptr<runtime::Stream> upstream_;  // upstream_fd_, or TLS over it
   std::string upstream_tls_name_;              // the name TLS to it was verified for, or ""
   SocketAddress upstream_address_;  // what upstream_fd_ is connected to
+  std::shared_ptr<H2Upstream> h2_upstream_;  // the origin speaks HTTP/2: requests go here
+  std::unique_ptr<H2Request> h2_request_;    // the request on it now
   std::unique_ptr<Relay> relay_;
   std::shared_ptr<const http::auth::Authenticator> auth_;  // kept for the session's life
   bool closing_ = false;

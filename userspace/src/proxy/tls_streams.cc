@@ -56,8 +56,9 @@ Task<std::unique_ptr<runtime::Stream>> open_upstream_tls(WorkerContext& wc,
                                                          telemetry::CounterRow& counters, int fd,
                                                          std::string host,
                                                          std::chrono::milliseconds timeout,
-                                                         FlowId flow, UpstreamTlsFailure& failure) {
-  auto s = tls::TlsStream::client(wc.worker, fd, ctx, host, wc.buffers.get());
+                                                         FlowId flow, UpstreamTlsFailure& failure,
+                                                         bool offer_h2) {
+  auto s = tls::TlsStream::client(wc.worker, fd, ctx, host, wc.buffers.get(), offer_h2);
   tls::HandshakeFailure f = co_await s->handshake(timeout);
   if (f == tls::HandshakeFailure::kNone) co_return s;
   failure.certificate = s->certificate_rejected();

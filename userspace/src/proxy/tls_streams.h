@@ -40,6 +40,7 @@ Task<std::unique_ptr<runtime::Stream>> open_upstream_tls(WorkerContext& wc,
                                                          telemetry::CounterRow& counters, int fd,
                                                          std::string host,
                                                          std::chrono::milliseconds timeout,
-                                                         FlowId flow, UpstreamTlsFailure& failure);
+                                                         FlowId flow, UpstreamTlsFailure& failure,
+                                                         bool offer_h2 = true);
 
 }  // namespace ramjet::proxy

@@ -38,6 +38,7 @@ class AuditLog;
 
 namespace ramjet::proxy {
 
+class H2Upstreams;
 class Session;
 class UpstreamPool;
 
@@ -64,6 +65,7 @@ struct WorkerContext {
   const tls::TlsTable* tls = nullptr;        // the endpoints' TLS contexts
   // Open downstream connections of the whole daemon (server.max_connections).
   std::atomic<std::uint32_t>* open_connections = nullptr;
+  std::unique_ptr<H2Upstreams> h2_upstreams;  // HTTP/2 connections to origins, shared
 };
 
 }  // namespace ramjet::proxy

@@ -38,6 +38,8 @@ class Stream {
   virtual Task<bool> write_all(std::string_view data) = 0;
   // Ends our direction (TLS: close_notify first), leaving the other one open.
   virtual Task<void> shutdown_write() = 0;
+  // The application protocol the peers agreed on (TLS ALPN), or "".
+  virtual std::string alpn() const { return {}; }
 
  protected:
   explicit Stream(int fd) : fd_(fd) {}

@@ -103,7 +103,14 @@ enum class CounterKind : std::uint8_t {
   X(upstream_tls_certificate_errors, kCounter, upstream_tls_certificate_errors,                  \
     "Upstream TLS handshakes failed: the origin's certificate did not verify")                 \
   X(upstream_tls_protocol_errors, kCounter, upstream_tls_protocol_errors,                        \
-    "Upstream TLS handshakes failed otherwise")
+    "Upstream TLS handshakes failed otherwise")                                                \
+  X(upstream_h2_connections, kCounter, upstream_h2_connections,                                  \
+    "HTTP/2 connections opened to upstreams (the origin chose h2 by ALPN)")                    \
+  X(upstream_h2_streams, kCounter, upstream_h2_streams,                                          \
+    "Requests sent to upstreams as HTTP/2 streams")                                            \
+  X(upstream_h2_refused, kCounter, upstream_h2_refused,                                          \
+    "HTTP/2 upstream streams the origin did not process (REFUSED_STREAM, above a GOAWAY)")     \
+  X(upstream_h2_goaways, kCounter, upstream_h2_goaways, "GOAWAY frames received from upstreams")
 
 enum class Counter : unsigned {
 #define RAMJET_X(name, kind, metric, help) name,

@@ -37,8 +37,9 @@ std::shared_ptr<ClientContext> ClientContext::create(const config::TlsClientSett
     }
   }
   for (const std::string& p : s.alpn) {
-    c->alpn_wire_.push_back(static_cast<char>(p.size()));
-    c->alpn_wire_ += p;
+    std::string token = static_cast<char>(p.size()) + p;
+    c->alpn_wire_ += token;
+    if (p != "h2") c->alpn_wire_no_h2_ += token;
   }
   // Client sessions are not cached: upstream connections are pooled instead.
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
@@ -46,7 +47,7 @@ std::shared_ptr<ClientContext> ClientContext::create(const config::TlsClientSett
   return c;
 }
 
-bssl::UniquePtr<SSL> ClientContext::new_ssl(std::string_view host) const {
+bssl::UniquePtr<SSL> ClientContext::new_ssl(std::string_view host, bool offer_h2) const {
   bssl::UniquePtr<SSL> ssl(SSL_new(ctx_.get()));
   if (!ssl) return ssl;
   std::string name = server_name(host);
@@ -61,9 +62,10 @@ bssl::UniquePtr<SSL> ClientContext::new_ssl(std::string_view host) const {
       X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size());
     }
   }
-  if (!alpn_wire_.empty()) {
-    SSL_set_alpn_protos(ssl.get(), reinterpret_cast<const std::uint8_t*>(alpn_wire_.data()),
-                        alpn_wire_.size());
+  const std::string& alpn = offer_h2 ? alpn_wire_ : alpn_wire_no_h2_;
+  if (!alpn.empty()) {
+    SSL_set_alpn_protos(ssl.get(), reinterpret_cast<const std::uint8_t*>(alpn.data()),
+                        alpn.size());
   }
   return ssl;
 }

@@ -23,7 +23,9 @@ class ClientContext {
 
   // A client-side SSL for a connection to `host` (a name or an IP literal): SNI is
   // settings.sni or the host name; the certificate must be valid for that name (or IP).
-  bssl::UniquePtr<SSL> new_ssl(std::string_view host) const;
+  // Without `offer_h2` the ALPN list leaves h2 out (a request that needs HTTP/1.1: a
+  // WebSocket upgrade).
+  bssl::UniquePtr<SSL> new_ssl(std::string_view host, bool offer_h2 = true) const;
   // The name sent and verified for a connection to `host`: settings.sni, else the host.
   std::string server_name(std::string_view host) const {
     return settings_.sni.empty() ? std::string(host) : settings_.sni;
@@ -34,7 +36,8 @@ class ClientContext {
   explicit ClientContext(const config::TlsClientSettings& s) : settings_(s) {}
   config::TlsClientSettings settings_;
   bssl::UniquePtr<SSL_CTX> ctx_;
-  std::string alpn_wire_;  // the ALPN list in wire format
+  std::string alpn_wire_;        // the ALPN list in wire format
+  std::string alpn_wire_no_h2_;  // ... without h2
 };
 
 }  // namespace ramjet::tls

@@ -45,13 +45,15 @@ TlsTable TlsTable::build(const std::vector<config::Endpoint>& endpoints, const O
                      ep.name, ep.tls->keylog_file);
       }
     }
-    if (ep.upstream_tls) {
-      e.upstream = ClientContext::create(*ep.upstream_tls, key, error);
-      if (!e.upstream) on_error(i, "upstream_tls." + key, error);
-    } else if (ep.onramp == config::Onramp::kHttp) {
-      // https:// upstreams with the defaults: verified against the system's CAs.
-      e.upstream = ClientContext::create(config::TlsClientSettings{}, key, error);
-      if (!e.upstream) {
+    if (ep.upstream_tls || ep.onramp == config::Onramp::kHttp) {
+      // https:// upstreams without upstream_tls: verified against the system's CAs.
+      config::TlsClientSettings s = ep.upstream_tls.value_or(config::TlsClientSettings{});
+      // An http endpoint speaks HTTP/2 to an origin that chooses it (proxy/h2_upstream.h).
+      if (ep.onramp == config::Onramp::kHttp && s.alpn.empty()) s.alpn = {"h2", "http/1.1"};
+      e.upstream = ClientContext::create(s, key, error);
+      if (!e.upstream && ep.upstream_tls) {
+        on_error(i, "upstream_tls." + key, error);
+      } else if (!e.upstream) {
         spdlog::warn("endpoint {}: no TLS to https:// upstreams: {}", ep.name, error);
       }
     }

@@ -44,9 +44,10 @@ std::unique_ptr<TlsStream> TlsStream::server(runtime::Worker& w, int fd, const S
 }
 
 std::unique_ptr<TlsStream> TlsStream::client(runtime::Worker& w, int fd, const ClientContext& ctx,
-                                             std::string_view host, runtime::BufferRing* buffers) {
+                                             std::string_view host, runtime::BufferRing* buffers,
+                                             bool offer_h2) {
   std::unique_ptr<TlsStream> s(new TlsStream(w, fd, buffers));
-  s->attach(ctx.new_ssl(host));
+  s->attach(ctx.new_ssl(host, offer_h2));
   SSL_set_connect_state(s->ssl_.get());
   return s;
 }

@@ -26,8 +26,10 @@ class TlsStream final : public runtime::Stream {
   // `buffers` (may be null) is the worker's ring, used for receives.
   static std::unique_ptr<TlsStream> server(runtime::Worker& w, int fd, const ServerContext& ctx,
                                            runtime::BufferRing* buffers);
+  // `offer_h2`: h2 stays in the offered ALPN list (ClientContext::new_ssl).
   static std::unique_ptr<TlsStream> client(runtime::Worker& w, int fd, const ClientContext& ctx,
-                                           std::string_view host, runtime::BufferRing* buffers);
+                                           std::string_view host, runtime::BufferRing* buffers,
+                                           bool offer_h2 = true);
   ~TlsStream() override;
 
   // Runs the handshake; kNone when it succeeded. failure_detail() says more.
@@ -38,7 +40,7 @@ class TlsStream final : public runtime::Stream {
 
   // After the handshake: what it settled, and the negotiated ALPN ("" if none).
   TlsInfo info() const;
-  std::string alpn() const;
+  std::string alpn() const override;
 
   bool plain() const override { return false; }
   Task<int> read(std::string& out, std::size_t max, std::chrono::milliseconds timeout) override;

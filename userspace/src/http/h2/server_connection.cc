@@ -3,8 +3,9 @@
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
-#include <cstring>
 #include <utility>
+
+#include "http/h2/nghttp2_glue.h"
 
 namespace ramjet::http::h2 {
 
@@ -33,47 +34,6 @@ const char* to_string(Defence d) {
 }
 
 namespace {
-
-std::string_view view(const std::uint8_t* p, std::size_t n) {
-  return {reinterpret_cast<const char*>(p), n};
-}
-
-// RFC 9113 8.2.2: fields that mean something only to one HTTP/1.1 connection.
-bool connection_specific(std::string_view name) {
-  static constexpr std::string_view kNames[] = {"connection", "keep-alive", "proxy-connection",
-                                                "transfer-encoding", "upgrade"};
-  return std::find(std::begin(kNames), std::end(kNames), name) != std::end(kNames);
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
-  return out;
-}
-
-nghttp2_nv nv(std::string_view name, std::string_view value) {
-  return {reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
-          reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(),
-          value.size(), NGHTTP2_NV_FLAG_NONE};
-}
-
-// Fields as nghttp2 takes them: names lowercased, connection-specific and pseudo fields
-// left out. The views point into this object and `fields`.
-struct FieldList {
-  explicit FieldList(const std::vector<Field>& fields, std::string_view status = {}) {
-    names.reserve(fields.size());
-    nva.reserve(fields.size() + 1);
-    if (!status.empty()) nva.push_back(nv(":status", status));
-    for (const auto& f : fields) {
-      names.push_back(lower(f.name));
-      if (connection_specific(names.back()) || names.back().starts_with(':')) continue;
-      nva.push_back(nv(names.back(), f.value));
-    }
-  }
-  std::vector<std::string> names;  // reserved up front: the views into it stay valid
-  std::vector<nghttp2_nv> nva;
-};
 
 }  // namespace
 
@@ -258,27 +218,9 @@ struct Callbacks {
   static ssize_t read_body(nghttp2_session* session, std::int32_t id, std::uint8_t* buf,
                            std::size_t length, std::uint32_t* flags, nghttp2_data_source*,
                            void* user) {
-    auto& c = self(user);
-    ServerConnection::Stream* s = c.find(id);
+    ServerConnection::Stream* s = self(user).find(id);
     if (s == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    std::size_t n = std::min(length, s->out.size());
-    std::memcpy(buf, s->out.data(), n);
-    s->out.erase(0, n);
-    if (s->out.empty()) {
-      if (s->out_end) {
-        *flags |= NGHTTP2_DATA_FLAG_EOF;
-        if (!s->trailers_out.empty()) {
-          FieldList trailers(s->trailers_out);
-          if (nghttp2_submit_trailer(session, id, trailers.nva.data(), trailers.nva.size()) == 0)
-            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-          s->trailers_out.clear();
-        }
-      } else if (n == 0) {
-        s->deferred = true;
-        return NGHTTP2_ERR_DEFERRED;
-      }
-    }
-    return static_cast<ssize_t>(n);
+    return s->body.read(session, id, buf, length, flags);
   }
 };
 
@@ -326,13 +268,11 @@ ServerConnection::~ServerConnection() {
 }
 
 ServerConnection::Stream* ServerConnection::find(std::int32_t id) {
-  auto it = streams_.find(id);
-  return it == streams_.end() ? nullptr : &it->second;
+  return find_stream(streams_, id);
 }
 
 const ServerConnection::Stream* ServerConnection::find(std::int32_t id) const {
-  auto it = streams_.find(id);
-  return it == streams_.end() ? nullptr : &it->second;
+  return find_stream(streams_, id);
 }
 
 void ServerConnection::defend(Defence d) {
@@ -376,18 +316,11 @@ bool ServerConnection::recv(std::string_view bytes, Clock::time_point now) {
 }
 
 void ServerConnection::output(std::string& out) {
-  for (;;) {
-    const std::uint8_t* data = nullptr;
-    auto n = nghttp2_session_mem_send(session_, &data);
-    if (n <= 0) break;
-    out.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
-  }
+  append_output(session_, out);
 }
 
 bool ServerConnection::done() const {
-  bool writing = nghttp2_session_want_write(session_) != 0;
-  if (terminated_) return !writing;
-  return !writing && nghttp2_session_want_read(session_) == 0;
+  return session_finished(session_, terminated_);
 }
 
 bool ServerConnection::submit_response(std::int32_t stream, int status,
@@ -395,11 +328,11 @@ bool ServerConnection::submit_response(std::int32_t stream, int status,
   Stream* s = find(stream);
   if (s == nullptr) return false;
   std::string status_text = std::to_string(status);
-  FieldList head(fields, status_text);
+  FieldList head({{":status", status_text}}, fields);
   nghttp2_data_provider body{};
   body.read_callback = &Callbacks::read_body;
-  s->out_end = end_stream;
-  return nghttp2_submit_response(session_, stream, head.nva.data(), head.nva.size(),
+  s->body.end = end_stream;
+  return nghttp2_submit_response(session_, stream, head.data(), head.size(),
                                  end_stream ? nullptr : &body) == 0;
 }
 
@@ -407,35 +340,22 @@ void ServerConnection::submit_interim(std::int32_t stream, int status,
                                       const std::vector<Field>& fields) {
   if (find(stream) == nullptr) return;
   std::string status_text = std::to_string(status);
-  FieldList head(fields, status_text);
-  nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, stream, nullptr, head.nva.data(),
-                         head.nva.size(), nullptr);
-}
-
-void ServerConnection::resume(std::int32_t stream_id, Stream& s) {
-  if (!s.deferred) return;
-  s.deferred = false;
-  nghttp2_session_resume_data(session_, stream_id);
+  FieldList head({{":status", status_text}}, fields);
+  nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, stream, nullptr, head.data(), head.size(),
+                         nullptr);
 }
 
 void ServerConnection::send_data(std::int32_t stream, std::string_view data) {
-  Stream* s = find(stream);
-  if (s == nullptr || s->out_end) return;
-  s->out.append(data);
-  resume(stream, *s);
+  if (Stream* s = find(stream)) s->body.append(session_, stream, data);
 }
 
 void ServerConnection::end_data(std::int32_t stream, std::vector<Field> trailers) {
-  Stream* s = find(stream);
-  if (s == nullptr || s->out_end) return;
-  s->out_end = true;
-  s->trailers_out = std::move(trailers);
-  resume(stream, *s);
+  if (Stream* s = find(stream)) s->body.finish(session_, stream, std::move(trailers));
 }
 
 std::size_t ServerConnection::buffered(std::int32_t stream) const {
   const Stream* s = find(stream);
-  return s == nullptr ? 0 : s->out.size();
+  return s == nullptr ? 0 : s->body.out.size();
 }
 
 void ServerConnection::reset(std::int32_t stream, std::uint32_t error_code) {

@@ -31,27 +31,13 @@
 #include <string_view>
 #include <vector>
 
+#include "http/h2/message.h"
+#include "http/h2/nghttp2_glue.h"
 #include "http/h2/token_bucket.h"
 
 struct nghttp2_session;
 
 namespace ramjet::http::h2 {
-
-struct Field {
-  std::string name;  // lowercase, as HTTP/2 requires
-  std::string value;
-};
-
-// A request head as nghttp2 validated it (RFC 9113 8.3).
-struct RequestHead {
-  std::string method;         // :method
-  std::string scheme;         // :scheme; empty for CONNECT
-  std::string authority;      // :authority, else the host field
-  std::string path;           // :path; empty for CONNECT
-  std::string protocol;       // :protocol of an extended CONNECT (RFC 8441), else empty
-  std::vector<Field> fields;  // regular fields in order; cookie crumbs stay separate
-  bool end_stream = false;    // no body follows
-};
 
 // Why the connection acted against its client; each is counted by the owner.
 enum class Defence : std::uint8_t {
@@ -67,13 +53,6 @@ enum class Defence : std::uint8_t {
 };
 inline constexpr std::size_t kDefenceCount = 9;
 
-// RFC 9113 7 error codes the owner uses.
-enum ErrorCode : std::uint32_t {
-  kNoError = 0x0,
-  kInternalError = 0x2,
-  kCancel = 0x8,
-  kConnectError = 0xa,
-};
 const char* to_string(Defence d);
 
 struct Limits {
@@ -153,11 +132,8 @@ class ServerConnection {
     bool oversized = false;
     bool announced = false;  // on_request was called
     RequestHead head;
-    std::string out;  // response body bytes not yet framed
-    bool out_end = false;
+    OutgoingBody body;  // the response body
     std::vector<Field> trailers_in;   // request trailers received so far
-    std::vector<Field> trailers_out;  // response trailers, sent after the body
-    bool deferred = false;            // the data provider is waiting for send_data/end_data
     std::size_t unconsumed = 0;       // delivered by on_data, not yet consume()d
   };
   friend struct Callbacks;
@@ -167,7 +143,6 @@ class ServerConnection {
   void defend(Defence d);
   // Ends the connection for a flood or protocol error: GOAWAY with that code.
   void terminate(Defence d, std::uint32_t error_code);
-  void resume(std::int32_t stream_id, Stream& s);
 
   ServerEvents& events_;
   Limits limits_;

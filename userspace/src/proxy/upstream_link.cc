@@ -1,0 +1,88 @@
+#include "proxy/upstream_link.h"
+
+#include <unistd.h>
+
+#include "proxy/http_forwarding.h"
+#include "proxy/tls_streams.h"
+#include "proxy/upstream_pool.h"
+
+namespace ramjet::proxy {
+
+using telemetry::Counter;
+
+Task<std::variant<UpstreamLink, UpstreamFailure>> open_upstream_link(
+    WorkerContext& wc, const config::Endpoint& ep, telemetry::CounterRow& counters,
+    EgressChain& chain, FlowId flow, const HostPort& target, LinkOptions options) {
+  auto decided = co_await chain.decide(target);
+  if (auto* e = std::get_if<EgressError>(&decided))
+    co_return UpstreamFailure{status_for(*e), e->proxy_status(), e->message, e->close_reason()};
+  auto& dest = std::get<EgressChain::Destinations>(decided);
+  const tls::EndpointTls* t = options.tls ? endpoint_tls(wc, ep) : nullptr;
+  if (options.tls && (t == nullptr || !t->upstream)) {
+    co_return UpstreamFailure{502, "tls_protocol_error", "no TLS client configuration for upstreams",
+                              CloseReason::kUpstreamError};
+  }
+  UpstreamLink link;
+  // Only a connection made for the same verified name is shared or reused.
+  link.tls_name = options.tls ? t->upstream->server_name(target.host) : std::string();
+  if (options.reuse && options.tls && options.h2 && wc.h2_upstreams) {
+    link.h2 = wc.h2_upstreams->find(dest.addresses, link.tls_name, link.address);
+    if (link.h2) {
+      link.reused = true;
+      co_return link;
+    }
+  }
+  if (options.reuse) {
+    UpstreamPool::Pooled pooled = wc.pool->take(dest.addresses, link.address, options.probe,
+                                                link.tls_name);
+    if (pooled.fd >= 0) {
+      counters.add(Counter::upstream_reused);
+      link.reused = true;
+      link.fd = pooled.fd;
+      link.stream = pooled.tls ? std::move(pooled.tls)
+                               : std::make_unique<runtime::PlainStream>(wc.worker, pooled.fd);
+      co_return link;
+    }
+  }
+  auto r = co_await chain.connect_to(std::move(dest));
+  if (auto* e = std::get_if<EgressError>(&r))
+    co_return UpstreamFailure{status_for(*e), e->proxy_status(), e->message, e->close_reason()};
+  const Upstream& up = std::get<Upstream>(r);
+  link.fd = up.fd;
+  link.address = up.address;
+  if (!options.tls) {
+    link.stream = std::make_unique<runtime::PlainStream>(wc.worker, up.fd);
+    co_return link;
+  }
+  UpstreamTlsFailure failure;
+  link.stream = co_await open_upstream_tls(wc, *t->upstream, counters, up.fd, target.host,
+                                           connect_timeout_for(wc, ep.connect_timeout), flow,
+                                           failure, options.h2 && wc.h2_upstreams != nullptr);
+  if (!link.stream) {
+    ::close(link.fd);
+    co_return UpstreamFailure{502, failure.proxy_status(), failure.detail,
+                              CloseReason::kUpstreamError};
+  }
+  if (link.stream->alpn() == "h2") {
+    if (!options.h2 || !wc.h2_upstreams) {  // it was not offered
+      link.stream.reset();
+      ::close(link.fd);
+      co_return UpstreamFailure{502, "http_protocol_error", "the origin chose h2 unoffered",
+                                CloseReason::kUpstreamError};
+    }
+    link.h2 = wc.h2_upstreams->adopt(link.fd, std::move(link.stream), link.address, link.tls_name,
+                                     counters);
+    link.fd = -1;
+  }
+  co_return link;
+}
+
+void pool_upstream_link(WorkerContext& wc, UpstreamLink& link) {
+  std::unique_ptr<runtime::Stream> tls_stream;
+  if (link.stream && !link.stream->plain()) tls_stream = std::move(link.stream);
+  link.stream.reset();
+  wc.pool->put(link.address, link.fd, std::move(tls_stream), link.tls_name);
+  link.fd = -1;
+}
+
+}  // namespace ramjet::proxy
