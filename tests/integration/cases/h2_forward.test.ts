@@ -95,11 +95,17 @@ test('errors the proxy answers itself carry Proxy-Status on the stream; the conn
   const ok = await ask(origin.address, '/after');
   assert.equal(ok.headers[':status'], 200);
   assert.equal(ok.body, 'GET /after\n');
-  const scheme = session.request({ ':method': 'GET', ':scheme': 'https', ':authority': origin.address, ':path': '/' });
+  const scheme = session.request({ ':method': 'GET', ':scheme': 'ftp', ':authority': origin.address, ':path': '/' });
   const [h] = (await once(scheme, 'response')) as [Record<string, string | number>];
   scheme.resume();
-  assert.equal(h[':status'], 400, 'only http:// is forwarded; https goes through CONNECT');
+  assert.equal(h[':status'], 400, 'only http and https are forwarded');
   assert.equal(parseProxyStatus(h['proxy-status'] as string)?.error, 'http_request_error');
+  // https is forwarded over TLS: this origin speaks plaintext, so the handshake fails.
+  const tls = session.request({ ':method': 'GET', ':scheme': 'https', ':authority': origin.address, ':path': '/' });
+  const [th] = (await once(tls, 'response')) as [Record<string, string | number>];
+  tls.resume();
+  assert.equal(th[':status'], 502);
+  assert.equal(parseProxyStatus(th['proxy-status'] as string)?.error, 'tls_protocol_error');
   assert.equal(await daemon.counter('h2_connections'), 1);
 });
 

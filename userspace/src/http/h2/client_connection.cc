@@ -54,6 +54,11 @@ struct ClientCallbacks {
         if (s == nullptr) break;
         if (!s->final_seen) {
           ResponseHead head = std::exchange(s->head, {});
+          if (head.status < 100) {
+            // A header block without :status that nghttp2 let through: no response.
+            nghttp2_submit_rst_stream(c.session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_PROTOCOL_ERROR);
+            break;
+          }
           head.end_stream = end;
           s->final_seen = head.status >= 200;
           c.events_.on_response(id, std::move(head));
