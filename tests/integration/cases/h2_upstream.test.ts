@@ -11,46 +11,25 @@ import { Agent } from 'node:http';
 import { constants as h2constants, type Http2ServerResponse } from 'node:http2';
 import {
   defaultH2Reply,
+  H2_ORIGIN_NAME,
   parseProxyStatus,
   rawHttpClient,
-  replyH2WithTrailers,
+  replyWithTrailers,
   requestViaProxy,
   sharedPki,
-  startH2Origin,
-  startHttpProxy,
+  startH2UpstreamProxy,
   test,
   writeRandom,
   type EndpointConfig,
-  type H2Origin,
   type H2OriginOptions,
   type H2OriginRequest,
-  type HttpProxy,
-  type IssuedCert,
+  type H2UpstreamProxy,
   type TestContext,
 } from '../lib/index.ts';
 
-const ORIGIN_NAME = 'origin.example.test';
-
-let originCert: Promise<IssuedCert> | undefined;
-const certificate = (): Promise<IssuedCert> => (originCert ??= sharedPki().then((pki) => pki.server('h2up-origin', { dns: [ORIGIN_NAME] })));
-
-interface H2Upstream extends HttpProxy {
-  origin: H2Origin;
-  /** "https://origin.example.test:<port>" + path: an absolute-form target for the forward proxy. */
-  target: (path: string) => string;
-}
-
-/** An h2 origin, and a one-worker forward proxy that verifies it against the test root. */
-async function h2Upstream(t: TestContext, origin: Partial<H2OriginOptions> = {}, endpoint: Partial<EndpointConfig> = {}): Promise<H2Upstream> {
-  const pki = await sharedPki();
-  const started = await startH2Origin(t, { cert: await certificate(), ...origin });
-  const proxy = await startHttpProxy(t, {
-    endpoint: { upstream_tls: { ca: pki.ca }, ...endpoint },
-    dnsRecords: { [ORIGIN_NAME]: { a: ['127.0.0.1'] } },
-    config: { server: { workers: 1 } },
-  });
-  return { ...proxy, origin: started, target: (path: string) => `https://${ORIGIN_NAME}:${started.port}${path}` };
-}
+/** An h2 origin behind a one-worker forward proxy; `endpoint` settings merged over the defaults. */
+const h2Upstream = (t: TestContext, origin: Partial<H2OriginOptions> = {}, endpoint: Partial<EndpointConfig> = {}): Promise<H2UpstreamProxy> =>
+  startH2UpstreamProxy(t, { origin, proxy: { endpoint } });
 
 /** `GET <url>` on a keep-alive raw connection: the exact bytes of an HTTP/1.1 client. */
 const getRequest = (url: string): string => `GET ${url} HTTP/1.1\r\nHost: ${new URL(url).host}\r\n\r\n`;
@@ -77,7 +56,7 @@ test('HTTP/1.1 clients to an h2 origin: 20 sequential and 20 parallel requests s
   assert.equal(origin.requests.length, 40);
   for (const r of origin.requests) {
     assert.equal(r.httpVersion, '2.0');
-    assert.equal(r.authority, `${ORIGIN_NAME}:${origin.port}`);
+    assert.equal(r.authority, `${H2_ORIGIN_NAME}:${origin.port}`);
     assert.equal(r.scheme, 'https');
   }
   assert.equal(origin.sessions, 1, 'one HTTP/2 connection to the origin');
@@ -165,7 +144,7 @@ test('REFUSED_STREAM: a GET is retried once and answered; a refused POST is a 50
 });
 
 test('upstream_tls.alpn [http/1.1] keeps an origin that offers h2 on HTTP/1.1; by default it gets HTTP/2', async (t) => {
-  const h1 = await h2Upstream(t, { allowHTTP1: true }, { upstream_tls: { ca: (await sharedPki()).ca, alpn: ['http/1.1'] } });
+  const h1 = await h2Upstream(t, { allowHTTP1: true }, { upstream_tls: { alpn: ['http/1.1'] } });
   const one = await requestViaProxy(h1.proxy, h1.target('/alpn/h1'));
   assert.equal(one.status, 200);
   assert.equal(one.body.toString(), 'GET /alpn/h1 HTTP/1.1\n');
@@ -191,7 +170,7 @@ test('bodies through HTTP/1.1 -> HTTP/2: 1 MiB uploads (chunked, Content-Length)
         sent.set(rec.path, await writeRandom(res, size));
         res.end();
       } else if (rec.path === '/trailers') {
-        await replyH2WithTrailers(req, rec, ['one ', 'two'], { 'x-response-sum': 'r123' });
+        await replyWithTrailers(res, rec, ['one ', 'two'], { 'x-response-sum': 'r123' });
       } else {
         await defaultH2Reply(req, res, rec, self);
       }

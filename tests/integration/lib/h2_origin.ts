@@ -16,6 +16,13 @@
  * default answers 200 "<METHOD> <path> HTTP/<version>\n" with Content-Length once the
  * body is in. With `allowHTTP1` a client that does not offer h2 gets node's HTTP/1.1
  * server (its requests have session -1 and `stream` undefined).
+ *
+ * startH2UpstreamProxy: such an origin named origin.example.test (a certificate for that
+ * name, an A record in the proxy's DNS server) behind a one-worker forward proxy that
+ * verifies it against the test root, so connection counts are exact:
+ *
+ *   const { daemon, proxy, origin, target } = await startH2UpstreamProxy(t);
+ *   await raw.send(`GET ${target('/x')} HTTP/1.1\r\nHost: ...`);   // https://origin.example.test:<port>/x
  */
 import { createHash } from 'node:crypto';
 import {
@@ -32,7 +39,9 @@ import {
 import { readFile } from 'node:fs/promises';
 import type { TLSSocket } from 'node:tls';
 import type { TestContext } from 'node:test';
-import type { IssuedCert } from './certs.ts';
+import { sharedPki, type IssuedCert } from './certs.ts';
+import { mergeConfig } from './config.ts';
+import { startHttpProxy, type HttpProxy, type HttpProxyOptions } from './http.ts';
 import { addFailureReporter, defer } from './lifecycle.ts';
 import { waitFor } from './wait.ts';
 
@@ -81,16 +90,16 @@ export const defaultH2Reply: H2OriginHandler = async (req, res, rec) => {
 };
 
 /**
- * Answers on the HTTP/2 stream itself, once the request body is in: 200, `parts` as
- * DATA without Content-Length, then `trailers` in a HEADERS frame (waitForTrailers).
+ * Answers once the request body is in: 200, `parts` as DATA without Content-Length,
+ * then `trailers` (node sends them in a HEADERS frame when the stream asks for them,
+ * waitForTrailers; over HTTP/1.1, chunked with a trailer section).
  */
-export async function replyH2WithTrailers(req: Http2ServerRequest, rec: H2OriginRequest, parts: Array<Buffer | string>, trailers: Record<string, string>): Promise<void> {
+export async function replyWithTrailers(res: Http2ServerResponse, rec: H2OriginRequest, parts: Array<Buffer | string>, trailers: Record<string, string>): Promise<void> {
   await rec.ended;
-  const stream = req.stream;
-  stream.respond({ ':status': 200, 'content-type': 'text/plain' }, { waitForTrailers: true });
-  stream.on('wantTrailers', () => stream.sendTrailers(trailers));
-  for (const part of parts) stream.write(part);
-  stream.end();
+  res.writeHead(200, { 'content-type': 'text/plain', trailer: Object.keys(trailers).join(', ') });
+  for (const part of parts) res.write(part);
+  res.addTrailers(trailers);
+  res.end();
 }
 
 export class H2Origin {
@@ -146,10 +155,11 @@ export class H2Origin {
       this.openStreams.set(session, 0);
     });
     this.server.on('stream', (stream: ServerHttp2Stream) => {
-      const open = (this.openStreams.get(stream.session!) ?? 0) + 1;
-      this.openStreams.set(stream.session!, open);
+      const session = stream.session!; // gone from the stream by the time it closes
+      const open = (this.openStreams.get(session) ?? 0) + 1;
+      this.openStreams.set(session, open);
       this.maxConcurrentStreams = Math.max(this.maxConcurrentStreams, open);
-      stream.once('close', () => this.openStreams.set(stream.session!, (this.openStreams.get(stream.session!) ?? 1) - 1));
+      stream.once('close', () => this.openStreams.set(session, (this.openStreams.get(session) ?? 1) - 1));
     });
     this.server.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => {
       const rec = this.record(req);
@@ -232,4 +242,37 @@ export async function startH2Origin(t: TestContext, options: H2OriginOptions): P
   defer(t, `h2 origin ${origin.address}`, () => origin.close());
   addFailureReporter(t, `h2 origin ${origin.address} requests`, () => origin.describe(), 'live');
   return origin;
+}
+
+/** The name h2 origins are reached by through startH2UpstreamProxy. */
+export const H2_ORIGIN_NAME = 'origin.example.test';
+
+let originCert: Promise<IssuedCert> | undefined;
+
+/** A certificate for H2_ORIGIN_NAME from sharedPki(), made once per test file. */
+export function h2OriginCert(): Promise<IssuedCert> {
+  originCert ??= sharedPki().then((pki) => pki.server('h2-origin', { dns: [H2_ORIGIN_NAME] }));
+  return originCert;
+}
+
+export interface H2UpstreamProxy extends HttpProxy {
+  origin: H2Origin;
+  /** "https://origin.example.test:<port>" + path: an absolute-form target (or :authority + :path). */
+  target: (path: string) => string;
+}
+
+/**
+ * An h2 origin (`origin` options) and a one-worker ramjetd with an http endpoint 'fwd'
+ * (`proxy` options merged over: upstream_tls.ca = the test root, an A record for the origin).
+ */
+export async function startH2UpstreamProxy(t: TestContext, options: { origin?: Partial<H2OriginOptions>; proxy?: HttpProxyOptions } = {}): Promise<H2UpstreamProxy> {
+  const pki = await sharedPki();
+  const origin = await startH2Origin(t, { cert: await h2OriginCert(), ...options.origin });
+  const base: HttpProxyOptions = {
+    endpoint: { upstream_tls: { ca: pki.ca } },
+    dnsRecords: { [H2_ORIGIN_NAME]: { a: ['127.0.0.1'] } },
+    config: { server: { workers: 1 } },
+  };
+  const proxy = await startHttpProxy(t, mergeConfig(base as Record<string, unknown>, (options.proxy ?? {}) as Record<string, unknown>) as HttpProxyOptions);
+  return { ...proxy, origin, target: (path: string) => `https://${H2_ORIGIN_NAME}:${origin.port}${path}` };
 }
