@@ -16,7 +16,7 @@ import {
   rawHttpClient,
   replyWithTrailers,
   requestViaProxy,
-  sharedPki,
+  sleep,
   startH2UpstreamProxy,
   test,
   writeRandom,
@@ -35,7 +35,13 @@ const h2Upstream = (t: TestContext, origin: Partial<H2OriginOptions> = {}, endpo
 const getRequest = (url: string): string => `GET ${url} HTTP/1.1\r\nHost: ${new URL(url).host}\r\n\r\n`;
 
 test('HTTP/1.1 clients to an h2 origin: 20 sequential and 20 parallel requests share one HTTP/2 connection', async (t) => {
-  const { daemon, proxy, origin, target } = await h2Upstream(t);
+  const { daemon, proxy, origin, target } = await h2Upstream(t, {
+    // The parallel answers take a moment, so that their streams overlap on the connection.
+    handler: async (req, res, rec, self) => {
+      if (rec.path.startsWith('/par/')) await sleep(50);
+      await defaultH2Reply(req, res, rec, self);
+    },
+  });
   const client = await rawHttpClient(t, proxy);
   for (let i = 0; i < 20; i++) {
     await client.send(getRequest(target(`/seq/${i}`)));
@@ -74,7 +80,7 @@ test('SETTINGS_MAX_CONCURRENT_STREAMS 2: 10 parallel requests wait for a free st
   const { daemon, proxy, origin, target } = await h2Upstream(t, {
     settings: { maxConcurrentStreams: 2 },
     handler: async (req, res, rec, self) => {
-      await new Promise((resolve) => setTimeout(resolve, 150));
+      await sleep(150);
       await defaultH2Reply(req, res, rec, self);
     },
   });
@@ -129,7 +135,9 @@ test('REFUSED_STREAM: a GET is retried once and answered; a refused POST is a 50
   const got = await client.response();
   assert.equal(got.status, 200, got.summary());
   assert.equal(got.body.toString(), 'GET /refuse-get HTTP/2.0\n');
-  assert.equal(origin.requestsFor('/refuse-get').length, 2, 'refused once, then sent again');
+  const attempts = origin.requestsFor('/refuse-get');
+  assert.equal(attempts.length, 2, 'refused once, then sent again');
+  assert.notEqual(attempts[1]!.session, attempts[0]!.session, 'the retry goes on a new connection');
 
   const postUrl = target('/refuse-post');
   await client.send(`POST ${postUrl} HTTP/1.1\r\nHost: ${new URL(target).host}\r\nContent-Length: 7\r\n\r\npayload`);
