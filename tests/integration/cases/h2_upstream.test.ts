@@ -146,9 +146,9 @@ test('REFUSED_STREAM: a GET is retried once and answered; a refused POST is a 50
   const status = parseProxyStatus(posted.get('proxy-status'));
   assert.equal(status?.proxy, 'ramjet', posted.summary());
   assert.ok((status?.error ?? '') !== '', `Proxy-Status names an error: ${posted.get('proxy-status')}`);
+  assert.equal(origin.requestsFor('/refuse-post').length, 1, 'a request with a body is not sent again');
   await daemon.waitForCounter('upstream_h2_refused', 2);
   assert.equal(await daemon.counter('upstream_h2_streams'), 3, 'the GET twice, the POST once');
-  assert.equal(origin.requestsFor('/refuse-post').length, 1, 'a request with a body is not sent again');
 });
 
 test('upstream_tls.alpn [http/1.1] keeps an origin that offers h2 on HTTP/1.1; by default it gets HTTP/2', async (t) => {
