@@ -112,6 +112,8 @@ export class H2Origin {
   maxConcurrentStreams = 0;
   /** Sessions in order of arrival (index = H2OriginRequest.session). */
   readonly sessionList: Http2Session[] = [];
+  /** Streams opened on each session, by session index (0 for a connection that carried none). */
+  readonly streamsPerSession: number[] = [];
   private readonly openStreams = new Map<Http2Session, number>();
   private readonly sockets = new Set<TLSSocket>();
 
@@ -152,10 +154,12 @@ export class H2Origin {
     this.server.on('session', (session: Http2Session) => {
       this.sessions++;
       this.sessionList.push(session);
+      this.streamsPerSession.push(0);
       this.openStreams.set(session, 0);
     });
     this.server.on('stream', (stream: ServerHttp2Stream) => {
       const session = stream.session!; // gone from the stream by the time it closes
+      this.streamsPerSession[this.sessionList.indexOf(session)]! += 1;
       const open = (this.openStreams.get(session) ?? 0) + 1;
       this.openStreams.set(session, open);
       this.maxConcurrentStreams = Math.max(this.maxConcurrentStreams, open);
@@ -226,7 +230,8 @@ export class H2Origin {
     const lines = this.requests.map(
       (r) => `session ${r.session} stream ${r.streamId} HTTP/${r.httpVersion} ${r.method} ${r.scheme}://${r.authority}${r.path} body=${r.body.length}${r.complete ? '' : ' (incomplete)'}`,
     );
-    return [`h2 origin ${this.address}: ${this.connections} TLS connection(s), ${this.sessions} h2 session(s), max ${this.maxConcurrentStreams} concurrent stream(s)`, ...lines].join('\n');
+    const head = `h2 origin ${this.address}: ${this.connections} TLS connection(s), ${this.sessions} h2 session(s) with ${JSON.stringify(this.streamsPerSession)} stream(s), max ${this.maxConcurrentStreams} concurrent stream(s)`;
+    return [head, ...lines].join('\n');
   }
 
   close(): Promise<void> {
