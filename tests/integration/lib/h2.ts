@@ -8,9 +8,12 @@
  * - startH2cProxy: startHttpProxy with `http: {h2c: true}` (plus any other http settings).
  * - runNghttp: nghttp (nghttp2-client) sending a request whose :authority is the origin,
  *   so the proxy forwards it; its verbose frame log is returned for asserts.
+ * - h2Exchange: one request on a node http2 client session (body, request trailers),
+ *   resolving with status, fields, body, response trailers and the RST_STREAM code.
  * - runH2Abuse: lib/h2_abuse.py (python3-h2's hyperframe and hpack) sending one abuse
  *   case; returns the GOAWAY, resets and statuses the proxy answered with.
  */
+import type { ClientHttp2Session, IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Address } from './client.ts';
@@ -66,3 +69,49 @@ export async function runH2Abuse(t: TestContext, proxy: Address, kase: string, a
 
 /** RFC 9113 7 error codes. */
 export const H2 = { NO_ERROR: 0, PROTOCOL_ERROR: 1, INTERNAL_ERROR: 2, REFUSED_STREAM: 7, CANCEL: 8, ENHANCE_YOUR_CALM: 0xb } as const;
+
+/** What came back on one HTTP/2 stream, however it ended. */
+export interface H2Reply {
+  /** 0 when no response head arrived. */
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+  trailers: Record<string, string>;
+  /** RST_STREAM code the stream closed with (0: ended normally). */
+  rstCode: number;
+  /** The stream's error, if any (e.g. ERR_HTTP2_STREAM_ERROR). */
+  error: string | undefined;
+}
+
+/**
+ * One request on `session`: `headers` (pseudo-headers included), then `body`, then
+ * `trailers` (sent with waitForTrailers). Resolves when the stream closes, normally or not.
+ */
+export function h2Exchange(
+  session: ClientHttp2Session,
+  headers: OutgoingHttpHeaders,
+  options: { body?: Buffer | string; trailers?: Record<string, string> } = {},
+): Promise<H2Reply> {
+  const trailers = options.trailers;
+  const stream = session.request(headers, trailers !== undefined ? { waitForTrailers: true } : {});
+  if (trailers !== undefined) stream.on('wantTrailers', () => stream.sendTrailers(trailers));
+  const reply: H2Reply = { status: 0, headers: {}, body: Buffer.alloc(0), trailers: {}, rstCode: 0, error: undefined };
+  const chunks: Buffer[] = [];
+  stream.on('response', (h) => {
+    reply.headers = h;
+    reply.status = Number(h[':status']);
+  });
+  stream.on('trailers', (h) => {
+    for (const [name, value] of Object.entries(h)) if (typeof value === 'string') reply.trailers[name] = value;
+  });
+  stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+  stream.on('error', (error: Error) => (reply.error = `${(error as NodeJS.ErrnoException).code ?? ''} ${error.message}`));
+  stream.end(options.body);
+  return new Promise((resolve) => {
+    stream.once('close', () => {
+      reply.body = Buffer.concat(chunks);
+      reply.rstCode = stream.rstCode ?? 0;
+      resolve(reply);
+    });
+  });
+}
