@@ -302,6 +302,33 @@ std::shared_ptr<H2Upstream> H2Upstreams::adopt(int fd, std::unique_ptr<runtime::
   return conn;
 }
 
+std::shared_ptr<H2Upstreams::Connecting> H2Upstreams::connecting(const SocketAddress& address,
+                                                                std::string_view tls_name) {
+  std::erase_if(connecting_, [](const auto& w) { return w.expired(); });
+  for (const auto& w : connecting_) {
+    auto c = w.lock();
+    if (c && !c->done.is_set() && c->address == address && c->tls_name == tls_name) return c;
+  }
+  return nullptr;
+}
+
+std::shared_ptr<H2Upstreams::Connecting> H2Upstreams::begin_connect(const SocketAddress& address,
+                                                                   std::string tls_name) {
+  for (const auto& [a, name] : http1_)
+    if (a == address && name == tls_name) return nullptr;  // nobody needs to wait
+  auto c = std::make_shared<Connecting>();
+  c->address = address;
+  c->tls_name = std::move(tls_name);
+  connecting_.push_back(c);
+  return c;
+}
+
+void H2Upstreams::learned_http1(const SocketAddress& address, const std::string& tls_name) {
+  for (const auto& [a, name] : http1_)
+    if (a == address && name == tls_name) return;
+  if (http1_.size() < 1024) http1_.emplace_back(address, tls_name);
+}
+
 Task<void> H2Upstreams::run(std::shared_ptr<H2Upstream> conn) {
   co_await conn->run();
   live_.erase(std::remove(live_.begin(), live_.end(), conn), live_.end());

@@ -159,6 +159,21 @@ class H2Upstreams {
   std::shared_ptr<H2Upstream> adopt(int fd, std::unique_ptr<runtime::Stream> stream,
                                     const SocketAddress& address, std::string tls_name,
                                     telemetry::CounterRow& counters);
+  // One connection to an origin at a time: while a TLS connection that may choose h2 is
+  // being made to `address` for `tls_name`, the others wait for its outcome (an HTTP/2
+  // connection to share, or HTTP/1.1: then they connect too). The connector sets `done`.
+  struct Connecting {
+    SocketAddress address;
+    std::string tls_name;
+    runtime::Event done;
+  };
+  // The connect under way to `address` for `tls_name`, or null.
+  std::shared_ptr<Connecting> connecting(const SocketAddress& address, std::string_view tls_name);
+  // Announces a connect; null when nobody needs to wait for it (a known HTTP/1.1 origin).
+  std::shared_ptr<Connecting> begin_connect(const SocketAddress& address, std::string tls_name);
+  // The origin chose HTTP/1.1 (nobody waits for its connections from now on).
+  void learned_http1(const SocketAddress& address, const std::string& tls_name);
+
   // Closes every connection and waits for them to end (the worker is stopping).
   Task<void> close();
   std::size_t size() const { return live_.size(); }
@@ -169,7 +184,10 @@ class H2Upstreams {
   runtime::Worker& worker_;
   std::chrono::milliseconds max_idle_;
   std::vector<std::shared_ptr<H2Upstream>> live_;
+  std::vector<std::weak_ptr<Connecting>> connecting_;
+  std::vector<std::pair<SocketAddress, std::string>> http1_;  // origins that chose HTTP/1.1
   runtime::JoinSet loops_;
 };
+
 
 }  // namespace ramjet::proxy

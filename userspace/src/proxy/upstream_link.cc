@@ -25,11 +25,18 @@ Task<std::variant<UpstreamLink, UpstreamFailure>> open_upstream_link(
   UpstreamLink link;
   // Only a connection made for the same verified name is shared or reused.
   link.tls_name = options.tls ? t->upstream->server_name(target.host) : std::string();
-  if (options.reuse && options.tls && options.h2 && wc.h2_upstreams) {
-    link.h2 = wc.h2_upstreams->find(dest.addresses, link.tls_name, link.address);
-    if (link.h2) {
-      link.reused = true;
-      co_return link;
+  const bool may_share = options.tls && options.h2 && wc.h2_upstreams != nullptr;
+  if (options.reuse && may_share) {
+    for (;;) {
+      link.h2 = wc.h2_upstreams->find(dest.addresses, link.tls_name, link.address);
+      if (link.h2) {
+        link.reused = true;
+        co_return link;
+      }
+      // A connection to this origin is being made: it may become the one to share.
+      auto under_way = wc.h2_upstreams->connecting(dest.addresses.front(), link.tls_name);
+      if (!under_way) break;
+      co_await under_way->done.wait();
     }
   }
   if (options.reuse) {
@@ -44,6 +51,14 @@ Task<std::variant<UpstreamLink, UpstreamFailure>> open_upstream_link(
       co_return link;
     }
   }
+  // Others wait for this connect's outcome (set when this coroutine leaves, either way).
+  struct Announce {
+    std::shared_ptr<H2Upstreams::Connecting> c;
+    ~Announce() {
+      if (c) c->done.set();
+    }
+  } announce;
+  if (may_share) announce.c = wc.h2_upstreams->begin_connect(dest.addresses.front(), link.tls_name);
   auto r = co_await chain.connect_to(std::move(dest));
   if (auto* e = std::get_if<EgressError>(&r))
     co_return UpstreamFailure{status_for(*e), e->proxy_status(), e->message, e->close_reason()};
@@ -73,6 +88,8 @@ Task<std::variant<UpstreamLink, UpstreamFailure>> open_upstream_link(
     link.h2 = wc.h2_upstreams->adopt(link.fd, std::move(link.stream), link.address, link.tls_name,
                                      counters);
     link.fd = -1;
+  } else if (may_share && announce.c) {
+    wc.h2_upstreams->learned_http1(announce.c->address, link.tls_name);
   }
   co_return link;
 }

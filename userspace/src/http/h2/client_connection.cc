@@ -159,6 +159,9 @@ ClientConnection::ClientConnection(ClientEvents& events, const ClientLimits& lim
   nghttp2_option_new(&opt);
   nghttp2_option_set_no_auto_window_update(opt, 1);
   nghttp2_option_set_max_settings(opt, 32);
+  // Until the origin's SETTINGS arrive, one stream at a time: nghttp2's guess (100) sends
+  // streams the origin then refuses. Its SETTINGS replace this (unlimited when silent).
+  nghttp2_option_set_peer_max_concurrent_streams(opt, 1);
   nghttp2_session_client_new2(&session_, cb, this, opt);
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cb);

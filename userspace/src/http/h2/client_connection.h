@@ -9,7 +9,8 @@
 // consume() once it passed them on, so a slow client slows the origin down.
 //
 // The origin's SETTINGS_MAX_CONCURRENT_STREAMS is respected: a request over the
-// limit is queued by nghttp2 and its HEADERS go out when a stream closes. After a
+// limit is queued by nghttp2 and its HEADERS go out when a stream closes; until the
+// origin's SETTINGS arrive, the limit is one. After a
 // GOAWAY no request starts; the streams it did not process (above its last stream id,
 // or never sent) are closed with refused() true, so the owner knows that sending them
 // again elsewhere is safe (RFC 9113 8.7), as it is for a REFUSED_STREAM reset.
