@@ -221,3 +221,38 @@ test('bodies through HTTP/1.1 -> HTTP/2: 1 MiB uploads (chunked, Content-Length)
   assert.equal(response.body.toString(), 'one two');
   assert.equal(response.trailer('x-response-sum'), 'r123', `trailers: ${JSON.stringify(response.trailers)}`);
 });
+
+test('an h2 origin that never answers one stream: 504 at the idle timeout while another stream on the same connection is served', async (t) => {
+  const { daemon, proxy, origin, target } = await h2Upstream(
+    t,
+    {
+      handler: async (req, res, rec, self) => {
+        if (rec.path === '/never') return;  // holds the stream open, says nothing
+        await defaultH2Reply(req, res, rec, self);
+      },
+    },
+    { idle_timeout: '1500ms' },
+  );
+  const stalled = await rawHttpClient(t, proxy);
+  await stalled.send(getRequest(target('/never')));
+  let answered = false;
+  const pending = stalled.response().finally(() => (answered = true));
+  // The connection stays busy meanwhile (a frame at least every 200 ms): the stalled
+  // stream still times out, it does not wait for the connection to go quiet.
+  const busy = await rawHttpClient(t, proxy);
+  let served = 0;
+  for (; served < 40 && !answered; ++served) {
+    await busy.send(getRequest(target(`/busy${served}`)));
+    const r = await busy.response();
+    assert.equal(r.status, 200, r.summary());
+    await sleep(150);
+  }
+  assert.ok(answered, 'the stalled request was answered while the connection was busy');
+  assert.ok(served >= 5, `it waited for the idle timeout first (${served} served meanwhile)`);
+  const got = await pending;
+  assert.equal(got.status, 504, got.summary());
+  const status = parseProxyStatus(got.get('proxy-status') ?? '');
+  assert.equal(status?.error, 'http_response_incomplete', got.summary());
+  assert.equal(origin.sessions, 1, 'one connection carried both');
+  assert.equal(await daemon.counter('upstream_h2_connections'), 1);
+});

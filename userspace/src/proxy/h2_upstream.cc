@@ -235,13 +235,18 @@ Task<void> H2Upstream::run() {
   writing.start(writer());  // the preface and our SETTINGS go first
   std::string buf;
   auto idle_since = runtime::Clock::now();
+  auto expired_at = idle_since;
   while (!dead_) {
     buf.clear();
     int n = co_await stream_->read(buf, kReadSize, kTick);
     const auto now = runtime::Clock::now();
     if (!requests_.empty()) idle_since = now;
-    if (n == -ETIMEDOUT) {
+    // Also while other streams keep the connection busy.
+    if (now - expired_at >= kTick) {
+      expired_at = now;
       expire(now);
+    }
+    if (n == -ETIMEDOUT) {
       if (requests_.empty() && (now - idle_since >= max_idle_ || !conn_.accepting())) {
         conn_.goaway();
         break;
