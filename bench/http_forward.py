@@ -89,11 +89,11 @@ DisableViaHeader Yes
     return Proc("tinyproxy", ["tinyproxy", "-d", "-c", cfg], port, workdir)
 
 
-def nginx_reverse(workdir, origin_port, name="nginx-rev", tls="", after_http=""):
+def nginx_reverse(workdir, origin_port, name="nginx-rev", tls="", after_http="", listen=""):
     """nginx as a reverse proxy with a keep-alive upstream pool: the same per-request work
     (parse, forward, pooled upstream, stream the response back) in origin-form. `tls`:
     ssl_* directives (the listener then speaks TLS); `after_http`: more top-level blocks
-    (with their load_module lines first)."""
+    (with their load_module lines first); `listen`: more listen parameters (" http2")."""
     port = free_port()
     cfg = os.path.join(workdir, f"{name}.conf")
     modules = "".join(f"{line}\n" for line in after_http.splitlines() if line.startswith("load_module"))
@@ -109,7 +109,7 @@ http {{
   keepalive_requests 1000000;
   upstream origin {{ server 127.0.0.1:{origin_port}; keepalive 64; }}
   server {{
-    listen 127.0.0.1:{port}{" ssl" if tls else ""};
+    listen 127.0.0.1:{port}{" ssl" if tls else ""}{listen};
     {tls}
     location / {{ proxy_pass http://origin; proxy_http_version 1.1;
                  proxy_set_header Connection ""; }}

@@ -5,9 +5,10 @@ Each proxy runs on one core (one worker or thread) and terminates TLS with the s
 ECDSA P-256 certificate in front of one local plaintext origin (nginx, on the other
 core with the load). Two jobs per proxy:
 
-  https   reverse proxy: TLS in, HTTP/1.1 to the origin over a keep-alive pool
-          (ramjet: `onramp: http` + `upstream: http://...`; nginx: proxy_pass;
-          haproxy: mode http, http-reuse always)
+  https   reverse proxy: TLS in (ALPN h2 and http/1.1), HTTP/1.1 to the origin over a
+          keep-alive pool (ramjet: `onramp: http` + `upstream: http://...`; nginx:
+          proxy_pass, `listen ... ssl http2`; haproxy: mode http, http-reuse always,
+          `alpn h2,http/1.1`)
   tlstcp  TLS in, plain TCP to the origin (ramjet: `onramp: tcp` + tls; nginx:
           stream ssl; haproxy: mode tcp, bind ... ssl)
 
@@ -19,6 +20,9 @@ Measured, with the proxy's CPU time (all threads, user + system, from /proc):
              `openssl s_time -reuse`; its TLS 1.3 reuse mode does not work)
   req/s      HTTPS requests per proxy CPU-second on keep-alive HTTP/1.1
              (h2load --h1 -c50, 100 B responses)
+  h2 req/s   the same over HTTP/2 (h2load -c50, one stream at a time per connection
+             like the HTTP/1.1 column; ALPN h2, checked: a proxy that does not
+             negotiate h2 is reported as failed)
   us/MiB     proxy CPU microseconds per MiB of TLS bulk data through tlstcp
              (h2load --h1 downloading 1 MiB objects through the TLS TCP listener)
 
@@ -75,12 +79,12 @@ class TlsProxy(Proc):
 
 def ramjet(build_dir, workdir, origin_port, cert, key):
     port, tcp_port = free_port(), free_port()
-    tls = f"{{certificates: [{{cert: {cert}, key: {key}}}], session_tickets: {{enabled: true}}}}"
+    tls = f"certificates: [{{cert: {cert}, key: {key}}}], session_tickets: {{enabled: true}}"
     proc = ramjet_daemon(build_dir, workdir, "ramjet", port, f"""\
   - {{name: https, listen: "127.0.0.1:{port}", onramp: http,
-      upstream: "http://127.0.0.1:{origin_port}", tls: {tls}}}
+      upstream: "http://127.0.0.1:{origin_port}", tls: {{{tls}, alpn: [h2, http/1.1]}}}}
   - {{name: tlstcp, listen: "127.0.0.1:{tcp_port}", onramp: tcp,
-      upstream: "127.0.0.1:{origin_port}", tls: {tls}}}
+      upstream: "127.0.0.1:{origin_port}", tls: {{{tls}}}}}
 """)
     return TlsProxy(proc.name, proc.argv, port, tcp_port, workdir)
 
@@ -94,7 +98,8 @@ def nginx(workdir, origin_port, cert, key):
               f"stream {{ server {{ listen 127.0.0.1:{tcp_port} ssl; {ssl} "
               f"proxy_pass 127.0.0.1:{origin_port}; }} }}")
     # Its files are nginx-tls.*: nginx.conf is the origin's.
-    proc = nginx_reverse(workdir, origin_port, "nginx-tls", tls=ssl, after_http=stream)
+    proc = nginx_reverse(workdir, origin_port, "nginx-tls", tls=ssl, after_http=stream,
+                         listen=" http2")
     return TlsProxy("nginx", proc.argv, proc.port, tcp_port, workdir)
 
 
@@ -112,7 +117,7 @@ defaults
     timeout server 60s
 frontend https
     mode http
-    bind 127.0.0.1:{port} ssl crt {combined}
+    bind 127.0.0.1:{port} ssl crt {combined} alpn h2,http/1.1
     default_backend origin_http
 backend origin_http
     mode http
@@ -130,9 +135,10 @@ backend origin_tcp
 
 
 def check(proxy):
-    """One HTTPS request through each listener; raises unless both answer 200 with the 100 B body."""
+    """One HTTPS request through each listener; raises unless both answer 200 with the 100 B body.
+    Over HTTP/1.1: HTTP/2 has its own column, which fails on its own."""
     for port in (proxy.port, proxy.tcp_port):
-        out = subprocess.run(["curl", "-sk", "-o", "-", "-w", " %{http_code}",
+        out = subprocess.run(["curl", "-sk", "--http1.1", "-o", "-", "-w", " %{http_code}",
                               f"https://127.0.0.1:{port}/100b"],
                              capture_output=True, text=True, timeout=10)
         if not out.stdout.endswith(" 200") or len(out.stdout) != 104:
@@ -168,21 +174,37 @@ def s_time(port, mode, seconds, clients):
     return total, reused
 
 
-def h2load(port, path, seconds=None, requests=None, clients=50):
-    """h2load --h1 over TLS; returns requests that succeeded."""
+def h2load(port, path, seconds=None, requests=None, clients=50, protocol="http/1.1"):
+    """h2load over TLS speaking `protocol` (ALPN "http/1.1" or "h2"); returns requests that
+    succeeded. Raises unless every connection negotiated `protocol`."""
     limit = ["-D", str(seconds)] if seconds else ["-n", str(requests)]
-    out = subprocess.run(["taskset", "-c", LOAD_CPU, "h2load", "--h1", "-c", str(clients)] + limit +
+    h1 = ["--h1"] if protocol == "http/1.1" else []
+    out = subprocess.run(["taskset", "-c", LOAD_CPU, "h2load"] + h1 + ["-c", str(clients)] + limit +
                          [f"https://127.0.0.1:{port}{path}"],
                          capture_output=True, text=True, timeout=(seconds or 60) + 60)
     m = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed",
                   out.stdout)
+    codes = re.search(r"status codes: .*", out.stdout)
     if not m or int(m.group(2)) > 0 or int(m.group(1)) == 0:
-        raise RuntimeError(f"h2load through port {port} failed: {out.stdout[-800:]}{out.stderr}")
+        why = f"{m.group(0)}; {codes.group(0)}" if m and codes else out.stdout[-800:] + out.stderr
+        raise RuntimeError(f"h2load through port {port} failed: {why}")
+    # An answer is a success to h2load whatever its status: the origin serves only 200s.
+    ok = re.search(r"status codes: (\d+) 2xx", out.stdout)
+    if not ok or int(ok.group(1)) != int(m.group(1)):
+        raise RuntimeError(f"h2load through port {port}: not every answer was 2xx "
+                           f"({codes.group(0) if codes else 'no status codes'})")
+    # h2load prints the protocol it spoke ("No protocol negotiated" before it when ALPN
+    # chose nothing and it fell back to HTTP/1.1, as on the tlstcp listeners).
+    alpn = re.findall(r"^Application protocol: (\S+)", out.stdout, re.M)
+    if not alpn or any(a != protocol for a in alpn):
+        raise RuntimeError(f"h2load through port {port} did not negotiate {protocol}: "
+                           f"{alpn or 'no application protocol'}")
     return int(m.group(1))
 
 
-def run_proxy(proxy, args, res):
-    """One repetition of every measurement for `proxy`, appended to res[proxy.name]."""
+def run_proxy(proxy, args, res, column_failed):
+    """One repetition of every measurement for `proxy`, appended to res[proxy.name]. A
+    column that fails leaves the others standing: its reason goes to column_failed."""
     r = res[proxy.name]
     full = {}
 
@@ -196,39 +218,59 @@ def run_proxy(proxy, args, res):
     n, reused = full["-reuse"]
     r["reused_share"].append(reused / max(n, 1))
     r["req"].append(measured(proxy, lambda: h2load(proxy.port, "/100b", seconds=args.seconds))[0])
+    if "h2_req" not in column_failed.get(proxy.name, {}):
+        try:
+            r["h2_req"].append(measured(proxy, lambda: h2load(
+                proxy.port, "/100b", seconds=args.seconds, protocol="h2"))[0])
+        except (RuntimeError, subprocess.TimeoutExpired) as e:
+            column_failed.setdefault(proxy.name, {})["h2_req"] = str(e)
     per_cpu_s, _ = measured(proxy, lambda: h2load(proxy.tcp_port, "/1m", requests=args.bulk_mib,
                                                   clients=4))
     r["us_mib"].append(1e6 / per_cpu_s)  # 1 MiB objects: per CPU-second -> us per MiB
 
 
-def report(res, failed, args):
-    keys = ("full", "resumed", "req", "us_mib")
-    med = {name: {k: statistics.median(r[k]) for k in keys + ("reused_share",)}
+def report(res, failed, column_failed, args):
+    keys = ("full", "resumed", "req", "h2_req", "us_mib")
+    nan = float("nan")
+    med = {name: {k: statistics.median(r[k]) if r[k] and k not in column_failed.get(name, {})
+                  else nan for k in keys + ("reused_share",)}
            for name, r in res.items() if r["full"]}
+
+    def cell(value, width, fmt=".0f"):
+        return f"{'failed':>{width}}" if value != value else f"{value:>{width}{fmt}}"
+
+    def ratio(a, b):
+        return "n/a" if a != a or b != b else f"{a / b:.2f}"
+
     print(f"\nTLS termination, one proxy core each, {args.reps} x {args.seconds}s alternating "
           "(median; per proxy CPU-second; CPU of the proxy process only)")
     print(f"{'proxy':<10}{'full hs/s':>11}{'resumed/s':>11}{'(reused)':>10}{'https req/s':>13}"
-          f"{'us/MiB':>9}")
+          f"{'h2 req/s':>10}{'us/MiB':>9}")
     for name, m in med.items():
-        print(f"{name:<10}{m['full']:>11.0f}{m['resumed']:>11.0f}{m['reused_share']:>10.0%}"
-              f"{m['req']:>13.0f}{m['us_mib']:>9.0f}")
+        print(f"{name:<10}{cell(m['full'], 11)}{cell(m['resumed'], 11)}"
+              f"{cell(m['reused_share'], 10, '.0%')}{cell(m['req'], 13)}{cell(m['h2_req'], 10)}"
+              f"{cell(m['us_mib'], 9)}")
     for name, why in failed.items():
         print(f"{name:<10}failed: {why}")
+    for name, columns in column_failed.items():
+        for column, why in columns.items():
+            print(f"{name:<10}{column} failed: {why}")
     if "ramjet" not in med:
         return
     print("\nratios ramjet / peer (rates: higher is better; us/MiB: lower is better)")
     for peer in (p for p in med if p != "ramjet"):
         r, q = med["ramjet"], med[peer]
-        print(f"  vs {peer:<8} full {r['full'] / q['full']:.2f}  resumed "
-              f"{r['resumed'] / q['resumed']:.2f}  req {r['req'] / q['req']:.2f}  "
-              f"us/MiB {r['us_mib'] / q['us_mib']:.2f}")
+        print(f"  vs {peer:<8} full {ratio(r['full'], q['full'])}  resumed "
+              f"{ratio(r['resumed'], q['resumed'])}  req {ratio(r['req'], q['req'])}  "
+              f"h2_req {ratio(r['h2_req'], q['h2_req'])}  us/MiB {ratio(r['us_mib'], q['us_mib'])}")
     peers = [m for p, m in med.items() if p != "ramjet"]
     if peers:
         r = med["ramjet"]
-        best = {k: max(p[k] for p in peers) for k in ("full", "resumed", "req")}
+        best = {k: max((p[k] for p in peers if p[k] == p[k]), default=nan)
+                for k in ("full", "resumed", "req", "h2_req")}
         best_mib = min(p["us_mib"] for p in peers)
-        print("  vs the better peer: " + "  ".join(f"{k} {r[k] / best[k]:.2f}" for k in best) +
-              f"  us/MiB {r['us_mib'] / best_mib:.2f}   (targets: >= 1.2 for rates, <= 1.0 "
+        print("  vs the better peer: " + "  ".join(f"{k} {ratio(r[k], best[k])}" for k in best) +
+              f"  us/MiB {ratio(r['us_mib'], best_mib)}   (targets: >= 1.2 for rates, <= 1.0 "
               "for us/MiB)")
 
 
@@ -253,9 +295,9 @@ def main():
     origin.name = "origin"  # its log file is then origin.log, not the nginx proxy's
     proxies = [ramjet(args.build_dir, workdir, origin.port, cert, key),
                nginx(workdir, origin.port, cert, key), haproxy(workdir, origin.port, combined)]
-    res = {p.name: {k: [] for k in ("full", "resumed", "reused_share", "req", "us_mib")}
+    res = {p.name: {k: [] for k in ("full", "resumed", "reused_share", "req", "h2_req", "us_mib")}
            for p in proxies}
-    failed = {}
+    failed, column_failed = {}, {}
     try:
         origin.start()
         live = []
@@ -272,7 +314,7 @@ def main():
         for rep in range(args.reps):
             for p in live:
                 try:
-                    run_proxy(p, args, res)
+                    run_proxy(p, args, res, column_failed)
                 except (RuntimeError, subprocess.TimeoutExpired) as e:
                     failed[p.name] = str(e)
             print(f"rep {rep + 1}/{args.reps} done", file=sys.stderr)
@@ -281,7 +323,7 @@ def main():
             p.stop()
         origin.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    report({n: r for n, r in res.items() if n not in failed}, failed, args)
+    report({n: r for n, r in res.items() if n not in failed}, failed, column_failed, args)
 
 
 if __name__ == "__main__":

@@ -82,8 +82,13 @@ class ServerContextTest : public testing_support::TempDirTest {
     if (!alpn_.empty())
       SSL_set_alpn_protos(c.get(), reinterpret_cast<const std::uint8_t*>(alpn_.data()), alpn_.size());
     if (session) SSL_set_session(c.get(), session);
+    SSL_enable_ocsp_stapling(c.get());
     if (!handshake(c.get(), s.get())) return "";
     resumed_ = SSL_session_reused(s.get());
+    const std::uint8_t* staple = nullptr;
+    std::size_t staple_len = 0;
+    SSL_get0_ocsp_response(c.get(), &staple, &staple_len);
+    stapled_.assign(reinterpret_cast<const char*>(staple), staple_len);
     const std::uint8_t* p = nullptr;
     unsigned len = 0;
     SSL_get0_alpn_selected(s.get(), &p, &len);
@@ -95,6 +100,7 @@ class ServerContextTest : public testing_support::TempDirTest {
   bssl::UniquePtr<SSL_CTX> client_ctx_;
   std::string alpn_;
   std::string selected_alpn_;
+  std::string stapled_;  // the OCSP response the client got, "" for none
   bool resumed_ = false;
 };
 
@@ -110,6 +116,28 @@ TEST_F(ServerContextTest, ChoosesByExactNameThenWildcardThenDefault) {
   EXPECT_EQ(connect(*ctx, "a.b.apps.test"), "default");  // a wildcard is one label
   EXPECT_EQ(connect(*ctx, "other.test"), "default");
   EXPECT_EQ(connect(*ctx, ""), "default");
+}
+
+// The default certificate is the SSL_CTX's and the others are set per connection; each
+// comes with its own staple and never with another's.
+TEST_F(ServerContextTest, StaplesEachCertificatesOwnOcspResponse) {
+  config::TlsServerSettings s;
+  s.certificates = {write("default", make_cert("default", "DNS:default.test", true)),
+                    write("other", make_cert("other", "DNS:other.test", true))};
+  std::ofstream(dir_ + "/default.ocsp") << "default-staple";
+  s.certificates[0].ocsp = dir_ + "/default.ocsp";
+  auto ctx = make(s);
+  EXPECT_EQ(connect(*ctx, "default.test"), "default");
+  EXPECT_EQ(stapled_, "default-staple");
+  EXPECT_EQ(connect(*ctx, "other.test"), "other");
+  EXPECT_EQ(stapled_, "");
+
+  std::swap(s.certificates[0], s.certificates[1]);  // now only the second has a staple
+  auto swapped = make(s);
+  EXPECT_EQ(connect(*swapped, "other.test"), "other");
+  EXPECT_EQ(stapled_, "");
+  EXPECT_EQ(connect(*swapped, "default.test"), "default");
+  EXPECT_EQ(stapled_, "default-staple");
 }
 
 TEST_F(ServerContextTest, StrictSniRefusesUnknownNames) {

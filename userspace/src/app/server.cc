@@ -45,6 +45,10 @@ Result<int> open_listener(const SocketAddress& addr, bool transparent, unsigned 
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  // A proxy forwards what it has at once; Nagle would hold small writes (a response
+  // head, then its body) for the peer's delayed ACK. Accepted sockets inherit it from
+  // the listener, which saves a system call per connection.
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   if (transparent) {
     // Accepted sockets answer from the original destination, which is not ours.
     int rc = addr.family() == AF_INET
@@ -163,10 +167,6 @@ Task<void> accept_loop(WorkerContext& wc, std::size_t endpoint_index, int listen
         ::close(fd);
         continue;
       }
-      // A proxy forwards what it has at once; Nagle would hold small writes (a
-      // response head, then its body) for the peer's delayed ACK.
-      int one = 1;
-      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       ConnectionInfo info;
       info.endpoint = ep.name;
       info.worker = wc.worker.index();

@@ -1,10 +1,12 @@
 #include "proxy/session.h"
 
+#include <fmt/format.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "datapath/json.h"
@@ -46,22 +48,28 @@ Task<bool> Session::ingress_blocks(const ConnectionInfo& info, void* ctx) {
 }
 
 std::string connection_event(const ConnectionInfo& info, const ConnectionStats* closed) {
-  nlohmann::json j = {{"type", closed ? "connection_close" : "connection_open"},
-                      {"time", telemetry::rfc3339_ms(std::chrono::system_clock::now())},
-                      {"flow_id", info.id},
-                      {"proto", "tcp"},
-                      {"src", info.client.to_string()},
-                      {"dst", info.local.to_string()},
-                      {"endpoint", info.endpoint},
-                      {"worker", info.worker},
-                      {"verdict", info.escalated ? "ESCALATE" : "ENGINE"}};
+  // Two per connection, so written directly rather than built as an nlohmann::json tree
+  // (which cost ~5% of a short TLS connection's CPU); the fields are in nlohmann's
+  // (sorted) order as before. Only the endpoint name is free text and needs escaping.
+  std::string out;
+  out.reserve(320);
+  auto it = std::back_inserter(out);
   if (closed) {
-    j["close_reason"] = to_string(closed->reason);
-    j["bytes_from_client"] = closed->bytes_from_client;
-    j["bytes_to_client"] = closed->bytes_to_client;
-    j["duration_ms"] = closed->duration.count() / 1000;
+    fmt::format_to(it, R"({{"bytes_from_client":{},"bytes_to_client":{},"close_reason":"{}",)",
+                   closed->bytes_from_client, closed->bytes_to_client, to_string(closed->reason));
+  } else {
+    out += '{';
   }
-  return j.dump();
+  fmt::format_to(it, R"("dst":"{}",)", info.local.to_string());
+  if (closed) fmt::format_to(it, R"("duration_ms":{},)", closed->duration.count() / 1000);
+  fmt::format_to(it,
+                 R"("endpoint":{},"flow_id":{},"proto":"tcp","src":"{}","time":"{}",)"
+                 R"("type":"{}","verdict":"{}","worker":{}}})",
+                 nlohmann::json(info.endpoint).dump(), info.id, info.client.to_string(),
+                 telemetry::rfc3339_ms(std::chrono::system_clock::now()),
+                 closed ? "connection_close" : "connection_open",
+                 info.escalated ? "ESCALATE" : "ENGINE", info.worker);
+  return out;
 }
 
 telemetry::EngineConnection Session::describe() const {

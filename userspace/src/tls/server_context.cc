@@ -3,6 +3,7 @@
 #include <openssl/bytestring.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "tls/pem_files.h"
 
@@ -67,8 +68,7 @@ int app_index() {
 }
 
 const ServerContext* context_of(const SSL* ssl) {
-  return static_cast<const ServerContext*>(
-      SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), app_index()));
+  return static_cast<const ServerContext*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), app_index()));
 }
 
 }  // namespace
@@ -130,13 +130,24 @@ std::shared_ptr<ServerContext> ServerContext::create(const config::TlsServerSett
     }
     c->certs_.push_back(std::move(cert));
   }
+  // The default certificate's chain and key live in the SSL_CTX, so every SSL starts
+  // with them and the ClientHello callback only swaps in another certificate when SNI
+  // or the client's signature algorithms choose it: no connection re-installs (and
+  // re-parses) the default one. OCSP staples stay per connection, so a certificate
+  // without one never inherits the default's.
+  if (!c->install(ctx, c->certs_.front())) {
+    error_key = "certificates[0].key";
+    error = "the key does not match the certificate (" + take_error_text() + ")";
+    return nullptr;
+  }
   SSL_CTX_set_select_certificate_cb(ctx, &ServerContext::on_client_hello);
   if (!s.alpn.empty()) SSL_CTX_set_alpn_select_cb(ctx, &ServerContext::on_alpn, c.get());
 
   if (s.client_auth.mode != config::ClientAuthMode::kOff) {
     if (!SSL_CTX_load_verify_locations(ctx, s.client_auth.ca.c_str(), nullptr)) {
       error_key = "client_auth.ca";
-      error = "cannot load CA certificates from " + s.client_auth.ca + " (" + take_error_text() + ")";
+      error =
+          "cannot load CA certificates from " + s.client_auth.ca + " (" + take_error_text() + ")";
       return nullptr;
     }
     if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(s.client_auth.ca.c_str()))
@@ -188,7 +199,8 @@ const ServerContext::Certificate* ServerContext::choose(std::string_view sni,
     for (const Certificate& c : certs_) {
       for (const std::string& n : c.names) {
         bool wildcard = n.starts_with("*.");
-        if ((pass == 0 && !wildcard && n == sni) || (pass == 1 && wildcard && name_matches(n, sni))) {
+        if ((pass == 0 && !wildcard && n == sni) ||
+            (pass == 1 && wildcard && name_matches(n, sni))) {
           fit.push_back(&c);
           break;
         }
@@ -212,18 +224,29 @@ ssl_select_cert_result_t ServerContext::on_client_hello(const SSL_CLIENT_HELLO* 
   const ServerContext* self = context_of(ssl);
   const Certificate* cert = self->choose(client_hello_sni(hello), client_takes_ecdsa(hello));
   if (cert == nullptr) {
-    if (auto* notes = static_cast<HandshakeNotes*>(SSL_get_app_data(ssl))) notes->no_certificate = true;
+    if (auto* notes = static_cast<HandshakeNotes*>(SSL_get_app_data(ssl)))
+      notes->no_certificate = true;
     return ssl_select_cert_error;
   }
-  std::vector<CRYPTO_BUFFER*> chain;
-  for (const auto& b : cert->chain) chain.push_back(b.get());
-  if (!SSL_set_chain_and_key(ssl, chain.data(), chain.size(), cert->key.get(), nullptr))
-    return ssl_select_cert_error;
+  // The default certificate's chain and key are the SSL_CTX's already.
+  if (cert != &self->certs_.front() && !install(ssl, *cert)) return ssl_select_cert_error;
   if (!cert->ocsp.empty()) {
     SSL_set_ocsp_response(ssl, reinterpret_cast<const std::uint8_t*>(cert->ocsp.data()),
                           cert->ocsp.size());
   }
   return ssl_select_cert_success;
+}
+
+template <typename Target>
+bool ServerContext::install(Target* target, const Certificate& cert) {
+  std::vector<CRYPTO_BUFFER*> chain;
+  chain.reserve(cert.chain.size());
+  for (const auto& b : cert.chain) chain.push_back(b.get());
+  if constexpr (std::is_same_v<Target, SSL_CTX>) {
+    return SSL_CTX_set_chain_and_key(target, chain.data(), chain.size(), cert.key.get(), nullptr);
+  } else {
+    return SSL_set_chain_and_key(target, chain.data(), chain.size(), cert.key.get(), nullptr);
+  }
 }
 
 int ServerContext::on_alpn(SSL*, const std::uint8_t** out, std::uint8_t* out_len,
@@ -247,8 +270,8 @@ int ServerContext::on_alpn(SSL*, const std::uint8_t** out, std::uint8_t* out_len
   return SSL_TLSEXT_ERR_NOACK;  // nothing in common: carry on without ALPN
 }
 
-int ServerContext::on_ticket(SSL* ssl, std::uint8_t* name, std::uint8_t* iv,
-                             EVP_CIPHER_CTX* cipher, HMAC_CTX* hmac, int encrypt) {
+int ServerContext::on_ticket(SSL* ssl, std::uint8_t* name, std::uint8_t* iv, EVP_CIPHER_CTX* cipher,
+                             HMAC_CTX* hmac, int encrypt) {
   const ServerContext* self = context_of(ssl);
   return self->tickets_->seal_or_open(name, iv, cipher, hmac, encrypt != 0);
 }

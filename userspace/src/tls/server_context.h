@@ -61,6 +61,9 @@ class ServerContext {
   static int on_ticket(SSL* ssl, std::uint8_t* name, std::uint8_t* iv, EVP_CIPHER_CTX* cipher,
                        HMAC_CTX* hmac, int encrypt);
   static void on_keylog(const SSL* ssl, const char* line);
+  // Sets `cert`'s chain and key on an SSL_CTX or on one SSL.
+  template <typename Target>
+  static bool install(Target* target, const Certificate& cert);
   // The certificate for `sni` ("" = none sent) given whether the client takes ECDSA;
   // null when strict_sni finds none.
   const Certificate* choose(std::string_view sni, bool client_takes_ecdsa) const;

@@ -81,9 +81,15 @@ Task<HandshakeFailure> TlsStream::handshake(std::chrono::milliseconds timeout) {
   for (;;) {
     int r = SSL_do_handshake(ssl_.get());
     if (r == 1) {
+      // A last flight of ours (a TLS 1.2 server's Finished, a client's) goes now.
+      const bool flight = BIO_pending(wbio_) > 0;
       // BoringSSL holds a TLS 1.3 server's session tickets until its first write; a
-      // zero-byte write sends them now, so a client that only listens can resume too.
+      // zero-byte write queues them. They leave with the first thing sent, at the
+      // latest before the first wait for the client (read() flushes before it waits),
+      // so a client that only listens can resume too, and a request that came with
+      // the client's Finished is answered in one send with them.
       if (server_) SSL_write(ssl_.get(), "", 0);
+      if (!flight) co_return HandshakeFailure::kNone;
       if (co_await flush()) co_return HandshakeFailure::kNone;
       detail_ = "the peer left right after the handshake";
       co_return HandshakeFailure::kProtocol;
@@ -94,8 +100,8 @@ Task<HandshakeFailure> TlsStream::handshake(std::chrono::milliseconds timeout) {
         detail_ = "the peer left during the handshake";
         co_return HandshakeFailure::kProtocol;
       }
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
-                                                                        runtime::Clock::now());
+      auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - runtime::Clock::now());
       int n = left.count() > 0 ? co_await feed(left) : -ETIMEDOUT;
       if (n == -ETIMEDOUT) {
         detail_ = "handshake not finished within " + std::to_string(timeout.count()) + " ms";
@@ -117,7 +123,8 @@ Task<HandshakeFailure> TlsStream::handshake(std::chrono::milliseconds timeout) {
       ERR_clear_error();
     } else {
       detail_ = code != 0 ? take_error_text() : "handshake failed";
-      if (why == HandshakeFailure::kNoCertificate) detail_ = "no certificate for the requested name";
+      if (why == HandshakeFailure::kNoCertificate)
+        detail_ = "no certificate for the requested name";
     }
     co_await flush();  // the alert, if BoringSSL wrote one
     co_return why;
@@ -159,9 +166,10 @@ Task<bool> TlsStream::flush() {
     }
     if (pending_.empty() || broken_) co_return !broken_;
     sending_ = true;
-    std::string batch;
-    batch.swap(pending_);
-    std::string_view rest = batch;
+    // The batch in flight is a member, so its buffer (and pending_'s) is reused rather
+    // than allocated for every send.
+    batch_.swap(pending_);
+    std::string_view rest = batch_;
     while (!rest.empty()) {
       int n = co_await worker_.send(fd_, rest.data(), rest.size());
       if (n <= 0) {
@@ -170,6 +178,7 @@ Task<bool> TlsStream::flush() {
       }
       rest.remove_prefix(static_cast<std::size_t>(n));
     }
+    batch_.clear();
     sending_ = false;
     auto waiters = std::exchange(send_waiters_, {});
     for (auto h : waiters) h.resume();
@@ -235,11 +244,11 @@ TlsInfo TlsStream::info() const {
   if (const char* sni = SSL_get_servername(ssl_.get(), TLSEXT_NAMETYPE_host_name)) t.sni = sni;
   t.alpn = alpn();
   t.version = SSL_get_version(ssl_.get());
-  if (const SSL_CIPHER* c = SSL_get_current_cipher(ssl_.get())) t.cipher = SSL_CIPHER_standard_name(c);
+  if (const SSL_CIPHER* c = SSL_get_current_cipher(ssl_.get()))
+    t.cipher = SSL_CIPHER_standard_name(c);
   t.resumed = SSL_session_reused(ssl_.get()) != 0;
   if (X509* peer = SSL_get_peer_certificate(ssl_.get())) {
-    t.client_certificate =
-        certificate_facts(peer, SSL_get_verify_result(ssl_.get()) == X509_V_OK);
+    t.client_certificate = certificate_facts(peer, SSL_get_verify_result(ssl_.get()) == X509_V_OK);
     X509_free(peer);
   }
   return t;

@@ -70,6 +70,7 @@ class TlsStream final : public runtime::Stream {
   BIO* wbio_ = nullptr;
   HandshakeNotes notes_;
   std::string pending_;  // ciphertext taken from wbio_, not yet sent
+  std::string batch_;    // ciphertext being sent (by the one flush() sending)
   bool sending_ = false;
   bool broken_ = false;
   bool server_ = false;
