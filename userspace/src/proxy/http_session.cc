@@ -410,11 +410,11 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
                                                                 : req.authority->to_string());
   append_forwarded_fields(out, req.headers);
   http::h1::append_framing_fields(out, request_out);
+  // Connections are per hop: a client that closes after this request (an HTTP/1.0 one
+  // without keep-alive) leaves the upstream connection to the pool, as nginx and haproxy do.
   if (websocket_) {
     append_field(out, "Connection", "Upgrade");
     append_field(out, "Upgrade", "websocket");
-  } else if (client_http10 && !keep_alive) {
-    append_field(out, "Connection", "close");
   }
   out += "\r\n";
 
