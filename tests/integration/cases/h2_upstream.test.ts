@@ -26,6 +26,7 @@ import {
   type H2OriginRequest,
   type H2UpstreamProxy,
   type TestContext,
+  waitFor,
 } from '../lib/index.ts';
 
 /** An h2 origin behind a one-worker forward proxy; `endpoint` settings merged over the defaults. */
@@ -206,11 +207,13 @@ test('bodies through HTTP/1.1 -> HTTP/2: 1 MiB uploads (chunked, Content-Length)
   const down = await requestViaProxy(proxy, target('/download'), { keepBody: false });
   assert.equal(down.status, 200);
   assert.equal(down.bodyLength, 4 << 20);
-  assert.equal(down.bodySha256, sent.get('/download'));
+  // The origin records what it wrote once its write finished, which may be after the
+  // client has read the whole body.
+  assert.equal(down.bodySha256, await waitFor(() => sent.get('/download'), { what: 'the origin to finish /download' }));
   assert.equal(down.headers['content-length'], String(4 << 20), 'the origin sent content-length: kept');
 
   const unsized = await requestViaProxy(proxy, target('/download-unsized'), { keepBody: false });
-  assert.equal(unsized.bodySha256, sent.get('/download-unsized'));
+  assert.equal(unsized.bodySha256, await waitFor(() => sent.get('/download-unsized'), { what: 'the origin to finish /download-unsized' }));
   assert.equal(unsized.headers['transfer-encoding'], 'chunked', 'no content-length from the origin: chunked');
 
   const client = await rawHttpClient(t, proxy);
