@@ -122,7 +122,7 @@ class H2Upstream final : public std::enable_shared_from_this<H2Upstream>,
 
   H2Request* find(std::int32_t id);
   Task<void> writer();
-  void kick() { writer_wake_.notify(); }
+  void kick() { writer_wake_.notify_later(worker_); }  // one write per loop turn
   void deliver_wakeups();
   // Streams waiting past their deadline are reset and woken.
   void expire(runtime::Clock::time_point now);

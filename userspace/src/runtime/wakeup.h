@@ -28,6 +28,16 @@ class Wakeup {
     return Awaiter{this};
   }
   bool waiting() const { return static_cast<bool>(waiter_); }
+  // As notify(), but the waiter resumes at the end of the loop's turn (Worker::defer),
+  // never inside the caller.
+  template <typename Loop>
+  void notify_later(Loop& loop) {
+    if (waiter_) {
+      loop.defer(std::exchange(waiter_, {}));
+    } else {
+      pending_ = true;
+    }
+  }
 
  private:
   std::coroutine_handle<> waiter_;

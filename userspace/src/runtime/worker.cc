@@ -316,6 +316,11 @@ void Worker::run() {
     }
     // Resume after advancing: a resumed coroutine may submit and reap again.
     for (unsigned i = 0; i < nready; ++i) ready[i].resume();
+    while (!deferred_.empty()) {
+      std::vector<std::coroutine_handle<>> now;
+      now.swap(deferred_);
+      for (auto h : now) h.resume();
+    }
   }
   drain_posted();
   running_ = false;

@@ -140,6 +140,10 @@ class Worker {
   void post(std::function<void()> fn);
   // Starts a task on this worker (call from this worker's thread, or before run()).
   void spawn(Task<void> task);
+  // Resumes `h` once the coroutines woken by this turn of the loop have run (this
+  // worker's thread only): what they produce meanwhile is seen by `h` at once, e.g. a
+  // writer sends every frame of the turn in one write.
+  void defer(std::coroutine_handle<> h) { deferred_.push_back(h); }
 
   // --- operations (call from this worker's thread) ---
   OpAwaitable accept(int fd, sockaddr* addr, socklen_t* len, int flags = SOCK_CLOEXEC);
@@ -190,6 +194,7 @@ class Worker {
   std::mutex posted_mu_;
   std::vector<std::function<void()>> posted_;
   std::vector<Task<void>> pending_spawn_;
+  std::vector<std::coroutine_handle<>> deferred_;
   bool running_ = false;
   bool wake_done_ = false;
   // The deadline wheel: bucket t % kWheelSlots holds the operations whose deadline is
