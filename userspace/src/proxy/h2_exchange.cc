@@ -127,12 +127,16 @@ void H2Session::answer(Exchange& x, const HttpReply& reply) {
 void H2Session::finish_exchange(Exchange& x) {
   x.h2.reset();  // resets the upstream stream if it is unfinished
   x.h2_origin.reset();
-  x.upstream.reset();
-  if (x.upstream_fd >= 0) ::close(x.upstream_fd);
-  x.upstream_fd = -1;
+  close_upstream(x);
   if (!x.closed && !x.response_done) conn_.reset(x.id, http::h2::kInternalError);
   exchanges_.erase(x.id);
   kick();
+}
+
+void H2Session::close_upstream(Exchange& x) {
+  x.upstream.reset();
+  if (x.upstream_fd >= 0) ::close(x.upstream_fd);
+  x.upstream_fd = -1;
 }
 
 void H2Session::abandon_upstream(Exchange& x) {
@@ -163,16 +167,17 @@ Task<bool> H2Session::send_to_client(Exchange& x, std::string_view data) {
 Task<std::optional<H2Session::ProxyError>> H2Session::open_upstream(Exchange& x,
                                                                     const HostPort& target,
                                                                     bool reuse, bool tls,
-                                                                    bool h2) {
+                                                                    bool h2, bool probe) {
   EgressChain chain(wc_, counters_, info_, ctx_.get(), ep_.connect_timeout, audited_decisions());
   auto r = co_await open_upstream_link(wc_, ep_, counters_, chain, info_.id, target,
-                                       {.reuse = reuse, .probe = true, .tls = tls, .h2 = h2});
+                                       {.reuse = reuse, .probe = probe, .tls = tls, .h2 = h2});
   if (auto* f = std::get_if<UpstreamFailure>(&r))
     co_return ProxyError{f->status, f->proxy_status, std::move(f->details)};
   UpstreamLink& link = std::get<UpstreamLink>(r);
   stats_.upstream = link.address.to_string();
   x.upstream_address = link.address;
   x.upstream_tls_name = std::move(link.tls_name);
+  x.upstream_reused = link.reused;
   x.h2_origin = std::move(link.h2);
   x.upstream_fd = link.fd;
   x.upstream = std::move(link.stream);
@@ -355,7 +360,8 @@ Task<std::optional<H2Session::ProxyError>> H2Session::read_response_head(Exchang
                                                                          std::string& buf,
                                                                          http::h1::Head& head,
                                                                          std::string_view method,
-                                                                         std::size_t& consumed) {
+                                                                         std::size_t& consumed,
+                                                                         bool* retry) {
   http::h1::HeadParser parser(MessageKind::kResponse, {}, method);
   for (;;) {
     auto r = parser.parse(buf, head);
@@ -365,12 +371,19 @@ Task<std::optional<H2Session::ProxyError>> H2Session::read_response_head(Exchang
       int n = co_await upstream_recv(x, buf);
       if (n == -ETIMEDOUT)
         co_return ProxyError{504, "http_response_incomplete", "no response in time"};
+      if (n <= 0 && retry != nullptr && buf.empty()) *retry = true;
       if (n <= 0)
         co_return ProxyError{502, "http_response_incomplete",
                              buf.empty() ? "upstream closed without a response"
                                          : "upstream closed inside the response head"};
       continue;
     }
+    // With this, a server closes a connection it timed out before our request arrived.
+    if (retry != nullptr && head.status_code == 408) {
+      *retry = true;
+      co_return ProxyError{502, "http_response_incomplete", "408 on an idle connection"};
+    }
+    retry = nullptr;  // an answer came: the request is not sent again
     // Interim responses (100 Continue, 103 Early Hints) pass through; the final one follows.
     if (head.status_code < 200 && head.body != BodyKind::kTunnel) {
       if (!x.closed) {
@@ -434,21 +447,34 @@ Task<void> H2Session::forward(Exchange& x, HttpRequestHead req, bool origin_tls)
                "this is a forward proxy: send :scheme http(s) with an :authority, or CONNECT"});
     co_return;
   }
-  set_state(SessionState::kConnecting);
-  if (auto err = co_await open_upstream(x, *req.authority, /*reuse=*/true, origin_tls,
-                                        /*h2=*/true)) {
-    answer(x, *err);
-    co_return;
+  // A request without a body can be sent again. On a pooled HTTP/1.1 connection it goes
+  // out without a liveness probe, and when the origin had closed that connection (or
+  // closes it unanswered) it is sent once more on a new one; one with a body goes only
+  // on a connection probed open (as on the HTTP/1.1 on-ramp).
+  const bool replayable = x.head.end_stream;
+  for (int attempt = 0;; ++attempt) {
+    set_state(SessionState::kConnecting);
+    if (auto err = co_await open_upstream(x, *req.authority, /*reuse=*/attempt == 0, origin_tls,
+                                          /*h2=*/true, /*probe=*/!replayable)) {
+      answer(x, *err);
+      co_return;
+    }
+    set_state(SessionState::kRelaying);
+    if (x.h2_origin) {
+      co_await forward_h2(x, req, req_ctx.get(), request_filter.get());
+      co_return;
+    }
+    const bool may_retry = replayable && x.upstream_reused && attempt == 0;
+    if (!co_await forward_h1(x, req, req_ctx.get(), request_filter.get(), origin_tls, may_retry) ||
+        x.closed)
+      co_return;
+    counters_.add(Counter::upstream_retries);
+    close_upstream(x);
   }
-  set_state(SessionState::kRelaying);
-  if (x.h2_origin)
-    co_await forward_h2(x, req, req_ctx.get(), request_filter.get());
-  else
-    co_await forward_h1(x, req, req_ctx.get(), request_filter.get(), origin_tls);
 }
 
-Task<void> H2Session::forward_h1(Exchange& x, const HttpRequestHead& req, void* req_ctx,
-                                 BodyFilter* request_filter, bool origin_tls) {
+Task<bool> H2Session::forward_h1(Exchange& x, const HttpRequestHead& req, void* req_ctx,
+                                 BodyFilter* request_filter, bool origin_tls, bool may_retry) {
   std::optional<std::string> length;
   for (const auto& f : x.head.fields)
     if (f.name == "content-length") length = f.value;
@@ -468,26 +494,30 @@ Task<void> H2Session::forward_h1(Exchange& x, const HttpRequestHead& req, void* 
   out += "\r\n";
 
   if (!co_await upstream_send(x, out)) {
+    if (may_retry) co_return true;
     answer(x, {502, "http_request_error", "upstream closed while sending the request"});
-    co_return;
+    co_return false;
   }
   if (has_body && !co_await client_to_upstream(x, chunked, request_filter)) {
     // The origin has part of the request: a reset tells it the request was aborted.
     http_wire::reset_on_close(x.upstream_fd);
     if (!x.closed) answer(x, {502, "http_request_error", "the request body was not forwarded"});
-    co_return;
+    co_return false;
   }
 
   std::string up;
   http::h1::Head head;
   std::size_t consumed = 0;
-  if (auto err = co_await read_response_head(x, up, head, req.method, consumed)) {
+  bool retry = false;
+  if (auto err = co_await read_response_head(x, up, head, req.method, consumed,
+                                             may_retry ? &retry : nullptr)) {
+    if (retry) co_return true;
     answer(x, *err);
-    co_return;
+    co_return false;
   }
   if (head.body == BodyKind::kTunnel) {
     answer(x, {502, "http_protocol_error", "the upstream switched protocols unasked"});
-    co_return;
+    co_return false;
   }
   HttpResponseHead resp;
   resp.status = head.status_code;
@@ -496,7 +526,7 @@ Task<void> H2Session::forward_h1(Exchange& x, const HttpRequestHead& req, void* 
     if (!never_forwarded(head, f.name)) resp.headers.add(std::string(f.name), std::string(f.value));
   // A hook's own answer leaves the upstream body unread: that connection is not pooled.
   std::unique_ptr<BodyFilter> filter;
-  if (!co_await response_hook(x, req, resp, req_ctx, filter)) co_return;
+  if (!co_await response_hook(x, req, resp, req_ctx, filter)) co_return false;
 
   std::vector<Field> fields = h2_forwarded_fields(resp.headers);
   if (head.body == BodyKind::kContentLength && filter == nullptr)
@@ -506,7 +536,7 @@ Task<void> H2Session::forward_h1(Exchange& x, const HttpRequestHead& req, void* 
       if (http::h1::iequals(f.name, "content-length"))
         fields.push_back({"content-length", std::string(f.value)});
   const bool no_body = head.body == BodyKind::kNone;
-  if (x.closed || !conn_.submit_response(x.id, resp.status, fields, no_body)) co_return;
+  if (x.closed || !conn_.submit_response(x.id, resp.status, fields, no_body)) co_return false;
   kick();
   up.erase(0, consumed);
   if (no_body) {
@@ -515,7 +545,7 @@ Task<void> H2Session::forward_h1(Exchange& x, const HttpRequestHead& req, void* 
     if (!x.closed) conn_.reset(x.id, http::h2::kInternalError);
     x.response_done = true;
     kick();
-    co_return;
+    co_return false;
   }
   if (head.keep_alive && head.body != BodyKind::kUntilClose && up.empty()) {
     // Now the worker's, for any client (a TLS connection with its session).
@@ -525,6 +555,7 @@ Task<void> H2Session::forward_h1(Exchange& x, const HttpRequestHead& req, void* 
                       .tls_name = x.upstream_tls_name};
     pool_upstream_link(wc_, link);
   }
+  co_return false;
 }
 
 Task<void> H2Session::forward_h2(Exchange& x, const HttpRequestHead& req, void* req_ctx,

@@ -78,6 +78,7 @@ class H2Session final : public Session, private http::h2::ServerEvents {
     std::unique_ptr<runtime::Stream> upstream;  // TLS over upstream_fd, or it as it is
     SocketAddress upstream_address;
     std::string upstream_tls_name;
+    bool upstream_reused = false;  // an idle pooled connection
     // ... or a stream on the worker's HTTP/2 connection to the origin.
     std::shared_ptr<H2Upstream> h2_origin;  // chosen, no stream opened yet
     std::unique_ptr<H2Request> h2;
@@ -109,8 +110,11 @@ class H2Session final : public Session, private http::h2::ServerEvents {
   // h2_exchange.cc: one stream from request head to its end.
   Task<void> serve(Exchange& x);
   Task<void> forward(Exchange& x, HttpRequestHead req, bool origin_tls);
-  Task<void> forward_h1(Exchange& x, const HttpRequestHead& req, void* req_ctx,
-                        BodyFilter* request_filter, bool origin_tls);
+  // To an HTTP/1.1 upstream (x.upstream). True when the request is to go again on a new
+  // connection: only with `may_retry` (no body, on a pooled connection) and nothing of
+  // an answer came.
+  Task<bool> forward_h1(Exchange& x, const HttpRequestHead& req, void* req_ctx,
+                        BodyFilter* request_filter, bool origin_tls, bool may_retry);
   // To an origin that speaks HTTP/2 (x.h2_origin); a refused request without a body is
   // sent again, on any connection taking streams.
   Task<void> forward_h2(Exchange& x, const HttpRequestHead& req, void* req_ctx,
@@ -132,18 +136,25 @@ class H2Session final : public Session, private http::h2::ServerEvents {
   Task<bool> send_to_client(Exchange& x, std::string_view data);
   // The egress decisions, then an upstream: x.h2_origin when the origin speaks HTTP/2
   // (only with `h2`), else x.upstream.
+  // A pooled connection is probed for a close first only when `probe`.
   Task<std::optional<ProxyError>> open_upstream(Exchange& x, const HostPort& target, bool reuse,
-                                                bool tls = false, bool h2 = false);
+                                                bool tls = false, bool h2 = false,
+                                                bool probe = true);
   // Request bytes to the upstream (x.h2 or x.upstream); response bytes from x.upstream.
   Task<bool> upstream_send(Exchange& x, std::string_view data);
   Task<int> upstream_recv(Exchange& x, std::string& buf);
   // Ends the upstream side of `x` now: pending receives there end.
   static void abandon_upstream(Exchange& x);
+  // Closes x.upstream (a connection that is not to be pooled).
+  static void close_upstream(Exchange& x);
   // Reads a response head from the upstream into `head` (views into `buf`); an error to
-  // answer, else nullopt with `consumed` set.
+  // answer, else nullopt with `consumed` set. With `retry` given (a request that may go
+  // again on a new connection), it is set when the upstream closed without a byte of
+  // answer or answered 408: a pooled connection the origin had given up.
   Task<std::optional<ProxyError>> read_response_head(Exchange& x, std::string& buf,
                                                      http::h1::Head& head, std::string_view method,
-                                                     std::size_t& consumed);
+                                                     std::size_t& consumed,
+                                                     bool* retry = nullptr);
   // The response body as the head frames it, through `filter`, to the client.
   Task<bool> relay_response_body(Exchange& x, std::string& buf, const http::h1::Head& head,
                                  BodyFilter* filter);
