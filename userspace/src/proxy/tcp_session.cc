@@ -93,7 +93,7 @@ Task<bool> TcpSession::connect_upstream() {
   upstream_fd_ = up.fd;
   const tls::EndpointTls* t = endpoint_tls(wc_, ep_);
   if (!ep_.upstream_tls || t == nullptr || !t->upstream) {
-    upstream_ = std::make_unique<runtime::PlainStream>(wc_.worker, upstream_fd_);
+    upstream_ = std::make_unique<runtime::PlainStream>(wc_.worker, upstream_fd_, wc_.buffers.get());
     co_return true;
   }
   UpstreamTlsFailure failure;

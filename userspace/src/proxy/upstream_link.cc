@@ -47,7 +47,7 @@ Task<std::variant<UpstreamLink, UpstreamFailure>> open_upstream_link(
       link.reused = true;
       link.fd = pooled.fd;
       link.stream = pooled.tls ? std::move(pooled.tls)
-                               : std::make_unique<runtime::PlainStream>(wc.worker, pooled.fd);
+                               : std::make_unique<runtime::PlainStream>(wc.worker, pooled.fd, wc.buffers.get());
       co_return link;
     }
   }
@@ -66,7 +66,7 @@ Task<std::variant<UpstreamLink, UpstreamFailure>> open_upstream_link(
   link.fd = up.fd;
   link.address = up.address;
   if (!options.tls) {
-    link.stream = std::make_unique<runtime::PlainStream>(wc.worker, up.fd);
+    link.stream = std::make_unique<runtime::PlainStream>(wc.worker, up.fd, wc.buffers.get());
     co_return link;
   }
   UpstreamTlsFailure failure;

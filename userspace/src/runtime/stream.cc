@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "runtime/worker.h"
@@ -9,6 +10,19 @@
 namespace ramjet::runtime {
 
 Task<int> PlainStream::read(std::string& out, std::size_t max, std::chrono::milliseconds timeout) {
+  if (buffers_ != nullptr) {
+    auto op = worker_.recv_select(fd_, buffers_->group(), std::min<std::size_t>(max, buffers_->buffer_size()));
+    if (timeout.count() > 0) op.with_timeout(timeout);
+    int n = co_await op;
+    if (n > 0) {
+      unsigned id = op.op.flags >> IORING_CQE_BUFFER_SHIFT;
+      out.append(reinterpret_cast<const char*>(buffers_->buffer(id)), static_cast<std::size_t>(n));
+      buffers_->recycle(id);
+      co_return n;
+    }
+    if (n != -ENOBUFS) co_return n;
+    // Every ring buffer is in flight: a buffer of the caller's, this once.
+  }
   std::size_t old = out.size();
   out.resize(old + max);
   auto op = worker_.recv(fd_, out.data() + old, max);

@@ -46,10 +46,15 @@ class Stream {
   int fd_;
 };
 
-// A TCP socket as it is.
+class BufferRing;
+
+// A TCP socket as it is. With the worker's buffer ring, reads land in a ring buffer and
+// only what arrived is appended: no `max`-byte buffer is allocated and zeroed per read
+// (that was a tenth of a small HTTP/2 request's CPU).
 class PlainStream final : public Stream {
  public:
-  PlainStream(Worker& w, int fd) : Stream(fd), worker_(w) {}
+  PlainStream(Worker& w, int fd, BufferRing* buffers = nullptr)
+      : Stream(fd), worker_(w), buffers_(buffers) {}
   bool plain() const override { return true; }
   Task<int> read(std::string& out, std::size_t max, std::chrono::milliseconds timeout) override;
   Task<bool> write_all(std::string_view data) override;
@@ -57,6 +62,7 @@ class PlainStream final : public Stream {
 
  private:
   Worker& worker_;
+  BufferRing* buffers_;
 };
 
 }  // namespace ramjet::runtime

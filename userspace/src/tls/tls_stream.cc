@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -188,15 +189,15 @@ Task<bool> TlsStream::flush() {
 
 Task<int> TlsStream::read(std::string& out, std::size_t max, std::chrono::milliseconds timeout) {
   for (;;) {
-    std::size_t old = out.size();
+    // Decrypted into the thread's scratch record and appended: growing `out` by a record
+    // for every attempt would zero 16 KiB each time, the attempts that find nothing too.
+    thread_local std::array<char, kRecordSize> record;
     std::size_t want = std::min(max, kRecordSize);
-    out.resize(old + want);
-    int n = SSL_read(ssl_.get(), out.data() + old, static_cast<int>(want));
+    int n = SSL_read(ssl_.get(), record.data(), static_cast<int>(want));
     if (n > 0) {
-      out.resize(old + static_cast<std::size_t>(n));
+      out.append(record.data(), static_cast<std::size_t>(n));
       co_return n;
     }
-    out.resize(old);
     int err = SSL_get_error(ssl_.get(), n);
     if (err == SSL_ERROR_ZERO_RETURN) co_return 0;  // close_notify
     if (err != SSL_ERROR_WANT_READ) {
