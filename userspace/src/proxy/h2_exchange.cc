@@ -423,18 +423,12 @@ Task<bool> H2Session::request_hook(Exchange& x, HttpRequestHead& req, void* req_
 
 Task<bool> H2Session::response_hook(Exchange& x, const HttpRequestHead& req, HttpResponseHead& resp,
                                     void* req_ctx, std::unique_ptr<BodyFilter>& filter) {
-  auto t0 = runtime::Clock::now();
-  ResponseDirective rd = co_await wc_.hooks.http_response(info_, req, resp, ctx_.get(), req_ctx);
+  ResponseDirective rd = co_await run_response_hook(info_, ctx_.get(), req, resp, req_ctx);
   if (auto* respond = std::get_if<ResponseDirective::Respond>(&rd.value)) {
-    trace_hook(
-        info_, "http.handle_response", "respond",
-        [&] { return std::to_string(respond->reply.status); }, t0);
     answer(x, respond->reply);
     co_return false;
   }
   filter = std::move(std::get<ResponseDirective::Continue>(rd.value).body_filter);
-  trace_hook(
-      info_, "http.handle_response", "continue", [&] { return std::to_string(resp.status); }, t0);
   co_return true;
 }
 

@@ -620,8 +620,7 @@ Task<std::optional<HttpSession::ProxyError>> HttpSession::forward_response(
       resp.headers.add(std::string(f.name), std::string(f.value));
     }
 
-    auto t0 = runtime::Clock::now();
-    ResponseDirective rd = co_await wc_.hooks.http_response(info_, req, resp, ctx_.get(), req_ctx);
+    ResponseDirective rd = co_await run_response_hook(info_, ctx_.get(), req, resp, req_ctx);
     auto* proceed = std::get_if<ResponseDirective::Continue>(&rd.value);
     std::unique_ptr<BodyFilter> filter =
         proceed != nullptr ? std::move(proceed->body_filter) : nullptr;
@@ -632,16 +631,11 @@ Task<std::optional<HttpSession::ProxyError>> HttpSession::forward_response(
     const http::h1::Head& framing = response_;
     up_.erase(0, r.consumed);
     if (auto* respond = std::get_if<ResponseDirective::Respond>(&rd.value)) {
-      trace_hook(
-          info_, "http.handle_response", "respond",
-          [&] { return std::to_string(respond->reply.status); }, t0);
       reusable = false;  // the upstream body is left unread
       std::string reply = render_reply(respond->reply, keep_alive);
       if (!co_await send_all(*client_, reply)) co_return ProxyError{0, "", ""};
       co_return std::nullopt;
     }
-    trace_hook(
-        info_, "http.handle_response", "continue", [&] { return std::to_string(resp.status); }, t0);
     if (!out_framing.error.empty()) {
       co_return ProxyError{502, "http_protocol_error", std::string(out_framing.error)};
     }

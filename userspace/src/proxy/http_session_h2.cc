@@ -97,19 +97,13 @@ Task<std::optional<HttpSession::Next>> HttpSession::exchange_h2(const HttpReques
   resp.reason = http::reason_phrase(head->status);
   for (const auto& f : head->fields)
     if (f.name != "content-length") resp.headers.add(f.name, f.value);
-  auto t0 = runtime::Clock::now();
-  ResponseDirective rd = co_await wc_.hooks.http_response(info_, req, resp, ctx_.get(), req_ctx);
+  ResponseDirective rd = co_await run_response_hook(info_, ctx_.get(), req, resp, req_ctx);
   if (auto* respond = std::get_if<ResponseDirective::Respond>(&rd.value)) {
-    trace_hook(
-        info_, "http.handle_response", "respond",
-        [&] { return std::to_string(respond->reply.status); }, t0);
     up.cancel();  // the origin's body is not wanted
     std::string reply = render_reply(respond->reply, keep_alive);
     if (!co_await send_all(*client_, reply)) co_return Next::kClose;
     co_return keep_alive ? Next::kKeepAlive : Next::kClose;
   }
-  trace_hook(
-      info_, "http.handle_response", "continue", [&] { return std::to_string(resp.status); }, t0);
   std::unique_ptr<BodyFilter> filter =
       std::move(std::get<ResponseDirective::Continue>(rd.value).body_filter);
 

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <iterator>
+#include <string>
+#include <variant>
 #include <nlohmann/json.hpp>
 
 #include "datapath/json.h"
@@ -45,6 +47,22 @@ Task<bool> Session::ingress_blocks(const ConnectionInfo& info, void* ctx) {
   datapath::apply_kernel_verdict(wc_.datapath, info, in.kernel, "ingress.handle_connection");
   if (blocked) counters_.add(Counter::ingress_blocked);
   co_return blocked;
+}
+
+Task<ResponseDirective> Session::run_response_hook(const ConnectionInfo& info, void* ctx,
+                                                  const HttpRequestHead& req,
+                                                  HttpResponseHead& resp, void* req_ctx) {
+  auto t0 = runtime::Clock::now();
+  ResponseDirective rd = co_await wc_.hooks.http_response(info, req, resp, ctx, req_ctx);
+  if (auto* respond = std::get_if<ResponseDirective::Respond>(&rd.value)) {
+    trace_hook(
+        info, "http.handle_response", "respond",
+        [&] { return std::to_string(respond->reply.status); }, t0);
+  } else {
+    trace_hook(
+        info, "http.handle_response", "continue", [&] { return std::to_string(resp.status); }, t0);
+  }
+  co_return rd;
 }
 
 std::string connection_event(const ConnectionInfo& info, const ConnectionStats* closed) {

@@ -10,6 +10,7 @@
 
 #include "proxy/worker_context.h"
 #include "ramjet/hooks/connection.h"
+#include "ramjet/hooks/http.h"
 #include "ramjet/task.h"
 #include "telemetry/audit_log.h"
 #include "telemetry/engine_connection.h"
@@ -78,6 +79,12 @@ class Session {
   // IngressHook::handle_connection with its trace, audit record, kernel verdict and
   // counter; true when the hook blocked the connection.
   Task<bool> ingress_blocks(const ConnectionInfo& info, void* ctx);
+
+  // HttpRequestHook::handle_response with its trace (both HTTP on-ramps, whatever the
+  // origin spoke); the directive as the hook gave it.
+  Task<ResponseDirective> run_response_hook(const ConnectionInfo& info, void* ctx,
+                                            const HttpRequestHead& req, HttpResponseHead& resp,
+                                            void* req_ctx);
 
   // Records IngressHook::handle_connection's decision.
   void audit_ingress(bool blocked, const std::string& reason) {
