@@ -160,6 +160,22 @@ test('REFUSED_STREAM: a GET is sent again and answered; a refused POST is a 502 
   assert.equal(await daemon.counter('upstream_h2_streams'), 3, 'the GET twice, the POST once');
 });
 
+test('a request body in a transfer coding besides chunked cannot go to an h2 origin: 501 with Proxy-Status, nothing sent', async (t) => {
+  const { proxy, origin, target } = await h2Upstream(t);
+  const client = await rawHttpClient(t, proxy);
+  // One request first, so the proxy knows the origin speaks HTTP/2.
+  await client.send(getRequest(target('/first')));
+  assert.equal((await client.response()).status, 200);
+  const url = target('/gzipped');
+  const gz = await rawHttpClient(t, proxy);
+  await gz.send(`POST ${url} HTTP/1.1\r\nHost: ${new URL(url).host}\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n`);
+  const r = await gz.response();
+  assert.equal(r.status, 501, r.summary());
+  assert.equal(parseProxyStatus(r.get('proxy-status'))?.error, 'http_request_error', r.summary());
+  assert.match(r.body.toString(), /transfer coding 'gzip'/);
+  assert.equal(origin.requestsFor('/gzipped').length, 0, 'nothing of it reached the origin');
+});
+
 test('upstream_tls.alpn [http/1.1] keeps an origin that offers h2 on HTTP/1.1; by default it gets HTTP/2', async (t) => {
   const h1 = await h2Upstream(t, { allowHTTP1: true }, { upstream_tls: { alpn: ['http/1.1'] } });
   const one = await requestViaProxy(h1.proxy, h1.target('/alpn/h1'));

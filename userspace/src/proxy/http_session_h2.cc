@@ -2,6 +2,7 @@
 // HTTP/1.1 request becomes a stream on the worker's shared connection to the origin
 // (proxy/h2_upstream.h), the HTTP/2 response an HTTP/1.1 one. The rest of the session
 // is http_session.cc.
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "http/h1/forward_framing.h"
@@ -35,6 +36,17 @@ Task<std::optional<HttpSession::Next>> HttpSession::exchange_h2(const HttpReques
                                                                 bool client_http10,
                                                                 bool& keep_alive) {
   const http::h1::Head& framing = head_;  // its framing members outlive the erased bytes
+  if (framing.body == BodyKind::kChunked && framing.transfer_codings.size() > 1) {
+    // HTTP/2 has no transfer codings: the body would reach the origin still gzip (or
+    // whatever) coded, with nothing saying so. The body is left unread: close.
+    std::string reply = render_error(
+        {501, "http_request_error",
+         fmt::format("an HTTP/2 origin cannot take the transfer coding '{}'",
+                     framing.transfer_codings.front())});
+    co_await send_all(*client_, reply);
+    close_reason_ = CloseReason::kDownstreamError;
+    co_return Next::kClose;
+  }
   const bool no_body = framing.body == BodyKind::kNone ||
                        (framing.body == BodyKind::kContentLength && framing.content_length == 0);
   std::optional<std::string> request_length;
