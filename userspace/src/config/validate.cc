@@ -139,6 +139,26 @@ void validate_endpoints(const Config& config, const Node& root, settings::ParseC
                 "https://host[:port]");
     }
     validate_tls(ep, node, ep_mark, path, ctx);
+    for (std::size_t s = 0; s < ep.source.size(); ++s) {
+      const IpAddress& ip = ep.source[s];
+      Mark mark = mark_of(node, "source", ep_mark);
+      if (const Node* list = node ? node->find("source") : nullptr;
+          list && list->is_sequence() && s < list->items.size() && list->items[s].mark.line)
+        mark = list->items[s].mark;
+      const std::string key = settings::index_path(path + ".source", s);
+      if (is_wildcard(ip)) {
+        ctx.error(mark, key, "a source address is one of this host's addresses, not the wildcard");
+        continue;
+      }
+      for (std::size_t o = 0; o < s; ++o) {
+        if (ep.source[o].family() == ip.family()) {
+          ctx.error(mark, key,
+                    std::string("at most one source address per family (two ") +
+                        (ip.is_v4() ? "IPv4" : "IPv6") + " addresses)");
+          break;
+        }
+      }
+    }
     if (ep.backlog < 1 || ep.backlog > 65535) {
       ctx.error(mark_of(node, "backlog", ep_mark), path + ".backlog",
                 "must be between 1 and 65535 (got " + std::to_string(ep.backlog) + ")");

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
+#include <optional>
 
 #include "datapath/verdicts.h"
 #include "dns/resolver.h"
@@ -111,6 +113,26 @@ class ChainConnectEnv final : public egress::ConnectEnv {
     if (fd < 0) co_return -errno;
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (!c_.sources_.empty()) {
+      // A tcp_connect_override may have redirected to a family without a source.
+      std::optional<IpAddress> from = source_for(c_.sources_, addr);
+      if (!from) {
+        ::close(fd);
+        co_return -EAFNOSUPPORT;
+      }
+      // The port is chosen at connect(), per destination: source ports are not used up
+      // by the bind (IP_BIND_ADDRESS_NO_PORT).
+      ::setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+      sockaddr_storage local;
+      socklen_t local_len = SocketAddress(*from, 0).to_sockaddr(local);
+      if (::bind(fd, reinterpret_cast<sockaddr*>(&local), local_len) != 0) {
+        int err = errno;
+        spdlog::warn("flow {}: cannot bind the source address {}: {}", c_.info_.id,
+                     from->to_string(), std::strerror(err));
+        ::close(fd);
+        co_return -err;
+      }
+    }
     sockaddr_storage ss;
     socklen_t len = addr.to_sockaddr(ss);
     int rc = co_await c_.wc_.worker.connect(fd, reinterpret_cast<sockaddr*>(&ss), len, &slot);
@@ -132,6 +154,17 @@ class ChainConnectEnv final : public egress::ConnectEnv {
  private:
   EgressChain& c_;
 };
+
+std::optional<IpAddress> source_for(const std::vector<IpAddress>& sources, const SocketAddress& to) {
+  for (const auto& s : sources)
+    if (s.family() == to.ip().family()) return s;
+  return std::nullopt;
+}
+
+std::string reuse_key_for(std::string tls_name, const std::vector<IpAddress>& sources) {
+  for (const auto& s : sources) tls_name += " from " + s.to_string();
+  return tls_name;
+}
 
 Task<std::variant<std::vector<IpAddress>, EgressError>> EgressChain::resolve(
     const HostPort& target) {
@@ -243,6 +276,24 @@ Task<std::variant<EgressChain::Destinations, EgressError>> EgressChain::decide(H
                           "destination_ip_prohibited: " + target.to_string() + ": " + refused};
   }
 
+  // A source address fixes the family: the others are not tried (a tenant's traffic
+  // never leaves from the host's own address).
+  std::vector<IpAddress> sources = ed.source ? std::vector<IpAddress>{*ed.source} : ep_.source;
+  if (!sources.empty()) {
+    std::erase_if(allowed, [&](const IpAddress& ip) {
+      return !source_for(sources, SocketAddress(ip, target.port));
+    });
+    if (allowed.empty()) {
+      std::string from;
+      for (const auto& s : sources) from += (from.empty() ? "" : ", ") + s.to_string();
+      spdlog::info("flow {}: no address of {} in the family of the source address {}", info_.id,
+                   target.to_string(), from);
+      co_return EgressError{EgressFailure::kConnectRefused,
+                            "destination_ip_unroutable: no address of " + target.to_string() +
+                                " in the family of the source address " + from};
+    }
+  }
+
   const auto& he = wc_.egress.happy_eyeballs;
   auto sorted = egress::sort_for_happy_eyeballs(
       std::move(allowed),
@@ -250,7 +301,7 @@ Task<std::variant<EgressChain::Destinations, EgressError>> EgressChain::decide(H
   std::vector<SocketAddress> addrs;
   addrs.reserve(sorted.size());
   for (const auto& ip : sorted) addrs.emplace_back(ip, target.port);
-  co_return Destinations{std::move(target), std::move(addrs)};
+  co_return Destinations{std::move(target), std::move(addrs), std::move(sources)};
 }
 
 Task<std::variant<Upstream, EgressError>> EgressChain::connect_to(Destinations dest) {
@@ -258,7 +309,8 @@ Task<std::variant<Upstream, EgressError>> EgressChain::connect_to(Destinations d
   const HostPort& target = dest.target;
   egress::RaceSettings rs;
   rs.connection_attempt_delay = he.connection_attempt_delay;
-  rs.connect_timeout = connect_timeout_for(wc_, connect_timeout_);
+  rs.connect_timeout = connect_timeout_for(wc_, ep_.connect_timeout);
+  sources_ = std::move(dest.sources);
   ChainConnectEnv env(*this);
   auto raced = co_await egress::race_connect(env, std::move(dest.addresses), rs);
   if (!raced.ok()) {

@@ -6,10 +6,12 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <variant>
+#include <vector>
 
 #include "proxy/worker_context.h"
 #include "ramjet/hooks/connection.h"
@@ -54,15 +56,11 @@ class EgressChain {
  public:
   // `counters` is the flow's endpoint row; `decisions`, when not null, receives the
   // egress decisions for the audit log.
+  // `ep` gives the connect timeout and the source addresses.
   EgressChain(WorkerContext& wc, telemetry::CounterRow& counters, const ConnectionInfo& info,
-              void* ctx, std::chrono::milliseconds connect_timeout,
+              void* ctx, const config::Endpoint& ep,
               telemetry::FlowDecisions* decisions = nullptr)
-      : wc_(wc),
-        counters_(counters),
-        info_(info),
-        ctx_(ctx),
-        connect_timeout_(connect_timeout),
-        decisions_(decisions) {}
+      : wc_(wc), counters_(counters), info_(info), ctx_(ctx), ep_(ep), decisions_(decisions) {}
 
   // decide() then connect_to().
   Task<std::variant<Upstream, EgressError>> connect(HostPort target);
@@ -73,6 +71,9 @@ class EgressChain {
   struct Destinations {
     HostPort target;  // after EgressHook::handle_connection
     std::vector<SocketAddress> addresses;
+    // Where connections are made from (at most one per family; empty: the kernel's
+    // choice); every address above has a source of its family.
+    std::vector<IpAddress> sources;
   };
   Task<std::variant<Destinations, EgressError>> decide(HostPort target);
   // Races connects to the addresses (tcp_connect_override per attempt) and runs
@@ -90,9 +91,15 @@ class EgressChain {
   telemetry::CounterRow& counters_;
   const ConnectionInfo& info_;
   void* ctx_;
-  std::chrono::milliseconds connect_timeout_;
+  const config::Endpoint& ep_;
   telemetry::FlowDecisions* decisions_;
+  std::vector<IpAddress> sources_;  // of the connect under way
 };
+
+// The source address of `sources` for `to`'s family, if any.
+std::optional<IpAddress> source_for(const std::vector<IpAddress>& sources, const SocketAddress& to);
+// UpstreamLink::reuse_key: the verified TLS name ("" for plaintext), then the sources.
+std::string reuse_key_for(std::string tls_name, const std::vector<IpAddress>& sources);
 
 void record_hook(const ConnectionInfo& info, const char* hook, std::string_view decision,
                  std::string detail, std::chrono::steady_clock::time_point started);

@@ -168,7 +168,7 @@ Task<std::optional<H2Session::ProxyError>> H2Session::open_upstream(Exchange& x,
                                                                     const HostPort& target,
                                                                     bool reuse, bool tls,
                                                                     bool h2, bool probe) {
-  EgressChain chain(wc_, counters_, info_, ctx_.get(), ep_.connect_timeout, audited_decisions());
+  EgressChain chain(wc_, counters_, info_, ctx_.get(), ep_, audited_decisions());
   auto r = co_await open_upstream_link(wc_, ep_, counters_, chain, info_.id, target,
                                        {.reuse = reuse, .probe = probe, .tls = tls, .h2 = h2});
   if (auto* f = std::get_if<UpstreamFailure>(&r))
@@ -176,7 +176,7 @@ Task<std::optional<H2Session::ProxyError>> H2Session::open_upstream(Exchange& x,
   UpstreamLink& link = std::get<UpstreamLink>(r);
   stats_.upstream = link.address.to_string();
   x.upstream_address = link.address;
-  x.upstream_tls_name = std::move(link.tls_name);
+  x.upstream_reuse_key = std::move(link.reuse_key);
   x.upstream_reused = link.reused;
   x.h2_origin = std::move(link.h2);
   x.upstream_fd = link.fd;
@@ -546,7 +546,7 @@ Task<bool> H2Session::forward_h1(Exchange& x, const HttpRequestHead& req, void* 
     UpstreamLink link{.fd = std::exchange(x.upstream_fd, -1),
                       .stream = std::move(x.upstream),
                       .address = x.upstream_address,
-                      .tls_name = x.upstream_tls_name};
+                      .reuse_key = x.upstream_reuse_key};
     pool_upstream_link(wc_, link);
   }
   co_return false;

@@ -77,7 +77,7 @@ class H2Session final : public Session, private http::h2::ServerEvents {
     int upstream_fd = -1;
     std::unique_ptr<runtime::Stream> upstream;  // TLS over upstream_fd, or it as it is
     SocketAddress upstream_address;
-    std::string upstream_tls_name;
+    std::string upstream_reuse_key;
     bool upstream_reused = false;  // an idle pooled connection
     // ... or a stream on the worker's HTTP/2 connection to the origin.
     std::shared_ptr<H2Upstream> h2_origin;  // chosen, no stream opened yet

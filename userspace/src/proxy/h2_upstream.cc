@@ -104,13 +104,13 @@ Task<void> H2Request::shutdown_write() {
 // --- H2Upstream ---
 
 H2Upstream::H2Upstream(runtime::Worker& worker, int fd, std::unique_ptr<runtime::Stream> stream,
-                       SocketAddress address, std::string tls_name,
+                       SocketAddress address, std::string reuse_key,
                        telemetry::CounterRow& counters, std::chrono::milliseconds max_idle)
     : worker_(worker),
       fd_(fd),
       stream_(std::move(stream)),
       address_(std::move(address)),
-      tls_name_(std::move(tls_name)),
+      reuse_key_(std::move(reuse_key)),
       counters_(counters),
       max_idle_(max_idle),
       conn_(*this, http::h2::ClientLimits{}) {}
@@ -277,11 +277,11 @@ Task<void> H2Upstream::run() {
 // --- H2Upstreams ---
 
 std::shared_ptr<H2Upstream> H2Upstreams::find(const std::vector<SocketAddress>& addresses,
-                                              std::string_view tls_name,
+                                              std::string_view reuse_key,
                                               SocketAddress& which) const {
   for (const auto& addr : addresses) {
     for (const auto& c : live_) {
-      if (c->usable() && c->address() == addr && c->tls_name() == tls_name) {
+      if (c->usable() && c->address() == addr && c->reuse_key() == reuse_key) {
         which = addr;
         return c;
       }
@@ -291,16 +291,16 @@ std::shared_ptr<H2Upstream> H2Upstreams::find(const std::vector<SocketAddress>& 
 }
 
 std::shared_ptr<H2Upstream> H2Upstreams::adopt(int fd, std::unique_ptr<runtime::Stream> stream,
-                                               const SocketAddress& address, std::string tls_name,
+                                               const SocketAddress& address, std::string reuse_key,
                                                telemetry::CounterRow& counters) {
   SocketAddress which;
-  if (auto existing = find({address}, tls_name, which)) {
+  if (auto existing = find({address}, reuse_key, which)) {
     stream.reset();
     ::close(fd);
     return existing;
   }
   auto conn = std::make_shared<H2Upstream>(worker_, fd, std::move(stream), address,
-                                           std::move(tls_name), counters, max_idle_);
+                                           std::move(reuse_key), counters, max_idle_);
   counters.add(Counter::upstream_h2_connections);
   live_.push_back(conn);
   loops_.start(run(conn));
@@ -308,30 +308,30 @@ std::shared_ptr<H2Upstream> H2Upstreams::adopt(int fd, std::unique_ptr<runtime::
 }
 
 std::shared_ptr<H2Upstreams::Connecting> H2Upstreams::connecting(const SocketAddress& address,
-                                                                std::string_view tls_name) {
+                                                                std::string_view reuse_key) {
   std::erase_if(connecting_, [](const auto& w) { return w.expired(); });
   for (const auto& w : connecting_) {
     auto c = w.lock();
-    if (c && !c->done.is_set() && c->address == address && c->tls_name == tls_name) return c;
+    if (c && !c->done.is_set() && c->address == address && c->reuse_key == reuse_key) return c;
   }
   return nullptr;
 }
 
 std::shared_ptr<H2Upstreams::Connecting> H2Upstreams::begin_connect(const SocketAddress& address,
-                                                                   std::string tls_name) {
+                                                                   std::string reuse_key) {
   for (const auto& [a, name] : http1_)
-    if (a == address && name == tls_name) return nullptr;  // nobody needs to wait
+    if (a == address && name == reuse_key) return nullptr;  // nobody needs to wait
   auto c = std::make_shared<Connecting>();
   c->address = address;
-  c->tls_name = std::move(tls_name);
+  c->reuse_key = std::move(reuse_key);
   connecting_.push_back(c);
   return c;
 }
 
-void H2Upstreams::learned_http1(const SocketAddress& address, const std::string& tls_name) {
+void H2Upstreams::learned_http1(const SocketAddress& address, const std::string& reuse_key) {
   for (const auto& [a, name] : http1_)
-    if (a == address && name == tls_name) return;
-  if (http1_.size() < 1024) http1_.emplace_back(address, tls_name);
+    if (a == address && name == reuse_key) return;
+  if (http1_.size() < 1024) http1_.emplace_back(address, reuse_key);
 }
 
 Task<void> H2Upstreams::run(std::shared_ptr<H2Upstream> conn) {

@@ -91,9 +91,9 @@ class H2Upstream final : public std::enable_shared_from_this<H2Upstream>,
                          private http::h2::ClientEvents {
  public:
   // `stream` is TLS over the connected socket `fd` (both owned from now on), verified
-  // for `tls_name`. Counts its GOAWAYs in `counters`.
+  // for `reuse_key` (UpstreamLink::reuse_key). Counts its GOAWAYs in `counters`.
   H2Upstream(runtime::Worker& worker, int fd, std::unique_ptr<runtime::Stream> stream,
-             SocketAddress address, std::string tls_name, telemetry::CounterRow& counters,
+             SocketAddress address, std::string reuse_key, telemetry::CounterRow& counters,
              std::chrono::milliseconds max_idle);
   ~H2Upstream() override;
 
@@ -107,7 +107,7 @@ class H2Upstream final : public std::enable_shared_from_this<H2Upstream>,
   void close();
 
   const SocketAddress& address() const { return address_; }
-  const std::string& tls_name() const { return tls_name_; }
+  const std::string& reuse_key() const { return reuse_key_; }
 
  private:
   friend class H2Request;
@@ -131,7 +131,7 @@ class H2Upstream final : public std::enable_shared_from_this<H2Upstream>,
   int fd_;
   std::unique_ptr<runtime::Stream> stream_;
   SocketAddress address_;
-  std::string tls_name_;
+  std::string reuse_key_;
   telemetry::CounterRow& counters_;
   std::chrono::milliseconds max_idle_;
   http::h2::ClientConnection conn_;
@@ -151,28 +151,28 @@ class H2Upstreams {
   H2Upstreams& operator=(const H2Upstreams&) = delete;
 
   // A connection taking streams to one of `addresses` (in order), verified for
-  // `tls_name`; null if none. Sets `which` to its address.
+  // `reuse_key`; null if none. Sets `which` to its address.
   std::shared_ptr<H2Upstream> find(const std::vector<SocketAddress>& addresses,
-                                   std::string_view tls_name, SocketAddress& which) const;
+                                   std::string_view reuse_key, SocketAddress& which) const;
   // Takes over a connection whose TLS chose h2 and starts it. When one to the same
   // origin appeared meanwhile, that one is returned and this one closed: one per origin.
   std::shared_ptr<H2Upstream> adopt(int fd, std::unique_ptr<runtime::Stream> stream,
-                                    const SocketAddress& address, std::string tls_name,
+                                    const SocketAddress& address, std::string reuse_key,
                                     telemetry::CounterRow& counters);
   // One connection to an origin at a time: while a TLS connection that may choose h2 is
-  // being made to `address` for `tls_name`, the others wait for its outcome (an HTTP/2
+  // being made to `address` for `reuse_key`, the others wait for its outcome (an HTTP/2
   // connection to share, or HTTP/1.1: then they connect too). The connector sets `done`.
   struct Connecting {
     SocketAddress address;
-    std::string tls_name;
+    std::string reuse_key;
     runtime::Event done;
   };
-  // The connect under way to `address` for `tls_name`, or null.
-  std::shared_ptr<Connecting> connecting(const SocketAddress& address, std::string_view tls_name);
+  // The connect under way to `address` for `reuse_key`, or null.
+  std::shared_ptr<Connecting> connecting(const SocketAddress& address, std::string_view reuse_key);
   // Announces a connect; null when nobody needs to wait for it (a known HTTP/1.1 origin).
-  std::shared_ptr<Connecting> begin_connect(const SocketAddress& address, std::string tls_name);
+  std::shared_ptr<Connecting> begin_connect(const SocketAddress& address, std::string reuse_key);
   // The origin chose HTTP/1.1 (nobody waits for its connections from now on).
-  void learned_http1(const SocketAddress& address, const std::string& tls_name);
+  void learned_http1(const SocketAddress& address, const std::string& reuse_key);
 
   // Closes every connection and waits for them to end (the worker is stopping).
   Task<void> close();

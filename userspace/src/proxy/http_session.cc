@@ -292,7 +292,7 @@ Task<bool> HttpSession::ensure_upstream(const HostPort& target, std::optional<Pr
   close_upstream();
   reused_upstream_ = false;
   set_state(SessionState::kConnecting);
-  EgressChain chain(wc_, counters_, info_, ctx_.get(), ep_.connect_timeout, audited_decisions());
+  EgressChain chain(wc_, counters_, info_, ctx_.get(), ep_, audited_decisions());
   // HTTP/2 carries requests, not tunnels: a WebSocket upgrade needs a connection of its own.
   auto r = co_await open_upstream_link(
       wc_, ep_, counters_, chain, info_.id, target,
@@ -308,7 +308,7 @@ Task<bool> HttpSession::ensure_upstream(const HostPort& target, std::optional<Pr
   if (stats_.upstream.empty() || !(link.address == upstream_address_))
     stats_.upstream = link.address.to_string();
   upstream_address_ = link.address;
-  upstream_tls_name_ = std::move(link.tls_name);
+  upstream_reuse_key_ = std::move(link.reuse_key);
   h2_upstream_ = std::move(link.h2);
   upstream_fd_ = link.fd;
   upstream_ = std::move(link.stream);
@@ -525,7 +525,7 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
     UpstreamLink link{.fd = std::exchange(upstream_fd_, -1),
                       .stream = std::move(upstream_),
                       .address = upstream_address_,
-                      .tls_name = upstream_tls_name_};
+                      .reuse_key = upstream_reuse_key_};
     pool_upstream_link(wc_, link);
   } else {
     close_upstream();

@@ -125,7 +125,7 @@ class HttpSession final : public Session {
   http::h1::Head response_;
   int upstream_fd_ = -1;
   std::unique_ptr<runtime::Stream> upstream_;  // upstream_fd_, or TLS over it
-  std::string upstream_tls_name_;              // the name TLS to it was verified for, or ""
+  std::string upstream_reuse_key_;  // UpstreamLink::reuse_key
   SocketAddress upstream_address_;  // what upstream_fd_ is connected to
   std::shared_ptr<H2Upstream> h2_upstream_;  // the origin speaks HTTP/2: requests go here
   std::unique_ptr<H2Request> h2_request_;    // the request on it now

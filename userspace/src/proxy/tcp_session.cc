@@ -81,7 +81,7 @@ Task<void> TcpSession::run() {
 }
 
 Task<bool> TcpSession::connect_upstream() {
-  EgressChain chain(wc_, counters_, info_, ctx_.get(), ep_.connect_timeout, audited_decisions());
+  EgressChain chain(wc_, counters_, info_, ctx_.get(), ep_, audited_decisions());
   HostPort target = upstream_target();
   auto r = co_await chain.connect(target);
   if (auto* e = std::get_if<EgressError>(&r)) {

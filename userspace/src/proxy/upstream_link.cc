@@ -24,24 +24,25 @@ Task<std::variant<UpstreamLink, UpstreamFailure>> open_upstream_link(
   }
   UpstreamLink link;
   // Only a connection made for the same verified name is shared or reused.
-  link.tls_name = options.tls ? t->upstream->server_name(target.host) : std::string();
+  link.reuse_key = reuse_key_for(options.tls ? t->upstream->server_name(target.host) : "",
+                                 dest.sources);
   const bool may_share = options.tls && options.h2 && wc.h2_upstreams != nullptr;
   if (options.reuse && may_share) {
     for (;;) {
-      link.h2 = wc.h2_upstreams->find(dest.addresses, link.tls_name, link.address);
+      link.h2 = wc.h2_upstreams->find(dest.addresses, link.reuse_key, link.address);
       if (link.h2) {
         link.reused = true;
         co_return link;
       }
       // A connection to this origin is being made: it may become the one to share.
-      auto under_way = wc.h2_upstreams->connecting(dest.addresses.front(), link.tls_name);
+      auto under_way = wc.h2_upstreams->connecting(dest.addresses.front(), link.reuse_key);
       if (!under_way) break;
       co_await under_way->done.wait();
     }
   }
   if (options.reuse) {
     UpstreamPool::Pooled pooled = wc.pool->take(dest.addresses, link.address, options.probe,
-                                                link.tls_name);
+                                                link.reuse_key);
     if (pooled.fd >= 0) {
       counters.add(Counter::upstream_reused);
       link.reused = true;
@@ -58,7 +59,7 @@ Task<std::variant<UpstreamLink, UpstreamFailure>> open_upstream_link(
       if (c) c->done.set();
     }
   } announce;
-  if (may_share) announce.c = wc.h2_upstreams->begin_connect(dest.addresses.front(), link.tls_name);
+  if (may_share) announce.c = wc.h2_upstreams->begin_connect(dest.addresses.front(), link.reuse_key);
   auto r = co_await chain.connect_to(std::move(dest));
   if (auto* e = std::get_if<EgressError>(&r))
     co_return UpstreamFailure{status_for(*e), e->proxy_status(), e->message, e->close_reason()};
@@ -85,11 +86,11 @@ Task<std::variant<UpstreamLink, UpstreamFailure>> open_upstream_link(
       co_return UpstreamFailure{502, "http_protocol_error", "the origin chose h2 unoffered",
                                 CloseReason::kUpstreamError};
     }
-    link.h2 = wc.h2_upstreams->adopt(link.fd, std::move(link.stream), link.address, link.tls_name,
+    link.h2 = wc.h2_upstreams->adopt(link.fd, std::move(link.stream), link.address, link.reuse_key,
                                      counters);
     link.fd = -1;
   } else if (may_share && announce.c) {
-    wc.h2_upstreams->learned_http1(announce.c->address, link.tls_name);
+    wc.h2_upstreams->learned_http1(announce.c->address, link.reuse_key);
   }
   co_return link;
 }
@@ -98,7 +99,7 @@ void pool_upstream_link(WorkerContext& wc, UpstreamLink& link) {
   std::unique_ptr<runtime::Stream> tls_stream;
   if (link.stream && !link.stream->plain()) tls_stream = std::move(link.stream);
   link.stream.reset();
-  wc.pool->put(link.address, link.fd, std::move(tls_stream), link.tls_name);
+  wc.pool->put(link.address, link.fd, std::move(tls_stream), link.reuse_key);
   link.fd = -1;
 }
 

@@ -23,7 +23,9 @@ struct UpstreamLink {
   int fd = -1;
   std::unique_ptr<runtime::Stream> stream;  // TLS over fd, or fd as it is
   SocketAddress address;
-  std::string tls_name;  // the name TLS was verified for; "" for plaintext
+  // What makes connections to one address interchangeable: the name TLS was verified
+  // for ("" for plaintext) and the source addresses chosen for it (reuse_key_for).
+  std::string reuse_key;
   bool reused = false;   // an idle pooled connection, or an existing HTTP/2 connection
 };
 

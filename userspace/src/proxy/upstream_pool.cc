@@ -39,7 +39,7 @@ UpstreamPool::~UpstreamPool() {
 
 UpstreamPool::Pooled UpstreamPool::take(const std::vector<SocketAddress>& addresses,
                                         SocketAddress& which, bool probe,
-                                        std::string_view tls_name) {
+                                        std::string_view reuse_key) {
   if (total_ == 0) return {};
   auto now = runtime::Clock::now();
   for (const auto& addr : addresses) {
@@ -48,7 +48,7 @@ UpstreamPool::Pooled UpstreamPool::take(const std::vector<SocketAddress>& addres
     auto& list = it->second;
     // Newest first: the one least likely to have been closed by the server.
     for (std::size_t k = list.size(); k-- > 0;) {
-      if (list[k].tls_name != tls_name) continue;
+      if (list[k].reuse_key != reuse_key) continue;
       Idle i = std::move(list[k]);
       list.erase(list.begin() + static_cast<std::ptrdiff_t>(k));
       --total_;
@@ -64,7 +64,7 @@ UpstreamPool::Pooled UpstreamPool::take(const std::vector<SocketAddress>& addres
 }
 
 void UpstreamPool::put(const SocketAddress& address, int fd, std::unique_ptr<runtime::Stream> tls,
-                       std::string tls_name) {
+                       std::string reuse_key) {
   auto& list = idle_[address];
   if (total_ >= limits_.max_idle || list.size() >= limits_.per_address) {
     if (list.empty()) {
@@ -77,7 +77,7 @@ void UpstreamPool::put(const SocketAddress& address, int fd, std::unique_ptr<run
     list.pop_front();
     --total_;
   }
-  list.push_back({fd, runtime::Clock::now(), std::move(tls), std::move(tls_name)});
+  list.push_back({fd, runtime::Clock::now(), std::move(tls), std::move(reuse_key)});
   ++total_;
 }
 

@@ -46,16 +46,17 @@ class UpstreamPool {
   void put(const SocketAddress& address, int fd) { put(address, fd, nullptr, {}); }
 
   // TLS connections are pooled with their session: `tls` is the stream over `fd`, and
-  // `tls_name` the server name it was verified for; take() hands one back only for the
-  // same name. A plaintext connection has tls == nullptr and tls_name "".
+  // `reuse_key` says what else the connection is bound to (see UpstreamLink::reuse_key);
+  // take() hands one back only for the same key. A plaintext connection has tls ==
+  // nullptr.
   struct Pooled {
     int fd = -1;
     std::unique_ptr<runtime::Stream> tls;
   };
   Pooled take(const std::vector<SocketAddress>& addresses, SocketAddress& which, bool probe,
-              std::string_view tls_name);
+              std::string_view reuse_key);
   void put(const SocketAddress& address, int fd, std::unique_ptr<runtime::Stream> tls,
-           std::string tls_name);
+           std::string reuse_key);
   std::size_t idle() const { return total_; }
 
  private:
@@ -63,7 +64,7 @@ class UpstreamPool {
     int fd;
     runtime::Clock::time_point since;
     std::unique_ptr<runtime::Stream> tls;
-    std::string tls_name;
+    std::string reuse_key;
   };
   // Keyed by the address itself: formatting it as text per request cost a malloc
   // and an inet_ntop (sprintf) on every keep-alive request.

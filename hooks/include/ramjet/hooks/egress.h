@@ -34,11 +34,18 @@ struct EgressDecision {
   };
   std::variant<Block, ExternalDirect> value;
   std::optional<KernelVerdict> kernel;  // also act in the datapath (see kernel.h)
+  // Connect from this address instead of the endpoint's `source` (e.g. a tenant's own
+  // egress address); only upstream addresses of its family are tried.
+  std::optional<IpAddress> source;
 
   static EgressDecision block(std::string why) { return {Block{std::move(why)}, {}}; }
   static EgressDecision direct(HostPort to) { return {ExternalDirect{std::move(to)}, {}}; }
   EgressDecision with_kernel(KernelVerdict k) && {
     kernel = k;
+    return std::move(*this);
+  }
+  EgressDecision from(IpAddress a) && {
+    source = a;
     return std::move(*this);
   }
   bool is_block() const { return std::holds_alternative<Block>(value); }

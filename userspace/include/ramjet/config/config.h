@@ -248,6 +248,7 @@ struct Endpoint {
   std::optional<TlsServerSettings> tls;
   std::optional<TlsClientSettings> upstream_tls;
   milliseconds connect_timeout{0};
+  std::vector<IpAddress> source;
   milliseconds idle_timeout{300'000};
   milliseconds max_lifetime{0};
   RelayMode relay = RelayMode::kSplice;
@@ -281,6 +282,10 @@ struct Endpoint {
       "of https:// upstreams.");
     f("connect_timeout", &Endpoint::connect_timeout,
       "Upstream connect timeout; 0 = egress.connect_timeout.");
+    f("source", &Endpoint::source,
+      "Source addresses of upstream connections, at most one IPv4 and one IPv6 (e.g. "
+      "[192.0.2.10]); upstream addresses of a family without one are not tried. Empty = "
+      "the kernel's choice. EgressDecision::from() overrides it per connection.");
     f("idle_timeout", &Endpoint::idle_timeout,
       "Close a connection after this long without traffic in either direction; 0 = never.");
     f("max_lifetime", &Endpoint::max_lifetime,
