@@ -1,0 +1,220 @@
+// PROXY protocol in (docs/proxy_protocol.md): a real HAProxy in front of ramjet sends
+// v1 and v2 headers, and the client address everywhere is the original client's;
+// malformed headers written by hand close the connection and count their reason.
+import assert from 'node:assert/strict';
+import { connect as netConnect, type Socket } from 'node:net';
+import {
+  connect,
+  httpEndpoint,
+  randomPayload,
+  sha256,
+  startDaemon,
+  startEchoServer,
+  startHaproxy,
+  tcpEndpoint,
+  test,
+  type Address,
+  type DaemonHandle,
+} from '../lib/index.ts';
+
+const LOOPBACK_ALLOWED = { allow_private: ['127.0.0.0/8'] };
+// The original client: a loopback address other than the load balancer's 127.0.0.1.
+const CLIENT_IP = '127.0.0.2';
+
+type Mode = 'required' | 'optional';
+
+function ppEndpoint(upstream: string, proxy_protocol: Record<string, unknown>) {
+  return tcpEndpoint('pp', upstream, { proxy_protocol: { trusted: ['127.0.0.1/32'], ...proxy_protocol } });
+}
+
+async function startPp(t: Parameters<typeof startDaemon>[0], mode: Mode, extra: Record<string, unknown> = {}) {
+  const echo = await startEchoServer(t);
+  const daemon = await startDaemon(t, {
+    config: { egress: LOOPBACK_ALLOWED, endpoints: [ppEndpoint(echo.address, { mode, timeout: '500ms', ...extra })] },
+  });
+  return { echo, daemon };
+}
+
+async function metric(daemon: DaemonHandle, reason: string): Promise<number> {
+  const m = await daemon.metrics();
+  return m.value(`ramjet_proxy_protocol_${reason}_total`, { endpoint: 'pp' });
+}
+
+// --- v2 by hand -------------------------------------------------------------------
+
+const SIGNATURE = Buffer.from('0d0a0d0a000d0a515549540a', 'hex');
+
+function crc32c(data: Buffer): number {
+  let c = 0xffffffff;
+  for (const b of data) {
+    c ^= b;
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
+  }
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+function tlv(type: number, value: Buffer): Buffer {
+  const head = Buffer.alloc(3);
+  head[0] = type;
+  head.writeUInt16BE(value.length, 1);
+  return Buffer.concat([head, value]);
+}
+
+/** PROXY TCP4 src -> dst with `tlvs`; a CRC32C TLV last when `crc` ('good' or 'bad'). */
+function v2Header(src: [string, number], dst: [string, number], tlvs: Buffer[] = [], crc?: 'good' | 'bad'): Buffer {
+  const addr = Buffer.alloc(12);
+  src[0].split('.').forEach((o, i) => (addr[i] = Number(o)));
+  dst[0].split('.').forEach((o, i) => (addr[4 + i] = Number(o)));
+  addr.writeUInt16BE(src[1], 8);
+  addr.writeUInt16BE(dst[1], 10);
+  const body = Buffer.concat([addr, ...tlvs, ...(crc ? [tlv(0x03, Buffer.alloc(4))] : [])]);
+  const head = Buffer.concat([SIGNATURE, Buffer.from([0x21, 0x11, body.length >> 8, body.length & 0xff])]);
+  const all = Buffer.concat([head, body]);
+  if (crc) all.writeUInt32BE((crc32c(all) ^ (crc === 'bad' ? 1 : 0)) >>> 0, all.length - 4);
+  return all;
+}
+
+/** Connects, writes `bytes`, and reports how the daemon ended the connection. */
+function sendAndWaitClose(to: Address, bytes: Buffer, localAddress?: string): Promise<{ received: Buffer; ms: number }> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const chunks: Buffer[] = [];
+    const socket: Socket = netConnect({ ...to, localAddress }, () => socket.write(bytes));
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    const done = () => resolve({ received: Buffer.concat(chunks), ms: performance.now() - started });
+    socket.on('close', done);
+    socket.on('error', () => undefined);
+    socket.setTimeout(10_000, () => {
+      socket.destroy();
+      reject(new Error('the daemon did not close the connection within 10 s'));
+    });
+  });
+}
+
+// --- HAProxy in front ---------------------------------------------------------------
+
+for (const send of ['v1', 'v2'] as const) {
+  test(`haproxy send-proxy ${send}: the client address is the original client's`, async (t) => {
+    const { daemon } = await startPp(t, 'required');
+    const lb = await startHaproxy(t, {
+      backend: daemon.endpoint('pp'),
+      send,
+      v2Options: send === 'v2' ? ['crc32c', 'unique-id'] : undefined,
+      uniqueIdFormat: send === 'v2' ? 'lb-%rt' : undefined,
+    });
+    const client = await connect(t, { ...lb.address, localAddress: CLIENT_IP });
+    const payload = randomPayload(64 * 1024);
+    assert.equal(sha256(await client.roundTrip(payload, undefined, 10_000)), sha256(payload));
+    await client.end();
+    await client.waitForPeerClose();
+
+    const entry = await daemon.waitForAccessLog((e) => e.endpoint === 'pp');
+    assert.equal(entry.client, `${CLIENT_IP}:${client.localPort}`, 'the access log names the original client');
+    assert.match(String(entry.proxied_by), /^127\.0\.0\.1:\d+$/, 'the load balancer is kept as proxied_by');
+    assert.equal(entry.bytes_from_client, payload.length, 'the header is not relayed');
+    assert.equal(await metric(daemon, 'headers'), 1);
+    const trace = await daemon.waitForTrace((events) => events.some((e) => e.hook === 'ingress.handle_connection'));
+    const hooks = trace.map((e) => e.hook);
+    assert.ok(
+      hooks.indexOf('proxy_protocol.handle_connection') >= 0 &&
+        hooks.indexOf('proxy_protocol.handle_connection') < hooks.indexOf('ingress.handle_connection'),
+      `ProxyProtocolConnectionHook runs before IngressHook: ${hooks.join(', ')}`,
+    );
+  });
+}
+
+// --- by hand ------------------------------------------------------------------------
+
+test('v2 with a custom TLV and a good CRC32C, data in the same segment: relayed intact', async (t) => {
+  const { daemon, echo } = await startPp(t, 'required');
+  const header = v2Header(['192.0.2.7', 51000], ['198.51.100.1', 443], [tlv(0xe0, Buffer.from('custom'))], 'good');
+  const client = await connect(t, daemon.endpoint('pp'));
+  const payload = Buffer.from('hello after the header\n');
+  const back = await client.roundTrip(Buffer.concat([header, payload]), payload.length, 10_000);
+  assert.equal(back.toString(), payload.toString());
+  await client.end();
+  await client.waitForPeerClose();
+  const entry = await daemon.waitForAccessLog((e) => e.endpoint === 'pp');
+  assert.equal(entry.client, '192.0.2.7:51000');
+  assert.equal(echo.bytesReceived, payload.length);
+});
+
+const MALFORMED: Array<{ name: string; bytes: Buffer; reason: string }> = [
+  { name: 'no header at all', bytes: Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), reason: 'bad_signature' },
+  {
+    name: 'a v2 signature with one byte wrong',
+    bytes: Buffer.concat([Buffer.from('0d0a0d0a000d0a515549540b', 'hex'), Buffer.alloc(4)]),
+    reason: 'bad_signature',
+  },
+  { name: 'a bad CRC32C', bytes: v2Header(['192.0.2.7', 1], ['198.51.100.1', 2], [], 'bad'), reason: 'v2_bad_checksum' },
+  { name: 'a v1 line over 107 bytes', bytes: Buffer.from(`PROXY UNKNOWN ${'x'.repeat(120)}\r\n`), reason: 'v1_too_long' },
+  { name: 'a v1 line with a bad address', bytes: Buffer.from('PROXY TCP4 1.2.3.999 5.6.7.8 1 2\r\n'), reason: 'v1_malformed' },
+  {
+    name: 'a v2 length over the limit',
+    bytes: Buffer.concat([SIGNATURE, Buffer.from([0x21, 0x11, 0xff, 0xff])]),
+    reason: 'v2_oversized',
+  },
+];
+
+for (const bad of MALFORMED) {
+  test(`malformed: ${bad.name} -> closed, counted as ${bad.reason}`, async (t) => {
+    const { daemon, echo } = await startPp(t, 'required');
+    const { received } = await sendAndWaitClose(daemon.endpoint('pp'), bad.bytes);
+    assert.equal(received.length, 0, 'nothing is answered');
+    await daemon.waitForCounter(`proxy_protocol_${bad.reason}`, 1);
+    assert.equal(await metric(daemon, bad.reason), 1);
+    assert.equal(echo.connections, 0, 'no upstream connection');
+  });
+}
+
+test('a truncated header, then silence: closed at the timeout', async (t) => {
+  const { daemon } = await startPp(t, 'required');
+  const header = v2Header(['192.0.2.7', 1], ['198.51.100.1', 2]);
+  const { ms } = await sendAndWaitClose(daemon.endpoint('pp'), header.subarray(0, 20));
+  assert.ok(ms >= 450, `closed after ${ms.toFixed(0)} ms, before the 500 ms timeout`);
+  assert.ok(ms < 3_000, `closed only after ${ms.toFixed(0)} ms`);
+  await daemon.waitForCounter('proxy_protocol_timeout', 1);
+  assert.equal(await metric(daemon, 'timeout'), 1);
+});
+
+test('a peer outside `trusted`: closed, counted as untrusted_peer', async (t) => {
+  const { daemon } = await startPp(t, 'required');
+  const header = Buffer.from(`PROXY TCP4 192.0.2.7 198.51.100.1 1000 443\r\n`);
+  await sendAndWaitClose(daemon.endpoint('pp'), header, CLIENT_IP);
+  await daemon.waitForCounter('proxy_protocol_untrusted_peer', 1);
+  assert.equal(await metric(daemon, 'untrusted_peer'), 1);
+});
+
+test('optional mode: connections with and without a header both work', async (t) => {
+  const { daemon } = await startPp(t, 'optional');
+  const plain = await connect(t, daemon.endpoint('pp'));
+  assert.equal((await plain.roundTrip('plain\n', undefined, 5_000)).toString(), 'plain\n');
+  await plain.end();
+  const withHeader = await connect(t, daemon.endpoint('pp'));
+  const back = await withHeader.roundTrip(Buffer.from('PROXY TCP4 192.0.2.9 198.51.100.1 4242 443\r\nhdr\n'), 4, 5_000);
+  assert.equal(back.toString(), 'hdr\n');
+  await withHeader.end();
+  await daemon.waitForCounter('connections_closed', 2);
+  const clients = (await daemon.accessLog()).map((e) => e.client).sort();
+  assert.ok(clients.includes('192.0.2.9:4242'), `access log clients: ${clients.join(', ')}`);
+  assert.ok(clients.some((c) => c.startsWith('127.0.0.1:')), `access log clients: ${clients.join(', ')}`);
+});
+
+test('http endpoint: a v1 header, then CONNECT in the same segment', async (t) => {
+  const echo = await startEchoServer(t);
+  const daemon = await startDaemon(t, {
+    config: {
+      egress: LOOPBACK_ALLOWED,
+      endpoints: [httpEndpoint('pp', { proxy_protocol: { mode: 'required', trusted: ['127.0.0.0/8'] } })],
+    },
+  });
+  // CONNECT through the proxy to the echo server: the tunnel carries bytes both ways.
+  const client = await connect(t, daemon.endpoint('pp'));
+  const hdr = `PROXY TCP4 192.0.2.10 198.51.100.1 5555 8080\r\nCONNECT ${echo.address} HTTP/1.1\r\nHost: ${echo.address}\r\n\r\n`;
+  const reply = (await client.roundTrip(hdr, 'HTTP/1.1 200'.length, 5_000)).toString();
+  assert.match(reply, /^HTTP\/1\.1 200/);
+  await client.end();
+  await client.waitForPeerClose();
+  const entry = await daemon.waitForAccessLog((e) => e.endpoint === 'pp');
+  assert.equal(entry.client, '192.0.2.10:5555');
+});
