@@ -103,16 +103,18 @@ for (const send of ['v1', 'v2'] as const) {
       uniqueIdFormat: send === 'v2' ? 'lb-%rt' : undefined,
     });
     const client = await connect(t, { ...lb.address, localAddress: CLIENT_IP });
+    const clientPort = client.localPort;
     const payload = randomPayload(64 * 1024);
     assert.equal(sha256(await client.roundTrip(payload, undefined, 10_000)), sha256(payload));
     await client.end();
     await client.waitForPeerClose();
 
-    const entry = await daemon.waitForAccessLog((e) => e.endpoint === 'pp');
-    assert.equal(entry.client, `${CLIENT_IP}:${client.localPort}`, 'the access log names the original client');
+    // (startHaproxy's readiness probe went through haproxy too, from 127.0.0.1.)
+    const entry = await daemon.waitForAccessLog((e) => e.endpoint === 'pp' && e.client.startsWith(`${CLIENT_IP}:`));
+    assert.equal(entry.client, `${CLIENT_IP}:${clientPort}`, 'the access log names the original client');
     assert.match(String(entry.proxied_by), /^127\.0\.0\.1:\d+$/, 'the load balancer is kept as proxied_by');
     assert.equal(entry.bytes_from_client, payload.length, 'the header is not relayed');
-    assert.equal(await metric(daemon, 'headers'), 1);
+    assert.equal(await metric(daemon, 'headers'), await daemon.counter('connections_accepted'), 'every connection had a header');
     const trace = await daemon.waitForTrace((events) => events.some((e) => e.hook === 'ingress.handle_connection'));
     const hooks = trace.map((e) => e.hook);
     assert.ok(
