@@ -117,6 +117,11 @@ for (const send of ['v1', 'v2'] as const) {
     assert.equal(await metric(daemon, 'headers'), await daemon.counter('connections_accepted'), 'every connection had a header');
     const trace = await daemon.waitForTrace((events) => events.some((e) => e.hook === 'ingress.handle_connection'));
     const hooks = trace.map((e) => e.hook);
+    // What the hook saw of haproxy's header (the trace detail is proxy_protocol::describe).
+    const seen = trace.filter((e) => e.hook === 'proxy_protocol.handle_connection').map((e) => String(e.detail));
+    const ours = seen.find((d) => d.includes(`${CLIENT_IP}:${clientPort} -> `));
+    assert.ok(ours, `the hook saw the client's header: ${seen.join(' | ')}`);
+    assert.match(ours, send === 'v1' ? /^v1 proxy stream / : /^v2 proxy stream .* unique_id crc32c$/);
     assert.ok(
       hooks.indexOf('proxy_protocol.handle_connection') >= 0 &&
         hooks.indexOf('proxy_protocol.handle_connection') < hooks.indexOf('ingress.handle_connection'),

@@ -399,6 +399,22 @@ TEST(ProxyProtocolV2, ChecksumIsCheckedAfterTheTlvsParse) {
                Reason::kV2TlvTruncated);
 }
 
+TEST(ProxyProtocol, Describe) {
+  ProxyHeader h = inet_header();
+  EXPECT_EQ(describe(h), "v2 proxy stream 192.0.2.7:51000 -> 198.51.100.1:443");
+  h.alpn = "h2";
+  h.authority = "bad name\n";
+  h.unique_id = "id";
+  h.crc32c_checked = true;
+  h.ssl = ProxySslInfo{.client = ProxySslInfo::kClientSsl};
+  h.other = {{0xE0, "x"}, {0x10, ""}};
+  EXPECT_EQ(describe(h),
+            "v2 proxy stream 192.0.2.7:51000 -> 198.51.100.1:443 alpn=h2 authority unique_id ssl "
+            "crc32c tlvs=0xe0,0x10");
+  EXPECT_EQ(describe(ProxyHeader{.version = ProxyHeader::Version::kV1}), "v1 proxy unspec unspec");
+  EXPECT_EQ(describe(ProxyHeader{.command = ProxyHeader::Command::kLocal}), "v2 local");
+}
+
 TEST(ProxyProtocolReasons, EveryReasonHasAName) {
   for (std::size_t i = 0; i < kReasonCount; ++i) {
     const auto name = to_string(static_cast<Reason>(i));

@@ -1,9 +1,9 @@
 #include "proxy/session.h"
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -14,6 +14,7 @@
 #include "datapath/verdicts.h"
 #include "proxy/egress_chain.h"
 #include "proxy/relay.h"
+#include "proxy_protocol/parser.h"
 #include "telemetry/access_log.h"
 #include "telemetry/event_feed.h"
 
@@ -43,8 +44,9 @@ Task<bool> Session::ingress_blocks(const ConnectionInfo& info, void* ctx) {
     ProxyProtocolDecision pp =
         co_await wc_.hooks.proxy_protocol_handle_connection(info, *info.proxy_header, ctx);
     bool blocked = pp.action == ProxyProtocolDecision::Action::kBlock;
-    trace_hook(info, "proxy_protocol.handle_connection", blocked ? "block" : "allow", pp.reason,
-               t0);
+    trace_hook(
+        info, "proxy_protocol.handle_connection", blocked ? "block" : "allow",
+        [&] { return blocked ? pp.reason : proxy_protocol::describe(*info.proxy_header); }, t0);
     if (blocked) {
       audit_ingress(true, pp.reason);
       counters_.add(Counter::proxy_protocol_blocked_by_hook);

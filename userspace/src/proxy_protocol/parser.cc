@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <array>
+#include <cstdio>
 #include <cstring>
 #include <optional>
 
@@ -470,6 +471,54 @@ std::string encode_v2(const ProxyHeader& h, bool with_crc32c) {
     const std::uint32_t crc =
         crc32c(std::span(reinterpret_cast<const std::uint8_t*>(out.data()), out.size()));
     for (int i = 0; i < 4; ++i) out[crc_at + i] = static_cast<char>(crc >> (24 - 8 * i) & 0xff);
+  }
+  return out;
+}
+
+namespace {
+
+// Peer-chosen text is shown only when it is short printable ASCII.
+bool printable(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  for (char c : s)
+    if (c <= 0x20 || c > 0x7e) return false;
+  return true;
+}
+
+}  // namespace
+
+std::string describe(const ProxyHeader& h) {
+  static constexpr const char* kFamily[] = {"unspec", "inet", "inet6", "unix"};
+  static constexpr const char* kTransport[] = {"unspec", "stream", "dgram"};
+  std::string out = h.version == ProxyHeader::Version::kV1 ? "v1" : "v2";
+  if (h.command == ProxyHeader::Command::kLocal) return out + " local";
+  out += " proxy ";
+  out += kTransport[static_cast<std::size_t>(h.transport)];
+  if (h.source && h.destination) {
+    out += " " + h.source->to_string() + " -> " + h.destination->to_string();
+  } else {
+    out += " ";
+    out += kFamily[static_cast<std::size_t>(h.family)];
+  }
+  auto named = [&](const char* name, const std::string& v, bool show) {
+    if (v.empty()) return;
+    out += " ";
+    out += name;
+    if (show && printable(v)) out += "=" + v;
+  };
+  named("alpn", h.alpn, true);
+  named("authority", h.authority, true);
+  named("unique_id", h.unique_id, false);
+  named("netns", h.netns, false);
+  if (h.ssl) out += (h.ssl->client & ProxySslInfo::kClientSsl) ? " ssl" : " ssl=no";
+  if (h.crc32c_checked) out += " crc32c";
+  if (!h.other.empty()) {
+    out += " tlvs=";
+    char hex[8];
+    for (std::size_t i = 0; i < h.other.size(); ++i) {
+      std::snprintf(hex, sizeof hex, "%s0x%02x", i ? "," : "", h.other[i].type);
+      out += hex;
+    }
   }
   return out;
 }

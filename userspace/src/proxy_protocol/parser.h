@@ -63,6 +63,11 @@ inline Result parse(std::string_view buffer, ProxyHeader& header, const Limits& 
                header, limits);
 }
 
+// One line for logs and the hook trace, e.g. "v2 proxy stream 192.0.2.7:51000 ->
+// 198.51.100.1:443 alpn=h2 unique_id crc32c tlvs=0xe0". Of the peer's free text only ALPN
+// and AUTHORITY are shown, and only when short printable ASCII; the rest is named.
+std::string describe(const ProxyHeader& header);
+
 // CRC32C (Castagnoli, reflected 0x82F63B78), as PP2_TYPE_CRC32C uses it.
 std::uint32_t crc32c(std::span<const std::uint8_t> data, std::uint32_t crc = 0);
 
