@@ -7,12 +7,15 @@ import {
   connect,
   httpEndpoint,
   randomPayload,
+  serverTls,
   sha256,
+  sharedPki,
   startDaemon,
   startEchoServer,
   startHaproxy,
   tcpEndpoint,
   test,
+  tlsConnect,
   type Address,
   type DaemonHandle,
 } from '../lib/index.ts';
@@ -130,6 +133,32 @@ for (const send of ['v1', 'v2'] as const) {
   });
 }
 
+test('a TLS endpoint behind haproxy send-proxy-v2: the header comes before the ClientHello', async (t) => {
+  const pki = await sharedPki();
+  const cert = await pki.server('pp-tls', { dns: ['pp.example.test'] });
+  const echo = await startEchoServer(t);
+  const daemon = await startDaemon(t, {
+    config: {
+      egress: LOOPBACK_ALLOWED,
+      endpoints: [
+        tcpEndpoint('pp', echo.address, {
+          tls: serverTls([cert]),
+          proxy_protocol: { mode: 'required', versions: [2], trusted: ['127.0.0.1/32'] },
+        }),
+      ],
+    },
+  });
+  const lb = await startHaproxy(t, { backend: daemon.endpoint('pp'), send: 'v2' });
+  const c = await tlsConnect(t, { ...lb.address, servername: 'pp.example.test', ca: pki.ca });
+  const clientPort = c.socket.localPort;
+  assert.equal((await c.tcp.roundTrip('through TLS\n', undefined, 5_000)).toString(), 'through TLS\n');
+  await c.tcp.end();
+  await c.tcp.waitForPeerClose();
+  const entry = await daemon.waitForAccessLog((e) => e.endpoint === 'pp' && e.client === `127.0.0.1:${clientPort}`);
+  assert.match(String(entry.proxied_by), /^127\.0\.0\.1:\d+$/);
+  assert.equal(await daemon.counter('tls_handshakes'), 1, 'only the client handshook (the readiness probe sent no ClientHello)');
+});
+
 // --- by hand ------------------------------------------------------------------------
 
 test('v2 with a custom TLV and a good CRC32C, data in the same segment: relayed intact', async (t) => {
@@ -182,6 +211,28 @@ test('a truncated header, then silence: closed at the timeout', async (t) => {
   assert.ok(ms < 3_000, `closed only after ${ms.toFixed(0)} ms`);
   await daemon.waitForCounter('proxy_protocol_timeout', 1);
   assert.equal(await metric(daemon, 'timeout'), 1);
+});
+
+test('a truncated header, then FIN: closed at once, counted as truncated', async (t) => {
+  const { daemon } = await startPp(t, 'required', { timeout: '5s' });
+  const started = performance.now();
+  await new Promise<void>((resolve) => {
+    const socket = netConnect(daemon.endpoint('pp'), () => socket.end(Buffer.from('PROXY TCP4 192.0.2.7 ')));
+    socket.on('close', () => resolve());
+    socket.on('error', () => undefined);
+  });
+  await daemon.waitForCounter('proxy_protocol_truncated', 1);
+  assert.ok(performance.now() - started < 3_000, 'not held until the 5 s timeout');
+  assert.equal(await metric(daemon, 'truncated'), 1);
+});
+
+test('optional mode, a header from a peer outside `trusted`: closed, counted as untrusted_peer', async (t) => {
+  const { daemon } = await startPp(t, 'optional');
+  await sendAndWaitClose(daemon.endpoint('pp'), Buffer.from('PROXY TCP4 192.0.2.7 198.51.100.1 1000 443\r\n'), CLIENT_IP);
+  await daemon.waitForCounter('proxy_protocol_untrusted_peer', 1);
+  // Without a header the same peer is served.
+  const plain = await connect(t, { ...daemon.endpoint('pp'), localAddress: CLIENT_IP });
+  assert.equal((await plain.roundTrip('plain\n', undefined, 5_000)).toString(), 'plain\n');
 });
 
 test('a peer outside `trusted`: closed, counted as untrusted_peer', async (t) => {
