@@ -276,3 +276,40 @@ test('http endpoint: a v1 header, then CONNECT in the same segment', async (t) =
   const entry = await daemon.waitForAccessLog((e) => e.endpoint === 'pp');
   assert.equal(entry.client, '192.0.2.10:5555');
 });
+
+// --- a ProxyProtocolConnectionHook (hooks/examples/vpce_gate) --------------------------
+
+test('vpce_gate example: admits the listed VPC endpoint, blocks others (blocked_by_hook)', async (t) => {
+  const echo = await startEchoServer(t);
+  const daemon = await startDaemon(t, {
+    binary: 'example-vpce-gate',
+    config: {
+      egress: LOOPBACK_ALLOWED,
+      app: { allowed_vpc_endpoints: ['vpce-0abc'] },
+      endpoints: [ppEndpoint(echo.address, { mode: 'required', versions: [2] })],
+    },
+  });
+  const aws = (id: string) => tlv(0xea, Buffer.concat([Buffer.from([0x01]), Buffer.from(id)]));
+
+  const allowed = await connect(t, daemon.endpoint('pp'));
+  const header = v2Header(['192.0.2.7', 51000], ['198.51.100.1', 443], [aws('vpce-0abc')], 'good');
+  const back = await allowed.roundTrip(Buffer.concat([header, Buffer.from('ok\n')]), 3, 5_000);
+  assert.equal(back.toString(), 'ok\n');
+  await allowed.end();
+
+  const other = v2Header(['192.0.2.8', 51001], ['198.51.100.1', 443], [aws('vpce-0bad')]);
+  const { received } = await sendAndWaitClose(daemon.endpoint('pp'), Buffer.concat([other, Buffer.from('no\n')]));
+  assert.equal(received.length, 0);
+  await daemon.waitForCounter('proxy_protocol_blocked_by_hook', 1);
+  assert.equal(await metric(daemon, 'blocked_by_hook'), 1);
+  const entry = await daemon.waitForAccessLog((e) => e.client === '192.0.2.8:51001');
+  assert.equal(entry.reason, 'blocked_ingress');
+  const trace = await daemon.trace();
+  const blocked = trace.find((e) => e.hook === 'proxy_protocol.handle_connection' && e.decision === 'block');
+  assert.equal(blocked?.detail, 'VPC endpoint vpce-0bad is not allowed');
+  assert.ok(
+    !trace.some((e) => e.flow === blocked?.flow && e.hook === 'ingress.handle_connection'),
+    'IngressHook does not run after a block',
+  );
+  assert.equal(echo.connections, 1, 'only the admitted connection reached the upstream');
+});
