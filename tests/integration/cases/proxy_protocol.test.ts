@@ -19,6 +19,7 @@ import {
   type Address,
   type DaemonHandle,
 } from '../lib/index.ts';
+import { ramjetctl, type CtlFlow } from '../lib/ramjetctl.ts';
 
 const LOOPBACK_ALLOWED = { allow_private: ['127.0.0.0/8'] };
 // The original client: a loopback address other than the load balancer's 127.0.0.1.
@@ -109,6 +110,12 @@ for (const send of ['v1', 'v2'] as const) {
     const clientPort = client.localPort;
     const payload = randomPayload(64 * 1024);
     assert.equal(sha256(await client.roundTrip(payload, undefined, 10_000)), sha256(payload));
+    // ramjetctl's view (GET /v1/connections) while the connection is open.
+    const open = ramjetctl({ adminSocket: daemon.adminSocket });
+    const flows = await open.json<CtlFlow[]>(['flows', 'list', '--source', 'api'], 'flows-list.json');
+    const mine = flows.find((f) => f.engine?.client === `${CLIENT_IP}:${clientPort}`);
+    assert.ok(mine, `ramjetctl lists the client: ${JSON.stringify(flows.map((f) => f.engine?.client))}`);
+    assert.match(String(mine.engine?.proxied_by), /^127\.0\.0\.1:\d+$/);
     await client.end();
     await client.waitForPeerClose();
 

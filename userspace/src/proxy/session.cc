@@ -99,6 +99,7 @@ telemetry::EngineConnection Session::describe() const {
   c.endpoint = info.endpoint;
   c.worker = info.worker;
   c.client = info.client;
+  c.proxied_by = info.proxied_by;
   c.local = info.local;
   c.escalated = info.escalated;
   c.state = to_string(state_);
