@@ -21,13 +21,14 @@ ALLOWED = {
     "hooks": [],
     "config": ["hooks"],
     "runtime": ["hooks"],
+    "proxy_protocol": ["hooks"],
     "dns": ["runtime"],
     "egress": ["runtime"],
     "tls": ["runtime", "config"],
     "http": ["runtime", "config"],
     "telemetry": ["runtime"],
     "datapath": ["runtime", "config", "telemetry"],
-    "proxy": ["dns", "egress", "tls", "http", "telemetry", "datapath"],
+    "proxy": ["dns", "egress", "tls", "http", "telemetry", "datapath", "proxy_protocol"],
     "admin": ["http", "telemetry", "datapath"],
     "app": ["proxy", "admin"],
     # Not libraries of libramjet, but held to it: the CLI links admin and datapath.
@@ -36,7 +37,7 @@ ALLOWED = {
 }
 
 LAYER_DIRS = ["config", "runtime", "dns", "egress", "tls", "http", "telemetry", "datapath",
-              "proxy", "admin", "app"]
+              "proxy_protocol", "proxy", "admin", "app"]
 # Public headers under userspace/include/ramjet/ and elsewhere, by owner.
 HEADER_OWNERS = [
     ("ramjet/config/", "config"),

@@ -351,7 +351,10 @@ std::string render_flow_detail(const nlohmann::json& f) {
     out += "engine\n";
     line("endpoint", str_or(e, "endpoint") + " (worker " + str_or(e, "worker") + ")");
     line("state", str_or(e, "state"));
-    line("client", str_or(e, "client"));
+    line("client",
+         str_or(e, "client") + (e.contains("proxied_by")
+                                    ? " (PROXY header, from " + str_or(e, "proxied_by") + ")"
+                                    : ""));
     line("local", str_or(e, "local") + (e.value("escalated", false) ? " (original dst)" : ""));
     line("upstream", str_or(e, "upstream"));
     line("bytes", std::to_string(num(e, "bytes_from_client")) + " from client, " +

@@ -15,6 +15,7 @@ export * from './dns_server.ts';
 export * from './dns_wire.ts';
 export * from './h2.ts';
 export * from './h2_origin.ts';
+export * from './haproxy.ts';
 export * from './http.ts';
 export * from './lifecycle.ts';
 export * from './metrics.ts';

@@ -90,6 +90,7 @@ TEST(FlowView, JsonRoundTripsThroughTheParser) {
   EXPECT_EQ(j["kernel"]["tcp_flags"], nlohmann::json({"SAP", "SA"}));
   EXPECT_EQ(j["kernel"]["packets"], nlohmann::json({10, 8}));
   EXPECT_EQ(j["engine"]["state"], "relaying");
+  EXPECT_FALSE(j["engine"].contains("proxied_by"));
 
   NameTable parsed_names;
   auto back = flow_from_json(j, parsed_names, kNow);
@@ -97,6 +98,24 @@ TEST(FlowView, JsonRoundTripsThroughTheParser) {
   std::string again;
   append_flow_json(again, *back, parsed_names, kNow);
   EXPECT_EQ(nlohmann::json::parse(again), j);
+}
+
+TEST(FlowView, ProxiedByIsShownAndRoundTrips) {
+  auto c = std::make_shared<EngineConnection>(*engine_conn(9));
+  c->proxied_by = SocketAddress::parse("10.0.0.5:51000");
+  NameTable names;
+  names.endpoints = {"web"};
+  FlowView f{9, std::nullopt, c};
+  std::string text;
+  append_flow_json(text, f, names, kNow);
+  auto j = nlohmann::json::parse(text);
+  EXPECT_EQ(j["engine"]["client"], "10.10.1.2:40000");
+  EXPECT_EQ(j["engine"]["proxied_by"], "10.0.0.5:51000");
+  NameTable parsed_names;
+  auto back = flow_from_json(j, parsed_names, kNow);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  ASSERT_TRUE(back->engine);
+  EXPECT_EQ(back->engine->proxied_by, c->proxied_by);
 }
 
 TEST(FlowView, FallbackIsShownAndRoundTrips) {

@@ -84,6 +84,36 @@ TEST(HookDispatch, OneTypedContextFlowsThroughEveryHook) {
   EXPECT_EQ(in->last_bytes, 42u);
 }
 
+struct TagProxyProtocol : ProxyProtocolConnectionHook<Ctx> {
+  Task<ProxyProtocolDecision> handle_connection(const ConnectionInfo&, const ProxyHeader& h,
+                                                Ctx& ctx) override {
+    ctx.touched++;
+    ctx.tag = h.authority;
+    if (h.find(0xE0) == nullptr) co_return ProxyProtocolDecision::block("no 0xE0 TLV");
+    co_return ProxyProtocolDecision::allow();
+  }
+};
+
+TEST(HookDispatch, ProxyProtocolHookSharesTheContextWithIngress) {
+  Hooks<FullApp> hooks;
+  hooks.proxy_protocol = std::make_unique<TagProxyProtocol>();
+  auto* eg = new TagEgress;
+  hooks.egress.reset(eg);
+  engine::TypedHookSet<FullApp> set(std::move(hooks));
+  auto ctx = set.make_connection_context();
+  ConnectionInfo conn;
+  ProxyHeader h;
+  h.authority = "lb.example";
+  EXPECT_EQ(run_now(set.proxy_protocol_handle_connection(conn, h, ctx.get())).reason,
+            "no 0xE0 TLV");
+  h.other.push_back({0xE0, "x"});
+  EXPECT_EQ(run_now(set.proxy_protocol_handle_connection(conn, h, ctx.get())).action,
+            ProxyProtocolDecision::Action::kAllow);
+  run_now(set.egress_handle_connection(conn, {HostPort{"a", 80}}, ctx.get()));
+  EXPECT_EQ(eg->seen_tag, "lb.example");
+  EXPECT_EQ(static_cast<Ctx*>(ctx.get())->touched, 3);
+}
+
 TEST(HookDispatch, BlockDecisionCarriesItsReason) {
   Hooks<FullApp> hooks;
   hooks.ingress = std::make_unique<TagIngress>();
@@ -102,6 +132,8 @@ TEST(HookDispatch, MissingHooksBehaveAsDefaults) {
   ConnectionInfo conn;
   EXPECT_EQ(run_now(set.ingress_handle_connection(conn, ctx.get())).action,
             IngressDecision::Action::kAllow);
+  EXPECT_EQ(run_now(set.proxy_protocol_handle_connection(conn, ProxyHeader{}, ctx.get())).action,
+            ProxyProtocolDecision::Action::kAllow);
   auto e = run_now(set.egress_handle_connection(conn, {HostPort{"up.example", 443}}, ctx.get()));
   ASSERT_FALSE(e.is_block());
   EXPECT_EQ(std::get<EgressDecision::ExternalDirect>(e.value).target.to_string(), "up.example:443");

@@ -281,6 +281,13 @@ TEST(LoadGood, FullFileSetsEveryKey) {
   EXPECT_EQ(web.idle_timeout, milliseconds(0));
   EXPECT_EQ(web.max_lifetime, milliseconds(3'600'000));
   EXPECT_EQ(web.relay, config::RelayMode::kBuffer);
+  EXPECT_EQ(web.proxy_protocol.mode, config::ProxyProtocolMode::kRequired);
+  EXPECT_EQ(web.proxy_protocol.versions, (std::vector<unsigned>{2}));
+  ASSERT_EQ(web.proxy_protocol.trusted.size(), 2u);
+  EXPECT_TRUE(web.proxy_protocol.trusts(*IpAddress::parse("10.9.8.7")));
+  EXPECT_TRUE(web.proxy_protocol.trusts(*IpAddress::parse("fd00::1")));
+  EXPECT_FALSE(web.proxy_protocol.trusts(*IpAddress::parse("192.0.2.1")));
+  EXPECT_EQ(web.proxy_protocol.timeout, milliseconds(500));
   const config::Endpoint& v6 = c->endpoints[1];
   EXPECT_EQ(v6.name, "v6_only-2");
   EXPECT_EQ(v6.listen.to_string(), "[::1]:9001");
@@ -288,6 +295,9 @@ TEST(LoadGood, FullFileSetsEveryKey) {
   EXPECT_EQ(v6.connect_timeout, milliseconds(0));
   EXPECT_EQ(v6.idle_timeout, milliseconds(300'000));
   EXPECT_EQ(v6.relay, config::RelayMode::kSplice);
+  EXPECT_EQ(v6.proxy_protocol.mode, config::ProxyProtocolMode::kOff);  // the default
+  EXPECT_EQ(v6.proxy_protocol.versions, (std::vector<unsigned>{1, 2}));
+  EXPECT_EQ(v6.proxy_protocol.timeout, milliseconds(3000));
 }
 
 TEST(LoadGood, SampleAppSettings) {
@@ -490,6 +500,16 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"bad_datapath_interface.yaml", false,
                 "bad.yaml:5:18: datapath.rules[0].interface: interface \"gw-x\" is not in "
                 "datapath.interfaces"},
+        BadCase{"bad_proxy_protocol_untrusted.yaml", false,
+                "bad.yaml:6:7: endpoints[0].proxy_protocol.trusted: name the peers allowed to "
+                "send a PROXY header (a header lets its sender choose the client address; "
+                "0.0.0.0/0 and ::/0 trust every peer)"},
+        BadCase{"bad_proxy_protocol_version.yaml", false,
+                "bad.yaml:7:21: endpoints[0].proxy_protocol.versions[1]: unknown PROXY protocol "
+                "version 3 (1 or 2)"},
+        BadCase{"bad_proxy_protocol_mode.yaml", false,
+                "bad.yaml:6:13: endpoints[0].proxy_protocol.mode: invalid value \"on\" "
+                "(expected one of: off, optional, required)"},
         BadCase{"bad_endpoint_app_key.yaml", true,
                 "bad.yaml:8:7: endpoints[0].app.tagg: unknown key (expected one of: tag, "
                 "labels)"}),
@@ -507,7 +527,7 @@ TEST(LoadBad, EveryBadFileIsListed) {
   for (const auto& entry : std::filesystem::directory_iterator(testdata())) {
     if (entry.path().filename().string().rfind("bad_", 0) == 0) ++files;
   }
-  EXPECT_EQ(files, 43u);
+  EXPECT_EQ(files, 46u);
 }
 
 TEST(LoadFile, MissingFile) {

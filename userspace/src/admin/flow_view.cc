@@ -95,7 +95,7 @@ void write_kernel(CharWriter& w, const datapath::KernelFlow& k, const std::strin
 }
 
 std::size_t engine_bound(const EngineConnection& c) {
-  return 400 + CharWriter::json_str_bound(c.endpoint) + CharWriter::json_str_bound(c.state);
+  return 480 + CharWriter::json_str_bound(c.endpoint) + CharWriter::json_str_bound(c.state);
 }
 
 void write_engine(CharWriter& w, const EngineConnection& c) {
@@ -107,6 +107,10 @@ void write_engine(CharWriter& w, const EngineConnection& c) {
   w.u64(c.worker);
   w.lit(",\"client\":\"");
   w.addr(c.client);
+  if (c.proxied_by) {  // only when a PROXY header named the client
+    w.lit("\",\"proxied_by\":\"");
+    w.addr(*c.proxied_by);
+  }
   w.lit("\",\"local\":\"");
   w.addr(c.local);
   w.lit("\",\"upstream\":");
@@ -204,6 +208,8 @@ Result<EngineConnection> connection_from_json(const nlohmann::json& j) {
     if (!client || !local) return Error::internal("engine connection: bad client or local address");
     c.client = *client;
     c.local = *local;
+    if (j.contains("proxied_by") && j["proxied_by"].is_string())
+      c.proxied_by = SocketAddress::parse(j["proxied_by"].get<std::string>());
     if (j.contains("upstream") && j["upstream"].is_string())
       c.upstream = SocketAddress::parse(j["upstream"].get<std::string>());
     c.state = j.at("state").get<std::string>();

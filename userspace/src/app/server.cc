@@ -19,6 +19,7 @@
 #include "http/auth/proxy_auth.h"
 #include "proxy/h2_session.h"
 #include "proxy/http_session.h"
+#include "proxy/proxy_protocol_prologue.h"
 #include "proxy/tcp_session.h"
 #include "proxy/tls_streams.h"
 #include "proxy/h2_upstream.h"
@@ -105,6 +106,12 @@ struct ConnectionSlot {
 Task<void> run_session(WorkerContext& wc, const config::Endpoint& ep,
                        telemetry::CounterRow& counters, int fd, ConnectionInfo info) {
   ConnectionSlot slot{wc.open_connections};
+  // A PROXY protocol header comes before everything, TLS included: it names the client.
+  if (!co_await proxy::read_proxy_protocol(wc, ep, counters, fd, info)) {
+    ::close(fd);
+    co_return;
+  }
+  telemetry::event_feed().publish(proxy::connection_event(info, nullptr));
   // TLS is terminated first: ALPN picks the HTTP version, and hooks see TlsInfo.
   std::unique_ptr<runtime::Stream> client =
       co_await proxy::open_client_stream(wc, ep, counters, fd, info);
@@ -185,7 +192,6 @@ Task<void> accept_loop(WorkerContext& wc, std::size_t endpoint_index, int listen
         kflow = wc.datapath->lookup_flow(info.client, info.local, IPPROTO_TCP);
       info.escalated = kflow && kflow->flow.escalated;
       info.id = info.escalated ? kflow->flow.flow_id : next_flow_id();
-      telemetry::event_feed().publish(proxy::connection_event(info, nullptr));
       wc.worker.spawn(run_session(wc, ep, counters, fd, std::move(info)));
       continue;
     }

@@ -1,5 +1,6 @@
 #include "validate.h"
 
+#include <algorithm>
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -31,6 +32,12 @@ bool is_wildcard(const IpAddress& ip) {
 bool listen_overlaps(const SocketAddress& a, const SocketAddress& b) {
   return a.port() == b.port() && a.ip().family() == b.ip().family() &&
          (is_wildcard(a.ip()) || is_wildcard(b.ip()));
+}
+
+const Node* list_item(const Node* datapath, std::string_view key, std::size_t i) {
+  const Node* list = datapath ? datapath->find(key) : nullptr;
+  if (!list || !list->is_sequence() || i >= list->items.size()) return nullptr;
+  return &list->items[i];
 }
 
 bool valid_alpn_token(const std::string& t) { return !t.empty() && t.size() <= 255; }
@@ -94,6 +101,67 @@ void validate_tls(const Endpoint& ep, const Node* node, Mark ep_mark, const std:
   }
 }
 
+void validate_proxy_protocol(const Endpoint& ep, const Node* node, Mark ep_mark,
+                             const std::string& path, settings::ParseContext& ctx) {
+  const ProxyProtocolSettings& pp = ep.proxy_protocol;
+  const Node* pp_node = node ? node->find("proxy_protocol") : nullptr;
+  Mark pp_mark = pp_node && pp_node->mark.line ? pp_node->mark : ep_mark;
+  const std::string key = path + ".proxy_protocol";
+  for (std::size_t i = 0; i < pp.versions.size(); ++i) {
+    const unsigned v = pp.versions[i];
+    const bool repeated =
+        std::find(pp.versions.begin(), pp.versions.begin() + i, v) != pp.versions.begin() + i;
+    const Node* item = list_item(pp_node, "versions", i);
+    const Mark item_mark = item && item->mark.line ? item->mark : pp_mark;
+    if (v != 1 && v != 2) {
+      ctx.error(item_mark, settings::index_path(key + ".versions", i),
+                "unknown PROXY protocol version " + std::to_string(v) + " (1 or 2)");
+    } else if (repeated) {
+      ctx.error(item_mark, settings::index_path(key + ".versions", i),
+                "version " + std::to_string(v) + " is listed twice");
+    }
+  }
+  if (!pp.enabled()) return;
+  if (pp.versions.empty()) {
+    ctx.error(mark_of(pp_node, "versions", pp_mark), key + ".versions",
+              "no version left to accept (list 1, 2 or both)");
+  }
+  if (pp.trusted.empty()) {
+    ctx.error(mark_of(pp_node, "trusted", pp_mark), key + ".trusted",
+              "name the peers allowed to send a PROXY header (a header lets its sender choose "
+              "the client address; 0.0.0.0/0 and ::/0 trust every peer)");
+  }
+  if (pp.timeout.count() <= 0) {
+    ctx.error(mark_of(pp_node, "timeout", pp_mark), key + ".timeout",
+              "the header must arrive within a positive time");
+  }
+}
+
+// At most one source address per family, and a real one.
+void validate_source(const Endpoint& ep, const Node* node, Mark ep_mark, const std::string& path,
+                     settings::ParseContext& ctx) {
+  for (std::size_t s = 0; s < ep.source.size(); ++s) {
+    const IpAddress& ip = ep.source[s];
+    Mark mark = mark_of(node, "source", ep_mark);
+    if (const Node* list = node ? node->find("source") : nullptr;
+        list && list->is_sequence() && s < list->items.size() && list->items[s].mark.line)
+      mark = list->items[s].mark;
+    const std::string key = settings::index_path(path + ".source", s);
+    if (is_wildcard(ip)) {
+      ctx.error(mark, key, "a source address is one of this host's addresses, not the wildcard");
+      continue;
+    }
+    for (std::size_t o = 0; o < s; ++o) {
+      if (ep.source[o].family() == ip.family()) {
+        ctx.error(mark, key,
+                  std::string("at most one source address per family (two ") +
+                      (ip.is_v4() ? "IPv4" : "IPv6") + " addresses)");
+        break;
+      }
+    }
+  }
+}
+
 void validate_endpoints(const Config& config, const Node& root, settings::ParseContext& ctx) {
   const Node* section = root.find("endpoints");
   Mark section_mark = section ? section->mark : root.mark;
@@ -139,26 +207,8 @@ void validate_endpoints(const Config& config, const Node& root, settings::ParseC
                 "https://host[:port]");
     }
     validate_tls(ep, node, ep_mark, path, ctx);
-    for (std::size_t s = 0; s < ep.source.size(); ++s) {
-      const IpAddress& ip = ep.source[s];
-      Mark mark = mark_of(node, "source", ep_mark);
-      if (const Node* list = node ? node->find("source") : nullptr;
-          list && list->is_sequence() && s < list->items.size() && list->items[s].mark.line)
-        mark = list->items[s].mark;
-      const std::string key = settings::index_path(path + ".source", s);
-      if (is_wildcard(ip)) {
-        ctx.error(mark, key, "a source address is one of this host's addresses, not the wildcard");
-        continue;
-      }
-      for (std::size_t o = 0; o < s; ++o) {
-        if (ep.source[o].family() == ip.family()) {
-          ctx.error(mark, key,
-                    std::string("at most one source address per family (two ") +
-                        (ip.is_v4() ? "IPv4" : "IPv6") + " addresses)");
-          break;
-        }
-      }
-    }
+    validate_source(ep, node, ep_mark, path, ctx);
+    validate_proxy_protocol(ep, node, ep_mark, path, ctx);
     if (ep.backlog < 1 || ep.backlog > 65535) {
       ctx.error(mark_of(node, "backlog", ep_mark), path + ".backlog",
                 "must be between 1 and 65535 (got " + std::to_string(ep.backlog) + ")");
@@ -183,12 +233,6 @@ void validate_endpoints(const Config& config, const Node& root, settings::ParseC
       }
     }
   }
-}
-
-const Node* list_item(const Node* datapath, std::string_view key, std::size_t i) {
-  const Node* list = datapath ? datapath->find(key) : nullptr;
-  if (!list || !list->is_sequence() || i >= list->items.size()) return nullptr;
-  return &list->items[i];
 }
 
 void validate_datapath(const Config& config, const Node& root, settings::ParseContext& ctx) {

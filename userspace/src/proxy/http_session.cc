@@ -166,14 +166,7 @@ Task<std::optional<http::h1::HeadResult>> HttpSession::read_request_head() {
 Task<void> HttpSession::run() {
   ctx_ = wc_.hooks.make_connection_context();
   set_state(SessionState::kHooks);
-  auto t0 = runtime::Clock::now();
-  IngressDecision in = co_await wc_.hooks.ingress_handle_connection(info_, ctx_.get());
-  bool blocked = in.action == IngressDecision::Action::kBlock;
-  trace_hook(info_, "ingress.handle_connection", blocked ? "block" : "allow", in.reason, t0);
-  audit_ingress(blocked, in.reason);
-  datapath::apply_kernel_verdict(wc_.datapath, info_, in.kernel, "ingress.handle_connection");
-  if (blocked) {
-    counters_.add(Counter::ingress_blocked);
+  if (co_await ingress_blocks(info_, ctx_.get())) {
     close_reason_ = CloseReason::kBlockedIngress;
     // No request will follow: the connection itself is what the audit log records.
     audit_.kind = telemetry::FlowKind::kHttp;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include "datapath/verdicts.h"
 #include "proxy/egress_chain.h"
 #include "proxy/relay.h"
+#include "proxy_protocol/parser.h"
 #include "telemetry/access_log.h"
 #include "telemetry/event_feed.h"
 
@@ -39,13 +41,31 @@ const char* to_string(SessionState s) {
 }
 
 Task<bool> Session::ingress_blocks(const ConnectionInfo& info, void* ctx) {
+  if (info.proxy_header) {
+    auto t0 = runtime::Clock::now();
+    ProxyProtocolDecision pp =
+        co_await wc_.hooks.proxy_protocol_handle_connection(info, *info.proxy_header, ctx);
+    bool blocked = pp.action == ProxyProtocolDecision::Action::kBlock;
+    trace_hook(
+        info, "proxy_protocol.handle_connection", blocked ? "block" : "allow",
+        [&] { return blocked ? pp.reason : proxy_protocol::describe(*info.proxy_header); }, t0);
+    if (blocked) {
+      audit_ingress(true, pp.reason);
+      counters_.add(Counter::proxy_protocol_blocked_by_hook);
+      spdlog::info("flow {}: blocked by ProxyProtocolConnectionHook: {}", info.id, pp.reason);
+      co_return true;
+    }
+  }
   auto t0 = runtime::Clock::now();
   IngressDecision in = co_await wc_.hooks.ingress_handle_connection(info, ctx);
   bool blocked = in.action == IngressDecision::Action::kBlock;
   trace_hook(info, "ingress.handle_connection", blocked ? "block" : "allow", in.reason, t0);
   audit_ingress(blocked, in.reason);
   datapath::apply_kernel_verdict(wc_.datapath, info, in.kernel, "ingress.handle_connection");
-  if (blocked) counters_.add(Counter::ingress_blocked);
+  if (blocked) {
+    counters_.add(Counter::ingress_blocked);
+    spdlog::info("flow {}: blocked by IngressHook: {}", info.id, in.reason);
+  }
   co_return blocked;
 }
 
@@ -97,6 +117,7 @@ telemetry::EngineConnection Session::describe() const {
   c.endpoint = info.endpoint;
   c.worker = info.worker;
   c.client = info.client;
+  c.proxied_by = info.proxied_by;
   c.local = info.local;
   c.escalated = info.escalated;
   c.state = to_string(state_);
@@ -153,6 +174,7 @@ void Session::close_epilogue(int client_fd, const ConnectionInfo& info, Connecti
     r.flow = info.id;
     r.endpoint = info.endpoint;
     r.client = info.client;
+    r.proxied_by = info.proxied_by;
     r.local = info.local;
     r.target = audit_.target;
     r.upstream = stats.upstream;

@@ -47,17 +47,7 @@ Task<void> TcpSession::run() {
   ctx_ = wc_.hooks.make_connection_context();
 
   set_state(SessionState::kHooks);
-  auto t0 = runtime::Clock::now();
-  IngressDecision in = co_await wc_.hooks.ingress_handle_connection(info_, ctx_.get());
-  bool blocked = in.action == IngressDecision::Action::kBlock;
-  trace_hook(info_, "ingress.handle_connection", blocked ? "block" : "allow", in.reason, t0);
-  audit_ingress(blocked, in.reason);
-  datapath::apply_kernel_verdict(wc_.datapath, info_, in.kernel, "ingress.handle_connection");
-  if (blocked) {
-    counters_.add(Counter::ingress_blocked);
-    spdlog::info("flow {}: blocked by IngressHook: {}", info_.id, in.reason);
-    close_reason_ = CloseReason::kBlockedIngress;
-  }
+  if (co_await ingress_blocks(info_, ctx_.get())) close_reason_ = CloseReason::kBlockedIngress;
 
   bool connected = false;
   if (!close_reason_) {

@@ -42,15 +42,16 @@ void AccessLog::record(const ConnectionInfo& c, const ConnectionStats& s) {
         {"retransmits", s.retransmits},
         {"reason", to_string(s.reason)},
     };
+    if (c.proxied_by) j["proxied_by"] = c.proxied_by->to_string();
     logger_->info(j.dump());
     return;
   }
   logger_->info(
       "flow={} endpoint={} client={} upstream={} in={} out={} duration_ms={:.3f} rtt_us={} "
-      "retrans={} reason={}",
+      "retrans={} reason={}{}",
       c.id, c.endpoint, c.client.to_string(), s.upstream.empty() ? "-" : s.upstream,
       s.bytes_from_client, s.bytes_to_client, ms, s.rtt.count(), s.retransmits,
-      to_string(s.reason));
+      to_string(s.reason), c.proxied_by ? " proxied_by=" + c.proxied_by->to_string() : "");
 }
 
 }  // namespace ramjet::telemetry

@@ -117,6 +117,7 @@ std::string encode_audit_line(const AuditRecord& r) {
   j["kind"] = to_string(r.kind);
   j["endpoint"] = r.endpoint;
   j["client"] = r.client.to_string();
+  if (r.proxied_by) j["proxied_by"] = r.proxied_by->to_string();
   j["local"] = r.local.to_string();
   j["target"] = string_or_null(r.target);
   j["upstream"] = string_or_null(r.upstream);

@@ -77,6 +77,7 @@ struct AuditRecord {
   FlowId flow = 0;
   std::string_view endpoint;
   SocketAddress client;
+  std::optional<SocketAddress> proxied_by;  // the real peer when a PROXY header named client
   SocketAddress local;
   std::string_view target;    // "" = none
   std::string_view upstream;  // "" = never connected

@@ -16,7 +16,8 @@ struct EngineConnection {
   FlowId id = 0;
   std::string endpoint;
   unsigned worker = 0;
-  SocketAddress client;
+  SocketAddress client;  // the PROXY header's source when the endpoint reads one
+  std::optional<SocketAddress> proxied_by;  // then the real peer (the load balancer)
   SocketAddress local;  // the original destination when escalated
   std::optional<SocketAddress> upstream;
   std::string state;  // "hooks", "connecting", "relaying", "closing", ...

@@ -34,6 +34,42 @@ enum class CounterKind : std::uint8_t {
   X(accept_paused, kCounter, accept_paused,                                                        \
     "Times accepting paused because file descriptors ran out")                                     \
   X(ingress_blocked, kCounter, ingress_blocked, "Connections an IngressHook blocked")              \
+  /* proxy_protocol_<reason>: one per proxy_protocol::Reason, in its order (the proxy layer */   \
+  /* static_asserts the names) */                                                               \
+  X(proxy_protocol_headers, kCounter, proxy_protocol_headers,                                    \
+    "Connections that began with an accepted PROXY protocol header")                           \
+  X(proxy_protocol_bad_signature, kCounter, proxy_protocol_bad_signature,                                    \
+    "Connections closed by PROXY protocol: neither a v1 nor a v2 signature")                           \
+  X(proxy_protocol_version_not_allowed, kCounter, proxy_protocol_version_not_allowed,                                    \
+    "Connections closed by PROXY protocol: a version not in proxy_protocol.versions")                           \
+  X(proxy_protocol_v1_too_long, kCounter, proxy_protocol_v1_too_long,                                    \
+    "Connections closed by PROXY protocol: a v1 line without CRLF within 107 bytes")                           \
+  X(proxy_protocol_v1_malformed, kCounter, proxy_protocol_v1_malformed,                                    \
+    "Connections closed by PROXY protocol: a malformed v1 line")                           \
+  X(proxy_protocol_v2_bad_version, kCounter, proxy_protocol_v2_bad_version,                                    \
+    "Connections closed by PROXY protocol: a v2 version nibble other than 2")                           \
+  X(proxy_protocol_v2_bad_command, kCounter, proxy_protocol_v2_bad_command,                                    \
+    "Connections closed by PROXY protocol: a v2 command other than LOCAL or PROXY")                           \
+  X(proxy_protocol_v2_bad_family, kCounter, proxy_protocol_v2_bad_family,                                    \
+    "Connections closed by PROXY protocol: an unknown v2 address family or transport")                           \
+  X(proxy_protocol_v2_oversized, kCounter, proxy_protocol_v2_oversized,                                    \
+    "Connections closed by PROXY protocol: a v2 header over the length limit")                           \
+  X(proxy_protocol_v2_bad_address_length, kCounter, proxy_protocol_v2_bad_address_length,                                    \
+    "Connections closed by PROXY protocol: a v2 address block too short for its family")                           \
+  X(proxy_protocol_v2_tlv_truncated, kCounter, proxy_protocol_v2_tlv_truncated,                                    \
+    "Connections closed by PROXY protocol: a v2 TLV running past the header")                           \
+  X(proxy_protocol_v2_bad_tlv, kCounter, proxy_protocol_v2_bad_tlv,                                    \
+    "Connections closed by PROXY protocol: a v2 TLV of a wrong size, or repeated")                           \
+  X(proxy_protocol_v2_bad_checksum, kCounter, proxy_protocol_v2_bad_checksum,                                    \
+    "Connections closed by PROXY protocol: a v2 header whose CRC32C did not match")                           \
+  X(proxy_protocol_untrusted_peer, kCounter, proxy_protocol_untrusted_peer,                                    \
+    "Connections closed by PROXY protocol: a header (or, in required mode, a connection) from a peer not in trusted")                           \
+  X(proxy_protocol_truncated, kCounter, proxy_protocol_truncated,                                    \
+    "Connections closed by PROXY protocol: the peer closed inside the header")                           \
+  X(proxy_protocol_timeout, kCounter, proxy_protocol_timeout,                                    \
+    "Connections closed by PROXY protocol: no complete header within proxy_protocol.timeout")                           \
+  X(proxy_protocol_blocked_by_hook, kCounter, proxy_protocol_blocked_by_hook,                                    \
+    "Connections closed by PROXY protocol: a ProxyProtocolConnectionHook blocked the connection")                           \
   X(egress_blocked, kCounter, egress_blocked, "Connections an EgressHook blocked")                 \
   X(egress_refused_private, kCounter, egress_refused_private,                                      \
     "Connections the egress guard refused (private ranges)")                                       \

@@ -23,6 +23,7 @@
 #include "ramjet/hooks/http.h"
 #include "ramjet/hooks/ingress.h"
 #include "ramjet/hooks/lifecycle.h"
+#include "ramjet/hooks/proxy_protocol_hook.h"
 #include "ramjet/settings.h"
 
 namespace ramjet {
@@ -81,6 +82,7 @@ template <typename App>
 struct Hooks {
   using Ctx = typename AppTraits<App>::IngressConnectionContext;
   using ReqCtx = typename AppTraits<App>::RequestContext;
+  std::unique_ptr<ProxyProtocolConnectionHook<Ctx>> proxy_protocol;
   std::unique_ptr<IngressHook<Ctx>> ingress;
   std::unique_ptr<EgressHook<Ctx>> egress;
   std::unique_ptr<HttpRequestHook<Ctx, ReqCtx>> http;

@@ -3,10 +3,12 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "ramjet/hooks/proxy_protocol.h"
 #include "ramjet/net.h"
 
 namespace ramjet {
@@ -37,7 +39,7 @@ struct TlsInfo {
 struct ConnectionInfo {
   FlowId id = 0;
   std::string endpoint;  // the endpoint (tenant) name from config
-  SocketAddress client;  // the downstream peer
+  SocketAddress client;  // the downstream peer (the PROXY header's source, see proxied_by)
   SocketAddress local;   // the address the client connected to
   unsigned worker = 0;   // the worker thread that owns the connection
   // True when the eBPF datapath escalated this connection to a transparent
@@ -48,6 +50,11 @@ struct ConnectionInfo {
   const void* endpoint_app_settings = nullptr;
   // Set on TLS endpoints once the handshake is done, before IngressHook runs.
   std::optional<TlsInfo> tls;
+  // Set when the connection began with a PROXY protocol header (endpoint proxy_protocol):
+  // the header as parsed, and the real peer (the load balancer) when the header named
+  // the client, which `client` then is. A LOCAL header leaves `client` the real peer.
+  std::shared_ptr<const ProxyHeader> proxy_header;
+  std::optional<SocketAddress> proxied_by;
 
   template <typename T>
   const T& endpoint_settings() const {

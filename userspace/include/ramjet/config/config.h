@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "ramjet/config/datapath_settings.h"
+#include "ramjet/config/proxy_protocol_settings.h"
 #include "ramjet/config/tls_settings.h"
 #include "ramjet/config/values.h"
 #include "ramjet/net.h"
@@ -254,6 +255,7 @@ struct Endpoint {
   RelayMode relay = RelayMode::kSplice;
   HttpLimits http;
   AuthSettings auth;
+  ProxyProtocolSettings proxy_protocol;
   bool transparent = false;
   unsigned backlog = 4096;
   std::shared_ptr<void> app;  // an AppSchema::endpoint instance
@@ -295,6 +297,9 @@ struct Endpoint {
     f("http", &Endpoint::http, "Request limits of http endpoints.");
     f("auth", &Endpoint::auth,
       "Proxy authentication of http endpoints; missing or wrong credentials get 407.");
+    f("proxy_protocol", &Endpoint::proxy_protocol,
+      "Read a PROXY protocol header (v1/v2) from trusted load balancers in front of this "
+      "endpoint; the client address is then the header's (docs/proxy_protocol.md).");
     f("transparent", &Endpoint::transparent,
       "tcp endpoints: take the flows datapath rules escalate and relay each to its original "
       "destination (no upstream). Needs CAP_NET_ADMIN. A twin listener of the "

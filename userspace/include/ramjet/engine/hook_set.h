@@ -25,6 +25,9 @@ class HookSet {
   virtual bool has_ingress() const = 0;
   virtual bool has_egress() const = 0;
 
+  virtual Task<ProxyProtocolDecision> proxy_protocol_handle_connection(const ConnectionInfo& c,
+                                                                       const ProxyHeader& h,
+                                                                       void* ctx) = 0;
   virtual Task<IngressDecision> ingress_handle_connection(const ConnectionInfo& c, void* ctx) = 0;
   virtual void ingress_handle_connection_close(const ConnectionInfo& c, const ConnectionStats& s,
                                                void* ctx) = 0;
@@ -61,6 +64,8 @@ class TypedHookSet final : public HookSet {
 
   explicit TypedHookSet(Hooks<App> hooks) : hooks_(std::move(hooks)) {
     // A missing hook is the default implementation, so the engine never branches on it.
+    if (!hooks_.proxy_protocol)
+      hooks_.proxy_protocol = std::make_unique<ProxyProtocolConnectionHook<Ctx>>();
     if (!hooks_.ingress) hooks_.ingress = std::make_unique<IngressHook<Ctx>>();
     if (!hooks_.egress) hooks_.egress = std::make_unique<EgressHook<Ctx>>();
     if (!hooks_.http) hooks_.http = std::make_unique<HttpRequestHook<Ctx, ReqCtx>>();
@@ -70,6 +75,11 @@ class TypedHookSet final : public HookSet {
   bool has_ingress() const override { return true; }
   bool has_egress() const override { return true; }
 
+  Task<ProxyProtocolDecision> proxy_protocol_handle_connection(const ConnectionInfo& c,
+                                                               const ProxyHeader& h,
+                                                               void* ctx) override {
+    return hooks_.proxy_protocol->handle_connection(c, h, *static_cast<Ctx*>(ctx));
+  }
   Task<IngressDecision> ingress_handle_connection(const ConnectionInfo& c, void* ctx) override {
     return hooks_.ingress->handle_connection(c, *static_cast<Ctx*>(ctx));
   }
