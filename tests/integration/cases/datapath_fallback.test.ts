@@ -125,7 +125,10 @@ for (const mode of MODES) {
     const daemon = await startGatewayDaemon(t, topo, { rules: rules(mode), config: { server: { drain_timeout: '20s' } } });
     assert.deepEqual((await datapathStatus(daemon)).draining, [], 'a running daemon is not draining');
 
-    const probe = await startStreamProbe(t, topo.client, { host: server.ipv4, port: 5001 }, { seconds: 4 });
+    // The open connection keeps the draining daemon (and its admin socket) up while the
+    // new flow is checked; 4 s was too short on a loaded 2-core machine (a drop-mode client
+    // alone waits 1.5 s for its timeout).
+    const probe = await startStreamProbe(t, topo.client, { host: server.ipv4, port: 5001 }, { seconds: 10 });
     await probe.waitForMoreRounds(20);
     await daemon.waitForCounter('connections_accepted', 1);
     const before = await datapathPackets(daemon);

@@ -320,3 +320,32 @@ test('vpce_gate example: admits the listed VPC endpoint, blocks others (blocked_
   );
   assert.equal(echo.connections, 1, 'only the admitted connection reached the upstream');
 });
+
+// --- the tenant in a custom TLV picks the egress address (hooks/examples/pp_tenant) -----
+
+test('pp_tenant example: each tenant\'s connections leave from its own source address; unknown tenants are closed', async (t) => {
+  const echo = await startEchoServer(t);
+  const daemon = await startDaemon(t, {
+    binary: 'example-pp-tenant',
+    config: {
+      egress: LOOPBACK_ALLOWED,
+      app: { tenant_tlv: 0xe0, tenants: [{ name: 'acme', source: '127.0.0.2' }, { name: 'globex', source: '127.0.0.3' }] },
+      endpoints: [ppEndpoint(echo.address, { mode: 'required', versions: [2] })],
+    },
+  });
+  const tenant = (name: string) => tlv(0xe0, Buffer.from(name));
+  for (const [name, port] of [['acme', 40001], ['globex', 40002]] as const) {
+    const client = await connect(t, daemon.endpoint('pp'));
+    const header = v2Header(['192.0.2.7', port], ['198.51.100.1', 443], [tenant(name)]);
+    const back = await client.roundTrip(Buffer.concat([header, Buffer.from(`${name}\n`)]), name.length + 1, 5_000);
+    assert.equal(back.toString(), `${name}\n`);
+    await client.end();
+  }
+  assert.deepEqual(echo.peers.map((p) => p.slice(0, p.lastIndexOf(':'))), ['127.0.0.2', '127.0.0.3']);
+
+  const unknown = v2Header(['192.0.2.9', 40003], ['198.51.100.1', 443], [tenant('initech')]);
+  const { received } = await sendAndWaitClose(daemon.endpoint('pp'), Buffer.concat([unknown, Buffer.from('no\n')]));
+  assert.equal(received.length, 0);
+  await daemon.waitForCounter('proxy_protocol_blocked_by_hook', 1);
+  assert.equal(echo.connections, 2, 'the unknown tenant reached no upstream');
+});

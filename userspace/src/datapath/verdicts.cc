@@ -24,6 +24,16 @@ void trace(const ConnectionInfo& info, const char* hook, const std::string& deci
 void apply_kernel_verdict(Datapath* dp, const ConnectionInfo& info,
                           const std::optional<KernelVerdict>& verdict, const char* hook) {
   if (!verdict) return;
+  if (info.proxied_by) {
+    // The client came in a PROXY header: its packets reach this host from the balancer,
+    // so a verdict on the client's address (or its flow) would act on nothing, and one on
+    // the balancer would hit every client behind it. Neither is what the hook meant.
+    spdlog::info("flow {}: {} asked for a kernel verdict, but the client {} came through a "
+                 "PROXY header from {}: skipped",
+                 info.id, hook, info.client.to_string(), info.proxied_by->to_string());
+    trace(info, hook, "skipped", "client behind a PROXY header");
+    return;
+  }
   std::uint32_t tag =
       std::string_view(hook).starts_with("egress") ? kBlockTagEgressHook : kBlockTagIngressHook;
   auto duration = std::chrono::duration_cast<std::chrono::milliseconds>(verdict->duration);
