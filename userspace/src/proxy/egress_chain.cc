@@ -155,7 +155,8 @@ class ChainConnectEnv final : public egress::ConnectEnv {
   EgressChain& c_;
 };
 
-std::optional<IpAddress> source_for(const std::vector<IpAddress>& sources, const SocketAddress& to) {
+std::optional<IpAddress> source_for(const std::vector<IpAddress>& sources,
+                                    const SocketAddress& to) {
   for (const auto& s : sources)
     if (s.family() == to.ip().family()) return s;
   return std::nullopt;

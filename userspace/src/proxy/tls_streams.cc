@@ -36,7 +36,8 @@ Task<std::unique_ptr<runtime::Stream>> open_client_stream(WorkerContext& wc,
                                                           telemetry::CounterRow& counters, int fd,
                                                           ConnectionInfo& info) {
   const tls::EndpointTls* t = endpoint_tls(wc, ep);
-  if (t == nullptr || !t->server) co_return std::make_unique<runtime::PlainStream>(wc.worker, fd, wc.buffers.get());
+  if (t == nullptr || !t->server)
+    co_return std::make_unique<runtime::PlainStream>(wc.worker, fd, wc.buffers.get());
   auto s = tls::TlsStream::server(wc.worker, fd, *t->server, wc.buffers.get());
   tls::HandshakeFailure f = co_await s->handshake(ep.tls->handshake_timeout);
   if (f != tls::HandshakeFailure::kNone) {

@@ -48,7 +48,8 @@ Task<std::variant<UpstreamLink, UpstreamFailure>> open_upstream_link(
       link.reused = true;
       link.fd = pooled.fd;
       link.stream = pooled.tls ? std::move(pooled.tls)
-                               : std::make_unique<runtime::PlainStream>(wc.worker, pooled.fd, wc.buffers.get());
+                               : std::make_unique<runtime::PlainStream>(wc.worker, pooled.fd,
+                                                                        wc.buffers.get());
       co_return link;
     }
   }

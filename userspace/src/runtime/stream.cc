@@ -11,7 +11,8 @@ namespace ramjet::runtime {
 
 Task<int> PlainStream::read(std::string& out, std::size_t max, std::chrono::milliseconds timeout) {
   if (buffers_ != nullptr) {
-    auto op = worker_.recv_select(fd_, buffers_->group(), std::min<std::size_t>(max, buffers_->buffer_size()));
+    auto op = worker_.recv_select(fd_, buffers_->group(),
+                                  std::min<std::size_t>(max, buffers_->buffer_size()));
     if (timeout.count() > 0) op.with_timeout(timeout);
     int n = co_await op;
     if (n > 0) {
