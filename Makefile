@@ -24,9 +24,9 @@ DEB_PACKAGES := g++ cmake ninja-build pkg-config clang llvm libclang-rt-14-dev \
   nodejs socat iperf3 curl python3 python3-prometheus-client procps iproute2 openssl \
   python3-scapy ethtool nftables tmux \
   android-libboringssl-dev libnghttp2-dev nghttp2-client python3-h2 nginx-light \
-  chromium-headless-shell
+  chromium-headless-shell haproxy
 # Peers and load generators for `make bench` only.
-DEB_BENCH_PACKAGES := haproxy squid tinyproxy libnginx-mod-stream wrk netsniff-ng
+DEB_BENCH_PACKAGES := squid tinyproxy libnginx-mod-stream wrk netsniff-ng
 
 ifeq ($(BUILD),asan)
 CMAKE_FLAGS := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRAMJET_SANITIZE=ON
