@@ -174,12 +174,16 @@ std::string upstream_proxy_header(const config::SendProxyProtocolSettings& send,
   h.version = send.version == 1 ? ProxyHeader::Version::kV1 : ProxyHeader::Version::kV2;
   h.command = ProxyHeader::Command::kProxy;
   h.transport = ProxyHeader::Transport::kStream;
+  // The address the client connected to: an incoming header's, as it named the client.
+  SocketAddress to = info.local;
+  if (info.proxy_header && info.proxy_header->client() && info.proxy_header->destination)
+    to = *info.proxy_header->destination;
   const IpAddress client = info.client.ip().unmapped();
-  const IpAddress local = info.local.ip().unmapped();
+  const IpAddress local = to.ip().unmapped();
   if (client.family() == local.family()) {
     h.family = client.is_v4() ? ProxyHeader::Family::kInet : ProxyHeader::Family::kInet6;
     h.source = SocketAddress(client, info.client.port());
-    h.destination = SocketAddress(local, info.local.port());
+    h.destination = SocketAddress(local, to.port());
   }  // else: the families differ (a v4 client named in a header, a v6 listener): UNKNOWN
   if (h.version == ProxyHeader::Version::kV1) return proxy_protocol::encode_v1(h);
   for (const auto& t : send.tlvs)
