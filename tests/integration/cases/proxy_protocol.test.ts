@@ -1,18 +1,25 @@
 // PROXY protocol in (docs/proxy_protocol.md): a real HAProxy in front of ramjet sends
 // v1 and v2 headers, and the client address everywhere is the original client's;
-// malformed headers written by hand close the connection and count their reason.
+// malformed headers written by hand close the connection and count their reason. And
+// out (send_proxy_protocol): upstream connections start with a header naming the client.
 import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
 import { connect as netConnect, type Socket } from 'node:net';
+import { join } from 'node:path';
 import {
   connect,
   httpEndpoint,
+  makeTempDir,
   randomPayload,
+  rawHttpClient,
+  runDaemonCommand,
   serverTls,
   sha256,
   sharedPki,
   startDaemon,
   startEchoServer,
   startHaproxy,
+  startRawOrigin,
   tcpEndpoint,
   test,
   tlsConnect,
@@ -348,4 +355,78 @@ test('pp_tenant example: each tenant\'s connections leave from its own source ad
   assert.equal(received.length, 0);
   await daemon.waitForCounter('proxy_protocol_blocked_by_hook', 1);
   assert.equal(echo.connections, 2, 'the unknown tenant reached no upstream');
+});
+
+// --- PROXY out: send_proxy_protocol ---------------------------------------------------
+// The echo upstream sends back what it received, header included: the client reads the
+// exact bytes ramjet put in front of its data.
+
+test('send_proxy_protocol v2: the upstream gets a header naming the client and the endpoint, with the configured TLV, then the data', async (t) => {
+  const echo = await startEchoServer(t);
+  const daemon = await startDaemon(t, {
+    config: {
+      egress: LOOPBACK_ALLOWED,
+      endpoints: [tcpEndpoint('out', echo.address, { send_proxy_protocol: { version: 2, tlvs: [{ type: 0xe0, value: 'acme' }] } })],
+    },
+  });
+  const ep = daemon.endpoint('out');
+  const client = await connect(t, ep);
+  const expected = v2Header([client.localAddress!, client.localPort!], [ep.host, ep.port], [tlv(0xe0, Buffer.from('acme'))]);
+  const back = await client.roundTrip(Buffer.from('hello'), expected.length + 5, 5_000);
+  assert.deepEqual(back.subarray(0, expected.length), expected);
+  assert.equal(back.subarray(expected.length).toString(), 'hello');
+});
+
+test('send_proxy_protocol v1 behind an incoming v2 header: the upstream gets the original client, not the balancer', async (t) => {
+  const echo = await startEchoServer(t);
+  const daemon = await startDaemon(t, {
+    config: {
+      egress: LOOPBACK_ALLOWED,
+      endpoints: [tcpEndpoint('pp', echo.address, { proxy_protocol: { mode: 'required', trusted: ['127.0.0.1/32'] }, send_proxy_protocol: { version: 1 } })],
+    },
+  });
+  const client = await connect(t, daemon.endpoint('pp'));
+  const header = v2Header(['192.0.2.7', 51000], ['198.51.100.1', 443]);
+  const expected = 'PROXY TCP4 192.0.2.7 198.51.100.1 51000 443\r\n';
+  const back = await client.roundTrip(Buffer.concat([header, Buffer.from('hi')]), expected.length + 2, 5_000);
+  assert.equal(back.toString(), `${expected}hi`);
+});
+
+test('send_proxy_protocol on an http endpoint: each client connection gets its own upstream connection and header; keep-alive reuses it', async (t) => {
+  const origin = await startRawOrigin(t);
+  const daemon = await startDaemon(t, {
+    config: { server: { workers: 1 }, egress: LOOPBACK_ALLOWED, endpoints: [httpEndpoint('web', { send_proxy_protocol: { version: 1 } })] },
+  });
+  const ports: number[] = [];
+  for (let c = 0; c < 2; c++) {
+    const client = await rawHttpClient(t, daemon.endpoint('web'));
+    for (let r = 0; r < 2; r++) {
+      await client.send(`GET http://${origin.address}/${c}/${r} HTTP/1.1\r\nHost: a.test\r\n\r\n`);
+      assert.equal((await client.response()).status, 200);
+    }
+    ports.push(client.tcp.localPort!);
+    await client.end();
+  }
+  assert.equal(origin.upstream.connections, 2, 'one upstream connection per client connection');
+  for (const [c, port] of ports.entries()) {
+    const head = origin.received(c).toString('latin1');
+    assert.match(head, new RegExp(`^PROXY TCP4 127\\.0\\.0\\.1 127\\.0\\.0\\.1 ${port} ${daemon.endpoint('web').port}\\r\\nGET /${c}/0 HTTP/1\\.1\\r\\n`));
+    assert.equal(head.split('PROXY ').length - 1, 1, 'one header per connection, before its first request');
+    assert.ok(head.includes(`GET /${c}/1 HTTP/1.1`), 'the same client\'s second request reused the connection');
+  }
+});
+
+test('send_proxy_protocol: version 1 with TLVs, or a TLV type over 255, is a config error with the key', async (t) => {
+  const dir = await makeTempDir(t);
+  for (const [bad, why] of [
+    ['{version: 1, tlvs: [{type: 224, value: x}]}', /endpoints\[0\]\.send_proxy_protocol: version 1 headers carry no TLVs/],
+    ['{version: 2, tlvs: [{type: 300, value: x}]}', /endpoints\[0\]\.send_proxy_protocol\.tlvs\[0\]\.type: a TLV type is one byte/],
+  ] as const) {
+    const file = join(dir, 'bad.yaml');
+    await writeFile(file, ['endpoints:', '  - name: e', '    listen: 127.0.0.1:0', '    onramp: tcp', '    upstream: 127.0.0.1:9', `    send_proxy_protocol: ${bad}`, ''].join('\n'));
+    const result = await runDaemonCommand(['--check-config', file]);
+    assert.equal(result.code, 2, result.output);
+    assert.match(result.stderr, /bad\.yaml:6:\d+: /, result.stderr);
+    assert.match(result.stderr, why, result.stderr);
+  }
 });

@@ -137,6 +137,32 @@ void validate_proxy_protocol(const Endpoint& ep, const Node* node, Mark ep_mark,
   }
 }
 
+void validate_send_proxy_protocol(const Endpoint& ep, const Node* node, Mark ep_mark,
+                                  const std::string& path, settings::ParseContext& ctx) {
+  if (!ep.send_proxy_protocol) return;
+  const SendProxyProtocolSettings& send = *ep.send_proxy_protocol;
+  const Node* send_node = node ? node->find("send_proxy_protocol") : nullptr;
+  Mark send_mark = send_node && send_node->mark.line ? send_node->mark : ep_mark;
+  const std::string key = path + ".send_proxy_protocol";
+  if (send.version != 1 && send.version != 2) {
+    ctx.error(mark_of(send_node, "version", send_mark), key + ".version",
+              "unknown PROXY protocol version " + std::to_string(send.version) + " (1 or 2)");
+  }
+  if (send.version == 1 && (!send.tlvs.empty() || send.crc32c)) {
+    ctx.error(send_mark, key, "version 1 headers carry no TLVs (use version 2)");
+  }
+  for (std::size_t i = 0; i < send.tlvs.size(); ++i) {
+    const Node* item = list_item(send_node, "tlvs", i);
+    const Mark item_mark = item && item->mark.line ? item->mark : send_mark;
+    if (send.tlvs[i].type > 255)
+      ctx.error(item_mark, settings::index_path(key + ".tlvs", i) + ".type",
+                "a TLV type is one byte (0 to 255; 0xE0-0xEF are for applications)");
+    if (send.tlvs[i].value.size() > 1024)
+      ctx.error(item_mark, settings::index_path(key + ".tlvs", i) + ".value",
+                "at most 1024 bytes per TLV (receivers cap whole headers at a few KiB)");
+  }
+}
+
 // At most one source address per family, and a real one.
 void validate_source(const Endpoint& ep, const Node* node, Mark ep_mark, const std::string& path,
                      settings::ParseContext& ctx) {
@@ -209,6 +235,7 @@ void validate_endpoints(const Config& config, const Node& root, settings::ParseC
     validate_tls(ep, node, ep_mark, path, ctx);
     validate_source(ep, node, ep_mark, path, ctx);
     validate_proxy_protocol(ep, node, ep_mark, path, ctx);
+    validate_send_proxy_protocol(ep, node, ep_mark, path, ctx);
     if (ep.backlog < 1 || ep.backlog > 65535) {
       ctx.error(mark_of(node, "backlog", ep_mark), path + ".backlog",
                 "must be between 1 and 65535 (got " + std::to_string(ep.backlog) + ")");

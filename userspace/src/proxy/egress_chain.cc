@@ -13,6 +13,7 @@
 #include "datapath/verdicts.h"
 #include "dns/resolver.h"
 #include "egress/happy_eyeballs.h"
+#include "proxy_protocol/parser.h"
 #include "telemetry/hook_trace.h"
 
 namespace ramjet::proxy {
@@ -162,9 +163,34 @@ std::optional<IpAddress> source_for(const std::vector<IpAddress>& sources,
   return std::nullopt;
 }
 
-std::string reuse_key_for(std::string tls_name, const std::vector<IpAddress>& sources) {
-  for (const auto& s : sources) tls_name += " from " + s.to_string();
+std::string reuse_key_for(std::string tls_name, const EgressChain::Destinations& dest) {
+  for (const auto& s : dest.sources) tls_name += " from " + s.to_string();
+  if (!dest.proxy_header.empty()) tls_name += " proxy " + dest.proxy_header;
   return tls_name;
+}
+
+std::string upstream_proxy_header(const config::SendProxyProtocolSettings& send,
+                                  const ConnectionInfo& info, const std::vector<ProxyTlv>& extra) {
+  ProxyHeader h;
+  h.version = send.version == 1 ? ProxyHeader::Version::kV1 : ProxyHeader::Version::kV2;
+  h.command = ProxyHeader::Command::kProxy;
+  h.transport = ProxyHeader::Transport::kStream;
+  // The address the client connected to: an incoming header's, as it named the client.
+  SocketAddress to = info.local;
+  if (info.proxy_header && info.proxy_header->client() && info.proxy_header->destination)
+    to = *info.proxy_header->destination;
+  const IpAddress client = info.client.ip().unmapped();
+  const IpAddress local = to.ip().unmapped();
+  if (client.family() == local.family()) {
+    h.family = client.is_v4() ? ProxyHeader::Family::kInet : ProxyHeader::Family::kInet6;
+    h.source = SocketAddress(client, info.client.port());
+    h.destination = SocketAddress(local, to.port());
+  }  // else: the families differ (a v4 client named in a header, a v6 listener): UNKNOWN
+  if (h.version == ProxyHeader::Version::kV1) return proxy_protocol::encode_v1(h);
+  for (const auto& t : send.tlvs)
+    h.other.push_back({static_cast<std::uint8_t>(t.type), t.value});
+  h.other.insert(h.other.end(), extra.begin(), extra.end());
+  return proxy_protocol::encode_v2(h, send.crc32c);
 }
 
 Task<std::variant<std::vector<IpAddress>, EgressError>> EgressChain::resolve(
@@ -302,7 +328,11 @@ Task<std::variant<EgressChain::Destinations, EgressError>> EgressChain::decide(H
   std::vector<SocketAddress> addrs;
   addrs.reserve(sorted.size());
   for (const auto& ip : sorted) addrs.emplace_back(ip, target.port);
-  co_return Destinations{std::move(target), std::move(addrs), std::move(sources)};
+  std::string proxy_header;
+  if (ep_.send_proxy_protocol)
+    proxy_header = upstream_proxy_header(*ep_.send_proxy_protocol, info_, ed.proxy_protocol_tlvs);
+  co_return Destinations{std::move(target), std::move(addrs), std::move(sources),
+                         std::move(proxy_header)};
 }
 
 Task<std::variant<Upstream, EgressError>> EgressChain::connect_to(Destinations dest) {
@@ -321,6 +351,22 @@ Task<std::variant<Upstream, EgressError>> EgressChain::connect_to(Destinations d
     spdlog::info("flow {}: cannot connect to {}: {}", info_.id, target.to_string(), e.message);
     co_return EgressError{timeout ? EgressFailure::kConnectTimeout : EgressFailure::kConnectRefused,
                           e.message};
+  }
+
+  if (!dest.proxy_header.empty()) {
+    // Before anything else on the connection, TLS included.
+    std::string_view rest = dest.proxy_header;
+    while (!rest.empty()) {
+      int n = co_await wc_.worker.send(raced->fd, rest.data(), rest.size());
+      if (n <= 0) {
+        ::close(raced->fd);
+        counters_.add(Counter::connect_failures);
+        co_return EgressError{EgressFailure::kConnectRefused,
+                              "connection_refused: " + target.to_string() +
+                                  " closed before the PROXY header was sent"};
+      }
+      rest.remove_prefix(static_cast<std::size_t>(n));
+    }
   }
 
   EstablishedInfo est;

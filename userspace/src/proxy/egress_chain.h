@@ -74,6 +74,8 @@ class EgressChain {
     // Where connections are made from (at most one per family; empty: the kernel's
     // choice); every address above has a source of its family.
     std::vector<IpAddress> sources;
+    // The PROXY header every connection starts with (send_proxy_protocol), or "".
+    std::string proxy_header;
   };
   Task<std::variant<Destinations, EgressError>> decide(HostPort target);
   // Races connects to the addresses (tcp_connect_override per attempt) and runs
@@ -98,8 +100,14 @@ class EgressChain {
 
 // The source address of `sources` for `to`'s family, if any.
 std::optional<IpAddress> source_for(const std::vector<IpAddress>& sources, const SocketAddress& to);
-// UpstreamLink::reuse_key: the verified TLS name ("" for plaintext), then the sources.
-std::string reuse_key_for(std::string tls_name, const std::vector<IpAddress>& sources);
+// UpstreamLink::reuse_key: the verified TLS name ("" for plaintext), then the sources and
+// the PROXY header the connection started with (which names one client connection).
+std::string reuse_key_for(std::string tls_name, const EgressChain::Destinations& dest);
+
+// The PROXY header `send` asks for on an upstream connection of `info`'s client, with
+// the decision's extra TLVs.
+std::string upstream_proxy_header(const config::SendProxyProtocolSettings& send,
+                                  const ConnectionInfo& info, const std::vector<ProxyTlv>& extra);
 
 void record_hook(const ConnectionInfo& info, const char* hook, std::string_view decision,
                  std::string detail, std::chrono::steady_clock::time_point started);

@@ -24,8 +24,8 @@ Task<std::variant<UpstreamLink, UpstreamFailure>> open_upstream_link(
   }
   UpstreamLink link;
   // Only a connection made for the same verified name is shared or reused.
-  link.reuse_key = reuse_key_for(options.tls ? t->upstream->server_name(target.host) : "",
-                                 dest.sources);
+  link.reuse_key =
+      reuse_key_for(options.tls ? t->upstream->server_name(target.host) : "", dest);
   const bool may_share = options.tls && options.h2 && wc.h2_upstreams != nullptr;
   if (options.reuse && may_share) {
     for (;;) {

@@ -15,6 +15,7 @@
 
 #include "ramjet/hooks/connection.h"
 #include "ramjet/hooks/kernel.h"
+#include "ramjet/hooks/proxy_protocol.h"
 #include "ramjet/net.h"
 #include "ramjet/task.h"
 
@@ -37,6 +38,8 @@ struct EgressDecision {
   // Connect from this address instead of the endpoint's `source` (e.g. a tenant's own
   // egress address); only upstream addresses of its family are tried.
   std::optional<IpAddress> source;
+  // More TLVs for the PROXY v2 header of endpoints with send_proxy_protocol.
+  std::vector<ProxyTlv> proxy_protocol_tlvs;
 
   static EgressDecision block(std::string why) { return {Block{std::move(why)}, {}}; }
   static EgressDecision direct(HostPort to) { return {ExternalDirect{std::move(to)}, {}}; }
@@ -46,6 +49,10 @@ struct EgressDecision {
   }
   EgressDecision from(IpAddress a) && {
     source = a;
+    return std::move(*this);
+  }
+  EgressDecision with_proxy_protocol(std::vector<ProxyTlv> tlvs) && {
+    proxy_protocol_tlvs = std::move(tlvs);
     return std::move(*this);
   }
   bool is_block() const { return std::holds_alternative<Block>(value); }

@@ -256,6 +256,7 @@ struct Endpoint {
   HttpLimits http;
   AuthSettings auth;
   ProxyProtocolSettings proxy_protocol;
+  std::optional<SendProxyProtocolSettings> send_proxy_protocol;
   bool transparent = false;
   unsigned backlog = 4096;
   std::shared_ptr<void> app;  // an AppSchema::endpoint instance
@@ -300,6 +301,9 @@ struct Endpoint {
     f("proxy_protocol", &Endpoint::proxy_protocol,
       "Read a PROXY protocol header (v1/v2) from trusted load balancers in front of this "
       "endpoint; the client address is then the header's (docs/proxy_protocol.md).");
+    f("send_proxy_protocol", &Endpoint::send_proxy_protocol,
+      "Start every upstream connection with a PROXY header naming the client (v1 or v2, "
+      "before TLS); such connections are reused only by the same client connection.");
     f("transparent", &Endpoint::transparent,
       "tcp endpoints: take the flows datapath rules escalate and relay each to its original "
       "destination (no upstream). Needs CAP_NET_ADMIN. A twin listener of the "

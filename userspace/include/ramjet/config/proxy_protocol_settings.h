@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "ramjet/net.h"
@@ -60,6 +61,34 @@ struct ProxyProtocolSettings {
       "any other peer closes the connection; 0.0.0.0/0 and ::/0 trust every peer.");
     f("timeout", &ProxyProtocolSettings::timeout,
       "Time a peer has to send the whole header after connecting.");
+  }
+};
+
+// One TLV sent to upstreams: a custom type (0xE0-0xEF are for applications) and its
+// bytes as written.
+struct ProxyTlvSetting {
+  unsigned type = 0;
+  std::string value;
+
+  static void describe(settings::Fields<ProxyTlvSetting>& f) {
+    f.required("type", &ProxyTlvSetting::type, "TLV type, 0 to 255 (0xE0-0xEF: custom).");
+    f("value", &ProxyTlvSetting::value, "The TLV's bytes.");
+  }
+};
+
+// `send_proxy_protocol:` - a PROXY header at the start of every upstream connection,
+// naming the client (the one an incoming header named, if any) and the address it
+// connected to.
+struct SendProxyProtocolSettings {
+  unsigned version = 2;
+  std::vector<ProxyTlvSetting> tlvs;
+  bool crc32c = false;
+
+  static void describe(settings::Fields<SendProxyProtocolSettings>& f) {
+    f("version", &SendProxyProtocolSettings::version, "1 (text) or 2 (binary, with TLVs).");
+    f("tlvs", &SendProxyProtocolSettings::tlvs,
+      "v2 TLVs sent on every connection; EgressDecision::with_proxy_protocol adds more.");
+    f("crc32c", &SendProxyProtocolSettings::crc32c, "v2: add a CRC32C TLV over the header.");
   }
 };
 
