@@ -22,7 +22,7 @@ DEB_PACKAGES := g++ cmake ninja-build pkg-config clang llvm libclang-rt-14-dev \
   libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libcrypt-dev \
   libbpf-dev bpftool libelf-dev zlib1g-dev \
   nodejs socat iperf3 curl python3 python3-prometheus-client procps iproute2 openssl \
-  python3-scapy ethtool nftables tmux \
+  python3-scapy ethtool nftables tmux iputils-ping \
   android-libboringssl-dev libnghttp2-dev nghttp2-client python3-h2 nginx-light \
   chromium-headless-shell haproxy
 # Peers and load generators for `make bench` only.

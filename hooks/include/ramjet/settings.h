@@ -290,6 +290,9 @@ struct EmitOptions {
   // Print required keys with their current value instead of a "<required>" placeholder:
   // used for commented examples whose values are filled in.
   bool fill_required = false;
+  // Doc comments wrap at this many columns (a commented-out example, which gains "# "
+  // in front of every line, is emitted 2 narrower).
+  std::size_t width = 100;
 };
 
 // "server" + "workers" -> "server.workers"; "endpoints" + 0 -> "endpoints[0]".
@@ -849,10 +852,9 @@ void emit_field(std::string_view key, const T& value, int indent, std::string& o
   }
 }
 
-// Doc strings print as "# " comment lines, wrapped at 100 columns; "\n" forces a break.
-inline void emit_doc(std::string_view doc, int indent, std::string& out) {
-  constexpr std::size_t kWidth = 100;
-  const std::size_t room = std::max<std::size_t>(40, kWidth - static_cast<std::size_t>(indent) - 2);
+// Doc strings print as "# " comment lines, wrapped at `width` columns; "\n" forces a break.
+inline void emit_doc(std::string_view doc, int indent, std::string& out, std::size_t width) {
+  const std::size_t room = std::max<std::size_t>(40, width - static_cast<std::size_t>(indent) - 2);
   while (!doc.empty()) {
     auto nl = doc.find('\n');
     std::string_view para = doc.substr(0, nl);
@@ -878,7 +880,7 @@ void emit_struct(const S& value, int indent, std::string& out, const EmitOptions
   for (std::size_t i = 0; i < fields.size(); ++i) {
     // Top-level sections get a blank line between them; nested keys stay compact.
     if (indent == 0 && i > 0) out += "\n";
-    emit_doc(fields[i].doc, indent, out);
+    emit_doc(fields[i].doc, indent, out, opts.width);
     if (fields[i].required && !opts.fill_required) {
       out += spaces(indent) + "# " + fields[i].key + ": <required>\n";
     } else {

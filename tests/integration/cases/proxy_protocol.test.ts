@@ -19,6 +19,7 @@ import {
   startDaemon,
   startEchoServer,
   startHaproxy,
+  startNginx,
   startRawOrigin,
   tcpEndpoint,
   test,
@@ -414,6 +415,36 @@ test('send_proxy_protocol on an http endpoint: each client connection gets its o
     assert.equal(head.split('PROXY ').length - 1, 1, 'one header per connection, before its first request');
     assert.ok(head.includes(`GET /${c}/1 HTTP/1.1`), 'the same client\'s second request reused the connection');
   }
+});
+
+// A real receiver: nginx with `listen ... proxy_protocol` logs the address it was given.
+test('send_proxy_protocol v2 to nginx (listen proxy_protocol): nginx logs the original client and the endpoint', async (t) => {
+  const nginx = await startNginx(t, { proxyProtocol: true });
+  const daemon = await startDaemon(t, {
+    config: {
+      egress: LOOPBACK_ALLOWED,
+      endpoints: [
+        tcpEndpoint('out', nginx.address, { send_proxy_protocol: { version: 2, tlvs: [{ type: 0xe0, value: 'acme' }] } }),
+        httpEndpoint('web', { send_proxy_protocol: { version: 2 } }),
+      ],
+    },
+  });
+  // Through the TCP endpoint, from a loopback address that is not the proxy's own.
+  const out = daemon.endpoint('out');
+  const client = await connect(t, { ...out, localAddress: CLIENT_IP });
+  await client.write('GET /pp HTTP/1.1\r\nHost: o.test\r\nConnection: close\r\n\r\n');
+  await client.waitForPeerClose();
+  assert.match(client.received().toString('latin1'), /^HTTP\/1\.1 200 /);
+  // And through the HTTP forward proxy.
+  const web = daemon.endpoint('web');
+  const viaProxy = await connect(t, { ...web, localAddress: CLIENT_IP });
+  await viaProxy.write(`GET http://${nginx.address}/fwd HTTP/1.1\r\nHost: o.test\r\nConnection: close\r\n\r\n`);
+  await viaProxy.waitForPeerClose();
+  assert.match(viaProxy.received().toString('latin1'), /^HTTP\/1\.1 200 /);
+  const logged = await nginx.waitForRequests(2);
+  const byUri = new Map(logged.map((r) => [r.uri, r.proxy_protocol]));
+  assert.deepEqual(byUri.get('/pp'), { addr: CLIENT_IP, port: String(client.localPort), server_addr: out.host, server_port: String(out.port) });
+  assert.deepEqual(byUri.get('/fwd'), { addr: CLIENT_IP, port: String(viaProxy.localPort), server_addr: web.host, server_port: String(web.port) });
 });
 
 test('send_proxy_protocol: version 1 with TLVs, or a TLV type over 255, is a config error with the key', async (t) => {

@@ -45,6 +45,8 @@ export interface NginxOriginOptions {
   ocsp?: string;
   /** Require a client certificate that chains to this CA (PEM path). */
   clientCa?: string;
+  /** Expect a PROXY protocol (v1 or v2) header before each connection (`listen ... proxy_protocol`). */
+  proxyProtocol?: boolean;
   /** Fixed answers by exact path. */
   routes?: Record<string, NginxRoute>;
   /** Files served as is at /files/<name> (e.g. a bulk download). */
@@ -72,6 +74,8 @@ export interface NginxRequest {
   ssl_client_verify: string;
   headers: { via: string; x_forwarded_for: string; user_agent: string };
   body_bytes_sent: number;
+  /** What the connection's PROXY header said ("" without proxyProtocol). */
+  proxy_protocol: { addr: string; port: string; server_addr: string; server_port: string };
 }
 
 const LOG_FORMAT = [
@@ -92,6 +96,10 @@ const LOG_FORMAT = [
   'x_forwarded_for:$http_x_forwarded_for',
   'user_agent:$http_user_agent',
   'body_bytes_sent:$body_bytes_sent',
+  'proxy_protocol_addr:$proxy_protocol_addr',
+  'proxy_protocol_port:$proxy_protocol_port',
+  'proxy_protocol_server_addr:$proxy_protocol_server_addr',
+  'proxy_protocol_server_port:$proxy_protocol_server_port',
 ];
 
 /** `"key":"$var",...` as nginx writes it (escape=json); numbers are converted when read. */
@@ -109,7 +117,8 @@ function routeBlock(path: string, route: NginxRoute): string {
 
 function nginxConfig(dir: string, host: string, port: number, options: NginxOriginOptions): string {
   const tls = options.cert;
-  const listen = `listen ${host}:${port}${tls ? ' ssl' : ''}${options.http2 === true ? ' http2' : ''};`;
+  const flags = `${tls ? ' ssl' : ''}${options.http2 === true ? ' http2' : ''}${options.proxyProtocol === true ? ' proxy_protocol' : ''}`;
+  const listen = `listen ${host}:${port}${flags};`;
   const tlsLines = tls
     ? [
         `    ssl_certificate ${tls.cert};`,
@@ -188,6 +197,12 @@ export class NginxOrigin {
       ssl_client_verify: r.ssl_client_verify ?? '',
       headers: { via: r.via ?? '', x_forwarded_for: r.x_forwarded_for ?? '', user_agent: r.user_agent ?? '' },
       body_bytes_sent: Number(r.body_bytes_sent),
+      proxy_protocol: {
+        addr: r.proxy_protocol_addr ?? '',
+        port: r.proxy_protocol_port ?? '',
+        server_addr: r.proxy_protocol_server_addr ?? '',
+        server_port: r.proxy_protocol_server_port ?? '',
+      },
     }));
   }
 

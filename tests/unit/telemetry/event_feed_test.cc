@@ -61,5 +61,37 @@ TEST(EventFeed, Rfc3339HasMillisecondsAndZ) {
   EXPECT_EQ(rfc3339_ms(t), "2025-12-02T16:09:32.123Z");
 }
 
+TEST(EventFeed, ConnectionEventsAreWrittenWhenTakenInPublishOrder) {
+  EventFeed feed(8);
+  ConnectionEvent open;
+  open.flow_id = 7;
+  open.endpoint = "web \"a\"";
+  open.worker = 1;
+  open.src = *SocketAddress::parse("192.0.2.1:4000");
+  open.dst = *SocketAddress::parse("198.51.100.2:443");
+  open.time = std::chrono::system_clock::time_point{std::chrono::milliseconds(1'764'691'772'123)};
+  ConnectionEvent close = open;
+  close.closed = true;
+  close.bytes_from_client = 10;
+  close.bytes_to_client = 20;
+  close.close_reason = "client_closed";
+  close.duration_ms = 5;
+  feed.publish(open);
+  feed.publish("{\"type\":\"datapath\"}");
+  feed.publish(close);
+  auto b = feed.since(0, 10);
+  ASSERT_EQ(b.lines.size(), 3u);
+  EXPECT_EQ(b.lines[0],
+            R"({"dst":"198.51.100.2:443","endpoint":"web \"a\"","flow_id":7,"proto":"tcp",)"
+            R"("src":"192.0.2.1:4000","time":"2025-12-02T16:09:32.123Z",)"
+            R"("type":"connection_open","verdict":"ENGINE","worker":1})");
+  EXPECT_EQ(b.lines[1], R"({"type":"datapath"})");
+  EXPECT_EQ(b.lines[2],
+            R"({"bytes_from_client":10,"bytes_to_client":20,"close_reason":"client_closed",)"
+            R"("dst":"198.51.100.2:443","duration_ms":5,"endpoint":"web \"a\"","flow_id":7,)"
+            R"("proto":"tcp","src":"192.0.2.1:4000","time":"2025-12-02T16:09:32.123Z",)"
+            R"("type":"connection_close","verdict":"ENGINE","worker":1})");
+}
+
 }  // namespace
 }  // namespace ramjet::telemetry

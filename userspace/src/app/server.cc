@@ -19,6 +19,7 @@
 #include "http/auth/proxy_auth.h"
 #include "proxy/h2_session.h"
 #include "proxy/http_session.h"
+#include "proxy/ip_onramp.h"
 #include "proxy/proxy_protocol_prologue.h"
 #include "proxy/tcp_session.h"
 #include "proxy/tls_streams.h"
@@ -248,7 +249,7 @@ Server::Server(const config::Config& config, engine::HookSet& hooks,
 }
 
 Server::~Server() {
-  for (auto* fds : {&listen_fds_, &twin_fds_})
+  for (auto* fds : {&listen_fds_, &twin_fds_, &tun_fds_})
     for (auto& per_worker : *fds)
       for (int fd : per_worker)
         if (fd >= 0) ::close(fd);
@@ -304,8 +305,18 @@ Result<std::function<void()>> Server::prepare_engine_reload(const config::Config
 Result<void> Server::bind_listeners() {
   listen_fds_.assign(workers_, std::vector<int>(config_.endpoints.size(), -1));
   twin_fds_.assign(workers_, std::vector<int>(config_.endpoints.size(), -1));
+  tun_fds_.assign(workers_, std::vector<int>(config_.endpoints.size(), -1));
   for (std::size_t e = 0; e < config_.endpoints.size(); ++e) {
     const auto& ep = config_.endpoints[e];
+    if (ep.onramp == config::Onramp::kIp) {
+      // No listener: a TUN device with a queue per worker.
+      auto dev = proxy::TunDevice::create(*ep.tun, workers_);
+      if (!dev.ok())
+        return Error::config("endpoint " + ep.name + ": " + dev.error().message);
+      tuns_.push_back(std::make_unique<proxy::TunDevice>(std::move(*dev)));
+      for (unsigned w = 0; w < workers_; ++w) tun_fds_[w][e] = tuns_.back()->take_queue(w);
+      continue;
+    }
     SocketAddress addr = ep.listen;
     for (unsigned w = 0; w < workers_; ++w) {
       auto fd = open_listener(addr, ep.transparent, ep.backlog);
@@ -464,6 +475,7 @@ namespace {
 // fds[i] serves endpoint endpoints[i] (twins repeat an endpoint).
 Task<void> worker_main(WorkerContext& wc, runtime::Event& drain_requested,
                        const std::vector<std::pair<std::size_t, int>>& fds,
+                       const std::vector<std::pair<std::size_t, int>>& tun_fds,
                        std::chrono::milliseconds drain_timeout) {
   std::vector<std::unique_ptr<runtime::MultishotAccept>> accepts;
   runtime::JoinSet loops;
@@ -471,10 +483,16 @@ Task<void> worker_main(WorkerContext& wc, runtime::Event& drain_requested,
     accepts.push_back(std::make_unique<runtime::MultishotAccept>(wc.worker, fd));
     loops.start(accept_loop(wc, e, fd, *accepts.back()));
   }
+  std::vector<std::unique_ptr<proxy::IpOnramp>> ip_onramps;
+  for (const auto& [e, fd] : tun_fds) {
+    ip_onramps.push_back(std::make_unique<proxy::IpOnramp>(wc, e, fd, next_flow_id));
+    loops.start(ip_onramps.back()->run());
+  }
 
   co_await drain_requested.wait();
   wc.draining = true;
   for (auto& a : accepts) a->cancel();
+  for (auto& ip : ip_onramps) ip->stop();
   co_await loops.wait();
 
   if (!wc.sessions.empty()) {
@@ -522,7 +540,14 @@ void Server::worker_thread(unsigned index) {
       fd = -1;
     }
   }
-  slot.worker.spawn(worker_main(wc, slot.drain_requested, fds, config_.server.drain_timeout));
+  std::vector<std::pair<std::size_t, int>> tun_fds;
+  for (std::size_t e = 0; e < tun_fds_[index].size(); ++e) {
+    int& fd = tun_fds_[index][e];
+    if (fd >= 0) tun_fds.emplace_back(e, fd);
+    fd = -1;
+  }
+  slot.worker.spawn(
+      worker_main(wc, slot.drain_requested, fds, tun_fds, config_.server.drain_timeout));
   slot.context.store(&wc, std::memory_order_release);
   slot.worker.run();
   slot.context.store(nullptr, std::memory_order_release);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "admin/flow_view.h"
+#include "proxy/tun_device.h"
 #include "http/auth/auth_table.h"
 #include "tls/endpoint_table.h"
 #include "ramjet/config/config.h"
@@ -98,6 +99,10 @@ class Server {
   std::vector<std::vector<int>> listen_fds_;
   // twin_fds_[worker][endpoint]: transparent endpoints' other-family listener, or -1
   std::vector<std::vector<int>> twin_fds_;
+  // tun_fds_[worker][endpoint]: ip endpoints' TUN queue for that worker, or -1; the
+  // devices themselves (their policy rules go with them).
+  std::vector<std::vector<int>> tun_fds_;
+  std::vector<std::unique_ptr<proxy::TunDevice>> tuns_;
   datapath::Datapath* datapath_ = nullptr;
   std::map<std::string, SocketAddress> bound_;
   http::auth::AuthTable authenticators_;

@@ -37,7 +37,7 @@ std::string example_endpoint(const AppSchema& schema, const settings::SlotTable&
   ep.upstream = UpstreamTarget{UpstreamTarget::Scheme::kNone, HostPort{"example.com", 80}};
   ep.app = schema.endpoint.make();
   ExampleEndpoints example{{std::move(ep)}};
-  settings::EmitOptions opts{&slots, /*fill_required=*/true};
+  settings::EmitOptions opts{&slots, /*fill_required=*/true, /*width=*/98};
   return settings::emit(example, 0, opts);
 }
 

@@ -1,6 +1,7 @@
 #include "validate.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -188,6 +189,79 @@ void validate_source(const Endpoint& ep, const Node* node, Mark ep_mark, const s
   }
 }
 
+bool valid_ifname(const std::string& n) {
+  if (n.empty() || n.size() >= 16 || n == "." || n == "..") return false;
+  return std::all_of(n.begin(), n.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
+}
+
+// `onramp: ip`: a TUN device instead of a listener, so the keys of listening endpoints
+// do not apply, and the device's names and numbers must not collide.
+void validate_ip_endpoint(const Config& config, std::size_t i, const Node* node, Mark ep_mark,
+                          const std::string& path, settings::ParseContext& ctx) {
+  const Endpoint& ep = config.endpoints[i];
+  for (const char* key : {"listen", "upstream", "tls", "upstream_tls", "proxy_protocol",
+                          "send_proxy_protocol", "transparent", "source", "auth"}) {
+    if (node && node->find(key))
+      ctx.error(mark_of(node, key, ep_mark), path + "." + key,
+                std::string("ip endpoints take packets from their TUN device: \"") + key +
+                    "\" does not apply");
+  }
+  if (!ep.tun) {
+    ctx.error(ep_mark, path, "missing required key \"tun\" (ip endpoints read a TUN device)");
+    return;
+  }
+  const TunSettings& t = *ep.tun;
+  const Node* tun = node ? node->find("tun") : nullptr;
+  Mark tun_mark = tun && tun->mark.line ? tun->mark : ep_mark;
+  const std::string tpath = path + ".tun";
+  if (!valid_ifname(t.name))
+    ctx.error(mark_of(tun, "name", tun_mark), tpath + ".name",
+              "invalid interface name \"" + t.name + "\" (1 to 15 of a-z, A-Z, 0-9, -, _ and .)");
+  for (std::size_t a = 0; a < t.addresses.size(); ++a) {
+    const std::string& text = t.addresses[a];
+    auto slash = text.find('/');
+    if (slash == std::string::npos || !IpAddress::parse(text.substr(0, slash)) ||
+        !Cidr::parse(text))
+      ctx.error(mark_of(tun, "addresses", tun_mark), tpath + ".addresses",
+                "\"" + text + "\" is not ip/prefix-length (e.g. 10.99.0.1/24)");
+  }
+  if (t.mtu < 68 || t.mtu > 65535)
+    ctx.error(mark_of(tun, "mtu", tun_mark), tpath + ".mtu",
+              "must be between 68 and 65535 (got " + std::to_string(t.mtu) + ")");
+  if (t.route_table == 0 || (t.route_table >= 253 && t.route_table <= 255))
+    ctx.error(mark_of(tun, "route_table", tun_mark), tpath + ".route_table",
+              "0, 253, 254 and 255 are the kernel's tables (got " +
+                  std::to_string(t.route_table) + ")");
+  if (t.route_table == config.datapath.route_table)
+    ctx.error(mark_of(tun, "route_table", tun_mark), tpath + ".route_table",
+              "is datapath.route_table too (" + std::to_string(t.route_table) + ")");
+  if (t.rule_priority == 0 || t.rule_priority >= 32766)
+    ctx.error(mark_of(tun, "rule_priority", tun_mark), tpath + ".rule_priority",
+              "must be between 1 and 32765, before the main table's rule (got " +
+                  std::to_string(t.rule_priority) + ")");
+  if (t.bypass_mark == 0 || t.bypass_mark == config.datapath.escalate_mark)
+    ctx.error(mark_of(tun, "bypass_mark", tun_mark), tpath + ".bypass_mark",
+              "must be non-zero and differ from datapath.escalate_mark");
+  if (ep.max_flows == 0)
+    ctx.error(mark_of(node, "max_flows", ep_mark), path + ".max_flows", "must be at least 1");
+  for (std::size_t j = 0; j < i; ++j) {
+    const Endpoint& other = config.endpoints[j];
+    if (other.onramp != Onramp::kIp || !other.tun) continue;
+    std::string clash;
+    if (other.tun->name == t.name) clash = "name";
+    else if (other.tun->route_table == t.route_table) clash = "route_table";
+    else if (other.tun->rule_priority == t.rule_priority) clash = "rule_priority";
+    else if (other.tun->bypass_mark == t.bypass_mark) clash = "bypass_mark";
+    if (!clash.empty()) {
+      ctx.error(mark_of(tun, clash, tun_mark), tpath + "." + clash,
+                "the same as " + settings::index_path("endpoints", j) + ".tun." + clash);
+      break;
+    }
+  }
+}
+
 void validate_endpoints(const Config& config, const Node& root, settings::ParseContext& ctx) {
   const Node* section = root.find("endpoints");
   Mark section_mark = section ? section->mark : root.mark;
@@ -208,6 +282,16 @@ void validate_endpoints(const Config& config, const Node& root, settings::ParseC
                       settings::index_path("endpoints", j) + ")");
         break;
       }
+    }
+    if (ep.onramp == Onramp::kIp) {
+      validate_ip_endpoint(config, i, node, ep_mark, path, ctx);
+      continue;
+    }
+    if (ep.tun) {
+      ctx.error(mark_of(node, "tun", ep_mark), path + ".tun", "only ip endpoints have a TUN device");
+    }
+    if (node && !node->find("listen")) {
+      ctx.error(ep_mark, path, "missing required key \"listen\"");
     }
     if (ep.transparent && ep.onramp != Onramp::kTcp) {
       ctx.error(mark_of(node, "transparent", ep_mark), path + ".transparent",

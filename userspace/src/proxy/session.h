@@ -14,6 +14,7 @@
 #include "ramjet/task.h"
 #include "telemetry/audit_log.h"
 #include "telemetry/engine_connection.h"
+#include "telemetry/event_feed.h"
 
 namespace ramjet::proxy {
 
@@ -25,7 +26,8 @@ const char* to_string(SessionState s);
 
 // One line of the event feed (telemetry/event_feed.h) for an engine connection:
 // "connection_open" (stats null) or "connection_close".
-std::string connection_event(const ConnectionInfo& info, const ConnectionStats* closed);
+telemetry::ConnectionEvent connection_event(const ConnectionInfo& info,
+                                            const ConnectionStats* closed);
 
 class Session {
  public:

@@ -146,7 +146,34 @@ enum class CounterKind : std::uint8_t {
     "Requests sent to upstreams as HTTP/2 streams")                                            \
   X(upstream_h2_refused, kCounter, upstream_h2_refused,                                          \
     "HTTP/2 upstream streams the origin did not process (REFUSED_STREAM, above a GOAWAY)")     \
-  X(upstream_h2_goaways, kCounter, upstream_h2_goaways, "GOAWAY frames received from upstreams")
+  X(upstream_h2_goaways, kCounter, upstream_h2_goaways, "GOAWAY frames received from upstreams") \
+  X(ip_packets, kCounter, ip_packets, "Packets read from an ip endpoint's TUN device")              \
+  X(ip_bytes, kCounter, ip_bytes, "Bytes of the packets read from the TUN device")                   \
+  X(ip_forwarded, kCounter, ip_forwarded, "Packets sent on through the IP off-ramp")                 \
+  X(ip_flows_opened, kCounter, ip_flows_opened, "IP flows seen (IpFlowHook::handle_flow calls)")     \
+  X(ip_flows_active, kGauge, ip_flows_active, "IP flows tracked now")                                \
+  X(ip_flows_closed, kCounter, ip_flows_closed, "IP flows forgotten (idle or shutdown)")             \
+  X(ip_flows_refused, kCounter, ip_flows_refused,                                                    \
+    "Packets of new IP flows dropped because max_flows were tracked")                               \
+  X(ip_flows_dropped, kCounter, ip_flows_dropped, "IP flows an IpFlowHook decided to drop")          \
+  X(ip_dropped_by_hook, kCounter, ip_dropped_by_hook, "Packets of flows an IpFlowHook dropped")      \
+  X(ip_dropped_by_packet_hook, kCounter, ip_dropped_by_packet_hook,                                  \
+    "Packets IpFlowHook::handle_packet dropped (or left unparsable)")                               \
+  X(ip_dropped_pending, kCounter, ip_dropped_pending,                                                \
+    "Packets dropped while their flow waited for handle_flow (over 64 queued)")                     \
+  X(ip_dropped_too_short, kCounter, ip_dropped_too_short, "TUN packets shorter than an IP header")   \
+  X(ip_dropped_bad_version, kCounter, ip_dropped_bad_version, "TUN packets neither IPv4 nor IPv6")   \
+  X(ip_dropped_bad_header_length, kCounter, ip_dropped_bad_header_length,                           \
+    "TUN packets whose IPv4 IHL is below 5 or past the packet")                                     \
+  X(ip_dropped_bad_total_length, kCounter, ip_dropped_bad_total_length,                             \
+    "TUN packets whose IP length field is longer than the packet")                                  \
+  X(ip_dropped_bad_extension_header, kCounter, ip_dropped_bad_extension_header,                     \
+    "TUN packets whose IPv6 extension headers are cut off or too many")                             \
+  X(ip_dropped_truncated_l4_header, kCounter, ip_dropped_truncated_l4_header,                       \
+    "TUN packets whose TCP, UDP or ICMP header is cut off")                                         \
+  X(ip_dropped_not_routable, kCounter, ip_dropped_not_routable,                                     \
+    "TUN packets to a multicast, broadcast or link-local address")                                  \
+  X(ip_offramp_errors, kCounter, ip_offramp_errors, "Packets the IP off-ramp could not send")
 
 enum class Counter : unsigned {
 #define RAMJET_X(name, kind, metric, help) name,

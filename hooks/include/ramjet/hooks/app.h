@@ -22,6 +22,7 @@
 #include "ramjet/hooks/egress.h"
 #include "ramjet/hooks/http.h"
 #include "ramjet/hooks/ingress.h"
+#include "ramjet/hooks/ip.h"
 #include "ramjet/hooks/lifecycle.h"
 #include "ramjet/hooks/proxy_protocol_hook.h"
 #include "ramjet/settings.h"
@@ -86,6 +87,7 @@ struct Hooks {
   std::unique_ptr<IngressHook<Ctx>> ingress;
   std::unique_ptr<EgressHook<Ctx>> egress;
   std::unique_ptr<HttpRequestHook<Ctx, ReqCtx>> http;
+  std::unique_ptr<IpFlowHook<Ctx>> ip;
   std::unique_ptr<AppLifecycleHook> lifecycle;
 };
 

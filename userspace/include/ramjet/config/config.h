@@ -240,6 +240,38 @@ struct AuthSettings {
   }
 };
 
+// The TUN device of an `onramp: ip` endpoint (docs/ip_onramp.md).
+struct TunSettings {
+  std::string name = "rj0";
+  std::vector<std::string> addresses;
+  std::vector<Cidr> routes;
+  unsigned mtu = 1500;
+  // 21067 and 0x524b0000 follow the datapath's 21066 and 0x524a0000 ("RJ").
+  unsigned route_table = 21067;
+  unsigned rule_priority = 21067;
+  unsigned bypass_mark = 0x524b0000;
+
+  static void describe(settings::Fields<TunSettings>& f) {
+    f("name", &TunSettings::name,
+      "Name of the TUN device ramjetd creates (one queue per worker); it goes when ramjetd does.");
+    f("addresses", &TunSettings::addresses,
+      "Addresses given to the device, ip/len (e.g. [10.99.0.1/24]); none are needed to route "
+      "into it.");
+    f("routes", &TunSettings::routes,
+      "Destinations whose traffic goes into the device, forwarded or from this host (e.g. "
+      "[0.0.0.0/0, ::/0]): routes in route_table, looked up by a rule for every packet "
+      "without bypass_mark.");
+    f("mtu", &TunSettings::mtu, "The device's MTU.");
+    f("route_table", &TunSettings::route_table,
+      "Routing table that holds the device's routes; ramjet's alone. Not 0, 253, 254 or 255.");
+    f("rule_priority", &TunSettings::rule_priority,
+      "Preference of the rule `not fwmark bypass_mark lookup route_table` (before main, 32766).");
+    f("bypass_mark", &TunSettings::bypass_mark,
+      "Mark of the packets ramjetd forwards (the IP off-ramp), which the rule lets through to "
+      "the host's other tables.");
+  }
+};
+
 // One tenant: where clients connect, how traffic arrives, where it goes.
 struct Endpoint {
   std::string name;
@@ -259,6 +291,9 @@ struct Endpoint {
   std::optional<SendProxyProtocolSettings> send_proxy_protocol;
   bool transparent = false;
   unsigned backlog = 4096;
+  std::optional<TunSettings> tun;
+  milliseconds flow_idle_timeout{60'000};
+  unsigned max_flows = 65536;
   std::shared_ptr<void> app;  // an AppSchema::endpoint instance
 
   template <typename S>
@@ -269,11 +304,12 @@ struct Endpoint {
   static void describe(settings::Fields<Endpoint>& f) {
     f.required("name", &Endpoint::name,
                "Unique name used in logs, stats and ramjetctl ([a-z0-9_-]+).");
-    f.required("listen", &Endpoint::listen,
-               "Address to accept clients on: ip:port or [ipv6]:port.");
+    f("listen", &Endpoint::listen,
+      "Address to accept clients on: ip:port or [ipv6]:port (required but on ip endpoints).");
     f("onramp", &Endpoint::onramp,
-      "How traffic arrives: tcp (a plain TCP relay to upstream) or http (an HTTP/1.1 forward "
-      "proxy: CONNECT tunnels and absolute-form requests).");
+      "How traffic arrives: tcp (a plain TCP relay to upstream), http (an HTTP/1.1 forward "
+      "proxy: CONNECT tunnels and absolute-form requests) or ip (IP packets from a TUN "
+      "device, see tun).");
     f("upstream", &Endpoint::upstream,
       "Where tcp endpoints relay to (required): name:port, ip:port or [ipv6]:port. On an "
       "http endpoint it turns on reverse-proxy mode: origin-form requests go to "
@@ -302,8 +338,8 @@ struct Endpoint {
       "Read a PROXY protocol header (v1/v2) from trusted load balancers in front of this "
       "endpoint; the client address is then the header's (docs/proxy_protocol.md).");
     f("send_proxy_protocol", &Endpoint::send_proxy_protocol,
-      "Start every upstream connection with a PROXY header naming the client (v1 or v2, "
-      "before TLS); such connections are reused only by the same client connection.");
+      "Begin each upstream connection with a PROXY header naming the client (v1 or v2, "
+      "sent before TLS); such a connection is reused only by the same client connection.");
     f("transparent", &Endpoint::transparent,
       "tcp endpoints: take the flows datapath rules escalate and relay each to its original "
       "destination (no upstream). Needs CAP_NET_ADMIN. A twin listener of the "
@@ -312,6 +348,13 @@ struct Endpoint {
       "Accept queue length of each listening socket (listen(2) backlog; the kernel caps it at "
       "net.core.somaxconn). Escalated flows that find it full take their rule's "
       "on_engine_unavailable.");
+    f("tun", &Endpoint::tun,
+      "ip endpoints: the TUN device packets arrive on (required for onramp: ip).");
+    f("flow_idle_timeout", &Endpoint::flow_idle_timeout,
+      "ip endpoints: forget a flow after this long without packets (IpFlowHook decides again).");
+    f("max_flows", &Endpoint::max_flows,
+      "ip endpoints: flows tracked at once per worker; packets of new flows beyond it are "
+      "dropped and counted (ip_flows_refused).");
     f.slot("app", &Endpoint::app, kEndpointAppSlot,
            "The application's settings for this endpoint.");
   }

@@ -52,6 +52,10 @@ class HookSet {
   virtual Task<ResponseDirective> http_response(const ConnectionInfo& c, const HttpRequestHead& h,
                                                 HttpResponseHead& r, void* ctx, void* req) = 0;
 
+  virtual Task<IpFlowDecision> ip_handle_flow(const IpFlow& f, void* ctx) = 0;
+  virtual IpPacketVerdict ip_handle_packet(const IpFlow& f, IpPacket& p, void* ctx) = 0;
+  virtual void ip_handle_flow_close(const IpFlow& f, const IpFlowStats& s, void* ctx) = 0;
+
   virtual void lifecycle_start() = 0;
   virtual void lifecycle_stop() = 0;
 };
@@ -69,6 +73,7 @@ class TypedHookSet final : public HookSet {
     if (!hooks_.ingress) hooks_.ingress = std::make_unique<IngressHook<Ctx>>();
     if (!hooks_.egress) hooks_.egress = std::make_unique<EgressHook<Ctx>>();
     if (!hooks_.http) hooks_.http = std::make_unique<HttpRequestHook<Ctx, ReqCtx>>();
+    if (!hooks_.ip) hooks_.ip = std::make_unique<IpFlowHook<Ctx>>();
   }
 
   std::shared_ptr<void> make_connection_context() override { return std::make_shared<Ctx>(); }
@@ -124,6 +129,15 @@ class TypedHookSet final : public HookSet {
                                         HttpResponseHead& r, void* ctx, void* req) override {
     return hooks_.http->handle_response(c, h, r, *static_cast<Ctx*>(ctx),
                                         *static_cast<ReqCtx*>(req));
+  }
+  Task<IpFlowDecision> ip_handle_flow(const IpFlow& f, void* ctx) override {
+    return hooks_.ip->handle_flow(f, *static_cast<Ctx*>(ctx));
+  }
+  IpPacketVerdict ip_handle_packet(const IpFlow& f, IpPacket& p, void* ctx) override {
+    return hooks_.ip->handle_packet(f, p, *static_cast<Ctx*>(ctx));
+  }
+  void ip_handle_flow_close(const IpFlow& f, const IpFlowStats& s, void* ctx) override {
+    hooks_.ip->handle_flow_close(f, s, *static_cast<Ctx*>(ctx));
   }
   void lifecycle_start() override {
     if (hooks_.lifecycle) hooks_.lifecycle->start();

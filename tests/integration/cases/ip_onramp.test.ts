@@ -1,0 +1,160 @@
+// The IP on-ramp (docs/ip_onramp.md): ramjetd in the gateway namespace creates a TUN
+// device and routes the server's prefixes into it; the client's packets reach the
+// engine as IP, IpFlowHook decides per flow, and forwarded packets leave through the
+// IP off-ramp (a raw socket, routed by the host). Real clients: ping, curl, iperf3.
+import assert from 'node:assert/strict';
+import { test, type DaemonHandle, type EndpointConfig } from '../lib/index.ts';
+import { startDaemon } from '../lib/daemon.ts';
+import { canCreateNetns, createGatewayTopology, startOrigin, TOPOLOGY, type GatewayTopology } from '../lib/netns.ts';
+
+const netns = await canCreateNetns();
+const skip = netns.ok ? false : netns.why;
+const { client, server } = TOPOLOGY;
+
+/** An ip endpoint: a TUN device taking the server's prefixes (no listen address). */
+function ipEndpoint(name: string, tun: Record<string, unknown>, extra: Record<string, unknown> = {}): EndpointConfig {
+  return { name, onramp: 'ip', tun: { routes: ['10.10.2.0/24', 'fd00:10:2::/64'], ...tun }, ...extra } as unknown as EndpointConfig;
+}
+
+async function startIpDaemon(t: Parameters<typeof startDaemon>[0], topo: GatewayTopology, options: { binary?: string; workers?: number; endpoint?: Record<string, unknown>; app?: Record<string, unknown> } = {}) {
+  return startDaemon(t, {
+    netns: topo.gateway.name,
+    ...(options.binary ? { binary: options.binary } : {}),
+    config: {
+      server: { workers: options.workers ?? 2 },
+      telemetry: { hook_trace: true },
+      endpoints: [ipEndpoint('ipr', { name: 'rjt0' }, options.endpoint ?? {})],
+      ...(options.app ? { app: options.app } : {}),
+    },
+  });
+}
+
+async function ipCounter(daemon: DaemonHandle, name: string): Promise<number> {
+  return (await daemon.metrics()).value(`ramjet_${name}`, { endpoint: 'ipr' });
+}
+
+async function ping(topo: GatewayTopology, dst: string, count = 3) {
+  return topo.client.exec('ping', ['-n', '-c', String(count), '-i', '0.2', '-W', '2', dst], { allowFailure: true });
+}
+
+test('forward: ping (v4, v6), curl and iperf3 cross the gateway through the TUN device and the IP off-ramp', { skip, timeout: 60_000 }, async (t) => {
+  const topo = await createGatewayTopology(t);
+  const origin = await startOrigin(t, topo.server);
+  const daemon = await startIpDaemon(t, topo);
+  // The device, its route in ramjet's table and the rule that leads to it.
+  const link = await topo.gateway.exec('ip', ['-d', 'link', 'show', 'rjt0']);
+  assert.match(link.stdout, /\btun\b/);
+  const routes = await topo.gateway.exec('ip', ['route', 'show', 'table', '21067']);
+  assert.match(routes.stdout, /^10\.10\.2\.0\/24 dev rjt0 proto 82 scope link/m);
+  const rules = await topo.gateway.exec('ip', ['rule', 'show']);
+  assert.match(rules.stdout, /^21067:\s+not from all fwmark 0x524b0000\/0x524b0000 lookup 21067 proto 82/m);
+
+  for (const dst of [server.ipv4, server.ipv6]) {
+    const res = await ping(topo, dst);
+    assert.equal(res.code, 0, `ping ${dst}: ${res.output}`);
+    assert.match(res.stdout, /3 packets transmitted, 3 received/);
+  }
+  const curl = await topo.client.exec('curl', ['-sS', '--max-time', '5', `http://${server.ipv4}/via-tun`]);
+  assert.match(curl.stdout, /^origin port=80 peer=10\.10\.1\.2:\d+ request=GET \/via-tun HTTP\/1\.1$/m, 'the origin sees the client itself: the on-ramp forwards IP, it does not proxy');
+  assert.equal(origin.served().length, 1);
+
+  const iperfServer = topo.server.spawn(t, 'iperf3', ['-s', '-1', '--forceflush', '-p', '5201', '-B', server.ipv4]);
+  await iperfServer.waitForOutput(/Server listening/, 5_000);
+  const iperf = await topo.client.exec('iperf3', ['-c', server.ipv4, '-p', '5201', '-t', '2', '-J']);
+  const report = JSON.parse(iperf.stdout) as { end: { sum_received: { bytes: number } } };
+  assert.ok(report.end.sum_received.bytes > 1_000_000, `iperf3 moved ${report.end.sum_received.bytes} bytes`);
+
+  // Every one of those packets went through the engine, flow by flow.
+  const forwarded = await ipCounter(daemon, 'ip_forwarded_total');
+  assert.ok(forwarded > 1000, `ip_forwarded ${forwarded}`);
+  assert.ok((await ipCounter(daemon, 'ip_flows_opened_total')) >= 5, 'icmp v4, icmp v6, curl, iperf3 control and data');
+  const trace = await daemon.waitForTrace((events) => events.filter((e) => e.hook === 'ip.handle_flow').length >= 5);
+  const flows = trace.filter((e) => e.hook === 'ip.handle_flow').map((e) => `${e.decision} ${e.detail}`);
+  assert.ok(flows.includes(`forward proto 1 ${client.ipv4} -> ${server.ipv4}`), flows.join('\n'));
+  assert.ok(flows.includes(`forward proto 58 ${client.ipv6} -> ${server.ipv6}`), flows.join('\n'));
+  assert.ok(flows.some((f) => new RegExp(`^forward proto 6 ${client.ipv4.replace(/\./g, '\\.')}:\\d+ -> ${server.ipv4.replace(/\./g, '\\.')}:80$`).test(f)), flows.join('\n'));
+});
+
+test('stop: the rule goes with the daemon, and traffic takes the host\'s own route again', { skip, timeout: 30_000 }, async (t) => {
+  const topo = await createGatewayTopology(t);
+  const daemon = await startIpDaemon(t, topo);
+  assert.equal((await ping(topo, server.ipv4, 1)).code, 0);
+  await daemon.stop();
+  const rules = await topo.gateway.exec('ip', ['rule', 'show']);
+  assert.doesNotMatch(rules.stdout, /lookup 21067/);
+  const link = await topo.gateway.exec('ip', ['link', 'show', 'rjt0'], { allowFailure: true });
+  assert.notEqual(link.code, 0, 'the TUN device is gone');
+  assert.equal((await ping(topo, server.ipv4, 1)).code, 0, 'forwarded by the kernel alone now');
+});
+
+test('a crash leaves the rule behind; the next start takes it over and forwards again', { skip, timeout: 30_000 }, async (t) => {
+  const topo = await createGatewayTopology(t);
+  const first = await startIpDaemon(t, topo);
+  first.signal('SIGKILL');
+  await first.waitExit();
+  const left = await topo.gateway.exec('ip', ['rule', 'show']);
+  assert.match(left.stdout, /lookup 21067/, 'SIGKILL leaves the rule');
+  // The device went with the process, so the stale rule leads nowhere: no route in 21067.
+  const second = await startIpDaemon(t, topo);
+  const res = await ping(topo, server.ipv4);
+  assert.equal(res.code, 0, res.output);
+  assert.ok((await ipCounter(second, 'ip_forwarded_total')) >= 3);
+  const rules = (await topo.gateway.exec('ip', ['rule', 'show'])).stdout.split('\n').filter((l) => l.includes('lookup 21067'));
+  assert.equal(rules.length, 1, `one rule, not two: ${rules.join(' | ')}`);
+});
+
+test('idle flows are forgotten after flow_idle_timeout and decided again; max_flows refuses and counts', { skip, timeout: 30_000 }, async (t) => {
+  const topo = await createGatewayTopology(t);
+  // One worker: max_flows is per worker (each owns a TUN queue and the flows on it).
+  const daemon = await startIpDaemon(t, topo, { workers: 1, endpoint: { flow_idle_timeout: '300ms', max_flows: 1 } });
+  assert.equal((await ping(topo, server.ipv4, 1)).code, 0);
+  await daemon.waitForCounter('ip_flows_closed', 1, 5_000);
+  assert.equal(await ipCounter(daemon, 'ip_flows_active'), 0);
+  assert.equal((await ping(topo, server.ipv4, 1)).code, 0);
+  await daemon.waitForCounter('ip_flows_opened', 2, 5_000);
+  // While one flow is tracked, a second one is refused.
+  const pinger = topo.client.spawn(t, 'ping', ['-n', '-i', '0.1', server.ipv4]);
+  await daemon.waitForCounter('ip_flows_active', 1, 5_000);
+  const v6 = await ping(topo, server.ipv6, 2);
+  pinger.signal('SIGINT');
+  assert.notEqual(v6.code, 0, `a second flow got through: ${v6.output}`);
+  assert.ok((await daemon.counter('ip_flows_refused')) >= 2);
+});
+
+test('ip_firewall example: a blocked port\'s flow is dropped by name, others pass, and marked packets get the DSCP', { skip, timeout: 60_000 }, async (t) => {
+  const topo = await createGatewayTopology(t);
+  await startOrigin(t, topo.server);
+  // A UDP server that answers with the TOS byte each datagram arrived with.
+  const tosEcho = topo.server.spawn(t, 'python3', ['-u', '-c', `
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_RECVTOS, 1)
+s.bind(('${server.ipv4}', 5353))
+print('READY', flush=True)
+while True:
+    data, anc, flags, addr = s.recvmsg(2048, 64)
+    tos = [c[2][0] for c in anc if c[0] == socket.IPPROTO_IP and c[1] == socket.IP_TOS]
+    s.sendto(b'tos=%d' % (tos[0] if tos else -1), addr)
+`]);
+  await tosEcho.waitForOutput(/READY/, 5_000);
+  const daemon = await startIpDaemon(t, topo, { binary: 'example-ip-firewall', app: { blocked_ports: [81], marked_ports: [5353], dscp: 46 } });
+
+  const ok = await topo.client.exec('curl', ['-sS', '--max-time', '5', `http://${server.ipv4}:80/`]);
+  assert.match(ok.stdout, /^origin port=80 /m);
+  const blocked = await topo.client.exec('curl', ['-sS', '--max-time', '2', `http://${server.ipv4}:81/`], { allowFailure: true });
+  assert.notEqual(blocked.code, 0, 'port 81 is blocked');
+  assert.ok((await daemon.counter('ip_flows_dropped')) >= 1);
+  assert.ok((await daemon.counter('ip_dropped_by_hook')) >= 1, 'the SYN (and its retries) were dropped');
+  const trace = await daemon.waitForTrace((events) => events.some((e) => e.hook === 'ip.handle_flow' && e.decision === 'drop'));
+  const drop = trace.find((e) => e.hook === 'ip.handle_flow' && e.decision === 'drop')!;
+  assert.match(drop.detail ?? '', /:81: port 81 is blocked$/);
+
+  const probe = await topo.client.exec('python3', ['-c', `
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(3)
+s.sendto(b'q', ('${server.ipv4}', 5353))
+print(s.recvfrom(64)[0].decode())
+`]);
+  assert.equal(probe.stdout.trim(), `tos=${46 << 2}`, 'DSCP 46 (EF) set by handle_packet, with a checksum the server accepted');
+});

@@ -1,0 +1,277 @@
+#include "proxy/ip_onramp.h"
+
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "proxy/tun_device.h"
+#include "telemetry/hook_trace.h"
+
+namespace ramjet::proxy {
+
+using telemetry::Counter;
+
+namespace {
+
+// Packets of one flow held while handle_flow runs; more are dropped (ip_dropped_pending).
+constexpr std::size_t kMaxWaiting = 64;
+// Packets read per wake-up before the loop lets other coroutines run.
+constexpr int kReadBatch = 64;
+
+Counter drop_counter(IpDropReason r) {
+  switch (r) {
+#define RAMJET_X(name, help) \
+  case IpDropReason::name:   \
+    return Counter::ip_dropped_##name;
+    RAMJET_IP_DROP_REASONS(RAMJET_X)
+#undef RAMJET_X
+  }
+  return Counter::ip_dropped_too_short;
+}
+
+const char* action_name(const IpFlowDecision& d) {
+  return d.action == IpFlowDecision::Action::kDrop ? "drop" : "forward";
+}
+
+std::string describe(const IpFlow& f) {
+  auto addr = [](const IpAddress& a, std::uint16_t port, bool ports) {
+    if (!ports) return a.to_string();
+    return a.is_v6() ? "[" + a.to_string() + "]:" + std::to_string(port)
+                     : a.to_string() + ":" + std::to_string(port);
+  };
+  const bool ports = f.protocol == IPPROTO_TCP || f.protocol == IPPROTO_UDP;
+  return "proto " + std::to_string(f.protocol) + " " + addr(f.src, f.src_port, ports) + " -> " +
+         addr(f.dst, f.dst_port, ports);
+}
+
+}  // namespace
+
+IpOnramp::IpOnramp(WorkerContext& wc, std::size_t endpoint_index, int tun_fd,
+                   std::function<FlowId()> next_id)
+    : wc_(wc),
+      ep_(wc.config.endpoints[endpoint_index]),
+      counters_(wc.stats.endpoint(endpoint_index)),
+      tun_fd_(tun_fd),
+      next_id_(std::move(next_id)),
+      buf_(65536) {
+  for (int v6 = 0; v6 < 2; ++v6) {
+    int fd = open_ip_offramp(v6 ? AF_INET6 : AF_INET, ep_.tun->bypass_mark);
+    if (fd < 0)
+      spdlog::error("endpoint {}: IP off-ramp ({}): {}", ep_.name, v6 ? "IPv6" : "IPv4",
+                    std::strerror(-fd));
+    offramp_[v6] = fd;
+  }
+}
+
+IpOnramp::~IpOnramp() {
+  for (int fd : offramp_)
+    if (fd >= 0) ::close(fd);
+  if (tun_fd_ >= 0) ::close(tun_fd_);
+}
+
+void IpOnramp::stop() {
+  stopping_ = true;
+  poll_slot_.cancel();
+  sleep_slot_.cancel();
+}
+
+Task<void> IpOnramp::run() {
+  runtime::JoinSet loops;
+  loops.start(read_loop());
+  loops.start(expiry_loop());
+  co_await loops.wait();
+  // Decisions still running hold Flow pointers: wait for them before the flows go.
+  while (pending_decisions_ > 0) co_await wc_.worker.sleep(std::chrono::milliseconds(10));
+  while (!flows_.empty()) close_flow(flows_.begin());
+}
+
+Task<void> IpOnramp::read_loop() {
+  while (!stopping_) {
+    int rc = co_await wc_.worker.poll(tun_fd_, POLLIN, &poll_slot_);
+    if (stopping_ || rc == -ECANCELED) break;
+    if (rc < 0) {
+      spdlog::warn("endpoint {}: TUN poll: {}", ep_.name, std::strerror(-rc));
+      co_await wc_.worker.sleep(std::chrono::milliseconds(100));
+      continue;
+    }
+    for (int i = 0; i < kReadBatch; ++i) {
+      ssize_t n = ::read(tun_fd_, buf_.data(), buf_.size());
+      if (n < 0) {
+        if (errno != EAGAIN && errno != EINTR)
+          spdlog::warn("endpoint {}: TUN read: {}", ep_.name, std::strerror(errno));
+        break;
+      }
+      on_packet({buf_.data(), static_cast<std::size_t>(n)});
+    }
+  }
+}
+
+Task<void> IpOnramp::expiry_loop() {
+  const auto idle = ep_.flow_idle_timeout;
+  // Checked four times per timeout (at most once a second), so a flow lives between
+  // idle and 1.25 x idle after its last packet.
+  auto period = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(1000),
+                                                    std::max(idle / 4, std::chrono::milliseconds(10)));
+  while (!stopping_) {
+    int rc = co_await wc_.worker.sleep(period, &sleep_slot_);
+    if (stopping_ || rc == -ECANCELED) break;
+    auto now = runtime::Clock::now();
+    for (auto it = flows_.begin(); it != flows_.end();) {
+      Flow& f = *it->second;
+      if (f.decided && now - f.last_packet >= idle) {
+        auto next = std::next(it);
+        close_flow(it);
+        it = next;
+      } else {
+        ++it;
+      }
+    }
+  }
+}
+
+void IpOnramp::on_packet(std::span<std::uint8_t> packet) {
+  counters_.add(Counter::ip_packets);
+  counters_.add(Counter::ip_bytes, static_cast<std::int64_t>(packet.size()));
+  auto parsed = parse_ip(packet);
+  if (auto* reason = std::get_if<IpDropReason>(&parsed)) {
+    counters_.add(drop_counter(*reason));
+    return;
+  }
+  const ParsedIp& ip = std::get<ParsedIp>(parsed);
+  auto now = runtime::Clock::now();
+  auto it = flows_.find(ip.key);
+  if (it == flows_.end()) {
+    if (flows_.size() >= ep_.max_flows) {
+      counters_.add(Counter::ip_flows_refused);
+      return;
+    }
+    auto flow = std::make_unique<Flow>();
+    flow->info.id = next_id_();
+    flow->info.endpoint = ep_.name;
+    flow->info.worker = wc_.worker.index();
+    flow->info.protocol = ip.key.protocol;
+    flow->info.src = ip.key.src;
+    flow->info.dst = ip.key.dst;
+    flow->info.src_port = ip.key.src_port;
+    flow->info.dst_port = ip.key.dst_port;
+    flow->info.endpoint_app_settings = ep_.app.get();
+    flow->ctx = wc_.hooks.make_connection_context();
+    flow->started = now;
+    it = flows_.emplace(ip.key, std::move(flow)).first;
+    counters_.add(Counter::ip_flows_opened);
+    counters_.add(Counter::ip_flows_active);
+    Flow* f = it->second.get();
+    f->waiting.emplace_back(packet.begin(), packet.begin() + static_cast<long>(ip.length));
+    f->stats.packets = 1;
+    f->stats.bytes = packet.size();
+    f->last_packet = now;
+    ++pending_decisions_;
+    wc_.worker.spawn(decide(f));
+    return;
+  }
+  Flow& f = *it->second;
+  f.last_packet = now;
+  ++f.stats.packets;
+  f.stats.bytes += packet.size();
+  if (!f.decided) {
+    if (f.waiting.size() >= kMaxWaiting) {
+      ++f.stats.dropped;
+      counters_.add(Counter::ip_dropped_pending);
+      return;
+    }
+    f.waiting.emplace_back(packet.begin(), packet.begin() + static_cast<long>(ip.length));
+    return;
+  }
+  deliver(f, packet.data(), ip.length);
+}
+
+Task<void> IpOnramp::decide(Flow* f) {
+  auto t0 = runtime::Clock::now();
+  IpFlowDecision d = co_await wc_.hooks.ip_handle_flow(f->info, f->ctx.get());
+  if (telemetry::hook_trace().enabled()) {
+    telemetry::HookEvent ev;
+    ev.hook = "ip.handle_flow";
+    ev.flow = f->info.id;
+    ev.endpoint = f->info.endpoint;
+    ev.decision = action_name(d);
+    ev.detail = describe(f->info) + (d.reason.empty() ? "" : ": " + d.reason);
+    ev.duration = std::chrono::duration_cast<std::chrono::microseconds>(runtime::Clock::now() - t0);
+    telemetry::hook_trace().record(std::move(ev));
+  }
+  if (d.action == IpFlowDecision::Action::kDrop) {
+    counters_.add(Counter::ip_flows_dropped);
+    spdlog::debug("endpoint {}: flow {} dropped by IpFlowHook: {}", ep_.name, describe(f->info),
+                  d.reason);
+  }
+  f->decision = std::move(d);
+  f->decided = true;
+  // The packets that came meanwhile, in order (stopping: the flow is about to go).
+  while (!f->waiting.empty()) {
+    std::vector<std::uint8_t> p = std::move(f->waiting.front());
+    f->waiting.pop_front();
+    if (!stopping_) deliver(*f, p.data(), p.size());
+  }
+  --pending_decisions_;
+}
+
+void IpOnramp::deliver(Flow& f, std::uint8_t* data, std::size_t len) {
+  if (f.decision.action == IpFlowDecision::Action::kDrop) {
+    ++f.stats.dropped;
+    counters_.add(Counter::ip_dropped_by_hook);
+    return;
+  }
+  if (f.decision.see_packets) {
+    IpPacket packet(data, len);
+    IpPacketVerdict v = wc_.hooks.ip_handle_packet(f.info, packet, f.ctx.get());
+    // A rewritten packet gets its lengths and checksums fixed; one that no longer
+    // parses is dropped with the hook's drops.
+    if (v == IpPacketVerdict::kDrop || !fix_checksums({data, packet.size()})) {
+      ++f.stats.dropped;
+      counters_.add(Counter::ip_dropped_by_packet_hook);
+      return;
+    }
+    len = packet.size();
+  }
+  send_out(f, data, len);
+}
+
+void IpOnramp::send_out(Flow& f, const std::uint8_t* data, std::size_t len) {
+  const bool v6 = f.info.dst.is_v6();
+  int fd = offramp_[v6];
+  sockaddr_storage ss{};
+  socklen_t sl;
+  if (v6) {
+    auto* sa = reinterpret_cast<sockaddr_in6*>(&ss);
+    sa->sin6_family = AF_INET6;
+    std::memcpy(&sa->sin6_addr, f.info.dst.data(), 16);
+    sl = sizeof *sa;
+  } else {
+    auto* sa = reinterpret_cast<sockaddr_in*>(&ss);
+    sa->sin_family = AF_INET;
+    std::memcpy(&sa->sin_addr, f.info.dst.data(), 4);
+    sl = sizeof *sa;
+  }
+  // Non-blocking: a full socket buffer drops the packet, as a full device queue would.
+  if (fd < 0 || ::sendto(fd, data, len, 0, reinterpret_cast<sockaddr*>(&ss), sl) < 0) {
+    ++f.stats.dropped;
+    counters_.add(Counter::ip_offramp_errors);
+    return;
+  }
+  counters_.add(Counter::ip_forwarded);
+}
+
+void IpOnramp::close_flow(FlowMap::iterator it) {
+  Flow& f = *it->second;
+  f.stats.duration =
+      std::chrono::duration_cast<std::chrono::microseconds>(runtime::Clock::now() - f.started);
+  wc_.hooks.ip_handle_flow_close(f.info, f.stats, f.ctx.get());
+  counters_.add(Counter::ip_flows_closed);
+  counters_.add(Counter::ip_flows_active, -1);
+  flows_.erase(it);
+}
+
+}  // namespace ramjet::proxy

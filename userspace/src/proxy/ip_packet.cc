@@ -1,0 +1,199 @@
+#include "proxy/ip_packet.h"
+
+#include <netinet/in.h>
+
+#include <cstring>
+
+namespace ramjet::proxy {
+
+namespace {
+
+std::uint16_t load16(const std::uint8_t* p) { return static_cast<std::uint16_t>(p[0] << 8 | p[1]); }
+
+void store16(std::uint8_t* p, std::uint16_t v) {
+  p[0] = static_cast<std::uint8_t>(v >> 8);
+  p[1] = static_cast<std::uint8_t>(v);
+}
+
+// The one's-complement sum of `len` bytes, big-endian 16-bit words, not yet folded.
+std::uint64_t sum_bytes(const std::uint8_t* p, std::size_t len, std::uint64_t sum = 0) {
+  for (; len >= 2; p += 2, len -= 2) sum += load16(p);
+  if (len) sum += static_cast<std::uint64_t>(p[0]) << 8;
+  return sum;
+}
+
+std::uint16_t fold(std::uint64_t sum) {
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<std::uint16_t>(~sum);
+}
+
+// Bytes of the transport header that must be present to take ports or re-sum.
+std::size_t l4_header_size(std::uint8_t protocol) {
+  switch (protocol) {
+    case IPPROTO_TCP: return 20;
+    case IPPROTO_UDP: return 8;
+    case IPPROTO_ICMP:
+    case IPPROTO_ICMPV6: return 8;
+    default: return 0;
+  }
+}
+
+constexpr int kMaxExtensionHeaders = 8;
+
+}  // namespace
+
+const char* to_string(IpDropReason r) {
+  switch (r) {
+#define RAMJET_X(name, help) \
+  case IpDropReason::name:   \
+    return #name;
+    RAMJET_IP_DROP_REASONS(RAMJET_X)
+#undef RAMJET_X
+  }
+  return "unknown";
+}
+
+std::size_t IpFlowKeyHash::operator()(const IpFlowKey& k) const {
+  // FNV-1a over the key's bytes: flows come from one host's clients, not an attacker
+  // choosing hashes at line rate; the table is bounded by max_flows either way.
+  std::uint64_t h = 1469598103934665603ull;
+  auto mix = [&](const std::uint8_t* p, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  };
+  mix(k.src.data(), k.src.size());
+  mix(k.dst.data(), k.dst.size());
+  std::uint8_t rest[5] = {k.protocol, static_cast<std::uint8_t>(k.src_port >> 8),
+                          static_cast<std::uint8_t>(k.src_port),
+                          static_cast<std::uint8_t>(k.dst_port >> 8),
+                          static_cast<std::uint8_t>(k.dst_port)};
+  mix(rest, sizeof rest);
+  return static_cast<std::size_t>(h);
+}
+
+std::variant<ParsedIp, IpDropReason> parse_ip(std::span<const std::uint8_t> packet) {
+  const std::uint8_t* p = packet.data();
+  const std::size_t n = packet.size();
+  if (n < 1) return IpDropReason::too_short;
+  ParsedIp out;
+  std::uint8_t protocol = 0;
+  std::size_t offset = 0;
+  const unsigned version = p[0] >> 4;
+  if (version == 4) {
+    if (n < 20) return IpDropReason::too_short;
+    const std::size_t ihl = (p[0] & 0x0f) * 4u;
+    if (ihl < 20 || ihl > n) return IpDropReason::bad_header_length;
+    const std::size_t total = load16(p + 2);
+    if (total < ihl || total > n) return IpDropReason::bad_total_length;
+    out.length = total;
+    const std::uint16_t frag = load16(p + 6);
+    out.fragment = (frag & 0x3fff) != 0;  // MF set or an offset
+    const bool later_fragment = (frag & 0x1fff) != 0;
+    protocol = p[9];
+    out.key.src = IpAddress::from_bytes(IpAddress::Family::kV4, p + 12);
+    out.key.dst = IpAddress::from_bytes(IpAddress::Family::kV4, p + 16);
+    offset = ihl;
+    out.key.protocol = protocol;
+    out.l4_offset = offset;
+    if (later_fragment) return out;  // no transport header: keyed by the 3-tuple
+  } else if (version == 6) {
+    if (n < 40) return IpDropReason::too_short;
+    const std::size_t total = 40 + static_cast<std::size_t>(load16(p + 4));
+    if (total > n) return IpDropReason::bad_total_length;
+    out.length = total;
+    out.key.src = IpAddress::from_bytes(IpAddress::Family::kV6, p + 8);
+    out.key.dst = IpAddress::from_bytes(IpAddress::Family::kV6, p + 24);
+    protocol = p[6];
+    offset = 40;
+    for (int i = 0;; ++i) {
+      const bool extension = protocol == IPPROTO_HOPOPTS || protocol == IPPROTO_ROUTING ||
+                             protocol == IPPROTO_DSTOPTS || protocol == IPPROTO_FRAGMENT;
+      if (!extension) break;
+      if (i == kMaxExtensionHeaders || offset + 8 > total)
+        return IpDropReason::bad_extension_header;
+      const std::uint8_t next = p[offset];
+      if (protocol == IPPROTO_FRAGMENT) {
+        out.fragment = true;
+        const std::uint16_t frag = load16(p + offset + 2);
+        offset += 8;
+        protocol = next;
+        if ((frag & 0xfff8) != 0) {  // not the first fragment: no transport header
+          out.key.protocol = protocol;
+          out.l4_offset = offset;
+          return out;
+        }
+        continue;
+      }
+      const std::size_t len = (static_cast<std::size_t>(p[offset + 1]) + 1) * 8;
+      if (offset + len > total) return IpDropReason::bad_extension_header;
+      offset += len;
+      protocol = next;
+    }
+    out.key.protocol = protocol;
+    out.l4_offset = offset;
+  } else {
+    return IpDropReason::bad_version;
+  }
+  // Only unicast beyond this link can leave through the off-ramp: the rest comes from
+  // the device itself (the kernel's own multicast on it), never from a routed client.
+  const std::uint8_t* d = out.key.dst.data();
+  if (out.key.dst.is_v4() ? (d[0] >= 224 || (d[0] == 169 && d[1] == 254) ||
+                             (d[0] == 0))
+                          : (d[0] == 0xff || (d[0] == 0xfe && (d[1] & 0xc0) == 0x80)))
+    return IpDropReason::not_routable;
+  const std::size_t need = l4_header_size(protocol);
+  if (out.l4_offset + need > out.length) return IpDropReason::truncated_l4_header;
+  if (protocol == IPPROTO_TCP || protocol == IPPROTO_UDP) {
+    out.key.src_port = load16(p + out.l4_offset);
+    out.key.dst_port = load16(p + out.l4_offset + 2);
+  }
+  return out;
+}
+
+bool fix_checksums(std::span<std::uint8_t> packet) {
+  std::uint8_t* p = packet.data();
+  const std::size_t n = packet.size();
+  if (n < 1) return false;
+  // The length fields first, so that a shortened packet parses as what it now is.
+  if ((p[0] >> 4) == 4 && n >= 20 && n <= 0xffff) {
+    store16(p + 2, static_cast<std::uint16_t>(n));
+  } else if ((p[0] >> 4) == 6 && n >= 40 && n - 40 <= 0xffff) {
+    store16(p + 4, static_cast<std::uint16_t>(n - 40));
+  }
+  auto parsed = parse_ip(packet);
+  if (!std::holds_alternative<ParsedIp>(parsed)) return false;
+  const ParsedIp& ip = std::get<ParsedIp>(parsed);
+  const bool v4 = ip.key.src.is_v4();
+  if (v4) {
+    const std::size_t ihl = (p[0] & 0x0f) * 4u;
+    store16(p + 10, 0);
+    store16(p + 10, fold(sum_bytes(p, ihl)));
+  }
+  if (ip.fragment) return true;  // the checksum covers the reassembled datagram
+  std::size_t csum_at = 0;
+  switch (ip.key.protocol) {
+    case IPPROTO_TCP: csum_at = 16; break;
+    case IPPROTO_UDP: csum_at = 6; break;
+    case IPPROTO_ICMP: csum_at = 2; break;
+    case IPPROTO_ICMPV6: csum_at = 2; break;
+    default: return true;
+  }
+  std::uint8_t* l4 = p + ip.l4_offset;
+  const std::size_t l4_len = ip.length - ip.l4_offset;
+  // UDP over IPv4 may leave its checksum 0 ("none"); keep it so.
+  if (ip.key.protocol == IPPROTO_UDP && v4 && load16(l4 + 6) == 0) return true;
+  store16(l4 + csum_at, 0);
+  std::uint64_t sum = 0;
+  if (ip.key.protocol != IPPROTO_ICMP) {  // the pseudo-header (ICMPv4 has none)
+    sum = sum_bytes(ip.key.src.data(), ip.key.src.size(), sum);
+    sum = sum_bytes(ip.key.dst.data(), ip.key.dst.size(), sum);
+    sum += ip.key.protocol;
+    sum += l4_len;
+  }
+  sum = sum_bytes(l4, l4_len, sum);
+  std::uint16_t c = fold(sum);
+  if (ip.key.protocol == IPPROTO_UDP && c == 0) c = 0xffff;
+  store16(l4 + csum_at, c);
+  return true;
+}
+
+}  // namespace ramjet::proxy

@@ -1,0 +1,208 @@
+#include "proxy/tun_device.h"
+
+#include <fcntl.h>
+#include <linux/fib_rules.h>
+#include <linux/if.h>
+#include <linux/if_addr.h>
+#include <linux/if_tun.h>
+#include <linux/rtnetlink.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string_view>
+
+#include "datapath/netlink.h"
+#include "datapath/routing.h"
+
+namespace ramjet::proxy {
+
+namespace nl = datapath::netlink;
+
+namespace {
+
+std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
+
+int family_of(const IpAddress& a) { return a.is_v4() ? AF_INET : AF_INET6; }
+
+// `ip rule add not fwmark MARK/MARK lookup TABLE pref PRIORITY proto 82`, or its del.
+int rule(int family, std::uint16_t type, const config::TunSettings& t) {
+  nl::Request req(type, type == RTM_NEWRULE ? NLM_F_CREATE | NLM_F_EXCL : 0);
+  auto* r = req.body<fib_rule_hdr>();
+  r->family = static_cast<std::uint8_t>(family);
+  r->action = FR_ACT_TO_TBL;
+  r->flags = FIB_RULE_INVERT;
+  r->table = RT_TABLE_UNSPEC;
+  req.attr_u32(FRA_TABLE, t.route_table);
+  req.attr_u32(FRA_PRIORITY, t.rule_priority);
+  req.attr_u32(FRA_FWMARK, t.bypass_mark);
+  req.attr_u32(FRA_FWMASK, t.bypass_mark);
+  req.attr_u8(FRA_PROTOCOL, datapath::kRouteProtocol);
+  return nl::transact(req);
+}
+
+int add_route(const Cidr& dst, unsigned ifindex, std::uint32_t table) {
+  nl::Request req(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE);
+  auto* r = req.body<rtmsg>();
+  r->rtm_family = static_cast<std::uint8_t>(family_of(dst.base()));
+  r->rtm_dst_len = dst.prefix_len();
+  r->rtm_table = RT_TABLE_UNSPEC;
+  r->rtm_protocol = datapath::kRouteProtocol;
+  r->rtm_scope = RT_SCOPE_LINK;
+  r->rtm_type = RTN_UNICAST;
+  req.attr_u32(RTA_TABLE, table);
+  req.attr(RTA_DST, dst.base().data(), dst.base().size());
+  req.attr_u32(RTA_OIF, ifindex);
+  return nl::transact(req);
+}
+
+int add_address(const IpAddress& a, std::uint8_t prefix, unsigned ifindex) {
+  nl::Request req(RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE);
+  auto* m = req.body<ifaddrmsg>();
+  m->ifa_family = static_cast<std::uint8_t>(family_of(a));
+  m->ifa_prefixlen = prefix;
+  m->ifa_index = ifindex;
+  m->ifa_flags = a.is_v6() ? IFA_F_NODAD : 0;
+  req.attr(IFA_LOCAL, a.data(), a.size());
+  req.attr(IFA_ADDRESS, a.data(), a.size());
+  return nl::transact(req);
+}
+
+}  // namespace
+
+Result<TunDevice> TunDevice::create(const config::TunSettings& tun, unsigned queues) {
+  TunDevice dev(tun);
+  for (unsigned i = 0; i < queues; ++i) {
+    int fd = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+      int err = errno;
+      return Error::kernel(err, "open /dev/net/tun: " + errno_text(err) +
+                                    (err == ENOENT ? " (modprobe tun)" : ""));
+    }
+    ifreq ifr{};
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_MULTI_QUEUE;
+    std::strncpy(ifr.ifr_name, tun.name.c_str(), IFNAMSIZ - 1);
+    if (::ioctl(fd, TUNSETIFF, &ifr) != 0) {
+      int err = errno;
+      ::close(fd);
+      std::string why = "TUNSETIFF " + tun.name + ": " + errno_text(err);
+      if (err == EBUSY || err == EINVAL)
+        why += " (a device of that name exists and is not a multi-queue TUN ramjetd may attach to)";
+      if (err == EPERM) why += " (IP endpoints need CAP_NET_ADMIN)";
+      return Error::kernel(err, why);
+    }
+    dev.queues_.push_back(fd);
+  }
+  {
+    int sock = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ifreq ifr{};
+    std::strncpy(ifr.ifr_name, tun.name.c_str(), IFNAMSIZ - 1);
+    int rc = sock < 0 ? -1 : ::ioctl(sock, SIOCGIFINDEX, &ifr);
+    int err = errno;
+    if (sock >= 0) ::close(sock);
+    if (rc != 0) return Error::kernel(err, "SIOCGIFINDEX " + tun.name + ": " + errno_text(err));
+    dev.ifindex_ = static_cast<unsigned>(ifr.ifr_ifindex);
+  }
+  if (auto r = dev.set_up(); !r.ok()) return r.error();
+  return dev;
+}
+
+Result<void> TunDevice::set_up() {
+  const auto& t = settings_;
+  // Before the link comes up: no IPv6 link-local address and no router solicitations,
+  // or the kernel's own multicast (RS, MLD) would be the first "flows" in the device.
+  for (const char* key : {"addr_gen_mode", "router_solicitations", "accept_ra"}) {
+    std::string path = "/proc/sys/net/ipv6/conf/" + t.name + "/" + key;
+    const char* value = std::string_view(key) == "addr_gen_mode" ? "1" : "0";
+    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      (void)::write(fd, value, 1);
+      ::close(fd);
+    }
+  }
+  int sock = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (sock < 0) return Error::kernel(errno, "socket");
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, t.name.c_str(), IFNAMSIZ - 1);
+  ifr.ifr_mtu = static_cast<int>(t.mtu);
+  int rc = ::ioctl(sock, SIOCSIFMTU, &ifr);
+  int err = errno;
+  if (rc == 0) {
+    rc = ::ioctl(sock, SIOCGIFFLAGS, &ifr);
+    err = errno;
+    if (rc == 0) {
+      ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
+      rc = ::ioctl(sock, SIOCSIFFLAGS, &ifr);
+      err = errno;
+    }
+  }
+  ::close(sock);
+  if (rc != 0) return Error::kernel(err, t.name + ": mtu/up: " + errno_text(err));
+  for (const auto& text : t.addresses) {
+    auto slash = text.find('/');
+    auto ip = IpAddress::parse(text.substr(0, slash));
+    auto cidr = Cidr::parse(text);  // validated by the config already
+    if (!ip || !cidr) return Error::config("tun.addresses: " + text);
+    if (int e = add_address(*ip, cidr->prefix_len(), ifindex_); e != 0)
+      return Error::kernel(-e, t.name + ": address " + text + ": " + errno_text(e));
+  }
+  bool family_used[2] = {false, false};
+  for (const Cidr& route : t.routes) {
+    family_used[route.base().is_v6()] = true;
+    if (int e = add_route(route, ifindex_, t.route_table); e != 0)
+      return Error::kernel(-e, t.name + ": route " + route.to_string() + " table " +
+                                   std::to_string(t.route_table) + ": " + errno_text(e));
+  }
+  for (int v6 = 0; v6 < 2; ++v6) {
+    if (!family_used[v6]) continue;
+    int family = v6 ? AF_INET6 : AF_INET;
+    // A crashed run's rule is ours (the same protocol, mark and table): replace it.
+    (void)rule(family, RTM_DELRULE, t);
+    if (int e = rule(family, RTM_NEWRULE, t); e != 0)
+      return Error::kernel(-e, t.name + ": rule not fwmark " + std::to_string(t.bypass_mark) +
+                                   " lookup " + std::to_string(t.route_table) + ": " +
+                                   errno_text(e));
+    rules_[v6] = true;
+  }
+  return {};
+}
+
+TunDevice::TunDevice(TunDevice&& o) noexcept
+    : settings_(std::move(o.settings_)), queues_(std::move(o.queues_)), ifindex_(o.ifindex_) {
+  rules_[0] = o.rules_[0];
+  rules_[1] = o.rules_[1];
+  o.rules_[0] = o.rules_[1] = false;
+  o.queues_.clear();
+}
+
+TunDevice::~TunDevice() {
+  for (int v6 = 0; v6 < 2; ++v6)
+    if (rules_[v6]) (void)rule(v6 ? AF_INET6 : AF_INET, RTM_DELRULE, settings_);
+  for (int fd : queues_)
+    if (fd >= 0) ::close(fd);
+}
+
+int TunDevice::take_queue(unsigned i) {
+  if (i >= queues_.size()) return -1;
+  int fd = queues_[i];
+  queues_[i] = -1;
+  return fd;
+}
+
+int open_ip_offramp(int family, std::uint32_t mark) {
+  // IPPROTO_RAW: the packet is sent as given, its own IP header included (IPv4: the
+  // kernel fills in the header checksum and the total length; IPv6: IPV6_HDRINCL).
+  int fd = ::socket(family, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_RAW);
+  if (fd < 0) return -errno;
+  if (::setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark) != 0) {
+    int err = errno;
+    ::close(fd);
+    return -err;
+  }
+  return fd;
+}
+
+}  // namespace ramjet::proxy
