@@ -111,7 +111,9 @@ class Api {
               : 0;
       out.push_back({{"id", config::endpoint_id(i)},
                      {"name", ep.name},
-                     {"onramp", ep.onramp == config::Onramp::kHttp ? "http" : "tcp"},
+                     {"onramp", ep.onramp == config::Onramp::kHttp  ? "http"
+                                : ep.onramp == config::Onramp::kUdp ? "udp"
+                                                                    : "tcp"},
                      {"listen", bound != r_.server.bound().end() ? bound->second.to_string()
                                                                  : ep.listen.to_string()},
                      {"transparent", ep.transparent},

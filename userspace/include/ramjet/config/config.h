@@ -240,6 +240,25 @@ struct AuthSettings {
   }
 };
 
+// Sessions of `onramp: udp` endpoints (docs/udp.md).
+struct UdpSettings {
+  milliseconds idle_timeout{60'000};
+  unsigned max_sessions = 10'000;
+  unsigned setup_queue = 64;
+
+  static void describe(settings::Fields<UdpSettings>& f) {
+    f("idle_timeout", &UdpSettings::idle_timeout,
+      "Close a session (its upstream socket) after this long without a datagram in either "
+      "direction.");
+    f("max_sessions", &UdpSettings::max_sessions,
+      "Sessions (client address and port) open at once on this endpoint, all workers "
+      "together; datagrams of new clients over it are dropped (udp_sessions_refused).");
+    f("setup_queue", &UdpSettings::setup_queue,
+      "Datagrams kept per session while its hooks and DNS run; more are dropped "
+      "(udp_dropped_setup_queue).");
+  }
+};
+
 // One tenant: where clients connect, how traffic arrives, where it goes.
 struct Endpoint {
   std::string name;
@@ -259,6 +278,7 @@ struct Endpoint {
   std::optional<SendProxyProtocolSettings> send_proxy_protocol;
   bool transparent = false;
   unsigned backlog = 4096;
+  UdpSettings udp;
   std::shared_ptr<void> app;  // an AppSchema::endpoint instance
 
   template <typename S>
@@ -272,10 +292,11 @@ struct Endpoint {
     f.required("listen", &Endpoint::listen,
                "Address to accept clients on: ip:port or [ipv6]:port.");
     f("onramp", &Endpoint::onramp,
-      "How traffic arrives: tcp (a plain TCP relay to upstream) or http (an HTTP/1.1 forward "
-      "proxy: CONNECT tunnels and absolute-form requests).");
+      "How traffic arrives: tcp (a plain TCP relay to upstream), http (an HTTP/1.1 forward "
+      "proxy: CONNECT tunnels and absolute-form requests) or udp (datagrams relayed to "
+      "upstream, a session per client address; docs/udp.md).");
     f("upstream", &Endpoint::upstream,
-      "Where tcp endpoints relay to (required): name:port, ip:port or [ipv6]:port. On an "
+      "Where tcp and udp endpoints relay to (required): name:port, ip:port or [ipv6]:port. On an "
       "http endpoint it turns on reverse-proxy mode: origin-form requests go to "
       "http://host[:port] or https://host[:port].");
     f("tls", &Endpoint::tls,
@@ -312,6 +333,7 @@ struct Endpoint {
       "Accept queue length of each listening socket (listen(2) backlog; the kernel caps it at "
       "net.core.somaxconn). Escalated flows that find it full take their rule's "
       "on_engine_unavailable.");
+    f("udp", &Endpoint::udp, "Sessions of udp endpoints.");
     f.slot("app", &Endpoint::app, kEndpointAppSlot,
            "The application's settings for this endpoint.");
   }
