@@ -115,9 +115,11 @@ test-unit:
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
 # The sanitizer pass: every unit test, and the integration cases whose code paths juggle
-# coroutine lifetimes most (HTTP/2 both ways, TLS, the HTTP/1.1 forward proxy); a
-# sanitizer report makes ramjetd exit non-zero, which fails the test at teardown.
-ASAN_INTEGRATION := h2_upstream h2_upstream_onramp h2_forward h2_connect tls_onramp http_forward
+# coroutine lifetimes most (HTTP/2 both ways, TLS, the HTTP/1.1 forward proxy, UDP sessions
+# and their multishot receive buffers); a sanitizer report makes ramjetd exit non-zero,
+# which fails the test at teardown.
+ASAN_INTEGRATION := h2_upstream h2_upstream_onramp h2_forward h2_connect tls_onramp http_forward \
+  udp_onramp
 
 test-asan: deps-npm
 	@$(MAKE) --no-print-directory build BUILD=asan

@@ -140,6 +140,16 @@ test('200 concurrent clients: a session and an upstream socket each, every reply
   await daemon.waitForCounter('udp_datagrams_to_client', 400);
 });
 
+test('source: 127.0.0.2 on a udp endpoint: every session\'s upstream socket is bound to it', async (t) => {
+  const echo = await startUdpEcho(t, 'echo');
+  const daemon = await startDaemon(t, {
+    config: { egress: LOOPBACK_ALLOWED, endpoints: [udpEndpoint('from', echo.address, { source: ['127.0.0.2'] })] },
+  });
+  const ep = daemon.endpoint('from');
+  for (const c of [await udpSocket(t), await udpSocket(t)]) assert.equal((await exchange(c, ep, Buffer.from('hi')))?.toString(), 'echo:hi');
+  assert.deepEqual([...echo.peers()].map((p) => p.slice(0, p.lastIndexOf(':'))), ['127.0.0.2', '127.0.0.2']);
+});
+
 test('udp.idle_timeout closes a quiet session (counted); the client\'s next datagram opens a new one', async (t) => {
   const echo = await startUdpEcho(t, 'echo');
   const daemon = await startDaemon(t, {
@@ -156,6 +166,27 @@ test('udp.idle_timeout closes a quiet session (counted); the client\'s next data
   assert.equal(await daemon.counter('udp_sessions_opened'), 2);
   // A new session is a new upstream socket.
   assert.equal(echo.peers().size, 2);
+});
+
+test('SIGTERM with UDP sessions open (one relaying, one refused by the guard): ramjetd exits at once, cleanly', async (t) => {
+  const echo = await startUdpEcho(t, 'echo');
+  const daemon = await startDaemon(t, {
+    config: {
+      server: { drain_timeout: '20s' },
+      egress: LOOPBACK_ALLOWED,
+      endpoints: [udpEndpoint('live', echo.address), udpEndpoint('guarded', '10.255.255.1:53')],
+    },
+  });
+  const c = await udpSocket(t);
+  assert.equal((await exchange(c, daemon.endpoint('live'), Buffer.from('hi')))?.toString(), 'echo:hi');
+  assert.equal(await exchange(c, daemon.endpoint('guarded'), Buffer.from('x'), 300), null);
+  assert.equal(await daemon.counter('egress_refused_private'), 1);
+  assert.equal(await daemon.counter('udp_sessions_active'), 2);
+  const started = Date.now();
+  const status = await daemon.stop(10_000);
+  assert.equal(status.killed, false);
+  assert.equal(status.code, 0);
+  assert.ok(Date.now() - started < 5_000, `drain took ${Date.now() - started} ms: UDP sessions must not wait for drain_timeout`);
 });
 
 test('udp.max_sessions: a client over the limit gets nothing, counted as udp_sessions_refused', async (t) => {

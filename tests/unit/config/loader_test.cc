@@ -544,7 +544,7 @@ TEST(LoadBad, EveryBadFileIsListed) {
   for (const auto& entry : std::filesystem::directory_iterator(testdata())) {
     if (entry.path().filename().string().rfind("bad_", 0) == 0) ++files;
   }
-  EXPECT_EQ(files, 46u);
+  EXPECT_EQ(files, 52u);
 }
 
 TEST(LoadFile, MissingFile) {
