@@ -22,7 +22,9 @@ std::span<const std::uint8_t> bytes(const std::string& s) {
   return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
 }
 
-DatagramPolicy trusted(bool required = true) { return {required, true}; }
+DatagramPolicy trusted(bool required = true) {
+  return {required, true};
+}
 
 TEST(ProxyProtocolDatagram, HeaderThenPayload) {
   const std::string d = encode_v2(udp4_header()) + "payload";

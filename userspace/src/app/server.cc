@@ -18,11 +18,11 @@
 #include "dns/resolver.h"
 #include "http/auth/proxy_auth.h"
 #include "proxy/h2_session.h"
+#include "proxy/h2_upstream.h"
 #include "proxy/http_session.h"
 #include "proxy/proxy_protocol_prologue.h"
 #include "proxy/tcp_session.h"
 #include "proxy/tls_streams.h"
-#include "proxy/h2_upstream.h"
 #include "proxy/udp_onramp.h"
 #include "proxy/upstream_pool.h"
 #include "proxy/worker_context.h"
@@ -493,8 +493,7 @@ Task<void> worker_main(WorkerContext& wc, runtime::Event& drain_requested,
   runtime::JoinSet loops;
   for (const auto& [e, fd] : fds) {
     if (wc.config.endpoints[e].onramp == config::Onramp::kUdp) {
-      udp.push_back(
-          std::make_unique<proxy::UdpOnramp>(wc, e, fd, &udp_sessions[e], &next_flow_id));
+      udp.push_back(std::make_unique<proxy::UdpOnramp>(wc, e, fd, &udp_sessions[e], &next_flow_id));
       loops.start(udp.back()->run());
       continue;
     }

@@ -331,10 +331,10 @@ Task<std::variant<EgressChain::Destinations, EgressError>> EgressChain::decide(H
   for (const auto& ip : sorted) addrs.emplace_back(ip, target.port);
   std::string proxy_header;
   if (ep_.send_proxy_protocol)
-    proxy_header = upstream_proxy_header(*ep_.send_proxy_protocol, info_, ed.proxy_protocol_tlvs,
-                                         ep_.onramp == config::Onramp::kUdp
-                                             ? ProxyHeader::Transport::kDgram
-                                             : ProxyHeader::Transport::kStream);
+    proxy_header =
+        upstream_proxy_header(*ep_.send_proxy_protocol, info_, ed.proxy_protocol_tlvs,
+                              ep_.onramp == config::Onramp::kUdp ? ProxyHeader::Transport::kDgram
+                                                                 : ProxyHeader::Transport::kStream);
   co_return Destinations{std::move(target), std::move(addrs), std::move(sources),
                          std::move(proxy_header)};
 }

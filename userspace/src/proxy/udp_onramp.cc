@@ -139,8 +139,8 @@ Task<void> UdpOnramp::receive_plain() {
       if (stopping_ || n == -ECANCELED) break;
       continue;
     }
-    if (auto peer = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&from),
-                                                 msg.msg_namelen))
+    if (auto peer =
+            SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&from), msg.msg_namelen))
       on_datagram(*peer, {buf.data(), static_cast<std::size_t>(n)},
                   (msg.msg_flags & MSG_TRUNC) != 0);
   }
@@ -243,8 +243,8 @@ std::pair<std::size_t, std::size_t> UdpOnramp::send_to_client(
   while (done < n) {
     // Non-blocking: a datagram the socket buffer cannot take now is dropped, as a router
     // would; waiting would stall every other session of this worker.
-    const int r = ::sendmmsg(fd_, msgs + done, static_cast<unsigned>(n - done),
-                             MSG_DONTWAIT | MSG_NOSIGNAL);
+    const int r =
+        ::sendmmsg(fd_, msgs + done, static_cast<unsigned>(n - done), MSG_DONTWAIT | MSG_NOSIGNAL);
     if (r <= 0) {
       counters_.add(Counter::udp_dropped_send_error);
       ++done;  // drop the one refused and try the rest

@@ -72,7 +72,7 @@ class UdpOnramp {
   std::unique_ptr<runtime::BufferRing> ring_;
   std::vector<std::uint8_t> scratch_;
   std::unordered_map<UdpFlowKey, UdpSession*, UdpFlowKeyHash> sessions_;
-  std::size_t live_ = 0;  // sessions whose coroutines have not ended
+  std::size_t live_ = 0;                        // sessions whose coroutines have not ended
   std::unique_ptr<runtime::Event> all_closed_;  // set by the last session once run() ends
 };
 

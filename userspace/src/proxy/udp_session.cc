@@ -31,7 +31,9 @@ UdpSession::UdpSession(UdpOnramp& onramp, telemetry::CounterRow& counters, UdpFl
   counters_.add(Counter::udp_sessions_active);
 }
 
-UdpSession::~UdpSession() { counters_.add(Counter::udp_sessions_active, -1); }
+UdpSession::~UdpSession() {
+  counters_.add(Counter::udp_sessions_active, -1);
+}
 
 void UdpSession::force_close(CloseReason why) {
   if (!close_reason_) close_reason_ = why;
@@ -125,11 +127,11 @@ Task<bool> UdpSession::open_upstream() {
   auto t0 = runtime::Clock::now();
   ConnectOverride ov = co_await wc_.hooks.egress_udp_connect_override(info_, addr, ctx_.get());
   if (auto* f = std::get_if<ConnectOverride::Refuse>(&ov.value)) {
-    trace_hook(info_, "egress.udp_connect_override", "refuse",
-               addr.to_string() + ": " + f->reason, t0);
+    trace_hook(info_, "egress.udp_connect_override", "refuse", addr.to_string() + ": " + f->reason,
+               t0);
     counters_.add(Counter::egress_blocked);
-    spdlog::info("flow {}: UDP upstream {} refused by EgressHook: {}", info_.id,
-                 addr.to_string(), f->reason);
+    spdlog::info("flow {}: UDP upstream {} refused by EgressHook: {}", info_.id, addr.to_string(),
+                 f->reason);
     close_reason_ = CloseReason::kBlockedEgress;
     co_return false;
   }
@@ -212,6 +214,9 @@ Task<void> UdpSession::relay() {
       if (!close_reason_) close_reason_ = CloseReason::kShutdown;
       break;
     }
+    // Every buffer of the worker's ring holds a datagram not yet sent on: the datagram
+    // waits in the socket until one is recycled.
+    if (n == -ENOBUFS) continue;
     if (n < 0) {
       // An ICMP error of an earlier datagram (port unreachable...): the upstream may
       // come back, as for any UDP peer; the idle timeout ends the session otherwise.
@@ -229,8 +234,8 @@ Task<void> UdpSession::relay() {
     std::size_t count = 0;
     batch[count++] = {ring.buffer(id), static_cast<std::size_t>(n)};
     while (count < UdpOnramp::kBatch) {
-      ssize_t m = ::recv(upstream_fd_, onramp_.scratch(count), UdpOnramp::kMaxDatagram,
-                         MSG_DONTWAIT);
+      ssize_t m =
+          ::recv(upstream_fd_, onramp_.scratch(count), UdpOnramp::kMaxDatagram, MSG_DONTWAIT);
       if (m < 0) break;
       batch[count] = {onramp_.scratch(count), static_cast<std::size_t>(m)};
       ++count;

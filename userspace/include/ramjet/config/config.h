@@ -296,8 +296,8 @@ struct Endpoint {
       "proxy: CONNECT tunnels and absolute-form requests) or udp (datagrams relayed to "
       "upstream, a session per client address; docs/udp.md).");
     f("upstream", &Endpoint::upstream,
-      "Where tcp and udp endpoints relay to (required): name:port, ip:port or [ipv6]:port. On an "
-      "http endpoint it turns on reverse-proxy mode: origin-form requests go to "
+      "Where tcp and udp endpoints relay to (required): name:port, ip:port or [ipv6]:port. An "
+      "http endpoint with one is a reverse proxy: origin-form requests go to "
       "http://host[:port] or https://host[:port].");
     f("tls", &Endpoint::tls,
       "Terminate TLS from clients (tcp: a TLS-terminating TCP proxy; http: an HTTPS proxy).");
@@ -323,8 +323,9 @@ struct Endpoint {
       "Read a PROXY protocol header (v1/v2) from trusted load balancers in front of this "
       "endpoint; the client address is then the header's (docs/proxy_protocol.md).");
     f("send_proxy_protocol", &Endpoint::send_proxy_protocol,
-      "Start every upstream connection with a PROXY header naming the client (v1 or v2, "
-      "before TLS); such connections are reused only by the same client connection.");
+      "Start each upstream connection with a PROXY header naming the client (v1 or v2, "
+      "before TLS); such connections are reused only by the same client connection. udp "
+      "endpoints: a v2 header leads every datagram (docs/udp.md).");
     f("transparent", &Endpoint::transparent,
       "tcp endpoints: take the flows datapath rules escalate and relay each to its original "
       "destination (no upstream). Needs CAP_NET_ADMIN. A twin listener of the "
