@@ -24,7 +24,7 @@ DEB_PACKAGES := g++ cmake ninja-build pkg-config clang llvm libclang-rt-14-dev \
   nodejs socat iperf3 curl python3 python3-prometheus-client procps iproute2 openssl \
   python3-scapy ethtool nftables tmux iputils-ping \
   android-libboringssl-dev libnghttp2-dev nghttp2-client python3-h2 nginx-light \
-  chromium-headless-shell haproxy
+  chromium-headless-shell haproxy bind9-dnsutils
 # Peers and load generators for `make bench` only.
 DEB_BENCH_PACKAGES := squid tinyproxy libnginx-mod-stream wrk netsniff-ng
 
@@ -115,9 +115,11 @@ test-unit:
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
 # The sanitizer pass: every unit test, and the integration cases whose code paths juggle
-# coroutine lifetimes most (HTTP/2 both ways, TLS, the HTTP/1.1 forward proxy); a
-# sanitizer report makes ramjetd exit non-zero, which fails the test at teardown.
-ASAN_INTEGRATION := h2_upstream h2_upstream_onramp h2_forward h2_connect tls_onramp http_forward
+# coroutine lifetimes most (HTTP/2 both ways, TLS, the HTTP/1.1 forward proxy, UDP sessions
+# and their multishot receive buffers, IP flows waiting for their hook); a sanitizer report
+# makes ramjetd exit non-zero, which fails the test at teardown.
+ASAN_INTEGRATION := h2_upstream h2_upstream_onramp h2_forward h2_connect tls_onramp http_forward \
+  udp_onramp ip_onramp
 
 test-asan: deps-npm
 	@$(MAKE) --no-print-directory build BUILD=asan

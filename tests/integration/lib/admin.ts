@@ -53,6 +53,7 @@ export type HookName =
   | 'egress.dns_resolve_override'
   | 'egress.handle_upstream_ips'
   | 'egress.tcp_connect_override'
+  | 'egress.udp_connect_override'
   | 'egress.handle_connection_established'
   | 'ingress.handle_connection_close'
   | 'lifecycle.stop';

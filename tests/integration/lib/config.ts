@@ -137,6 +137,11 @@ export function tcpEndpoint(name: string, upstream: string, extra: Partial<Endpo
   return { name, listen: '127.0.0.1:0', onramp: 'tcp', upstream, ...extra };
 }
 
+/** A UDP endpoint (docs/udp.md) on 127.0.0.1 and an ephemeral port. */
+export function udpEndpoint(name: string, upstream: string, extra: Partial<EndpointConfig> = {}): EndpointConfig {
+  return { name, listen: '127.0.0.1:0', onramp: 'udp', upstream, ...extra };
+}
+
 const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Deep-merges plain objects; arrays and scalars in `override` replace those in `base`. */

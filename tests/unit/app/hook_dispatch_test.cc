@@ -144,6 +144,9 @@ TEST(HookDispatch, MissingHooksBehaveAsDefaults) {
   auto ov =
       run_now(set.egress_tcp_connect_override(conn, *SocketAddress::parse("1.2.3.4:1"), ctx.get()));
   EXPECT_TRUE(std::holds_alternative<ConnectOverride::Continue>(ov.value));
+  auto udp = run_now(
+      set.egress_udp_connect_override(conn, *SocketAddress::parse("1.2.3.4:53"), ctx.get()));
+  EXPECT_TRUE(std::holds_alternative<ConnectOverride::Continue>(udp.value));
 }
 
 }  // namespace

@@ -507,6 +507,23 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"bad_proxy_protocol_version.yaml", false,
                 "bad.yaml:7:21: endpoints[0].proxy_protocol.versions[1]: unknown PROXY protocol "
                 "version 3 (1 or 2)"},
+        BadCase{"bad_udp_tls.yaml", false,
+                "bad.yaml:7:7: endpoints[0].tls: udp endpoints relay datagrams as they are (no "
+                "TLS; DTLS and QUIC are not terminated here)"},
+        BadCase{"bad_udp_proxy_protocol_v1.yaml", false,
+                "bad.yaml:8:17: endpoints[0].proxy_protocol.versions: PROXY headers over UDP "
+                "are version 2 only (docs/udp.md): list 2"},
+        BadCase{"bad_udp_max_sessions.yaml", false,
+                "bad.yaml:8:21: endpoints[0].udp.max_sessions: at least one session (got 0)"},
+        BadCase{"bad_udp_unknown_key.yaml", false,
+                "bad.yaml:7:7: endpoints[0].udp.sessions: unknown key (expected one of: "
+                "idle_timeout, max_sessions, setup_queue)"},
+        BadCase{"bad_udp_send_v1.yaml", false,
+                "bad.yaml:7:16: endpoints[0].send_proxy_protocol.version: PROXY headers over "
+                "UDP are version 2 only (docs/udp.md)"},
+        BadCase{"bad_udp_no_upstream.yaml", false,
+                "bad.yaml:2:5: endpoints[0]: missing required key \"upstream\" (udp endpoints "
+                "relay to it)"},
         BadCase{"bad_proxy_protocol_mode.yaml", false,
                 "bad.yaml:6:13: endpoints[0].proxy_protocol.mode: invalid value \"on\" "
                 "(expected one of: off, optional, required)"},
@@ -527,7 +544,7 @@ TEST(LoadBad, EveryBadFileIsListed) {
   for (const auto& entry : std::filesystem::directory_iterator(testdata())) {
     if (entry.path().filename().string().rfind("bad_", 0) == 0) ++files;
   }
-  EXPECT_EQ(files, 46u);
+  EXPECT_EQ(files, 52u);
 }
 
 TEST(LoadFile, MissingFile) {

@@ -18,12 +18,13 @@
 #include "dns/resolver.h"
 #include "http/auth/proxy_auth.h"
 #include "proxy/h2_session.h"
+#include "proxy/h2_upstream.h"
 #include "proxy/http_session.h"
 #include "proxy/ip_onramp.h"
 #include "proxy/proxy_protocol_prologue.h"
 #include "proxy/tcp_session.h"
 #include "proxy/tls_streams.h"
-#include "proxy/h2_upstream.h"
+#include "proxy/udp_onramp.h"
 #include "proxy/upstream_pool.h"
 #include "proxy/worker_context.h"
 #include "runtime/thread.h"
@@ -68,6 +69,24 @@ Result<int> open_listener(const SocketAddress& addr, bool transparent, unsigned 
   socklen_t len = addr.to_sockaddr(ss);
   if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 ||
       ::listen(fd, static_cast<int>(backlog)) != 0) {
+    int err = errno;
+    ::close(fd);
+    return Error::kernel(err, strerror(err));
+  }
+  return fd;
+}
+
+// One worker's socket of a udp endpoint: SO_REUSEPORT spreads clients over the workers
+// by their 4-tuple, so each client's datagrams reach one worker's session table.
+Result<int> open_udp_socket(const SocketAddress& addr) {
+  int fd = ::socket(addr.family(), SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return Error::kernel(errno, std::string("socket: ") + strerror(errno));
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  sockaddr_storage ss;
+  socklen_t len = addr.to_sockaddr(ss);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
     int err = errno;
     ::close(fd);
     return Error::kernel(err, strerror(err));
@@ -306,6 +325,7 @@ Result<void> Server::bind_listeners() {
   listen_fds_.assign(workers_, std::vector<int>(config_.endpoints.size(), -1));
   twin_fds_.assign(workers_, std::vector<int>(config_.endpoints.size(), -1));
   tun_fds_.assign(workers_, std::vector<int>(config_.endpoints.size(), -1));
+  udp_sessions_ = std::make_unique<std::atomic<std::uint32_t>[]>(config_.endpoints.size());
   for (std::size_t e = 0; e < config_.endpoints.size(); ++e) {
     const auto& ep = config_.endpoints[e];
     if (ep.onramp == config::Onramp::kIp) {
@@ -318,8 +338,9 @@ Result<void> Server::bind_listeners() {
       continue;
     }
     SocketAddress addr = ep.listen;
+    const bool udp = ep.onramp == config::Onramp::kUdp;
     for (unsigned w = 0; w < workers_; ++w) {
-      auto fd = open_listener(addr, ep.transparent, ep.backlog);
+      auto fd = udp ? open_udp_socket(addr) : open_listener(addr, ep.transparent, ep.backlog);
       if (!fd.ok()) {
         return Error::config("endpoint " + ep.name + ": cannot listen on " + addr.to_string() +
                              ": " + fd.error().message);
@@ -472,14 +493,22 @@ void Server::wait() {
 }
 
 namespace {
-// fds[i] serves endpoint endpoints[i] (twins repeat an endpoint).
+// fds[i] serves endpoint endpoints[i] (twins repeat an endpoint); udp_sessions[e]
+// counts the sessions of udp endpoint e.
 Task<void> worker_main(WorkerContext& wc, runtime::Event& drain_requested,
                        const std::vector<std::pair<std::size_t, int>>& fds,
                        const std::vector<std::pair<std::size_t, int>>& tun_fds,
+                       std::atomic<std::uint32_t>* udp_sessions,
                        std::chrono::milliseconds drain_timeout) {
   std::vector<std::unique_ptr<runtime::MultishotAccept>> accepts;
+  std::vector<std::unique_ptr<proxy::UdpOnramp>> udp;
   runtime::JoinSet loops;
   for (const auto& [e, fd] : fds) {
+    if (wc.config.endpoints[e].onramp == config::Onramp::kUdp) {
+      udp.push_back(std::make_unique<proxy::UdpOnramp>(wc, e, fd, &udp_sessions[e], &next_flow_id));
+      loops.start(udp.back()->run());
+      continue;
+    }
     accepts.push_back(std::make_unique<runtime::MultishotAccept>(wc.worker, fd));
     loops.start(accept_loop(wc, e, fd, *accepts.back()));
   }
@@ -493,6 +522,7 @@ Task<void> worker_main(WorkerContext& wc, runtime::Event& drain_requested,
   wc.draining = true;
   for (auto& a : accepts) a->cancel();
   for (auto& ip : ip_onramps) ip->stop();
+  for (auto& u : udp) u->stop();
   co_await loops.wait();
 
   if (!wc.sessions.empty()) {
@@ -546,8 +576,8 @@ void Server::worker_thread(unsigned index) {
     if (fd >= 0) tun_fds.emplace_back(e, fd);
     fd = -1;
   }
-  slot.worker.spawn(
-      worker_main(wc, slot.drain_requested, fds, tun_fds, config_.server.drain_timeout));
+  slot.worker.spawn(worker_main(wc, slot.drain_requested, fds, tun_fds, udp_sessions_.get(),
+                                config_.server.drain_timeout));
   slot.context.store(&wc, std::memory_order_release);
   slot.worker.run();
   slot.context.store(nullptr, std::memory_order_release);

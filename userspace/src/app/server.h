@@ -110,6 +110,8 @@ class Server {
   std::vector<std::unique_ptr<WorkerSlot>> slots_;
   // Shared by every worker: server.max_connections is a limit for the daemon.
   std::atomic<std::uint32_t> open_connections_{0};
+  // udp_sessions_[endpoint]: sessions open on a udp endpoint, all workers (udp.max_sessions).
+  std::unique_ptr<std::atomic<std::uint32_t>[]> udp_sessions_;
   std::vector<std::thread> threads_;
 };
 

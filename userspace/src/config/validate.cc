@@ -262,6 +262,44 @@ void validate_ip_endpoint(const Config& config, std::size_t i, const Node* node,
   }
 }
 
+// What a udp endpoint cannot have, and its own settings.
+void validate_udp(const Endpoint& ep, const Node* node, Mark ep_mark, const std::string& path,
+                  settings::ParseContext& ctx) {
+  if (ep.onramp != Onramp::kUdp) return;
+  if (!ep.upstream && !ep.transparent)
+    ctx.error(ep_mark, path, "missing required key \"upstream\" (udp endpoints relay to it)");
+  if (ep.upstream && ep.upstream->scheme != UpstreamTarget::Scheme::kNone)
+    ctx.error(mark_of(node, "upstream", ep_mark), path + ".upstream",
+              "udp endpoints relay datagrams to host:port");
+  for (const char* key : {"tls", "upstream_tls"})
+    if (node && node->find(key))
+      ctx.error(mark_of(node, key, ep_mark), path + "." + key,
+                "udp endpoints relay datagrams as they are (no TLS; DTLS and QUIC are not "
+                "terminated here)");
+  const Node* pp_node = node ? node->find("proxy_protocol") : nullptr;
+  if (ep.proxy_protocol.enabled() && !ep.proxy_protocol.accepts(2))
+    ctx.error(mark_of(pp_node, "versions", mark_of(node, "proxy_protocol", ep_mark)),
+              path + ".proxy_protocol.versions",
+              "PROXY headers over UDP are version 2 only (docs/udp.md): list 2");
+  if (ep.send_proxy_protocol && ep.send_proxy_protocol->version != 2) {
+    const Node* send_node = node ? node->find("send_proxy_protocol") : nullptr;
+    ctx.error(mark_of(send_node, "version", mark_of(node, "send_proxy_protocol", ep_mark)),
+              path + ".send_proxy_protocol.version",
+              "PROXY headers over UDP are version 2 only (docs/udp.md)");
+  }
+  const Node* udp_node = node ? node->find("udp") : nullptr;
+  Mark udp_mark = mark_of(node, "udp", ep_mark);
+  if (ep.udp.idle_timeout.count() <= 0)
+    ctx.error(mark_of(udp_node, "idle_timeout", udp_mark), path + ".udp.idle_timeout",
+              "a session must be allowed a positive idle time");
+  if (ep.udp.max_sessions < 1)
+    ctx.error(mark_of(udp_node, "max_sessions", udp_mark), path + ".udp.max_sessions",
+              "at least one session (got 0)");
+  if (ep.udp.setup_queue < 1 || ep.udp.setup_queue > 4096)
+    ctx.error(mark_of(udp_node, "setup_queue", udp_mark), path + ".udp.setup_queue",
+              "must be between 1 and 4096 (got " + std::to_string(ep.udp.setup_queue) + ")");
+}
+
 void validate_endpoints(const Config& config, const Node& root, settings::ParseContext& ctx) {
   const Node* section = root.find("endpoints");
   Mark section_mark = section ? section->mark : root.mark;
@@ -316,6 +354,7 @@ void validate_endpoints(const Config& config, const Node& root, settings::ParseC
                 "an http endpoint's upstream (reverse-proxy mode) is http://host[:port] or "
                 "https://host[:port]");
     }
+    validate_udp(ep, node, ep_mark, path, ctx);
     validate_tls(ep, node, ep_mark, path, ctx);
     validate_source(ep, node, ep_mark, path, ctx);
     validate_proxy_protocol(ep, node, ep_mark, path, ctx);
@@ -327,6 +366,8 @@ void validate_endpoints(const Config& config, const Node& root, settings::ParseC
     // Port 0 asks the kernel for a fresh port, so two of them never collide.
     if (ep.listen.port() != 0) {
       for (std::size_t j = 0; j < i; ++j) {
+        // UDP and TCP ports are separate: a udp endpoint may share a tcp one's address.
+        if ((config.endpoints[j].onramp == Onramp::kUdp) != (ep.onramp == Onramp::kUdp)) continue;
         const SocketAddress& other = config.endpoints[j].listen;
         std::string other_path = settings::index_path("endpoints", j);
         if (other == ep.listen) {

@@ -170,11 +170,12 @@ std::string reuse_key_for(std::string tls_name, const EgressChain::Destinations&
 }
 
 std::string upstream_proxy_header(const config::SendProxyProtocolSettings& send,
-                                  const ConnectionInfo& info, const std::vector<ProxyTlv>& extra) {
+                                  const ConnectionInfo& info, const std::vector<ProxyTlv>& extra,
+                                  ProxyHeader::Transport transport) {
   ProxyHeader h;
   h.version = send.version == 1 ? ProxyHeader::Version::kV1 : ProxyHeader::Version::kV2;
   h.command = ProxyHeader::Command::kProxy;
-  h.transport = ProxyHeader::Transport::kStream;
+  h.transport = transport;
   // The address the client connected to: an incoming header's, as it named the client.
   SocketAddress to = info.local;
   if (info.proxy_header && info.proxy_header->client() && info.proxy_header->destination)
@@ -330,7 +331,10 @@ Task<std::variant<EgressChain::Destinations, EgressError>> EgressChain::decide(H
   for (const auto& ip : sorted) addrs.emplace_back(ip, target.port);
   std::string proxy_header;
   if (ep_.send_proxy_protocol)
-    proxy_header = upstream_proxy_header(*ep_.send_proxy_protocol, info_, ed.proxy_protocol_tlvs);
+    proxy_header =
+        upstream_proxy_header(*ep_.send_proxy_protocol, info_, ed.proxy_protocol_tlvs,
+                              ep_.onramp == config::Onramp::kUdp ? ProxyHeader::Transport::kDgram
+                                                                 : ProxyHeader::Transport::kStream);
   co_return Destinations{std::move(target), std::move(addrs), std::move(sources),
                          std::move(proxy_header)};
 }

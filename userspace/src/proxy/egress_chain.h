@@ -105,9 +105,11 @@ std::optional<IpAddress> source_for(const std::vector<IpAddress>& sources, const
 std::string reuse_key_for(std::string tls_name, const EgressChain::Destinations& dest);
 
 // The PROXY header `send` asks for on an upstream connection of `info`'s client, with
-// the decision's extra TLVs.
-std::string upstream_proxy_header(const config::SendProxyProtocolSettings& send,
-                                  const ConnectionInfo& info, const std::vector<ProxyTlv>& extra);
+// the decision's extra TLVs; `transport` is kDgram for the datagrams of a udp endpoint.
+std::string upstream_proxy_header(
+    const config::SendProxyProtocolSettings& send, const ConnectionInfo& info,
+    const std::vector<ProxyTlv>& extra,
+    ProxyHeader::Transport transport = ProxyHeader::Transport::kStream);
 
 void record_hook(const ConnectionInfo& info, const char* hook, std::string_view decision,
                  std::string detail, std::chrono::steady_clock::time_point started);

@@ -68,6 +68,10 @@ Task<bool> consume(runtime::Worker& worker, int fd, std::size_t n) {
 
 }  // namespace
 
+telemetry::Counter proxy_protocol_counter(pp::Reason r) {
+  return counter_of(r);
+}
+
 Task<bool> read_proxy_protocol(WorkerContext& wc, const config::Endpoint& ep,
                                telemetry::CounterRow& counters, int fd, ConnectionInfo& info) {
   const config::ProxyProtocolSettings& cfg = ep.proxy_protocol;

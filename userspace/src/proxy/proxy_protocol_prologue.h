@@ -4,6 +4,7 @@
 #pragma once
 
 #include "proxy/worker_context.h"
+#include "proxy_protocol/reason.h"
 #include "ramjet/hooks/connection.h"
 #include "ramjet/task.h"
 
@@ -14,6 +15,9 @@ namespace ramjet::proxy {
 // `info` gets proxy_header, and client/proxied_by when the header names the client.
 // False: the connection is to be closed (counted as proxy_protocol_<reason>, logged).
 // With the endpoint's proxy_protocol off it returns true at once.
+// The counter proxy_protocol_<reason> of `r`.
+telemetry::Counter proxy_protocol_counter(proxy_protocol::Reason r);
+
 Task<bool> read_proxy_protocol(WorkerContext& wc, const config::Endpoint& ep,
                                telemetry::CounterRow& counters, int fd, ConnectionInfo& info);
 

@@ -351,6 +351,18 @@ OpAwaitable Worker::send(int fd, const void* buf, std::size_t len, int flags) {
   return OpAwaitable{this, sqe};
 }
 
+OpAwaitable Worker::recvmsg(int fd, msghdr* msg, unsigned flags) {
+  io_uring_sqe* sqe = get_sqe();
+  io_uring_prep_recvmsg(sqe, fd, msg, flags);
+  return OpAwaitable{this, sqe};
+}
+
+OpAwaitable Worker::sendmsg(int fd, const msghdr* msg, unsigned flags) {
+  io_uring_sqe* sqe = get_sqe();
+  io_uring_prep_sendmsg(sqe, fd, msg, flags);
+  return OpAwaitable{this, sqe};
+}
+
 OpAwaitable Worker::recv_select(int fd, std::uint16_t group, std::size_t len) {
   io_uring_sqe* sqe = get_sqe();
   io_uring_prep_recv(sqe, fd, nullptr, len, 0);
@@ -422,6 +434,36 @@ std::coroutine_handle<> MultishotAccept::on_cqe(Op* op, int res, std::uint32_t f
   auto* self = static_cast<MultishotAccept*>(op->owner);
   if (!(flags & IORING_CQE_F_MORE)) self->armed_ = false;
   self->results_.push_back(res);
+  return std::exchange(self->waiter_, {});
+}
+
+// ---------------------------------------------------------------- MultishotRecvmsg
+
+MultishotRecvmsg::MultishotRecvmsg(Worker& w, int fd, std::uint16_t group, unsigned name_len)
+    : worker_(w), fd_(fd), group_(group) {
+  shape_.msg_namelen = name_len;
+  op_.on_cqe = &MultishotRecvmsg::on_cqe;
+  op_.owner = this;
+}
+
+void MultishotRecvmsg::arm() {
+  if (armed_) return;
+  io_uring_sqe* sqe = worker_.get_sqe();
+  io_uring_prep_recvmsg_multishot(sqe, fd_, &shape_, 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = group_;
+  io_uring_sqe_set_data(sqe, &op_);
+  armed_ = true;
+}
+
+void MultishotRecvmsg::cancel() {
+  if (armed_) worker_.cancel_op(&op_);
+}
+
+std::coroutine_handle<> MultishotRecvmsg::on_cqe(Op* op, int res, std::uint32_t flags) {
+  auto* self = static_cast<MultishotRecvmsg*>(op->owner);
+  if (!(flags & IORING_CQE_F_MORE)) self->armed_ = false;
+  self->results_.push_back({res, flags});
   return std::exchange(self->waiter_, {});
 }
 

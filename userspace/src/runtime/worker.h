@@ -150,6 +150,9 @@ class Worker {
   OpAwaitable connect(int fd, const sockaddr* addr, socklen_t len, CancelSlot* slot = nullptr);
   OpAwaitable recv(int fd, void* buf, std::size_t len, int flags = 0);
   OpAwaitable send(int fd, const void* buf, std::size_t len, int flags = MSG_NOSIGNAL);
+  // One datagram with its address (`msg` and what it points to live in the caller's frame).
+  OpAwaitable recvmsg(int fd, msghdr* msg, unsigned flags = 0);
+  OpAwaitable sendmsg(int fd, const msghdr* msg, unsigned flags = MSG_NOSIGNAL);
   // Receive into a buffer chosen by the kernel from `group` (see BufferRing).
   // On success res is the length and the buffer id is (flags >> IORING_CQE_BUFFER_SHIFT).
   OpAwaitable recv_select(int fd, std::uint16_t group, std::size_t len);
@@ -174,6 +177,7 @@ class Worker {
   friend struct OpAwaitable;
   friend class CancelSlot;
   friend class MultishotAccept;
+  friend class MultishotRecvmsg;
   io_uring_sqe* get_sqe();
   void cancel_op(Op* op);
   void add_deadline(OpAwaitable* a);
@@ -251,6 +255,56 @@ class MultishotAccept {
   Op op_;
   bool armed_ = false;
   std::deque<int> results_;
+  std::coroutine_handle<> waiter_;
+};
+
+// Multishot recvmsg on one datagram socket with buffers from a BufferRing: one SQE yields
+// a CQE per datagram, each in a buffer laid out as io_uring_recvmsg_out, then the source
+// address (name_len bytes), then the payload (see liburing's io_uring_recvmsg_*). next()
+// returns {res, flags}: res < 0 is an error, else the buffer id is
+// flags >> IORING_CQE_BUFFER_SHIFT and the owner recycles it. Arming, idle() and
+// armed() are as for MultishotAccept; -ENOBUFS (no free buffer) ends the stream.
+class MultishotRecvmsg {
+ public:
+  // `name_len`: room for the source address (sizeof(sockaddr_storage) is plenty).
+  MultishotRecvmsg(Worker& w, int fd, std::uint16_t group, unsigned name_len);
+  MultishotRecvmsg(const MultishotRecvmsg&) = delete;
+  MultishotRecvmsg& operator=(const MultishotRecvmsg&) = delete;
+
+  void arm();
+  void cancel();
+  bool armed() const { return armed_; }
+  bool idle() const { return !armed_ && results_.empty(); }
+  // The header multishot receives were armed with, for io_uring_recvmsg_validate.
+  msghdr* shape() { return &shape_; }
+
+  struct Completion {
+    int res;
+    std::uint32_t flags;
+  };
+  auto next() {
+    struct Awaiter {
+      MultishotRecvmsg* m;
+      bool await_ready() const noexcept { return !m->results_.empty(); }
+      void await_suspend(std::coroutine_handle<> h) noexcept { m->waiter_ = h; }
+      Completion await_resume() noexcept {
+        Completion c = m->results_.front();
+        m->results_.pop_front();
+        return c;
+      }
+    };
+    return Awaiter{this};
+  }
+
+ private:
+  static std::coroutine_handle<> on_cqe(Op* op, int res, std::uint32_t flags);
+  Worker& worker_;
+  int fd_;
+  std::uint16_t group_;
+  msghdr shape_{};
+  Op op_;
+  bool armed_ = false;
+  std::deque<Completion> results_;
   std::coroutine_handle<> waiter_;
 };
 

@@ -146,7 +146,33 @@ enum class CounterKind : std::uint8_t {
     "Requests sent to upstreams as HTTP/2 streams")                                            \
   X(upstream_h2_refused, kCounter, upstream_h2_refused,                                          \
     "HTTP/2 upstream streams the origin did not process (REFUSED_STREAM, above a GOAWAY)")     \
-  X(upstream_h2_goaways, kCounter, upstream_h2_goaways, "GOAWAY frames received from upstreams") \
+  X(upstream_h2_goaways, kCounter, upstream_h2_goaways, "GOAWAY frames received from upstreams")     \
+  X(udp_sessions_opened, kCounter, udp_sessions_opened,                                          \
+    "UDP sessions opened (a new client address and port on a udp endpoint)")                   \
+  X(udp_sessions_active, kGauge, udp_sessions_active, "UDP sessions open now")                 \
+  X(udp_sessions_refused, kCounter, udp_sessions_refused,                                        \
+    "Datagrams of new UDP clients dropped: udp.max_sessions sessions were open")               \
+  X(udp_sessions_idle_closed, kCounter, udp_sessions_idle_closed,                                \
+    "UDP sessions closed after udp.idle_timeout without a datagram")                           \
+  X(udp_datagrams_from_client, kCounter, udp_datagrams_from_client,                              \
+    "Datagrams relayed from UDP clients to upstreams")                                         \
+  X(udp_datagrams_to_client, kCounter, udp_datagrams_to_client,                                  \
+    "Datagrams relayed from upstreams to UDP clients")                                         \
+  X(udp_bytes_from_client, kCounter, udp_received_bytes,                                         \
+    "Payload bytes relayed from UDP clients to upstreams")                                     \
+  X(udp_bytes_to_client, kCounter, udp_sent_bytes,                                               \
+    "Payload bytes relayed from upstreams to UDP clients")                                     \
+  /* udp_dropped_<reason>: one per proxy::UdpDrop, in its order (static_asserted) */           \
+  X(udp_dropped_blocked, kCounter, udp_dropped_blocked,                                          \
+    "Datagrams dropped: their session was refused by a hook, the egress guard or DNS")         \
+  X(udp_dropped_setup_queue, kCounter, udp_dropped_setup_queue,                                  \
+    "Datagrams dropped: more than udp.setup_queue arrived while the session was set up")       \
+  X(udp_dropped_proxy_protocol, kCounter, udp_dropped_proxy_protocol,                            \
+    "Datagrams dropped: no acceptable PROXY v2 header (reason in proxy_protocol_<reason>)")    \
+  X(udp_dropped_truncated, kCounter, udp_dropped_truncated,                                      \
+    "Datagrams dropped: larger than the receive buffer (64 KiB)")                              \
+  X(udp_dropped_send_error, kCounter, udp_dropped_send_error,                                    \
+    "Datagrams dropped: the kernel refused to send them (buffer full, ICMP error)") \
   X(ip_packets, kCounter, ip_packets, "Packets read from an ip endpoint's TUN device")              \
   X(ip_bytes, kCounter, ip_bytes, "Bytes of the packets read from the TUN device")                   \
   X(ip_forwarded, kCounter, ip_forwarded, "Packets sent on through the IP off-ramp")                 \

@@ -4,6 +4,8 @@
 //   handle_connection -> dns_resolve_override (names only) -> DNS -> handle_upstream_ips
 //   -> egress guard -> [per attempt: tcp_connect_override -> connect]
 //   -> handle_connection_established
+// A UDP session (onramp: udp) takes the same steps up to the guard, then
+// udp_connect_override once for the first address, connect, handle_connection_established.
 #pragma once
 
 #include <chrono>
@@ -116,6 +118,14 @@ class EgressHook {
   }
 
   virtual Task<ConnectOverride> tcp_connect_override(const ConnectionInfo& /*conn*/,
+                                                     const SocketAddress& /*addr*/, Ctx& /*ctx*/) {
+    co_return ConnectOverride::proceed();
+  }
+
+  // UDP sessions: the address the session's upstream socket connects to (the first the
+  // steps above left). Redirect replaces it (e.g. a per-client backend); Refuse drops
+  // the session's datagrams. The egress guard has already passed; a redirect is trusted.
+  virtual Task<ConnectOverride> udp_connect_override(const ConnectionInfo& /*conn*/,
                                                      const SocketAddress& /*addr*/, Ctx& /*ctx*/) {
     co_return ConnectOverride::proceed();
   }

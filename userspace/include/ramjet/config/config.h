@@ -272,6 +272,25 @@ struct TunSettings {
   }
 };
 
+// Sessions of `onramp: udp` endpoints (docs/udp.md).
+struct UdpSettings {
+  milliseconds idle_timeout{60'000};
+  unsigned max_sessions = 10'000;
+  unsigned setup_queue = 64;
+
+  static void describe(settings::Fields<UdpSettings>& f) {
+    f("idle_timeout", &UdpSettings::idle_timeout,
+      "Close a session (its upstream socket) after this long without a datagram in either "
+      "direction.");
+    f("max_sessions", &UdpSettings::max_sessions,
+      "Sessions (client address and port) open at once on this endpoint, all workers "
+      "together; datagrams of new clients over it are dropped (udp_sessions_refused).");
+    f("setup_queue", &UdpSettings::setup_queue,
+      "Datagrams kept per session while its hooks and DNS run; more are dropped "
+      "(udp_dropped_setup_queue).");
+  }
+};
+
 // One tenant: where clients connect, how traffic arrives, where it goes.
 struct Endpoint {
   std::string name;
@@ -291,6 +310,7 @@ struct Endpoint {
   std::optional<SendProxyProtocolSettings> send_proxy_protocol;
   bool transparent = false;
   unsigned backlog = 4096;
+  UdpSettings udp;
   std::optional<TunSettings> tun;
   milliseconds flow_idle_timeout{60'000};
   unsigned max_flows = 65536;
@@ -308,11 +328,12 @@ struct Endpoint {
       "Address to accept clients on: ip:port or [ipv6]:port (required but on ip endpoints).");
     f("onramp", &Endpoint::onramp,
       "How traffic arrives: tcp (a plain TCP relay to upstream), http (an HTTP/1.1 forward "
-      "proxy: CONNECT tunnels and absolute-form requests) or ip (IP packets from a TUN "
+      "proxy: CONNECT tunnels and absolute-form requests), udp (datagrams relayed to "
+      "upstream, a session per client address; docs/udp.md) or ip (IP packets from a TUN "
       "device, see tun).");
     f("upstream", &Endpoint::upstream,
-      "Where tcp endpoints relay to (required): name:port, ip:port or [ipv6]:port. On an "
-      "http endpoint it turns on reverse-proxy mode: origin-form requests go to "
+      "Where tcp and udp endpoints relay to (required): name:port, ip:port or [ipv6]:port. An "
+      "http endpoint with one is a reverse proxy: origin-form requests go to "
       "http://host[:port] or https://host[:port].");
     f("tls", &Endpoint::tls,
       "Terminate TLS from clients (tcp: a TLS-terminating TCP proxy; http: an HTTPS proxy).");
@@ -338,8 +359,9 @@ struct Endpoint {
       "Read a PROXY protocol header (v1/v2) from trusted load balancers in front of this "
       "endpoint; the client address is then the header's (docs/proxy_protocol.md).");
     f("send_proxy_protocol", &Endpoint::send_proxy_protocol,
-      "Begin each upstream connection with a PROXY header naming the client (v1 or v2, "
-      "sent before TLS); such a connection is reused only by the same client connection.");
+      "Start each upstream connection with a PROXY header naming the client (v1 or v2, "
+      "before TLS); such connections are reused only by the same client connection. udp "
+      "endpoints: a v2 header leads every datagram (docs/udp.md).");
     f("transparent", &Endpoint::transparent,
       "tcp endpoints: take the flows datapath rules escalate and relay each to its original "
       "destination (no upstream). Needs CAP_NET_ADMIN. A twin listener of the "
@@ -348,6 +370,7 @@ struct Endpoint {
       "Accept queue length of each listening socket (listen(2) backlog; the kernel caps it at "
       "net.core.somaxconn). Escalated flows that find it full take their rule's "
       "on_engine_unavailable.");
+    f("udp", &Endpoint::udp, "Sessions of udp endpoints.");
     f("tun", &Endpoint::tun,
       "ip endpoints: the TUN device packets arrive on (required for onramp: ip).");
     f("flow_idle_timeout", &Endpoint::flow_idle_timeout,

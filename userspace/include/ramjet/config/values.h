@@ -36,7 +36,7 @@ struct OptionalListen {
 enum class LogLevel : std::uint8_t { kTrace, kDebug, kInfo, kWarn, kError, kOff };
 enum class AccessLogFormat : std::uint8_t { kText, kJson, kOff };
 enum class IpFamily : std::uint8_t { kIpv6, kIpv4 };
-enum class Onramp : std::uint8_t { kTcp, kHttp, kIp };
+enum class Onramp : std::uint8_t { kTcp, kHttp, kUdp, kIp };
 enum class RelayMode : std::uint8_t { kSplice, kBuffer };
 enum class DatapathAction : std::uint8_t { kPass, kDrop, kFastpath, kEscalate, kRatelimit };
 enum class RuleProto : std::uint8_t { kAny, kTcp, kUdp, kIcmp, kIcmpv6 };
@@ -189,6 +189,7 @@ struct EnumNames<config::Onramp> {
   static constexpr std::pair<config::Onramp, std::string_view> values[] = {
       {config::Onramp::kTcp, "tcp"},
       {config::Onramp::kHttp, "http"},
+      {config::Onramp::kUdp, "udp"},
       {config::Onramp::kIp, "ip"},
   };
 };

@@ -40,6 +40,8 @@ class HookSet {
                                                              UpstreamIps& ips, void* ctx) = 0;
   virtual Task<ConnectOverride> egress_tcp_connect_override(const ConnectionInfo& c,
                                                             const SocketAddress& a, void* ctx) = 0;
+  virtual Task<ConnectOverride> egress_udp_connect_override(const ConnectionInfo& c,
+                                                            const SocketAddress& a, void* ctx) = 0;
   virtual void egress_handle_connection_established(const ConnectionInfo& c,
                                                     const EstablishedInfo& e, void* ctx) = 0;
 
@@ -108,6 +110,10 @@ class TypedHookSet final : public HookSet {
   Task<ConnectOverride> egress_tcp_connect_override(const ConnectionInfo& c, const SocketAddress& a,
                                                     void* ctx) override {
     return hooks_.egress->tcp_connect_override(c, a, *static_cast<Ctx*>(ctx));
+  }
+  Task<ConnectOverride> egress_udp_connect_override(const ConnectionInfo& c, const SocketAddress& a,
+                                                    void* ctx) override {
+    return hooks_.egress->udp_connect_override(c, a, *static_cast<Ctx*>(ctx));
   }
   void egress_handle_connection_established(const ConnectionInfo& c, const EstablishedInfo& e,
                                             void* ctx) override {

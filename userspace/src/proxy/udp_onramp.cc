@@ -1,0 +1,262 @@
+#include "proxy/udp_onramp.h"
+
+#include <netinet/in.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "proxy/proxy_protocol_prologue.h"
+#include "proxy/udp_session.h"
+#include "proxy_protocol/datagram.h"
+
+namespace ramjet::proxy {
+namespace {
+
+namespace pp = ramjet::proxy_protocol;
+using telemetry::Counter;
+
+// Provided-buffer groups of udp endpoints: one per endpoint, after the worker's own (1).
+constexpr std::uint16_t kFirstGroup = 100;
+constexpr unsigned kRingBuffers = 64;
+// A buffer holds io_uring_recvmsg_out, the source address and a whole datagram.
+constexpr unsigned kRingBufferSize = UdpOnramp::kMaxDatagram + 256;
+
+// An address as the endpoint's socket takes it: a dual-stack IPv6 socket sends to IPv4
+// clients through their v4-mapped form.
+socklen_t to_socket_address(const SocketAddress& a, int socket_family, sockaddr_storage& ss) {
+  if (socket_family == AF_INET6 && a.ip().is_v4()) {
+    std::uint8_t mapped[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    std::memcpy(mapped + 12, a.ip().data(), 4);
+    return SocketAddress(IpAddress::from_bytes(IpAddress::Family::kV6, mapped), a.port())
+        .to_sockaddr(ss);
+  }
+  return a.to_sockaddr(ss);
+}
+
+}  // namespace
+
+UdpOnramp::UdpOnramp(WorkerContext& wc, std::size_t endpoint_index, int fd,
+                     std::atomic<std::uint32_t>* open_sessions, NextFlowId next_id)
+    : wc_(wc),
+      ep_(wc.config.endpoints[endpoint_index]),
+      counters_(wc.stats.endpoint(endpoint_index)),
+      fd_(fd),
+      open_sessions_(open_sessions),
+      next_id_(next_id),
+      scratch_(kBatch * kMaxDatagram) {
+  sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0)
+    if (auto a = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len)) local_ = *a;
+  try {
+    ring_ = std::make_unique<runtime::BufferRing>(
+        wc.worker, static_cast<std::uint16_t>(kFirstGroup + endpoint_index), kRingBuffers,
+        kRingBufferSize);
+  } catch (const std::exception& e) {
+    spdlog::info("endpoint {}: no provided buffers ({}): plain recvmsg", ep_.name, e.what());
+  }
+}
+
+UdpOnramp::~UdpOnramp() = default;
+
+void UdpOnramp::stop() {
+  stopping_ = true;
+  wc_.worker.cancel_fd(fd_);
+}
+
+Task<void> UdpOnramp::run() {
+  bool unsupported = ring_ == nullptr;
+  if (!unsupported) co_await receive_multishot(unsupported);
+  if (unsupported && !stopping_) co_await receive_plain();
+  // The socket goes with the loop: replies of the sessions have nowhere to go.
+  std::vector<UdpSession*> left;
+  for (auto& [key, s] : sessions_) left.push_back(s);
+  for (UdpSession* s : left) s->force_close(CloseReason::kShutdown);
+  if (live_ > 0) {
+    all_closed_ = std::make_unique<runtime::Event>();
+    co_await all_closed_->wait();
+  }
+  ::close(fd_);
+}
+
+Task<void> UdpOnramp::receive_multishot(bool& unsupported) {
+  runtime::MultishotRecvmsg ms(wc_.worker, fd_, ring_->group(), sizeof(sockaddr_storage));
+  bool received = false;
+  for (;;) {
+    if (ms.idle()) {
+      if (stopping_) break;
+      ms.arm();
+    }
+    const auto c = co_await ms.next();
+    if (c.res < 0) {
+      if (ms.armed()) continue;
+      if (stopping_ || c.res == -ECANCELED) break;
+      if (!received && (c.res == -EINVAL || c.res == -EOPNOTSUPP)) {
+        unsupported = true;  // a kernel without multishot recvmsg (before 6.0)
+        break;
+      }
+      // -ENOBUFS: every buffer was in use; they are recycled by now, so arm again.
+      if (c.res != -ENOBUFS) spdlog::warn("endpoint {}: recvmsg: {}", ep_.name, strerror(-c.res));
+      continue;
+    }
+    received = true;
+    const unsigned id = c.flags >> IORING_CQE_BUFFER_SHIFT;
+    std::uint8_t* buf = ring_->buffer(id);
+    if (io_uring_recvmsg_out* out = io_uring_recvmsg_validate(buf, c.res, ms.shape())) {
+      auto* name = static_cast<sockaddr*>(io_uring_recvmsg_name(out));
+      auto* payload = static_cast<std::uint8_t*>(io_uring_recvmsg_payload(out, ms.shape()));
+      const unsigned n = io_uring_recvmsg_payload_length(out, c.res, ms.shape());
+      const bool truncated = (out->flags & MSG_TRUNC) != 0;
+      if (auto peer = SocketAddress::from_sockaddr(name, out->namelen))
+        on_datagram(*peer, {payload, n}, truncated);
+    }
+    ring_->recycle(id);
+  }
+  // A multishot ends with a last CQE; none may be left in flight when `ms` goes.
+  while (!ms.idle()) {
+    ms.cancel();
+    const auto c = co_await ms.next();
+    if (c.res >= 0) ring_->recycle(c.flags >> IORING_CQE_BUFFER_SHIFT);
+  }
+}
+
+Task<void> UdpOnramp::receive_plain() {
+  std::vector<std::uint8_t> buf(kMaxDatagram);
+  while (!stopping_) {
+    sockaddr_storage from;
+    iovec iov{buf.data(), buf.size()};
+    msghdr msg{};
+    msg.msg_name = &from;
+    msg.msg_namelen = sizeof from;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    const int n = co_await wc_.worker.recvmsg(fd_, &msg);
+    if (n < 0) {
+      if (stopping_ || n == -ECANCELED) break;
+      continue;
+    }
+    if (auto peer =
+            SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&from), msg.msg_namelen))
+      on_datagram(*peer, {buf.data(), static_cast<std::size_t>(n)},
+                  (msg.msg_flags & MSG_TRUNC) != 0);
+  }
+}
+
+void UdpOnramp::on_datagram(const SocketAddress& peer, std::span<const std::uint8_t> data,
+                            bool truncated) {
+  if (truncated) {
+    counters_.add(Counter::udp_dropped_truncated);
+    return;
+  }
+  SocketAddress client = peer;
+  std::optional<ProxyHeader> header;
+  if (ep_.proxy_protocol.enabled()) {
+    pp::DatagramPolicy policy;
+    policy.required = ep_.proxy_protocol.mode == config::ProxyProtocolMode::kRequired;
+    policy.trusted = ep_.proxy_protocol.trusts(peer.ip());
+    ProxyHeader h;
+    const pp::DatagramResult r = pp::parse_datagram(data, h, policy);
+    if (r.verdict == pp::DatagramVerdict::kDrop) {
+      counters_.add(proxy_protocol_counter(r.reason));
+      counters_.add(Counter::udp_dropped_proxy_protocol);
+      spdlog::debug("endpoint {}: datagram from {} dropped: PROXY v2 {} (at byte {})", ep_.name,
+                    peer.to_string(), pp::to_string(r.reason), r.offset);
+      return;
+    }
+    if (r.verdict == pp::DatagramVerdict::kHeader) {
+      data = data.subspan(r.payload_offset);
+      if (auto c = h.client()) client = *c;
+      header = std::move(h);
+    }
+  }
+
+  UdpFlowKey key{client, local_};
+  if (auto it = sessions_.find(key); it != sessions_.end()) {
+    it->second->from_client(data, peer);
+    return;
+  }
+  if (stopping_ || wc_.draining) return;
+  const std::uint32_t max = ep_.udp.max_sessions;
+  if (open_sessions_->fetch_add(1, std::memory_order_relaxed) >= max) {
+    open_sessions_->fetch_sub(1, std::memory_order_relaxed);
+    counters_.add(Counter::udp_sessions_refused);
+    return;
+  }
+  ConnectionInfo info;
+  info.id = next_id_();
+  info.endpoint = ep_.name;
+  info.worker = wc_.worker.index();
+  info.endpoint_app_settings = ep_.app.get();
+  info.client = client;
+  info.local = local_;
+  if (header) {
+    counters_.add(Counter::proxy_protocol_headers);
+    if (header->client()) {
+      info.proxied_by = peer;
+      // The address the load balancer's client sent to, as for TCP.
+      if (header->destination) info.local = *header->destination;
+    }
+    info.proxy_header = std::make_shared<const ProxyHeader>(std::move(*header));
+  }
+  auto s = std::make_unique<UdpSession>(*this, counters_, key, std::move(info));
+  UdpSession* raw = s.get();
+  sessions_.emplace(std::move(key), raw);
+  raw->from_client(data, peer);
+  ++live_;
+  wc_.worker.spawn(drive(std::move(s)));
+}
+
+Task<void> UdpOnramp::drive(std::unique_ptr<UdpSession> s) {
+  co_await s->run();
+  s.reset();
+  open_sessions_->fetch_sub(1, std::memory_order_relaxed);
+  if (--live_ == 0 && all_closed_) all_closed_->set();
+}
+
+void UdpOnramp::erase(UdpSession* s) {
+  auto it = sessions_.find(s->key());
+  if (it != sessions_.end() && it->second == s) sessions_.erase(it);
+}
+
+std::pair<std::size_t, std::size_t> UdpOnramp::send_to_client(
+    const SocketAddress& to, std::span<const std::span<const std::uint8_t>> datagrams) {
+  sockaddr_storage ss;
+  const socklen_t len = to_socket_address(to, local_.family(), ss);
+  mmsghdr msgs[kBatch];
+  iovec iov[kBatch];
+  const std::size_t n = std::min(datagrams.size(), kBatch);
+  for (std::size_t i = 0; i < n; ++i) {
+    iov[i] = {const_cast<std::uint8_t*>(datagrams[i].data()), datagrams[i].size()};
+    msgs[i] = {};
+    msgs[i].msg_hdr.msg_name = &ss;
+    msgs[i].msg_hdr.msg_namelen = len;
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+  }
+  std::size_t done = 0;
+  std::size_t sent = 0;
+  std::size_t bytes = 0;
+  while (done < n) {
+    // Non-blocking: a datagram the socket buffer cannot take now is dropped, as a router
+    // would; waiting would stall every other session of this worker.
+    const int r =
+        ::sendmmsg(fd_, msgs + done, static_cast<unsigned>(n - done), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (r <= 0) {
+      counters_.add(Counter::udp_dropped_send_error);
+      ++done;  // drop the one refused and try the rest
+      continue;
+    }
+    for (int i = 0; i < r; ++i) bytes += datagrams[done + static_cast<std::size_t>(i)].size();
+    done += static_cast<std::size_t>(r);
+    sent += static_cast<std::size_t>(r);
+  }
+  counters_.add(Counter::udp_datagrams_to_client, static_cast<std::int64_t>(sent));
+  counters_.add(Counter::udp_bytes_to_client, static_cast<std::int64_t>(bytes));
+  return {sent, bytes};
+}
+
+}  // namespace ramjet::proxy

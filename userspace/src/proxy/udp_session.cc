@@ -1,0 +1,267 @@
+#include "proxy/udp_session.h"
+
+#include <netinet/in.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "proxy/egress_chain.h"
+#include "proxy/relay.h"
+#include "proxy/udp_onramp.h"
+
+namespace ramjet::proxy {
+
+using telemetry::Counter;
+
+UdpSession::UdpSession(UdpOnramp& onramp, telemetry::CounterRow& counters, UdpFlowKey key,
+                       ConnectionInfo info)
+    : Session(onramp.context(), counters),
+      onramp_(onramp),
+      ep_(onramp.endpoint()),
+      key_(std::move(key)),
+      reply_to_(info.proxied_by.value_or(info.client)),
+      info_(std::move(info)) {
+  started_ = last_activity_ = runtime::Clock::now();
+  bind_view({&info_, &stats_, &no_relay_, &started_});
+  counters_.add(Counter::udp_sessions_opened);
+  counters_.add(Counter::udp_sessions_active);
+}
+
+UdpSession::~UdpSession() {
+  counters_.add(Counter::udp_sessions_active, -1);
+}
+
+void UdpSession::force_close(CloseReason why) {
+  if (!close_reason_) close_reason_ = why;
+  if (upstream_fd_ >= 0) wc_.worker.cancel_fd(upstream_fd_);
+  linger_slot_.cancel();
+}
+
+void UdpSession::from_client(std::span<const std::uint8_t> payload, const SocketAddress& peer) {
+  last_activity_ = runtime::Clock::now();
+  reply_to_ = peer;
+  switch (phase_) {
+    case Phase::kRelaying:
+      send_upstream(payload);
+      return;
+    case Phase::kSettingUp:
+      if (queued_.size() >= ep_.udp.setup_queue) {
+        counters_.add(Counter::udp_dropped_setup_queue);
+        return;
+      }
+      queued_.emplace_back(reinterpret_cast<const char*>(payload.data()), payload.size());
+      return;
+    case Phase::kBlocked:
+      counters_.add(Counter::udp_dropped_blocked);
+      return;
+  }
+}
+
+void UdpSession::send_upstream(std::span<const std::uint8_t> payload) {
+  // The PROXY header and the payload leave as one datagram (docs/udp.md).
+  iovec iov[2];
+  int n = 0;
+  if (!proxy_header_.empty()) iov[n++] = {proxy_header_.data(), proxy_header_.size()};
+  iov[n++] = {const_cast<std::uint8_t*>(payload.data()), payload.size()};
+  msghdr msg{};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = static_cast<std::size_t>(n);
+  // A connected UDP socket: the kernel sends at once or refuses (a full buffer, an ICMP
+  // error of an earlier datagram); it never makes us wait, so no ring round trip.
+  if (::sendmsg(upstream_fd_, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+    counters_.add(Counter::udp_dropped_send_error);
+    return;
+  }
+  counters_.add(Counter::udp_datagrams_from_client);
+  counters_.add(Counter::udp_bytes_from_client, static_cast<std::int64_t>(payload.size()));
+  stats_.bytes_from_client += payload.size();
+}
+
+Task<void> UdpSession::run() {
+  ctx_ = wc_.hooks.make_connection_context();
+  set_state(SessionState::kHooks);
+  bool open = false;
+  if (co_await ingress_blocks(info_, ctx_.get())) {
+    close_reason_ = CloseReason::kBlockedIngress;
+  } else if (!close_reason_) {
+    set_state(SessionState::kConnecting);
+    open = co_await open_upstream();
+  }
+  if (open && !close_reason_) {
+    phase_ = Phase::kRelaying;
+    set_state(SessionState::kRelaying);
+    for (const std::string& d : queued_)
+      send_upstream({reinterpret_cast<const std::uint8_t*>(d.data()), d.size()});
+    queued_.clear();
+    queued_.shrink_to_fit();
+    co_await relay();
+  } else {
+    phase_ = Phase::kBlocked;
+    counters_.add(Counter::udp_dropped_blocked, static_cast<std::int64_t>(queued_.size()));
+    queued_.clear();
+    queued_.shrink_to_fit();
+    // Refused by a hook, the guard or DNS: keep dropping the client's datagrams until it
+    // is idle. Shut down or killed: end now.
+    const bool ended = close_reason_ && (*close_reason_ == CloseReason::kShutdown ||
+                                         *close_reason_ == CloseReason::kKilled);
+    if (!ended) co_await linger();
+  }
+  finish();
+}
+
+Task<bool> UdpSession::open_upstream() {
+  EgressChain chain(wc_, counters_, info_, ctx_.get(), ep_, audited_decisions());
+  auto decided = co_await chain.decide(ep_.upstream->target);
+  if (auto* e = std::get_if<EgressError>(&decided)) {
+    close_reason_ = e->close_reason();
+    co_return false;
+  }
+  auto& dest = std::get<EgressChain::Destinations>(decided);
+  // One address: a datagram has no handshake to race, so the first the hooks, DNS and
+  // the guard left (in happy-eyeballs order) is the one.
+  SocketAddress addr = dest.addresses.front();
+  auto t0 = runtime::Clock::now();
+  ConnectOverride ov = co_await wc_.hooks.egress_udp_connect_override(info_, addr, ctx_.get());
+  if (auto* f = std::get_if<ConnectOverride::Refuse>(&ov.value)) {
+    trace_hook(info_, "egress.udp_connect_override", "refuse", addr.to_string() + ": " + f->reason,
+               t0);
+    counters_.add(Counter::egress_blocked);
+    spdlog::info("flow {}: UDP upstream {} refused by EgressHook: {}", info_.id, addr.to_string(),
+                 f->reason);
+    close_reason_ = CloseReason::kBlockedEgress;
+    co_return false;
+  }
+  const char* decision = "continue";
+  if (auto* r = std::get_if<ConnectOverride::Redirect>(&ov.value)) {
+    addr = r->to;
+    decision = "redirect";
+  }
+  trace_hook(
+      info_, "egress.udp_connect_override", decision, [&] { return addr.to_string(); }, t0);
+  if (close_reason_) co_return false;
+
+  counters_.add(Counter::connect_attempts);
+  int fd = ::socket(addr.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    close_reason_ = CloseReason::kConnectFailure;
+    co_return false;
+  }
+  auto fail = [&](const char* what) {
+    int err = errno;
+    spdlog::info("flow {}: UDP upstream {}: {}: {}", info_.id, addr.to_string(), what,
+                 std::strerror(err));
+    ::close(fd);
+    counters_.add(Counter::connect_failures);
+    close_reason_ = CloseReason::kConnectFailure;
+    return false;
+  };
+  if (!dest.sources.empty()) {
+    std::optional<IpAddress> from = source_for(dest.sources, addr);
+    if (!from) {
+      errno = EAFNOSUPPORT;  // a redirect to a family without a source address
+      co_return fail("no source address of its family");
+    }
+    int one = 1;
+    // The port is picked at connect(), so source ports are not used up by the bind.
+    ::setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    sockaddr_storage local;
+    socklen_t local_len = SocketAddress(*from, 0).to_sockaddr(local);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&local), local_len) != 0)
+      co_return fail("cannot bind the source address");
+  }
+  sockaddr_storage ss;
+  socklen_t len = addr.to_sockaddr(ss);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) co_return fail("connect");
+  upstream_fd_ = fd;
+  proxy_header_ = std::move(dest.proxy_header);
+  stats_.upstream = addr.to_string();
+
+  EstablishedInfo est;
+  est.upstream = addr;
+  est.attempts = 1;
+  socklen_t llen = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &llen) == 0)
+    if (auto l = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), llen))
+      est.local = *l;
+  t0 = runtime::Clock::now();
+  wc_.hooks.egress_handle_connection_established(info_, est, ctx_.get());
+  trace_hook(
+      info_, "egress.handle_connection_established", "established",
+      [&] { return addr.to_string(); }, t0);
+  co_return true;
+}
+
+Task<void> UdpSession::relay() {
+  const auto idle = ep_.udp.idle_timeout;
+  runtime::BufferRing& ring = *wc_.buffers;
+  for (;;) {
+    if (close_reason_) break;
+    const auto left = last_activity_ + idle - runtime::Clock::now();
+    if (left <= std::chrono::nanoseconds::zero()) {
+      close_reason_ = CloseReason::kIdleTimeout;
+      counters_.add(Counter::udp_sessions_idle_closed);
+      break;
+    }
+    auto op = wc_.worker.recv_select(upstream_fd_, ring.group(), ring.buffer_size());
+    op.with_timeout(left);
+    const int n = co_await op;
+    if (n == -ETIMEDOUT) continue;  // the idle check above decides (a client may have sent)
+    if (n == -ECANCELED) {
+      if (!close_reason_) close_reason_ = CloseReason::kShutdown;
+      break;
+    }
+    // Every buffer of the worker's ring holds a datagram not yet sent on: the datagram
+    // waits in the socket until one is recycled.
+    if (n == -ENOBUFS) continue;
+    if (n < 0) {
+      // An ICMP error of an earlier datagram (port unreachable...): the upstream may
+      // come back, as for any UDP peer; the idle timeout ends the session otherwise.
+      if (n == -ECONNREFUSED || n == -EHOSTUNREACH || n == -ENETUNREACH) {
+        counters_.add(Counter::udp_dropped_send_error);
+        continue;
+      }
+      close_reason_ = CloseReason::kUpstreamError;
+      break;
+    }
+    const unsigned id = op.op.flags >> IORING_CQE_BUFFER_SHIFT;
+    last_activity_ = runtime::Clock::now();
+    // The first datagram from the ring, then whatever else is queued, in one sendmmsg.
+    std::span<const std::uint8_t> batch[UdpOnramp::kBatch];
+    std::size_t count = 0;
+    batch[count++] = {ring.buffer(id), static_cast<std::size_t>(n)};
+    while (count < UdpOnramp::kBatch) {
+      ssize_t m =
+          ::recv(upstream_fd_, onramp_.scratch(count), UdpOnramp::kMaxDatagram, MSG_DONTWAIT);
+      if (m < 0) break;
+      batch[count] = {onramp_.scratch(count), static_cast<std::size_t>(m)};
+      ++count;
+    }
+    auto [sent, bytes] = onramp_.send_to_client(reply_to_, {batch, count});
+    ring.recycle(id);
+    stats_.bytes_to_client += bytes;
+    (void)sent;
+  }
+}
+
+Task<void> UdpSession::linger() {
+  const auto idle = ep_.udp.idle_timeout;
+  for (;;) {
+    const auto left = last_activity_ + idle - runtime::Clock::now();
+    if (left <= std::chrono::nanoseconds::zero()) break;
+    if (co_await wc_.worker.sleep(left, &linger_slot_) == -ECANCELED) break;
+  }
+}
+
+void UdpSession::finish() {
+  if (upstream_fd_ >= 0) ::close(upstream_fd_);
+  upstream_fd_ = -1;
+  onramp_.erase(this);
+  // -1: the client's socket is the endpoint's, shared by every session.
+  close_epilogue(-1, info_, stats_, close_reason_, started_, ctx_.get());
+}
+
+}  // namespace ramjet::proxy

@@ -1,0 +1,76 @@
+// UdpSession: one client (address and port) of an `onramp: udp` endpoint, from its first
+// datagram until udp.idle_timeout passes without one either way (docs/udp.md).
+//
+//   first datagram -> [PROXY v2 hook] -> IngressHook -> EgressHook (handle_connection,
+//   DNS, handle_upstream_ips, guard) -> udp_connect_override -> connected socket ->
+//   handle_connection_established -> relaying until idle -> handle_connection_close
+//
+// Datagrams that arrive while the hooks run wait in a short queue (udp.setup_queue). A
+// session its hooks refused stays in the table until idle, dropping its datagrams
+// (udp_dropped_blocked), so a blocked client costs no hook call per datagram.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "proxy/session.h"
+#include "proxy/udp_flow_key.h"
+#include "proxy/worker_context.h"
+#include "ramjet/hooks/connection.h"
+#include "ramjet/task.h"
+
+namespace ramjet::proxy {
+
+class UdpOnramp;
+
+class UdpSession final : public Session {
+ public:
+  UdpSession(UdpOnramp& onramp, telemetry::CounterRow& counters, UdpFlowKey key,
+             ConnectionInfo info);
+  ~UdpSession() override;
+
+  // The whole life of the session; it leaves the on-ramp's table at the end.
+  Task<void> run();
+  // A datagram of this client's, received from `peer` (the client itself, or the load
+  // balancer that sent it with a PROXY header): relayed, queued or dropped and counted.
+  void from_client(std::span<const std::uint8_t> payload, const SocketAddress& peer);
+  void force_close(CloseReason why) override;
+
+  const UdpFlowKey& key() const { return key_; }
+
+ private:
+  enum class Phase : std::uint8_t { kSettingUp, kRelaying, kBlocked };
+
+  // Hooks, DNS and the connected upstream socket; false with close_reason_ set when the
+  // session may not go anywhere.
+  Task<bool> open_upstream();
+  void send_upstream(std::span<const std::uint8_t> payload);
+  // Upstream datagrams to the client until idle or closed.
+  Task<void> relay();
+  // A refused session: drop the client's datagrams until it is idle.
+  Task<void> linger();
+  void finish();
+
+  UdpOnramp& onramp_;
+  const config::Endpoint& ep_;
+  UdpFlowKey key_;
+  SocketAddress reply_to_;  // where replies go: the last sender of the client's datagrams
+  ConnectionInfo info_;
+  std::shared_ptr<void> ctx_;
+  ConnectionStats stats_;
+  std::unique_ptr<Relay> no_relay_;  // Session::View wants one; datagrams need none
+  runtime::Clock::time_point started_;
+  runtime::Clock::time_point last_activity_;
+  Phase phase_ = Phase::kSettingUp;
+  std::vector<std::string> queued_;  // datagrams received while setting up
+  int upstream_fd_ = -1;
+  std::string proxy_header_;  // send_proxy_protocol: before every upstream datagram
+  std::optional<CloseReason> close_reason_;
+  runtime::CancelSlot linger_slot_;
+};
+
+}  // namespace ramjet::proxy
