@@ -95,6 +95,7 @@ test('dig through the UDP on-ramp gets the DNS server\'s answer; one session, co
   assert.ok((await daemon.counter('udp_bytes_to_client')) > 12, 'a DNS answer is more than its header');
   const listed = await daemon.admin('GET', '/v1/connections');
   assert.match(listed.body, /"endpoint":"dns"/, 'the session is listed as a connection');
+  assert.match(listed.body, /"endpoint":"dns"[^}]*"proto":"udp"/, 'as a UDP one');
 });
 
 test('iperf3 -u through the UDP on-ramp (its control connection through a tcp endpoint on the same port)', async (t) => {

@@ -95,7 +95,7 @@ void write_kernel(CharWriter& w, const datapath::KernelFlow& k, const std::strin
 }
 
 std::size_t engine_bound(const EngineConnection& c) {
-  return 480 + CharWriter::json_str_bound(c.endpoint) + CharWriter::json_str_bound(c.state);
+  return 500 + CharWriter::json_str_bound(c.endpoint) + CharWriter::json_str_bound(c.state);
 }
 
 void write_engine(CharWriter& w, const EngineConnection& c) {
@@ -128,6 +128,7 @@ void write_engine(CharWriter& w, const EngineConnection& c) {
     w.lit("true");
   else
     w.lit("false");
+  w.lit(c.proto == IPPROTO_UDP ? ",\"proto\":\"udp\"" : ",\"proto\":\"tcp\"");
   w.lit(",\"age_ms\":");
   w.u64(c.age_ms);
   w.lit(",\"bytes_from_client\":");
@@ -214,6 +215,8 @@ Result<EngineConnection> connection_from_json(const nlohmann::json& j) {
       c.upstream = SocketAddress::parse(j["upstream"].get<std::string>());
     c.state = j.at("state").get<std::string>();
     c.escalated = j.at("escalated").get<bool>();
+    // Older daemons did not write it: their engine connections were all TCP.
+    if (j.contains("proto") && j["proto"] == "udp") c.proto = IPPROTO_UDP;
     c.age_ms = j.at("age_ms").get<std::uint64_t>();
     c.bytes_from_client = j.at("bytes_from_client").get<std::uint64_t>();
     c.bytes_to_client = j.at("bytes_to_client").get<std::uint64_t>();
@@ -249,7 +252,7 @@ std::string_view FlowView::verdict() const {
 }
 
 std::uint8_t FlowView::proto() const {
-  return kernel ? kernel->proto : std::uint8_t{IPPROTO_TCP};
+  return kernel ? kernel->proto : engine ? engine->proto : std::uint8_t{IPPROTO_TCP};
 }
 
 SocketAddress FlowView::src() const {

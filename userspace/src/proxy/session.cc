@@ -94,6 +94,7 @@ telemetry::ConnectionEvent connection_event(const ConnectionInfo& info,
   e.src = info.client;
   e.dst = info.local;
   e.escalated = info.escalated;
+  e.proto = info.transport == ConnectionInfo::Transport::kUdp ? "udp" : "tcp";
   e.time = std::chrono::system_clock::now();
   if (closed) {
     e.closed = true;
@@ -115,6 +116,7 @@ telemetry::EngineConnection Session::describe() const {
   c.proxied_by = info.proxied_by;
   c.local = info.local;
   c.escalated = info.escalated;
+  c.proto = info.transport == ConnectionInfo::Transport::kUdp ? IPPROTO_UDP : IPPROTO_TCP;
   c.state = to_string(state_);
   if (!view_.stats->upstream.empty()) c.upstream = SocketAddress::parse(view_.stats->upstream);
   c.bytes_from_client = view_.stats->bytes_from_client;

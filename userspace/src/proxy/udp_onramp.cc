@@ -189,6 +189,7 @@ void UdpOnramp::on_datagram(const SocketAddress& peer, std::span<const std::uint
   ConnectionInfo info;
   info.id = next_id_();
   info.endpoint = ep_.name;
+  info.transport = ConnectionInfo::Transport::kUdp;
   info.worker = wc_.worker.index();
   info.endpoint_app_settings = ep_.app.get();
   info.client = client;

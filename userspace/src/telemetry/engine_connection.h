@@ -22,6 +22,7 @@ struct EngineConnection {
   std::optional<SocketAddress> upstream;
   std::string state;  // "hooks", "connecting", "relaying", "closing", ...
   bool escalated = false;
+  std::uint8_t proto = 6;  // IPPROTO_TCP, or IPPROTO_UDP for a udp endpoint's session
   std::uint64_t age_ms = 0;
   std::uint64_t bytes_from_client = 0;
   std::uint64_t bytes_to_client = 0;

@@ -23,9 +23,9 @@ std::string to_json(const ConnectionEvent& e) {
   fmt::format_to(it, R"("dst":"{}",)", e.dst.to_string());
   if (e.closed) fmt::format_to(it, R"("duration_ms":{},)", e.duration_ms);
   fmt::format_to(it,
-                 R"("endpoint":{},"flow_id":{},"proto":"tcp","src":"{}","time":"{}",)"
+                 R"("endpoint":{},"flow_id":{},"proto":"{}","src":"{}","time":"{}",)"
                  R"("type":"{}","verdict":"{}","worker":{}}})",
-                 nlohmann::json(e.endpoint).dump(), e.flow_id, e.src.to_string(),
+                 nlohmann::json(e.endpoint).dump(), e.flow_id, e.proto, e.src.to_string(),
                  rfc3339_ms(e.time), e.closed ? "connection_close" : "connection_open",
                  e.escalated ? "ESCALATE" : "ENGINE", e.worker);
   return out;

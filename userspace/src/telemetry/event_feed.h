@@ -32,6 +32,7 @@ struct ConnectionEvent {
   SocketAddress src;  // the PROXY header's source when the endpoint reads one
   SocketAddress dst;
   bool escalated = false;
+  const char* proto = "tcp";  // "tcp" or "udp" (a udp endpoint's session)
   std::chrono::system_clock::time_point time;
   bool closed = false;  // the fields below are only written for a close
   std::uint64_t bytes_from_client = 0;

@@ -46,6 +46,10 @@ struct ConnectionInfo {
   // endpoint: `local` is then the original destination and `id` is the kernel
   // flow's id (the one `ramjetctl flows` shows).
   bool escalated = false;
+  // What the client speaks to this endpoint: TCP (tcp and http endpoints) or UDP (a udp
+  // endpoint's session of one client address and port).
+  enum class Transport : std::uint8_t { kTcp, kUdp };
+  Transport transport = Transport::kTcp;
   // The endpoint's own `app:` settings, type-erased; read them with endpoint_settings<T>().
   const void* endpoint_app_settings = nullptr;
   // Set on TLS endpoints once the handshake is done, before IngressHook runs.
