@@ -74,6 +74,17 @@ int add_address(const IpAddress& a, std::uint8_t prefix, unsigned ifindex) {
 }  // namespace
 
 Result<TunDevice> TunDevice::create(const config::TunSettings& tun, unsigned queues) {
+  // The workers open their off-ramp sockets later; one that cannot (no CAP_NET_RAW)
+  // would forward nothing, so find out here, where start-up can still fail.
+  for (int family : {AF_INET, AF_INET6}) {
+    int fd = open_ip_offramp(family, tun.bypass_mark);
+    if (fd < 0)
+      return Error::kernel(-fd, std::string("IP off-ramp (raw ") +
+                                    (family == AF_INET ? "IPv4" : "IPv6") + " socket): " +
+                                    errno_text(fd) +
+                                    (fd == -EPERM ? " (ip endpoints need CAP_NET_RAW)" : ""));
+    ::close(fd);
+  }
   TunDevice dev(tun);
   for (unsigned i = 0; i < queues; ++i) {
     int fd = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
