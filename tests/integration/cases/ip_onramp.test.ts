@@ -4,7 +4,7 @@
 // IP off-ramp (a raw socket, routed by the host). Real clients: ping, curl, iperf3.
 import assert from 'node:assert/strict';
 import { test, type DaemonHandle, type EndpointConfig } from '../lib/index.ts';
-import { startDaemon } from '../lib/daemon.ts';
+import { startDaemon, startDaemonExpectingExit } from '../lib/daemon.ts';
 import { canCreateNetns, createGatewayTopology, startOrigin, TOPOLOGY, type GatewayTopology } from '../lib/netns.ts';
 
 const netns = await canCreateNetns();
@@ -101,6 +101,21 @@ test('a crash leaves the rule behind; the next start takes it over and forwards 
   assert.ok((await ipCounter(second, 'ip_forwarded_total')) >= 3);
   const rules = (await topo.gateway.exec('ip', ['rule', 'show'])).stdout.split('\n').filter((l) => l.includes('lookup 21067'));
   assert.equal(rules.length, 1, `one rule, not two: ${rules.join(' | ')}`);
+});
+
+test('without CAP_NET_RAW an ip endpoint fails at start, naming the capability, and leaves no device or rule', { skip, timeout: 30_000 }, async (t) => {
+  const topo = await createGatewayTopology(t);
+  const r = await startDaemonExpectingExit(t, {
+    netns: topo.gateway.name,
+    wrap: ['setpriv', '--inh-caps=-net_raw', '--bounding-set=-net_raw'],
+    config: { endpoints: [ipEndpoint('ipr', { name: 'rjt0' })] },
+  });
+  assert.equal(r.code, 1, r.output);
+  assert.equal(r.wroteReadyFile, false);
+  assert.match(r.output, /IP off-ramp \(raw IPv4 socket\): Operation not permitted \(ip endpoints need CAP_NET_RAW\)/);
+  const link = await topo.gateway.exec('ip', ['link', 'show', 'rjt0'], { allowFailure: true });
+  assert.notEqual(link.code, 0, 'no TUN device left');
+  assert.doesNotMatch((await topo.gateway.exec('ip', ['rule', 'show'])).stdout, /lookup 21067/);
 });
 
 test('idle flows are forgotten after flow_idle_timeout and decided again; max_flows refuses and counts', { skip, timeout: 30_000 }, async (t) => {
