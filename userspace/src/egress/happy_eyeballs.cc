@@ -9,6 +9,12 @@
 namespace ramjet::egress {
 
 std::vector<IpAddress> sort_for_happy_eyeballs(std::vector<IpAddress> addrs, Preference prefer) {
+  // One address (a configured upstream, a literal): nothing to order, and no lists to build
+  // for every request.
+  if (addrs.size() == 1) {
+    addrs[0] = addrs[0].unmapped();
+    return addrs;
+  }
   std::vector<IpAddress> first;
   std::vector<IpAddress> second;
   const IpAddress::Family preferred =

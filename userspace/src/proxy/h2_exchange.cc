@@ -174,7 +174,11 @@ Task<std::optional<H2Session::ProxyError>> H2Session::open_upstream(Exchange& x,
   if (auto* f = std::get_if<UpstreamFailure>(&r))
     co_return ProxyError{f->status, f->proxy_status, std::move(f->details)};
   UpstreamLink& link = std::get<UpstreamLink>(r);
-  stats_.upstream = link.address.to_string();
+  // Formatted once per address, not per request: the session's requests mostly share one.
+  if (stats_.upstream.empty() || !(link.address == last_upstream_address_)) {
+    stats_.upstream = link.address.to_string();
+    last_upstream_address_ = link.address;
+  }
   x.upstream_address = link.address;
   x.upstream_reuse_key = std::move(link.reuse_key);
   x.upstream_reused = link.reused;

@@ -168,6 +168,7 @@ class H2Session final : public Session, private http::h2::ServerEvents {
   ConnectionInfo info_;
   std::shared_ptr<void> ctx_;
   ConnectionStats stats_;
+  SocketAddress last_upstream_address_;  // the one stats_.upstream names
   std::optional<CloseReason> close_reason_;
   runtime::Clock::time_point started_;
   std::unique_ptr<Relay> no_relay_;  // describe() reads one; HTTP/2 tunnels are per stream
