@@ -1,20 +1,30 @@
 // Example: a firewall for whole IP flows on an `onramp: ip` endpoint (a TUN device).
 // IpFlowHook decides once per flow: flows to a blocked TCP or UDP port are dropped,
-// the rest are forwarded (out through the IP off-ramp, routed by the host). Flows to
-// the `marked_ports` also pass through handle_packet, which sets the packets' DSCP
-// (a rewrite: ramjet fixes the checksums afterwards), so a QoS policy downstream can
-// tell them apart.
+// TCP flows to the `decapsulate_ports` are decapsulated into the transparent tcp
+// endpoint `decapsulate_to` (the host's TCP stack terminates them and that endpoint
+// relays each as an ordinary connection, with its hooks), and the rest are forwarded
+// (out through the IP off-ramp, routed by the host). Flows to the `marked_ports` also
+// pass through handle_packet, which sets the packets' DSCP (a rewrite: ramjet fixes
+// the checksums afterwards), so a QoS policy downstream can tell them apart. The
+// IngressHook admits on the decapsulation endpoint only what came that way.
 //
 //   endpoints:
 //     - name: fw
 //       onramp: ip
 //       tun: {name: rj0, routes: [10.10.2.0/24]}
+//     - name: web
+//       onramp: tcp
+//       transparent: true
+//       listen: 127.0.0.1:15080
 //   app:
 //     blocked_ports: [23, 5201]
 //     marked_ports: [53]
 //     dscp: 46   # EF
+//     decapsulate_ports: [80]
+//     decapsulate_to: web
 //
-// Not yet here (issue 12): decapsulating TCP/80 into an HTTP endpoint.
+// Not yet here (issue 12): decapsulating into an HTTP endpoint whose HttpRequestHook
+// sees each request (that needs transparent http endpoints).
 #include <algorithm>
 #include <cstdint>
 #include <string>
@@ -30,12 +40,18 @@ struct FirewallSettings {
   std::vector<unsigned> blocked_ports;
   std::vector<unsigned> marked_ports;
   unsigned dscp = 46;
+  std::vector<unsigned> decapsulate_ports;
+  std::string decapsulate_to;
   static void describe(ramjet::settings::Fields<FirewallSettings>& f) {
     f("blocked_ports", &FirewallSettings::blocked_ports,
       "TCP and UDP destination ports whose flows are dropped.");
     f("marked_ports", &FirewallSettings::marked_ports,
       "TCP and UDP destination ports whose packets get `dscp`.");
     f("dscp", &FirewallSettings::dscp, "DSCP (0-63) set on packets of marked flows.");
+    f("decapsulate_ports", &FirewallSettings::decapsulate_ports,
+      "TCP destination ports whose flows are decapsulated into `decapsulate_to`.");
+    f("decapsulate_to", &FirewallSettings::decapsulate_to,
+      "A transparent tcp endpoint: it takes the decapsulated flows, and only those.");
   }
 };
 
@@ -53,6 +69,9 @@ class PortFirewall final : public ramjet::IpFlowHook<ramjet::NoContext> {
     if (ports && listed(s_.blocked_ports, flow.dst_port))
       co_return ramjet::IpFlowDecision::drop("port " + std::to_string(flow.dst_port) +
                                              " is blocked");
+    if (flow.protocol == IPPROTO_TCP && listed(s_.decapsulate_ports, flow.dst_port) &&
+        !s_.decapsulate_to.empty())
+      co_return ramjet::IpFlowDecision::decapsulate(s_.decapsulate_to);
     if (ports && listed(s_.marked_ports, flow.dst_port))
       co_return ramjet::IpFlowDecision::forward().with_packets();
     co_return ramjet::IpFlowDecision::forward();
@@ -76,16 +95,35 @@ class PortFirewall final : public ramjet::IpFlowHook<ramjet::NoContext> {
   FirewallSettings s_;
 };
 
+// On the decapsulation endpoint: connections that did not come from an IP flow (a
+// client that found the listener itself) are refused.
+class DecapsulatedOnly final : public ramjet::IngressHook<ramjet::NoContext> {
+ public:
+  explicit DecapsulatedOnly(std::string endpoint) : endpoint_(std::move(endpoint)) {}
+
+  ramjet::Task<ramjet::IngressDecision> handle_connection(const ramjet::ConnectionInfo& conn,
+                                                          ramjet::NoContext&) override {
+    if (conn.endpoint == endpoint_ && conn.decapsulated_from == 0)
+      co_return ramjet::IngressDecision::block("only decapsulated IP flows are relayed here");
+    co_return ramjet::IngressDecision::allow();
+  }
+
+ private:
+  std::string endpoint_;
+};
+
 struct FirewallApp {
   static constexpr std::string_view name = "example-ip-firewall";
   static constexpr std::string_view version = "0.1.0";
   static constexpr std::string_view description =
-      "ramjet example: drops IP flows to blocked ports, marks others' packets with a DSCP";
+      "ramjet example: drops IP flows to blocked ports, decapsulates some, marks others' packets "
+      "with a DSCP";
   using Settings = FirewallSettings;
 
   static ramjet::Hooks<FirewallApp> start(const FirewallSettings& s) {
     ramjet::Hooks<FirewallApp> hooks;
     hooks.ip = std::make_unique<PortFirewall>(s);
+    if (!s.decapsulate_to.empty()) hooks.ingress = std::make_unique<DecapsulatedOnly>(s.decapsulate_to);
     return hooks;
   }
 };

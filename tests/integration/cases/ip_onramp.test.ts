@@ -173,3 +173,72 @@ print(s.recvfrom(64)[0].decode())
 `]);
   assert.equal(probe.stdout.trim(), `tos=${46 << 2}`, 'DSCP 46 (EF) set by handle_packet, with a checksum the server accepted');
 });
+
+test('decapsulate (ip_firewall example): TCP/80 flows are terminated by the host and relayed by a transparent tcp endpoint, v4 and v6, the chain traced; other ports still forward', { skip, timeout: 60_000 }, async (t) => {
+  const topo = await createGatewayTopology(t);
+  const origin = await startOrigin(t, topo.server);
+  const daemon = await startDaemon(t, {
+    netns: topo.gateway.name,
+    binary: 'example-ip-firewall',
+    config: {
+      server: { workers: 2 },
+      telemetry: { hook_trace: true },
+      egress: { allow_private: ['10.10.2.0/24', 'fd00:10:2::/64'] },
+      endpoints: [
+        ipEndpoint('ipr', { name: 'rjt0' }),
+        { name: 'web', onramp: 'tcp', transparent: true, listen: '127.0.0.1:0' } as unknown as EndpointConfig,
+      ],
+      app: { blocked_ports: [81], decapsulate_ports: [80], decapsulate_to: 'web' },
+    },
+  });
+  // The hand-off's rule comes before the TUN rule, and its table makes everything local.
+  const rules = (await topo.gateway.exec('ip', ['rule', 'show'])).stdout;
+  assert.match(rules, /^21067:\s+from all fwmark 0x524b0000\/0x524b0000 iif rjt0 lookup 21068 proto 82\n21067:\s+not from all fwmark/m, rules);
+  assert.match((await topo.gateway.exec('ip', ['route', 'show', 'table', '21068'])).stdout, /^local default dev lo proto 82 scope host/m);
+  // Early demux is off while it runs (the client's later packets must take the route into
+  // the device, not be matched to the local connection on arrival), and put back at stop.
+  const demux = async () => (await topo.gateway.exec('sysctl', ['-n', 'net.ipv4.tcp_early_demux'])).stdout.trim();
+  assert.equal(await demux(), '0');
+
+  for (const [dst, gw, path] of [[server.ipv4, '10.10.2.1', '/decap4'], [`[${server.ipv6}]`, 'fd00:10:2::1', '/decap6']] as const) {
+    const res = await topo.client.exec('curl', ['-sS', '-g', '--max-time', '5', `http://${dst}:80${path}`], { allowFailure: true });
+    assert.equal(res.code, 0, res.output);
+    // The origin's peer is the gateway: the client's connection ended there (the host's TCP
+    // stack) and the web endpoint opened its own; forwarded IP would show the client.
+    const peer = gw.includes(':') ? `\\[?${gw}\\]?` : gw.replace(/\./g, '\\.');
+    assert.match(res.stdout, new RegExp(`^origin port=80 peer=${peer}:\\d+ request=GET ${path} HTTP/1\\.1$`, 'm'), res.stdout);
+  }
+  const forwarded = await topo.client.exec('curl', ['-sS', '--max-time', '5', `http://${server.ipv4}:82/fwd`]);
+  assert.match(forwarded.stdout, /^origin port=82 peer=10\.10\.1\.2:\d+ /m, 'port 82 is forwarded as IP: the origin sees the client');
+  assert.equal(origin.served().length, 3);
+
+  assert.equal(await ipCounter(daemon, 'ip_flows_decapsulated_total'), 2);
+  assert.ok((await ipCounter(daemon, 'ip_decapsulated_total')) >= 6, 'SYN, ACK, request, FIN... of two connections');
+  assert.equal(await ipCounter(daemon, 'ip_decapsulate_refused_total'), 0);
+  assert.equal((await daemon.metrics()).value('ramjet_connections_accepted_total', { endpoint: 'web' }), 2);
+
+  // The chain: the IP flow's decision, then the web connection that names it.
+  const trace = await daemon.waitForTrace((events) => events.filter((e) => e.hook === 'ip.handoff').length >= 2);
+  const decided = trace.filter((e) => e.hook === 'ip.handle_flow' && e.decision === 'decapsulate');
+  assert.equal(decided.length, 2, JSON.stringify(decided));
+  for (const d of decided) assert.match(d.detail ?? '', /^proto 6 .*:80 -> endpoint web$/);
+  const handoffs = trace.filter((e) => e.hook === 'ip.handoff');
+  for (const h of handoffs) {
+    assert.equal(h.endpoint, 'web');
+    const from = Number(/decapsulated from ip flow (\d+): /.exec(h.detail ?? '')?.[1]);
+    assert.ok(decided.some((d) => d.flow === from), `handoff ${h.detail} names a decided flow`);
+    assert.ok(trace.some((e) => e.flow === h.flow && e.hook === 'ingress.handle_connection' && e.decision === 'allow'), 'the web connection ran its IngressHook');
+  }
+
+  // Straight to the web endpoint, not decapsulated: its IngressHook refuses it.
+  const web = daemon.endpoint('web');
+  const direct = await topo.gateway.exec('curl', ['-sS', '--max-time', '3', `http://${web.host}:${web.port}/direct`], { allowFailure: true });
+  assert.notEqual(direct.code, 0, direct.output);
+  assert.ok((await (daemon.metrics())).value('ramjet_ingress_blocked_total', { endpoint: 'web' }) >= 1);
+  assert.equal(origin.served().length, 3);
+
+  await daemon.stop();
+  assert.equal(await demux(), '1');
+  assert.doesNotMatch((await topo.gateway.exec('ip', ['rule', 'show'])).stdout, /lookup 2106[78]/);
+  assert.equal((await topo.gateway.exec('ip', ['route', 'show', 'table', '21068'], { allowFailure: true })).stdout.trim(), '');
+});

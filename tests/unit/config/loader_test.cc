@@ -875,3 +875,28 @@ TEST(RuntimeRule, CheckDatapathRefusesWhatTheLoaderRefuses) {
 }
 
 }  // namespace
+
+// --- The TUN hand-off table of ip endpoints ---
+
+TEST(TunHandoffTable, DefaultFollowsTheTunTableAndClashesAreNamed) {
+  const std::string ip = "endpoints:\n  - name: fw\n    onramp: ip\n    tun:\n      routes: [10.0.0.0/8]\n";
+  auto c = config::load_string(ip, "t.yaml", core_schema());
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->endpoints[0].tun->handoff_table, 21068u);
+  EXPECT_NE(c->endpoints[0].tun->handoff_table, c->endpoints[0].tun->route_table);
+
+  auto reserved = config::load_string(ip + "      handoff_table: 255\n", "bad.yaml", core_schema());
+  ASSERT_FALSE(reserved.ok());
+  EXPECT_EQ(reserved.error().message,
+            "bad.yaml:6:22: endpoints[0].tun.handoff_table: 0, 253, 254 and 255 are the kernel's "
+            "tables (got 255)");
+  auto own = config::load_string(ip + "      handoff_table: 21067\n", "bad.yaml", core_schema());
+  ASSERT_FALSE(own.ok());
+  EXPECT_EQ(own.error().message,
+            "bad.yaml:6:22: endpoints[0].tun.handoff_table: is the route_table of endpoint fw "
+            "(21067)");
+  auto dp = config::load_string(ip + "      handoff_table: 21066\n", "bad.yaml", core_schema());
+  ASSERT_FALSE(dp.ok());
+  EXPECT_EQ(dp.error().message,
+            "bad.yaml:6:22: endpoints[0].tun.handoff_table: is datapath.route_table too (21066)");
+}

@@ -30,6 +30,7 @@
 #include "runtime/thread.h"
 #include "telemetry/access_log.h"
 #include "telemetry/event_feed.h"
+#include "telemetry/hook_trace.h"
 
 namespace ramjet::app {
 
@@ -167,6 +168,22 @@ FlowId next_flow_id() {
   return next.fetch_add(1, std::memory_order_relaxed);
 }
 
+// A connection that an ip endpoint decapsulated: the IP flow's id, and the hand-off in
+// the hook trace, so that the chain (ip flow -> this endpoint's connection) can be followed.
+void note_decapsulated(proxy::WorkerContext& wc, ConnectionInfo& info) {
+  auto key = datapath::TunHandoff::key_of(IPPROTO_TCP, info.client, info.local);
+  info.decapsulated_from = datapath::TunHandoff::flow_of(wc.ip_handoff_flows_fd, key);
+  if (info.decapsulated_from == 0 || !telemetry::hook_trace().enabled()) return;
+  telemetry::HookEvent ev;
+  ev.hook = "ip.handoff";
+  ev.flow = info.id;
+  ev.endpoint = info.endpoint;
+  ev.decision = "accepted";
+  ev.detail = "decapsulated from ip flow " + std::to_string(info.decapsulated_from) + ": " +
+              info.client.to_string() + " -> " + info.local.to_string();
+  telemetry::hook_trace().record(std::move(ev));
+}
+
 void use_datapath_ids(datapath::Datapath* dp) {
   g_flow_ids.store(dp, std::memory_order_release);
 }
@@ -212,6 +229,8 @@ Task<void> accept_loop(WorkerContext& wc, std::size_t endpoint_index, int listen
         kflow = wc.datapath->lookup_flow(info.client, info.local, IPPROTO_TCP);
       info.escalated = kflow && kflow->flow.escalated;
       info.id = info.escalated ? kflow->flow.flow_id : next_flow_id();
+      if (ep.transparent && wc.ip_handoff_flows_fd >= 0)
+        note_decapsulated(wc, info);
       wc.worker.spawn(run_session(wc, ep, counters, fd, std::move(info)));
       continue;
     }
@@ -369,6 +388,57 @@ Result<void> Server::bind_listeners() {
         break;
       }
       twin_fds_[w][e] = *fd;
+    }
+  }
+  if (!tuns_.empty()) return set_up_tun_handoff();
+  return {};
+}
+
+Result<void> Server::set_up_tun_handoff() {
+  for (const auto& ep : config_.endpoints)
+    if (ep.onramp == config::Onramp::kIp) upstream_mark_ |= ep.tun->bypass_mark;
+  auto handoff = datapath::TunHandoff::load(upstream_mark_);
+  if (!handoff.ok()) return Error::config(handoff.error().message);
+  tun_handoff_ = std::move(*handoff);
+  for (std::size_t e = 0, t = 0; e < config_.endpoints.size(); ++e) {
+    const auto& ep = config_.endpoints[e];
+    if (ep.onramp != config::Onramp::kIp) continue;
+    if (auto r = tun_handoff_->attach(ep.tun->name, tuns_[t++]->ifindex()); !r.ok())
+      return Error::config("endpoint " + ep.name + ": " + r.error().message);
+  }
+  const bool targets = std::any_of(config_.endpoints.begin(), config_.endpoints.end(),
+                                   [](const config::Endpoint& ep) {
+                                     return ep.onramp == config::Onramp::kTcp && ep.transparent;
+                                   });
+  if (targets) {
+    auto before = tun_handoff_->disable_tcp_early_demux();
+    if (!before.ok()) return Error::config("TUN hand-off: " + before.error().message);
+    if (*before != 0)
+      spdlog::info(
+          "TUN hand-off: net.ipv4.tcp_early_demux set to 0 while ramjetd runs (decapsulated "
+          "TCP flows need it: docs/ip_onramp.md); put back at stop");
+  }
+  // Transparent tcp endpoints take decapsulated flows: their sockets (one member of
+  // each reuseport group, as for escalation) in the hand-off's sockmap, and the bypass
+  // marks on all of them, so that what they send (a SYN-ACK, an accepted connection's
+  // data; children inherit the mark) is routed around the TUN devices' tables.
+  for (std::size_t e = 0; e < config_.endpoints.size(); ++e) {
+    const auto& ep = config_.endpoints[e];
+    if (ep.onramp != config::Onramp::kTcp || !ep.transparent) continue;
+    for (auto* table : {&listen_fds_, &twin_fds_}) {
+      for (unsigned w = 0; w < workers_; ++w) {
+        int fd = (*table)[w][e];
+        if (fd < 0) continue;
+        ::setsockopt(fd, SOL_SOCKET, SO_MARK, &upstream_mark_, sizeof upstream_mark_);
+        if (w != 0) continue;
+        sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+        if (auto r = tun_handoff_->add_socket(config::endpoint_id(e), fd,
+                                              ss.ss_family == AF_INET6);
+            !r.ok())
+          return Error::config("endpoint " + ep.name + ": " + r.error().message);
+      }
     }
   }
   return {};
@@ -554,6 +624,8 @@ void Server::worker_thread(unsigned index) {
   wc.resolver = std::move(slot.resolver);
   wc.datapath = datapath_;
   wc.open_connections = &open_connections_;
+  if (tun_handoff_) wc.ip_handoff_flows_fd = tun_handoff_->flows_fd();
+  wc.upstream_mark = upstream_mark_;
   wc.tls = &tls_;
   wc.h2_upstreams =
       std::make_unique<proxy::H2Upstreams>(slot.worker, proxy::UpstreamPool::Limits{}.max_idle_time);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "admin/flow_view.h"
+#include "datapath/tun_handoff.h"
 #include "proxy/tun_device.h"
 #include "http/auth/auth_table.h"
 #include "tls/endpoint_table.h"
@@ -44,7 +45,8 @@ class Server {
          telemetry::AuditLog* audit_log);
   ~Server();
 
-  // Binds every endpoint for every worker. The error names the endpoint.
+  // Binds every endpoint for every worker (ip endpoints: creates their TUN devices and
+  // the hand-off of decapsulated flows). The error names the endpoint.
   Result<void> bind_listeners();
   // Loads each http endpoint's credentials (htpasswd files, keys). Errors name the file.
   Result<void> load_auth();
@@ -89,6 +91,7 @@ class Server {
   std::vector<T> on_each_worker(std::function<T(proxy::WorkerContext&)> fn,
                                 std::chrono::milliseconds timeout);
   void worker_thread(unsigned index);
+  Result<void> set_up_tun_handoff();
 
   const config::Config& config_;
   engine::HookSet& hooks_;
@@ -103,6 +106,9 @@ class Server {
   // devices themselves (their policy rules go with them).
   std::vector<std::vector<int>> tun_fds_;
   std::vector<std::unique_ptr<proxy::TunDevice>> tuns_;
+  // Loaded when an ip endpoint exists: decapsulated flows to transparent tcp endpoints.
+  std::unique_ptr<datapath::TunHandoff> tun_handoff_;
+  std::uint32_t upstream_mark_ = 0;  // the ip endpoints' bypass marks (WorkerContext)
   datapath::Datapath* datapath_ = nullptr;
   std::map<std::string, SocketAddress> bound_;
   http::auth::AuthTable authenticators_;

@@ -237,6 +237,21 @@ void validate_ip_endpoint(const Config& config, std::size_t i, const Node* node,
   if (t.route_table == config.datapath.route_table)
     ctx.error(mark_of(tun, "route_table", tun_mark), tpath + ".route_table",
               "is datapath.route_table too (" + std::to_string(t.route_table) + ")");
+  if (t.handoff_table == 0 || (t.handoff_table >= 253 && t.handoff_table <= 255))
+    ctx.error(mark_of(tun, "handoff_table", tun_mark), tpath + ".handoff_table",
+              "0, 253, 254 and 255 are the kernel's tables (got " +
+                  std::to_string(t.handoff_table) + ")");
+  else if (t.handoff_table == config.datapath.route_table)
+    ctx.error(mark_of(tun, "handoff_table", tun_mark), tpath + ".handoff_table",
+              "is datapath.route_table too (" + std::to_string(t.handoff_table) + ")");
+  else
+    for (const Endpoint& other : config.endpoints)
+      if (other.onramp == Onramp::kIp && other.tun && other.tun->route_table == t.handoff_table) {
+        ctx.error(mark_of(tun, "handoff_table", tun_mark), tpath + ".handoff_table",
+                  "is the route_table of endpoint " + other.name + " (" +
+                      std::to_string(t.handoff_table) + ")");
+        break;
+      }
   if (t.rule_priority == 0 || t.rule_priority >= 32766)
     ctx.error(mark_of(tun, "rule_priority", tun_mark), tpath + ".rule_priority",
               "must be between 1 and 32765, before the main table's rule (got " +

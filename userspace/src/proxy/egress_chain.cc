@@ -114,6 +114,9 @@ class ChainConnectEnv final : public egress::ConnectEnv {
     if (fd < 0) co_return -errno;
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    // With ip endpoints: the engine's own connections do not enter a TUN on-ramp.
+    if (std::uint32_t mark = c_.wc_.upstream_mark; mark != 0)
+      ::setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark);
     if (!c_.sources_.empty()) {
       // A tcp_connect_override may have redirected to a family without a source.
       std::optional<IpAddress> from = source_for(c_.sources_, addr);

@@ -1,13 +1,16 @@
 #include "proxy/ip_onramp.h"
 
+#include <arpa/inet.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
+#include "datapath/tun_handoff.h"
 #include "proxy/tun_device.h"
 #include "telemetry/hook_trace.h"
 
@@ -34,7 +37,20 @@ Counter drop_counter(IpDropReason r) {
 }
 
 const char* action_name(const IpFlowDecision& d) {
-  return d.action == IpFlowDecision::Action::kDrop ? "drop" : "forward";
+  switch (d.action) {
+    case IpFlowDecision::Action::kDrop:
+      return "drop";
+    case IpFlowDecision::Action::kDecapsulate:
+      return "decapsulate";
+    case IpFlowDecision::Action::kForward:
+      break;
+  }
+  return "forward";
+}
+
+ramjet_handoff_key handoff_key(const IpFlow& f) {
+  return datapath::TunHandoff::key_of(f.protocol, SocketAddress(f.src, f.src_port),
+                                      SocketAddress(f.dst, f.dst_port));
 }
 
 std::string describe(const IpFlow& f) {
@@ -198,16 +214,28 @@ Task<void> IpOnramp::decide(Flow* f) {
     ev.flow = f->info.id;
     ev.endpoint = f->info.endpoint;
     ev.decision = action_name(d);
-    ev.detail = describe(f->info) + (d.reason.empty() ? "" : ": " + d.reason);
+    ev.detail = describe(f->info) + (d.reason.empty() ? "" : ": " + d.reason) +
+                (d.endpoint.empty() ? "" : " -> endpoint " + d.endpoint);
     ev.duration = std::chrono::duration_cast<std::chrono::microseconds>(runtime::Clock::now() - t0);
     telemetry::hook_trace().record(std::move(ev));
   }
-  if (d.action == IpFlowDecision::Action::kDrop) {
+  f->decision = std::move(d);
+  if (f->decision.action == IpFlowDecision::Action::kDecapsulate && !stopping_) {
+    if (auto refused = hand_off(*f)) {
+      counters_.add(Counter::ip_decapsulate_refused);
+      spdlog::warn("endpoint {}: flow {} not decapsulated into endpoint {}: {}; dropped",
+                   ep_.name, describe(f->info), f->decision.endpoint, *refused);
+      f->decision = IpFlowDecision::drop("decapsulate: " + *refused);
+    } else {
+      counters_.add(Counter::ip_flows_decapsulated);
+    }
+  }
+  const IpFlowDecision& d2 = f->decision;
+  if (d2.action == IpFlowDecision::Action::kDrop) {
     counters_.add(Counter::ip_flows_dropped);
     spdlog::debug("endpoint {}: flow {} dropped by IpFlowHook: {}", ep_.name, describe(f->info),
-                  d.reason);
+                  d2.reason);
   }
-  f->decision = std::move(d);
   f->decided = true;
   // The packets that came meanwhile, in order (stopping: the flow is about to go).
   while (!f->waiting.empty()) {
@@ -236,7 +264,40 @@ void IpOnramp::deliver(Flow& f, std::uint8_t* data, std::size_t len) {
     }
     len = packet.size();
   }
+  if (f.decision.action == IpFlowDecision::Action::kDecapsulate) {
+    write_back(f, data, len);
+    return;
+  }
   send_out(f, data, len);
+}
+
+std::optional<std::string> IpOnramp::hand_off(Flow& f) {
+  const std::string& name = f.decision.endpoint;
+  const auto& eps = wc_.config.endpoints;
+  auto target = std::find_if(eps.begin(), eps.end(),
+                             [&](const config::Endpoint& e) { return e.name == name; });
+  if (target == eps.end()) return "no endpoint of that name";
+  if (target->onramp != config::Onramp::kTcp || !target->transparent)
+    return "not a transparent tcp endpoint";
+  if (f.info.protocol != IPPROTO_TCP) return "only TCP flows can be decapsulated";
+  if (wc_.ip_handoff_flows_fd < 0) return "the TUN hand-off is not loaded";
+  auto index = static_cast<std::size_t>(target - eps.begin());
+  int rc = datapath::TunHandoff::add_flow(wc_.ip_handoff_flows_fd, handoff_key(f.info),
+                                          config::endpoint_id(index), f.info.id);
+  if (rc < 0) return std::string("hand-off table: ") + std::strerror(-rc);
+  f.handed_off = true;
+  return std::nullopt;
+}
+
+void IpOnramp::write_back(Flow& f, const std::uint8_t* data, std::size_t len) {
+  // Into the device's queue: the host receives it as if it had arrived on the device,
+  // and the hand-off program picks the endpoint's socket. A TUN write does not block.
+  if (::write(tun_fd_, data, len) != static_cast<ssize_t>(len)) {
+    ++f.stats.dropped;
+    counters_.add(Counter::ip_decapsulate_errors);
+    return;
+  }
+  counters_.add(Counter::ip_decapsulated);
 }
 
 void IpOnramp::send_out(Flow& f, const std::uint8_t* data, std::size_t len) {
@@ -268,6 +329,7 @@ void IpOnramp::close_flow(FlowMap::iterator it) {
   Flow& f = *it->second;
   f.stats.duration =
       std::chrono::duration_cast<std::chrono::microseconds>(runtime::Clock::now() - f.started);
+  if (f.handed_off) datapath::TunHandoff::remove_flow(wc_.ip_handoff_flows_fd, handoff_key(f.info));
   wc_.hooks.ip_handle_flow_close(f.info, f.stats, f.ctx.get());
   counters_.add(Counter::ip_flows_closed);
   counters_.add(Counter::ip_flows_active, -1);

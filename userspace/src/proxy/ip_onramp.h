@@ -10,6 +10,8 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -45,6 +47,7 @@ class IpOnramp {
     IpFlowDecision decision;
     std::deque<std::vector<std::uint8_t>> waiting;  // while handle_flow runs
     IpFlowStats stats;
+    bool handed_off = false;  // in the TUN hand-off's flow table (decapsulated)
     runtime::Clock::time_point started;
     runtime::Clock::time_point last_packet;
   };
@@ -55,6 +58,10 @@ class IpOnramp {
   Task<void> decide(Flow* flow);
   void deliver(Flow& flow, std::uint8_t* data, std::size_t len);
   void send_out(Flow& flow, const std::uint8_t* data, std::size_t len);
+  // Carries out a decapsulate decision: the flow in the hand-off table, or a reason
+  // to drop it instead.
+  std::optional<std::string> hand_off(Flow& flow);
+  void write_back(Flow& flow, const std::uint8_t* data, std::size_t len);
   void close_flow(FlowMap::iterator it);
 
   WorkerContext& wc_;

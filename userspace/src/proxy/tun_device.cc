@@ -11,7 +11,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
+
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <string_view>
 
@@ -42,6 +45,60 @@ int rule(int family, std::uint16_t type, const config::TunSettings& t) {
   req.attr_u32(FRA_FWMASK, t.bypass_mark);
   req.attr_u8(FRA_PROTOCOL, datapath::kRouteProtocol);
   return nl::transact(req);
+}
+
+// `ip rule add iif DEVICE fwmark MARK/MARK lookup HANDOFF_TABLE pref PRIORITY proto 82`,
+// or its del: the packets ramjetd writes back into the device (decapsulated flows), once
+// the hand-off program has marked them, are for this host. Not on the device alone: the
+// kernel checks the source of a packet it forwards into the device with a lookup "from"
+// the device, which that rule would answer "local" (a martian source: every forwarded
+// packet dropped); that lookup carries no mark.
+int handoff_rule(int family, std::uint16_t type, const config::TunSettings& t) {
+  nl::Request req(type, type == RTM_NEWRULE ? NLM_F_CREATE | NLM_F_EXCL : 0);
+  auto* r = req.body<fib_rule_hdr>();
+  r->family = static_cast<std::uint8_t>(family);
+  r->action = FR_ACT_TO_TBL;
+  r->table = RT_TABLE_UNSPEC;
+  req.attr_u32(FRA_TABLE, t.handoff_table);
+  req.attr_u32(FRA_PRIORITY, t.rule_priority);
+  req.attr(FRA_IIFNAME, t.name.c_str(), t.name.size() + 1);
+  req.attr_u32(FRA_FWMARK, t.bypass_mark);
+  req.attr_u32(FRA_FWMASK, t.bypass_mark);
+  req.attr_u8(FRA_PROTOCOL, datapath::kRouteProtocol);
+  return nl::transact(req);
+}
+
+// `ip route add local default dev lo table HANDOFF_TABLE proto 82` (or del): every
+// destination is this host's, for the packets the hand-off rule sends here.
+int handoff_route(int family, std::uint16_t type, std::uint32_t table) {
+  nl::Request req(type, type == RTM_NEWROUTE ? NLM_F_CREATE | NLM_F_REPLACE : 0);
+  auto* r = req.body<rtmsg>();
+  r->rtm_family = static_cast<std::uint8_t>(family);
+  r->rtm_dst_len = 0;
+  r->rtm_table = RT_TABLE_UNSPEC;
+  r->rtm_protocol = datapath::kRouteProtocol;
+  r->rtm_scope = RT_SCOPE_HOST;
+  r->rtm_type = RTN_LOCAL;
+  req.attr_u32(RTA_TABLE, table);
+  req.attr_u32(RTA_OIF, 1);  // lo
+  return nl::transact(req);
+}
+
+void write_sysctl(const std::string& path, const char* value) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    (void)::write(fd, value, std::strlen(value));
+    ::close(fd);
+  }
+}
+
+int read_sysctl(const std::string& path) {
+  char buf[16] = {};
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  return n > 0 ? std::atoi(buf) : -1;
 }
 
 int add_route(const Cidr& dst, unsigned ifindex, std::uint32_t table) {
@@ -125,15 +182,19 @@ Result<void> TunDevice::set_up() {
   const auto& t = settings_;
   // Before the link comes up: no IPv6 link-local address and no router solicitations,
   // or the kernel's own multicast (RS, MLD) would be the first "flows" in the device.
-  for (const char* key : {"addr_gen_mode", "router_solicitations", "accept_ra"}) {
-    std::string path = "/proc/sys/net/ipv6/conf/" + t.name + "/" + key;
-    const char* value = std::string_view(key) == "addr_gen_mode" ? "1" : "0";
-    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd >= 0) {
-      (void)::write(fd, value, 1);
-      ::close(fd);
-    }
-  }
+  for (const char* key : {"addr_gen_mode", "router_solicitations", "accept_ra"})
+    write_sysctl("/proc/sys/net/ipv6/conf/" + t.name + "/" + key,
+                 std::string_view(key) == "addr_gen_mode" ? "1" : "0");
+  // Decapsulated packets come back in through the device with their client's source
+  // address, which is routed elsewhere: no reverse-path check on the device (the
+  // kernel applies the larger of `all` and the device's value; start() warns when
+  // `all` is strict).
+  write_sysctl("/proc/sys/net/ipv4/conf/" + t.name + "/rp_filter", "0");
+  if (read_sysctl("/proc/sys/net/ipv4/conf/all/rp_filter") == 1)
+    spdlog::warn(
+        "{}: net.ipv4.conf.all.rp_filter is 1 (strict): decapsulated IPv4 flows are dropped "
+        "by the reverse-path check; set it to 2 (loose) or 0 to decapsulate",
+        t.name);
   int sock = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (sock < 0) return Error::kernel(errno, "socket");
   ifreq ifr{};
@@ -170,8 +231,18 @@ Result<void> TunDevice::set_up() {
   for (int v6 = 0; v6 < 2; ++v6) {
     if (!family_used[v6]) continue;
     int family = v6 ? AF_INET6 : AF_INET;
-    // A crashed run's rule is ours (the same protocol, mark and table): replace it.
+    // A crashed run's rules are ours (the same protocol, mark and table): replace them.
+    // The hand-off rule first: at the same preference, it then comes before the other.
     (void)rule(family, RTM_DELRULE, t);
+    (void)handoff_rule(family, RTM_DELRULE, t);
+    if (int e = handoff_route(family, RTM_NEWROUTE, t.handoff_table); e != 0)
+      return Error::kernel(-e, t.name + ": route local default dev lo table " +
+                                   std::to_string(t.handoff_table) + ": " + errno_text(e));
+    if (int e = handoff_rule(family, RTM_NEWRULE, t); e != 0)
+      return Error::kernel(-e, t.name + ": rule iif " + t.name + " fwmark " +
+                                   std::to_string(t.bypass_mark) + " lookup " +
+                                   std::to_string(t.handoff_table) + ": " + errno_text(e));
+    rules_[v6] = true;
     if (int e = rule(family, RTM_NEWRULE, t); e != 0)
       return Error::kernel(-e, t.name + ": rule not fwmark " + std::to_string(t.bypass_mark) +
                                    " lookup " + std::to_string(t.route_table) + ": " +
@@ -190,8 +261,14 @@ TunDevice::TunDevice(TunDevice&& o) noexcept
 }
 
 TunDevice::~TunDevice() {
-  for (int v6 = 0; v6 < 2; ++v6)
-    if (rules_[v6]) (void)rule(v6 ? AF_INET6 : AF_INET, RTM_DELRULE, settings_);
+  for (int v6 = 0; v6 < 2; ++v6) {
+    if (!rules_[v6]) continue;
+    int family = v6 ? AF_INET6 : AF_INET;
+    (void)rule(family, RTM_DELRULE, settings_);
+    (void)handoff_rule(family, RTM_DELRULE, settings_);
+    // Ip endpoints may share the table; they stop together, the first delete empties it.
+    (void)handoff_route(family, RTM_DELROUTE, settings_.handoff_table);
+  }
   for (int fd : queues_)
     if (fd >= 0) ::close(fd);
 }

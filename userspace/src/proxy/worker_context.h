@@ -66,6 +66,11 @@ struct WorkerContext {
   // Open downstream connections of the whole daemon (server.max_connections).
   std::atomic<std::uint32_t>* open_connections = nullptr;
   std::unique_ptr<H2Upstreams> h2_upstreams;  // HTTP/2 connections to origins, shared
+  // The TUN hand-off's flow table (datapath/tun_handoff.h), when an ip endpoint exists.
+  int ip_handoff_flows_fd = -1;
+  // SO_MARK for upstream sockets: the ip endpoints' bypass marks, so that the engine's own
+  // connections never enter a TUN on-ramp (0: none).
+  std::uint32_t upstream_mark = 0;
 };
 
 }  // namespace ramjet::proxy

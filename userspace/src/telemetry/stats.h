@@ -199,7 +199,16 @@ enum class CounterKind : std::uint8_t {
     "TUN packets whose TCP, UDP or ICMP header is cut off")                                         \
   X(ip_dropped_not_routable, kCounter, ip_dropped_not_routable,                                     \
     "TUN packets to a multicast, broadcast or link-local address")                                  \
-  X(ip_offramp_errors, kCounter, ip_offramp_errors, "Packets the IP off-ramp could not send")
+  X(ip_offramp_errors, kCounter, ip_offramp_errors, "Packets the IP off-ramp could not send") \
+  X(ip_flows_decapsulated, kCounter, ip_flows_decapsulated,                                         \
+    "IP flows an IpFlowHook decapsulated: handed to a transparent tcp endpoint")                    \
+  X(ip_decapsulate_refused, kCounter, ip_decapsulate_refused,                                       \
+    "IP flows dropped instead of decapsulated: not TCP, no such transparent tcp endpoint, or "      \
+    "the hand-off table full")                                                                      \
+  X(ip_decapsulated, kCounter, ip_decapsulated,                                                     \
+    "Packets of decapsulated flows written back into the TUN device for the host's TCP stack")      \
+  X(ip_decapsulate_errors, kCounter, ip_decapsulate_errors,                                         \
+    "Packets of decapsulated flows the TUN device did not take")
 
 enum class Counter : unsigned {
 #define RAMJET_X(name, kind, metric, help) name,

@@ -46,6 +46,10 @@ struct ConnectionInfo {
   // endpoint: `local` is then the original destination and `id` is the kernel
   // flow's id (the one `ramjetctl flows` shows).
   bool escalated = false;
+  // Set when the connection is an IP flow that an IpFlowHook decapsulated (an ip
+  // endpoint's TUN on-ramp handed it to this transparent endpoint): that flow's id
+  // (IpFlow::id). `client` and `local` are the flow's original addresses.
+  FlowId decapsulated_from = 0;
   // What the client speaks to this endpoint: TCP (tcp and http endpoints) or UDP (a udp
   // endpoint's session of one client address and port).
   enum class Transport : std::uint8_t { kTcp, kUdp };

@@ -250,6 +250,7 @@ struct TunSettings {
   unsigned route_table = 21067;
   unsigned rule_priority = 21067;
   unsigned bypass_mark = 0x524b0000;
+  unsigned handoff_table = 21068;
 
   static void describe(settings::Fields<TunSettings>& f) {
     f("name", &TunSettings::name,
@@ -269,6 +270,9 @@ struct TunSettings {
     f("bypass_mark", &TunSettings::bypass_mark,
       "Mark of the packets ramjetd forwards (the IP off-ramp), which the rule lets through to "
       "the host's other tables.");
+    f("handoff_table", &TunSettings::handoff_table,
+      "Routing table of decapsulated flows: `local default dev lo`, looked up by a rule for "
+      "packets arriving on the device, so the host terminates them. ip endpoints may share it.");
   }
 };
 

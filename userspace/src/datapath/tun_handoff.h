@@ -1,0 +1,71 @@
+// The TUN hand-off (bpf/progs/tun_handoff.bpf.c, ramjet/abi/handoff.h): how packets
+// of IP flows that an IpFlowHook decapsulated reach the socket of a transparent
+// endpoint. The IP on-ramp writes them back into its TUN device; the device's tcx
+// ingress program gives each new connection's packets to the endpoint's listening
+// socket (bpf_sk_assign) and marks them, and the policy rule the TunDevice adds makes
+// every destination local for marked packets from the device, so the host's TCP stack terminates
+// the connection with its original addresses. One object for all ip endpoints: the
+// flow table and the sockets are shared, the program is attached to each device.
+// Its links are not pinned: the devices go with the process.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ramjet/abi/handoff.h"
+#include "ramjet/net.h"
+#include "ramjet/result.h"
+
+struct tun_handoff;
+
+namespace ramjet::datapath {
+
+class TunHandoff {
+ public:
+  // `mark` goes on the packets handed on, for the hand-off rule (TunDevice).
+  static Result<std::unique_ptr<TunHandoff>> load(std::uint32_t mark);
+  ~TunHandoff();
+  TunHandoff(const TunHandoff&) = delete;
+  TunHandoff& operator=(const TunHandoff&) = delete;
+
+  // Runs the program on the device's ingress (tcx).
+  Result<void> attach(const std::string& ifname, unsigned ifindex);
+  // The listening socket of transparent endpoint `endpoint_id` for its family.
+  Result<void> add_socket(std::uint32_t endpoint_id, int fd, bool v6);
+
+  // Turns off TCP early demux in this network namespace (net.ipv4.tcp_early_demux, which
+  // IPv6 follows too) until this object goes, when it is put back. Needed once a flow
+  // can be decapsulated: the client's packets after the SYN arrive on the host's other
+  // interface, early demux finds the connection the host now terminates and attaches
+  // it, the route (into the TUN device) says forward, and the kernel drops forwarded
+  // packets that carry a socket. Without it they take the route into the device and
+  // come back through the hand-off like the SYN. Returns what was there before.
+  Result<int> disable_tcp_early_demux();
+
+  // The flow table's descriptor, for add_flow and remove_flow from any thread.
+  int flows_fd() const;
+  // -errno: EEXIST never (an entry is replaced), E2BIG when the table is full.
+  static int add_flow(int flows_fd, const ramjet_handoff_key& key, std::uint32_t endpoint_id,
+                      std::uint64_t flow_id);
+  static void remove_flow(int flows_fd, const ramjet_handoff_key& key);
+  // The id of the IP flow that `key` was decapsulated from, or 0.
+  static std::uint64_t flow_of(int flows_fd, const ramjet_handoff_key& key);
+  // The key of a connection from `client` to `local` (the original destination).
+  static ramjet_handoff_key key_of(std::uint8_t protocol, const SocketAddress& client,
+                                   const SocketAddress& local);
+
+  // Packets by enum ramjet_handoff_stat, summed over CPUs.
+  std::array<std::uint64_t, RAMJET_HANDOFF_STAT_COUNT> stats() const;
+  static const char* stat_name(unsigned stat);
+
+ private:
+  TunHandoff() = default;
+  ::tun_handoff* skel_ = nullptr;
+  std::vector<int> links_;
+  bool restore_early_demux_ = false;
+};
+
+}  // namespace ramjet::datapath
