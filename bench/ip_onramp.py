@@ -31,7 +31,9 @@ Loads (iperf3, client in the client ns, server in the server ns, both on LOAD_CP
   tcp       iperf3 -P 4 bulk TCP. The client's veth makes GSO packets; the kernel
             forwards them whole, while a TUN device without IFF_VNET_HDR (ramjet's,
             see docs/ip_onramp.md "Not yet") takes only MTU-sized packets, so the
-            kernel segments them on the way in: a large share of the gap is that.
+            kernel segments them on the way in.
+  tcp mtu   the same with TSO and GSO off on the client's eth0 (for that run only):
+            MTU-sized packets from the start, so both forward the same packets.
 
 Gateway CPU: core PROXY_CPU's softirq + irq time (the forwarding, the TUN writes and
 the off-ramp's routing; tick-sampled, see veth_bulk_tcp.py) + ramjetd's own CPU time
@@ -44,7 +46,7 @@ server received (every flow went through the engine). Ratios: ramjet / kernel pe
 gateway core.
 
 Usage: bench/ip_onramp.py [--build-dir build/release] [--reps 2] [--seconds 3]
-Needs root, iperf3, taskset, nsenter.
+Needs root, iperf3, taskset, nsenter, ethtool.
 """
 
 import argparse
@@ -67,7 +69,10 @@ MSS = 1448
 MIN_CPU = 0.05
 # iperf3 -b is per stream: "udp 40k" offers 8 x 5000 = 40000 packets/s.
 LOADS = {"udp 64B": ["-u", "-l", "64", "-b", "0", "-P", "8"],
-         "udp 40k": ["-u", "-l", "64", "-b", f"{5000 * 64 * 8}", "-P", "8"], "tcp": ["-P", "4"]}
+         "udp 40k": ["-u", "-l", "64", "-b", f"{5000 * 64 * 8}", "-P", "8"], "tcp": ["-P", "4"],
+         "tcp mtu": ["-P", "4"]}
+# Loads run with the client's eth0 segmenting itself (TSO and GSO off): MTU-sized packets.
+NO_GSO = {"tcp mtu"}
 
 
 class IpOnramp(Ramjet):
@@ -109,6 +114,9 @@ def iperf(topo, load, seconds, warmup, daemon=None):
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     own_cpu = daemon.cpu if daemon else (lambda: 0.0)
 
+    if load in NO_GSO:
+        topo.ns(topo.client, "ethtool", "-K", "eth0", "tso", "off", "gso", "off")
+
     def sample():
         return (cpu_times(PROXY_CPU)[0], own_cpu(), link_packets(topo, topo.server, "rx"),
                 link_packets(topo, topo.client, "tx"), time.time())
@@ -141,6 +149,8 @@ def iperf(topo, load, seconds, warmup, daemon=None):
             ((s1 - s0) + (p1 - p0)) / (w1 - w0), (p1 - p0) / (w1 - w0)
     finally:
         terminate(server)
+        if load in NO_GSO:
+            topo.ns(topo.client, "ethtool", "-K", "eth0", "tso", "on", "gso", "on")
 
 
 def main():
@@ -152,7 +162,7 @@ def main():
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench: ip_onramp needs root (network namespaces, a TUN device)")
-    for tool in ("iperf3", "taskset", "nsenter"):
+    for tool in ("iperf3", "taskset", "nsenter", "ethtool"):
         if not shutil.which(tool):
             sys.exit(f"bench: {tool} is not installed (make deps / make deps-bench install it)")
     if not os.path.exists(os.path.join(args.build_dir, "bin", "ramjetd")):
@@ -209,8 +219,8 @@ def report(results, args):
         cpu = statistics.median(r[3] for r in runs)
         engine = statistics.median(r[4] for r in runs)
         per_core[(name, load)] = statistics.median(r[0] / max(r[3], 1e-3) for r in runs)
-        print(f"{name:<12}{load:<9}{pps:>10.0f}{loss:>7}{gbps:>8.2f}{cpu:>8.2f}{engine:>8.2f}"
-              f"{per_core[(name, load)]:>17.0f}")
+        cell = f"{per_core[(name, load)]:>17.0f}" if cpu >= MIN_CPU else f"{'(cpu too small)':>17}"
+        print(f"{name:<12}{load:<9}{pps:>10.0f}{loss:>7}{gbps:>8.2f}{cpu:>8.2f}{engine:>8.2f}{cell}")
     print("\nratios ramjet ip / kernel fwd, packets per gateway core")
     for load in LOADS:
         a, b = ("ramjet ip", load), ("kernel fwd", load)
@@ -218,8 +228,8 @@ def report(results, args):
             continue
         if statistics.median(r[3] for r in results[b]) < MIN_CPU:
             # /proc/stat counts softirq time in whole ticks: a few ticks are no measurement.
-            print(f"  {load}: n/a (the kernel's forwarding took under {MIN_CPU} of a core, below what "
-                  "tick-sampled softirq time measures)")
+            print(f"  {load}: n/a (the kernel's forwarding took under {MIN_CPU} of a core, too few "
+                  "ticks of softirq time to measure)")
             continue
         print(f"  {load}: {per_core[a] / per_core[b]:.2f}")
 
