@@ -10,16 +10,20 @@ same port as the UDP data, so each proxy also relays TCP on that port (ramjet: a
 endpoint beside the udp one; nginx: `listen P` and `listen P udp` in one stream
 server; socat: a TCP4-LISTEN beside the UDP4-LISTEN); that connection carries a few
 hundred bytes per run.
-The iperf3 server runs SCHED_FIFO, so it drains its socket ahead of the client on their
-shared core: what is lost is lost at the proxy, not at a starved origin.
+iperf3 asks for 4 MiB socket buffers (-w 4M) on both of its ends, so the origin,
+which shares its core with the client, has room to catch up; the proxies keep their
+own defaults.
 
 Measured, with the proxy's CPU time (all processes and threads, user + system, reaped
 children included: socat forks one per session):
 
   rx pps     datagrams the iperf3 server received, per wall second
-  loss       the share of the datagrams the client sent that never arrived (the
-             proxy's drops, and the iperf3 server's own on its busy core: the
-             direct row shows that part)
+  loss       the share of the datagrams the client sent that never arrived, and
+  @proxy     the share the proxy's listening socket(s) dropped for a full receive
+  @origin    buffer, and the share the origin's sockets dropped (the kernel's
+             per-socket counters in /proc/net/udp, read 0.3 s before the end)
+  core       core PROXY_CPU's busy time per second, whoever used it: above the
+             proxy's cpu it shows the softirq work of its sends and other processes
   cpu        proxy CPU seconds per wall second (1.0 = one core busy)
   pps/core   received datagrams per proxy CPU-second
   Gbit/s/core  received payload bits per proxy CPU-second
@@ -77,32 +81,50 @@ def socat(workdir, origin_port):
     return Proc("socat", ["sh", "-c", f"{udp} & {tcp} & wait"], port, workdir)
 
 
-def iperf_udp(port, size, streams, seconds):
-    """One iperf3 -u run at full speed; returns (datagrams sent, datagrams received)."""
-    out = subprocess.run(["taskset", "-c", LOAD_CPU, "iperf3", "-c", "127.0.0.1", "-p", str(port), "-u",
-                          "-l", str(size), "-b", "0", "-P", str(streams), "-t", str(seconds), "-J"],
-                         capture_output=True, text=True, timeout=seconds + 30)
-    data = json.loads(out.stdout)
-    if "error" in data:
-        raise RuntimeError(data["error"])
-    received = data["end"]["sum_received"]
-    return received["packets"], received["packets"] - received["lost_packets"]
+def udp_drops():
+    """{socket inode: (local port, datagrams dropped)} of every IPv4 UDP socket: the kernel
+    counts, per socket, what it dropped for a full receive buffer."""
+    out = {}
+    with open("/proc/net/udp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            out[fields[9]] = (int(fields[1].split(":")[1], 16), int(fields[-1]))
+    return out
+
+
+def dropped_at(before, after, port):
+    """Datagrams dropped between two udp_drops() snapshots by the sockets bound to `port`."""
+    return sum(n - before.get(inode, (0, 0))[1] for inode, (p, n) in after.items() if p == port)
 
 
 def measure(proxy, size, args):
-    """(rx pps, loss, cpu, pps per core, proxy core busy) of one run; proxy None: iperf3
-    straight to the origin."""
+    """One iperf3 -u run at full speed: (rx pps, loss, proxy cpu, pps per proxy core, proxy
+    core busy, share dropped at the proxy's socket, share dropped at the origin's); proxy
+    None: iperf3 straight to the origin. The per-socket drops are read 0.3 s before the
+    end (the origin closes its sockets when the run ends)."""
+    port = proxy.port if proxy else args.origin_port
     pids = proxy.pids() if proxy else []
-    c0, b0, t0 = cpu_seconds(pids, children=True), core_busy_seconds(PROXY_CPU), time.time()
-    sent, received = iperf_udp(proxy.port if proxy else args.origin_port, size, args.streams,
-                               args.seconds)
+    d0, c0, b0, t0 = udp_drops(), cpu_seconds(pids, children=True), core_busy_seconds(PROXY_CPU), time.time()
+    client = subprocess.Popen(["taskset", "-c", LOAD_CPU, "iperf3", "-c", "127.0.0.1", "-p", str(port), "-u",
+                               "-l", str(size), "-b", "0", "-w", "4M", "-P", str(args.streams), "-t",
+                               str(args.seconds), "-J"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(args.seconds - 0.3)
+    d1 = udp_drops()
+    out, err = client.communicate(timeout=args.seconds + 30)
     wall = time.time() - t0
     busy = (core_busy_seconds(PROXY_CPU) - b0) / wall
-    if not proxy:
-        return received / args.seconds, 1 - received / max(sent, 1), None, None, busy
-    cpu = cpu_seconds(proxy.pids(), children=True) - c0
-    return (received / args.seconds, 1 - received / max(sent, 1), cpu / wall,
-            received / max(cpu, 1e-6), busy)
+    data = json.loads(out or "{}")
+    if "end" not in data:
+        raise RuntimeError(f"iperf3 -u through port {port}: {data.get('error', err.strip())}")
+    sent = data["end"]["sum_received"]["packets"]
+    received = sent - data["end"]["sum_received"]["lost_packets"]
+    at_proxy = dropped_at(d0, d1, port) / max(sent, 1) if proxy else 0.0
+    at_origin = dropped_at(d0, d1, args.origin_port) / max(sent, 1)
+    row = [received / args.seconds, 1 - received / max(sent, 1), None, None, busy, at_proxy, at_origin]
+    if proxy:
+        cpu = cpu_seconds(proxy.pids(), children=True) - c0
+        row[2:4] = cpu / wall, received / max(cpu, 1e-6)
+    return tuple(row)
 
 
 def main():
@@ -122,8 +144,8 @@ def main():
 
     workdir = tempfile.mkdtemp(prefix="ramjet-udpbench-")
     args.origin_port = free_port()
-    origin = subprocess.Popen(["chrt", "-f", "10", "taskset", "-c", LOAD_CPU, "iperf3", "-s", "-p",
-                               str(args.origin_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    origin = subprocess.Popen(["taskset", "-c", LOAD_CPU, "iperf3", "-s", "-p", str(args.origin_port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     proxies = [ramjet(args.build_dir, workdir, args.origin_port), nginx(workdir, args.origin_port),
                socat(workdir, args.origin_port)]
     res = {(name, size): [] for name in ["direct"] + [p.name for p in proxies] for size in sizes}
@@ -156,8 +178,8 @@ def report(res, failed, sizes, args):
           f"{args.reps} x {args.seconds}s alternating (median; per proxy CPU-second)")
     print(f"core: core {PROXY_CPU}'s busy time per second, all of it (the proxy, the softirq "
           "work of its sends, and whatever else ran there)")
-    print(f"{'proxy':<8}{'payload':>8}{'rx pps':>11}{'loss':>7}{'cpu':>6}{'core':>6}{'pps/core':>11}"
-          f"{'Gbit/s/core':>13}")
+    print(f"{'proxy':<8}{'payload':>8}{'rx pps':>11}{'loss':>7}{'@proxy':>8}{'@origin':>8}{'cpu':>6}"
+          f"{'core':>6}{'pps/core':>11}{'Gbit/s/core':>13}")
     per_core = {}
     for (name, size), runs in res.items():
         if not runs or name in failed:
@@ -165,13 +187,14 @@ def report(res, failed, sizes, args):
         pps = statistics.median(r[0] for r in runs)
         loss = statistics.median(r[1] for r in runs)
         busy = statistics.median(r[4] for r in runs)
+        drops = "".join(f"{statistics.median(r[i] for r in runs):>8.1%}" for i in (5, 6))
         if runs[0][2] is None:
-            print(f"{name:<8}{size:>7}B{pps:>11.0f}{loss:>7.1%}{'-':>6}{busy:>6.2f}{'-':>11}{'-':>13}")
+            print(f"{name:<8}{size:>7}B{pps:>11.0f}{loss:>7.1%}{drops}{'-':>6}{busy:>6.2f}{'-':>11}{'-':>13}")
             continue
         cpu = statistics.median(r[2] for r in runs)
         per_core[(name, size)] = statistics.median(r[3] for r in runs)
         gbps = per_core[(name, size)] * size * 8 / 1e9
-        print(f"{name:<8}{size:>7}B{pps:>11.0f}{loss:>7.1%}{cpu:>6.2f}{busy:>6.2f}"
+        print(f"{name:<8}{size:>7}B{pps:>11.0f}{loss:>7.1%}{drops}{cpu:>6.2f}{busy:>6.2f}"
               f"{per_core[(name, size)]:>11.0f}"
               f"{gbps:>13.2f}")
     for name, why in failed.items():
