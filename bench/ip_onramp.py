@@ -109,8 +109,8 @@ def iperf(topo, load, seconds, warmup, daemon=None):
     CPU per second).
     Counters and CPU are read over `seconds` after `warmup`, inside iperf3's interval:
     for UDP the packets the server's eth0 received against those the client's sent."""
-    server = subprocess.Popen(["ip", "netns", "exec", topo.server, "taskset", "-c", LOAD_CPU, "iperf3", "-s", "-1",
-                               "-p", str(IPERF_PORT), "-B", SERVER["ip"]],
+    server = subprocess.Popen(["ip", "netns", "exec", topo.server, "taskset", "-c", LOAD_CPU, "iperf3", "-s",
+                               "-1", "-p", str(IPERF_PORT), "-B", SERVER["ip"]],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     own_cpu = daemon.cpu if daemon else (lambda: 0.0)
 
@@ -123,8 +123,8 @@ def iperf(topo, load, seconds, warmup, daemon=None):
     try:
         time.sleep(0.3)
         forwarded0 = daemon.forwarded() if daemon else 0
-        client = subprocess.Popen(["ip", "netns", "exec", topo.client, "taskset", "-c", LOAD_CPU, "iperf3", "-c",
-                                   SERVER["ip"], "-p", str(IPERF_PORT), *LOADS[load], "-t",
+        client = subprocess.Popen(["ip", "netns", "exec", topo.client, "taskset", "-c", LOAD_CPU, "iperf3",
+                                   "-c", SERVER["ip"], "-p", str(IPERF_PORT), *LOADS[load], "-t",
                                    str(seconds + warmup), "-O", str(warmup), "-J"],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(warmup + 0.2)
@@ -203,7 +203,8 @@ def main():
 
 def report(results, args):
     print(f"\nIP forwarding through the gateway, client -> server: the kernel alone vs ramjet's IP on-ramp "
-          f"(TUN + engine + raw off-ramp); iperf3 on core {LOAD_CPU}, the gateway's work on core {PROXY_CPU}; "
+          f"(TUN + engine + raw off-ramp); iperf3 on core {LOAD_CPU}, the gateway's work on core "
+          f"{PROXY_CPU}; "
           f"{args.reps} x {args.seconds:g}s alternating (median)")
     print(f"gw cpu: core {PROXY_CPU} softirq+irq + ramjetd's CPU, per second (engine: ramjetd's part); "
           f"tcp pps = bytes / {MSS}")

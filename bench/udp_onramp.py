@@ -22,9 +22,9 @@ children included: socat forks one per session):
   @proxy     the share the proxy's listening socket(s) dropped for a full receive
   @origin    buffer, and the share the origin's sockets dropped (the kernel's
              per-socket counters in /proc/net/udp, read 0.3 s before the end)
+  cpu        proxy CPU seconds per wall second (1.0 = one core busy)
   core       core PROXY_CPU's busy time per second, whoever used it: above the
              proxy's cpu it shows the softirq work of its sends and other processes
-  cpu        proxy CPU seconds per wall second (1.0 = one core busy)
   pps/core   received datagrams per proxy CPU-second
   Gbit/s/core  received payload bits per proxy CPU-second
 
@@ -107,7 +107,8 @@ def measure(proxy, size, args):
     d0, c0, b0, t0 = udp_drops(), cpu_seconds(pids, children=True), core_busy_seconds(PROXY_CPU), time.time()
     client = subprocess.Popen(["taskset", "-c", LOAD_CPU, "iperf3", "-c", "127.0.0.1", "-p", str(port), "-u",
                                "-l", str(size), "-b", "0", "-w", "4M", "-P", str(args.streams), "-t",
-                               str(args.seconds), "-J"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               str(args.seconds), "-J"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(args.seconds - 0.3)
     d1 = udp_drops()
     out, err = client.communicate(timeout=args.seconds + 30)
