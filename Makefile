@@ -135,8 +135,11 @@ bench: deps deps-bench build
 	python3 bench/http_forward.py --build-dir $(BUILD_DIR)
 	/usr/bin/python3 bench/tls.py --build-dir $(BUILD_DIR)
 	python3 bench/tcp_latency.py --build-dir $(BUILD_DIR)
+	python3 bench/udp_onramp.py --build-dir $(BUILD_DIR)
+	python3 bench/proxy_protocol.py --build-dir $(BUILD_DIR)
 	$(SUDO) python3 bench/xdp_forward.py --build-dir $(BUILD_DIR)
 	$(SUDO) python3 bench/veth_bulk_tcp.py --build-dir $(BUILD_DIR)
+	$(SUDO) python3 bench/ip_onramp.py --build-dir $(BUILD_DIR)
 	$(SUDO) python3 bench/flows_list.py --build-dir $(BUILD_DIR)
 	$(SUDO) python3 bench/escalation_latency.py --build-dir $(BUILD_DIR)
 	@$(MAKE) --no-print-directory bench-bpf

@@ -29,8 +29,9 @@ def wait_port(port, timeout=15.0):
     raise RuntimeError(f"nothing listening on port {port}")
 
 
-def cpu_seconds(pids):
-    """User + system CPU time of processes (a pid or a list), all their threads."""
+def cpu_seconds(pids, children=False):
+    """User + system CPU time of processes (a pid or a list), all their threads; with
+    children, also that of the children they reaped (a proxy that forks per session)."""
     if isinstance(pids, int):
         pids = [pids]
     total = 0.0
@@ -39,6 +40,8 @@ def cpu_seconds(pids):
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+            if children:
+                total += (int(fields[13]) + int(fields[14])) / CLK_TCK
         except FileNotFoundError:
             pass
     return total
@@ -107,8 +110,9 @@ endpoints:
     return Proc(name, [os.path.join(build_dir, "bin", "ramjetd"), "--config", cfg], port, workdir)
 
 
-def haproxy(workdir, name, mode, upstream_port, options=""):
-    """haproxy, one thread, one frontend and one server; `options` go in both sections."""
+def haproxy(workdir, name, mode, upstream_port, options="", bind="", server="", cpu=PROXY_CPU):
+    """haproxy, one thread, one frontend and one server; `options` go in both sections,
+    `bind` and `server` at the end of those lines (" accept-proxy", " send-proxy-v2")."""
     port = free_port()
     cfg = os.path.join(workdir, f"{name}.cfg")
     with open(cfg, "w") as f:
@@ -121,12 +125,52 @@ defaults
     timeout client 60s
     timeout server 60s
 frontend fe
-    bind 127.0.0.1:{port}
+    bind 127.0.0.1:{port}{bind}
 {options}    default_backend be
 backend be
-{options}    server s1 127.0.0.1:{upstream_port}
+{options}    server s1 127.0.0.1:{upstream_port}{server}
 """)
-    return Proc(name, ["haproxy", "-f", cfg], port, workdir)
+    return Proc(name, ["haproxy", "-f", cfg], port, workdir, cpu)
+
+
+NGINX_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
+
+
+def nginx_stream(workdir, name, port, servers):
+    """nginx, one worker, with the stream module and `servers` (the body of its stream
+    block); `port` is the one Proc.start waits for (a TCP listener among them)."""
+    cfg = os.path.join(workdir, f"{name}.conf")
+    with open(cfg, "w") as f:
+        f.write(f"""load_module {NGINX_STREAM_MODULE};
+daemon off;
+worker_processes 1;
+pid {workdir}/{name}.pid;
+error_log {workdir}/{name}-error.log;
+events {{ worker_connections 4096; }}
+stream {{
+{servers}}}
+""")
+    return Proc(name, ["nginx", "-c", cfg, "-p", workdir, "-e", f"{workdir}/{name}-error.log"],
+                port, workdir)
+
+
+def start_proxies(proxies, failed, check=None):
+    """Starts each proxy and runs check(proxy) if given; one that fails is stopped and
+    its reason (with the end of its log) goes to failed[name], so the run goes on with
+    the others and reports it. Returns those that started."""
+    live = []
+    for p in proxies:
+        try:
+            p.start()
+            if check:
+                check(p)
+            live.append(p)
+        except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
+            log = os.path.join(p.workdir, f"{p.name}.log")
+            tail = open(log).read()[-400:] if os.path.exists(log) else ""
+            failed[p.name] = f"{e} {tail}".strip()
+            p.stop()
+    return live
 
 
 # An echo server: `python3 -c ECHO_SERVER host port[,port...]`; prints READY once
