@@ -571,7 +571,7 @@ TEST(LoadBad, EveryBadFileIsListed) {
   for (const auto& entry : std::filesystem::directory_iterator(testdata())) {
     if (entry.path().filename().string().rfind("bad_", 0) == 0) ++files;
   }
-  EXPECT_EQ(files, 52u);
+  EXPECT_EQ(files, 55u);
 }
 
 TEST(LoadFile, MissingFile) {

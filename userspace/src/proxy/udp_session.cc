@@ -184,9 +184,12 @@ Task<void> UdpSession::watch_reply_socket() {
 Task<bool> UdpSession::open_upstream() {
   EgressChain chain(wc_, counters_, info_, ctx_.get(), ep_, audited_decisions());
   // Transparent endpoints relay to where the client was going (the datapath kept it).
-  auto decided = co_await chain.decide(
-      ep_.transparent ? HostPort{info_.local.ip().unmapped().to_string(), info_.local.port()}
-                      : ep_.upstream->target);
+  // A named local, not a conditional temporary: GCC 12 destroys a temporary built in a
+  // co_await's operand twice.
+  HostPort target = ep_.transparent
+                        ? HostPort{info_.local.ip().unmapped().to_string(), info_.local.port()}
+                        : ep_.upstream->target;
+  auto decided = co_await chain.decide(target);
   if (auto* e = std::get_if<EgressError>(&decided)) {
     close_reason_ = e->close_reason();
     co_return false;
