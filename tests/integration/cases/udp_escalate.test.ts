@@ -172,3 +172,24 @@ test('daemon stopped with --keep-datapath (draining), on_engine_unavailable=pass
   const fallback = (flow.fallback ?? (flow.kernel as Record<string, unknown> | null)?.fallback) as unknown;
   assert.deepEqual(fallback, { verdict: 'pass', cause: 'draining' }, JSON.stringify(flow));
 });
+
+test('iperf3 -u through an escalated flow: the stream goes through the engine, its control connection through the fast path', { skip, timeout: 40_000 }, async (t) => {
+  const topo = await createGatewayTopology(t);
+  const iperf = topo.server.spawn(t, 'iperf3', ['-s', '-1', '-B', server.ipv4, '-p', '5201', '--forceflush'], { what: `iperf3 server in ${topo.server.name}` });
+  await iperf.waitForOutput(/Server listening on \d+/);
+  const daemon = await startGatewayDaemon(t, topo, {
+    ...daemonOptions(),
+    rules: [{ name: 'iperf-data', proto: 'udp', dst_port: 5201, action: 'escalate', endpoint: 'dns' }],
+  });
+  const r = await topo.client.exec('iperf3', ['-c', server.ipv4, '-p', '5201', '-u', '-b', '20M', '-l', '1200', '-t', '2', '-J'], { timeoutMs: 30_000, allowFailure: true });
+  const json = JSON.parse(r.stdout) as { error?: string; end?: { sum?: { packets?: number; lost_packets?: number; lost_percent?: number } } };
+  assert.equal(json.error, undefined, r.output);
+  const sum = json.end?.sum;
+  assert.ok(sum !== undefined && (sum.packets ?? 0) > 1000, `iperf3 reported ${JSON.stringify(sum)}`);
+  assert.ok((sum.lost_percent ?? 100) < 5, `lost ${String(sum.lost_percent)}% of ${String(sum.packets)} datagrams`);
+  // What the server received went through the engine: one escalated session.
+  const relayed = await daemon.counter('udp_datagrams_from_client');
+  assert.ok(relayed >= (sum.packets ?? 0) - (sum.lost_packets ?? 0), `relayed ${relayed}, iperf3 ${JSON.stringify(sum)}`);
+  assert.equal(await daemon.counter('udp_sessions_escalated'), 1);
+  t.diagnostic(`iperf3 -u through the escalation: ${String(sum.packets)} datagrams, ${String(sum.lost_percent)}% lost`);
+});

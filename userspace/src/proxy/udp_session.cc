@@ -181,15 +181,17 @@ Task<void> UdpSession::watch_reply_socket() {
   }
 }
 
+// Not in the coroutine: GCC 12 runs the cleanups of both arms of a conditional
+// expression with temporaries inside a coroutine (a free() of a string never built).
+HostPort UdpSession::upstream_target() const {
+  // Transparent endpoints relay to where the client was going (the datapath kept it).
+  if (ep_.transparent) return HostPort{info_.local.ip().unmapped().to_string(), info_.local.port()};
+  return ep_.upstream->target;
+}
+
 Task<bool> UdpSession::open_upstream() {
   EgressChain chain(wc_, counters_, info_, ctx_.get(), ep_, audited_decisions());
-  // Transparent endpoints relay to where the client was going (the datapath kept it).
-  // A named local, not a conditional temporary: GCC 12 destroys a temporary built in a
-  // co_await's operand twice.
-  HostPort target = ep_.transparent
-                        ? HostPort{info_.local.ip().unmapped().to_string(), info_.local.port()}
-                        : ep_.upstream->target;
-  auto decided = co_await chain.decide(target);
+  auto decided = co_await chain.decide(upstream_target());
   if (auto* e = std::get_if<EgressError>(&decided)) {
     close_reason_ = e->close_reason();
     co_return false;

@@ -53,6 +53,8 @@ class UdpSession final : public Session {
   // Hooks, DNS and the connected upstream socket; false with close_reason_ set when the
   // session may not go anywhere.
   Task<bool> open_upstream();
+  // The endpoint's upstream, or the original destination on a transparent endpoint.
+  HostPort upstream_target() const;
   void send_upstream(std::span<const std::uint8_t> payload);
   // Escalated flows: the reply socket on the original destination; false (counted) when
   // it cannot be had.
