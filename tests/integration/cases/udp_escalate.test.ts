@@ -80,7 +80,8 @@ async function engineConnections(daemon: DaemonHandle): Promise<EngineConnection
 test('dig through an escalated UDP flow: the engine relays to the original destination and answers from it', { skip, timeout: 30_000 }, async (t) => {
   const topo = await createGatewayTopology(t);
   const responder = await startResponder(t, topo.server);
-  const daemon = await startGatewayDaemon(t, topo, daemonOptions());
+  const instance = datapathInstance(t);
+  const daemon = await startGatewayDaemon(t, topo, daemonOptions('drop', { instance }));
   const forwardedBefore = await topo.forwardingCounters();
   const statsBefore = await datapathPackets(daemon);
 
@@ -112,6 +113,12 @@ test('dig through an escalated UDP flow: the engine relays to the original desti
   assert.equal(flow.rule, 'dns');
   assert.equal(flow.endpoint, 'dns');
   assert.equal(flow.flow_id, conn.id, 'the engine keeps the kernel flow id of an escalated flow');
+  // ramjetctl joins both halves by that id; the engine half's local is the original destination.
+  const merged = (await ramjetctl({ instance, adminSocket: daemon.adminSocket }).json<Array<Record<string, unknown>>>(['flows', 'list'], 'flows-list.json')).find((f) => f.id === conn.id);
+  assert.ok(merged !== undefined, `no flow ${conn.id} in ramjetctl flows`);
+  assert.equal(merged.proto, 'udp');
+  assert.equal(merged.verdict, 'ESCALATE');
+  assert.equal((merged.engine as { local?: string } | null)?.local, `${server.ipv4}:53`, JSON.stringify(merged));
 
   const delta = statDelta(statsBefore, await datapathPackets(daemon), ['ESCALATE', 'TC_ESCALATE_ASSIGNED', 'TC_ESCALATE_UNSUPPORTED']);
   assert.ok(delta.ESCALATE! >= 1, `ESCALATE moved by ${delta.ESCALATE}`);
