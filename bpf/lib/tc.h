@@ -329,7 +329,8 @@ __noinline int tc_classify_fast(struct __sk_buff* skb, __u32* endpoint_id) {
     return TC_ACT_OK;
   }
 
-  if ((pkt.proto == IPPROTO_ICMP || pkt.proto == NEXTHDR_ICMP) && tc_icmp_error_escalated(skb, &pkt))
+  if ((pkt.proto == IPPROTO_ICMP || pkt.proto == NEXTHDR_ICMP) &&
+      tc_icmp_error_escalated(skb, &pkt))
     return TC_ACT_OK;
 
   struct ramjet_decision d;

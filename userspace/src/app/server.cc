@@ -45,12 +45,14 @@ constexpr unsigned kBufferSize = 64 * 1024;
 // IP_TRANSPARENT or IPV6_TRANSPARENT on `fd`, or the error that says what is missing.
 Result<void> make_transparent(int fd, const SocketAddress& addr) {
   int one = 1;
-  int rc = addr.family() == AF_INET ? ::setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof one)
-                                    : ::setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof one);
+  int rc = addr.family() == AF_INET
+               ? ::setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof one)
+               : ::setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof one);
   if (rc == 0) return {};
   int err = errno;
-  return Error::kernel(err, std::string("IP_TRANSPARENT: ") + strerror(err) +
-                                (err == EPERM ? " (transparent endpoints need CAP_NET_ADMIN)" : ""));
+  return Error::kernel(err,
+                       std::string("IP_TRANSPARENT: ") + strerror(err) +
+                           (err == EPERM ? " (transparent endpoints need CAP_NET_ADMIN)" : ""));
 }
 
 Result<int> open_listener(const SocketAddress& addr, bool transparent, unsigned backlog) {

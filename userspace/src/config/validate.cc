@@ -513,8 +513,8 @@ void validate_datapath(const Config& config, const Node& root, settings::ParseCo
         if (target->onramp != want)
           ctx.error(mark_of(rn, "endpoint", r_mark), path + ".endpoint",
                     "escalate rule \"" + r.name + "\" has proto: " + (udp ? "udp" : "tcp") +
-                        ", so it needs a transparent " + (udp ? "udp" : "tcp") +
-                        " endpoint; \"" + r.endpoint + "\" is not one");
+                        ", so it needs a transparent " + (udp ? "udp" : "tcp") + " endpoint; \"" +
+                        r.endpoint + "\" is not one");
       }
     } else {
       if (!r.endpoint.empty()) {

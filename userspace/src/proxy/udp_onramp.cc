@@ -267,8 +267,7 @@ void UdpOnramp::erase(UdpSession* s) {
 }
 
 std::pair<std::size_t, std::size_t> UdpOnramp::send_to_client(
-    const SocketAddress& to, std::span<const std::span<const std::uint8_t>> datagrams,
-    int via) {
+    const SocketAddress& to, std::span<const std::span<const std::uint8_t>> datagrams, int via) {
   sockaddr_storage ss;
   const socklen_t len = via >= 0 ? 0 : to_socket_address(to, local_.family(), ss);
   mmsghdr msgs[kBatch];
@@ -288,8 +287,8 @@ std::pair<std::size_t, std::size_t> UdpOnramp::send_to_client(
   while (done < n) {
     // Non-blocking: a datagram the socket buffer cannot take now is dropped, as a router
     // would; waiting would stall every other session of this worker.
-    const int r =
-        ::sendmmsg(via >= 0 ? via : fd_, msgs + done, static_cast<unsigned>(n - done), MSG_DONTWAIT | MSG_NOSIGNAL);
+    const int r = ::sendmmsg(via >= 0 ? via : fd_, msgs + done, static_cast<unsigned>(n - done),
+                             MSG_DONTWAIT | MSG_NOSIGNAL);
     if (r <= 0) {
       counters_.add(Counter::udp_dropped_send_error);
       ++done;  // drop the one refused and try the rest

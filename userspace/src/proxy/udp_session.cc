@@ -138,8 +138,9 @@ bool UdpSession::open_reply_socket() {
   };
   if (fd < 0) return fail("socket");
   int one = 1;
-  const int rc = local.ip().is_v4() ? ::setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof one)
-                                    : ::setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof one);
+  const int rc = local.ip().is_v4()
+                     ? ::setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof one)
+                     : ::setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof one);
   if (rc != 0) return fail("IP_TRANSPARENT");
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   sockaddr_storage ss;
