@@ -33,8 +33,8 @@ interface Query {
 }
 
 /** The python DNS responder on the server's address, port 53; its queries as they arrive. */
-async function startResponder(t: TestContext, ns: Netns): Promise<{ proc: ManagedProcess; queries: () => Query[] }> {
-  const proc = ns.spawn(t, '/usr/bin/python3', ['-u', RESPONDER_PY, server.ipv4, '53', ANSWER], { what: `dns responder in ${ns.name}` });
+async function startResponder(t: TestContext, ns: Netns, host: string = server.ipv4): Promise<{ proc: ManagedProcess; queries: () => Query[] }> {
+  const proc = ns.spawn(t, '/usr/bin/python3', ['-u', RESPONDER_PY, host, '53', ANSWER], { what: `dns responder in ${ns.name}` });
   await proc.waitForOutput(/^listening /m);
   const queries = (): Query[] => [...proc.output().matchAll(/^query (\S+) \d+ from (\S+) (\d+)$/gm)].map((m) => ({ name: m[1]!, from: `${m[2]}:${m[3]}` }));
   return { proc, queries };
@@ -193,4 +193,23 @@ test('iperf3 -u through an escalated flow: the stream goes through the engine, i
   const sum = checkIperf3UdpRun(r, await daemon.counter('udp_datagrams_from_client'));
   assert.equal(await daemon.counter('udp_sessions_escalated'), 1);
   t.diagnostic(`iperf3 -u through the escalation: ${String(sum.packets)} datagrams, ${String(sum.lost_percent)}% lost`);
+});
+
+test('IPv6: an endpoint listening on [::1] takes escalated IPv6 flows; dig -6 gets the answer from the original destination', { skip, timeout: 30_000 }, async (t) => {
+  const topo = await createGatewayTopology(t);
+  const responder = await startResponder(t, topo.server, server.ipv6);
+  const options = daemonOptions();
+  const daemon = await startGatewayDaemon(t, topo, {
+    ...options,
+    config: { endpoints: [{ name: 'web', onramp: 'tcp', transparent: true, listen: '127.0.0.1:0' }, { name: 'dns', onramp: 'udp', transparent: true, listen: '[::1]:0' }] },
+  });
+  const r = await topo.client.exec('dig', [`@${server.ipv6}`, 'v6.esc.test', 'A', '+short', '+tries=1', '+time=3'], { allowFailure: true });
+  assert.equal(r.stdout.trim(), ANSWER, r.output);
+  const q = responder.queries();
+  assert.equal(q.length, 1, JSON.stringify(q));
+  assert.ok(q[0]!.from.startsWith(`${gatewayServerSide.ipv6}:`), `the server was asked by ${q[0]!.from}`);
+  const conns = (await engineConnections(daemon)).filter((c) => c.endpoint === 'dns');
+  assert.equal(conns.length, 1, JSON.stringify(conns));
+  assert.equal(conns[0]!.local, `[${server.ipv6}]:53`);
+  assert.equal(await daemon.counter('udp_sessions_escalated'), 1);
 });
