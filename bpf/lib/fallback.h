@@ -29,6 +29,14 @@ static __always_inline __u8 ramjet_listener_cause(struct bpf_sock* sk) {
   return RAMJET_FALLBACK_CAUSE_NONE;
 }
 
+/* Why the udp endpoint's socket from `listeners` cannot take a datagram now, or
+ * NONE. A full receive buffer is not a cause: the kernel drops the datagram and
+ * counts it (UDP_MIB_RCVBUFERRORS), as it would for any UDP socket. */
+static __always_inline __u8 ramjet_udp_socket_cause(struct bpf_sock* sk) {
+  if (sk->protocol != IPPROTO_UDP) return RAMJET_FALLBACK_CAUSE_NO_LISTENER;
+  return RAMJET_FALLBACK_CAUSE_NONE;
+}
+
 static __always_inline int ramjet_engine_draining(__u32 endpoint_id) {
   __u32* state = bpf_map_lookup_elem(&engine_state, &endpoint_id);
   return state && (*state & RAMJET_ENGINE_DRAINING);
@@ -125,6 +133,9 @@ __noinline int tc_fallback(struct __sk_buff* skb, struct ramjet_pkt* pkt, __u32 
   __u8 mode = flow ? flow->fallback : RAMJET_FALLBACK_NONE;
   if (mode == RAMJET_FALLBACK_NONE) {
     mode = ramjet_fallback_mode_of(flow);
+    /* UDP has no RST to answer with, and no ICMP answer is built here yet: reject
+     * drops (the client's resolver times out as for a lost datagram). */
+    if (mode == RAMJET_FALLBACK_REJECT && pkt->proto != IPPROTO_TCP) mode = RAMJET_FALLBACK_DROP;
     if (flow) {
       __u16 reason = RAMJET_STAT_TC_FALLBACK_REJECT;
       flow->fallback = mode;

@@ -63,10 +63,11 @@ __noinline int tc_escalate(struct __sk_buff* skb, __u32 endpoint_id) {
   if (!skb) return TC_ACT_SHOT; /* unreachable: callers pass their context */
   struct ramjet_pkt pkt;
   if (tc_parse(skb, &pkt) != RAMJET_STAT_NONE || pkt.family == RAMJET_FAMILY_NONE ||
-      pkt.proto != IPPROTO_TCP || !pkt.has_ports) {
+      (pkt.proto != IPPROTO_TCP && pkt.proto != IPPROTO_UDP) || !pkt.has_ports) {
     count(RAMJET_STAT_TC_ESCALATE_UNSUPPORTED, skb->len);
     return TC_ACT_SHOT;
   }
+  int udp = pkt.proto == IPPROTO_UDP;
   int v6 = pkt.family == RAMJET_FAMILY_IPV6;
   struct bpf_sock_tuple tuple;
   __builtin_memset(&tuple, 0, sizeof(tuple));
@@ -87,10 +88,17 @@ __noinline int tc_escalate(struct __sk_buff* skb, __u32 endpoint_id) {
 
   __u32 cause = RAMJET_FALLBACK_CAUSE_NONE;
   int listener = 0;
-  struct bpf_sock* sk = bpf_skc_lookup_tcp(skb, &tuple, tuple_len, BPF_F_CURRENT_NETNS, 0);
-  if (sk) {
-    if (sk->state != BPF_TCP_LISTEN) goto assign; /* the engine's own connection */
-    bpf_sk_release(sk);
+  struct bpf_sock* sk = NULL;
+  /* UDP: every datagram goes to the endpoint's socket, which keys the session by
+   * (client, original destination). A session's reply socket (bound to the
+   * original destination, connected to the client) is never looked up: it only
+   * sends, and takes the ICMP errors about what it sent (docs/udp.md). */
+  if (!udp) {
+    sk = bpf_skc_lookup_tcp(skb, &tuple, tuple_len, BPF_F_CURRENT_NETNS, 0);
+    if (sk) {
+      if (sk->state != BPF_TCP_LISTEN) goto assign; /* the engine's own connection */
+      bpf_sk_release(sk);
+    }
   }
   if (ramjet_engine_draining(endpoint_id)) {
     cause = RAMJET_FALLBACK_CAUSE_DRAINING;
@@ -102,7 +110,7 @@ __noinline int tc_escalate(struct __sk_buff* skb, __u32 endpoint_id) {
     cause = RAMJET_FALLBACK_CAUSE_NO_LISTENER;
     goto fallback;
   }
-  cause = ramjet_listener_cause(sk);
+  cause = udp ? ramjet_udp_socket_cause(sk) : ramjet_listener_cause(sk);
   if (cause != RAMJET_FALLBACK_CAUSE_NONE) {
     bpf_sk_release(sk);
     goto fallback;
@@ -121,6 +129,90 @@ assign:;
   return TC_ACT_OK;
 fallback:
   return tc_fallback(skb, &pkt, cause);
+}
+
+/* ICMP types that carry the head of the packet they answer (RFC 792, RFC 4443). */
+#define RAMJET_ICMP_DEST_UNREACH 3
+#define RAMJET_ICMP_TIME_EXCEEDED 11
+#define RAMJET_ICMP_PARAMETERPROB 12
+#define RAMJET_ICMPV6_DEST_UNREACH 1
+#define RAMJET_ICMPV6_PARAMPROB 4
+
+/*
+ * An ICMP error about a datagram of an escalated UDP flow (the engine's reply,
+ * sent from the original destination, answered by the client's kernel with a
+ * port unreachable, say) is addressed to the original destination, which is not
+ * this host's: forwarded, it would reach a server that never sent the datagram.
+ * Marked, the policy route delivers it here, and the stack hands it to the
+ * socket that sent the datagram (the session's reply socket, connected to the
+ * client). Returns 1 when `pkt` was such an error and is marked.
+ * Global (verified once, own stack frame).
+ */
+__noinline int tc_icmp_error_escalated(struct __sk_buff* skb, const struct ramjet_pkt* pkt) {
+  if (!skb || !pkt || !pkt->has_l4) return 0;
+  __u8 type;
+  if (bpf_skb_load_bytes(skb, pkt->l4_off, &type, 1)) return 0;
+  int v6 = pkt->family == RAMJET_FAMILY_IPV6;
+  if (!v6 && (pkt->proto != IPPROTO_ICMP ||
+              (type != RAMJET_ICMP_DEST_UNREACH && type != RAMJET_ICMP_TIME_EXCEEDED &&
+               type != RAMJET_ICMP_PARAMETERPROB)))
+    return 0;
+  if (v6 && (pkt->proto != NEXTHDR_ICMP || type < RAMJET_ICMPV6_DEST_UNREACH ||
+             type > RAMJET_ICMPV6_PARAMPROB))
+    return 0;
+  /* The quoted packet follows the 8-byte ICMP header: its IP header, then (for
+   * UDP) the ports; IPv6 without extension headers. Read straight into the flow
+   * key (this frame sits on top of tc_classify_fast's: it must stay small). */
+  struct ramjet_flow_key key;
+  __builtin_memset(&key, 0, sizeof(key));
+  __u32 off = pkt->l4_off + 8;
+  __u8 head[2]; /* version/IHL; IPv4 protocol or IPv6 next header */
+  if (bpf_skb_load_bytes(skb, off, &head[0], 1) ||
+      bpf_skb_load_bytes(skb, off + (v6 ? 6 : 9), &head[1], 1) || head[1] != IPPROTO_UDP)
+    return 0;
+  if (!v6) {
+    if ((head[0] >> 4) != 4 || bpf_skb_load_bytes(skb, off + 12, &key.addr_lo[0], 4) ||
+        bpf_skb_load_bytes(skb, off + 16, &key.addr_hi[0], 4))
+      return 0;
+    off += (__u32)(head[0] & 0xf) * 4;
+  } else {
+    if ((head[0] >> 4) != 6 || bpf_skb_load_bytes(skb, off + 8, key.addr_lo, 16) ||
+        bpf_skb_load_bytes(skb, off + 24, key.addr_hi, 16))
+      return 0;
+    off += 40;
+  }
+  if (bpf_skb_load_bytes(skb, off, &key.port_lo, 4)) return 0; /* sport, dport */
+  /* Ordered as ramjet_flow_key_build orders them: the same key both ways. */
+  int swap = 0;
+#pragma unroll
+  for (int i = 0; i < RAMJET_ADDR_WORDS; i++) {
+    __u32 a = bpf_ntohl(key.addr_lo[i]), b = bpf_ntohl(key.addr_hi[i]);
+    if (a != b) {
+      swap = b < a;
+      break;
+    }
+    if (i == RAMJET_ADDR_WORDS - 1) swap = bpf_ntohs(key.port_hi) < bpf_ntohs(key.port_lo);
+  }
+  if (swap) {
+#pragma unroll
+    for (int i = 0; i < RAMJET_ADDR_WORDS; i++) {
+      __u32 t = key.addr_lo[i];
+      key.addr_lo[i] = key.addr_hi[i];
+      key.addr_hi[i] = t;
+    }
+    __u16 t = key.port_lo;
+    key.port_lo = key.port_hi;
+    key.port_hi = t;
+  }
+  key.family = pkt->family;
+  key.proto = IPPROTO_UDP;
+  struct ramjet_flow* flow = bpf_map_lookup_elem(&flows, &key);
+  if (!flow || !flow->escalated || flow->verdict != RAMJET_ACTION_ESCALATE ||
+      flow->fallback != RAMJET_FALLBACK_NONE)
+    return 0;
+  skb->mark = escalate_mark;
+  count(RAMJET_STAT_TC_ESCALATE_ICMP_ERROR, skb->len);
+  return 1;
 }
 
 /* Hop limit - 1 as it changes the sum of a CHECKSUM_COMPLETE skb (a NIC's): the
@@ -236,6 +328,10 @@ __noinline int tc_classify_fast(struct __sk_buff* skb, __u32* endpoint_id) {
     count(RAMJET_STAT_PASS_NOT_IP, pkt.len);
     return TC_ACT_OK;
   }
+
+  if ((pkt.proto == IPPROTO_ICMP || pkt.proto == NEXTHDR_ICMP) &&
+      tc_icmp_error_escalated(skb, &pkt))
+    return TC_ACT_OK;
 
   struct ramjet_decision d;
   ramjet_decide(&pkt, skb->ingress_ifindex, &d);

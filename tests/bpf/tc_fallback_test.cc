@@ -61,6 +61,20 @@ struct Case {
   uint8_t want_verdict;  // the flow's verdict afterwards
 };
 
+// The loopback address of the family, port 0 (the kernel picks one at bind).
+socklen_t loopback_any_port(bool v6, sockaddr_storage& ss) {
+  if (v6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    a->sin6_family = AF_INET6;
+    a->sin6_addr = in6addr_loopback;
+    return sizeof(*a);
+  }
+  auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+  a->sin_family = AF_INET;
+  a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return sizeof(*a);
+}
+
 // A real listener (and, for a full queue, one connection left in it) in the netns.
 class Listener {
  public:
@@ -68,18 +82,7 @@ class Listener {
     int family = v6 ? AF_INET6 : AF_INET;
     fd_ = ::socket(family, SOCK_STREAM, 0);
     sockaddr_storage ss{};
-    socklen_t len;
-    if (v6) {
-      auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-      a->sin6_family = AF_INET6;
-      a->sin6_addr = in6addr_loopback;
-      len = sizeof(*a);
-    } else {
-      auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-      a->sin_family = AF_INET;
-      a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      len = sizeof(*a);
-    }
+    socklen_t len = loopback_any_port(v6, ss);
     if (::bind(fd_, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd_, backlog) != 0)
       throw std::runtime_error(std::string("listener: ") + std::strerror(errno));
     if (!fill) return;
@@ -445,6 +448,152 @@ TEST(TcHook, EscalationAndFallbackInOneProgram) {
   EXPECT_EQ(dropping.run_tc(syn).retval, kTcActShot);  // the client retries
   EXPECT_EQ(verdict_deltas(before, dropping.stats()),
             (std::map<std::string, int64_t>{{"FALLBACK_DROP", 1}}));
+}
+
+// UDP escalation: the endpoint's UDP socket in `listeners` is a target as a TCP
+// listener is (a test run's skb still cannot be assigned: ASSIGN_FAILED shows it
+// got that far), the same causes apply, and reject (no RST for UDP) drops.
+constexpr uint16_t kDnsPort = 53;
+
+void udp_escalate_rule(XdpClassify& xdp, uint8_t fallback, bool v6) {
+  xdp.set_rules({{.src = v6 ? "::/0" : "0.0.0.0/0",
+                  .dst = v6 ? "fd00:99::/64" : "10.99.0.0/24",
+                  .action = RAMJET_ACTION_ESCALATE,
+                  .proto = IPPROTO_UDP,
+                  .port_min = kDnsPort,
+                  .port_max = kDnsPort,
+                  .rule_id = kRuleId,
+                  .endpoint_id = kEndpoint,
+                  .fallback = fallback}});
+}
+
+Bytes datagram(bool v6, uint16_t client_port = kClientPort) {
+  PacketBuilder b;
+  b.eth();
+  if (v6)
+    b.ipv6(client(v6), server(v6));
+  else
+    b.ipv4(client(v6), server(v6));
+  return b.udp(client_port, kDnsPort).payload(32).build();
+}
+
+// A UDP socket on loopback, as a transparent udp endpoint's.
+class UdpSocket {
+ public:
+  explicit UdpSocket(bool v6) {
+    fd_ = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM, 0);
+    sockaddr_storage ss{};
+    socklen_t len = loopback_any_port(v6, ss);
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&ss), len) != 0)
+      throw std::runtime_error(std::string("udp socket: ") + std::strerror(errno));
+  }
+  ~UdpSocket() { ::close(fd_); }
+  int fd() const { return fd_; }
+
+ private:
+  int fd_ = -1;
+};
+
+struct UdpCase {
+  std::string name;
+  bool v6;
+  bool draining;
+  bool tcp_listener;  // the slot holds a TCP listener: the wrong transport
+  uint8_t rule_fallback;
+  int want_retval;
+  ramjet_stat want_stat;
+  uint8_t want_mode;
+  uint8_t want_cause;
+};
+
+class UdpFallbackTable : public ::testing::TestWithParam<UdpCase> {};
+
+TEST_P(UdpFallbackTable, Decision) {
+  const UdpCase& c = GetParam();
+  ASSERT_TRUE(Netns::get().ready) << Netns::get().why_not;
+  XdpClassify xdp({.default_action = RAMJET_ACTION_FASTPATH});
+  udp_escalate_rule(xdp, c.rule_fallback, c.v6);
+  std::optional<UdpSocket> udp;
+  std::optional<Listener> tcp;
+  if (c.tcp_listener) {
+    tcp.emplace(c.v6, 16, false);
+    put_listener(xdp, tcp->fd(), c.v6);
+  } else {
+    udp.emplace(c.v6);
+    put_listener(xdp, udp->fd(), c.v6);
+  }
+  if (c.draining) mark_draining(xdp);
+
+  Bytes d = datagram(c.v6);
+  ASSERT_EQ(xdp.run(d).retval, XDP_PASS) << "XDP passes an escalated datagram up to TC";
+  auto before = xdp.stats();
+  TcRun tc = run_tc(xdp, d);
+  EXPECT_EQ(tc.retval, c.want_retval);
+  EXPECT_EQ(verdict_deltas(before, xdp.stats()),
+            (std::map<std::string, int64_t>{{ramjet_stat_names[c.want_stat], 1}}));
+  auto flows = xdp.flows();
+  ASSERT_EQ(flows.size(), 1u);
+  EXPECT_EQ(flows[0].second.fallback, c.want_mode);
+  EXPECT_EQ(flows[0].second.fallback_cause, c.want_cause);
+  EXPECT_EQ(rule_counts(xdp).flows[c.want_mode][c.want_cause], 1u);
+}
+
+std::vector<UdpCase> udp_cases() {
+  const uint8_t P = RAMJET_FALLBACK_PASS, R = RAMJET_FALLBACK_REJECT, D = RAMJET_FALLBACK_DROP;
+  std::vector<UdpCase> out;
+  for (bool v6 : {false, true}) {
+    std::string fam = v6 ? "Ipv6" : "Ipv4";
+    out.push_back({fam + "UdpSocketReachesAssign", v6, false, false, P, kTcActOk,
+                   RAMJET_STAT_TC_FALLBACK_PASS, P, RAMJET_FALLBACK_CAUSE_ASSIGN_FAILED});
+    out.push_back({fam + "DrainingPass", v6, true, false, P, kTcActOk, RAMJET_STAT_TC_FALLBACK_PASS,
+                   P, RAMJET_FALLBACK_CAUSE_DRAINING});
+    out.push_back({fam + "TcpListenerIsNoUdpTarget", v6, false, true, D, kTcActShot,
+                   RAMJET_STAT_TC_FALLBACK_DROP, D, RAMJET_FALLBACK_CAUSE_NO_LISTENER});
+    out.push_back({fam + "RejectDropsUdp", v6, true, false, R, kTcActShot,
+                   RAMJET_STAT_TC_FALLBACK_DROP, D, RAMJET_FALLBACK_CAUSE_DRAINING});
+  }
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Udp, UdpFallbackTable, ::testing::ValuesIn(udp_cases()),
+                         [](const auto& info) { return info.param.name; });
+
+// An ICMP error quoting a datagram the engine sent for an escalated flow (from the
+// original destination to the client) is marked for local delivery in TC; one
+// about any other flow is classified as usual.
+Bytes icmp_error_about(bool v6, uint16_t client_port) {
+  PacketBuilder inner;
+  if (v6)
+    inner.ipv6(server(v6), client(v6));
+  else
+    inner.ipv4(server(v6), client(v6));
+  Bytes quoted = inner.udp(kDnsPort, client_port).payload(32).build();
+  quoted.resize(v6 ? 48 + 32 : 28);  // what RFC 792 / RFC 4443 senders quote at least
+  PacketBuilder b;
+  b.eth();
+  if (v6)
+    b.ipv6(client(v6), server(v6)).icmpv6(1, 4);  // port unreachable
+  else
+    b.ipv4(client(v6), server(v6)).icmp(3, 3);
+  return b.payload(quoted).build();
+}
+
+TEST(UdpEscalation, IcmpErrorAboutAnEscalatedFlowIsMarkedLocal) {
+  for (bool v6 : {false, true}) {
+    SCOPED_TRACE(v6 ? "IPv6" : "IPv4");
+    XdpClassify xdp({.default_action = RAMJET_ACTION_FASTPATH});
+    udp_escalate_rule(xdp, RAMJET_FALLBACK_DROP, v6);
+    ASSERT_EQ(xdp.run(datagram(v6)).retval, XDP_PASS);  // the flow, ESCALATE
+    auto before = xdp.stats();
+    EXPECT_EQ(xdp.run_tc(icmp_error_about(v6, kClientPort)).retval, kTcActOk);
+    EXPECT_EQ(verdict_deltas(before, xdp.stats()),
+              (std::map<std::string, int64_t>{{"TC_ESCALATE_ICMP_ERROR", 1}}));
+
+    before = xdp.stats();
+    xdp.run_tc(icmp_error_about(v6, kClientPort + 1));  // no such escalated flow
+    auto delta = verdict_deltas(before, xdp.stats());
+    EXPECT_EQ(delta.count("TC_ESCALATE_ICMP_ERROR"), 0u);
+  }
 }
 
 }  // namespace

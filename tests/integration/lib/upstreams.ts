@@ -267,3 +267,27 @@ export async function runIperf3Client(options: { host: string; port: number; sec
     json,
   };
 }
+
+/** The end summary of an `iperf3 -u ... -J` run. */
+export interface Iperf3UdpSum {
+  packets: number;
+  lost_packets: number;
+  lost_percent: number;
+}
+
+/**
+ * Checks an `iperf3 -u -J` run through a UDP relay: no error, more than 1000 datagrams,
+ * under 5% lost, and at least what the server received counted by the relay as
+ * `relayed` (its udp_datagrams_from_client). Returns the summary.
+ */
+export function checkIperf3UdpRun(result: { stdout: string; output: string }, relayed: number): Iperf3UdpSum {
+  const json = JSON.parse(result.stdout) as { error?: string; end?: { sum?: Partial<Iperf3UdpSum> } };
+  if (json.error !== undefined) throw new Error(`iperf3 -u failed: ${json.error}\n${result.output}`);
+  const sum = { packets: 0, lost_packets: 0, lost_percent: 100, ...json.end?.sum };
+  if (sum.packets <= 1000) throw new Error(`iperf3 -u sent only ${sum.packets} datagrams: ${JSON.stringify(json.end?.sum)}`);
+  if (sum.lost_percent >= 5) throw new Error(`iperf3 -u lost ${sum.lost_percent}% of ${sum.packets} datagrams`);
+  // What the server counted as received went through the relay (its own count is packets
+  // minus lost).
+  if (relayed < sum.packets - sum.lost_packets) throw new Error(`relayed ${relayed}, iperf3 ${JSON.stringify(sum)}`);
+  return sum;
+}

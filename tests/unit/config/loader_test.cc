@@ -195,6 +195,24 @@ TEST(LoadGood, EmptyMetricsListenTurnsMetricsOffAndRoundTrips) {
   EXPECT_EQ(port0->telemetry.metrics.listen.address->port(), 0);
 }
 
+TEST(LoadGood, UdpEscalateRuleNamesATransparentUdpEndpoint) {
+  auto c = config::load_string(
+      "endpoints:\n"
+      "  - {name: web, listen: 127.0.0.1:80, transparent: true}\n"
+      "  - {name: dns, onramp: udp, listen: 127.0.0.1:5353, transparent: true}\n"
+      "datapath:\n"
+      "  enabled: true\n"
+      "  interfaces: [eth0]\n"
+      "  rules:\n"
+      "    - {name: dns, proto: udp, dst_port: 53, action: escalate, endpoint: dns}\n"
+      "    - {name: web, proto: tcp, dst_port: 80, action: escalate, endpoint: web}\n",
+      "esc.yaml", core_schema());
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_TRUE(c->endpoints[1].transparent);
+  EXPECT_EQ(c->endpoints[1].onramp, config::Onramp::kUdp);
+  EXPECT_FALSE(c->endpoints[1].upstream);
+}
+
 TEST(LoadGood, EmptySectionsKeepDefaults) {
   auto c = config::load_file(testdata() / "good_sections_empty.yaml", core_schema());
   ASSERT_TRUE(c.ok()) << c.error().message;
@@ -482,12 +500,21 @@ INSTANTIATE_TEST_SUITE_P(
                 "transparent: escalated flows keep their original destination, so set "
                 "transparent: true on it"},
         BadCase{"bad_datapath_escalate_udp.yaml", false,
-                "bad.yaml:7:26: datapath.rules[0].proto: escalate rule \"dns\" needs proto: tcp "
-                "(only TCP flows can be escalated; UDP escalation does not exist yet)"},
+                "bad.yaml:7:73: datapath.rules[0].endpoint: escalate rule \"dns\" has proto: "
+                "udp, so it needs a transparent udp endpoint; \"web\" is not one"},
+        BadCase{"bad_datapath_escalate_tcp_to_udp.yaml", false,
+                "bad.yaml:7:73: datapath.rules[0].endpoint: escalate rule \"web\" has proto: "
+                "tcp, so it needs a transparent tcp endpoint; \"dns\" is not one"},
         BadCase{"bad_datapath_escalate_any.yaml", false,
                 "bad.yaml:7:7: datapath.rules[0].proto: escalate rule \"everything\" needs "
-                "proto: tcp (only TCP flows can be escalated; UDP escalation does not exist "
-                "yet)"},
+                "proto: tcp or proto: udp (flows are delivered to a tcp or udp endpoint's "
+                "sockets)"},
+        BadCase{"bad_transparent_http.yaml", false,
+                "bad.yaml:5:18: endpoints[0].transparent: only tcp and udp endpoints can be "
+                "transparent"},
+        BadCase{"bad_udp_transparent_upstream.yaml", false,
+                "bad.yaml:6:15: endpoints[0].upstream: transparent endpoints relay each flow to "
+                "its original destination; remove \"upstream\""},
         BadCase{"bad_datapath_fallback_not_escalate.yaml", false,
                 "bad.yaml:3:72: datapath.rules[0].on_engine_unavailable: only escalate rules "
                 "have an engine to fall back from"},
@@ -544,7 +571,7 @@ TEST(LoadBad, EveryBadFileIsListed) {
   for (const auto& entry : std::filesystem::directory_iterator(testdata())) {
     if (entry.path().filename().string().rfind("bad_", 0) == 0) ++files;
   }
-  EXPECT_EQ(files, 52u);
+  EXPECT_EQ(files, 55u);
 }
 
 TEST(LoadFile, MissingFile) {

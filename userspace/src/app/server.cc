@@ -43,6 +43,19 @@ constexpr std::uint16_t kBufferGroup = 1;
 constexpr unsigned kBufferCount = 256;
 constexpr unsigned kBufferSize = 64 * 1024;
 
+// IP_TRANSPARENT or IPV6_TRANSPARENT on `fd`, or the error that says what is missing.
+Result<void> make_transparent(int fd, const SocketAddress& addr) {
+  int one = 1;
+  int rc = addr.family() == AF_INET
+               ? ::setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof one)
+               : ::setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof one);
+  if (rc == 0) return {};
+  int err = errno;
+  return Error::kernel(err,
+                       std::string("IP_TRANSPARENT: ") + strerror(err) +
+                           (err == EPERM ? " (transparent endpoints need CAP_NET_ADMIN)" : ""));
+}
+
 Result<int> open_listener(const SocketAddress& addr, bool transparent, unsigned backlog) {
   int fd = ::socket(addr.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return Error::kernel(errno, std::string("socket: ") + strerror(errno));
@@ -55,15 +68,9 @@ Result<int> open_listener(const SocketAddress& addr, bool transparent, unsigned 
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   if (transparent) {
     // Accepted sockets answer from the original destination, which is not ours.
-    int rc = addr.family() == AF_INET
-                 ? ::setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof one)
-                 : ::setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof one);
-    if (rc != 0) {
-      int err = errno;
+    if (auto r = make_transparent(fd, addr); !r.ok()) {
       ::close(fd);
-      return Error::kernel(err,
-                           std::string("IP_TRANSPARENT: ") + strerror(err) +
-                               (err == EPERM ? " (transparent endpoints need CAP_NET_ADMIN)" : ""));
+      return r.error();
     }
   }
   sockaddr_storage ss;
@@ -79,12 +86,26 @@ Result<int> open_listener(const SocketAddress& addr, bool transparent, unsigned 
 
 // One worker's socket of a udp endpoint: SO_REUSEPORT spreads clients over the workers
 // by their 4-tuple, so each client's datagrams reach one worker's session table.
-Result<int> open_udp_socket(const SocketAddress& addr) {
+// Transparent: each datagram says where it was going (IP_RECVORIGDSTADDR); the socket
+// itself never sends, but IP_TRANSPARENT here checks now the capability every session's
+// reply socket needs.
+Result<int> open_udp_socket(const SocketAddress& addr, bool transparent) {
   int fd = ::socket(addr.family(), SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return Error::kernel(errno, std::string("socket: ") + strerror(errno));
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  if (transparent) {
+    auto r = make_transparent(fd, addr);
+    if (r.ok() && (addr.family() == AF_INET
+                       ? ::setsockopt(fd, SOL_IP, IP_RECVORIGDSTADDR, &one, sizeof one)
+                       : ::setsockopt(fd, SOL_IPV6, IPV6_RECVORIGDSTADDR, &one, sizeof one)) != 0)
+      r = Error::kernel(errno, std::string("IP_RECVORIGDSTADDR: ") + strerror(errno));
+    if (!r.ok()) {
+      ::close(fd);
+      return r.error();
+    }
+  }
   sockaddr_storage ss;
   socklen_t len = addr.to_sockaddr(ss);
   if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
@@ -359,7 +380,8 @@ Result<void> Server::bind_listeners() {
     SocketAddress addr = ep.listen;
     const bool udp = ep.onramp == config::Onramp::kUdp;
     for (unsigned w = 0; w < workers_; ++w) {
-      auto fd = udp ? open_udp_socket(addr) : open_listener(addr, ep.transparent, ep.backlog);
+      auto fd = udp ? open_udp_socket(addr, ep.transparent)
+                    : open_listener(addr, ep.transparent, ep.backlog);
       if (!fd.ok()) {
         return Error::config("endpoint " + ep.name + ": cannot listen on " + addr.to_string() +
                              ": " + fd.error().message);
@@ -373,7 +395,9 @@ Result<void> Server::bind_listeners() {
         bound_[ep.name] = addr;
       }
     }
-    if (!ep.transparent) continue;
+    // udp: no twin yet, so escalated UDP flows of the other family find no socket in
+    // `listeners` and take their rule's fallback (docs/udp.md).
+    if (!ep.transparent || udp) continue;
     // Escalated flows of the other family need a listener of that family: an
     // internal twin on the loopback address, same port.
     auto twin_ip = IpAddress::parse(addr.ip().is_v4() ? "::1" : "127.0.0.1");

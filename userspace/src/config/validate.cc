@@ -346,9 +346,9 @@ void validate_endpoints(const Config& config, const Node& root, settings::ParseC
     if (node && !node->find("listen")) {
       ctx.error(ep_mark, path, "missing required key \"listen\"");
     }
-    if (ep.transparent && ep.onramp != Onramp::kTcp) {
+    if (ep.transparent && ep.onramp != Onramp::kTcp && ep.onramp != Onramp::kUdp) {
       ctx.error(mark_of(node, "transparent", ep_mark), path + ".transparent",
-                "only tcp endpoints can be transparent");
+                "only tcp and udp endpoints can be transparent");
     }
     if (ep.transparent && ep.upstream) {
       ctx.error(mark_of(node, "upstream", ep_mark), path + ".upstream",
@@ -506,7 +506,7 @@ void validate_datapath(const Config& config, const Node& root, settings::ParseCo
       }
       if (r.endpoint.empty()) {
         ctx.error(mark_of(rn, "endpoint", r_mark), path + ".endpoint",
-                  "escalate needs the name of a transparent tcp endpoint");
+                  "escalate needs the name of a transparent tcp or udp endpoint");
       } else if (!target) {
         ctx.error(mark_of(rn, "endpoint", r_mark), path + ".endpoint",
                   "no endpoint named \"" + r.endpoint + "\"");
@@ -516,12 +516,20 @@ void validate_datapath(const Config& config, const Node& root, settings::ParseCo
                       "\" is not transparent: escalated flows keep "
                       "their original destination, so set transparent: true on it");
       }
-      // The engine takes escalated TCP only: anything else would be dropped in TC
-      // (ICMP among it, breaking path-MTU discovery).
-      if (r.proto != RuleProto::kTcp) {
+      // TC hands a flow's packets to sockets of the endpoint's own transport: anything
+      // else (ICMP among it, breaking path-MTU discovery) would be dropped there.
+      if (r.proto != RuleProto::kTcp && r.proto != RuleProto::kUdp) {
         ctx.error(mark_of(rn, "proto", r_mark), path + ".proto",
-                  "escalate rule \"" + r.name + "\" needs proto: tcp (only TCP flows can be " +
-                      "escalated; UDP escalation does not exist yet)");
+                  "escalate rule \"" + r.name + "\" needs proto: tcp or proto: udp (flows " +
+                      "are delivered to a tcp or udp endpoint's sockets)");
+      } else if (target && target->transparent) {
+        const bool udp = r.proto == RuleProto::kUdp;
+        const Onramp want = udp ? Onramp::kUdp : Onramp::kTcp;
+        if (target->onramp != want)
+          ctx.error(mark_of(rn, "endpoint", r_mark), path + ".endpoint",
+                    "escalate rule \"" + r.name + "\" has proto: " + (udp ? "udp" : "tcp") +
+                        ", so it needs a transparent " + (udp ? "udp" : "tcp") + " endpoint; \"" +
+                        r.endpoint + "\" is not one");
       }
     } else {
       if (!r.endpoint.empty()) {

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "datapath/datapath.h"
 #include "proxy/proxy_protocol_prologue.h"
 #include "proxy/udp_session.h"
 #include "proxy_protocol/datagram.h"
@@ -35,6 +36,24 @@ socklen_t to_socket_address(const SocketAddress& a, int socket_family, sockaddr_
         .to_sockaddr(ss);
   }
   return a.to_sockaddr(ss);
+}
+
+// Room for one IP_ORIGDSTADDR or IPV6_ORIGDSTADDR control message.
+constexpr unsigned kOrigDstControlLen = CMSG_SPACE(sizeof(sockaddr_in6));
+
+// The original destination a control message carries (IP_RECVORIGDSTADDR on a
+// transparent endpoint's socket), or nullopt for any other message.
+std::optional<SocketAddress> original_destination(const cmsghdr* c) {
+  const bool v4 = c->cmsg_level == SOL_IP && c->cmsg_type == IP_ORIGDSTADDR &&
+                  c->cmsg_len >= CMSG_LEN(sizeof(sockaddr_in));
+  const bool v6 = c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_ORIGDSTADDR &&
+                  c->cmsg_len >= CMSG_LEN(sizeof(sockaddr_in6));
+  if (!v4 && !v6) return std::nullopt;
+  sockaddr_storage ss{};
+  const std::size_t len = v4 ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+  std::memcpy(&ss, CMSG_DATA(c), len);
+  return SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&ss),
+                                      static_cast<socklen_t>(len));
 }
 
 }  // namespace
@@ -85,6 +104,8 @@ Task<void> UdpOnramp::run() {
 
 Task<void> UdpOnramp::receive_multishot(bool& unsupported) {
   runtime::MultishotRecvmsg ms(wc_.worker, fd_, ring_->group(), sizeof(sockaddr_storage));
+  // Escalated datagrams carry where they were going: every buffer gets room for it.
+  if (ep_.transparent) ms.shape()->msg_controllen = kOrigDstControlLen;
   bool received = false;
   for (;;) {
     if (ms.idle()) {
@@ -111,8 +132,12 @@ Task<void> UdpOnramp::receive_multishot(bool& unsupported) {
       auto* payload = static_cast<std::uint8_t*>(io_uring_recvmsg_payload(out, ms.shape()));
       const unsigned n = io_uring_recvmsg_payload_length(out, c.res, ms.shape());
       const bool truncated = (out->flags & MSG_TRUNC) != 0;
+      std::optional<SocketAddress> dst;
+      for (cmsghdr* cm = io_uring_recvmsg_cmsg_firsthdr(out, ms.shape()); cm && !dst;
+           cm = io_uring_recvmsg_cmsg_nexthdr(out, ms.shape(), cm))
+        dst = original_destination(cm);
       if (auto peer = SocketAddress::from_sockaddr(name, out->namelen))
-        on_datagram(*peer, {payload, n}, truncated);
+        on_datagram(*peer, dst, {payload, n}, truncated);
     }
     ring_->recycle(id);
   }
@@ -129,25 +154,32 @@ Task<void> UdpOnramp::receive_plain() {
   while (!stopping_) {
     sockaddr_storage from;
     iovec iov{buf.data(), buf.size()};
+    alignas(cmsghdr) std::uint8_t control[kOrigDstControlLen];
     msghdr msg{};
     msg.msg_name = &from;
     msg.msg_namelen = sizeof from;
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
     const int n = co_await wc_.worker.recvmsg(fd_, &msg);
     if (n < 0) {
       if (stopping_ || n == -ECANCELED) break;
       continue;
     }
+    std::optional<SocketAddress> dst;
+    for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm && !dst; cm = CMSG_NXTHDR(&msg, cm))
+      dst = original_destination(cm);
     if (auto peer =
             SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&from), msg.msg_namelen))
-      on_datagram(*peer, {buf.data(), static_cast<std::size_t>(n)},
+      on_datagram(*peer, dst, {buf.data(), static_cast<std::size_t>(n)},
                   (msg.msg_flags & MSG_TRUNC) != 0);
   }
 }
 
-void UdpOnramp::on_datagram(const SocketAddress& peer, std::span<const std::uint8_t> data,
-                            bool truncated) {
+void UdpOnramp::on_datagram(const SocketAddress& peer,
+                            const std::optional<SocketAddress>& original_dst,
+                            std::span<const std::uint8_t> data, bool truncated) {
   if (truncated) {
     counters_.add(Counter::udp_dropped_truncated);
     return;
@@ -174,7 +206,10 @@ void UdpOnramp::on_datagram(const SocketAddress& peer, std::span<const std::uint
     }
   }
 
-  UdpFlowKey key{client, local_};
+  // An escalated datagram belongs to the session of its original destination; one sent
+  // to the endpoint's own address has none other than that.
+  const SocketAddress local = ep_.transparent && original_dst ? *original_dst : local_;
+  UdpFlowKey key{client, local};
   if (auto it = sessions_.find(key); it != sessions_.end()) {
     it->second->from_client(data, peer);
     return;
@@ -193,7 +228,15 @@ void UdpOnramp::on_datagram(const SocketAddress& peer, std::span<const std::uint
   info.worker = wc_.worker.index();
   info.endpoint_app_settings = ep_.app.get();
   info.client = client;
-  info.local = local_;
+  info.local = local;
+  if (ep_.transparent) {
+    counters_.add(Counter::udp_sessions_escalated);
+    // The kernel flow's id, as for escalated TCP: ramjetctl joins both halves by it.
+    std::optional<datapath::FlowEntry> kflow;
+    if (wc_.datapath) kflow = wc_.datapath->lookup_flow(client, local, IPPROTO_UDP);
+    info.escalated = kflow && kflow->flow.escalated;
+    if (info.escalated) info.id = kflow->flow.flow_id;
+  }
   if (header) {
     counters_.add(Counter::proxy_protocol_headers);
     if (header->client()) {
@@ -224,16 +267,16 @@ void UdpOnramp::erase(UdpSession* s) {
 }
 
 std::pair<std::size_t, std::size_t> UdpOnramp::send_to_client(
-    const SocketAddress& to, std::span<const std::span<const std::uint8_t>> datagrams) {
+    const SocketAddress& to, std::span<const std::span<const std::uint8_t>> datagrams, int via) {
   sockaddr_storage ss;
-  const socklen_t len = to_socket_address(to, local_.family(), ss);
+  const socklen_t len = via >= 0 ? 0 : to_socket_address(to, local_.family(), ss);
   mmsghdr msgs[kBatch];
   iovec iov[kBatch];
   const std::size_t n = std::min(datagrams.size(), kBatch);
   for (std::size_t i = 0; i < n; ++i) {
     iov[i] = {const_cast<std::uint8_t*>(datagrams[i].data()), datagrams[i].size()};
     msgs[i] = {};
-    msgs[i].msg_hdr.msg_name = &ss;
+    msgs[i].msg_hdr.msg_name = via >= 0 ? nullptr : &ss;  // `via` is connected
     msgs[i].msg_hdr.msg_namelen = len;
     msgs[i].msg_hdr.msg_iov = &iov[i];
     msgs[i].msg_hdr.msg_iovlen = 1;
@@ -244,8 +287,8 @@ std::pair<std::size_t, std::size_t> UdpOnramp::send_to_client(
   while (done < n) {
     // Non-blocking: a datagram the socket buffer cannot take now is dropped, as a router
     // would; waiting would stall every other session of this worker.
-    const int r =
-        ::sendmmsg(fd_, msgs + done, static_cast<unsigned>(n - done), MSG_DONTWAIT | MSG_NOSIGNAL);
+    const int r = ::sendmmsg(via >= 0 ? via : fd_, msgs + done, static_cast<unsigned>(n - done),
+                             MSG_DONTWAIT | MSG_NOSIGNAL);
     if (r <= 0) {
       counters_.add(Counter::udp_dropped_send_error);
       ++done;  // drop the one refused and try the rest

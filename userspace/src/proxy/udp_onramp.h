@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <unordered_map>
 #include <vector>
@@ -42,11 +43,13 @@ class UdpOnramp {
   // For sessions.
   WorkerContext& context() { return wc_; }
   const config::Endpoint& endpoint() const { return ep_; }
-  // Sends `datagrams` (payloads) to `to` from the endpoint's socket, in one sendmmsg
+  // Sends `datagrams` (payloads) to `to` from the endpoint's socket, or through `via`, a
+  // socket connected to the client (an escalated session's reply socket), in one sendmmsg
   // when the kernel takes them; what it refuses is counted as udp_dropped_send_error.
   // Returns the datagrams and bytes sent.
   std::pair<std::size_t, std::size_t> send_to_client(
-      const SocketAddress& to, std::span<const std::span<const std::uint8_t>> datagrams);
+      const SocketAddress& to, std::span<const std::span<const std::uint8_t>> datagrams,
+      int via = -1);
   void erase(UdpSession* s);
 
   // Scratch space for a session's burst of upstream datagrams: used between two
@@ -56,7 +59,10 @@ class UdpOnramp {
   std::uint8_t* scratch(std::size_t i) { return scratch_.data() + i * kMaxDatagram; }
 
  private:
-  void on_datagram(const SocketAddress& peer, std::span<const std::uint8_t> data, bool truncated);
+  // `original_dst`: where the datagram was going, on a transparent endpoint (from
+  // IP_ORIGDSTADDR); nullopt elsewhere.
+  void on_datagram(const SocketAddress& peer, const std::optional<SocketAddress>& original_dst,
+                   std::span<const std::uint8_t> data, bool truncated);
   Task<void> drive(std::unique_ptr<UdpSession> s);
   Task<void> receive_multishot(bool& unsupported);
   Task<void> receive_plain();

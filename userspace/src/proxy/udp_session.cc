@@ -1,6 +1,7 @@
 #include "proxy/udp_session.h"
 
 #include <netinet/in.h>
+#include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -39,6 +40,7 @@ void UdpSession::force_close(CloseReason why) {
   if (!close_reason_) close_reason_ = why;
   if (upstream_fd_ >= 0) wc_.worker.cancel_fd(upstream_fd_);
   linger_slot_.cancel();
+  reply_slot_.cancel();
 }
 
 void UdpSession::from_client(std::span<const std::uint8_t> payload, const SocketAddress& peer) {
@@ -87,7 +89,7 @@ Task<void> UdpSession::run() {
   bool open = false;
   if (co_await ingress_blocks(info_, ctx_.get())) {
     close_reason_ = CloseReason::kBlockedIngress;
-  } else if (!close_reason_) {
+  } else if (!close_reason_ && (!ep_.transparent || open_reply_socket())) {
     set_state(SessionState::kConnecting);
     open = co_await open_upstream();
   }
@@ -98,7 +100,11 @@ Task<void> UdpSession::run() {
       send_upstream({reinterpret_cast<const std::uint8_t*>(d.data()), d.size()});
     queued_.clear();
     queued_.shrink_to_fit();
+    runtime::JoinSet watcher;
+    if (reply_fd_ >= 0) watcher.start(watch_reply_socket());
     co_await relay();
+    reply_slot_.cancel();
+    co_await watcher.wait();
   } else {
     phase_ = Phase::kBlocked;
     counters_.add(Counter::udp_dropped_blocked, static_cast<std::int64_t>(queued_.size()));
@@ -113,9 +119,80 @@ Task<void> UdpSession::run() {
   finish();
 }
 
+bool UdpSession::open_reply_socket() {
+  // Replies must come from where the client sent (a resolver drops an answer from any
+  // other address or port), which is not an address of this host: IP_TRANSPARENT lets
+  // the socket bind it, SO_REUSEADDR lets every client's session bind the same one, and
+  // connect() makes the kernel pick this session's socket for ICMP errors about it.
+  const SocketAddress& local = info_.local;
+  const SocketAddress& client = reply_to_;
+  int fd = ::socket(local.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  auto fail = [&](const char* what) {
+    int err = errno;
+    spdlog::info("flow {}: UDP reply socket {} -> {}: {}: {}", info_.id, local.to_string(),
+                 client.to_string(), what, std::strerror(err));
+    if (fd >= 0) ::close(fd);
+    counters_.add(Counter::udp_reply_socket_failed);
+    close_reason_ = CloseReason::kDownstreamError;
+    return false;
+  };
+  if (fd < 0) return fail("socket");
+  int one = 1;
+  const int rc = local.ip().is_v4()
+                     ? ::setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof one)
+                     : ::setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof one);
+  if (rc != 0) return fail("IP_TRANSPARENT");
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_storage ss;
+  socklen_t len = local.to_sockaddr(ss);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) return fail("bind");
+  len = client.to_sockaddr(ss);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) return fail("connect");
+  reply_fd_ = fd;
+  return true;
+}
+
+Task<void> UdpSession::watch_reply_socket() {
+  std::uint8_t* buf = onramp_.scratch(0);
+  while (!close_reason_) {
+    const int ev = co_await wc_.worker.poll(reply_fd_, POLLIN, &reply_slot_);
+    if (ev < 0) break;  // cancelled: the relay ended
+    if (ev & POLLERR) {
+      // Without IP_RECVERR a connected socket keeps the last hard ICMP error (port,
+      // host or network unreachable) in SO_ERROR; reading it clears it.
+      int err = 0;
+      socklen_t len = sizeof err;
+      ::getsockopt(reply_fd_, SOL_SOCKET, SO_ERROR, &err, &len);
+      if (err != 0) {
+        counters_.add(Counter::udp_icmp_errors);
+        spdlog::debug("flow {}: ICMP error about the replies to {}: {}", info_.id,
+                      reply_to_.to_string(), std::strerror(err));
+        // Nobody listens there any more (a resolver closes its port after the answer).
+        force_close(CloseReason::kDownstreamError);
+        break;
+      }
+    }
+    // The datapath hands the client's datagrams to the endpoint's socket, so this is a
+    // datagram the stack delivered by its own lookup: still the client's.
+    for (;;) {
+      const ssize_t n = ::recv(reply_fd_, buf, UdpOnramp::kMaxDatagram, MSG_DONTWAIT);
+      if (n < 0) break;
+      from_client({buf, static_cast<std::size_t>(n)}, reply_to_);
+    }
+  }
+}
+
+// Not in the coroutine: GCC 12 runs the cleanups of both arms of a conditional
+// expression with temporaries inside a coroutine (a free() of a string never built).
+HostPort UdpSession::upstream_target() const {
+  // Transparent endpoints relay to where the client was going (the datapath kept it).
+  if (ep_.transparent) return HostPort{info_.local.ip().unmapped().to_string(), info_.local.port()};
+  return ep_.upstream->target;
+}
+
 Task<bool> UdpSession::open_upstream() {
   EgressChain chain(wc_, counters_, info_, ctx_.get(), ep_, audited_decisions());
-  auto decided = co_await chain.decide(ep_.upstream->target);
+  auto decided = co_await chain.decide(upstream_target());
   if (auto* e = std::get_if<EgressError>(&decided)) {
     close_reason_ = e->close_reason();
     co_return false;
@@ -240,7 +317,7 @@ Task<void> UdpSession::relay() {
       batch[count] = {onramp_.scratch(count), static_cast<std::size_t>(m)};
       ++count;
     }
-    auto [sent, bytes] = onramp_.send_to_client(reply_to_, {batch, count});
+    auto [sent, bytes] = onramp_.send_to_client(reply_to_, {batch, count}, reply_fd_);
     ring.recycle(id);
     stats_.bytes_to_client += bytes;
     (void)sent;
@@ -259,6 +336,8 @@ Task<void> UdpSession::linger() {
 void UdpSession::finish() {
   if (upstream_fd_ >= 0) ::close(upstream_fd_);
   upstream_fd_ = -1;
+  if (reply_fd_ >= 0) ::close(reply_fd_);
+  reply_fd_ = -1;
   onramp_.erase(this);
   // -1: the client's socket is the endpoint's, shared by every session.
   close_epilogue(-1, info_, stats_, close_reason_, started_, ctx_.get());

@@ -5,6 +5,11 @@
 //   DNS, handle_upstream_ips, guard) -> udp_connect_override -> connected socket ->
 //   handle_connection_established -> relaying until idle -> handle_connection_close
 //
+// A session of a transparent endpoint (an escalated flow) is keyed by its original
+// destination, relays to it, and answers the client from it through a reply socket of its
+// own (IP_TRANSPARENT, bound to the original destination, connected to the client), which
+// also takes the ICMP errors about those replies (docs/udp.md).
+//
 // Datagrams that arrive while the hooks run wait in a short queue (udp.setup_queue). A
 // session its hooks refused stays in the table until idle, dropping its datagrams
 // (udp_dropped_blocked), so a blocked client costs no hook call per datagram.
@@ -48,7 +53,15 @@ class UdpSession final : public Session {
   // Hooks, DNS and the connected upstream socket; false with close_reason_ set when the
   // session may not go anywhere.
   Task<bool> open_upstream();
+  // The endpoint's upstream, or the original destination on a transparent endpoint.
+  HostPort upstream_target() const;
   void send_upstream(std::span<const std::uint8_t> payload);
+  // Escalated flows: the reply socket on the original destination; false (counted) when
+  // it cannot be had.
+  bool open_reply_socket();
+  // Escalated flows: ICMP errors about the replies (the client's port closed...) end the
+  // session; a stray datagram on the reply socket is the client's.
+  Task<void> watch_reply_socket();
   // Upstream datagrams to the client until idle or closed.
   Task<void> relay();
   // A refused session: drop the client's datagrams until it is idle.
@@ -68,6 +81,8 @@ class UdpSession final : public Session {
   Phase phase_ = Phase::kSettingUp;
   std::vector<std::string> queued_;  // datagrams received while setting up
   int upstream_fd_ = -1;
+  int reply_fd_ = -1;  // escalated flows only
+  runtime::CancelSlot reply_slot_;
   std::string proxy_header_;  // send_proxy_protocol: before every upstream datagram
   std::optional<CloseReason> close_reason_;
   runtime::CancelSlot linger_slot_;

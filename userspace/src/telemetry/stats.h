@@ -173,6 +173,12 @@ enum class CounterKind : std::uint8_t {
     "Datagrams dropped: larger than the receive buffer (64 KiB)")                              \
   X(udp_dropped_send_error, kCounter, udp_dropped_send_error,                                    \
     "Datagrams dropped: the kernel refused to send them (buffer full, ICMP error)") \
+  X(udp_sessions_escalated, kCounter, udp_sessions_escalated,                                    \
+    "UDP sessions of flows the datapath escalated (keyed by their original destination)")      \
+  X(udp_reply_socket_failed, kCounter, udp_reply_socket_failed,                                  \
+    "Escalated UDP sessions refused: no reply socket on the original destination")             \
+  X(udp_icmp_errors, kCounter, udp_icmp_errors,                                                  \
+    "ICMP errors about an escalated UDP session's replies, read from its reply socket")        \
   X(ip_packets, kCounter, ip_packets, "Packets read from an ip endpoint's TUN device")              \
   X(ip_bytes, kCounter, ip_bytes, "Bytes of the packets read from the TUN device")                   \
   X(ip_forwarded, kCounter, ip_forwarded, "Packets sent on through the IP off-ramp")                 \

@@ -59,7 +59,7 @@
   X(PASS_HOST_SCOPE, PASS)       /* multicast, broadcast or link-local destination */     \
   /* second stage, TC ingress: packets XDP passed up with a verdict attached */          \
   X(TC_ESCALATE_ASSIGNED, EVENT)    /* escalated packet assigned to the engine's socket */ \
-  X(TC_ESCALATE_UNSUPPORTED, DROP)  /* escalated non-TCP flow: no on-ramp takes it yet */ \
+  X(TC_ESCALATE_UNSUPPORTED, DROP)  /* escalated flow neither TCP nor UDP: no on-ramp */ \
   X(TC_FALLBACK_PASS, PASS)         /* engine unavailable, fallback pass: stack forwards */ \
   X(TC_FALLBACK_REJECT, DROP)       /* engine unavailable, fallback reject: RST sent back */ \
   X(TC_FALLBACK_DROP, DROP)         /* engine unavailable, fallback drop */                \
@@ -67,6 +67,7 @@
   X(TC_FASTPATH_NEIGH, FASTPATH)    /* XDP lacked the neighbour: TC redirect_neigh */      \
   X(TC_FORWARD_REWRITE_FAILED, DROP) /* redirect_neigh: the TTL rewrite failed */          \
   X(TC_LOCAL_FLOW, EVENT)           /* TC egress created a flow for a local connection */ \
+  X(TC_ESCALATE_ICMP_ERROR, PASS)   /* ICMP error about an escalated UDP flow: marked local */ \
   /* bookkeeping */                                                                     \
   X(FLOW_NEW, EVENT)           /* flow entry created */                                 \
   X(FLOW_HIT, EVENT)           /* packet matched a cached flow verdict */               \

@@ -367,9 +367,10 @@ struct Endpoint {
       "before TLS); such connections are reused only by the same client connection. udp "
       "endpoints: a v2 header leads every datagram (docs/udp.md).");
     f("transparent", &Endpoint::transparent,
-      "tcp endpoints: take the flows datapath rules escalate and relay each to its original "
-      "destination (no upstream). Needs CAP_NET_ADMIN. A twin listener of the "
-      "other address family takes that family's flows.");
+      "tcp and udp endpoints: take the flows datapath rules escalate and relay each to its "
+      "original destination (no upstream). Needs CAP_NET_ADMIN. tcp: a twin listener of the "
+      "other address family takes that family's flows; udp: only flows of the listen "
+      "address's family (docs/udp.md).");
     f("backlog", &Endpoint::backlog,
       "Accept queue length of each listening socket (listen(2) backlog; the kernel caps it at "
       "net.core.somaxconn). Escalated flows that find it full take their rule's "

@@ -41,7 +41,8 @@ struct DatapathRule {
                "fastpath (forward in the kernel), escalate (to `endpoint`), drop, ratelimit "
                "(token bucket per source address, then pass) or pass (to the kernel stack).");
     f("endpoint", &DatapathRule::endpoint,
-      "escalate: the transparent tcp endpoint that receives the flows.");
+      "escalate: the transparent endpoint that receives the flows (tcp for proto: tcp, udp "
+      "for proto: udp).");
     f("rate_pps", &DatapathRule::rate_pps, "ratelimit: sustained packets per second per source.");
     f("burst", &DatapathRule::burst, "ratelimit: bucket depth in packets; 0 = rate_pps.");
     f("on_engine_unavailable", &DatapathRule::on_engine_unavailable,
