@@ -100,6 +100,16 @@ TEST_F(AdminClientTest, ABodyCutShortIsAnError) {
   EXPECT_EQ(r.error().message, "truncated answer from " + path_);
 }
 
+// A daemon that has just died: its socket still takes the connection (io_uring lets go
+// of a ring's files after the process), then closes it with nothing said.
+TEST_F(AdminClientTest, ClosedWithoutAWordIsADaemonThatJustExited) {
+  serve("");
+  auto r = AdminClient(path_).request("GET", "/v1/status");
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(daemon_not_running(r.error())) << r.error().message;
+  EXPECT_NE(r.error().message.find("closed without an answer"), std::string::npos);
+}
+
 TEST_F(AdminClientTest, NoDaemon) {
   auto r = AdminClient(dir_ + "/none.sock").request("GET", "/v1/status");
   ASSERT_FALSE(r.ok());

@@ -53,6 +53,14 @@ Result<ReplyHead> read_head(int fd, std::string_view method, std::string& buf,
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
       return Error::kernel(ETIMEDOUT, "ramjetd did not answer on " + path + " in time");
+    // Nothing at all, then the end: the daemon has just died. Its listening socket can
+    // outlive the process for a moment (io_uring releases a ring's files after the
+    // process is gone, in a kernel worker), so a connect still succeeds and the
+    // connection is then closed unanswered. That is "not running", like ECONNREFUSED a
+    // moment later, so callers fall back to the pinned maps as they would then.
+    if ((n == 0 || (n < 0 && errno == ECONNRESET)) && buf.empty())
+      return Error::kernel(ECONNREFUSED, "ramjetd is not running (" + path +
+                                             " was closed without an answer: it just exited)");
     if (n <= 0) return Error::internal("ramjetd closed " + path + " without an answer");
     buf.append(tmp, static_cast<std::size_t>(n));
   }
