@@ -67,7 +67,7 @@ static __always_inline int counted(__u32 stat, int action) {
  * for, or -1 when the packet is a TCP or UDP packet the program can hand off. */
 static __always_inline int parse(void* data, void* end, __u32 protocol,
                                  struct ramjet_handoff_key* key, struct bpf_sock_tuple* tuple,
-                                 __u32* tuple_len) {
+                                 __u32* tuple_len, int* syn) {
   __u16* ports;
   if (protocol == bpf_htons(ETH_P_IP)) {
     struct iphdr* ip = data;
@@ -104,6 +104,11 @@ static __always_inline int parse(void* data, void* end, __u32 protocol,
   if (key->proto != IPPROTO_TCP && key->proto != IPPROTO_UDP) return RAMJET_HANDOFF_UNSUPPORTED;
   key->sport = ports[0];
   key->dport = ports[1];
+  if (key->proto == IPPROTO_TCP) {
+    __u8* flags = (__u8*)ports + 13; /* TCP flags: CWR ECE URG ACK PSH RST SYN FIN */
+    if ((void*)(flags + 1) > end) return RAMJET_HANDOFF_MALFORMED;
+    *syn = (*flags & 0x12) == 0x02; /* SYN without ACK: a connection opening */
+  }
   return -1;
 }
 
@@ -123,14 +128,18 @@ int tun_handoff(struct __sk_buff* skb) {
   asm volatile("" : "+r"(skb));
   void* data = (void*)(long)skb->data;
   void* end = (void*)(long)skb->data_end;
-  int why = parse(data, end, skb->protocol, &key, &tuple, &tuple_len);
+  int syn = 0;
+  int why = parse(data, end, skb->protocol, &key, &tuple, &tuple_len, &syn);
   if (why >= 0) return counted(why, TC_ACT_SHOT);
 
   struct bpf_sock* sk;
   if (key.proto == IPPROTO_TCP) {
     sk = bpf_skc_lookup_tcp(skb, &tuple, tuple_len, BPF_F_CURRENT_NETNS, 0);
     if (sk) {
-      int listener = sk->state == BPF_TCP_LISTEN;
+      /* A listener, or a new connection's SYN that meets the TIME_WAIT of an earlier
+       * one on the same ports (the kernel would hand that SYN to whatever listens on the
+       * original destination, not to the endpoint the hook chose): the hand-off. */
+      int listener = sk->state == BPF_TCP_LISTEN || (syn && sk->state == BPF_TCP_TIME_WAIT);
       bpf_sk_release(sk);
       /* An established (or half-open) connection: the kernel finds it itself. */
       if (!listener) {

@@ -414,13 +414,19 @@ Result<void> Server::bind_listeners() {
       twin_fds_[w][e] = *fd;
     }
   }
-  if (!tuns_.empty()) return set_up_tun_handoff();
+  for (const auto& ep : config_.endpoints)
+    if (ep.onramp == config::Onramp::kIp) upstream_mark_ |= ep.tun->bypass_mark;
+  // Only a transparent tcp endpoint can take decapsulated flows: without one the
+  // hand-off (CAP_BPF, tcx) is not loaded and decapsulate decisions are refused.
+  const bool targets = std::any_of(config_.endpoints.begin(), config_.endpoints.end(),
+                                   [](const config::Endpoint& ep) {
+                                     return ep.onramp == config::Onramp::kTcp && ep.transparent;
+                                   });
+  if (!tuns_.empty() && targets) return set_up_tun_handoff();
   return {};
 }
 
 Result<void> Server::set_up_tun_handoff() {
-  for (const auto& ep : config_.endpoints)
-    if (ep.onramp == config::Onramp::kIp) upstream_mark_ |= ep.tun->bypass_mark;
   auto handoff = datapath::TunHandoff::load(upstream_mark_);
   if (!handoff.ok()) return Error::config(handoff.error().message);
   tun_handoff_ = std::move(*handoff);
@@ -430,18 +436,12 @@ Result<void> Server::set_up_tun_handoff() {
     if (auto r = tun_handoff_->attach(ep.tun->name, tuns_[t++]->ifindex()); !r.ok())
       return Error::config("endpoint " + ep.name + ": " + r.error().message);
   }
-  const bool targets = std::any_of(config_.endpoints.begin(), config_.endpoints.end(),
-                                   [](const config::Endpoint& ep) {
-                                     return ep.onramp == config::Onramp::kTcp && ep.transparent;
-                                   });
-  if (targets) {
-    auto before = tun_handoff_->disable_tcp_early_demux();
-    if (!before.ok()) return Error::config("TUN hand-off: " + before.error().message);
-    if (*before != 0)
-      spdlog::info(
-          "TUN hand-off: net.ipv4.tcp_early_demux set to 0 while ramjetd runs (decapsulated "
-          "TCP flows need it: docs/ip_onramp.md); put back at stop");
-  }
+  auto before = tun_handoff_->disable_tcp_early_demux();
+  if (!before.ok()) return Error::config("TUN hand-off: " + before.error().message);
+  if (*before != 0)
+    spdlog::info(
+        "TUN hand-off: net.ipv4.tcp_early_demux set to 0 while ramjetd runs (decapsulated "
+        "TCP flows need it: docs/ip_onramp.md); put back at stop");
   // Transparent tcp endpoints take decapsulated flows: their sockets (one member of
   // each reuseport group, as for escalation) in the hand-off's sockmap, and the bypass
   // marks on all of them, so that what they send (a SYN-ACK, an accepted connection's
@@ -606,16 +606,18 @@ Task<void> worker_main(WorkerContext& wc, runtime::Event& drain_requested,
     accepts.push_back(std::make_unique<runtime::MultishotAccept>(wc.worker, fd));
     loops.start(accept_loop(wc, e, fd, *accepts.back()));
   }
+  // The IP on-ramps stop last: decapsulated connections among the draining sessions
+  // still need their packets written back into the device.
   std::vector<std::unique_ptr<proxy::IpOnramp>> ip_onramps;
+  runtime::JoinSet ip_loops;
   for (const auto& [e, fd] : tun_fds) {
     ip_onramps.push_back(std::make_unique<proxy::IpOnramp>(wc, e, fd, next_flow_id));
-    loops.start(ip_onramps.back()->run());
+    ip_loops.start(ip_onramps.back()->run());
   }
 
   co_await drain_requested.wait();
   wc.draining = true;
   for (auto& a : accepts) a->cancel();
-  for (auto& ip : ip_onramps) ip->stop();
   for (auto& u : udp) u->stop();
   co_await loops.wait();
 
@@ -627,6 +629,8 @@ Task<void> worker_main(WorkerContext& wc, runtime::Event& drain_requested,
     slot.cancel();
     co_await timer.wait();
   }
+  for (auto& ip : ip_onramps) ip->stop();
+  co_await ip_loops.wait();
   // Pending DNS work and the HTTP/2 upstream connections must end before the ring stops,
   // or their coroutines would leak.
   co_await wc.h2_upstreams->close();

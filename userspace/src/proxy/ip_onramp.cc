@@ -281,6 +281,7 @@ std::optional<std::string> IpOnramp::hand_off(Flow& f) {
     return "not a transparent tcp endpoint";
   if (f.info.protocol != IPPROTO_TCP) return "only TCP flows can be decapsulated";
   if (wc_.ip_handoff_flows_fd < 0) return "the TUN hand-off is not loaded";
+  if (wc_.draining) return "ramjetd is draining (the endpoint accepts no new connections)";
   auto index = static_cast<std::size_t>(target - eps.begin());
   int rc = datapath::TunHandoff::add_flow(wc_.ip_handoff_flows_fd, handoff_key(f.info),
                                           config::endpoint_id(index), f.info.id);

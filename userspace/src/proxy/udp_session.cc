@@ -143,6 +143,9 @@ bool UdpSession::open_reply_socket() {
                      : ::setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof one);
   if (rc != 0) return fail("IP_TRANSPARENT");
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  // With ip endpoints: what the engine sends never enters a TUN on-ramp.
+  if (std::uint32_t mark = wc_.upstream_mark; mark != 0)
+    ::setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark);
   sockaddr_storage ss;
   socklen_t len = local.to_sockaddr(ss);
   if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) return fail("bind");
@@ -158,12 +161,18 @@ Task<void> UdpSession::watch_reply_socket() {
     const int ev = co_await wc_.worker.poll(reply_fd_, POLLIN, &reply_slot_);
     if (ev < 0) break;  // cancelled: the relay ended
     if (ev & POLLERR) {
-      // Without IP_RECVERR a connected socket keeps the last hard ICMP error (port,
-      // host or network unreachable) in SO_ERROR; reading it clears it.
+      // Without IP_RECVERR a connected socket keeps the last hard ICMP error in SO_ERROR
+      // (reading it clears it): port or protocol unreachable (ECONNREFUSED), and also
+      // "fragmentation needed" / "packet too big" (EMSGSIZE), which only says a reply
+      // was too large for the path and must not end the session.
       int err = 0;
       socklen_t len = sizeof err;
       ::getsockopt(reply_fd_, SOL_SOCKET, SO_ERROR, &err, &len);
-      if (err != 0) {
+      if (err != 0 && err != ECONNREFUSED) {
+        counters_.add(Counter::udp_icmp_errors);
+        spdlog::debug("flow {}: ICMP error about the replies to {}: {}; session kept", info_.id,
+                      reply_to_.to_string(), std::strerror(err));
+      } else if (err != 0) {
         counters_.add(Counter::udp_icmp_errors);
         spdlog::debug("flow {}: ICMP error about the replies to {}: {}", info_.id,
                       reply_to_.to_string(), std::strerror(err));
@@ -236,6 +245,8 @@ Task<bool> UdpSession::open_upstream() {
     close_reason_ = CloseReason::kConnectFailure;
     return false;
   };
+  if (std::uint32_t mark = wc_.upstream_mark; mark != 0)
+    ::setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark);
   if (!dest.sources.empty()) {
     std::optional<IpAddress> from = source_for(dest.sources, addr);
     if (!from) {
