@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "datapath/links.h"
+#include "datapath/sysctl.h"
 #include "ramjet/abi/meta.h"
 #include "tun_handoff.skel.h"
 
@@ -37,39 +38,20 @@ namespace {
 
 constexpr const char* kTcpEarlyDemux = "/proc/sys/net/ipv4/tcp_early_demux";
 
-int read_int(const char* path) {
-  char buf[16] = {};
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -errno;
-  ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  int err = errno;
-  ::close(fd);
-  return n > 0 ? std::atoi(buf) : -err;
-}
-
-int write_text(const char* path, const char* text) {
-  int fd = ::open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return -errno;
-  ssize_t n = ::write(fd, text, std::strlen(text));
-  int err = errno;
-  ::close(fd);
-  return n > 0 ? 0 : -err;
-}
-
 }  // namespace
 
 Result<int> TunHandoff::disable_tcp_early_demux() {
-  int before = read_int(kTcpEarlyDemux);
+  int before = read_sysctl(kTcpEarlyDemux);
   if (before < 0) return Error::kernel(-before, std::string("read ") + kTcpEarlyDemux);
   if (before == 0) return 0;
-  if (int e = write_text(kTcpEarlyDemux, "0"); e != 0)
+  if (int e = write_sysctl(kTcpEarlyDemux, "0"); e != 0)
     return Error::kernel(-e, std::string("write ") + kTcpEarlyDemux + ": " + std::strerror(-e));
   restore_early_demux_ = true;
   return before;
 }
 
 TunHandoff::~TunHandoff() {
-  if (restore_early_demux_) (void)write_text(kTcpEarlyDemux, "1");
+  if (restore_early_demux_) (void)write_sysctl(kTcpEarlyDemux, "1");
   for (int fd : links_) ::close(fd);
   if (skel_ != nullptr) tun_handoff__destroy(skel_);
 }

@@ -20,10 +20,13 @@
 
 #include "datapath/netlink.h"
 #include "datapath/routing.h"
+#include "datapath/sysctl.h"
 
 namespace ramjet::proxy {
 
 namespace nl = datapath::netlink;
+using datapath::read_sysctl;
+using datapath::write_sysctl;
 
 namespace {
 
@@ -82,23 +85,6 @@ int handoff_route(int family, std::uint16_t type, std::uint32_t table) {
   req.attr_u32(RTA_TABLE, table);
   req.attr_u32(RTA_OIF, 1);  // lo
   return nl::transact(req);
-}
-
-void write_sysctl(const std::string& path, const char* value) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    (void)::write(fd, value, std::strlen(value));
-    ::close(fd);
-  }
-}
-
-int read_sysctl(const std::string& path) {
-  char buf[16] = {};
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
-  return n > 0 ? std::atoi(buf) : -1;
 }
 
 int add_route(const Cidr& dst, unsigned ifindex, std::uint32_t table) {
