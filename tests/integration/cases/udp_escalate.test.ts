@@ -213,3 +213,29 @@ test('IPv6: an endpoint listening on [::1] takes escalated IPv6 flows; dig -6 ge
   assert.equal(conns[0]!.local, `[${server.ipv6}]:53`);
   assert.equal(await daemon.counter('udp_sessions_escalated'), 1);
 });
+
+test('a datagram or a connection sent straight to a transparent endpoint is refused as addressed to the endpoint itself, not relayed to itself', { skip, timeout: 30_000 }, async (t) => {
+  const topo = await createGatewayTopology(t);
+  // Wildcard listeners: the endpoint's own address is any address of the gateway.
+  const daemon = await startGatewayDaemon(t, topo, {
+    ...daemonOptions(),
+    config: {
+      endpoints: [
+        { name: 'web', onramp: 'tcp', transparent: true, listen: '0.0.0.0:0' },
+        { name: 'dns', onramp: 'udp', transparent: true, listen: '0.0.0.0:0' },
+      ],
+    },
+  });
+  const own = gatewayServerSide.ipv4;
+  await topo.gateway.exec('dig', [`@${own}`, '-p', String(daemon.endpoint('dns').port), 'self.esc.test', 'A', '+tries=1', '+time=1'], { allowFailure: true });
+  const r = await topo.gateway.exec('curl', ['-sS', '-m', '3', `http://${own}:${String(daemon.endpoint('web').port)}/`], { allowFailure: true });
+  assert.notEqual(r.code, 0, 'curl got an answer from a transparent endpoint addressed directly');
+  await waitFor(async () => ((await daemon.counter('egress_refused_self')) >= 2 ? true : undefined), { timeoutMs: 5_000, what: 'egress_refused_self >= 2' });
+  // One session and one connection, each refused once: nothing was relayed to itself
+  // (the egress guard, which would have refused the private address, never saw them).
+  assert.equal(await daemon.counter('egress_refused_self'), 2);
+  assert.equal(await daemon.counter('egress_refused_private'), 0);
+  assert.equal(await daemon.counter('udp_sessions_opened'), 1);
+  const entry = await daemon.waitForAccessLog((e) => e.endpoint === 'web');
+  assert.equal(entry.reason, 'blocked_egress');
+});

@@ -654,6 +654,7 @@ void Server::worker_thread(unsigned index) {
   wc.open_connections = &open_connections_;
   if (tun_handoff_) wc.ip_handoff_flows_fd = tun_handoff_->flows_fd();
   wc.upstream_mark = upstream_mark_;
+  wc.bound = &bound_;
   wc.tls = &tls_;
   wc.h2_upstreams =
       std::make_unique<proxy::H2Upstreams>(slot.worker, proxy::UpstreamPool::Limits{}.max_idle_time);

@@ -13,6 +13,7 @@
 #include "datapath/verdicts.h"
 #include "dns/resolver.h"
 #include "egress/happy_eyeballs.h"
+#include "proxy/self_address.h"
 #include "proxy_protocol/parser.h"
 #include "telemetry/hook_trace.h"
 
@@ -286,9 +287,24 @@ Task<std::variant<EgressChain::Destinations, EgressError>> EgressChain::decide(H
                           "upstream addresses of " + target.host + " blocked by EgressHook"};
   }
 
+  const SocketAddress* own = nullptr;
+  if (ep_.transparent && wc_.bound != nullptr) {
+    if (auto it = wc_.bound->find(ep_.name); it != wc_.bound->end()) own = &it->second;
+  }
   std::vector<IpAddress> allowed;
   std::string refused;
   for (const auto& ip : ips.addresses) {
+    // Whatever the hooks said: a transparent endpoint relaying to its own address would
+    // accept that connection and relay it again, without end.
+    if (own != nullptr && addressed_to_listener(*own, SocketAddress(ip, target.port))) {
+      audit_block("egress: " + ip.to_string() + " is this transparent endpoint's own address");
+      counters_.add(Counter::egress_refused_self);
+      spdlog::info("flow {}: {} is the transparent endpoint {}'s own address; not relayed",
+                   info_.id, SocketAddress(ip, target.port).to_string(), ep_.name);
+      co_return EgressError{EgressFailure::kPrivateRefused,
+                            "destination_ip_prohibited: " + target.to_string() +
+                                " is this transparent endpoint's own address"};
+    }
     if (policy == UpstreamIpsPolicy::kGuarded) {
       if (auto why = wc_.guard.refusal(ip)) {
         if (!refused.empty()) refused += ", ";

@@ -4,6 +4,8 @@
 
 #include <cstring>
 
+#include "runtime/siphash.h"
+
 namespace ramjet::proxy {
 
 namespace {
@@ -54,20 +56,22 @@ const char* to_string(IpDropReason r) {
 }
 
 std::size_t IpFlowKeyHash::operator()(const IpFlowKey& k) const {
-  // FNV-1a over the key's bytes: flows come from one host's clients, not an attacker
-  // choosing hashes at line rate; the table is bounded by max_flows either way.
-  std::uint64_t h = 1469598103934665603ull;
-  auto mix = [&](const std::uint8_t* p, std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
-  };
-  mix(k.src.data(), k.src.size());
-  mix(k.dst.data(), k.dst.size());
-  std::uint8_t rest[5] = {k.protocol, static_cast<std::uint8_t>(k.src_port >> 8),
-                          static_cast<std::uint8_t>(k.src_port),
-                          static_cast<std::uint8_t>(k.dst_port >> 8),
-                          static_cast<std::uint8_t>(k.dst_port)};
-  mix(rest, sizeof rest);
-  return static_cast<std::size_t>(h);
+  // Keyed with a process-wide secret: the ports and, behind a router, the addresses
+  // are the clients' choice, and a table they could aim at one bucket would cost every
+  // packet of every flow a long chain walk.
+  std::uint8_t buf[16 + 16 + 5];
+  std::size_t n = 0;
+  std::memcpy(buf + n, k.src.data(), k.src.size());
+  n += k.src.size();
+  std::memcpy(buf + n, k.dst.data(), k.dst.size());
+  n += k.dst.size();
+  const std::uint8_t rest[5] = {k.protocol, static_cast<std::uint8_t>(k.src_port >> 8),
+                                static_cast<std::uint8_t>(k.src_port),
+                                static_cast<std::uint8_t>(k.dst_port >> 8),
+                                static_cast<std::uint8_t>(k.dst_port)};
+  std::memcpy(buf + n, rest, sizeof rest);
+  n += sizeof rest;
+  return static_cast<std::size_t>(runtime::siphash13(runtime::table_hash_key(), {buf, n}));
 }
 
 std::variant<ParsedIp, IpDropReason> parse_ip(std::span<const std::uint8_t> packet) {

@@ -7,9 +7,10 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <functional>
+#include <cstring>
 
 #include "ramjet/net.h"
+#include "runtime/siphash.h"
 
 namespace ramjet::proxy {
 
@@ -24,20 +25,18 @@ struct UdpFlowKey {
 
 struct UdpFlowKeyHash {
   std::size_t operator()(const UdpFlowKey& k) const noexcept {
-    // FNV-1a over family, address bytes and port of both sides: cheap, and a client
-    // cannot pick collisions it could not pick in the kernel's own socket hash.
-    std::uint64_t h = 0xcbf29ce484222325ull;
-    auto mix = [&h](std::uint8_t b) {
-      h ^= b;
-      h *= 0x100000001b3ull;
-    };
+    // Clients choose their addresses and ports, so the hash is keyed (a process-wide
+    // secret): nobody can line up sessions in one bucket of the table.
+    std::uint8_t buf[2 * 19];
+    std::size_t n = 0;
     for (const SocketAddress* a : {&k.client, &k.local}) {
-      mix(a->ip().is_v4() ? 4 : 6);
-      for (std::size_t i = 0; i < a->ip().size(); ++i) mix(a->ip().data()[i]);
-      mix(static_cast<std::uint8_t>(a->port() >> 8));
-      mix(static_cast<std::uint8_t>(a->port()));
+      buf[n++] = a->ip().is_v4() ? 4 : 6;
+      std::memcpy(buf + n, a->ip().data(), a->ip().size());
+      n += a->ip().size();
+      buf[n++] = static_cast<std::uint8_t>(a->port() >> 8);
+      buf[n++] = static_cast<std::uint8_t>(a->port());
     }
-    return static_cast<std::size_t>(h);
+    return static_cast<std::size_t>(runtime::siphash13(runtime::table_hash_key(), {buf, n}));
   }
 };
 

@@ -71,6 +71,9 @@ struct WorkerContext {
   // SO_MARK for upstream sockets: the ip endpoints' bypass marks, so that the engine's own
   // connections never enter a TUN on-ramp (0: none).
   std::uint32_t upstream_mark = 0;
+  // Where each endpoint's listener is bound (by endpoint name; `listen` with its port 0
+  // replaced by the port the kernel chose): a transparent endpoint refuses to relay to it.
+  const std::map<std::string, SocketAddress>* bound = nullptr;
 };
 
 }  // namespace ramjet::proxy

@@ -73,6 +73,8 @@ enum class CounterKind : std::uint8_t {
   X(egress_blocked, kCounter, egress_blocked, "Connections an EgressHook blocked")                 \
   X(egress_refused_private, kCounter, egress_refused_private,                                      \
     "Connections the egress guard refused (private ranges)")                                       \
+  X(egress_refused_self, kCounter, egress_refused_self,                                            \
+    "Flows of a transparent endpoint addressed to the endpoint itself (relaying would loop)")      \
   X(dns_queries, kCounter, dns_queries, "DNS questions sent (A and AAAA count separately)")        \
   X(dns_cache_hits, kCounter, dns_cache_hits, "Name resolutions answered from the cache")          \
   X(dns_cache_misses, kCounter, dns_cache_misses, "Name resolutions that needed the network")      \

@@ -4,11 +4,12 @@
 #pragma once
 
 #include <string.h>
-#include <sys/random.h>
 
 #include <cerrno>
 #include <cstddef>
 #include <string>
+
+#include "runtime/siphash.h"
 
 namespace ramjet::http::auth::detail {
 
@@ -31,18 +32,6 @@ inline bool is_digit(char c) {
   return c >= '0' && c <= '9';
 }
 
-inline bool fill_random(void* out, std::size_t size) {
-  auto* p = static_cast<unsigned char*>(out);
-  while (size > 0) {
-    const ssize_t n = getrandom(p, size, 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    p += n;
-    size -= static_cast<std::size_t>(n);
-  }
-  return true;
-}
+using runtime::fill_random;
 
 }  // namespace ramjet::http::auth::detail

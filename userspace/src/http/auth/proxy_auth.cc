@@ -3,7 +3,6 @@
 #include <crypt.h>
 #include <fcntl.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -107,67 +106,19 @@ std::optional<std::size_t> decode_base64_strict(std::string_view in, std::string
   return std::nullopt;
 }
 
-// ---- SipHash-2-4 with a 128-bit output ---------------------------------------------------
-// Keys the positive cache. Keyed with a per-Authenticator random key, so a client cannot craft
-// a header whose cache key collides with someone else's accepted one.
-
-struct SipKey {
-  std::uint64_t k0 = 0;
-  std::uint64_t k1 = 0;
-};
-
-struct CacheKey {
-  std::uint64_t lo = 0;
-  std::uint64_t hi = 0;
-  bool operator==(const CacheKey&) const = default;
-};
+// The positive cache is keyed by a SipHash-2-4 128-bit digest under a per-Authenticator
+// random key, so a client cannot craft a header whose cache key collides with someone
+// else's accepted one.
+using runtime::SipKey;
+using CacheKey = runtime::SipDigest128;
 
 struct CacheKeyHash {
   std::size_t operator()(const CacheKey& k) const { return static_cast<std::size_t>(k.lo); }
 };
 
-std::uint64_t rotl(std::uint64_t x, int b) {
-  return (x << b) | (x >> (64 - b));
-}
-
-struct SipState {
-  std::uint64_t v0, v1, v2, v3;
-  void round() {
-    v0 += v1, v1 = rotl(v1, 13), v1 ^= v0, v0 = rotl(v0, 32);
-    v2 += v3, v3 = rotl(v3, 16), v3 ^= v2;
-    v0 += v3, v3 = rotl(v3, 21), v3 ^= v0;
-    v2 += v1, v1 = rotl(v1, 17), v1 ^= v2, v2 = rotl(v2, 32);
-  }
-  void absorb(std::uint64_t m) {
-    v3 ^= m;
-    round(), round();
-    v0 ^= m;
-  }
-};
-
 CacheKey siphash128(const SipKey& key, std::string_view data) {
-  SipState s{0x736f6d6570736575ULL ^ key.k0, 0x646f72616e646f6dULL ^ key.k1 ^ 0xee,
-             0x6c7967656e657261ULL ^ key.k0, 0x7465646279746573ULL ^ key.k1};
-  const auto* p = reinterpret_cast<const unsigned char*>(data.data());
-  const std::size_t full = data.size() / 8 * 8;
-  for (std::size_t i = 0; i < full; i += 8) {
-    std::uint64_t m = 0;
-    for (int j = 7; j >= 0; --j) m = m << 8 | p[i + static_cast<std::size_t>(j)];
-    s.absorb(m);
-  }
-  std::uint64_t b = static_cast<std::uint64_t>(data.size()) << 56;
-  for (std::size_t j = 0; j < data.size() - full; ++j) {
-    b |= static_cast<std::uint64_t>(p[full + j]) << (8 * j);
-  }
-  s.absorb(b);
-  s.v2 ^= 0xee;
-  s.round(), s.round(), s.round(), s.round();
-  CacheKey out;
-  out.lo = s.v0 ^ s.v1 ^ s.v2 ^ s.v3;
-  s.v1 ^= 0xdd;
-  s.round(), s.round(), s.round(), s.round();
-  out.hi = s.v0 ^ s.v1 ^ s.v2 ^ s.v3;
-  return out;
+  return runtime::siphash24_128(
+      key, {reinterpret_cast<const std::uint8_t*>(data.data()), data.size()});
 }
 
 std::string escape_quoted(std::string_view s) {
