@@ -171,9 +171,14 @@ __noinline int tc_icmp_error_escalated(struct __sk_buff* skb, const struct ramje
       bpf_skb_load_bytes(skb, off + (v6 ? 6 : 9), &head[1], 1) || head[1] != IPPROTO_UDP)
     return 0;
   if (!v6) {
-    if ((head[0] >> 4) != 4 || bpf_skb_load_bytes(skb, off + 12, &key.addr_lo[0], 4) ||
+    __be16 frag;
+    if ((head[0] >> 4) != 4 || bpf_skb_load_bytes(skb, off + 6, &frag, 2) ||
+        bpf_skb_load_bytes(skb, off + 12, &key.addr_lo[0], 4) ||
         bpf_skb_load_bytes(skb, off + 16, &key.addr_hi[0], 4))
       return 0;
+    /* A later fragment quotes no UDP header: what sits where the ports would be is
+     * payload, and must not pick a flow. */
+    if (bpf_ntohs(frag) & 0x1fff) return 0;
     off += (__u32)(head[0] & 0xf) * 4;
   } else {
     if ((head[0] >> 4) != 6 || bpf_skb_load_bytes(skb, off + 8, key.addr_lo, 16) ||
@@ -182,6 +187,11 @@ __noinline int tc_icmp_error_escalated(struct __sk_buff* skb, const struct ramje
     off += 40;
   }
   if (bpf_skb_load_bytes(skb, off, &key.port_lo, 4)) return 0; /* sport, dport */
+  /* An error goes back to the quoted packet's source: the original destination the
+   * engine replied from. One addressed elsewhere is not about that reply. */
+#pragma unroll
+  for (int i = 0; i < RAMJET_ADDR_WORDS; i++)
+    if (key.addr_lo[i] != pkt->daddr[i]) return 0;
   /* Ordered as ramjet_flow_key_build orders them: the same key both ways. */
   int swap = 0;
 #pragma unroll

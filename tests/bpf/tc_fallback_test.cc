@@ -561,20 +561,26 @@ INSTANTIATE_TEST_SUITE_P(Udp, UdpFallbackTable, ::testing::ValuesIn(udp_cases())
 // An ICMP error quoting a datagram the engine sent for an escalated flow (from the
 // original destination to the client) is marked for local delivery in TC; one
 // about any other flow is classified as usual.
-Bytes icmp_error_about(bool v6, uint16_t client_port) {
+struct IcmpErrorShape {
+  const char* to = nullptr;       // the error's destination; null: the quoted source
+  uint16_t quoted_frag_off = 0;   // IPv4 only: the quoted header's flags | offset
+};
+
+Bytes icmp_error_about(bool v6, uint16_t client_port, IcmpErrorShape shape = {}) {
   PacketBuilder inner;
   if (v6)
     inner.ipv6(server(v6), client(v6));
   else
-    inner.ipv4(server(v6), client(v6));
+    inner.ipv4(server(v6), client(v6), {.frag_off = shape.quoted_frag_off});
   Bytes quoted = inner.udp(kDnsPort, client_port).payload(32).build();
   quoted.resize(v6 ? 48 + 32 : 28);  // what RFC 792 / RFC 4443 senders quote at least
   PacketBuilder b;
   b.eth();
+  const char* to = shape.to != nullptr ? shape.to : server(v6);
   if (v6)
-    b.ipv6(client(v6), server(v6)).icmpv6(1, 4);  // port unreachable
+    b.ipv6(client(v6), to).icmpv6(1, 4);  // port unreachable
   else
-    b.ipv4(client(v6), server(v6)).icmp(3, 3);
+    b.ipv4(client(v6), to).icmp(3, 3);
   return b.payload(quoted).build();
 }
 
@@ -593,6 +599,29 @@ TEST(UdpEscalation, IcmpErrorAboutAnEscalatedFlowIsMarkedLocal) {
     xdp.run_tc(icmp_error_about(v6, kClientPort + 1));  // no such escalated flow
     auto delta = verdict_deltas(before, xdp.stats());
     EXPECT_EQ(delta.count("TC_ESCALATE_ICMP_ERROR"), 0u);
+  }
+}
+
+TEST(UdpEscalation, IcmpErrorsNotAboutTheEnginesReplyAreNotMarked) {
+  for (bool v6 : {false, true}) {
+    SCOPED_TRACE(v6 ? "IPv6" : "IPv4");
+    XdpClassify xdp({.default_action = RAMJET_ACTION_FASTPATH});
+    udp_escalate_rule(xdp, RAMJET_FALLBACK_DROP, v6);
+    ASSERT_EQ(xdp.run(datagram(v6)).retval, XDP_PASS);
+    // Quotes the flow's datagram but goes to another host than the one it came from.
+    auto before = xdp.stats();
+    xdp.run_tc(icmp_error_about(v6, kClientPort, {.to = v6 ? "fd00:99::7" : "10.99.0.7"}));
+    EXPECT_EQ(verdict_deltas(before, xdp.stats()).count("TC_ESCALATE_ICMP_ERROR"), 0u);
+    if (v6) continue;
+    // Quotes a later fragment: the bytes where the ports would be are payload that
+    // happens to match the flow's ports.
+    before = xdp.stats();
+    xdp.run_tc(icmp_error_about(v6, kClientPort, {.quoted_frag_off = 0x0010}));
+    EXPECT_EQ(verdict_deltas(before, xdp.stats()).count("TC_ESCALATE_ICMP_ERROR"), 0u);
+    // The first fragment (MF set, offset 0) quotes the ports: still the flow's error.
+    before = xdp.stats();
+    xdp.run_tc(icmp_error_about(v6, kClientPort, {.quoted_frag_off = 0x2000}));
+    EXPECT_EQ(verdict_deltas(before, xdp.stats()).count("TC_ESCALATE_ICMP_ERROR"), 1);
   }
 }
 
