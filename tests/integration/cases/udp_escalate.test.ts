@@ -239,3 +239,37 @@ test('a datagram or a connection sent straight to a transparent endpoint is refu
   const entry = await daemon.waitForAccessLog((e) => e.endpoint === 'web');
   assert.equal(entry.reason, 'blocked_egress');
 });
+
+const PROBE_PY = new URL('../lib/icmp_error_probe.py', import.meta.url).pathname;
+
+for (const v6 of [false, true]) {
+  const kind = v6 ? 'packet-too-big' : 'frag-needed';
+  test(`${v6 ? 'ICMPv6 packet too big' : 'ICMP fragmentation needed'} about an escalated flow's reply reaches its session, which goes on`, { skip, timeout: 30_000 }, async (t) => {
+    const topo = await createGatewayTopology(t);
+    const host = v6 ? server.ipv6 : server.ipv4;
+    await startResponder(t, topo.server, host);
+    const daemon = await startGatewayDaemon(t, topo, {
+      ...daemonOptions(),
+      config: {
+        endpoints: [
+          { name: 'web', onramp: 'tcp', transparent: true, listen: '127.0.0.1:0' },
+          { name: 'dns', onramp: 'udp', transparent: true, listen: v6 ? '[::1]:0' : '127.0.0.1:0' },
+        ],
+      },
+    });
+    const statsBefore = await datapathPackets(daemon);
+    const r = await topo.client.exec('/usr/bin/python3', [PROBE_PY, host, kind], { allowFailure: true });
+    const from = `${host}:53`;
+    assert.match(r.stdout, new RegExp(`^answer 1 from ${from.replaceAll('.', '\\.')}$`, 'm'), r.output);
+    assert.match(r.stdout, new RegExp(`^sent ${kind}$`, 'm'), r.output);
+
+    await waitFor(async () => ((await daemon.counter('udp_icmp_errors')) >= 1 ? true : undefined), { timeoutMs: 5_000, what: 'udp_icmp_errors >= 1' });
+    const delta = statDelta(statsBefore, await datapathPackets(daemon), ['TC_ESCALATE_ICMP_ERROR']);
+    assert.ok(delta.TC_ESCALATE_ICMP_ERROR! >= 1, `TC_ESCALATE_ICMP_ERROR moved by ${delta.TC_ESCALATE_ICMP_ERROR}`);
+    // The path MTU shrank; nobody went away: the second query takes the same session.
+    assert.match(r.stdout, new RegExp(`^answer 2 from ${from.replaceAll('.', '\\.')}$`, 'm'), r.output);
+    assert.equal(await daemon.counter('udp_sessions_opened'), 1);
+    assert.equal(await daemon.counter('udp_datagrams_to_client'), 2);
+    assert.equal((await engineConnections(daemon)).filter((c) => c.endpoint === 'dns').length, 1);
+  });
+}
