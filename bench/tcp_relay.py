@@ -59,6 +59,7 @@ def main():
     server = subprocess.Popen(["taskset", "-c", LOAD_CPU, "iperf3", "-s", "-p", str(server_port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     proxies = [
+        ramjet_tcp(args.build_dir, workdir, server_port, "auto"),
         ramjet_tcp(args.build_dir, workdir, server_port, "splice"),
         ramjet_tcp(args.build_dir, workdir, server_port, "buffer"),
         haproxy_proxy(workdir, server_port, splice=True),
@@ -98,7 +99,7 @@ def main():
         per_core[name] = statistics.median(r[0] / max(r[1], 1e-6) for r in runs)
         print(f"{name:<16}{gbps:>10.2f}{cpu:>8.2f}{per_core[name]:>18.2f}")
     print("\nratios (Gbit/s per proxy core)")
-    for ours in ("ramjet-splice", "ramjet-buffer"):
+    for ours in ("ramjet-auto", "ramjet-splice", "ramjet-buffer"):
         for peer in ("haproxy-splice", "haproxy"):
             print(f"  {ours} / {peer}: {per_core[ours] / per_core[peer]:.2f}")
 

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { connect, randomPayload, sha256, startDaemon, startReplyOnEofServer, tcpEndpoint, test } from '../lib/index.ts';
 
-for (const relay of ['splice', 'buffer'] as const) {
+for (const relay of ['splice', 'buffer', 'auto'] as const) {
   test(`relay ${relay}: client half-close reaches the upstream and the reply comes back`, async (t) => {
     const upstream = await startReplyOnEofServer(t, (data) => `got ${data.length} bytes, sha256 ${sha256(data)}\n`);
     const daemon = await startDaemon(t, {

@@ -16,7 +16,7 @@ import {
 
 const LOOPBACK_ALLOWED = { allow_private: ['127.0.0.0/8'] };
 
-for (const relay of ['splice', 'buffer'] as const) {
+for (const relay of ['splice', 'buffer', 'auto'] as const) {
   test(`relay ${relay}: 1 MiB of random data round-trips intact and is counted`, async (t) => {
     const echo = await startEchoServer(t);
     const daemon = await startDaemon(t, {
@@ -43,8 +43,26 @@ for (const relay of ['splice', 'buffer'] as const) {
     assert.equal(entry.reason, 'completed');
     assert.equal(entry.bytes_from_client, payload.length);
     assert.equal(entry.bytes_to_client, payload.length);
+    // auto starts in memory and moves a direction that carries bulk to splice.
+    const spliced = await daemon.counter('relay_directions_spliced');
+    if (relay === 'auto') assert.ok(spliced >= 1, `relay_directions_spliced ${spliced} after 1 MiB each way`);
+    else assert.equal(spliced, 0);
   });
 }
+
+test('relay auto: a short exchange stays in memory (no pipes), its bytes intact', async (t) => {
+  const echo = await startEchoServer(t);
+  const daemon = await startDaemon(t, {
+    config: { egress: LOOPBACK_ALLOWED, endpoints: [tcpEndpoint('tcp-demo', echo.address)] },
+  });
+  const client = await connect(t, daemon.endpoint('tcp-demo'));
+  const payload = randomPayload(4096);
+  assert.equal(sha256(await client.roundTrip(payload, payload.length, 10_000)), sha256(payload));
+  await client.end();
+  await client.waitForPeerClose();
+  await daemon.waitForCounter('connections_closed', 1);
+  assert.equal(await daemon.counter('relay_directions_spliced'), 0, 'the default relay (auto) spliced a 4 KiB exchange');
+});
 
 test('two workers relay many concurrent connections', async (t) => {
   const echo = await startEchoServer(t);

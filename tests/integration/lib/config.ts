@@ -105,7 +105,7 @@ export interface EndpointConfig {
   connect_timeout?: Duration;
   idle_timeout?: Duration;
   max_lifetime?: Duration;
-  relay?: 'splice' | 'buffer';
+  relay?: 'splice' | 'buffer' | 'auto';
   tls?: TlsServerConfig;
   upstream_tls?: UpstreamTlsConfig;
   /** Per-endpoint settings of the application. */

@@ -312,7 +312,7 @@ TEST(LoadGood, FullFileSetsEveryKey) {
   EXPECT_EQ(v6.upstream->target, (HostPort{"::1", 80}));
   EXPECT_EQ(v6.connect_timeout, milliseconds(0));
   EXPECT_EQ(v6.idle_timeout, milliseconds(300'000));
-  EXPECT_EQ(v6.relay, config::RelayMode::kSplice);
+  EXPECT_EQ(v6.relay, config::RelayMode::kAuto);  // the default
   EXPECT_EQ(v6.proxy_protocol.mode, config::ProxyProtocolMode::kOff);  // the default
   EXPECT_EQ(v6.proxy_protocol.versions, (std::vector<unsigned>{1, 2}));
   EXPECT_EQ(v6.proxy_protocol.timeout, milliseconds(3000));

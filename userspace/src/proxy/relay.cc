@@ -17,6 +17,9 @@ namespace {
 constexpr int kPipeSize = 1 << 20;
 constexpr unsigned kSpliceChunk = 1 << 20;
 constexpr auto kNoBufferBackoff = std::chrono::milliseconds(1);
+// relay: auto moves a direction to splice after this many full receive buffers in a row
+// (2 x 64 KiB): a request or a short answer never gets there, a download soon does.
+constexpr unsigned kSpliceAfterFullBuffers = 2;
 
 bool is_retry(int err) {
   return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
@@ -48,8 +51,9 @@ Task<void> Relay::run() {
     pumps.start(pump_splice(up));
     pumps.start(pump_splice(down));
   } else {
-    pumps.start(pump_buffer(up));
-    pumps.start(pump_buffer(down));
+    const unsigned splice_after = mode_ == RelayMode::kAuto ? kSpliceAfterFullBuffers : 0;
+    pumps.start(pump_buffer(up, splice_after));
+    pumps.start(pump_buffer(down, splice_after));
   }
   runtime::JoinSet timers;
   bool timed = limits_.idle_timeout.count() > 0 || limits_.max_lifetime.count() > 0;
@@ -150,10 +154,14 @@ Task<void> Relay::pump_splice(Direction d) {
 // Each received buffer is sent with the next receive linked behind the send, in one
 // submission: a hop costs one io_uring_enter and one completion. The receive starts
 // only once the send is done, so a slow receiver stops the reading (backpressure).
-Task<void> Relay::pump_buffer(Direction d) {
+// With `splice_after` (relay: auto), a direction that fills that many buffers in a row
+// is carrying bulk and moves to splice for the rest of its life: only connections that
+// gain from it pay for the pipe pair and splice's extra syscalls per wake-up.
+Task<void> Relay::pump_buffer(Direction d, unsigned splice_after) {
   const unsigned size = buffers_->buffer_size();
   std::optional<unsigned> sending;  // the buffer the linked send took, until the receive ends
   std::size_t sending_len = 0;
+  unsigned full_in_a_row = 0;
   for (;;) {
     auto recv = sending ? worker_.send_then_recv_select(d.to, buffers_->buffer(*sending),
                                                         sending_len, d.from, buffers_->group(), size)
@@ -179,7 +187,23 @@ Task<void> Relay::pump_buffer(Direction d) {
     }
     *d.counter += static_cast<std::uint64_t>(n);
     touch();
-    sending = recv.op.flags >> IORING_CQE_BUFFER_SHIFT;
+    const unsigned id = recv.op.flags >> IORING_CQE_BUFFER_SHIFT;
+    full_in_a_row = static_cast<unsigned>(n) == size ? full_in_a_row + 1 : 0;
+    if (splice_after > 0 && full_in_a_row >= splice_after) {
+      // This buffer first (in order), then the socket's queue through the pipe.
+      const int sent = co_await worker_.send(d.to, buffers_->buffer(id),
+                                             static_cast<std::size_t>(n),
+                                             MSG_NOSIGNAL | MSG_WAITALL);
+      buffers_->recycle(id);
+      if (sent != n) {
+        if (!closing_) fail(d.write_error);
+        co_return;
+      }
+      ++spliced_directions_;
+      co_await pump_splice(d);
+      co_return;
+    }
+    sending = id;
     sending_len = static_cast<std::size_t>(n);
   }
 }

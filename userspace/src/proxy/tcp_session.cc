@@ -57,14 +57,13 @@ Task<void> TcpSession::run() {
 
   if (connected && !close_reason_) {
     RelayLimits limits{ep_.idle_timeout, ep_.max_lifetime};
-    RelayMode mode =
-        ep_.relay == config::RelayMode::kBuffer ? RelayMode::kBuffer : RelayMode::kSplice;
-    relay_ = std::make_unique<Relay>(wc_.worker, *client_, *upstream_, mode, limits,
+    relay_ = std::make_unique<Relay>(wc_.worker, *client_, *upstream_, relay_mode(ep_.relay), limits,
                                      wc_.buffers.get());
     set_state(SessionState::kRelaying);
     co_await relay_->run();
     stats_.bytes_from_client = relay_->bytes_from_client();
     stats_.bytes_to_client = relay_->bytes_to_client();
+    counters_.add(Counter::relay_directions_spliced, relay_->spliced_directions());
     if (auto r = relay_->reason(); r && !close_reason_) close_reason_ = *r;
   }
   finish();

@@ -93,6 +93,8 @@ enum class CounterKind : std::uint8_t {
   X(bytes_from_client, kCounter, downstream_received_bytes,                                        \
     "Bytes relayed from downstream to upstream")                                                   \
   X(bytes_to_client, kCounter, downstream_sent_bytes, "Bytes relayed from upstream to downstream") \
+  X(relay_directions_spliced, kCounter, relay_directions_spliced,                                  \
+    "Relay directions that relay: auto moved to splice (they carried bulk)")                      \
   X(http_requests, kCounter, http_requests,                                                        \
     "HTTP requests received on http endpoints (CONNECT included)")                                 \
   X(http_connect_tunnels, kCounter, http_connect_tunnels, "CONNECT tunnels established")           \

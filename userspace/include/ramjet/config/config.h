@@ -307,7 +307,7 @@ struct Endpoint {
   std::vector<IpAddress> source;
   milliseconds idle_timeout{300'000};
   milliseconds max_lifetime{0};
-  RelayMode relay = RelayMode::kSplice;
+  RelayMode relay = RelayMode::kAuto;
   HttpLimits http;
   AuthSettings auth;
   ProxyProtocolSettings proxy_protocol;
@@ -355,7 +355,9 @@ struct Endpoint {
     f("max_lifetime", &Endpoint::max_lifetime,
       "Close a connection after this long regardless of traffic; 0 = unlimited.");
     f("relay", &Endpoint::relay,
-      "How bytes are moved: splice (zero-copy through a pipe) or buffer (through memory).");
+      "How bytes are moved: auto (through memory, and each direction that carries bulk "
+      "moves to splice), splice (zero-copy through a pipe from the first byte) or buffer "
+      "(through memory only).");
     f("http", &Endpoint::http, "Request limits of http endpoints.");
     f("auth", &Endpoint::auth,
       "Proxy authentication of http endpoints; missing or wrong credentials get 407.");

@@ -37,7 +37,7 @@ enum class LogLevel : std::uint8_t { kTrace, kDebug, kInfo, kWarn, kError, kOff 
 enum class AccessLogFormat : std::uint8_t { kText, kJson, kOff };
 enum class IpFamily : std::uint8_t { kIpv6, kIpv4 };
 enum class Onramp : std::uint8_t { kTcp, kHttp, kUdp, kIp };
-enum class RelayMode : std::uint8_t { kSplice, kBuffer };
+enum class RelayMode : std::uint8_t { kSplice, kBuffer, kAuto };
 enum class DatapathAction : std::uint8_t { kPass, kDrop, kFastpath, kEscalate, kRatelimit };
 enum class RuleProto : std::uint8_t { kAny, kTcp, kUdp, kIcmp, kIcmpv6 };
 enum class XdpMode : std::uint8_t { kAuto, kNative, kGeneric };
@@ -281,6 +281,7 @@ struct EnumNames<config::RelayMode> {
   static constexpr std::pair<config::RelayMode, std::string_view> values[] = {
       {config::RelayMode::kSplice, "splice"},
       {config::RelayMode::kBuffer, "buffer"},
+      {config::RelayMode::kAuto, "auto"},
   };
 };
 
