@@ -705,7 +705,7 @@ TEST(DefaultConfig, DocumentsEveryKeyInOrder) {
                           "#     listen: 127.0.0.1:8000",
                           "#     onramp: tcp",
                           "#     upstream: example.com:80",
-                          "#     relay: splice",
+                          "#     relay: auto",
                           "datapath:",
                           "  enabled: false",
                           "app: {}"}) {
