@@ -1,19 +1,20 @@
 // Example: a firewall for whole IP flows on an `onramp: ip` endpoint (a TUN device).
 // IpFlowHook decides once per flow: flows to a blocked TCP or UDP port are dropped,
-// TCP flows to the `decapsulate_ports` are decapsulated into the transparent tcp
-// endpoint `decapsulate_to` (the host's TCP stack terminates them and that endpoint
-// relays each as an ordinary connection, with its hooks), and the rest are forwarded
-// (out through the IP off-ramp, routed by the host). Flows to the `marked_ports` also
-// pass through handle_packet, which sets the packets' DSCP (a rewrite: ramjet fixes
-// the checksums afterwards), so a QoS policy downstream can tell them apart. The
-// IngressHook admits on the decapsulation endpoint only what came that way.
+// TCP flows to the `decapsulate_ports` are decapsulated into the transparent http
+// endpoint `decapsulate_to` (the host's TCP stack terminates them, that endpoint reads
+// their HTTP requests and sends each to the flow's original destination, and its
+// HttpRequestHook logs each one), and the rest are forwarded (out through the IP
+// off-ramp, routed by the host). Flows to the `marked_ports` also pass through
+// handle_packet, which sets the packets' DSCP (a rewrite: ramjet fixes the checksums
+// afterwards), so a QoS policy downstream can tell them apart. The IngressHook admits
+// on the decapsulation endpoint only what came that way.
 //
 //   endpoints:
 //     - name: fw
 //       onramp: ip
 //       tun: {name: rj0, routes: [10.10.2.0/24]}
 //     - name: web
-//       onramp: tcp
+//       onramp: http
 //       transparent: true
 //       listen: 127.0.0.1:15080
 //   app:
@@ -23,10 +24,11 @@
 //     decapsulate_ports: [80]
 //     decapsulate_to: web
 //
-// Not yet here (issue 12): decapsulating into an HTTP endpoint whose HttpRequestHook
-// sees each request (that needs transparent http endpoints).
+// Each request on `web` is logged to stderr as one line:
+//   ip_firewall: ip flow 7 -> connection 9: 10.10.1.2:41234 -> 10.10.2.2:80 GET host=www.example:80 /index.html
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -51,7 +53,8 @@ struct FirewallSettings {
     f("decapsulate_ports", &FirewallSettings::decapsulate_ports,
       "TCP destination ports whose flows are decapsulated into `decapsulate_to`.");
     f("decapsulate_to", &FirewallSettings::decapsulate_to,
-      "A transparent tcp endpoint: it takes the decapsulated flows, and only those.");
+      "A transparent http endpoint: it takes the decapsulated flows, and only those, and "
+      "logs each request.");
   }
 };
 
@@ -112,6 +115,32 @@ class DecapsulatedOnly final : public ramjet::IngressHook<ramjet::NoContext> {
   std::string endpoint_;
 };
 
+// On the decapsulation endpoint: one line per request, naming the IP flow it came from.
+// The request goes to the original destination (conn.local) whatever its Host says.
+class RequestLog final : public ramjet::HttpRequestHook<ramjet::NoContext, ramjet::NoContext> {
+ public:
+  explicit RequestLog(std::string endpoint) : endpoint_(std::move(endpoint)) {}
+
+  ramjet::Task<ramjet::RequestDirective> handle_request(const ramjet::ConnectionInfo& conn,
+                                                        ramjet::HttpRequestHead& req,
+                                                        ramjet::NoContext&,
+                                                        ramjet::NoContext&) override {
+    if (conn.endpoint == endpoint_) {
+      std::string line =
+          "ip_firewall: ip flow " + std::to_string(conn.decapsulated_from) + " -> connection " +
+          std::to_string(conn.id) + ": " + conn.client.to_string() + " -> " +
+          conn.local.to_string() + " " + req.method +
+          " host=" + (req.authority ? req.authority->to_string() : "-") + " " + req.path + "\n";
+      // One write, so that lines of different workers never interleave.
+      std::fwrite(line.data(), 1, line.size(), stderr);
+    }
+    co_return ramjet::RequestDirective::proceed();
+  }
+
+ private:
+  std::string endpoint_;
+};
+
 struct FirewallApp {
   static constexpr std::string_view name = "example-ip-firewall";
   static constexpr std::string_view version = "0.1.0";
@@ -123,7 +152,10 @@ struct FirewallApp {
   static ramjet::Hooks<FirewallApp> start(const FirewallSettings& s) {
     ramjet::Hooks<FirewallApp> hooks;
     hooks.ip = std::make_unique<PortFirewall>(s);
-    if (!s.decapsulate_to.empty()) hooks.ingress = std::make_unique<DecapsulatedOnly>(s.decapsulate_to);
+    if (!s.decapsulate_to.empty()) {
+      hooks.ingress = std::make_unique<DecapsulatedOnly>(s.decapsulate_to);
+      hooks.http = std::make_unique<RequestLog>(s.decapsulate_to);
+    }
     return hooks;
   }
 };

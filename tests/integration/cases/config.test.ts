@@ -2,9 +2,7 @@
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { makeTempDir, runDaemonCommand, startDaemonExpectingExit, startEchoServer, test, testConfig, tcpEndpoint } from '../lib/index.ts';
-
-const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+import { escapeRegExp, makeTempDir, runDaemonCommand, startDaemonExpectingExit, startEchoServer, test, testConfig, tcpEndpoint } from '../lib/index.ts';
 
 test('--check-config rejects a bad value with file:line:col and the key', async (t) => {
   const dir = await makeTempDir(t);

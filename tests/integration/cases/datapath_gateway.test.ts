@@ -143,6 +143,46 @@ test('escalated flow: curl to 10.10.2.2:80 reaches the engine with its original 
   assert.equal(forwardedAfter.ipv4 - forwardedBefore.ipv4, 0, 'packets of an escalated flow were IP-forwarded');
 });
 
+test('escalated flow to a transparent http endpoint: each request goes to the original destination whatever its Host names, with the HTTP hooks; CONNECT is refused with 405', { skip, timeout: 20_000 }, async (t) => {
+  const topo = await createGatewayTopology(t);
+  const origin = await startOrigin(t, topo.server);
+  const daemon = await startGatewayDaemon(t, topo, {
+    default_action: 'fastpath',
+    rules: [{ name: 'web', proto: 'tcp', dst_port: 80, action: 'escalate', endpoint: 'web' }],
+    config: {
+      telemetry: { hook_trace: true },
+      endpoints: [{ name: 'web', onramp: 'http', transparent: true, listen: '127.0.0.1:0' }],
+    },
+  });
+
+  // Host names a site that does not resolve here: it is not used for routing.
+  const res = await topo.client.exec('curl', ['-sS', '--max-time', '5', '-H', 'Host: elsewhere.example', `http://${server.ipv4}/esc-http`]);
+  assert.match(res.stdout, /^origin port=80 peer=10\.10\.2\.1:\d+ request=GET \/esc-http HTTP\/1\.1$/m, 'the engine sent the request on its own connection to the original destination');
+  assert.match(res.stdout, /^origin host=elsewhere\.example$/m, 'Host goes on as the client sent it');
+
+  const entry = await daemon.waitForAccessLog((e) => e.endpoint === 'web');
+  assert.equal(entry.upstream, `${server.ipv4}:80`, 'the engine must connect to the original destination');
+  assert.match(entry.client, /^10\.10\.1\.2:\d+$/);
+  const flow = await waitForKernelFlow(daemon, (f) => f.proto === 'tcp' && f.dst === `${server.ipv4}:80` && f.src.startsWith(`${client.ipv4}:`));
+  assert.equal(flow.verdict, 'ESCALATE');
+  assert.equal(flow.flow_id, entry.flow);
+  const trace = await daemon.waitForTrace((events) => events.some((e) => e.flow === entry.flow && e.hook === 'ingress.handle_connection_close'));
+  const own = trace.filter((e) => e.flow === entry.flow);
+  const hooks = own.map((e) => e.hook);
+  assert.equal(hooks[0], 'ingress.handle_connection');
+  for (const h of ['http.handle_request', 'egress.handle_connection', 'http.handle_response'])
+    assert.ok(hooks.includes(h), `hooks of the escalated flow: ${hooks.join(', ')}`);
+  assert.equal(own.find((e) => e.hook === 'http.handle_request')!.detail, 'elsewhere.example:80/esc-http', 'hooks see the Host as the authority');
+
+  // A CONNECT on an intercepted connection: refused by the endpoint, nothing reaches the origin.
+  const connect = await topo.client.exec('curl', ['-sS', '-i', '--max-time', '5', '-X', 'CONNECT', '--request-target', 'elsewhere.example:443', `http://${server.ipv4}/`], { allowFailure: true });
+  assert.match(connect.stdout, /^HTTP\/1\.1 405 Method Not Allowed\r$/m, connect.output);
+  assert.match(connect.stdout, /^Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH\r$/m, connect.output);
+  assert.match(connect.stdout, /^Proxy-Status: ramjet; error=http_request_denied; details="CONNECT is for explicit proxies/m, connect.output);
+  assert.equal(origin.accepted().length, 1);
+  assert.equal(await daemon.counter('connections_accepted'), 2);
+});
+
 test('dropped source: nothing from 10.10.1.66 reaches the server, other clients still pass', { skip, timeout: 20_000 }, async (t) => {
   const topo = await createGatewayTopology(t, { extraClientAddresses: ['10.10.1.66'] });
   const origin = await startOrigin(t, topo.server);

@@ -3,7 +3,7 @@
 // engine as IP, IpFlowHook decides per flow, and forwarded packets leave through the
 // IP off-ramp (a raw socket, routed by the host). Real clients: ping, curl, iperf3.
 import assert from 'node:assert/strict';
-import { test, type DaemonHandle, type EndpointConfig } from '../lib/index.ts';
+import { escapeRegExp, test, waitFor, type DaemonHandle, type EndpointConfig } from '../lib/index.ts';
 import { startDaemon, startDaemonExpectingExit } from '../lib/daemon.ts';
 import { canCreateNetns, createGatewayTopology, startOrigin, TOPOLOGY, type GatewayTopology } from '../lib/netns.ts';
 
@@ -174,7 +174,7 @@ print(s.recvfrom(64)[0].decode())
   assert.equal(probe.stdout.trim(), `tos=${46 << 2}`, 'DSCP 46 (EF) set by handle_packet, with a checksum the server accepted');
 });
 
-test('decapsulate (ip_firewall example): TCP/80 flows are terminated by the host and relayed by a transparent tcp endpoint, v4 and v6, the chain traced; other ports still forward', { skip, timeout: 60_000 }, async (t) => {
+test('decapsulate (ip_firewall example): TCP/80 flows are terminated by the host and served by a transparent http endpoint, v4 and v6, each request logged and sent to the original destination, the chain traced; other ports still forward', { skip, timeout: 60_000 }, async (t) => {
   const topo = await createGatewayTopology(t);
   const origin = await startOrigin(t, topo.server);
   const daemon = await startDaemon(t, {
@@ -186,7 +186,7 @@ test('decapsulate (ip_firewall example): TCP/80 flows are terminated by the host
       egress: { allow_private: ['10.10.2.0/24', 'fd00:10:2::/64'] },
       endpoints: [
         ipEndpoint('ipr', { name: 'rjt0' }),
-        { name: 'web', onramp: 'tcp', transparent: true, listen: '127.0.0.1:0' } as unknown as EndpointConfig,
+        { name: 'web', onramp: 'http', transparent: true, listen: '127.0.0.1:0' } as unknown as EndpointConfig,
       ],
       app: { blocked_ports: [81], decapsulate_ports: [80], decapsulate_to: 'web' },
     },
@@ -200,42 +200,62 @@ test('decapsulate (ip_firewall example): TCP/80 flows are terminated by the host
   const demux = async () => (await topo.gateway.exec('sysctl', ['-n', 'net.ipv4.tcp_early_demux'])).stdout.trim();
   assert.equal(await demux(), '0');
 
-  for (const [dst, gw, path] of [[server.ipv4, '10.10.2.1', '/decap4'], [`[${server.ipv6}]`, 'fd00:10:2::1', '/decap6']] as const) {
-    const res = await topo.client.exec('curl', ['-sS', '-g', '--max-time', '5', `http://${dst}:80${path}`], { allowFailure: true });
+  const requests = [
+    // [curl's URL host, the original destination as logged, the gateway's address, path, Host sent]
+    [server.ipv4, `${server.ipv4}:80`, '10.10.2.1', '/decap4', undefined],
+    [`[${server.ipv6}]`, `[${server.ipv6}]:80`, 'fd00:10:2::1', '/decap6', undefined],
+    // Host names another site: the request still goes where the connection was going.
+    [server.ipv4, `${server.ipv4}:80`, '10.10.2.1', '/elsewhere', 'elsewhere.example'],
+  ] as const;
+  for (const [dst, original, gw, path, host] of requests) {
+    const res = await topo.client.exec('curl', ['-sS', '-g', '--max-time', '5', ...(host ? ['-H', `Host: ${host}`] : []), `http://${dst}:80${path}`], { allowFailure: true });
     assert.equal(res.code, 0, res.output);
     // The origin's peer is the gateway: the client's connection ended there (the host's TCP
-    // stack) and the web endpoint opened its own; forwarded IP would show the client.
+    // stack) and the web endpoint sent the request on its own; forwarded IP would show the client.
     const peer = gw.includes(':') ? `\\[?${gw}\\]?` : gw.replace(/\./g, '\\.');
     assert.match(res.stdout, new RegExp(`^origin port=80 peer=${peer}:\\d+ request=GET ${path} HTTP/1\\.1$`, 'm'), res.stdout);
+    // Host goes on as the client sent it (an IPv6 literal in brackets).
+    assert.match(res.stdout, new RegExp(`^origin host=${escapeRegExp(host ?? dst)}$`, 'm'), res.stdout);
+    // The example's HttpRequestHook logged the request with the IP flow it came from.
+    const clientAddr = original.startsWith('[') ? `\\[${escapeRegExp(client.ipv6)}\\]` : escapeRegExp(client.ipv4);
+    const logged = new RegExp(`^ip_firewall: ip flow [1-9]\\d* -> connection \\d+: ${clientAddr}:\\d+ -> ${escapeRegExp(original)} GET host=${escapeRegExp(host ? `${host}:80` : original)} ${path}$`, 'm');
+    await waitFor(() => (logged.test(daemon.output()) ? true : undefined), { what: `the request log line ${logged}` });
   }
   const forwarded = await topo.client.exec('curl', ['-sS', '--max-time', '5', `http://${server.ipv4}:82/fwd`]);
   assert.match(forwarded.stdout, /^origin port=82 peer=10\.10\.1\.2:\d+ /m, 'port 82 is forwarded as IP: the origin sees the client');
-  assert.equal(origin.served().length, 3);
+  assert.equal(origin.served().length, 4);
 
-  assert.equal(await ipCounter(daemon, 'ip_flows_decapsulated_total'), 2);
-  assert.ok((await ipCounter(daemon, 'ip_decapsulated_total')) >= 6, 'SYN, ACK, request, FIN... of two connections');
+  assert.equal(await ipCounter(daemon, 'ip_flows_decapsulated_total'), 3);
+  assert.ok((await ipCounter(daemon, 'ip_decapsulated_total')) >= 9, 'SYN, ACK, request, FIN... of three connections');
   assert.equal(await ipCounter(daemon, 'ip_decapsulate_refused_total'), 0);
-  assert.equal((await daemon.metrics()).value('ramjet_connections_accepted_total', { endpoint: 'web' }), 2);
+  const metrics = await daemon.metrics();
+  assert.equal(metrics.value('ramjet_connections_accepted_total', { endpoint: 'web' }), 3);
+  assert.equal(metrics.value('ramjet_http_requests_total', { endpoint: 'web' }), 3);
 
-  // The chain: the IP flow's decision, then the web connection that names it.
-  const trace = await daemon.waitForTrace((events) => events.filter((e) => e.hook === 'ip.handoff').length >= 2);
+  // The chain: the IP flow's decision, then the web connection that names it and its request.
+  const trace = await daemon.waitForTrace((events) => events.filter((e) => e.hook === 'http.handle_request').length >= 3);
   const decided = trace.filter((e) => e.hook === 'ip.handle_flow' && e.decision === 'decapsulate');
-  assert.equal(decided.length, 2, JSON.stringify(decided));
+  assert.equal(decided.length, 3, JSON.stringify(decided));
   for (const d of decided) assert.match(d.detail ?? '', /^proto 6 .*:80 -> endpoint web$/);
   const handoffs = trace.filter((e) => e.hook === 'ip.handoff');
+  assert.equal(handoffs.length, 3, JSON.stringify(handoffs));
   for (const h of handoffs) {
     assert.equal(h.endpoint, 'web');
     const from = Number(/decapsulated from ip flow (\d+): /.exec(h.detail ?? '')?.[1]);
     assert.ok(decided.some((d) => d.flow === from), `handoff ${h.detail} names a decided flow`);
-    assert.ok(trace.some((e) => e.flow === h.flow && e.hook === 'ingress.handle_connection' && e.decision === 'allow'), 'the web connection ran its IngressHook');
+    const own = trace.filter((e) => e.flow === h.flow).map((e) => `${e.hook} ${e.decision}`);
+    assert.ok(own.includes('ingress.handle_connection allow'), `the web connection ran its IngressHook: ${own.join(', ')}`);
+    assert.ok(own.includes('http.handle_request continue'), `the web connection ran its HttpRequestHook: ${own.join(', ')}`);
   }
+  const requested = trace.filter((e) => e.hook === 'http.handle_request').map((e) => e.detail);
+  assert.ok(requested.includes('elsewhere.example:80/elsewhere'), `hooks see the Host as the authority: ${requested.join(', ')}`);
 
   // Straight to the web endpoint, not decapsulated: its IngressHook refuses it.
   const web = daemon.endpoint('web');
   const direct = await topo.gateway.exec('curl', ['-sS', '--max-time', '3', `http://${web.host}:${web.port}/direct`], { allowFailure: true });
   assert.notEqual(direct.code, 0, direct.output);
   assert.ok((await (daemon.metrics())).value('ramjet_ingress_blocked_total', { endpoint: 'web' }) >= 1);
-  assert.equal(origin.served().length, 3);
+  assert.equal(origin.served().length, 4);
 
   await daemon.stop();
   assert.equal(await demux(), '1');

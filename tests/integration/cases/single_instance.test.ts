@@ -5,10 +5,9 @@ import assert from 'node:assert/strict';
 import { stat } from 'node:fs/promises';
 import { canCreateNetns, createGatewayTopology } from '../lib/netns.ts';
 import { datapathInstance, datapathStatus, gatewayConfig, startGatewayDaemon } from '../lib/datapath.ts';
-import { connect, startDaemon, startDaemonExpectingExit, startEchoServer, tcpEndpoint, test } from '../lib/index.ts';
+import { connect, escapeRegExp, startDaemon, startDaemonExpectingExit, startEchoServer, tcpEndpoint, test } from '../lib/index.ts';
 
 const LOOPBACK = { allow_private: ['127.0.0.0/8'] };
-const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 test('a second daemon on the same admin socket exits 1 naming the first pid; the first still serves', async (t) => {
   const echo = await startEchoServer(t);

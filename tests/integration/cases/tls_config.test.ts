@@ -6,9 +6,7 @@
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { makeTempDir, runDaemonCommand, sharedPki, startDaemonExpectingExit, test, type TestContext } from '../lib/index.ts';
-
-const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+import { escapeRegExp, makeTempDir, runDaemonCommand, sharedPki, startDaemonExpectingExit, test, type TestContext } from '../lib/index.ts';
 
 /**
  * A config file with one http endpoint; `tlsLines` are the lines under `tls:`

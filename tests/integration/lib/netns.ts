@@ -408,8 +408,9 @@ def serve_conn(conn, port, peer):
             if not chunk:
                 return
             data += chunk
-        line = data.split(b'\r\n', 1)[0].decode('latin-1')
-        body = ('origin port=%d peer=%s request=%s\n' % (port, peer, line)).encode()
+        lines = data.split(b'\r\n\r\n', 1)[0].decode('latin-1').split('\r\n')
+        host = [l.split(':', 1)[1].strip() for l in lines[1:] if l.lower().startswith('host:')]
+        body = ('origin port=%d peer=%s request=%s\norigin host=%s\n' % (port, peer, lines[0], ','.join(host) or '-')).encode()
         conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: %d\r\n\r\n' % len(body) + body)
         say('SERVED %d %s' % (port, peer))
     except OSError:
@@ -452,7 +453,7 @@ export interface OriginServer {
  * A tiny HTTP origin inside `ns` (default: the server's addresses, ports 80,
  * 81, 82). It answers every request with 200 and a body naming the port and
  * the peer it saw ("origin port=80 peer=10.10.1.2:41234 request=GET / HTTP/1.1"),
- * and reports each accepted connection, so a test can assert that a packet
+ * then the Host it got on a line of its own ("origin host=www.example"), and reports each accepted connection, so a test can assert that a packet
  * flow never reached the server.
  */
 export async function startOrigin(

@@ -9,6 +9,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { StopWaiting, withTimeout, waitFor } from './wait.ts';
 
+/** `s` matched literally inside a RegExp (for addresses, paths and names in expected output). */
+export const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
 export interface ExitStatus {
   /** Exit code, or null when the process was killed by a signal. */
   code: number | null;

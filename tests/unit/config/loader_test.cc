@@ -195,6 +195,24 @@ TEST(LoadGood, EmptyMetricsListenTurnsMetricsOffAndRoundTrips) {
   EXPECT_EQ(port0->telemetry.metrics.listen.address->port(), 0);
 }
 
+TEST(LoadGood, TcpEscalateRuleNamesATransparentHttpEndpoint) {
+  auto c = config::load_string(
+      "endpoints:\n"
+      "  - {name: web, onramp: http, listen: 127.0.0.1:80, transparent: true}\n"
+      "  - {name: fwd, onramp: http, listen: 127.0.0.1:3128}\n"
+      "  - {name: dns, onramp: udp, listen: 127.0.0.1:5353, transparent: true}\n"
+      "datapath:\n"
+      "  enabled: true\n"
+      "  interfaces: [eth0]\n"
+      "  rules:\n"
+      "    - {name: web, proto: tcp, dst_port: 80, action: escalate, endpoint: web}\n",
+      "esc.yaml", core_schema());
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_TRUE(config::is_transparent_tcp_listener(c->endpoints[0]));
+  EXPECT_FALSE(config::is_transparent_tcp_listener(c->endpoints[1]));  // not transparent
+  EXPECT_FALSE(config::is_transparent_tcp_listener(c->endpoints[2]));  // udp
+}
+
 TEST(LoadGood, UdpEscalateRuleNamesATransparentUdpEndpoint) {
   auto c = config::load_string(
       "endpoints:\n"
@@ -504,14 +522,27 @@ INSTANTIATE_TEST_SUITE_P(
                 "udp, so it needs a transparent udp endpoint; \"web\" is not one"},
         BadCase{"bad_datapath_escalate_tcp_to_udp.yaml", false,
                 "bad.yaml:7:73: datapath.rules[0].endpoint: escalate rule \"web\" has proto: "
-                "tcp, so it needs a transparent tcp endpoint; \"dns\" is not one"},
+                "tcp, so it needs a transparent tcp or http endpoint; \"dns\" is not one"},
         BadCase{"bad_datapath_escalate_any.yaml", false,
                 "bad.yaml:7:7: datapath.rules[0].proto: escalate rule \"everything\" needs "
                 "proto: tcp or proto: udp (flows are delivered to a tcp or udp endpoint's "
                 "sockets)"},
-        BadCase{"bad_transparent_http.yaml", false,
-                "bad.yaml:5:18: endpoints[0].transparent: only tcp and udp endpoints can be "
-                "transparent"},
+        BadCase{"bad_transparent_http_auth.yaml", false,
+                "bad.yaml:7:7: endpoints[0].auth: transparent endpoints serve intercepted "
+                "clients, which do not know of a proxy and never send Proxy-Authorization; "
+                "remove \"auth\""},
+        BadCase{"bad_transparent_http_tls.yaml", false,
+                "bad.yaml:7:7: endpoints[0].tls: transparent endpoints relay what the datapath "
+                "sends them as it is; they cannot terminate TLS"},
+        BadCase{"bad_transparent_http_upstream.yaml", false,
+                "bad.yaml:6:15: endpoints[0].upstream: transparent endpoints relay each flow to "
+                "its original destination; remove \"upstream\""},
+        BadCase{"bad_transparent_http_h2c.yaml", false,
+                "bad.yaml:7:12: endpoints[0].http.h2c: transparent http endpoints serve "
+                "HTTP/1.1 only (h2c is not supported on them)"},
+        BadCase{"bad_datapath_escalate_udp_to_http.yaml", false,
+                "bad.yaml:7:73: datapath.rules[0].endpoint: escalate rule \"dns\" has proto: "
+                "udp, so it needs a transparent udp endpoint; \"web\" is not one"},
         BadCase{"bad_udp_transparent_upstream.yaml", false,
                 "bad.yaml:6:15: endpoints[0].upstream: transparent endpoints relay each flow to "
                 "its original destination; remove \"upstream\""},
@@ -571,7 +602,7 @@ TEST(LoadBad, EveryBadFileIsListed) {
   for (const auto& entry : std::filesystem::directory_iterator(testdata())) {
     if (entry.path().filename().string().rfind("bad_", 0) == 0) ++files;
   }
-  EXPECT_EQ(files, 55u);
+  EXPECT_EQ(files, 59u);
 }
 
 TEST(LoadFile, MissingFile) {

@@ -397,7 +397,7 @@ Result<void> Server::bind_listeners() {
     }
     // udp: no twin yet, so escalated UDP flows of the other family find no socket in
     // `listeners` and take their rule's fallback (docs/udp.md).
-    if (!ep.transparent || udp) continue;
+    if (!config::is_transparent_tcp_listener(ep)) continue;
     // Escalated flows of the other family need a listener of that family: an
     // internal twin on the loopback address, same port.
     auto twin_ip = IpAddress::parse(addr.ip().is_v4() ? "::1" : "127.0.0.1");
@@ -416,12 +416,10 @@ Result<void> Server::bind_listeners() {
   }
   for (const auto& ep : config_.endpoints)
     if (ep.onramp == config::Onramp::kIp) upstream_mark_ |= ep.tun->bypass_mark;
-  // Only a transparent tcp endpoint can take decapsulated flows: without one the
+  // Only a transparent tcp or http endpoint can take decapsulated flows: without one the
   // hand-off (CAP_BPF, tcx) is not loaded and decapsulate decisions are refused.
   const bool targets = std::any_of(config_.endpoints.begin(), config_.endpoints.end(),
-                                   [](const config::Endpoint& ep) {
-                                     return ep.onramp == config::Onramp::kTcp && ep.transparent;
-                                   });
+                                   config::is_transparent_tcp_listener);
   if (!tuns_.empty() && targets) return set_up_tun_handoff();
   return {};
 }
@@ -442,13 +440,13 @@ Result<void> Server::set_up_tun_handoff() {
     spdlog::info(
         "TUN hand-off: net.ipv4.tcp_early_demux set to 0 while ramjetd runs (decapsulated "
         "TCP flows need it: docs/ip_onramp.md); put back at stop");
-  // Transparent tcp endpoints take decapsulated flows: their sockets (one member of
+  // Transparent tcp and http endpoints take decapsulated flows: their sockets (one member of
   // each reuseport group, as for escalation) in the hand-off's sockmap, and the bypass
   // marks on all of them, so that what they send (a SYN-ACK, an accepted connection's
   // data; children inherit the mark) is routed around the TUN devices' tables.
   for (std::size_t e = 0; e < config_.endpoints.size(); ++e) {
     const auto& ep = config_.endpoints[e];
-    if (ep.onramp != config::Onramp::kTcp || !ep.transparent) continue;
+    if (!config::is_transparent_tcp_listener(ep)) continue;
     for (auto* table : {&listen_fds_, &twin_fds_}) {
       for (unsigned w = 0; w < workers_; ++w) {
         int fd = (*table)[w][e];

@@ -315,6 +315,23 @@ void validate_udp(const Endpoint& ep, const Node* node, Mark ep_mark, const std:
               "must be between 1 and 4096 (got " + std::to_string(ep.udp.setup_queue) + ")");
 }
 
+// A transparent http endpoint serves intercepted clients, which know of no proxy.
+void validate_transparent_http(const Endpoint& ep, const Node* node, Mark ep_mark,
+                               const std::string& path, settings::ParseContext& ctx) {
+  if (ep.onramp != Onramp::kHttp || !ep.transparent) return;
+  // A client that does not know it talks to a proxy never answers a 407.
+  if (ep.auth.enabled())
+    ctx.error(mark_of(node, "auth", ep_mark), path + ".auth",
+              "transparent endpoints serve intercepted clients, which do not know of a proxy "
+              "and never send Proxy-Authorization; remove \"auth\"");
+  // HTTP/2 requests would be routed by their :authority, which is the client's to choose.
+  if (ep.http.h2c) {
+    const Node* http_node = node ? node->find("http") : nullptr;
+    ctx.error(mark_of(http_node, "h2c", mark_of(node, "http", ep_mark)), path + ".http.h2c",
+              "transparent http endpoints serve HTTP/1.1 only (h2c is not supported on them)");
+  }
+}
+
 void validate_endpoints(const Config& config, const Node& root, settings::ParseContext& ctx) {
   const Node* section = root.find("endpoints");
   Mark section_mark = section ? section->mark : root.mark;
@@ -346,10 +363,7 @@ void validate_endpoints(const Config& config, const Node& root, settings::ParseC
     if (node && !node->find("listen")) {
       ctx.error(ep_mark, path, "missing required key \"listen\"");
     }
-    if (ep.transparent && ep.onramp != Onramp::kTcp && ep.onramp != Onramp::kUdp) {
-      ctx.error(mark_of(node, "transparent", ep_mark), path + ".transparent",
-                "only tcp and udp endpoints can be transparent");
-    }
+    validate_transparent_http(ep, node, ep_mark, path, ctx);
     if (ep.transparent && ep.upstream) {
       ctx.error(mark_of(node, "upstream", ep_mark), path + ".upstream",
                 "transparent endpoints relay each flow to its original destination; remove "
@@ -506,7 +520,7 @@ void validate_datapath(const Config& config, const Node& root, settings::ParseCo
       }
       if (r.endpoint.empty()) {
         ctx.error(mark_of(rn, "endpoint", r_mark), path + ".endpoint",
-                  "escalate needs the name of a transparent tcp or udp endpoint");
+                  "escalate needs the name of a transparent tcp, http or udp endpoint");
       } else if (!target) {
         ctx.error(mark_of(rn, "endpoint", r_mark), path + ".endpoint",
                   "no endpoint named \"" + r.endpoint + "\"");
@@ -524,12 +538,13 @@ void validate_datapath(const Config& config, const Node& root, settings::ParseCo
                       "are delivered to a tcp or udp endpoint's sockets)");
       } else if (target && target->transparent) {
         const bool udp = r.proto == RuleProto::kUdp;
-        const Onramp want = udp ? Onramp::kUdp : Onramp::kTcp;
-        if (target->onramp != want)
+        const bool fits =
+            udp ? target->onramp == Onramp::kUdp : is_transparent_tcp_listener(*target);
+        if (!fits)
           ctx.error(mark_of(rn, "endpoint", r_mark), path + ".endpoint",
                     "escalate rule \"" + r.name + "\" has proto: " + (udp ? "udp" : "tcp") +
-                        ", so it needs a transparent " + (udp ? "udp" : "tcp") + " endpoint; \"" +
-                        r.endpoint + "\" is not one");
+                        ", so it needs a transparent " + (udp ? "udp" : "tcp or http") +
+                        " endpoint; \"" + r.endpoint + "\" is not one");
       }
     } else {
       if (!r.endpoint.empty()) {

@@ -66,15 +66,6 @@ std::string hex(std::size_t n) {
   return std::string(buf, static_cast<std::size_t>(len));
 }
 
-std::optional<HostPort> authority_of(std::string_view a, std::uint16_t default_port) {
-  if (a.find('@') != std::string_view::npos) return std::nullopt;
-  if (auto hp = HostPort::parse(a)) return hp;
-  std::string_view host = a;
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  if (!host.empty() && HostPort::valid_host(host)) return HostPort{std::string(host), default_port};
-  return std::nullopt;
-}
 }  // namespace
 
 std::optional<H2Session::ProxyError> H2Session::authenticate(const HttpRequestHead& req) {
@@ -213,7 +204,7 @@ Task<void> H2Session::serve(Exchange& x) {
                  "extended CONNECT is forwarded for :protocol websocket over http only"});
     } else {
       req.method = "GET";
-      req.authority = authority_of(h.authority, 80);
+      req.authority = parse_authority(h.authority, 80);
       req.path = h.path;
       req.target = "http://" + h.authority + h.path;
       if (!req.authority)
@@ -232,7 +223,7 @@ Task<void> H2Session::serve(Exchange& x) {
       req.target = h.path;
       origin_tls = ep_.upstream->tls();
     } else if (!h.authority.empty()) {
-      req.authority = authority_of(h.authority, origin_tls ? 443 : 80);
+      req.authority = parse_authority(h.authority, origin_tls ? 443 : 80);
       req.target = h.scheme + "://" + h.authority + h.path;
     } else {
       req.target = h.path;
@@ -480,10 +471,7 @@ Task<bool> H2Session::forward_h1(Exchange& x, const HttpRequestHead& req, void* 
   const bool chunked = has_body && (request_filter != nullptr || !length);
   std::string out;
   out.append(req.method).append(" ").append(req.path).append(" HTTP/1.1\r\n");
-  const std::uint16_t default_port = origin_tls ? 443 : 80;
-  http_wire::append_field(out, "Host",
-                          req.authority->port == default_port ? req.authority->host
-                                                              : req.authority->to_string());
+  http_wire::append_field(out, "Host", authority_value(*req.authority, origin_tls ? 443 : 80));
   append_forwarded_fields(out, req.headers);
   if (chunked)
     http_wire::append_field(out, "Transfer-Encoding", "chunked");
@@ -726,8 +714,7 @@ Task<void> H2Session::websocket(Exchange& x, HttpRequestHead req) {
   // RFC 8441 5: the HTTP/1.1 upgrade this stream stands for (RFC 6455 4.1).
   std::string out;
   out.append("GET ").append(req.path).append(" HTTP/1.1\r\n");
-  http_wire::append_field(
-      out, "Host", req.authority->port == 80 ? req.authority->host : req.authority->to_string());
+  http_wire::append_field(out, "Host", authority_value(*req.authority, 80));
   append_forwarded_fields(out, req.headers);
   http_wire::append_field(out, "Connection", "Upgrade");
   http_wire::append_field(out, "Upgrade", "websocket");

@@ -7,6 +7,21 @@
 
 namespace ramjet::proxy {
 
+std::optional<HostPort> parse_authority(std::string_view a, std::uint16_t default_port) {
+  if (a.find('@') != std::string_view::npos) return std::nullopt;
+  if (auto hp = HostPort::parse(a)) return hp;
+  std::string_view host = a;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  if (!host.empty() && HostPort::valid_host(host)) return HostPort{std::string(host), default_port};
+  return std::nullopt;
+}
+
+std::string authority_value(const HostPort& a, std::uint16_t default_port) {
+  if (a.port != default_port) return a.to_string();
+  return a.host.find(':') != std::string::npos ? "[" + a.host + "]" : a.host;
+}
+
 int status_for(const EgressError& e) {
   switch (e.kind) {
     case EgressFailure::kBlockedByHook:
@@ -96,7 +111,7 @@ http::h2::RequestHead h2_origin_request(const HttpRequestHead& req, bool end_str
   http::h2::RequestHead h;
   h.method = req.method;
   h.scheme = "https";
-  h.authority = req.authority->port == 443 ? req.authority->host : req.authority->to_string();
+  h.authority = authority_value(*req.authority, 443);
   h.path = req.path;
   h.fields = h2_forwarded_fields(req.headers);
   h.end_stream = end_stream;

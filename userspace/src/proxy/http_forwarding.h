@@ -16,6 +16,15 @@ namespace ramjet::proxy {
 
 inline constexpr std::string_view kVia = "1.1 ramjet";
 
+// An authority as a request names it (a Host field, an :authority, the authority of an
+// absolute-form target): host[:port], the port `default_port` when it has none. nullopt
+// when it is none, or carries userinfo.
+std::optional<HostPort> parse_authority(std::string_view a, std::uint16_t default_port);
+
+// `a` as Host or :authority carries it (RFC 9110 7.2, RFC 3986 3.2.2): without the port
+// when it is the scheme's `default_port`, an IPv6 literal in brackets either way.
+std::string authority_value(const HostPort& a, std::uint16_t default_port);
+
 // HTTP status for an egress failure (RFC 9209 section 2.3 gives the pairing).
 int status_for(const EgressError& e);
 

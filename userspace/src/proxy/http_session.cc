@@ -66,15 +66,7 @@ std::optional<AbsoluteTarget> parse_absolute(std::string_view t, std::string& wh
     why = "userinfo in the request target is not allowed";
     return std::nullopt;
   }
-  std::optional<HostPort> hp = HostPort::parse(authority);
-  if (!hp) {
-    // No port: the scheme's default.
-    std::string_view host = authority;
-    if (host.size() > 2 && host.front() == '[' && host.back() == ']')
-      host = host.substr(1, host.size() - 2);
-    if (!host.empty() && HostPort::valid_host(host))
-      hp = HostPort{std::string(host), static_cast<std::uint16_t>(tls ? 443 : 80)};
-  }
+  std::optional<HostPort> hp = parse_authority(authority, tls ? 443 : 80);
   if (!hp) {
     why = "invalid authority in the request target";
     return std::nullopt;
@@ -228,6 +220,17 @@ Task<HttpSession::Next> HttpSession::handle_connect() {
   // A CONNECT ends the connection's HTTP life: allowed or not, it is one audited flow.
   audit_.kind = telemetry::FlowKind::kConnect;
   if (wc_.audit_log != nullptr) audit_.target = std::string(head_.target);
+  if (ep_.transparent) {
+    // The client is talking to the original destination, not to a proxy it knows of: a
+    // tunnel it asked that server for is not ours to open (RFC 9110 15.5.6).
+    std::string reply = render_error(
+        {405, "http_request_denied",
+         "CONNECT is for explicit proxies; this endpoint relays intercepted requests to "
+         "their original destination",
+         "Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH\r\n"});
+    co_await send_all(*client_, reply);
+    co_return Next::kClose;
+  }
   std::optional<HostPort> target = HostPort::parse(head_.target);
   if (!target) {
     std::string reply =
@@ -347,8 +350,25 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
       // Reverse-proxy mode: origin-form requests go to the configured origin.
       authority = ep_.upstream->target;
       origin_tls = ep_.upstream->tls();
+    } else if (ep_.transparent) {
+      // Intercepted: the client named the origin in Host only (none from an HTTP/1.0 one).
+      const http::h1::Field* host = http::h1::find_field(head_, "host");
+      authority = host != nullptr ? parse_authority(host->value, 80)
+                                  : original_destination(info_);
+      if (!authority) {
+        std::string reply = render_error({400, "http_request_error", "invalid Host"});
+        co_await send_all(*client_, reply);
+        co_return Next::kClose;
+      }
     }
   }
+  // Intercepted requests go where their connection was going, whatever they name (as
+  // Squid's host_verify_strict off): Host is the client's to write, the original
+  // destination is what the datapath or the IP on-ramp saw. An EgressHook may still
+  // send them elsewhere. The client spoke plain HTTP to it, so no TLS.
+  const std::optional<HostPort> destination =
+      ep_.transparent ? std::optional(original_destination(info_)) : std::nullopt;
+  if (destination) origin_tls = false;
 
   HttpRequestHead req = owned_request(std::move(authority), std::move(path));
   const bool client_http10 = head_.version == http::h1::Version::kHttp10;
@@ -398,9 +418,7 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
   std::string out;
   out.reserve(512);
   out.append(req.method).append(" ").append(req.path).append(" HTTP/1.1\r\n");
-  const std::uint16_t default_port = origin_tls ? 443 : 80;
-  append_field(out, "Host", req.authority->port == default_port ? req.authority->host
-                                                                : req.authority->to_string());
+  append_field(out, "Host", authority_value(*req.authority, origin_tls ? 443 : 80));
   append_forwarded_fields(out, req.headers);
   http::h1::append_framing_fields(out, request_out);
   // Connections are per hop: a client that closes after this request (an HTTP/1.0 one
@@ -432,7 +450,8 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
   for (int attempt = 0;; ++attempt) {
     std::optional<ProxyError> err;
     // An HTTP/1.1 retry takes a new connection; an HTTP/2 one any connection taking streams.
-    if (!co_await ensure_upstream(*req.authority, err, /*reuse=*/attempt == 0 || h2_retry,
+    if (!co_await ensure_upstream(destination.value_or(*req.authority), err,
+                                  /*reuse=*/attempt == 0 || h2_retry,
                                   /*probe=*/!replayable, origin_tls)) {
       std::string reply = render_error(*err);
       co_await send_all(*client_, reply);

@@ -13,7 +13,10 @@
 //    origin that chooses h2 by ALPN gets the request as a stream on the worker's one
 //    HTTP/2 connection to it (http_session_h2.cc, proxy/h2_upstream.h).
 //  - Origin-form requests to the proxy itself: 400, unless the endpoint has an upstream
-//    (reverse-proxy mode).
+//    (reverse-proxy mode) or is transparent.
+//  - Transparent endpoints take intercepted connections (escalated or decapsulated):
+//    each request goes to the connection's original destination whatever its Host
+//    names (Host goes on as sent, and is the authority hooks see); CONNECT gets 405.
 // Every failure the proxy answers itself carries a Proxy-Status field (RFC 9209).
 #pragma once
 

@@ -277,8 +277,8 @@ std::optional<std::string> IpOnramp::hand_off(Flow& f) {
   auto target = std::find_if(eps.begin(), eps.end(),
                              [&](const config::Endpoint& e) { return e.name == name; });
   if (target == eps.end()) return "no endpoint of that name";
-  if (target->onramp != config::Onramp::kTcp || !target->transparent)
-    return "not a transparent tcp endpoint";
+  if (!config::is_transparent_tcp_listener(*target))
+    return "not a transparent tcp or http endpoint";
   if (f.info.protocol != IPPROTO_TCP) return "only TCP flows can be decapsulated";
   if (wc_.ip_handoff_flows_fd < 0) return "the TUN hand-off is not loaded";
   if (wc_.draining) return "ramjetd is draining (the endpoint accepts no new connections)";

@@ -85,6 +85,10 @@ Task<ResponseDirective> Session::run_response_hook(const ConnectionInfo& info, v
   co_return rd;
 }
 
+HostPort original_destination(const ConnectionInfo& info) {
+  return HostPort{info.local.ip().unmapped().to_string(), info.local.port()};
+}
+
 telemetry::ConnectionEvent connection_event(const ConnectionInfo& info,
                                             const ConnectionStats* closed) {
   telemetry::ConnectionEvent e;

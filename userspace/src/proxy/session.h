@@ -29,6 +29,10 @@ const char* to_string(SessionState s);
 telemetry::ConnectionEvent connection_event(const ConnectionInfo& info,
                                             const ConnectionStats* closed);
 
+// Where a connection accepted by a transparent endpoint was going: its local address
+// (the datapath and the IP on-ramp keep the original destination), as an IP literal.
+HostPort original_destination(const ConnectionInfo& info);
+
 class Session {
  public:
   // `counters` is the worker's row for the session's endpoint.

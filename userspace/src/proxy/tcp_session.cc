@@ -34,7 +34,7 @@ TcpSession::TcpSession(WorkerContext& wc, const config::Endpoint& ep,
 
 HostPort TcpSession::upstream_target() const {
   // Transparent endpoints relay to where the client was going (the datapath kept it).
-  if (ep_.transparent) return HostPort{info_.local.ip().unmapped().to_string(), info_.local.port()};
+  if (ep_.transparent) return original_destination(info_);
   return ep_.upstream->target;
 }
 

@@ -73,9 +73,12 @@ enum class HttpVersion : std::uint8_t { kHttp10, kHttp11, kHttp2 };
 
 struct HttpRequestHead {
   std::string method;
-  std::string target;                 // as received: "http://h/p", "h:443" (CONNECT) or "/p"
-  std::optional<HostPort> authority;  // where it goes; empty for origin-form
-  std::string path;                   // origin-form path and query ("/" for CONNECT)
+  std::string target;  // as received: "http://h/p", "h:443" (CONNECT) or "/p"
+  // Where it goes; empty for origin-form on a forward proxy. On a transparent endpoint
+  // it is what Host names, sent on as Host: the request goes to the original destination
+  // (ConnectionInfo::local) whatever it names, unless an EgressHook sends it elsewhere.
+  std::optional<HostPort> authority;
+  std::string path;  // origin-form path and query ("/" for CONNECT)
   // End-to-end fields, plus Proxy-Authorization (addressed to the proxy, so its hooks
   // see it; it is never forwarded). Host and framing fields are the proxy's.
   HttpHeaders headers;

@@ -64,15 +64,15 @@ struct IpFlowDecision {
   Action action = Action::kForward;
   std::string reason;        // logged and traced when dropping
   bool see_packets = false;  // call handle_packet for each packet of the flow
-  std::string endpoint;      // kDecapsulate: a transparent tcp endpoint's name
+  std::string endpoint;      // kDecapsulate: a transparent tcp or http endpoint's name
 
   static IpFlowDecision forward() { return {}; }
   static IpFlowDecision drop(std::string why) { return {Action::kDrop, std::move(why), false, {}}; }
-  // A TCP flow becomes an ordinary connection accepted by the transparent tcp endpoint
-  // `endpoint`, with the flow's original addresses: the host's TCP stack terminates it
+  // A TCP flow becomes an ordinary connection accepted by the transparent tcp or http
+  // endpoint `endpoint`, with the flow's original addresses: the host's TCP stack terminates it
   // and that endpoint's hooks run for it as for any connection (docs/ip_onramp.md).
   // The flow is dropped, with a counted reason, when `endpoint` is not a transparent
-  // tcp endpoint of this config or the flow is not TCP.
+  // tcp or http endpoint of this config or the flow is not TCP.
   static IpFlowDecision decapsulate(std::string endpoint) {
     return {Action::kDecapsulate, {}, false, std::move(endpoint)};
   }

@@ -369,10 +369,12 @@ struct Endpoint {
       "before TLS); such connections are reused only by the same client connection. udp "
       "endpoints: a v2 header leads every datagram (docs/udp.md).");
     f("transparent", &Endpoint::transparent,
-      "tcp and udp endpoints: take the flows datapath rules escalate and relay each to its "
-      "original destination (no upstream). Needs CAP_NET_ADMIN. tcp: a twin listener of the "
-      "other address family takes that family's flows; udp: only flows of the listen "
-      "address's family (docs/udp.md).");
+      "tcp, http and udp endpoints: take the flows datapath rules escalate (and, tcp and "
+      "http, the flows ip endpoints decapsulate) and relay each to its original destination "
+      "(no upstream). Needs CAP_NET_ADMIN. tcp and http: a twin listener of the other "
+      "address family takes that family's flows; http: origin-form requests, each sent to "
+      "the original destination whatever its Host names (docs/ip_onramp.md); udp: only "
+      "flows of the listen address's family (docs/udp.md).");
     f("backlog", &Endpoint::backlog,
       "Accept queue length of each listening socket (listen(2) backlog; the kernel caps it at "
       "net.core.somaxconn). Escalated flows that find it full take their rule's "
@@ -389,6 +391,13 @@ struct Endpoint {
            "The application's settings for this endpoint.");
   }
 };
+
+// A transparent endpoint whose sockets are TCP listeners (tcp and http): the ones that
+// take TCP flows the datapath escalates and the IP on-ramp decapsulates, and whose
+// listening sockets join the datapath's and the TUN hand-off's sockmaps.
+inline bool is_transparent_tcp_listener(const Endpoint& ep) {
+  return ep.transparent && (ep.onramp == Onramp::kTcp || ep.onramp == Onramp::kHttp);
+}
 
 struct Config {
   ServerSettings server;
