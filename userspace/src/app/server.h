@@ -74,6 +74,9 @@ class Server {
   void wait();
 
   unsigned worker_count() const { return workers_; }
+  // The TUN hand-off of decapsulated flows, when bind_listeners loaded it (its per-packet
+  // counters are thread-safe to read); null otherwise.
+  const datapath::TunHandoff* tun_handoff() const { return tun_handoff_.get(); }
 
   // Thread-safe. Every engine connection, as each worker describes its own on its
   // thread; a worker that has not answered within `timeout` is left out.
