@@ -370,3 +370,13 @@ test('a UDP flow decapsulated into an endpoint that is not a transparent udp end
   assert.ok(trace.some((e) => e.hook === 'ip.handle_flow' && e.decision === 'decapsulate' && /-> endpoint web$/.test(e.detail ?? '')));
   assert.equal([...responder.output().matchAll(/^query /gm)].length, 0, 'nothing reached the server');
 });
+
+test('a default route of someone else in the hand-off table is not overwritten: the start fails naming it, and it stays', { skip, timeout: 30_000 }, async (t) => {
+  const topo = await createGatewayTopology(t);
+  await topo.gateway.exec('ip', ['route', 'add', 'blackhole', 'default', 'table', '21068']);
+  const r = await startDaemonExpectingExit(t, { netns: topo.gateway.name, config: { endpoints: [ipEndpoint('ipr', { name: 'rjt0' })] } });
+  assert.equal(r.code, 1, r.output);
+  assert.match(r.output, /rjt0: cannot add the IPv4 route local default dev lo table 21068: the table holds `blackhole default proto boot`, which is not ramjet's/);
+  assert.match((await topo.gateway.exec('ip', ['route', 'show', 'table', '21068'])).stdout, /^blackhole default\s*$/m);
+  assert.doesNotMatch((await topo.gateway.exec('ip', ['rule', 'show'])).stdout, /lookup 2106[78]/, 'no rule left behind');
+});
