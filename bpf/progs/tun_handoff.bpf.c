@@ -5,11 +5,15 @@
  * The only packets that enter the host through the device are the ones ramjetd writes
  * into it: packets of flows an IpFlowHook decapsulated. A policy rule makes every
  * destination local for the packets this program marks (docs/ip_onramp.md), so the
- * host's TCP or UDP stack terminates them; this program picks the socket. A packet of
- * a connection the host already has is left to the kernel's own lookup. Any other
+ * host's TCP or UDP stack terminates them; this program picks the socket. A TCP packet
+ * of a connection the host already has is left to the kernel's own lookup. Any other
  * packet of a decapsulated flow goes to the socket of the endpoint its hook named
  * (bpf_sk_assign), which accepts it with the original addresses, as an escalated
- * flow's. The device has no link-layer header: skb->data is the IP header.
+ * flow's. UDP has no established socket to leave later datagrams to: every datagram
+ * goes to the udp endpoint's socket. The kernel's own lookup would find the session's
+ * reply socket instead (bound to the original destination, connected to the client,
+ * so the better match), as TC escalation avoids for the same reason. The device has
+ * no link-layer header: skb->data is the IP header.
  */
 // clang-format off: vmlinux.h must come first (it provides the kernel types).
 #include "vmlinux.h"

@@ -36,6 +36,21 @@ TEST(DatapathMetrics, VerdictsAndReasonsFromTheAbiList) {
   EXPECT_EQ(w.rejected(), 0u);
 }
 
+TEST(DatapathMetrics, HandoffResultsFromTheAbiList) {
+  std::array<std::uint64_t, RAMJET_HANDOFF_STAT_COUNT> v{};
+  v[RAMJET_HANDOFF_ASSIGNED] = 7;
+  v[RAMJET_HANDOFF_NO_FLOW] = 2;
+  telemetry::MetricsWriter w;
+  write_handoff_metrics(w, v);
+  const std::string& t = w.text();
+  EXPECT_NE(t.find("# TYPE ramjet_tun_handoff_packets_total counter\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("ramjet_tun_handoff_packets_total{result=\"assigned\"} 7\n"), std::string::npos);
+  EXPECT_NE(t.find("ramjet_tun_handoff_packets_total{result=\"no_flow\"} 2\n"), std::string::npos);
+  for (const char* zero : {"own_socket", "no_socket", "assign_failed", "unsupported", "malformed"})
+    EXPECT_NE(t.find(std::string("{result=\"") + zero + "\"} 0\n"), std::string::npos) << zero;
+  EXPECT_EQ(w.rejected(), 0u);
+}
+
 TEST(DatapathMetrics, FallbacksByRuleVerdictAndCause) {
   std::vector<FallbackCount> counts = {
       {7, RAMJET_FALLBACK_REJECT, RAMJET_FALLBACK_CAUSE_DRAINING, 3},

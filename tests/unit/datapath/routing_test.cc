@@ -202,5 +202,73 @@ TEST_F(RoutingNetns, RemoveLeavesRoutesAddedMeanwhile) {
   });
 }
 
+// The TUN hand-off's local default route (acquire_local_default): its own table.
+constexpr PolicyRoute kHandoff{0, 21068, 0};
+
+// A default route in the hand-off table, as `ip route add TYPE default table 21068 proto P`.
+int add_handoff_default(int family, std::uint8_t type, std::uint8_t protocol) {
+  netlink::Request m(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL);
+  auto* rt = m.body<rtmsg>();
+  rt->rtm_family = static_cast<std::uint8_t>(family);
+  rt->rtm_type = type;
+  rt->rtm_protocol = protocol;
+  rt->rtm_scope = type == RTN_LOCAL ? RT_SCOPE_HOST : RT_SCOPE_UNIVERSE;
+  m.attr_u32(RTA_TABLE, kHandoff.table);
+  if (type == RTN_LOCAL) m.attr_u32(RTA_OIF, ::if_nametoindex("lo"));
+  return netlink::transact(m);
+}
+
+bool handoff_route_there(int family) {
+  auto use = inspect_table(kHandoff);
+  EXPECT_TRUE(use.ok());
+  return use.ok() && use->our_route[family == AF_INET6];
+}
+
+TEST_F(RoutingNetns, HandoffRouteIsSharedUntilTheLastRelease) {
+  in_private_netns([] {
+    for (int family : {AF_INET, AF_INET6}) {
+      ASSERT_TRUE(acquire_local_default(family, kHandoff.table).ok());
+      ASSERT_TRUE(acquire_local_default(family, kHandoff.table).ok()) << "a second ip endpoint";
+      EXPECT_EQ(local_default_users(family, kHandoff.table), 2u);
+      release_local_default(family, kHandoff.table);
+      EXPECT_TRUE(handoff_route_there(family)) << "the other endpoint still needs it";
+      release_local_default(family, kHandoff.table);
+      EXPECT_FALSE(handoff_route_there(family));
+      EXPECT_EQ(local_default_users(family, kHandoff.table), 0u);
+      release_local_default(family, kHandoff.table);  // one too many: nothing happens
+    }
+  });
+}
+
+TEST_F(RoutingNetns, HandoffRouteNeverReplacesAnotherDefault) {
+  in_private_netns([] {
+    // Someone else's default in the table.
+    ASSERT_EQ(add_handoff_default(AF_INET, RTN_BLACKHOLE, RTPROT_STATIC), 0);
+    auto r = acquire_local_default(AF_INET, kHandoff.table);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().message,
+              "cannot add the IPv4 route local default dev lo table 21068: the table holds "
+              "`blackhole default proto static`, which is not ramjet's (set tun.handoff_table "
+              "to a table nothing else uses, or remove the route)");
+    EXPECT_EQ(local_default_users(AF_INET, kHandoff.table), 0u) << "a refusal holds nothing";
+    release_local_default(AF_INET, kHandoff.table);
+    auto use = inspect_table(kHandoff);
+    ASSERT_TRUE(use.ok());
+    ASSERT_EQ(use->foreign.size(), 1u);
+    EXPECT_EQ(use->foreign[0], "blackhole default proto static") << "left alone";
+  });
+}
+
+TEST_F(RoutingNetns, HandoffRouteLeftByACrashIsAdoptedAndRemoved) {
+  in_private_netns([] {
+    // As a crashed run left it: `local default dev lo table 21068 proto 82`.
+    ASSERT_EQ(add_handoff_default(AF_INET6, RTN_LOCAL, kRouteProtocol), 0);
+    ASSERT_TRUE(handoff_route_there(AF_INET6));
+    ASSERT_TRUE(acquire_local_default(AF_INET6, kHandoff.table).ok());
+    release_local_default(AF_INET6, kHandoff.table);
+    EXPECT_FALSE(handoff_route_there(AF_INET6));
+  });
+}
+
 }  // namespace
 }  // namespace ramjet::datapath

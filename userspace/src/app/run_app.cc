@@ -273,6 +273,12 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
     return kExitRuntime;
   }
 
+  // The TUN hand-off's per-packet counters (a map read per scrape, as for the datapath).
+  if (const datapath::TunHandoff* handoff = server.tun_handoff())
+    metrics_registry.add_source([handoff](telemetry::MetricsWriter& w) {
+      datapath::write_handoff_metrics(w, handoff->stats());
+    });
+
   std::unique_ptr<datapath::Datapath> dp;
   if (cfg.datapath.enabled) {
     datapath::StartOptions opts;

@@ -189,22 +189,6 @@ FlowId next_flow_id() {
   return next.fetch_add(1, std::memory_order_relaxed);
 }
 
-// A connection that an ip endpoint decapsulated: the IP flow's id, and the hand-off in
-// the hook trace, so that the chain (ip flow -> this endpoint's connection) can be followed.
-void note_decapsulated(proxy::WorkerContext& wc, ConnectionInfo& info) {
-  auto key = datapath::TunHandoff::key_of(IPPROTO_TCP, info.client, info.local);
-  info.decapsulated_from = datapath::TunHandoff::flow_of(wc.ip_handoff_flows_fd, key);
-  if (info.decapsulated_from == 0 || !telemetry::hook_trace().enabled()) return;
-  telemetry::HookEvent ev;
-  ev.hook = "ip.handoff";
-  ev.flow = info.id;
-  ev.endpoint = info.endpoint;
-  ev.decision = "accepted";
-  ev.detail = "decapsulated from ip flow " + std::to_string(info.decapsulated_from) + ": " +
-              info.client.to_string() + " -> " + info.local.to_string();
-  telemetry::hook_trace().record(std::move(ev));
-}
-
 void use_datapath_ids(datapath::Datapath* dp) {
   g_flow_ids.store(dp, std::memory_order_release);
 }
@@ -251,7 +235,7 @@ Task<void> accept_loop(WorkerContext& wc, std::size_t endpoint_index, int listen
       info.escalated = kflow && kflow->flow.escalated;
       info.id = info.escalated ? kflow->flow.flow_id : next_flow_id();
       if (ep.transparent && wc.ip_handoff_flows_fd >= 0)
-        note_decapsulated(wc, info);
+        proxy::note_decapsulated(wc, info, IPPROTO_TCP);
       wc.worker.spawn(run_session(wc, ep, counters, fd, std::move(info)));
       continue;
     }
@@ -416,10 +400,12 @@ Result<void> Server::bind_listeners() {
   }
   for (const auto& ep : config_.endpoints)
     if (ep.onramp == config::Onramp::kIp) upstream_mark_ |= ep.tun->bypass_mark;
-  // Only a transparent tcp or http endpoint can take decapsulated flows: without one the
-  // hand-off (CAP_BPF, tcx) is not loaded and decapsulate decisions are refused.
-  const bool targets = std::any_of(config_.endpoints.begin(), config_.endpoints.end(),
-                                   config::is_transparent_tcp_listener);
+  // Only a transparent tcp, http or udp endpoint can take decapsulated flows: without one
+  // the hand-off (CAP_BPF, tcx) is not loaded and decapsulate decisions are refused.
+  const bool targets = std::any_of(
+      config_.endpoints.begin(), config_.endpoints.end(), [](const config::Endpoint& ep) {
+        return config::is_transparent_tcp_listener(ep) || config::is_transparent_udp(ep);
+      });
   if (!tuns_.empty() && targets) return set_up_tun_handoff();
   return {};
 }
@@ -434,19 +420,32 @@ Result<void> Server::set_up_tun_handoff() {
     if (auto r = tun_handoff_->attach(ep.tun->name, tuns_[t++]->ifindex()); !r.ok())
       return Error::config("endpoint " + ep.name + ": " + r.error().message);
   }
-  auto before = tun_handoff_->disable_tcp_early_demux();
-  if (!before.ok()) return Error::config("TUN hand-off: " + before.error().message);
-  if (*before != 0)
-    spdlog::info(
-        "TUN hand-off: net.ipv4.tcp_early_demux set to 0 while ramjetd runs (decapsulated "
-        "TCP flows need it: docs/ip_onramp.md); put back at stop");
-  // Transparent tcp and http endpoints take decapsulated flows: their sockets (one member of
-  // each reuseport group, as for escalation) in the hand-off's sockmap, and the bypass
+  // Early demux off for each protocol whose flows can be decapsulated (docs/ip_onramp.md).
+  for (const std::uint8_t protocol : {IPPROTO_TCP, IPPROTO_UDP}) {
+    const bool udp = protocol == IPPROTO_UDP;
+    const bool needed = std::any_of(
+        config_.endpoints.begin(), config_.endpoints.end(), [udp](const config::Endpoint& ep) {
+          return udp ? config::is_transparent_udp(ep) : config::is_transparent_tcp_listener(ep);
+        });
+    if (!needed) continue;
+    const char* name = udp ? "udp_early_demux" : "tcp_early_demux";
+    auto before = tun_handoff_->disable_early_demux(protocol);
+    if (!before.ok()) return Error::config("TUN hand-off: " + before.error().message);
+    if (*before != 0)
+      spdlog::info(
+          "TUN hand-off: net.ipv4.{} set to 0 while ramjetd runs (decapsulated {} flows need "
+          "it: docs/ip_onramp.md); put back at stop",
+          name, udp ? "UDP" : "TCP");
+  }
+  // Transparent tcp, http and udp endpoints take decapsulated flows: their sockets (one
+  // member of each reuseport group, as for escalation) in the hand-off's sockmap, and the bypass
   // marks on all of them, so that what they send (a SYN-ACK, an accepted connection's
-  // data; children inherit the mark) is routed around the TUN devices' tables.
+  // data; children inherit the mark) is routed around the TUN devices' tables. A udp
+  // endpoint answers escalated and decapsulated flows from reply sockets that carry the
+  // mark themselves; its own socket gets it too, for what it sends from there.
   for (std::size_t e = 0; e < config_.endpoints.size(); ++e) {
     const auto& ep = config_.endpoints[e];
-    if (!config::is_transparent_tcp_listener(ep)) continue;
+    if (!config::is_transparent_tcp_listener(ep) && !config::is_transparent_udp(ep)) continue;
     for (auto* table : {&listen_fds_, &twin_fds_}) {
       for (unsigned w = 0; w < workers_; ++w) {
         int fd = (*table)[w][e];

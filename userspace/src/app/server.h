@@ -74,6 +74,9 @@ class Server {
   void wait();
 
   unsigned worker_count() const { return workers_; }
+  // The TUN hand-off of decapsulated flows, when bind_listeners loaded it (its per-packet
+  // counters are thread-safe to read); null otherwise.
+  const datapath::TunHandoff* tun_handoff() const { return tun_handoff_.get(); }
 
   // Thread-safe. Every engine connection, as each worker describes its own on its
   // thread; a worker that has not answered within `timeout` is left out.
@@ -106,7 +109,8 @@ class Server {
   // devices themselves (their policy rules go with them).
   std::vector<std::vector<int>> tun_fds_;
   std::vector<std::unique_ptr<proxy::TunDevice>> tuns_;
-  // Loaded when an ip endpoint exists: decapsulated flows to transparent tcp endpoints.
+  // Loaded when an ip endpoint and a transparent tcp or udp endpoint exist: decapsulated
+  // flows to those endpoints.
   std::unique_ptr<datapath::TunHandoff> tun_handoff_;
   std::uint32_t upstream_mark_ = 0;  // the ip endpoints' bypass marks (WorkerContext)
   datapath::Datapath* datapath_ = nullptr;

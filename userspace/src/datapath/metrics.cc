@@ -91,6 +91,24 @@ void write_fallback_metrics(telemetry::MetricsWriter& w, std::span<const Fallbac
   }
 }
 
+void write_handoff_metrics(telemetry::MetricsWriter& w, std::span<const std::uint64_t> packets) {
+  static const auto names = [] {
+    std::array<std::string, RAMJET_HANDOFF_STAT_COUNT> n;
+#define RAMJET_X_NAME(name, value) n[value] = lowercase(#name);
+    RAMJET_HANDOFF_STATS(RAMJET_X_NAME)
+#undef RAMJET_X_NAME
+    return n;
+  }();
+  if (!w.family("ramjet_tun_handoff_packets_total", telemetry::MetricType::kCounter,
+                "Packets of decapsulated IP flows the TUN hand-off program handled, by what it "
+                "did (assigned to an endpoint's socket, left to the host's own socket, or why "
+                "it dropped them)"))
+    return;
+  const std::size_t n = std::min<std::size_t>(packets.size(), RAMJET_HANDOFF_STAT_COUNT);
+  for (std::size_t i = 0; i < n; ++i)
+    w.sample({{"result", names[i]}}, static_cast<double>(packets[i]));
+}
+
 void write_flow_table_metrics(telemetry::MetricsWriter& w, std::uint64_t entries) {
   if (w.family("ramjet_datapath_flows", telemetry::MetricType::kGauge,
                "Entries in the kernel flow table, as of the last sweep (once a second)"))

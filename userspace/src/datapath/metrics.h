@@ -19,6 +19,7 @@
 
 #include "datapath/datapath.h"
 #include "datapath/fallback_state.h"
+#include "ramjet/abi/handoff.h"
 #include "ramjet/abi/stats.h"
 #include "telemetry/metrics.h"
 
@@ -36,6 +37,12 @@ void write_flow_table_metrics(telemetry::MetricsWriter& w, std::uint64_t entries
 // (Datapath::fallback_counts()); rule is "" for flows without a rule.
 void write_fallback_metrics(telemetry::MetricsWriter& w, std::span<const FallbackCount> counts,
                             const std::function<std::string(std::uint32_t)>& rule_name);
+
+// ramjet_tun_handoff_packets_total{result="assigned"}: what the TUN hand-off program
+// (bpf/progs/tun_handoff.bpf.c) did with each packet of decapsulated flows
+// (TunHandoff::stats(), indexed by enum ramjet_handoff_stat); result is the stat's
+// name lowercased. Shared by every ip endpoint, so no endpoint label.
+void write_handoff_metrics(telemetry::MetricsWriter& w, std::span<const std::uint64_t> packets);
 
 // "drop", "pass", "escalate", "fastpath", "event".
 const char* stat_class_label(ramjet_stat_class c);

@@ -8,7 +8,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <span>
+#include <utility>
 
 #include "datapath/netlink.h"
 
@@ -327,6 +330,84 @@ void remove_policy_route(const PolicyRoute& r) {
     rule_request(false, family, r);
     route_request(false, family, r);
   }
+}
+
+namespace {
+
+// Hand-off routes this process holds, by (family, table): ip endpoints are set up and
+// torn down on the main thread, the lock only keeps that from being an assumption.
+std::mutex g_local_defaults_mutex;
+std::map<std::pair<int, std::uint32_t>, unsigned> g_local_defaults;
+
+// After an EEXIST: what holds the default slot of `table`. nullopt when it is an exact
+// copy of ramjet's own route, else the occupant as `ip route` prints it.
+Result<std::optional<std::string>> default_occupant(int family, std::uint32_t table) {
+  const PolicyRoute r{0, table, 0};
+  const std::uint32_t lo = ::if_nametoindex("lo");
+  std::optional<std::string> foreign;
+  bool ours = false;
+  netlink::Request dump_req(RTM_GETROUTE, 0);
+  dump_req.body<rtmsg>()->rtm_family = static_cast<std::uint8_t>(family);
+  dump_req.attr_u32(RTA_TABLE, table);
+  int rc = netlink::dump(dump_req, [&](const nlmsghdr& msg) {
+    auto route = parse_route(msg);
+    if (!route || route->table != table || route->dst_len != 0) return;
+    if (is_ours(*route, r, lo))
+      ours = true;
+    else if (!foreign)
+      foreign = describe(*route, ifname_of);
+  });
+  if (rc != 0)
+    return Error::kernel(-rc, std::string("cannot list the ") + family_name(family) +
+                                  " routes of table " + std::to_string(table) + ": " +
+                                  std::strerror(-rc));
+  if (ours) return std::optional<std::string>();
+  return std::optional<std::string>(foreign.value_or("a route for the same destination"));
+}
+
+}  // namespace
+
+Result<void> acquire_local_default(int family, std::uint32_t table) {
+  std::lock_guard lock(g_local_defaults_mutex);
+  const auto key = std::make_pair(family, table);
+  if (auto it = g_local_defaults.find(key); it != g_local_defaults.end()) {
+    ++it->second;
+    return {};
+  }
+  const std::string what = std::string(family_name(family)) + " route local default dev lo table " +
+                           std::to_string(table);
+  int rc = route_request(true, family, PolicyRoute{0, table, 0});
+  if (rc == -EEXIST) {
+    // The default slot is taken (same metric). A replace would take it from whoever
+    // holds it; only ramjet's own route, left by a crash, is ours to take over.
+    auto occupant = default_occupant(family, table);
+    if (!occupant.ok()) return occupant.error();
+    if (*occupant)
+      return Error::config("cannot add the " + what + ": the table holds `" + **occupant +
+                           "`, which is not ramjet's (set tun.handoff_table to a table nothing "
+                           "else uses, or remove the route)");
+    rc = 0;
+  }
+  if (rc != 0)
+    return Error::kernel(-rc, "cannot add the " + what + ": " + std::strerror(-rc) +
+                                  (rc == -EPERM ? " (needs CAP_NET_ADMIN)" : ""));
+  g_local_defaults[key] = 1;
+  return {};
+}
+
+void release_local_default(int family, std::uint32_t table) {
+  std::lock_guard lock(g_local_defaults_mutex);
+  auto it = g_local_defaults.find(std::make_pair(family, table));
+  if (it == g_local_defaults.end()) return;
+  if (--it->second > 0) return;
+  g_local_defaults.erase(it);
+  (void)route_request(false, family, PolicyRoute{0, table, 0});
+}
+
+unsigned local_default_users(int family, std::uint32_t table) {
+  std::lock_guard lock(g_local_defaults_mutex);
+  auto it = g_local_defaults.find(std::make_pair(family, table));
+  return it == g_local_defaults.end() ? 0 : it->second;
 }
 
 }  // namespace ramjet::datapath

@@ -92,4 +92,16 @@ Result<void> install_policy_route(const PolicyRoute& r);
 // that merely looks the same stays); missing ones are fine.
 void remove_policy_route(const PolicyRoute& r);
 
+// The TUN hand-off's `local default dev lo proto 82` in `table`, for one family
+// (docs/ip_onramp.md). Every ip endpoint that names the same handoff_table shares it,
+// so it is counted per process: the first acquire adds it, the last release deletes
+// it (and only ramjet's: the delete matches the protocol). It is added with
+// create-exclusive semantics, never replace: a default route of anyone else in that
+// table is refused, named, and left alone; an exact copy of ramjet's own (a crashed
+// run's) is adopted. A failed acquire holds nothing.
+Result<void> acquire_local_default(int family, std::uint32_t table);
+void release_local_default(int family, std::uint32_t table);
+// How many acquires of (family, table) this process holds (for tests).
+unsigned local_default_users(int family, std::uint32_t table);
+
 }  // namespace ramjet::datapath

@@ -4,11 +4,13 @@
 #include <bpf/libbpf.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "datapath/links.h"
 #include "datapath/sysctl.h"
@@ -34,24 +36,21 @@ Result<std::unique_ptr<TunHandoff>> TunHandoff::load(std::uint32_t mark) {
   return h;
 }
 
-namespace {
-
-constexpr const char* kTcpEarlyDemux = "/proc/sys/net/ipv4/tcp_early_demux";
-
-}  // namespace
-
-Result<int> TunHandoff::disable_tcp_early_demux() {
-  int before = read_sysctl(kTcpEarlyDemux);
-  if (before < 0) return Error::kernel(-before, std::string("read ") + kTcpEarlyDemux);
+Result<int> TunHandoff::disable_early_demux(std::uint8_t protocol) {
+  const char* path = protocol == IPPROTO_UDP ? "/proc/sys/net/ipv4/udp_early_demux"
+                                             : "/proc/sys/net/ipv4/tcp_early_demux";
+  int before = read_sysctl(path);
+  if (before < 0) return Error::kernel(-before, std::string("read ") + path);
   if (before == 0) return 0;
-  if (int e = write_sysctl(kTcpEarlyDemux, "0"); e != 0)
-    return Error::kernel(-e, std::string("write ") + kTcpEarlyDemux + ": " + std::strerror(-e));
-  restore_early_demux_ = true;
+  if (int e = write_sysctl(path, "0"); e != 0)
+    return Error::kernel(-e, std::string("write ") + path + ": " + std::strerror(-e));
+  restore_.emplace_back(path, before);
   return before;
 }
 
 TunHandoff::~TunHandoff() {
-  if (restore_early_demux_) (void)write_sysctl(kTcpEarlyDemux, "1");
+  for (const auto& [path, before] : restore_)
+    (void)write_sysctl(path, std::to_string(before).c_str());
   for (int fd : links_) ::close(fd);
   if (skel_ != nullptr) tun_handoff__destroy(skel_);
 }

@@ -2,17 +2,19 @@
 // of IP flows that an IpFlowHook decapsulated reach the socket of a transparent
 // endpoint. The IP on-ramp writes them back into its TUN device; the device's tcx
 // ingress program gives each new connection's packets to the endpoint's listening
-// socket (bpf_sk_assign) and marks them, and the policy rule the TunDevice adds makes
-// every destination local for marked packets from the device, so the host's TCP stack terminates
-// the connection with its original addresses. One object for all ip endpoints: the
-// flow table and the sockets are shared, the program is attached to each device.
-// Its links are not pinned: the devices go with the process.
+// socket (bpf_sk_assign; a UDP flow's every datagram to the endpoint's socket) and
+// marks them, and the policy rule the TunDevice adds makes every destination local for
+// marked packets from the device, so the host's TCP stack terminates the connection (or
+// its UDP stack delivers the datagram) with its original addresses. One object for all
+// ip endpoints: the flow table and the sockets are shared, the program is attached to
+// each device. Its links are not pinned: the devices go with the process.
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ramjet/abi/handoff.h"
@@ -33,17 +35,21 @@ class TunHandoff {
 
   // Runs the program on the device's ingress (tcx).
   Result<void> attach(const std::string& ifname, unsigned ifindex);
-  // The listening socket of transparent endpoint `endpoint_id` for its family.
+  // The socket of transparent endpoint `endpoint_id` for its family: a tcp endpoint's
+  // listener, a udp endpoint's bound socket.
   Result<void> add_socket(std::uint32_t endpoint_id, int fd, bool v6);
 
-  // Turns off TCP early demux in this network namespace (net.ipv4.tcp_early_demux, which
-  // IPv6 follows too) until this object goes, when it is put back. Needed once a flow
-  // can be decapsulated: the client's packets after the SYN arrive on the host's other
-  // interface, early demux finds the connection the host now terminates and attaches
-  // it, the route (into the TUN device) says forward, and the kernel drops forwarded
-  // packets that carry a socket. Without it they take the route into the device and
-  // come back through the hand-off like the SYN. Returns what was there before.
-  Result<int> disable_tcp_early_demux();
+  // Turns off early demux of `protocol` in this network namespace until this object
+  // goes, when the value from before is put back: IPPROTO_TCP net.ipv4.tcp_early_demux,
+  // IPPROTO_UDP net.ipv4.udp_early_demux (IPv6 follows both). Needed once a flow of that
+  // protocol can be decapsulated: the client's later packets arrive on the host's other
+  // interface, addressed to the original destination; early demux matches them to a
+  // socket the host now has there (the connection it terminates, a UDP session's reply
+  // socket connected to the client) and attaches it, the route (into the TUN device)
+  // says forward, and the kernel drops forwarded packets that carry a socket. Without it
+  // they take the route into the device and come back through the hand-off.
+  // Returns the value before (0: nothing changed).
+  Result<int> disable_early_demux(std::uint8_t protocol);
 
   // The flow table's descriptor, for add_flow and remove_flow from any thread.
   int flows_fd() const;
@@ -65,7 +71,7 @@ class TunHandoff {
   TunHandoff() = default;
   ::tun_handoff* skel_ = nullptr;
   std::vector<int> links_;
-  bool restore_early_demux_ = false;
+  std::vector<std::pair<const char*, int>> restore_;  // sysctl file, value before
 };
 
 }  // namespace ramjet::datapath

@@ -271,15 +271,33 @@ void IpOnramp::deliver(Flow& f, std::uint8_t* data, std::size_t len) {
   send_out(f, data, len);
 }
 
+void note_decapsulated(WorkerContext& wc, ConnectionInfo& info, std::uint8_t protocol) {
+  if (wc.ip_handoff_flows_fd < 0) return;
+  auto key = datapath::TunHandoff::key_of(protocol, info.client, info.local);
+  info.decapsulated_from = datapath::TunHandoff::flow_of(wc.ip_handoff_flows_fd, key);
+  if (info.decapsulated_from == 0 || !telemetry::hook_trace().enabled()) return;
+  telemetry::HookEvent ev;
+  ev.hook = "ip.handoff";
+  ev.flow = info.id;
+  ev.endpoint = info.endpoint;
+  ev.decision = "accepted";
+  ev.detail = "decapsulated from ip flow " + std::to_string(info.decapsulated_from) + ": " +
+              info.client.to_string() + " -> " + info.local.to_string();
+  telemetry::hook_trace().record(std::move(ev));
+}
+
 std::optional<std::string> IpOnramp::hand_off(Flow& f) {
   const std::string& name = f.decision.endpoint;
   const auto& eps = wc_.config.endpoints;
   auto target = std::find_if(eps.begin(), eps.end(),
                              [&](const config::Endpoint& e) { return e.name == name; });
   if (target == eps.end()) return "no endpoint of that name";
-  if (!config::is_transparent_tcp_listener(*target))
+  const bool udp = f.info.protocol == IPPROTO_UDP;
+  if (!udp && f.info.protocol != IPPROTO_TCP) return "only TCP and UDP flows can be decapsulated";
+  if (udp && !config::is_transparent_udp(*target))
+    return "not a transparent udp endpoint (the flow is UDP)";
+  if (!udp && !config::is_transparent_tcp_listener(*target))
     return "not a transparent tcp or http endpoint";
-  if (f.info.protocol != IPPROTO_TCP) return "only TCP flows can be decapsulated";
   if (wc_.ip_handoff_flows_fd < 0) return "the TUN hand-off is not loaded";
   if (wc_.draining) return "ramjetd is draining (the endpoint accepts no new connections)";
   auto index = static_cast<std::size_t>(target - eps.begin());

@@ -23,6 +23,13 @@
 
 namespace ramjet::proxy {
 
+// A connection (IPPROTO_TCP) or UDP session (IPPROTO_UDP) of a transparent endpoint that
+// came from an IP flow an ip endpoint decapsulated: sets info.decapsulated_from to that
+// flow's id and records the hand-off in the hook trace as `ip.handoff`, under info.id,
+// so that the chain (ip flow -> this endpoint's connection) can be followed. Anything
+// else is left as it is. Needs info.client, info.local (the original destination), info.id.
+void note_decapsulated(WorkerContext& wc, ConnectionInfo& info, std::uint8_t protocol);
+
 class IpOnramp {
  public:
   // Takes `tun_fd` (a queue of the endpoint's TUN device) and closes it at the end.

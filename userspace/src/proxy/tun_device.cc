@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string_view>
+#include <utility>
 
 #include "datapath/netlink.h"
 #include "datapath/routing.h"
@@ -68,22 +69,6 @@ int handoff_rule(int family, std::uint16_t type, const config::TunSettings& t) {
   req.attr_u32(FRA_FWMARK, t.bypass_mark);
   req.attr_u32(FRA_FWMASK, t.bypass_mark);
   req.attr_u8(FRA_PROTOCOL, datapath::kRouteProtocol);
-  return nl::transact(req);
-}
-
-// `ip route add local default dev lo table HANDOFF_TABLE proto 82` (or del): every
-// destination is this host's, for the packets the hand-off rule sends here.
-int handoff_route(int family, std::uint16_t type, std::uint32_t table) {
-  nl::Request req(type, type == RTM_NEWROUTE ? NLM_F_CREATE | NLM_F_REPLACE : 0);
-  auto* r = req.body<rtmsg>();
-  r->rtm_family = static_cast<std::uint8_t>(family);
-  r->rtm_dst_len = 0;
-  r->rtm_table = RT_TABLE_UNSPEC;
-  r->rtm_protocol = datapath::kRouteProtocol;
-  r->rtm_scope = RT_SCOPE_HOST;
-  r->rtm_type = RTN_LOCAL;
-  req.attr_u32(RTA_TABLE, table);
-  req.attr_u32(RTA_OIF, 1);  // lo
   return nl::transact(req);
 }
 
@@ -221,9 +206,15 @@ Result<void> TunDevice::set_up() {
     // The hand-off rule first: at the same preference, it then comes before the other.
     (void)rule(family, RTM_DELRULE, t);
     (void)handoff_rule(family, RTM_DELRULE, t);
-    if (int e = handoff_route(family, RTM_NEWROUTE, t.handoff_table); e != 0)
-      return Error::kernel(-e, t.name + ": route local default dev lo table " +
-                                   std::to_string(t.handoff_table) + ": " + errno_text(e));
+    // Every destination local, for the packets the hand-off rule sends to the table;
+    // held (and let go by the destructor) apart from the rules, so that a rule refused
+    // below does not leave it behind, and counted, as ip endpoints may share the table.
+    if (auto r = datapath::acquire_local_default(family, t.handoff_table); !r.ok()) {
+      Error e = r.error();
+      e.message = t.name + ": " + e.message;
+      return e;
+    }
+    local_default_[v6] = true;
     if (int e = handoff_rule(family, RTM_NEWRULE, t); e != 0)
       return Error::kernel(-e, t.name + ": rule iif " + t.name + " fwmark " +
                                    std::to_string(t.bypass_mark) + " lookup " +
@@ -240,20 +231,22 @@ Result<void> TunDevice::set_up() {
 
 TunDevice::TunDevice(TunDevice&& o) noexcept
     : settings_(std::move(o.settings_)), queues_(std::move(o.queues_)), ifindex_(o.ifindex_) {
-  rules_[0] = o.rules_[0];
-  rules_[1] = o.rules_[1];
-  o.rules_[0] = o.rules_[1] = false;
+  for (int v6 = 0; v6 < 2; ++v6) {
+    rules_[v6] = std::exchange(o.rules_[v6], false);
+    local_default_[v6] = std::exchange(o.local_default_[v6], false);
+  }
   o.queues_.clear();
 }
 
 TunDevice::~TunDevice() {
   for (int v6 = 0; v6 < 2; ++v6) {
-    if (!rules_[v6]) continue;
     int family = v6 ? AF_INET6 : AF_INET;
-    (void)rule(family, RTM_DELRULE, settings_);
-    (void)handoff_rule(family, RTM_DELRULE, settings_);
-    // Ip endpoints may share the table; they stop together, the first delete empties it.
-    (void)handoff_route(family, RTM_DELROUTE, settings_.handoff_table);
+    if (rules_[v6]) {
+      (void)rule(family, RTM_DELRULE, settings_);
+      (void)handoff_rule(family, RTM_DELRULE, settings_);
+    }
+    // After the rule that leads to it; gone with the last ip endpoint that uses it.
+    if (local_default_[v6]) datapath::release_local_default(family, settings_.handoff_table);
   }
   for (int fd : queues_)
     if (fd >= 0) ::close(fd);

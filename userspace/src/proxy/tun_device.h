@@ -38,7 +38,8 @@ class TunDevice {
   config::TunSettings settings_;
   std::vector<int> queues_;
   unsigned ifindex_ = 0;
-  bool rules_[2] = {false, false};  // [IPv4, IPv6] rule added by us
+  bool rules_[2] = {false, false};          // [IPv4, IPv6] rule added by us
+  bool local_default_[2] = {false, false};  // [IPv4, IPv6] hand-off route held
 };
 
 // A socket that sends whole IP packets of `family` (AF_INET, AF_INET6) as they are,

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "datapath/datapath.h"
+#include "proxy/ip_onramp.h"
 #include "proxy/proxy_protocol_prologue.h"
 #include "proxy/udp_session.h"
 #include "proxy_protocol/datagram.h"
@@ -230,12 +231,14 @@ void UdpOnramp::on_datagram(const SocketAddress& peer,
   info.client = client;
   info.local = local;
   if (ep_.transparent) {
-    counters_.add(Counter::udp_sessions_escalated);
     // The kernel flow's id, as for escalated TCP: ramjetctl joins both halves by it.
     std::optional<datapath::FlowEntry> kflow;
     if (wc_.datapath) kflow = wc_.datapath->lookup_flow(client, local, IPPROTO_UDP);
     info.escalated = kflow && kflow->flow.escalated;
     if (info.escalated) info.id = kflow->flow.flow_id;
+    // Or a UDP flow an ip endpoint decapsulated (docs/ip_onramp.md): its IP flow's id.
+    note_decapsulated(wc_, info, IPPROTO_UDP);
+    if (info.decapsulated_from == 0) counters_.add(Counter::udp_sessions_escalated);
   }
   if (header) {
     counters_.add(Counter::proxy_protocol_headers);

@@ -211,12 +211,12 @@ enum class CounterKind : std::uint8_t {
     "TUN packets to a multicast, broadcast or link-local address")                                  \
   X(ip_offramp_errors, kCounter, ip_offramp_errors, "Packets the IP off-ramp could not send") \
   X(ip_flows_decapsulated, kCounter, ip_flows_decapsulated,                                         \
-    "IP flows an IpFlowHook decapsulated: handed to a transparent tcp or http endpoint")            \
+    "IP flows an IpFlowHook decapsulated: handed to a transparent tcp, http or udp endpoint")       \
   X(ip_decapsulate_refused, kCounter, ip_decapsulate_refused,                                       \
-    "IP flows dropped instead of decapsulated: not TCP, no such transparent tcp or http "           \
-    "endpoint, or the hand-off table full")                                                         \
+    "IP flows dropped instead of decapsulated: not TCP or UDP, no such transparent endpoint for "   \
+    "the flow's protocol, or the hand-off table full")                                              \
   X(ip_decapsulated, kCounter, ip_decapsulated,                                                     \
-    "Packets of decapsulated flows written back into the TUN device for the host's TCP stack")      \
+    "Packets of decapsulated flows written back into the TUN device for the host's stack")          \
   X(ip_decapsulate_errors, kCounter, ip_decapsulate_errors,                                         \
     "Packets of decapsulated flows the TUN device did not take")
 

@@ -2,14 +2,15 @@
 /*
  * The TUN hand-off (bpf/progs/tun_handoff.bpf.c): packets of IP flows that an
  * IpFlowHook decapsulated are written back into the ip endpoint's TUN device, and
- * its tcx ingress program hands them to the host's TCP stack, to the socket of the
- * transparent endpoint the decision named (docs/ip_onramp.md, "Decapsulation").
+ * its tcx ingress program hands them to the host's TCP or UDP stack, to the socket of
+ * the transparent endpoint the decision named (docs/ip_onramp.md, "Decapsulation").
  *
  *   handoff_flows    BPF_MAP_TYPE_HASH  struct ramjet_handoff_key ->
  *                    struct ramjet_handoff_target; written by the IP on-ramp when a
  *                    flow is decapsulated, removed when the flow ends; the accepting
  *                    endpoint reads the IP flow's id from it (the hand-off chain)
- *   handoff_sockets  BPF_MAP_TYPE_SOCKMAP  slot -> the endpoint's listening socket,
+ *   handoff_sockets  BPF_MAP_TYPE_SOCKMAP  slot -> the endpoint's socket (a listener,
+ *                    or a udp endpoint's bound socket),
  *                    slot = RAMJET_LISTENER_SLOT(endpoint id, family) (meta.h)
  *   handoff_stats    BPF_MAP_TYPE_PERCPU_ARRAY  enum ramjet_handoff_stat -> packets
  */
@@ -41,7 +42,7 @@ RAMJET_ABI_SIZE(struct ramjet_handoff_target, 16);
 
 /* What the hand-off program did with a packet. */
 #define RAMJET_HANDOFF_STATS(X)                                                          \
-  X(ASSIGNED, 0)      /* a new connection's packet given to the endpoint's socket */      \
+  X(ASSIGNED, 0)      /* a new connection's or a UDP packet given to the endpoint */      \
   X(OWN_SOCKET, 1)    /* a packet of a connection the host already has: left to it */     \
   X(NO_FLOW, 2)       /* dropped: not a decapsulated flow (no handoff_flows entry) */     \
   X(NO_SOCKET, 3)     /* dropped: the endpoint has no socket in handoff_sockets */        \

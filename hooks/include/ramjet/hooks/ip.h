@@ -59,20 +59,22 @@ struct IpFlowDecision {
   enum class Action : std::uint8_t {
     kForward,      // out as IP, routed by the host (the IP off-ramp)
     kDrop,         // every packet of the flow is dropped and counted
-    kDecapsulate,  // terminated by the host's TCP stack and handed to `endpoint`
+    kDecapsulate,  // terminated by the host's TCP (UDP) stack and handed to `endpoint`
   };
   Action action = Action::kForward;
   std::string reason;        // logged and traced when dropping
   bool see_packets = false;  // call handle_packet for each packet of the flow
-  std::string endpoint;      // kDecapsulate: a transparent tcp or http endpoint's name
+  std::string endpoint;      // kDecapsulate: a transparent tcp, http (or udp) endpoint's name
 
   static IpFlowDecision forward() { return {}; }
   static IpFlowDecision drop(std::string why) { return {Action::kDrop, std::move(why), false, {}}; }
   // A TCP flow becomes an ordinary connection accepted by the transparent tcp or http
   // endpoint `endpoint`, with the flow's original addresses: the host's TCP stack terminates it
   // and that endpoint's hooks run for it as for any connection (docs/ip_onramp.md).
-  // The flow is dropped, with a counted reason, when `endpoint` is not a transparent
-  // tcp or http endpoint of this config or the flow is not TCP.
+  // A UDP flow likewise becomes a UDP session of the transparent udp endpoint
+  // `endpoint`. The flow is dropped, with a counted reason, when `endpoint` is not a
+  // transparent endpoint of this config for the flow's protocol (tcp or http for TCP,
+  // udp for UDP), or the flow is neither TCP nor UDP.
   static IpFlowDecision decapsulate(std::string endpoint) {
     return {Action::kDecapsulate, {}, false, std::move(endpoint)};
   }

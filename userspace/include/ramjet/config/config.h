@@ -399,6 +399,12 @@ inline bool is_transparent_tcp_listener(const Endpoint& ep) {
   return ep.transparent && (ep.onramp == Onramp::kTcp || ep.onramp == Onramp::kHttp);
 }
 
+// A transparent udp endpoint: takes the UDP flows the datapath escalates and the IP
+// on-ramp decapsulates.
+inline bool is_transparent_udp(const Endpoint& ep) {
+  return ep.transparent && ep.onramp == Onramp::kUdp;
+}
+
 struct Config {
   ServerSettings server;
   LoggingSettings logging;
