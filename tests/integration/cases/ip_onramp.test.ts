@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { checkIperf3UdpRun, escapeRegExp, test, waitFor, type DaemonHandle, type EndpointConfig } from '../lib/index.ts';
 import { startDaemon, startDaemonExpectingExit } from '../lib/daemon.ts';
-import { canCreateNetns, createGatewayTopology, startOrigin, TOPOLOGY, type GatewayTopology } from '../lib/netns.ts';
+import { canCreateNetns, createGatewayTopology, startEchoInNetns, startOrigin, startStreamProbe, TOPOLOGY, type GatewayTopology } from '../lib/netns.ts';
 
 const netns = await canCreateNetns();
 const skip = netns.ok ? false : netns.why;
@@ -269,12 +269,12 @@ test('decapsulate (ip_firewall example): TCP/80 flows are terminated by the host
 const ANSWER = '192.0.2.53';
 const RESPONDER_PY = new URL('../lib/dns_responder.py', import.meta.url).pathname;
 
-async function startDecapDaemon(t: Parameters<typeof startDaemon>[0], topo: GatewayTopology, app: Record<string, unknown>, endpoints: EndpointConfig[]) {
+async function startDecapDaemon(t: Parameters<typeof startDaemon>[0], topo: GatewayTopology, app: Record<string, unknown>, endpoints: EndpointConfig[], serverSettings: Record<string, unknown> = {}) {
   return startDaemon(t, {
     netns: topo.gateway.name,
     binary: 'example-ip-decap',
     config: {
-      server: { workers: 2 },
+      server: { workers: 2, ...serverSettings },
       telemetry: { hook_trace: true },
       egress: { allow_private: ['10.10.2.0/24', 'fd00:10:2::/64'] },
       endpoints: [ipEndpoint('ipr', { name: 'rjt0' }), ...endpoints],
@@ -399,4 +399,67 @@ test('a default route of someone else in the hand-off table is not overwritten: 
   assert.match(r.output, /rjt0: cannot add the IPv4 route local default dev lo table 21068: the table holds `blackhole default proto boot`, which is not ramjet's/);
   assert.match((await topo.gateway.exec('ip', ['route', 'show', 'table', '21068'])).stdout, /^blackhole default\s*$/m);
   assert.doesNotMatch((await topo.gateway.exec('ip', ['rule', 'show'])).stdout, /lookup 2106[78]/, 'no rule left behind');
+});
+
+test('drain with a live decapsulated connection: it keeps relaying to its end, a new flow is not decapsulated, and the daemon exits once it is done', { skip, timeout: 60_000 }, async (t) => {
+  const topo = await createGatewayTopology(t);
+  await startEchoInNetns(t, topo.server, server.ipv4, 5001);
+  const daemon = await startDecapDaemon(t, topo, { tcp_ports: [5001], tcp_to: 'web' }, [WEB], { drain_timeout: '30s' });
+  const probe = await startStreamProbe(t, topo.client, { host: server.ipv4, port: 5001 }, { seconds: 5 });
+  await probe.waitForMoreRounds(20);
+  assert.equal(await daemon.counter('ip_flows_decapsulated'), 1);
+
+  daemon.signal('SIGTERM');
+  // Its packets after the SIGTERM still go through the TUN and the hand-off: the IP
+  // on-ramp keeps running while the connection it feeds drains.
+  await probe.waitForMoreRounds(20);
+  // A new flow is decided but not handed off: the endpoint takes no new connections.
+  const late = await topo.client.exec('curl', ['-sS', '-m', '2', `telnet://${server.ipv4}:5001`], { allowFailure: true });
+  assert.notEqual(late.code, 0, `a connection made while draining was relayed: ${late.output}`);
+  assert.ok((await daemon.counter('ip_decapsulate_refused')) >= 1, 'the late flow was refused, counted');
+
+  const result = await probe.result();
+  assert.equal(result.error, null, 'the decapsulated connection broke during the drain');
+  assert.equal(result.received, result.sent);
+  // It ended well before drain_timeout (30 s); so does the daemon, at once and cleanly.
+  assert.deepEqual(await daemon.waitExit(8_000), { code: 0, signal: null });
+});
+
+test('a new connection from the port of one the host holds in TIME_WAIT is handed off like any other', { skip, timeout: 60_000 }, async (t) => {
+  const topo = await createGatewayTopology(t);
+  const origin = await startOrigin(t, topo.server, { hosts: [server.ipv4], ports: [80] });
+  const daemon = await startDecapDaemon(t, topo, { tcp_ports: [80], tcp_to: 'web' }, [WEB]);
+  // From port 41000 each time; reads to EOF before closing, so the first FIN is the
+  // gateway's (SO_REUSEADDR: the client's own side may linger in LAST_ACK a moment).
+  const script = [
+    'import socket,sys',
+    's=socket.socket()',
+    's.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)',
+    's.settimeout(5)',
+    "s.bind(('0.0.0.0',41000))",
+    `s.connect(('${server.ipv4}',80))`,
+    "s.sendall(b'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')",
+    "data=b''",
+    'while True:',
+    '    c=s.recv(4096)',
+    '    if not c: break',
+    '    data+=c',
+    's.close()',
+    "sys.stdout.write(data.split(b'\\r\\n\\r\\n',1)[-1].decode())",
+  ].join('\n');
+  const curl = () => topo.client.exec('/usr/bin/python3', ['-c', script], { allowFailure: true });
+
+  const first = await curl();
+  assert.match(first.stdout, /^origin port=80 /, first.output);
+  // The origin closes first, so the host's side of the decapsulated connection (the one
+  // that terminated the client's) sent the first FIN and holds the 4-tuple in TIME_WAIT.
+  const tw = await topo.gateway.exec('ss', ['-Htan', 'state', 'time-wait', 'sport', '= :80']);
+  assert.match(tw.stdout, new RegExp(`${escapeRegExp(server.ipv4)}:80\\s+${escapeRegExp(client.ipv4)}:41000`), `no TIME_WAIT for the first connection:\n${tw.stdout}`);
+
+  const second = await curl();
+  assert.match(second.stdout, /^origin port=80 /, `the SYN that met the TIME_WAIT was not handed off: ${second.output}`);
+  assert.equal(origin.served().length, 2);
+  const m = await daemon.metrics();
+  assert.equal(m.value('ramjet_connections_accepted_total', { endpoint: 'web' }), 2);
+  assert.equal(m.value('ramjet_tun_handoff_packets_total', { result: 'no_socket' }), 0);
 });

@@ -71,6 +71,17 @@ TEST(IpPacket, LaterFragmentsAreKeyedWithoutPorts) {
   EXPECT_EQ(std::get<ParsedIp>(r).key.dst_port, 0);
 }
 
+TEST(IpPacket, TellsAConnectionOpeningSyn) {
+  Bytes syn = tcp6_with_hbh();  // SYN, through an IPv6 extension header
+  EXPECT_TRUE(is_tcp_syn(syn));
+  Bytes syn_ack = syn;
+  syn_ack[40 + 8 + 13] = 0x12;
+  EXPECT_FALSE(is_tcp_syn(syn_ack));
+  EXPECT_FALSE(is_tcp_syn(udp4()));
+  Bytes cut(syn.begin(), syn.end() - 7);  // the flags byte gone
+  EXPECT_FALSE(is_tcp_syn(cut));
+}
+
 TEST(IpPacket, RefusesMalformedPacketsByName) {
   auto reason = [](Bytes p) { return std::get<IpDropReason>(parse_ip(p)); };
   EXPECT_EQ(reason({}), IpDropReason::too_short);

@@ -4,7 +4,12 @@
 #include <bpf/libbpf.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -133,6 +138,37 @@ const char* TunHandoff::stat_name(unsigned stat) {
 #undef RAMJET_X_CASE
   }
   return "UNKNOWN";
+}
+
+int TunHandoff::end_time_wait(const SocketAddress& client, const SocketAddress& local) {
+  // One socket per thread (each worker's IP on-ramp calls from its own), kept open.
+  thread_local int fd = ::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (fd < 0) return -errno;
+  struct {
+    nlmsghdr hdr;
+    inet_diag_req_v2 req;
+  } msg{};
+  msg.hdr.nlmsg_len = sizeof msg;
+  msg.hdr.nlmsg_type = SOCK_DESTROY;
+  msg.hdr.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+  msg.req.sdiag_family = static_cast<std::uint8_t>(local.family());
+  msg.req.sdiag_protocol = IPPROTO_TCP;
+  msg.req.idiag_states = 1u << TCP_TIME_WAIT;
+  msg.req.id.idiag_sport = htons(local.port());
+  msg.req.id.idiag_dport = htons(client.port());
+  std::memcpy(msg.req.id.idiag_src, local.ip().data(), local.ip().size());
+  std::memcpy(msg.req.id.idiag_dst, client.ip().data(), client.ip().size());
+  msg.req.id.idiag_cookie[0] = msg.req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  if (::sendto(fd, &msg, sizeof msg, 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) < 0)
+    return -errno;
+  alignas(nlmsghdr) char answer[256];
+  const ssize_t n = ::recv(fd, answer, sizeof answer, 0);
+  if (n < static_cast<ssize_t>(NLMSG_LENGTH(sizeof(nlmsgerr)))) return n < 0 ? -errno : -EPROTO;
+  const auto* hdr = reinterpret_cast<const nlmsghdr*>(answer);
+  if (hdr->nlmsg_type != NLMSG_ERROR) return -EPROTO;
+  return reinterpret_cast<const nlmsgerr*>(NLMSG_DATA(hdr))->error;
 }
 
 }  // namespace ramjet::datapath

@@ -63,6 +63,15 @@ class TunHandoff {
   static ramjet_handoff_key key_of(std::uint8_t protocol, const SocketAddress& client,
                                    const SocketAddress& local);
 
+  // Ends the TIME_WAIT the host may hold for a TCP connection from `client` to `local`
+  // (SOCK_DESTROY over NETLINK_SOCK_DIAG, CONFIG_INET_DIAG_DESTROY). A SYN that
+  // bpf_sk_assign gives to a listener while a TIME_WAIT holds the same ports is dropped
+  // by the kernel (it will not hash a request socket beside it); the kernel's own lookup
+  // would end the TIME_WAIT, then find no listener on the original destination. So the
+  // IP on-ramp clears it before it writes a decapsulated flow's SYN back, as xt_TPROXY
+  // does for TPROXY. 0 when one was ended, -ENOENT when there was none, else -errno.
+  static int end_time_wait(const SocketAddress& client, const SocketAddress& local);
+
   // Packets by enum ramjet_handoff_stat, summed over CPUs.
   std::array<std::uint64_t, RAMJET_HANDOFF_STAT_COUNT> stats() const;
   static const char* stat_name(unsigned stat);

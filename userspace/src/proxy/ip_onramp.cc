@@ -265,6 +265,11 @@ void IpOnramp::deliver(Flow& f, std::uint8_t* data, std::size_t len) {
     len = packet.size();
   }
   if (f.decision.action == IpFlowDecision::Action::kDecapsulate) {
+    // A new connection on ports the host may still hold in TIME_WAIT from an earlier
+    // one of this flow: end it, or the kernel drops the SYN the hand-off assigns.
+    if (f.info.protocol == IPPROTO_TCP && is_tcp_syn({data, len}))
+      datapath::TunHandoff::end_time_wait(SocketAddress(f.info.src, f.info.src_port),
+                                          SocketAddress(f.info.dst, f.info.dst_port));
     write_back(f, data, len);
     return;
   }
@@ -299,7 +304,14 @@ std::optional<std::string> IpOnramp::hand_off(Flow& f) {
   if (!udp && !config::is_transparent_tcp_listener(*target))
     return "not a transparent tcp or http endpoint";
   if (wc_.ip_handoff_flows_fd < 0) return "the TUN hand-off is not loaded";
-  if (wc_.draining) return "ramjetd is draining (the endpoint accepts no new connections)";
+  // Draining: no new connections, but a TCP flow that starts mid-connection is one
+  // decapsulated before the drain whose packets now reach this worker's queue (the
+  // worker whose queue carried it finished draining first and closed its queue, and the
+  // device spread its flows over the queues left). Its packets must keep coming back.
+  const bool mid_connection =
+      !udp && !f.waiting.empty() && !is_tcp_syn({f.waiting.front().data(), f.waiting.front().size()});
+  if (wc_.draining && !mid_connection)
+    return "ramjetd is draining (the endpoint accepts no new connections)";
   auto index = static_cast<std::size_t>(target - eps.begin());
   int rc = datapath::TunHandoff::add_flow(wc_.ip_handoff_flows_fd, handoff_key(f.info),
                                           config::endpoint_id(index), f.info.id);

@@ -74,6 +74,15 @@ std::size_t IpFlowKeyHash::operator()(const IpFlowKey& k) const {
   return static_cast<std::size_t>(runtime::siphash13(runtime::table_hash_key(), {buf, n}));
 }
 
+bool is_tcp_syn(std::span<const std::uint8_t> packet) {
+  auto parsed = parse_ip(packet);
+  const auto* ip = std::get_if<ParsedIp>(&parsed);
+  if (ip == nullptr || ip->fragment || ip->key.protocol != IPPROTO_TCP ||
+      ip->l4_offset + 14 > packet.size())
+    return false;
+  return (packet[ip->l4_offset + 13] & 0x12) == 0x02;
+}
+
 std::variant<ParsedIp, IpDropReason> parse_ip(std::span<const std::uint8_t> packet) {
   const std::uint8_t* p = packet.data();
   const std::size_t n = packet.size();

@@ -57,6 +57,9 @@ struct ParsedIp {
 // Parses the IP header (IPv6: and its extension headers) and the ports.
 std::variant<ParsedIp, IpDropReason> parse_ip(std::span<const std::uint8_t> packet);
 
+// A TCP segment opening a connection (SYN without ACK), not a fragment.
+bool is_tcp_syn(std::span<const std::uint8_t> packet);
+
 // After a rewrite: sets the IP length fields to `packet.size()` (a hook may have
 // shortened it) and recomputes the IPv4 header checksum and the TCP, UDP, ICMP or
 // ICMPv6 checksum. False when the packet no longer parses (it is then dropped).
