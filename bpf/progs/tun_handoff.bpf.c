@@ -67,8 +67,11 @@ static __always_inline int counted(__u32 stat, int action) {
   return action;
 }
 
+#define HANDOFF_ICMP_ERROR (-2)
+
 /* Fills `key` and `tuple` from the packet; returns a RAMJET_HANDOFF_* reason to drop
- * for, or -1 when the packet is a TCP or UDP packet the program can hand off. */
+ * for, -1 when the packet is a TCP or UDP packet the program can hand off, or
+ * HANDOFF_ICMP_ERROR for an ICMP error to deliver locally. */
 static __always_inline int parse(void* data, void* end, __u32 protocol,
                                  struct ramjet_handoff_key* key, struct bpf_sock_tuple* tuple,
                                  __u32* tuple_len, int* syn) {
@@ -105,6 +108,16 @@ static __always_inline int parse(void* data, void* end, __u32 protocol,
   } else {
     return RAMJET_HANDOFF_MALFORMED;
   }
+  /* An ICMP error the engine matched to a decapsulated UDP session (it writes back no
+   * other ICMP): the host delivers it locally, by the datagram it quotes, to the
+   * session's reply socket, as for an escalated flow. */
+  __u8 icmp_type = *(__u8*)ports;
+  if (key->family == RAMJET_FAMILY_IPV4 && key->proto == IPPROTO_ICMP &&
+      (icmp_type == 3 || icmp_type == 11 || icmp_type == 12))
+    return HANDOFF_ICMP_ERROR;
+  if (key->family == RAMJET_FAMILY_IPV6 && key->proto == 58 /* ICMPv6 */ && icmp_type >= 1 &&
+      icmp_type <= 4)
+    return HANDOFF_ICMP_ERROR;
   if (key->proto != IPPROTO_TCP && key->proto != IPPROTO_UDP) return RAMJET_HANDOFF_UNSUPPORTED;
   key->sport = ports[0];
   key->dport = ports[1];
@@ -135,6 +148,10 @@ int tun_handoff(struct __sk_buff* skb) {
   int syn = 0;
   int why = parse(data, end, skb->protocol, &key, &tuple, &tuple_len, &syn);
   if (why >= 0) return counted(why, TC_ACT_SHOT);
+  if (why == HANDOFF_ICMP_ERROR) {
+    skb->mark = handoff_mark;
+    return counted(RAMJET_HANDOFF_OWN_SOCKET, TC_ACT_OK);
+  }
 
   struct bpf_sock* sk;
   if (key.proto == IPPROTO_TCP) {

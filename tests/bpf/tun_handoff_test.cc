@@ -223,6 +223,14 @@ TEST_F(TunHandoffTest, BadPacketsAreDroppedByName) {
   expect(ipv6(0 /* hop-by-hop */, Bytes(8, 0)), kTcActShot, RAMJET_HANDOFF_UNSUPPORTED);
 }
 
+TEST_F(TunHandoffTest, IcmpErrorsTheEngineWritesBackAreDeliveredLocally) {
+  // Destination unreachable (v4 3, v6 1): marked, left to the host's own delivery, which
+  // finds the decapsulated session's reply socket by the datagram quoted.
+  expect(ipv4(IPPROTO_ICMP, Bytes{3, 3, 0, 0, 0, 0, 0, 0}), kTcActOk, RAMJET_HANDOFF_OWN_SOCKET, kMark);
+  expect(ipv6(58, Bytes{1, 4, 0, 0, 0, 0, 0, 0}), kTcActOk, RAMJET_HANDOFF_OWN_SOCKET, kMark);
+  expect(ipv6(58, Bytes{128, 0, 0, 0, 0, 0, 0, 0}), kTcActShot, RAMJET_HANDOFF_UNSUPPORTED);  // echo
+}
+
 TEST_F(TunHandoffTest, UdpWithoutAFlowOrASocketIsDropped) {
   for (bool v6 : {false, true}) {
     const Bytes p = v6 ? ipv6(IPPROTO_UDP, udp(kClientPort, kUdpPort))

@@ -1,7 +1,10 @@
-// Packets from an ip endpoint's TUN device through the IP parser and the checksum fixer
-// (what runs after IpFlowHook::handle_packet rewrote a packet). Beyond "no out-of-bounds
+// Packets from an ip endpoint's TUN device through the IP parser, the ICMP-error and SYN
+// readers, and the checksum fixer (what runs after IpFlowHook::handle_packet rewrote a
+// packet). Beyond "no out-of-bounds
 // read or write" (ASan), it checks what the on-ramp relies on: the parsed lengths lie
 // inside the packet, fixing a parsed packet keeps its flow key, and fixing is idempotent.
+#include <netinet/in.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -22,6 +25,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   const ParsedIp& ip = std::get<ParsedIp>(parsed);
   if (ip.length > size || ip.l4_offset > ip.length) __builtin_trap();
+  // The ICMP-error reader (decapsulated UDP sessions) and the SYN test (TIME_WAIT) read
+  // the same bytes; an ICMP error is about a UDP flow of its own family.
+  if (auto about = icmp_error_about_udp({data, size}, ip)) {
+    if (about->protocol != IPPROTO_UDP || about->src.is_v4() != ip.key.src.is_v4())
+      __builtin_trap();
+  }
+  (void)is_tcp_syn({data, size});
   std::vector<std::uint8_t> packet(data, data + ip.length);
   if (!fix_checksums(packet)) __builtin_trap();
   auto again = parse_ip(packet);

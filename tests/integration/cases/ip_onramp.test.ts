@@ -268,6 +268,7 @@ test('decapsulate (ip_firewall example): TCP/80 flows are terminated by the host
 // endpoint (`dns`), and forwards the rest.
 const ANSWER = '192.0.2.53';
 const RESPONDER_PY = new URL('../lib/dns_responder.py', import.meta.url).pathname;
+const DNS_ONCE_PY = new URL('../lib/dns_once.py', import.meta.url).pathname;
 
 async function startDecapDaemon(t: Parameters<typeof startDaemon>[0], topo: GatewayTopology, app: Record<string, unknown>, endpoints: EndpointConfig[], serverSettings: Record<string, unknown> = {}) {
   return startDaemon(t, {
@@ -462,4 +463,23 @@ test('a new connection from the port of one the host holds in TIME_WAIT is hande
   const m = await daemon.metrics();
   assert.equal(m.value('ramjet_connections_accepted_total', { endpoint: 'web' }), 2);
   assert.equal(m.value('ramjet_tun_handoff_packets_total', { result: 'no_socket' }), 0);
+});
+
+test('an ICMP port unreachable about a decapsulated UDP session\'s reply reaches the session, which closes', { skip, timeout: 60_000 }, async (t) => {
+  const topo = await createGatewayTopology(t);
+  const responder = topo.server.spawn(t, '/usr/bin/python3', ['-u', RESPONDER_PY, server.ipv4, '53', ANSWER], { what: 'dns responder' });
+  await responder.waitForOutput(/^listening /m);
+  const daemon = await startDecapDaemon(t, topo, { udp_ports: [53], udp_to: 'dns' }, [DNS]);
+  // One query, the answer, then the socket closes; the responder answers `twice.*` again
+  // 300 ms later, which the session relays to the closed port: the client's kernel sends
+  // a port unreachable to the server's address, which the host routes into the device.
+  const r = await topo.client.exec('/usr/bin/python3', [DNS_ONCE_PY, server.ipv4, 'twice.decap.test']);
+  assert.match(r.stdout, new RegExp(`^answer from ${escapeRegExp(server.ipv4)}:53$`, 'm'));
+
+  await waitFor(async () => ((await daemon.counter('udp_icmp_errors')) >= 1 ? true : undefined), { timeoutMs: 5_000, what: 'udp_icmp_errors >= 1' });
+  assert.ok((await ipCounter(daemon, 'ip_icmp_errors_decapsulated_total')) >= 1);
+  const entry = await daemon.waitForAccessLog((e) => e.endpoint === 'dns');
+  assert.equal(entry.reason, 'downstream_error', 'the session ends when its client is gone');
+  // Not a flow of its own, forwarded to the server that never sent the datagram.
+  assert.equal(await ipCounter(daemon, 'ip_forwarded_total'), 0);
 });

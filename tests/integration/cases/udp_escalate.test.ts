@@ -26,6 +26,7 @@ const skip = netns.ok ? false : netns.why;
 const { client, server, gatewayServerSide } = TOPOLOGY;
 const ANSWER = '192.0.2.53';
 const RESPONDER_PY = new URL('../lib/dns_responder.py', import.meta.url).pathname;
+const DNS_ONCE_PY = new URL('../lib/dns_once.py', import.meta.url).pathname;
 
 interface Query {
   name: string;
@@ -140,18 +141,8 @@ test('ICMP port unreachable about an escalated flow\'s reply reaches its session
 
   // One query, the answer, then the socket closes; the responder answers `twice.*` a
   // second time 300 ms later, which the engine relays to the closed port.
-  const script = [
-    'import socket,struct,sys',
-    's=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)',
-    's.settimeout(3)',
-    "q=struct.pack('!HHHHHH',0x1234,0x0100,1,0,0,0)+b''.join(bytes([len(l)])+l.encode() for l in 'twice.esc.test'.split('.'))+b'\\0'+struct.pack('!HH',1,1)",
-    `s.sendto(q,('${server.ipv4}',53))`,
-    'data,peer=s.recvfrom(512)',
-    "print('answer from %s:%d %d bytes' % (peer[0], peer[1], len(data)), flush=True)",
-    's.close()',
-  ].join('\n');
-  const r = await topo.client.exec('/usr/bin/python3', ['-c', script]);
-  assert.match(r.stdout, new RegExp(`^answer from ${server.ipv4.replaceAll('.', '\\.')}:53 `, 'm'));
+  const r = await topo.client.exec('/usr/bin/python3', [DNS_ONCE_PY, server.ipv4, 'twice.esc.test']);
+  assert.match(r.stdout, new RegExp(`^answer from ${server.ipv4.replaceAll('.', '\\.')}:53$`, 'm'));
 
   await waitFor(async () => ((await daemon.counter('udp_icmp_errors')) >= 1 ? true : undefined), { timeoutMs: 5_000, what: 'udp_icmp_errors >= 1' });
   const entry = await daemon.waitForAccessLog((e) => e.endpoint === 'dns');

@@ -71,6 +71,39 @@ TEST(IpPacket, LaterFragmentsAreKeyedWithoutPorts) {
   EXPECT_EQ(std::get<ParsedIp>(r).key.dst_port, 0);
 }
 
+// An ICMP error (`type`) from 10.0.0.2 to 10.0.0.<last_byte_of_to> quoting udp4()
+// (10.0.0.1:1000 -> 10.0.0.2:53): read as a session's reply from the original
+// destination 10.0.0.1:1000 to the client 10.0.0.2, whose port 53 is closed.
+// Checksums are not checked by the parser.
+Bytes icmp4_unreachable(std::uint8_t type, std::uint8_t last_byte_of_to) {
+  Bytes quoted = udp4();
+  Bytes p = {0x45, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x40, 0x01, 0x00, 0x00,
+             0x0a, 0x00, 0x00, 0x02, 0x0a, 0x00, 0x00, last_byte_of_to};
+  Bytes icmp = {type, 3, 0, 0, 0, 0, 0, 0};
+  p.insert(p.end(), icmp.begin(), icmp.end());
+  p.insert(p.end(), quoted.begin(), quoted.end());
+  p[3] = static_cast<std::uint8_t>(p.size());
+  return p;
+}
+
+TEST(IpPacket, AnIcmpErrorNamesTheUdpFlowItAnswers) {
+  auto about = [](const Bytes& p) {
+    return icmp_error_about_udp(p, std::get<ParsedIp>(parse_ip(p)));
+  };
+  auto key = about(icmp4_unreachable(3, 1));
+  ASSERT_TRUE(key.has_value());
+  EXPECT_EQ(key->src.to_string(), "10.0.0.2");  // the client, who sent the error
+  EXPECT_EQ(key->dst.to_string(), "10.0.0.1");  // the original destination
+  EXPECT_EQ(key->protocol, IPPROTO_UDP);
+  EXPECT_EQ(key->src_port, 53);
+  EXPECT_EQ(key->dst_port, 1000);
+  EXPECT_FALSE(about(icmp4_unreachable(3, 9)).has_value());  // not to the quoted source
+  EXPECT_FALSE(about(icmp4_unreachable(8, 1)).has_value());  // an echo request
+  Bytes later = icmp4_unreachable(3, 1);
+  later[20 + 8 + 7] = 0x10;  // the quoted datagram is a later fragment
+  EXPECT_FALSE(about(later).has_value());
+}
+
 TEST(IpPacket, TellsAConnectionOpeningSyn) {
   Bytes syn = tcp6_with_hbh();  // SYN, through an IPv6 extension header
   EXPECT_TRUE(is_tcp_syn(syn));

@@ -158,6 +158,7 @@ void IpOnramp::on_packet(std::span<std::uint8_t> packet) {
     return;
   }
   const ParsedIp& ip = std::get<ParsedIp>(parsed);
+  if (wc_.ip_handoff_flows_fd >= 0 && hand_off_icmp_error(packet, ip)) return;
   auto now = runtime::Clock::now();
   auto it = flows_.find(ip.key);
   if (it == flows_.end()) {
@@ -318,6 +319,26 @@ std::optional<std::string> IpOnramp::hand_off(Flow& f) {
   if (rc < 0) return std::string("hand-off table: ") + std::strerror(-rc);
   f.handed_off = true;
   return std::nullopt;
+}
+
+bool IpOnramp::hand_off_icmp_error(std::span<const std::uint8_t> packet, const ParsedIp& ip) {
+  if (ip.key.protocol != IPPROTO_ICMP && ip.key.protocol != IPPROTO_ICMPV6) return false;
+  auto about = icmp_error_about_udp(packet, ip);
+  if (!about) return false;
+  // The client's side answering a decapsulated UDP session's reply (a port unreachable
+  // once the client closed its socket, say). It is addressed to the original
+  // destination, so the host routed it here; written back, the hand-off lets the host
+  // deliver it, and the host finds the session's reply socket by the datagram quoted.
+  const auto key = datapath::TunHandoff::key_of(IPPROTO_UDP,
+                                                SocketAddress(about->src, about->src_port),
+                                                SocketAddress(about->dst, about->dst_port));
+  if (datapath::TunHandoff::flow_of(wc_.ip_handoff_flows_fd, key) == 0) return false;
+  if (::write(tun_fd_, packet.data(), ip.length) != static_cast<ssize_t>(ip.length)) {
+    counters_.add(Counter::ip_decapsulate_errors);
+  } else {
+    counters_.add(Counter::ip_icmp_errors_decapsulated);
+  }
+  return true;
 }
 
 void IpOnramp::write_back(Flow& f, const std::uint8_t* data, std::size_t len) {

@@ -69,6 +69,9 @@ class IpOnramp {
   // to drop it instead.
   std::optional<std::string> hand_off(Flow& flow);
   void write_back(Flow& flow, const std::uint8_t* data, std::size_t len);
+  // An ICMP error about a decapsulated UDP session's reply: written back for the host
+  // to deliver to the session. False for any other packet (it is a flow of its own).
+  bool hand_off_icmp_error(std::span<const std::uint8_t> packet, const ParsedIp& ip);
   void close_flow(FlowMap::iterator it);
 
   WorkerContext& wc_;

@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "runtime/siphash.h"
@@ -72,6 +73,46 @@ std::size_t IpFlowKeyHash::operator()(const IpFlowKey& k) const {
   std::memcpy(buf + n, rest, sizeof rest);
   n += sizeof rest;
   return static_cast<std::size_t>(runtime::siphash13(runtime::table_hash_key(), {buf, n}));
+}
+
+std::optional<IpFlowKey> icmp_error_about_udp(std::span<const std::uint8_t> packet,
+                                              const ParsedIp& ip) {
+  if (ip.fragment) return std::nullopt;
+  const bool v4 = ip.key.src.is_v4();
+  const std::uint8_t* p = packet.data();
+  const std::size_t end = std::min(ip.length, packet.size());
+  if (ip.l4_offset + 8 > end) return std::nullopt;
+  const std::uint8_t type = p[ip.l4_offset];
+  if (v4 ? ip.key.protocol != IPPROTO_ICMP || (type != 3 && type != 11 && type != 12)
+         : ip.key.protocol != IPPROTO_ICMPV6 || type < 1 || type > 4)
+    return std::nullopt;
+  const std::size_t q = ip.l4_offset + 8;  // the quoted datagram
+  std::size_t ports = 0;
+  IpAddress src, dst;
+  if (v4) {
+    if (q + 20 > end || (p[q] >> 4) != 4 || p[q + 9] != IPPROTO_UDP) return std::nullopt;
+    if ((load16(p + q + 6) & 0x1fff) != 0) return std::nullopt;  // no ports in it
+    const std::size_t ihl = (p[q] & 0x0f) * 4u;
+    if (ihl < 20) return std::nullopt;
+    src = IpAddress::from_bytes(IpAddress::Family::kV4, p + q + 12);
+    dst = IpAddress::from_bytes(IpAddress::Family::kV4, p + q + 16);
+    ports = q + ihl;
+  } else {
+    if (q + 40 > end || (p[q] >> 4) != 6 || p[q + 6] != IPPROTO_UDP) return std::nullopt;
+    src = IpAddress::from_bytes(IpAddress::Family::kV6, p + q + 8);
+    dst = IpAddress::from_bytes(IpAddress::Family::kV6, p + q + 24);
+    ports = q + 40;
+  }
+  // The error goes back to where the quoted datagram came from (the original
+  // destination a session replied from); one addressed elsewhere is not about it.
+  if (ports + 4 > end || !(ip.key.dst == src)) return std::nullopt;
+  IpFlowKey about;
+  about.src = dst;
+  about.dst = src;
+  about.protocol = IPPROTO_UDP;
+  about.src_port = load16(p + ports + 2);
+  about.dst_port = load16(p + ports);
+  return about;
 }
 
 bool is_tcp_syn(std::span<const std::uint8_t> packet) {

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <variant>
 
@@ -56,6 +57,13 @@ struct ParsedIp {
 
 // Parses the IP header (IPv6: and its extension headers) and the ports.
 std::variant<ParsedIp, IpDropReason> parse_ip(std::span<const std::uint8_t> packet);
+
+// For an ICMP or ICMPv6 error (destination unreachable, time exceeded, parameter
+// problem, packet too big) addressed to the source of the UDP datagram it quotes: the
+// key of the flow that datagram answers (from its destination, the client, to its
+// source). Nothing for any other packet, or a quoted fragment after the first.
+std::optional<IpFlowKey> icmp_error_about_udp(std::span<const std::uint8_t> packet,
+                                              const ParsedIp& ip);
 
 // A TCP segment opening a connection (SYN without ACK), not a fragment.
 bool is_tcp_syn(std::span<const std::uint8_t> packet);

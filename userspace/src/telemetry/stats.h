@@ -218,7 +218,9 @@ enum class CounterKind : std::uint8_t {
   X(ip_decapsulated, kCounter, ip_decapsulated,                                                     \
     "Packets of decapsulated flows written back into the TUN device for the host's stack")          \
   X(ip_decapsulate_errors, kCounter, ip_decapsulate_errors,                                         \
-    "Packets of decapsulated flows the TUN device did not take")
+    "Packets of decapsulated flows the TUN device did not take")                                     \
+  X(ip_icmp_errors_decapsulated, kCounter, ip_icmp_errors_decapsulated,                             \
+    "ICMP errors about a decapsulated UDP session's replies, handed to the host for the session")
 
 enum class Counter : unsigned {
 #define RAMJET_X(name, kind, metric, help) name,
