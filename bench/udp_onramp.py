@@ -32,7 +32,7 @@ A proxy that drops most of what it is sent is not fast: pps/core counts only wha
 arrived. Ratios are ramjet / peer per core; target: >= 2.0 against nginx.
 
 Usage: bench/udp_onramp.py [--build-dir build/release] [--reps 2] [--seconds 3]
-         [--streams 32] [--sizes 64,1200]
+         [--streams 32] [--sizes 64,1200] [--proxies ramjet,nginx,socat]
 """
 
 import argparse
@@ -135,6 +135,8 @@ def main():
     ap.add_argument("--seconds", type=int, default=3)
     ap.add_argument("--streams", type=int, default=32, help="iperf3 -P: UDP sessions per run")
     ap.add_argument("--sizes", default="64,1200", help="UDP payload bytes (iperf3 -l)")
+    ap.add_argument("--proxies", default="ramjet,nginx,socat",
+                    help="which proxies to run (a subset, e.g. for profiling one)")
     args = ap.parse_args()
     for tool in ("iperf3", "nginx", "socat", "taskset"):
         if not shutil.which(tool):
@@ -147,8 +149,10 @@ def main():
     args.origin_port = free_port()
     origin = subprocess.Popen(["taskset", "-c", LOAD_CPU, "iperf3", "-s", "-p", str(args.origin_port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    proxies = [ramjet(args.build_dir, workdir, args.origin_port), nginx(workdir, args.origin_port),
-               socat(workdir, args.origin_port)]
+    makers = {"ramjet": lambda: ramjet(args.build_dir, workdir, args.origin_port),
+              "nginx": lambda: nginx(workdir, args.origin_port),
+              "socat": lambda: socat(workdir, args.origin_port)}
+    proxies = [makers[name]() for name in args.proxies.split(",") if name]
     res = {(name, size): [] for name in ["direct"] + [p.name for p in proxies] for size in sizes}
     failed = {}
     try:

@@ -318,3 +318,52 @@ test('send_proxy_protocol on a udp endpoint: every upstream datagram starts with
   assert.equal(`${[...last.subarray(20, 24)].join('.')}:${last.readUInt16BE(26)}`, '198.51.100.1:53');
   await waitFor(async () => ((await daemon.counter('udp_datagrams_to_client')) === 3 ? true : undefined), { timeoutMs: 2_000, what: 'replies counted' });
 });
+
+const GSO_SEND_PY = new URL('../lib/udp_gso_send.py', import.meta.url).pathname;
+
+test('GRO in, GSO out: a client\'s UDP_SEGMENT burst arrives coalesced, is cut at its datagrams\' ends, and leaves for the upstream as one GSO send', async (t) => {
+  const upstream = await startUdpEcho(t, 'up', (d) => Buffer.from(`${d.length}`));
+  const daemon = await startDaemon(t, {
+    config: { egress: LOOPBACK_ALLOWED, endpoints: [udpEndpoint('gso', upstream.address)] },
+  });
+  const ep = daemon.endpoint('gso');
+  // Eight datagrams of 100 bytes, then seven and a shorter last one (a train's last may
+  // be shorter): each a letter of its own, so order and boundaries are checked.
+  for (const [total, sizes] of [[800, Array(8).fill(100)], [750, [...Array(7).fill(100), 50]]] as const) {
+    const before = upstream.received.length;
+    const r = await run('/usr/bin/python3', [GSO_SEND_PY, ep.host, String(ep.port), '100', String(total), String(sizes.length)]);
+    assert.equal(r.code, 0, r.output);
+    assert.match(r.stdout, new RegExp(`^sent ${sizes.length}$`, 'm'));
+    // The upstream (no UDP_GRO) got every datagram alone, in order, whole.
+    const got = upstream.received.slice(before).map((x) => x.data);
+    assert.deepEqual(got.map((d) => d.length), sizes, r.output);
+    got.forEach((d, k) => assert.equal(d.toString(), String.fromCharCode(97 + k).repeat(sizes[k]!)));
+    // Every reply came back to the client, one datagram each.
+    assert.deepEqual(r.stdout.split('\n').filter((l) => l.startsWith('reply ')).map((l) => Number(l.split(' ')[2])).sort(), [...sizes].sort());
+  }
+  // The endpoint's socket took each burst in one receive (UDP_GRO) and the session sent
+  // each on in one UDP_SEGMENT send; a proxy without either counts nothing here.
+  assert.equal(await daemon.counter('udp_gro_datagrams'), 16);
+  assert.equal(await daemon.counter('udp_gso_sends'), 2);
+  assert.equal(await daemon.counter('udp_gso_datagrams'), 16);
+  assert.equal(await daemon.counter('udp_datagrams_from_client'), 16);
+  assert.equal(await daemon.counter('udp_bytes_from_client'), 1550);
+});
+
+test('datagrams of mixed sizes from one client: every one reaches the upstream alone and in order', async (t) => {
+  const upstream = await startUdpEcho(t, 'up');
+  const daemon = await startDaemon(t, {
+    config: { egress: LOOPBACK_ALLOWED, endpoints: [udpEndpoint('mixed', upstream.address)] },
+  });
+  const c = await udpSocket(t);
+  const ep = daemon.endpoint('mixed');
+  // Sent back to back: runs of one size go out in one GSO send, a larger one ends a run.
+  const sizes = [300, 300, 300, 120, 300, 900, 900, 1, 1400, 1400, 1400, 64];
+  assert.equal((await exchange(c, ep, Buffer.from('open')))?.toString(), 'up:open');
+  for (const [k, n] of sizes.entries()) c.send(Buffer.alloc(n, 65 + k), ep.port, ep.host);
+  await waitFor(() => (upstream.received.length === sizes.length + 1 ? true : undefined), { timeoutMs: 3_000, what: 'every datagram at the upstream' });
+  const got = upstream.received.slice(1).map((x) => x.data);
+  assert.deepEqual(got.map((d) => d.length), sizes);
+  got.forEach((d, k) => assert.ok(d.equals(Buffer.alloc(sizes[k]!, 65 + k)), `datagram ${k}`));
+  assert.equal(await daemon.counter('udp_dropped_send_error'), 0);
+});

@@ -8,7 +8,9 @@
 
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <thread>
+#include <vector>
 
 namespace ramjet::runtime {
 namespace {
@@ -151,6 +153,56 @@ TEST(Worker, PostRunsOnTheWorkerThread) {
   });
   t.join();
   EXPECT_EQ(ran_on, worker_thread);
+}
+
+// Records how many datagrams had been received each time the ring was drained.
+struct DrainRecorder final : Drainable {
+  const int* seen = nullptr;
+  std::vector<int> at;
+  std::function<void()> then;
+  void drained() override {
+    at.push_back(*seen);
+    if (then) then();
+  }
+};
+
+TEST(Worker, WhenDrainedRunsOnceTheReadyCompletionsAreTaken) {
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_DGRAM, 0, fds), 0);
+  constexpr int kQueued = 100;
+  for (int i = 0; i < kQueued; ++i) ASSERT_EQ(::send(fds[0], "x", 1, 0), 1);
+  int seen = 0;
+  DrainRecorder gather;
+  gather.seen = &seen;
+  DrainRecorder forgotten;
+  forgotten.seen = &seen;
+  run_on_worker([&](Worker& w) -> Task<void> {
+    // One receive in flight at a time: each look of the loop completes one.
+    gather.then = [&] {
+      if (seen == kQueued) (void)::send(fds[0], "e", 1, 0);
+    };
+    char c = 0;
+    while (c != 'e') {
+      if (co_await w.recv(fds[1], &c, 1) != 1) break;
+      if (c == 'x') ++seen;
+      w.when_drained(&gather);
+      w.when_drained(&forgotten);
+      w.forget_drained(&forgotten);
+    }
+    w.stop();
+  });
+  ASSERT_FALSE(gather.at.empty());
+  EXPECT_EQ(gather.at.back(), kQueued);
+  // Never more than the look budget between two calls, though more was always ready.
+  int prev = 0;
+  for (int n : gather.at) {
+    EXPECT_LE(n - prev, static_cast<int>(Worker::kDrainLooks) + 1);
+    prev = n;
+  }
+  EXPECT_GE(gather.at.size(), kQueued / (Worker::kDrainLooks + 1));
+  EXPECT_TRUE(forgotten.at.empty());
+  ::close(fds[0]);
+  ::close(fds[1]);
 }
 
 TEST(Worker, ProvidedBufferRingHandsOutAndRecyclesBuffers) {

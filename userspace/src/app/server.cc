@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <netinet/udp.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -95,6 +96,9 @@ Result<int> open_udp_socket(const SocketAddress& addr, bool transparent) {
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  // Datagrams of one flow may arrive coalesced (each receive says their size): fewer
+  // trips up the stack; kernels before 5.0 lack it and deliver them one by one.
+  ::setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one);
   if (transparent) {
     auto r = make_transparent(fd, addr);
     if (r.ok() && (addr.family() == AF_INET

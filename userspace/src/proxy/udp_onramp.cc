@@ -1,6 +1,7 @@
 #include "proxy/udp_onramp.h"
 
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -39,8 +40,20 @@ socklen_t to_socket_address(const SocketAddress& a, int socket_family, sockaddr_
   return a.to_sockaddr(ss);
 }
 
-// Room for one IP_ORIGDSTADDR or IPV6_ORIGDSTADDR control message.
+// Room for one IP_ORIGDSTADDR or IPV6_ORIGDSTADDR control message and one UDP_GRO.
 constexpr unsigned kOrigDstControlLen = CMSG_SPACE(sizeof(sockaddr_in6));
+constexpr unsigned kGroControlLen = CMSG_SPACE(sizeof(int));
+constexpr unsigned kControlLen = kOrigDstControlLen + kGroControlLen;
+
+// The segment size of a UDP_GRO control message (datagrams of one flow that the kernel
+// coalesced: each `size` bytes, the last one maybe shorter), or 0 for any other message.
+int gro_segment_size(const cmsghdr* c) {
+  if (c->cmsg_level != SOL_UDP || c->cmsg_type != UDP_GRO || c->cmsg_len < CMSG_LEN(sizeof(int)))
+    return 0;
+  int size = 0;
+  std::memcpy(&size, CMSG_DATA(c), sizeof size);
+  return size > 0 ? size : 0;
+}
 
 // The original destination a control message carries (IP_RECVORIGDSTADDR on a
 // transparent endpoint's socket), or nullopt for any other message.
@@ -81,7 +94,9 @@ UdpOnramp::UdpOnramp(WorkerContext& wc, std::size_t endpoint_index, int fd,
   }
 }
 
-UdpOnramp::~UdpOnramp() = default;
+UdpOnramp::~UdpOnramp() {
+  wc_.worker.forget_drained(this);
+}
 
 void UdpOnramp::stop() {
   stopping_ = true;
@@ -105,8 +120,9 @@ Task<void> UdpOnramp::run() {
 
 Task<void> UdpOnramp::receive_multishot(bool& unsupported) {
   runtime::MultishotRecvmsg ms(wc_.worker, fd_, ring_->group(), sizeof(sockaddr_storage));
-  // Escalated datagrams carry where they were going: every buffer gets room for it.
-  if (ep_.transparent) ms.shape()->msg_controllen = kOrigDstControlLen;
+  // Escalated datagrams carry where they were going, coalesced ones their segment size:
+  // every buffer gets room for both.
+  ms.shape()->msg_controllen = kControlLen;
   bool received = false;
   for (;;) {
     if (ms.idle()) {
@@ -134,11 +150,14 @@ Task<void> UdpOnramp::receive_multishot(bool& unsupported) {
       const unsigned n = io_uring_recvmsg_payload_length(out, c.res, ms.shape());
       const bool truncated = (out->flags & MSG_TRUNC) != 0;
       std::optional<SocketAddress> dst;
-      for (cmsghdr* cm = io_uring_recvmsg_cmsg_firsthdr(out, ms.shape()); cm && !dst;
-           cm = io_uring_recvmsg_cmsg_nexthdr(out, ms.shape(), cm))
-        dst = original_destination(cm);
+      int segment = 0;
+      for (cmsghdr* cm = io_uring_recvmsg_cmsg_firsthdr(out, ms.shape()); cm;
+           cm = io_uring_recvmsg_cmsg_nexthdr(out, ms.shape(), cm)) {
+        if (!dst) dst = original_destination(cm);
+        if (segment == 0) segment = gro_segment_size(cm);
+      }
       if (auto peer = SocketAddress::from_sockaddr(name, out->namelen))
-        on_datagram(*peer, dst, {payload, n}, truncated);
+        on_received(*peer, dst, {payload, n}, segment, truncated);
     }
     ring_->recycle(id);
   }
@@ -155,7 +174,7 @@ Task<void> UdpOnramp::receive_plain() {
   while (!stopping_) {
     sockaddr_storage from;
     iovec iov{buf.data(), buf.size()};
-    alignas(cmsghdr) std::uint8_t control[kOrigDstControlLen];
+    alignas(cmsghdr) std::uint8_t control[kControlLen];
     msghdr msg{};
     msg.msg_name = &from;
     msg.msg_namelen = sizeof from;
@@ -169,13 +188,31 @@ Task<void> UdpOnramp::receive_plain() {
       continue;
     }
     std::optional<SocketAddress> dst;
-    for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm && !dst; cm = CMSG_NXTHDR(&msg, cm))
-      dst = original_destination(cm);
+    int segment = 0;
+    for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+      if (!dst) dst = original_destination(cm);
+      if (segment == 0) segment = gro_segment_size(cm);
+    }
     if (auto peer =
             SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&from), msg.msg_namelen))
-      on_datagram(*peer, dst, {buf.data(), static_cast<std::size_t>(n)},
+      on_received(*peer, dst, {buf.data(), static_cast<std::size_t>(n)}, segment,
                   (msg.msg_flags & MSG_TRUNC) != 0);
   }
+}
+
+void UdpOnramp::on_received(const SocketAddress& peer,
+                            const std::optional<SocketAddress>& original_dst,
+                            std::span<const std::uint8_t> data, int segment, bool truncated) {
+  if (segment <= 0 || truncated || data.size() <= static_cast<std::size_t>(segment)) {
+    on_datagram(peer, original_dst, data, truncated);
+    return;
+  }
+  // Datagrams the kernel coalesced (UDP_GRO): cut at their boundaries, each goes on alone.
+  const auto size = static_cast<std::size_t>(segment);
+  std::size_t count = 0;
+  for (std::size_t off = 0; off < data.size(); off += size, ++count)
+    on_datagram(peer, original_dst, data.subspan(off, std::min(size, data.size() - off)), false);
+  counters_.add(Counter::udp_gro_datagrams, static_cast<std::int64_t>(count));
 }
 
 void UdpOnramp::on_datagram(const SocketAddress& peer,
@@ -262,6 +299,19 @@ Task<void> UdpOnramp::drive(std::unique_ptr<UdpSession> s) {
   s.reset();
   open_sessions_->fetch_sub(1, std::memory_order_relaxed);
   if (--live_ == 0 && all_closed_) all_closed_->set();
+}
+
+void UdpOnramp::forget_pending(UdpSession* s) {
+  std::erase(pending_, s);
+}
+
+void UdpOnramp::flush_pending() {
+  std::vector<UdpSession*> now;
+  now.swap(pending_);
+  const runtime::Clock::time_point t = runtime::Clock::now();
+  for (UdpSession* s : now) s->drained(t);
+  now.clear();
+  if (pending_.empty()) pending_.swap(now);  // keep the capacity
 }
 
 void UdpOnramp::erase(UdpSession* s) {

@@ -24,7 +24,7 @@ namespace ramjet::proxy {
 
 class UdpSession;
 
-class UdpOnramp {
+class UdpOnramp final : private runtime::Drainable {
  public:
   using NextFlowId = FlowId (*)();
 
@@ -51,6 +51,13 @@ class UdpOnramp {
       const SocketAddress& to, std::span<const std::span<const std::uint8_t>> datagrams,
       int via = -1);
   void erase(UdpSession* s);
+  // A session with datagrams gathered for its upstream: flushed at the end of the
+  // current completion batch (or gone from the list when the session goes first).
+  void mark_pending(UdpSession* s) {
+    pending_.push_back(s);
+    wc_.worker.when_drained(this);
+  }
+  void forget_pending(UdpSession* s);
 
   // Scratch space for a session's burst of upstream datagrams: used between two
   // suspensions only, so one per worker and endpoint serves every session.
@@ -63,6 +70,10 @@ class UdpOnramp {
   // IP_ORIGDSTADDR); nullopt elsewhere.
   void on_datagram(const SocketAddress& peer, const std::optional<SocketAddress>& original_dst,
                    std::span<const std::uint8_t> data, bool truncated);
+  // What one receive returned: one datagram, or with `segment` > 0 (UDP_GRO) several
+  // of `segment` bytes each (the last maybe shorter), each passed to on_datagram.
+  void on_received(const SocketAddress& peer, const std::optional<SocketAddress>& original_dst,
+                   std::span<const std::uint8_t> data, int segment, bool truncated);
   Task<void> drive(std::unique_ptr<UdpSession> s);
   Task<void> receive_multishot(bool& unsupported);
   Task<void> receive_plain();
@@ -77,6 +88,9 @@ class UdpOnramp {
   bool stopping_ = false;
   std::unique_ptr<runtime::BufferRing> ring_;
   std::vector<std::uint8_t> scratch_;
+  std::vector<UdpSession*> pending_;
+  void flush_pending();
+  void drained() override { flush_pending(); }
   std::unordered_map<UdpFlowKey, UdpSession*, UdpFlowKeyHash> sessions_;
   std::size_t live_ = 0;                        // sessions whose coroutines have not ended
   std::unique_ptr<runtime::Event> all_closed_;  // set by the last session once run() ends

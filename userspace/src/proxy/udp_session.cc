@@ -1,6 +1,7 @@
 #include "proxy/udp_session.h"
 
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
@@ -33,6 +34,7 @@ UdpSession::UdpSession(UdpOnramp& onramp, telemetry::CounterRow& counters, UdpFl
 }
 
 UdpSession::~UdpSession() {
+  if (marked_) onramp_.forget_pending(this);
   counters_.add(Counter::udp_sessions_active, -1);
 }
 
@@ -44,13 +46,13 @@ void UdpSession::force_close(CloseReason why) {
 }
 
 void UdpSession::from_client(std::span<const std::uint8_t> payload, const SocketAddress& peer) {
-  last_activity_ = runtime::Clock::now();
   reply_to_ = peer;
   switch (phase_) {
     case Phase::kRelaying:
-      send_upstream(payload);
+      send_upstream(payload);  // its time of activity is the flush's (drained)
       return;
     case Phase::kSettingUp:
+      last_activity_ = runtime::Clock::now();
       if (queued_.size() >= ep_.udp.setup_queue) {
         counters_.add(Counter::udp_dropped_setup_queue);
         return;
@@ -58,29 +60,129 @@ void UdpSession::from_client(std::span<const std::uint8_t> payload, const Socket
       queued_.emplace_back(reinterpret_cast<const char*>(payload.data()), payload.size());
       return;
     case Phase::kBlocked:
+      last_activity_ = runtime::Clock::now();
       counters_.add(Counter::udp_dropped_blocked);
       return;
   }
 }
 
+namespace {
+// One GSO send carries at most this many datagrams (the kernel's UDP_MAX_SEGMENTS is 64
+// before 6.9) and bytes (one UDP datagram's worth, headers aside).
+constexpr std::size_t kMaxSegments = 64;
+constexpr std::size_t kMaxTrainBytes = 65000;
+}  // namespace
+
 void UdpSession::send_upstream(std::span<const std::uint8_t> payload) {
   // The PROXY header and the payload leave as one datagram (docs/udp.md).
-  iovec iov[2];
-  int n = 0;
-  if (!proxy_header_.empty()) iov[n++] = {proxy_header_.data(), proxy_header_.size()};
-  iov[n++] = {const_cast<std::uint8_t*>(payload.data()), payload.size()};
-  msghdr msg{};
-  msg.msg_iov = iov;
-  msg.msg_iovlen = static_cast<std::size_t>(n);
-  // A connected UDP socket: the kernel sends at once or refuses (a full buffer, an ICMP
-  // error of an earlier datagram); it never makes us wait, so no ring round trip.
-  if (::sendmsg(upstream_fd_, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+  const std::size_t size = proxy_header_.size() + payload.size();
+  if (size > kMaxTrainBytes) {
     counters_.add(Counter::udp_dropped_send_error);
     return;
   }
-  counters_.add(Counter::udp_datagrams_from_client);
-  counters_.add(Counter::udp_bytes_from_client, static_cast<std::int64_t>(payload.size()));
-  stats_.bytes_from_client += payload.size();
+  if (out_sizes_.size() == kMaxSegments || out_.size() + size > kMaxTrainBytes) flush_upstream();
+  if (!marked_) {
+    marked_ = true;
+    onramp_.mark_pending(this);
+  }
+  out_.append(proxy_header_);
+  out_.append(reinterpret_cast<const char*>(payload.data()), payload.size());
+  out_sizes_.push_back(static_cast<std::uint16_t>(size));
+}
+
+void UdpSession::drained(runtime::Clock::time_point now) {
+  marked_ = false;
+  last_activity_ = now;
+  flush_upstream();
+}
+
+UdpSession::TrainResult UdpSession::send_train(const char* data, std::size_t len,
+                                               std::uint16_t segment) {
+  iovec iov{const_cast<char*>(data), len};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(std::uint16_t))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+  cm->cmsg_level = SOL_UDP;
+  cm->cmsg_type = UDP_SEGMENT;
+  cm->cmsg_len = CMSG_LEN(sizeof segment);
+  std::memcpy(CMSG_DATA(cm), &segment, sizeof segment);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    // A connected UDP socket: the kernel sends at once or refuses; no ring round trip.
+    if (::sendmsg(upstream_fd_, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0) return TrainResult::kSent;
+    switch (errno) {
+      case ECONNREFUSED:
+        continue;  // an ICMP error about an earlier datagram, reported once: send again
+      case EINVAL:      // a segment over the path's MTU (a single send would fragment)
+      case EIO:         // no checksum offload on the route's device
+      case EOPNOTSUPP:  // a kernel without UDP GSO
+      case EMSGSIZE:
+        gso_ = false;
+        return TrainResult::kUnsupported;
+      default:
+        return TrainResult::kRefused;  // a full buffer: dropped, as a router would
+    }
+  }
+  return TrainResult::kRefused;
+}
+
+bool UdpSession::send_one(const char* data, std::size_t len) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (::send(upstream_fd_, data, len, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0) return true;
+    if (errno != ECONNREFUSED) break;
+  }
+  return false;
+}
+
+void UdpSession::flush_upstream() {
+  const std::size_t n = out_sizes_.size();
+  std::size_t sent = 0;
+  std::size_t sent_bytes = 0;
+  std::size_t trains = 0;
+  std::size_t in_trains = 0;
+  const char* at = out_.data();
+  for (std::size_t i = 0; i < n;) {
+    // A train for one GSO send: datagrams of the first one's size, and one shorter last.
+    std::size_t j = i + 1;
+    std::size_t len = out_sizes_[i];
+    if (gso_) {
+      while (j < n && out_sizes_[j] == out_sizes_[i]) len += out_sizes_[j++];
+      if (j < n && out_sizes_[j] < out_sizes_[i]) len += out_sizes_[j++];
+    }
+    TrainResult r = TrainResult::kUnsupported;
+    if (j - i > 1) r = send_train(at, len, out_sizes_[i]);
+    if (r == TrainResult::kSent) {
+      sent += j - i;
+      sent_bytes += len;
+      ++trains;
+      in_trains += j - i;
+    } else if (r == TrainResult::kUnsupported) {
+      const char* p = at;
+      for (std::size_t k = i; k < j; p += out_sizes_[k++]) {
+        if (!send_one(p, out_sizes_[k])) continue;
+        ++sent;
+        sent_bytes += out_sizes_[k];
+      }
+    }
+    at += len;
+    i = j;
+  }
+  if (sent < n) counters_.add(Counter::udp_dropped_send_error, static_cast<std::int64_t>(n - sent));
+  if (trains > 0) {
+    counters_.add(Counter::udp_gso_sends, static_cast<std::int64_t>(trains));
+    counters_.add(Counter::udp_gso_datagrams, static_cast<std::int64_t>(in_trains));
+  }
+  if (sent > 0) {
+    const std::size_t payload = sent_bytes - sent * proxy_header_.size();
+    counters_.add(Counter::udp_datagrams_from_client, static_cast<std::int64_t>(sent));
+    counters_.add(Counter::udp_bytes_from_client, static_cast<std::int64_t>(payload));
+    stats_.bytes_from_client += payload;
+  }
+  out_.clear();
+  out_sizes_.clear();
 }
 
 Task<void> UdpSession::run() {
@@ -98,6 +200,7 @@ Task<void> UdpSession::run() {
     set_state(SessionState::kRelaying);
     for (const std::string& d : queued_)
       send_upstream({reinterpret_cast<const std::uint8_t*>(d.data()), d.size()});
+    // They leave with what comes next in this batch, once the worker's ring is drained.
     queued_.clear();
     queued_.shrink_to_fit();
     runtime::JoinSet watcher;

@@ -44,6 +44,11 @@ class UdpSession final : public Session {
   // balancer that sent it with a PROXY header): relayed, queued or dropped and counted.
   void from_client(std::span<const std::uint8_t> payload, const SocketAddress& peer);
   void force_close(CloseReason why) override;
+  // Sends what from_client gathered for the upstream (see out_).
+  void flush_upstream();
+  // The on-ramp's call once the worker's ring is drained: flush_upstream, and `now` (read
+  // once for every session of the batch) is the session's last activity.
+  void drained(runtime::Clock::time_point now);
 
   const UdpFlowKey& key() const { return key_; }
 
@@ -84,6 +89,17 @@ class UdpSession final : public Session {
   int reply_fd_ = -1;  // escalated flows only
   runtime::CancelSlot reply_slot_;
   std::string proxy_header_;  // send_proxy_protocol: before every upstream datagram
+  // Datagrams for the upstream gathered while the worker hands over completions (until
+  // the ring has nothing more ready: Worker::when_drained), back to back, each with its
+  // PROXY header, and their sizes. flush_upstream sends each run of equal sizes in one
+  // sendmsg with UDP_SEGMENT (one trip down the stack for all of them), the rest one by one.
+  std::string out_;
+  std::vector<std::uint16_t> out_sizes_;
+  bool marked_ = false;  // in the on-ramp's list of sessions to flush
+  enum class TrainResult { kSent, kRefused, kUnsupported };
+  TrainResult send_train(const char* data, std::size_t len, std::uint16_t segment);
+  bool send_one(const char* data, std::size_t len);
+  bool gso_ = true;              // until the kernel refuses UDP_SEGMENT
   std::optional<CloseReason> close_reason_;
   runtime::CancelSlot linger_slot_;
 };

@@ -291,10 +291,26 @@ void Worker::run() {
   constexpr unsigned kBatch = 256;
   io_uring_cqe* cqes[kBatch];
   std::coroutine_handle<> ready[kBatch];
+  unsigned looks = 0;
   while (!wake_done_) {
-    int rc = io_uring_submit_and_wait(&ring_, 1);
+    int rc;
+    if (!drained_.empty() && looks < kDrainLooks) {
+      // Someone gathers: run the kernel's pending work (with DEFER_TASKRUN, receives on
+      // ready sockets) and take what it completes, without waiting.
+      ++looks;
+      rc = io_uring_submit_and_get_events(&ring_);
+    } else {
+      run_drained();
+      looks = 0;
+      rc = io_uring_submit_and_wait(&ring_, 1);
+    }
     if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) break;
     unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, kBatch);
+    if (n == 0 && !drained_.empty()) {
+      run_drained();  // nothing more came: the batch is over
+      looks = 0;
+      continue;
+    }
     unsigned nready = 0;
     for (unsigned i = 0; i < n; ++i) {
       auto* op = static_cast<Op*>(io_uring_cqe_get_data(cqes[i]));
@@ -322,9 +338,34 @@ void Worker::run() {
       for (auto h : now) h.resume();
     }
   }
+  run_drained();
   drain_posted();
   running_ = false;
   tls_current = nullptr;
+}
+
+void Worker::when_drained(Drainable* d) {
+  if (d->queued_) return;
+  d->queued_ = true;
+  drained_.push_back(d);
+}
+
+void Worker::forget_drained(Drainable* d) {
+  if (!d->queued_) return;
+  d->queued_ = false;
+  std::replace(drained_.begin(), drained_.end(), d, static_cast<Drainable*>(nullptr));
+}
+
+void Worker::run_drained() {
+  // By index: a drained() may queue another (appended, run in this pass) or forget one
+  // (its slot is cleared: its owner may be gone).
+  for (std::size_t i = 0; i < drained_.size(); ++i) {
+    Drainable* d = std::exchange(drained_[i], nullptr);
+    if (d == nullptr) continue;
+    d->queued_ = false;
+    d->drained();
+  }
+  drained_.clear();
 }
 
 OpAwaitable Worker::accept(int fd, sockaddr* addr, socklen_t* len, int flags) {

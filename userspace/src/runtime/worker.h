@@ -104,6 +104,20 @@ struct [[nodiscard]] OpAwaitable {
   bool dl_linked_ = false;
 };
 
+// Work a consumer gathered from many completions and sends at once (the UDP on-ramp's
+// datagrams for one upstream, in one GSO send): see Worker::when_drained.
+class Drainable {
+ public:
+  virtual void drained() = 0;
+
+ protected:
+  ~Drainable() = default;
+
+ private:
+  friend class Worker;
+  bool queued_ = false;
+};
+
 // One thread's event loop. Timeouts on operations (with_timeout) live in a hashed
 // wheel of kDeadlineTick buckets: adding and removing one is a few pointer writes, and
 // one kernel timeout per tick is armed only while some deadline is pending. A kernel
@@ -144,6 +158,14 @@ class Worker {
   // worker's thread only): what they produce meanwhile is seen by `h` at once, e.g. a
   // writer sends every frame of the turn in one write.
   void defer(std::coroutine_handle<> h) { deferred_.push_back(h); }
+  // Calls d->drained() once the loop has handed out every completion the kernel has
+  // ready: it looks again without waiting (at most kDrainLooks times, which bounds the
+  // delay) and calls it before it waits. What many completions gathered leaves as one
+  // batch, as large as the load makes it (a NAPI budget, in userspace). Once per call;
+  // forget_drained() before `d` goes away.
+  static constexpr unsigned kDrainLooks = 8;
+  void when_drained(Drainable* d);
+  void forget_drained(Drainable* d);
 
   // --- operations (call from this worker's thread) ---
   OpAwaitable accept(int fd, sockaddr* addr, socklen_t* len, int flags = SOCK_CLOEXEC);
@@ -199,6 +221,8 @@ class Worker {
   std::vector<std::function<void()>> posted_;
   std::vector<Task<void>> pending_spawn_;
   std::vector<std::coroutine_handle<>> deferred_;
+  std::vector<Drainable*> drained_;
+  void run_drained();
   bool running_ = false;
   bool wake_done_ = false;
   // The deadline wheel: bucket t % kWheelSlots holds the operations whose deadline is

@@ -183,6 +183,12 @@ enum class CounterKind : std::uint8_t {
     "Escalated UDP sessions refused: no reply socket on the original destination")             \
   X(udp_icmp_errors, kCounter, udp_icmp_errors,                                                  \
     "ICMP errors about an escalated UDP session's replies, read from its reply socket")        \
+  X(udp_gso_sends, kCounter, udp_gso_sends,                                                      \
+    "Sends to UDP upstreams with UDP_SEGMENT: each carried two or more datagrams (GSO)")       \
+  X(udp_gso_datagrams, kCounter, udp_gso_datagrams,                                              \
+    "Datagrams relayed to UDP upstreams inside GSO sends")                                     \
+  X(udp_gro_datagrams, kCounter, udp_gro_datagrams,                                              \
+    "Datagrams that arrived coalesced by the kernel (UDP_GRO) and were split at their ends")   \
   X(ip_packets, kCounter, ip_packets, "Packets read from an ip endpoint's TUN device")              \
   X(ip_bytes, kCounter, ip_bytes, "Bytes of the packets read from the TUN device")                   \
   X(ip_forwarded, kCounter, ip_forwarded, "Packets sent on through the IP off-ramp")                 \
