@@ -392,6 +392,25 @@ test('a UDP flow decapsulated into an endpoint that is not a transparent udp end
   assert.equal([...responder.output().matchAll(/^query /gm)].length, 0, 'nothing reached the server');
 });
 
+test('a second daemon asking for a TUN device another one holds fails at start naming its pid; the first keeps forwarding', { skip, timeout: 30_000 }, async (t) => {
+  const topo = await createGatewayTopology(t);
+  const first = await startIpDaemon(t, topo, { workers: 1 });
+  assert.equal((await ping(topo, server.ipv4, 1)).code, 0);
+  // A copied config: same device name; a multi-queue TUN would take it as a queue and
+  // the kernel would spread the flows over both daemons.
+  const second = await startDaemonExpectingExit(t, { netns: topo.gateway.name, config: { endpoints: [ipEndpoint('ipr', { name: 'rjt0' })] } });
+  assert.equal(second.code, 1, second.output);
+  assert.match(second.output, new RegExp(`TUN device rjt0 is in use by pid ${first.pid} \\(ramjetd\\)`));
+  assert.equal(second.wroteReadyFile, false);
+  // Every packet still goes through the first one, which left its rule in place.
+  const before = await ipCounter(first, 'ip_packets_total');
+  const res = await ping(topo, server.ipv4, 5);
+  assert.equal(res.code, 0, res.output);
+  assert.match(res.stdout, / 0% packet loss/);
+  assert.ok((await ipCounter(first, 'ip_packets_total')) - before >= 5);
+  assert.match((await topo.gateway.exec('ip', ['rule', 'show'])).stdout, /lookup 21067/);
+});
+
 test('a default route of someone else in the hand-off table is not overwritten: the start fails naming it, and it stays', { skip, timeout: 30_000 }, async (t) => {
   const topo = await createGatewayTopology(t);
   await topo.gateway.exec('ip', ['route', 'add', 'blackhole', 'default', 'table', '21068']);

@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
@@ -16,6 +17,9 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <optional>
 #include <string_view>
 #include <utility>
 
@@ -99,6 +103,55 @@ int add_address(const IpAddress& a, std::uint8_t prefix, unsigned ifindex) {
   return nl::transact(req);
 }
 
+// Another process that holds a queue of the TUN device `name` of this network
+// namespace: a multi-queue TUN takes every process that asks, and the kernel would
+// spread the flows over both, so a second daemon (another instance, a copied config)
+// must not attach. A /dev/net/tun descriptor's fdinfo names its device ("iff:\t<name>").
+struct TunHolder {
+  pid_t pid;
+  std::string comm;
+};
+std::optional<TunHolder> tun_holder(const std::string& name) {
+  {
+    // No device of that name in this namespace: nobody holds it.
+    int sock = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ifreq ifr{};
+    std::strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
+    const bool exists = sock >= 0 && ::ioctl(sock, SIOCGIFINDEX, &ifr) == 0;
+    if (sock >= 0) ::close(sock);
+    if (!exists) return std::nullopt;
+  }
+  namespace fs = std::filesystem;
+  struct stat own_ns{};
+  if (::stat("/proc/self/ns/net", &own_ns) != 0) return std::nullopt;
+  const std::string self = std::to_string(::getpid());
+  const std::string wanted = "iff:\t" + name;
+  std::error_code ec;
+  for (const fs::directory_entry& proc : fs::directory_iterator("/proc", ec)) {
+    const std::string pid = proc.path().filename();
+    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos || pid == self)
+      continue;
+    // The same name in another namespace is another device.
+    struct stat ns{};
+    if (::stat((proc.path() / "ns/net").c_str(), &ns) != 0 || ns.st_ino != own_ns.st_ino ||
+        ns.st_dev != own_ns.st_dev)
+      continue;
+    std::error_code fd_ec;
+    for (const fs::directory_entry& fd : fs::directory_iterator(proc.path() / "fd", fd_ec)) {
+      std::error_code link_ec;
+      if (fs::read_symlink(fd.path(), link_ec) != "/dev/net/tun") continue;
+      std::ifstream info(proc.path() / "fdinfo" / fd.path().filename());
+      for (std::string line; std::getline(info, line);) {
+        if (line != wanted) continue;
+        std::string comm;
+        std::getline(std::ifstream(proc.path() / "comm"), comm);
+        return TunHolder{static_cast<pid_t>(std::stol(pid)), comm};
+      }
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 Result<TunDevice> TunDevice::create(const config::TunSettings& tun, unsigned queues) {
@@ -113,6 +166,11 @@ Result<TunDevice> TunDevice::create(const config::TunSettings& tun, unsigned que
                                     (fd == -EPERM ? " (ip endpoints need CAP_NET_RAW)" : ""));
     ::close(fd);
   }
+  if (auto holder = tun_holder(tun.name))
+    return Error::kernel(EBUSY, "TUN device " + tun.name + " is in use by pid " +
+                                    std::to_string(holder->pid) + " (" + holder->comm +
+                                    "): another daemon or program holds it; give this "
+                                    "endpoint another tun.name");
   TunDevice dev(tun);
   for (unsigned i = 0; i < queues; ++i) {
     int fd = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
