@@ -76,11 +76,14 @@ constexpr std::size_t kMaxTrainBytes = 65000;
 void UdpSession::send_upstream(std::span<const std::uint8_t> payload) {
   // The PROXY header and the payload leave as one datagram (docs/udp.md).
   const std::size_t size = proxy_header_.size() + payload.size();
-  if (size > kMaxTrainBytes) {
+  if (size > 0xffff) {  // more than any UDP datagram carries
     counters_.add(Counter::udp_dropped_send_error);
     return;
   }
-  if (out_sizes_.size() == kMaxSegments || out_.size() + size > kMaxTrainBytes) flush_upstream();
+  // A datagram larger than a train's limit waits alone and leaves with one send.
+  if (out_sizes_.size() == kMaxSegments ||
+      (!out_sizes_.empty() && out_.size() + size > kMaxTrainBytes))
+    flush_upstream();
   if (!marked_) {
     marked_ = true;
     onramp_.mark_pending(this);
