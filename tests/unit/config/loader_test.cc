@@ -231,6 +231,29 @@ TEST(LoadGood, UdpEscalateRuleNamesATransparentUdpEndpoint) {
   EXPECT_FALSE(c->endpoints[1].upstream);
 }
 
+TEST(LoadGood, ConnectUdpOnAForwardProxy) {
+  auto c = config::load_string(
+      "endpoints:\n"
+      "  - {name: fwd, onramp: http, listen: 127.0.0.1:3128, connect_udp: {enabled: true}}\n"
+      "  - name: masque\n"
+      "    onramp: http\n"
+      "    listen: 127.0.0.1:3129\n"
+      "    connect_udp:\n"
+      "      enabled: true\n"
+      "      template: /masque/{target_host}/{target_port}\n"
+      "      idle_timeout: 5s\n"
+      "  - {name: plain, onramp: http, listen: 127.0.0.1:3130}\n",
+      "cu.yaml", core_schema());
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_TRUE(c->endpoints[0].connect_udp.enabled);
+  EXPECT_EQ(c->endpoints[0].connect_udp.uri_template,
+            "/.well-known/masque/udp/{target_host}/{target_port}/");
+  EXPECT_EQ(c->endpoints[0].connect_udp.idle_timeout, milliseconds(60'000));
+  EXPECT_EQ(c->endpoints[1].connect_udp.uri_template, "/masque/{target_host}/{target_port}");
+  EXPECT_EQ(c->endpoints[1].connect_udp.idle_timeout, milliseconds(5'000));
+  EXPECT_FALSE(c->endpoints[2].connect_udp.enabled);  // off unless asked for
+}
+
 TEST(LoadGood, EmptySectionsKeepDefaults) {
   auto c = config::load_file(testdata() / "good_sections_empty.yaml", core_schema());
   ASSERT_TRUE(c.ok()) << c.error().message;
@@ -579,6 +602,22 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"bad_udp_send_v1.yaml", false,
                 "bad.yaml:7:16: endpoints[0].send_proxy_protocol.version: PROXY headers over "
                 "UDP are version 2 only (docs/udp.md)"},
+        BadCase{"bad_connect_udp_tcp.yaml", false,
+                "bad.yaml:7:16: endpoints[0].connect_udp.enabled: connect-udp tunnels are "
+                "served by http endpoints (onramp: http) only"},
+        BadCase{"bad_connect_udp_transparent.yaml", false,
+                "bad.yaml:6:28: endpoints[0].connect_udp.enabled: transparent endpoints serve "
+                "intercepted clients, which never ask a proxy for a UDP tunnel; connect-udp "
+                "needs an explicit forward proxy"},
+        BadCase{"bad_connect_udp_upstream.yaml", false,
+                "bad.yaml:7:16: endpoints[0].connect_udp.enabled: an http endpoint with an "
+                "upstream is a reverse proxy; connect-udp needs a forward proxy (no upstream)"},
+        BadCase{"bad_connect_udp_idle_timeout.yaml", false,
+                "bad.yaml:7:21: endpoints[0].connect_udp.idle_timeout: a tunnel must be allowed "
+                "a positive idle time"},
+        BadCase{"bad_connect_udp_unknown_key.yaml", false,
+                "bad.yaml:7:7: endpoints[0].connect_udp.uri_template: unknown key (expected one "
+                "of: enabled, template, idle_timeout)"},
         BadCase{"bad_udp_no_upstream.yaml", false,
                 "bad.yaml:2:5: endpoints[0]: missing required key \"upstream\" (udp endpoints "
                 "relay to it)"},
@@ -602,7 +641,7 @@ TEST(LoadBad, EveryBadFileIsListed) {
   for (const auto& entry : std::filesystem::directory_iterator(testdata())) {
     if (entry.path().filename().string().rfind("bad_", 0) == 0) ++files;
   }
-  EXPECT_EQ(files, 59u);
+  EXPECT_EQ(files, 64u);
 }
 
 TEST(LoadFile, MissingFile) {

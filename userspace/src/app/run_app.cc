@@ -31,6 +31,7 @@
 #include "app/server.h"
 #include "datapath/datapath.h"
 #include "datapath/metrics.h"
+#include "http/connect_udp.h"
 #include "ramjet/bootstrap.h"
 #include "runtime/thread.h"
 #include "runtime/worker.h"
@@ -161,9 +162,10 @@ Result<Claim> claim_instance(const config::Config& cfg, const std::string& confi
 
 int run_app(const AppDescriptor& app, int argc, char** argv) {
   // The app's schema, with the checks that need the layers above config: a TLS file that
-  // does not load is a config error, at its key.
+  // does not load, or a connect-udp template that does not parse, is a config error at its key.
   config::AppSchema schema = app.schema;
   schema.checks.push_back(&tls::check_config_files);
+  schema.checks.push_back(&http::check_connect_udp_templates);
   CLI::App cli{app.description, app.name};
   std::string config_path;
   std::string check_path;

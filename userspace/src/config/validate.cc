@@ -315,6 +315,32 @@ void validate_udp(const Endpoint& ep, const Node* node, Mark ep_mark, const std:
               "must be between 1 and 4096 (got " + std::to_string(ep.udp.setup_queue) + ")");
 }
 
+// connect-udp is served by explicit forward proxies only: a client that asks a proxy for a
+// UDP tunnel knows it talks to one. The template itself is the http layer's to check
+// (http/connect_udp.h), as a config::AppSchema::Check.
+void validate_connect_udp(const Endpoint& ep, const Node* node, Mark ep_mark,
+                          const std::string& path, settings::ParseContext& ctx) {
+  if (!ep.connect_udp.enabled) return;
+  const Node* cu_node = node ? node->find("connect_udp") : nullptr;
+  const Mark cu_mark = mark_of(node, "connect_udp", ep_mark);
+  const std::string key = path + ".connect_udp";
+  if (ep.onramp != Onramp::kHttp) {
+    ctx.error(mark_of(cu_node, "enabled", cu_mark), key + ".enabled",
+              "connect-udp tunnels are served by http endpoints (onramp: http) only");
+  } else if (ep.transparent) {
+    ctx.error(mark_of(cu_node, "enabled", cu_mark), key + ".enabled",
+              "transparent endpoints serve intercepted clients, which never ask a proxy for a "
+              "UDP tunnel; connect-udp needs an explicit forward proxy");
+  } else if (ep.upstream) {
+    ctx.error(mark_of(cu_node, "enabled", cu_mark), key + ".enabled",
+              "an http endpoint with an upstream is a reverse proxy; connect-udp needs a "
+              "forward proxy (no upstream)");
+  }
+  if (ep.connect_udp.idle_timeout.count() <= 0)
+    ctx.error(mark_of(cu_node, "idle_timeout", cu_mark), key + ".idle_timeout",
+              "a tunnel must be allowed a positive idle time");
+}
+
 // A transparent http endpoint serves intercepted clients, which know of no proxy.
 void validate_transparent_http(const Endpoint& ep, const Node* node, Mark ep_mark,
                                const std::string& path, settings::ParseContext& ctx) {
@@ -384,6 +410,7 @@ void validate_endpoints(const Config& config, const Node& root, settings::ParseC
                 "https://host[:port]");
     }
     validate_udp(ep, node, ep_mark, path, ctx);
+    validate_connect_udp(ep, node, ep_mark, path, ctx);
     validate_tls(ep, node, ep_mark, path, ctx);
     validate_source(ep, node, ep_mark, path, ctx);
     validate_proxy_protocol(ep, node, ep_mark, path, ctx);

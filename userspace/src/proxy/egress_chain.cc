@@ -115,28 +115,13 @@ class ChainConnectEnv final : public egress::ConnectEnv {
     if (fd < 0) co_return -errno;
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    // With ip endpoints: the engine's own connections do not enter a TUN on-ramp.
-    if (std::uint32_t mark = c_.wc_.upstream_mark; mark != 0)
-      ::setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark);
-    if (!c_.sources_.empty()) {
-      // A tcp_connect_override may have redirected to a family without a source.
-      std::optional<IpAddress> from = source_for(c_.sources_, addr);
-      if (!from) {
-        ::close(fd);
-        co_return -EAFNOSUPPORT;
-      }
-      // The port is chosen at connect(), per destination: source ports are not used up
-      // by the bind (IP_BIND_ADDRESS_NO_PORT).
-      ::setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-      sockaddr_storage local;
-      socklen_t local_len = SocketAddress(*from, 0).to_sockaddr(local);
-      if (::bind(fd, reinterpret_cast<sockaddr*>(&local), local_len) != 0) {
-        int err = errno;
-        spdlog::warn("flow {}: cannot bind the source address {}: {}", c_.info_.id,
-                     from->to_string(), std::strerror(err));
-        ::close(fd);
-        co_return -err;
-      }
+    // A tcp_connect_override may have redirected to a family without a source.
+    if (int rc = prepare_upstream_socket(fd, c_.wc_.upstream_mark, c_.sources_, addr); rc < 0) {
+      if (rc != -EAFNOSUPPORT)
+        spdlog::warn("flow {}: cannot bind the source address for {}: {}", c_.info_.id,
+                     addr.to_string(), std::strerror(-rc));
+      ::close(fd);
+      co_return rc;
     }
     sockaddr_storage ss;
     socklen_t len = addr.to_sockaddr(ss);
@@ -165,6 +150,32 @@ std::optional<IpAddress> source_for(const std::vector<IpAddress>& sources,
   for (const auto& s : sources)
     if (s.family() == to.ip().family()) return s;
   return std::nullopt;
+}
+
+bool send_udp_datagram(int fd, const void* data, std::size_t len) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (::send(fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0) return true;
+    if (errno != ECONNREFUSED) break;
+  }
+  return false;
+}
+
+int prepare_upstream_socket(int fd, std::uint32_t mark, const std::vector<IpAddress>& sources,
+                            const SocketAddress& to) {
+  // With ip endpoints: the engine's own connections and datagrams do not enter a TUN
+  // on-ramp.
+  if (mark != 0) ::setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark);
+  if (sources.empty()) return 0;
+  std::optional<IpAddress> from = source_for(sources, to);
+  if (!from) return -EAFNOSUPPORT;
+  // The port is chosen at connect(), per destination: source ports are not used up by the
+  // bind (IP_BIND_ADDRESS_NO_PORT).
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+  sockaddr_storage local;
+  socklen_t local_len = SocketAddress(*from, 0).to_sockaddr(local);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&local), local_len) != 0) return -errno;
+  return 0;
 }
 
 std::string reuse_key_for(std::string tls_name, const EgressChain::Destinations& dest) {
@@ -408,6 +419,65 @@ Task<std::variant<Upstream, EgressError>> EgressChain::connect_to(Destinations d
       info_, "egress.handle_connection_established", "established",
       [&] { return est.upstream.to_string(); }, t0);
   co_return Upstream{raced->fd, raced->addr};
+}
+
+Task<std::variant<UdpUpstream, EgressError>> EgressChain::connect_udp(HostPort requested) {
+  auto decided = co_await decide(std::move(requested));
+  if (auto* e = std::get_if<EgressError>(&decided)) co_return std::move(*e);
+  auto& dest = std::get<Destinations>(decided);
+  // One address: a datagram has no handshake to race, so the first the hooks, DNS and
+  // the guard left (in happy-eyeballs order) is the one.
+  SocketAddress addr = dest.addresses.front();
+  auto t0 = runtime::Clock::now();
+  ConnectOverride ov = co_await wc_.hooks.egress_udp_connect_override(info_, addr, ctx_);
+  if (auto* f = std::get_if<ConnectOverride::Refuse>(&ov.value)) {
+    trace_hook(info_, "egress.udp_connect_override", "refuse", addr.to_string() + ": " + f->reason,
+               t0);
+    audit_block("egress.udp_connect_override: " + f->reason);
+    counters_.add(Counter::egress_blocked);
+    spdlog::info("flow {}: UDP upstream {} refused by EgressHook: {}", info_.id, addr.to_string(),
+                 f->reason);
+    co_return EgressError{EgressFailure::kBlockedByHook,
+                          "destination_ip_prohibited: UDP upstream " + addr.to_string() +
+                              " refused by EgressHook: " + f->reason};
+  }
+  const char* decision = "continue";
+  if (auto* r = std::get_if<ConnectOverride::Redirect>(&ov.value)) {
+    addr = r->to;  // trusted: the guard has already run
+    decision = "redirect";
+  }
+  trace_hook(
+      info_, "egress.udp_connect_override", decision, [&] { return addr.to_string(); }, t0);
+
+  counters_.add(Counter::connect_attempts);
+  int fd = ::socket(addr.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int rc = fd < 0 ? -errno : prepare_upstream_socket(fd, wc_.upstream_mark, dest.sources, addr);
+  sockaddr_storage ss;
+  socklen_t len = addr.to_sockaddr(ss);
+  if (rc == 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) rc = -errno;
+  if (rc < 0) {
+    // EAFNOSUPPORT: a redirect to a family without a source address.
+    spdlog::info("flow {}: UDP upstream {}: {}", info_.id, addr.to_string(), std::strerror(-rc));
+    if (fd >= 0) ::close(fd);
+    counters_.add(Counter::connect_failures);
+    co_return EgressError{
+        EgressFailure::kConnectRefused,
+        "connection_refused: UDP upstream " + addr.to_string() + ": " + std::strerror(-rc)};
+  }
+
+  EstablishedInfo est;
+  est.upstream = addr;
+  est.attempts = 1;
+  socklen_t llen = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &llen) == 0)
+    if (auto l = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), llen))
+      est.local = *l;
+  t0 = runtime::Clock::now();
+  wc_.hooks.egress_handle_connection_established(info_, est, ctx_);
+  trace_hook(
+      info_, "egress.handle_connection_established", "established",
+      [&] { return addr.to_string(); }, t0);
+  co_return UdpUpstream{fd, addr, std::move(dest.proxy_header)};
 }
 
 }  // namespace ramjet::proxy

@@ -52,6 +52,19 @@ struct Upstream {
   SocketAddress address;
 };
 
+// A connected UDP socket to a target, and what its datagrams start with.
+struct UdpUpstream {
+  int fd = -1;
+  SocketAddress address;
+  // The PROXY header the decision asked for (send_proxy_protocol), or "".
+  std::string proxy_header;
+};
+
+// Sends one datagram on a connected UDP upstream socket at once, without waiting (a full
+// buffer drops it, as a router would); false when the kernel refused it. An ICMP error
+// about an earlier datagram (ECONNREFUSED, reported once) does not cost this one.
+bool send_udp_datagram(int fd, const void* data, std::size_t len);
+
 class EgressChain {
  public:
   // `counters` is the flow's endpoint row; `decisions`, when not null, receives the
@@ -81,6 +94,11 @@ class EgressChain {
   // Races connects to the addresses (tcp_connect_override per attempt) and runs
   // handle_connection_established.
   Task<std::variant<Upstream, EgressError>> connect_to(Destinations dest);
+  // The UDP counterpart of connect(), for every on-ramp that relays datagrams (udp
+  // sessions, connect-udp tunnels): decide(), then udp_connect_override for the first
+  // address (a datagram has no handshake to race), then a non-blocking connected socket
+  // (SO_MARK, the source address), then handle_connection_established.
+  Task<std::variant<UdpUpstream, EgressError>> connect_udp(HostPort target);
 
  private:
   friend class ChainConnectEnv;
@@ -100,6 +118,11 @@ class EgressChain {
 
 // The source address of `sources` for `to`'s family, if any.
 std::optional<IpAddress> source_for(const std::vector<IpAddress>& sources, const SocketAddress& to);
+// Prepares a new upstream socket `fd` for `to`: SO_MARK `mark` (when not 0), and a bind to
+// the source address of `sources` for its family (port chosen at connect(),
+// IP_BIND_ADDRESS_NO_PORT). 0, or -errno (-EAFNOSUPPORT: no source of that family).
+int prepare_upstream_socket(int fd, std::uint32_t mark, const std::vector<IpAddress>& sources,
+                            const SocketAddress& to);
 // UpstreamLink::reuse_key: the verified TLS name ("" for plaintext), then the sources and
 // the PROXY header the connection started with (which names one client connection).
 std::string reuse_key_for(std::string tls_name, const EgressChain::Destinations& dest);

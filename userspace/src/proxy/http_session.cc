@@ -12,8 +12,10 @@
 #include "datapath/verdicts.h"
 #include "http/auth/auth_table.h"
 #include "http/auth/proxy_auth.h"
+#include "http/connect_udp.h"
 #include "http/h1/forward_framing.h"
 #include "http/status.h"
+#include "proxy/connect_udp_tunnel.h"
 #include "proxy/egress_chain.h"
 #include "proxy/http_forwarding.h"
 #include "proxy/http_wire.h"
@@ -109,6 +111,10 @@ void HttpSession::force_close(CloseReason why) {
     relay_->force_close(why);
     return;
   }
+  if (udp_tunnel_) {
+    udp_tunnel_->force_close(why);
+    return;
+  }
   if (h2_request_) h2_request_->cancel();
   // Pending receives on either socket end with EOF.
   ::shutdown(client_fd_, SHUT_RDWR);
@@ -182,12 +188,19 @@ Task<void> HttpSession::run() {
       co_await send_all(*client_, reply);
       break;
     }
-    Next next = head_.target_form == http::h1::TargetForm::kAuthority ? co_await handle_connect()
-                                                                      : co_await handle_forward();
+    // One co_await per statement: GCC 12 mishandles co_await in both arms of a conditional.
+    Next next = Next::kClose;
+    std::optional<http::ConnectUdpRequest> udp = connect_udp_request();
+    if (head_.target_form == http::h1::TargetForm::kAuthority)
+      next = co_await handle_connect();
+    else if (udp)
+      next = co_await handle_connect_udp(std::move(*udp));
+    else
+      next = co_await handle_forward();
     if (next == Next::kClose) break;
   }
   // TLS ends with close_notify, so the client can tell the end from a truncation.
-  if (client_ && !client_->plain() && !relay_) co_await client_->shutdown_write();
+  if (client_ && !client_->plain() && !relay_ && !udp_tunnel_) co_await client_->shutdown_write();
   finish();
 }
 
@@ -216,6 +229,113 @@ HttpRequestHead HttpSession::owned_request(std::optional<HostPort> authority,
   return req;
 }
 
+Task<bool> HttpSession::connect_allowed(const HttpRequestHead& req, const std::string& traced) {
+  auto t0 = runtime::Clock::now();
+  ConnectDirective d = co_await wc_.hooks.http_connect_request(info_, req, ctx_.get());
+  const bool deny = d.action == ConnectDirective::Action::kDeny;
+  trace_hook(info_, "http.handle_proxy_connect_request", deny ? "deny" : "allow",
+             deny ? d.reason : traced, t0);
+  audit_.decisions.connect.decision = deny ? "deny" : "allow";
+  if (!deny) co_return true;
+  audit_.decisions.connect.status = d.status;
+  audit_.decisions.connect.reason = d.reason;
+  std::string reply = render_error({d.status, "http_request_denied", d.reason});
+  co_await send_all(*client_, reply);
+  close_reason_ = CloseReason::kBlockedEgress;
+  co_return false;
+}
+
+void HttpSession::run_connect_response_hook(HttpResponseHead& resp) {
+  auto t0 = runtime::Clock::now();
+  wc_.hooks.http_connect_response(info_, resp, ctx_.get());
+  trace_hook(
+      info_, "http.handle_proxy_connect_response", "continue",
+      [&] { return std::to_string(resp.headers.fields().size()) + " fields"; }, t0);
+}
+
+std::optional<http::ConnectUdpRequest> HttpSession::connect_udp_request() {
+  if (!ep_.connect_udp.enabled || !head_.upgrade ||
+      head_.target_form == http::h1::TargetForm::kAuthority)
+    return std::nullopt;
+  if (!udp_template_) {
+    // Checked when the config was loaded (http::check_connect_udp_templates).
+    http::MasqueTemplateResult parsed = http::parse_masque_template(ep_.connect_udp.uri_template);
+    if (!parsed.value) return std::nullopt;
+    udp_template_ = std::move(parsed.value);
+  }
+  http::ConnectUdpRequest r = http::classify_connect_udp_request(head_, *udp_template_);
+  if (r.verdict == http::ConnectUdpVerdict::kNotConnectUdp) return std::nullopt;
+  return r;
+}
+
+Task<HttpSession::Next> HttpSession::handle_connect_udp(http::ConnectUdpRequest request) {
+  // Like a CONNECT, the request ends the connection's HTTP life: one audited flow.
+  audit_.kind = telemetry::FlowKind::kConnectUdp;
+  if (request.verdict == http::ConnectUdpVerdict::kMalformed) {
+    if (wc_.audit_log != nullptr) audit_.target = std::string(head_.target);
+    std::string reply = render_error({400, "http_request_error", std::move(request.reason)});
+    co_await send_all(*client_, reply);
+    close_reason_ = CloseReason::kDownstreamError;
+    co_return Next::kClose;
+  }
+  const HostPort target{std::move(request.target.target_host), request.target.target_port};
+  if (wc_.audit_log != nullptr) audit_.target = target.to_string();
+  // Hooks see the UDP target as the authority, and the upgrade token among the fields (it
+  // is hop-by-hop, so owned_request leaves it out).
+  HttpRequestHead req = owned_request(target, std::move(request.path));
+  req.headers.add("Upgrade", std::string(http::kConnectUdpUpgradeToken));
+  in_.erase(0, head_len_);  // the head; what follows are capsules
+
+  const std::string traced = "udp " + target.to_string();
+  if (!co_await connect_allowed(req, traced)) co_return Next::kClose;
+
+  // The same decisions as a udp endpoint's session: hooks, DNS, the guard,
+  // udp_connect_override, source address and mark.
+  set_state(SessionState::kConnecting);
+  EgressChain chain(wc_, counters_, info_, ctx_.get(), ep_, audited_decisions());
+  auto opened = co_await chain.connect_udp(target);
+  if (auto* e = std::get_if<EgressError>(&opened)) {
+    close_reason_ = e->close_reason();
+    std::string reply = render_error({status_for(*e), e->proxy_status(), e->message});
+    co_await send_all(*client_, reply);
+    co_return Next::kClose;
+  }
+  UdpUpstream& up = std::get<UdpUpstream>(opened);
+  upstream_fd_ = up.fd;  // closed with the session (close_upstream)
+  stats_.upstream = up.address.to_string();
+  if (closing_) co_return Next::kClose;
+
+  HttpResponseHead resp;
+  resp.status = 101;
+  resp.reason = "Switching Protocols";
+  run_connect_response_hook(resp);
+  std::string extra;
+  for (const auto& f : resp.headers.fields()) {
+    // The 101's own fields, and no framing (RFC 9298 3.3), are the proxy's.
+    bool own = false;
+    for (std::string_view name : {"connection", "upgrade", "capsule-protocol", "content-length",
+                                  "transfer-encoding", "keep-alive"})
+      own = own || http::h1::iequals(f.name, name);
+    if (!own) append_field(extra, f.name, f.value);
+  }
+  std::string out = http::connect_udp_switching_protocols(extra);
+  if (!co_await send_all(*client_, out)) {
+    close_reason_ = CloseReason::kDownstreamError;
+    co_return Next::kClose;
+  }
+  counters_.add(Counter::connect_udp_tunnels);
+
+  udp_tunnel_ =
+      std::make_unique<ConnectUdpTunnel>(wc_.worker, info_.id, *client_, upstream_fd_, *wc_.buffers,
+                                         counters_, stats_, ep_.connect_udp.idle_timeout);
+  set_state(SessionState::kRelaying);
+  // Capsules the client sent right behind the head are the tunnel's first bytes.
+  co_await udp_tunnel_->run(in_);
+  set_state(SessionState::kClosing);
+  if (auto r = udp_tunnel_->reason(); r && !close_reason_) close_reason_ = *r;
+  co_return Next::kClose;
+}
+
 Task<HttpSession::Next> HttpSession::handle_connect() {
   // A CONNECT ends the connection's HTTP life: allowed or not, it is one audited flow.
   audit_.kind = telemetry::FlowKind::kConnect;
@@ -241,20 +361,8 @@ Task<HttpSession::Next> HttpSession::handle_connect() {
   HttpRequestHead req = owned_request(*target, "/");
   in_.erase(0, head_len_);  // the head; what follows is tunnel data
 
-  auto t0 = runtime::Clock::now();
-  ConnectDirective d = co_await wc_.hooks.http_connect_request(info_, req, ctx_.get());
-  bool deny = d.action == ConnectDirective::Action::kDeny;
-  trace_hook(info_, "http.handle_proxy_connect_request", deny ? "deny" : "allow",
-             deny ? d.reason : target->to_string(), t0);
-  audit_.decisions.connect.decision = deny ? "deny" : "allow";
-  if (deny) {
-    audit_.decisions.connect.status = d.status;
-    audit_.decisions.connect.reason = d.reason;
-    std::string reply = render_error({d.status, "http_request_denied", d.reason});
-    co_await send_all(*client_, reply);
-    close_reason_ = CloseReason::kBlockedEgress;
-    co_return Next::kClose;
-  }
+  const std::string traced = target->to_string();
+  if (!co_await connect_allowed(req, traced)) co_return Next::kClose;
 
   std::optional<ProxyError> err;
   if (!co_await ensure_upstream(*target, err, /*reuse=*/false, /*probe=*/false)) {
@@ -265,11 +373,7 @@ Task<HttpSession::Next> HttpSession::handle_connect() {
   HttpResponseHead resp;
   resp.status = 200;
   resp.reason = "Connection Established";
-  t0 = runtime::Clock::now();
-  wc_.hooks.http_connect_response(info_, resp, ctx_.get());
-  trace_hook(
-      info_, "http.handle_proxy_connect_response", "continue",
-      [&] { return std::to_string(resp.headers.fields().size()) + " fields"; }, t0);
+  run_connect_response_hook(resp);
   std::string out = "HTTP/1.1 " + std::to_string(resp.status) + " " + resp.reason + "\r\n";
   for (const auto& f : resp.headers.fields()) append_field(out, f.name, f.value);
   out += "\r\n";

@@ -25,7 +25,9 @@
 #include <string>
 #include <string_view>
 
+#include "http/connect_udp.h"
 #include "http/h1/parser.h"
+#include "proxy/connect_udp_tunnel.h"
 #include "proxy/relay.h"
 #include "proxy/session.h"
 #include "runtime/stream.h"
@@ -67,6 +69,17 @@ class HttpSession final : public Session {
   // The parsed request as hooks see it: owned strings, end-to-end fields only.
   HttpRequestHead owned_request(std::optional<HostPort> authority, std::string path) const;
   Task<Next> handle_connect();
+  // HttpRequestHook::handle_proxy_connect_request (CONNECT and connect-udp) with its trace
+  // (`traced`: the target it names) and audit record; a deny is answered here. True: go on.
+  Task<bool> connect_allowed(const HttpRequestHead& req, const std::string& traced);
+  // HttpRequestHook::handle_proxy_connect_response on the answer about to open a tunnel.
+  void run_connect_response_hook(HttpResponseHead& resp);
+  // A request that asks for a connect-udp tunnel (Upgrade: connect-udp) on an endpoint that
+  // serves them, well-formed or not; nullopt for every other request.
+  std::optional<http::ConnectUdpRequest> connect_udp_request();
+  // RFC 9298 over HTTP/1.1: CONNECT's hooks and the UDP egress chain, a 101, then the
+  // tunnel (proxy/connect_udp_tunnel.h) until it ends; a malformed request gets 400.
+  Task<Next> handle_connect_udp(http::ConnectUdpRequest request);
   Task<Next> handle_forward();
   // After a 101 to a WebSocket upgrade: relay both ways until either side ends.
   Task<Next> tunnel();
@@ -133,6 +146,8 @@ class HttpSession final : public Session {
   std::shared_ptr<H2Upstream> h2_upstream_;  // the origin speaks HTTP/2: requests go here
   std::unique_ptr<H2Request> h2_request_;    // the request on it now
   std::unique_ptr<Relay> relay_;
+  std::unique_ptr<ConnectUdpTunnel> udp_tunnel_;   // after a 101 to connect-udp
+  std::optional<http::MasqueTemplate> udp_template_;  // connect_udp.template, parsed once
   std::shared_ptr<const http::auth::Authenticator> auth_;  // kept for the session's life
   bool closing_ = false;
   bool websocket_ = false;  // the current request asks for a WebSocket upgrade

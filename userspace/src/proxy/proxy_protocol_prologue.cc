@@ -19,20 +19,10 @@ using telemetry::Counter;
 
 // The counters proxy_protocol_<reason> follow proxy_protocol_headers in Reason order.
 constexpr Counter counter_of(pp::Reason r) {
-  return static_cast<Counter>(static_cast<unsigned>(Counter::proxy_protocol_headers) + 1 +
-                              static_cast<unsigned>(r));
+  return telemetry::counter_after(Counter::proxy_protocol_headers, static_cast<std::size_t>(r));
 }
-constexpr bool counters_match_reasons() {
-  for (std::size_t i = 0; i < pp::kReasonCount; ++i) {
-    const auto name =
-        telemetry::kCounterNames[static_cast<std::size_t>(counter_of(static_cast<pp::Reason>(i)))];
-    constexpr std::string_view kPrefix = "proxy_protocol_";
-    if (name.substr(0, kPrefix.size()) != kPrefix) return false;
-    if (name.substr(kPrefix.size()) != pp::kReasonNames[i]) return false;
-  }
-  return true;
-}
-static_assert(counters_match_reasons(),
+static_assert(telemetry::counters_follow(Counter::proxy_protocol_headers, "proxy_protocol_",
+                                         pp::kReasonNames),
               "telemetry/stats.h: proxy_protocol_<reason> counters out of step with "
               "proxy_protocol/reason.h");
 

@@ -133,11 +133,7 @@ UdpSession::TrainResult UdpSession::send_train(const char* data, std::size_t len
 }
 
 bool UdpSession::send_one(const char* data, std::size_t len) {
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    if (::send(upstream_fd_, data, len, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0) return true;
-    if (errno != ECONNREFUSED) break;
-  }
-  return false;
+  return send_udp_datagram(upstream_fd_, data, len);
 }
 
 void UdpSession::flush_upstream() {
@@ -307,85 +303,19 @@ HostPort UdpSession::upstream_target() const {
 
 Task<bool> UdpSession::open_upstream() {
   EgressChain chain(wc_, counters_, info_, ctx_.get(), ep_, audited_decisions());
-  auto decided = co_await chain.decide(upstream_target());
-  if (auto* e = std::get_if<EgressError>(&decided)) {
-    close_reason_ = e->close_reason();
+  auto opened = co_await chain.connect_udp(upstream_target());
+  if (auto* e = std::get_if<EgressError>(&opened)) {
+    if (!close_reason_) close_reason_ = e->close_reason();
     co_return false;
   }
-  auto& dest = std::get<EgressChain::Destinations>(decided);
-  // One address: a datagram has no handshake to race, so the first the hooks, DNS and
-  // the guard left (in happy-eyeballs order) is the one.
-  SocketAddress addr = dest.addresses.front();
-  auto t0 = runtime::Clock::now();
-  ConnectOverride ov = co_await wc_.hooks.egress_udp_connect_override(info_, addr, ctx_.get());
-  if (auto* f = std::get_if<ConnectOverride::Refuse>(&ov.value)) {
-    trace_hook(info_, "egress.udp_connect_override", "refuse", addr.to_string() + ": " + f->reason,
-               t0);
-    counters_.add(Counter::egress_blocked);
-    spdlog::info("flow {}: UDP upstream {} refused by EgressHook: {}", info_.id, addr.to_string(),
-                 f->reason);
-    close_reason_ = CloseReason::kBlockedEgress;
+  auto& up = std::get<UdpUpstream>(opened);
+  if (close_reason_) {  // shut down or killed while the hooks ran
+    ::close(up.fd);
     co_return false;
   }
-  const char* decision = "continue";
-  if (auto* r = std::get_if<ConnectOverride::Redirect>(&ov.value)) {
-    addr = r->to;
-    decision = "redirect";
-  }
-  trace_hook(
-      info_, "egress.udp_connect_override", decision, [&] { return addr.to_string(); }, t0);
-  if (close_reason_) co_return false;
-
-  counters_.add(Counter::connect_attempts);
-  int fd = ::socket(addr.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    close_reason_ = CloseReason::kConnectFailure;
-    co_return false;
-  }
-  auto fail = [&](const char* what) {
-    int err = errno;
-    spdlog::info("flow {}: UDP upstream {}: {}: {}", info_.id, addr.to_string(), what,
-                 std::strerror(err));
-    ::close(fd);
-    counters_.add(Counter::connect_failures);
-    close_reason_ = CloseReason::kConnectFailure;
-    return false;
-  };
-  if (std::uint32_t mark = wc_.upstream_mark; mark != 0)
-    ::setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark);
-  if (!dest.sources.empty()) {
-    std::optional<IpAddress> from = source_for(dest.sources, addr);
-    if (!from) {
-      errno = EAFNOSUPPORT;  // a redirect to a family without a source address
-      co_return fail("no source address of its family");
-    }
-    int one = 1;
-    // The port is picked at connect(), so source ports are not used up by the bind.
-    ::setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-    sockaddr_storage local;
-    socklen_t local_len = SocketAddress(*from, 0).to_sockaddr(local);
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&local), local_len) != 0)
-      co_return fail("cannot bind the source address");
-  }
-  sockaddr_storage ss;
-  socklen_t len = addr.to_sockaddr(ss);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) co_return fail("connect");
-  upstream_fd_ = fd;
-  proxy_header_ = std::move(dest.proxy_header);
-  stats_.upstream = addr.to_string();
-
-  EstablishedInfo est;
-  est.upstream = addr;
-  est.attempts = 1;
-  socklen_t llen = sizeof ss;
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &llen) == 0)
-    if (auto l = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), llen))
-      est.local = *l;
-  t0 = runtime::Clock::now();
-  wc_.hooks.egress_handle_connection_established(info_, est, ctx_.get());
-  trace_hook(
-      info_, "egress.handle_connection_established", "established",
-      [&] { return addr.to_string(); }, t0);
+  upstream_fd_ = up.fd;
+  proxy_header_ = std::move(up.proxy_header);
+  stats_.upstream = up.address.to_string();
   co_return true;
 }
 

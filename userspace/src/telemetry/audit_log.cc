@@ -66,6 +66,8 @@ const char* to_string(FlowKind k) {
       return "websocket";
     case FlowKind::kHttp:
       return "http";
+    case FlowKind::kConnectUdp:
+      return "connect-udp";
   }
   return "unknown";
 }

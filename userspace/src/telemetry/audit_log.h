@@ -40,6 +40,7 @@ enum class FlowKind : std::uint8_t {
   kConnect,    // an HTTP CONNECT request and the tunnel it opened (or not)
   kWebSocket,  // an HTTP request upgraded to a WebSocket tunnel
   kHttp,       // an http endpoint connection blocked before any request
+  kConnectUdp, // an HTTP/1.1 connect-udp request (RFC 9298) and the UDP tunnel it opened
 };
 const char* to_string(FlowKind k);
 

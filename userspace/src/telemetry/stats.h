@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -189,6 +190,33 @@ enum class CounterKind : std::uint8_t {
     "Datagrams relayed to UDP upstreams inside GSO sends")                                     \
   X(udp_gro_datagrams, kCounter, udp_gro_datagrams,                                              \
     "Datagrams that arrived coalesced by the kernel (UDP_GRO) and were split at their ends")   \
+  X(connect_udp_tunnels, kCounter, connect_udp_tunnels,                                          \
+    "connect-udp tunnels established (RFC 9298 over HTTP/1.1: 101 sent)")                       \
+  X(connect_udp_idle_closed, kCounter, connect_udp_idle_closed,                                  \
+    "connect-udp tunnels closed after connect_udp.idle_timeout without a datagram")             \
+  X(connect_udp_datagrams_from_client, kCounter, connect_udp_datagrams_from_client,              \
+    "Datagrams sent to UDP targets from connect-udp clients' DATAGRAM capsules")               \
+  X(connect_udp_datagrams_to_client, kCounter, connect_udp_datagrams_to_client,                  \
+    "Datagrams from UDP targets sent to connect-udp clients as DATAGRAM capsules")             \
+  X(connect_udp_skipped_capsules, kCounter, connect_udp_skipped_capsules,                        \
+    "Capsules of types other than DATAGRAM that connect-udp clients sent (skipped)")            \
+  X(connect_udp_skipped_datagrams, kCounter, connect_udp_skipped_datagrams,                      \
+    "DATAGRAM capsules of a context ID other than 0 that connect-udp clients sent (skipped)")   \
+  X(connect_udp_dropped_send_error, kCounter, connect_udp_dropped_send_error,                    \
+    "Datagrams of connect-udp clients dropped: the kernel refused to send them")               \
+  /* connect_udp_malformed_<reason>: one per http::CapsuleError, in its order (static_asserted) */ \
+  X(connect_udp_malformed, kCounter, connect_udp_malformed,                                      \
+    "connect-udp tunnels closed for a malformed capsule stream (reason in the next counters)")  \
+  X(connect_udp_malformed_capsule_too_large, kCounter, connect_udp_malformed_capsule_too_large,  \
+    "connect-udp tunnels closed: a capsule longer than 65543 bytes")                            \
+  X(connect_udp_malformed_truncated_capsule, kCounter, connect_udp_malformed_truncated_capsule,  \
+    "connect-udp tunnels closed: the client's stream ended inside a capsule")                   \
+  X(connect_udp_malformed_datagram_truncated, kCounter,                                          \
+    connect_udp_malformed_datagram_truncated,                                                   \
+    "connect-udp tunnels closed: a DATAGRAM capsule without a whole Context ID")                \
+  X(connect_udp_malformed_udp_payload_too_long, kCounter,                                        \
+    connect_udp_malformed_udp_payload_too_long,                                                 \
+    "connect-udp tunnels closed: a UDP payload over 65527 bytes")                                \
   X(ip_packets, kCounter, ip_packets, "Packets read from an ip endpoint's TUN device")              \
   X(ip_bytes, kCounter, ip_bytes, "Bytes of the packets read from the TUN device")                   \
   X(ip_forwarded, kCounter, ip_forwarded, "Packets sent on through the IP off-ramp")                 \
@@ -242,6 +270,25 @@ inline constexpr std::array<std::string_view, kCounterCount> kCounterNames = {
     RAMJET_ENGINE_COUNTERS(RAMJET_X)
 #undef RAMJET_X
 };
+
+// The `i`-th counter after `first`: a reason's counter in a run checked by counters_follow.
+constexpr Counter counter_after(Counter first, std::size_t i) {
+  return static_cast<Counter>(static_cast<std::size_t>(first) + 1 + i);
+}
+
+// True when the counters right after `first` are `prefix` + each of `names`, in order: how a
+// list of reasons declared in another layer is checked (static_assert) against its counters.
+constexpr bool counters_follow(Counter first, std::string_view prefix,
+                               std::span<const std::string_view> names) {
+  const std::size_t at = static_cast<std::size_t>(first) + 1;
+  if (at + names.size() > kCounterCount) return false;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    const std::string_view name = kCounterNames[at + i];
+    if (name.substr(0, prefix.size()) != prefix || name.substr(prefix.size()) != names[i])
+      return false;
+  }
+  return true;
+}
 
 inline constexpr std::array<CounterKind, kCounterCount> kCounterKinds = {
 #define RAMJET_X(name, kind, metric, help) CounterKind::kind,

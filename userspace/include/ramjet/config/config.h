@@ -295,6 +295,27 @@ struct UdpSettings {
   }
 };
 
+// UDP proxying over HTTP (RFC 9298, "connect-udp") on an `onramp: http` forward proxy:
+// HTTP/1.1 upgrade requests whose path matches `template` open a UDP tunnel (docs/masque.md).
+struct ConnectUdpSettings {
+  bool enabled = false;
+  // RFC 9298 2: the well-known default; the http layer validates it at load
+  // (http/connect_udp.h: check_connect_udp_templates), as config may not include it.
+  std::string uri_template = "/.well-known/masque/udp/{target_host}/{target_port}/";
+  milliseconds idle_timeout{60'000};
+
+  static void describe(settings::Fields<ConnectUdpSettings>& f) {
+    f("enabled", &ConnectUdpSettings::enabled,
+      "Serve connect-udp (RFC 9298) on this http forward proxy: an HTTP/1.1 GET with "
+      "Upgrade: connect-udp whose path matches template opens a UDP tunnel.");
+    f("template", &ConnectUdpSettings::uri_template,
+      "URI template of tunnel requests (RFC 9298 2, level 1): a path, or an https URI naming "
+      "this proxy, with {target_host} and {target_port} once each.");
+    f("idle_timeout", &ConnectUdpSettings::idle_timeout,
+      "Close a tunnel after this long without a datagram in either direction.");
+  }
+};
+
 // One tenant: where clients connect, how traffic arrives, where it goes.
 struct Endpoint {
   std::string name;
@@ -315,6 +336,7 @@ struct Endpoint {
   bool transparent = false;
   unsigned backlog = 4096;
   UdpSettings udp;
+  ConnectUdpSettings connect_udp;
   std::optional<TunSettings> tun;
   milliseconds flow_idle_timeout{60'000};
   unsigned max_flows = 65536;
@@ -380,6 +402,8 @@ struct Endpoint {
       "net.core.somaxconn). Escalated flows that find it full take their rule's "
       "on_engine_unavailable.");
     f("udp", &Endpoint::udp, "Sessions of udp endpoints.");
+    f("connect_udp", &Endpoint::connect_udp,
+      "http forward proxies: UDP tunnels over HTTP/1.1 (RFC 9298 connect-udp, docs/masque.md).");
     f("tun", &Endpoint::tun,
       "ip endpoints: the TUN device packets arrive on (required for onramp: ip).");
     f("flow_idle_timeout", &Endpoint::flow_idle_timeout,

@@ -1,0 +1,80 @@
+// ConnectUdpTunnel: a connect-udp tunnel (RFC 9298) over HTTP/1.1 once its 101 is out: the
+// client's capsule stream on one side, a connected UDP socket to the target on the other.
+//
+//   client bytes -> http::ConnectUdpReader -> one send() per DATAGRAM capsule of context 0
+//   (other capsule types and context IDs skipped and counted; a malformed stream ends the
+//   tunnel, counted by reason as connect_udp_malformed_<reason>)
+//   UDP socket -> one DATAGRAM capsule (context 0) per datagram, those already queued on the
+//   socket written together
+//
+// It ends when the client ends its stream (between capsules: a clean close), either side
+// fails, the stream is malformed, connect_udp.idle_timeout passes without a datagram either
+// way, or force_close. UDP sends never wait: what the kernel refuses is dropped and counted,
+// as the udp on-ramp does. The client side has backpressure: while a write to the client
+// waits, datagrams queue in the UDP socket (and the kernel drops what does not fit).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "http/connect_udp.h"
+#include "ramjet/hooks/connection.h"
+#include "ramjet/task.h"
+#include "runtime/stream.h"
+#include "runtime/worker.h"
+#include "telemetry/stats.h"
+
+namespace ramjet::proxy {
+
+class ConnectUdpTunnel {
+ public:
+  // `udp_fd` is connected to the target and stays the caller's to close; `stats` receives
+  // the payload bytes as they pass (what GET /v1/connections shows).
+  ConnectUdpTunnel(runtime::Worker& w, FlowId flow, runtime::Stream& client, int udp_fd,
+                   runtime::BufferRing& buffers, telemetry::CounterRow& counters,
+                   ConnectionStats& stats, std::chrono::milliseconds idle_timeout);
+
+  // Runs until the tunnel ends. `early`: client bytes that arrived behind the request head
+  // (the first capsules); taken (left empty) before the first suspension.
+  Task<void> run(std::string& early);
+
+  // Ends the tunnel early (drain deadline, an operator's kill). Safe at any time; the
+  // first reason wins.
+  void force_close(CloseReason why);
+
+  // Why it ended, when not by the client's clean close.
+  std::optional<CloseReason> reason() const { return reason_; }
+
+ private:
+  Task<void> from_client(std::string early);
+  Task<void> to_client();
+  Task<void> watchdog();
+  // Sends the payloads in `input`; false when the stream is malformed (the tunnel ends).
+  bool consume(std::span<const std::uint8_t> input);
+  void malformed(const http::ConnectUdpReader::Result& r);
+  // Stops both directions; `why` unset for a clean close.
+  void end(std::optional<CloseReason> why);
+  void touch() { last_activity_ = runtime::Clock::now(); }
+
+  runtime::Worker& worker_;
+  FlowId flow_;
+  runtime::Stream& client_;
+  int client_fd_;
+  int udp_fd_;
+  runtime::BufferRing& buffers_;
+  telemetry::CounterRow& counters_;
+  ConnectionStats& stats_;
+  std::chrono::milliseconds idle_timeout_;
+  http::ConnectUdpReader reader_;
+  std::uint64_t skipped_capsules_seen_ = 0;
+  std::uint64_t skipped_datagrams_seen_ = 0;
+  std::optional<CloseReason> reason_;
+  bool closing_ = false;
+  runtime::Clock::time_point last_activity_;
+  runtime::CancelSlot watchdog_slot_;
+};
+
+}  // namespace ramjet::proxy
