@@ -86,7 +86,7 @@ export interface AccessLogEntry {
 /** One line of the audit log (telemetry.audit_log.path); see docs/audit-log.md. */
 export interface AuditLogEntry {
   flow: number;
-  kind: 'tcp' | 'connect' | 'websocket' | 'http' | (string & {});
+  kind: 'tcp' | 'connect' | 'websocket' | 'connect-udp' | 'http' | (string & {});
   endpoint: string;
   client: string;
   local: string;

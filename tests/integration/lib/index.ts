@@ -10,6 +10,7 @@ export * from './blackhole.ts';
 export * from './certs.ts';
 export * from './client.ts';
 export * from './config.ts';
+export * from './connect_udp.ts';
 export * from './daemon.ts';
 export * from './dns_server.ts';
 export * from './dns_wire.ts';

@@ -324,6 +324,7 @@ Task<HttpSession::Next> HttpSession::handle_connect_udp(http::ConnectUdpRequest 
     co_return Next::kClose;
   }
   counters_.add(Counter::connect_udp_tunnels);
+  if (closing_) co_return Next::kClose;  // killed or drained while the 101 went out
 
   udp_tunnel_ =
       std::make_unique<ConnectUdpTunnel>(wc_.worker, info_.id, *client_, upstream_fd_, *wc_.buffers,

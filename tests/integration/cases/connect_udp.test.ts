@@ -1,0 +1,232 @@
+// connect-udp (RFC 9298) over HTTP/1.1 on an http forward proxy (docs/masque.md): the
+// upgrade, DATAGRAM capsules both ways, the egress guard, malformed requests and capsule
+// streams, the idle timeout. The client is lib/connect_udp.ts (hand-written capsules: no
+// MASQUE client exists in Debian); the peers are the framework's DNS server and node dgram
+// echo servers.
+import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
+import {
+  assertProxyError,
+  datagramCapsule,
+  decodeMessage,
+  encodeCapsule,
+  encodeMessage,
+  encodeVarint,
+  openConnectUdp,
+  rawExchangeExpectingClose,
+  RRType,
+  startHttpProxy,
+  test,
+  type Address,
+  type TestContext,
+} from '../lib/index.ts';
+
+const CONNECT_UDP = { connect_udp: { enabled: true } };
+
+/** A UDP server on 127.0.0.1 that sends every datagram back as it came. */
+async function startUdpEcho(t: TestContext): Promise<Address & { received: Buffer[] }> {
+  const s = createSocket('udp4');
+  await new Promise<void>((resolve, reject) => {
+    s.once('error', reject);
+    s.bind(0, '127.0.0.1', () => resolve());
+  });
+  t.after(() => s.close());
+  const received: Buffer[] = [];
+  s.on('message', (data, rinfo) => {
+    received.push(data);
+    s.send(data, rinfo.port, rinfo.address);
+  });
+  return { host: '127.0.0.1', port: s.address().port, received };
+}
+
+test('a DNS query through a connect-udp tunnel gets its answer; 101 as RFC 9298 3.3 has it; hooks as for CONNECT', async (t) => {
+  const { daemon, proxy, dns } = await startHttpProxy(t, {
+    endpoint: CONNECT_UDP,
+    dnsRecords: { 'www.masque.test': { a: ['192.0.2.77'] } },
+  });
+  const tunnel = await openConnectUdp(t, proxy, { host: dns.host, port: dns.port });
+  const res = tunnel.response;
+  assert.equal(res.status, 101, res.summary());
+  assert.equal(res.get('connection')?.toLowerCase(), 'upgrade');
+  assert.equal(res.get('upgrade'), 'connect-udp');
+  assert.equal(res.get('capsule-protocol'), '?1');
+  assert.equal(res.get('content-length'), undefined, 'a 101 has no framing (RFC 9298 3.3)');
+  assert.equal(res.get('transfer-encoding'), undefined);
+
+  const query = encodeMessage({ id: 0x4d51, rd: true, questions: [{ name: 'www.masque.test', type: RRType.A, class: 1 }] });
+  await tunnel.send(query);
+  const answer = decodeMessage(await tunnel.receive());
+  assert.equal(answer.id, 0x4d51);
+  assert.deepEqual(
+    answer.answers.map((a) => a.data),
+    ['192.0.2.77'],
+  );
+  assert.equal(dns.queryCount('www.masque.test', 'A'), 1);
+
+  await tunnel.end();
+  assert.equal((await tunnel.waitForClose()).kind, 'eof', 'the client ending its stream ends the tunnel');
+  await daemon.waitForCounter('connections_closed', 1);
+  const stats = await daemon.stats();
+  assert.equal(stats.connect_udp_tunnels, 1);
+  assert.equal(stats.connect_udp_datagrams_from_client, 1);
+  assert.equal(stats.connect_udp_datagrams_to_client, 1);
+  assert.equal(stats.connect_udp_malformed, 0);
+  assert.equal(stats.http_connect_tunnels, 0, 'not a CONNECT tunnel');
+  assert.equal(stats.bytes_from_client, query.length, 'payload bytes, not capsule bytes');
+
+  const flows = [...(await daemon.traceByFlow()).values()].filter((f) => f.some((e) => e.hook === 'http.handle_proxy_connect_request'));
+  assert.equal(flows.length, 1);
+  assert.deepEqual(
+    flows[0]!.map((e) => e.hook),
+    [
+      'ingress.handle_connection',
+      'http.handle_proxy_connect_request',
+      'egress.handle_connection',
+      'egress.handle_upstream_ips',
+      'egress.udp_connect_override',
+      'egress.handle_connection_established',
+      'http.handle_proxy_connect_response',
+      'ingress.handle_connection_close',
+    ],
+  );
+  const allow = flows[0]!.find((e) => e.hook === 'http.handle_proxy_connect_request')!;
+  assert.equal(allow.decision, 'allow');
+});
+
+test('a UDP echo through the tunnel: every datagram back, in order, sizes up to 1400 bytes; early capsules included', async (t) => {
+  const echo = await startUdpEcho(t);
+  const { daemon, proxy } = await startHttpProxy(t, { endpoint: CONNECT_UDP });
+  const sizes = [1, 17, 64, 200, 512, 999, 1200, 1400, 0, 1400, 3];
+  const payloads = sizes.map((n, i) => Buffer.alloc(n, 0x41 + i));
+  // The first two capsules ride in the same write as the request head.
+  const early = Buffer.concat(payloads.slice(0, 2).map((p) => datagramCapsule(p)));
+  const tunnel = await openConnectUdp(t, proxy, echo, { early });
+  assert.equal(tunnel.response.status, 101, tunnel.response.summary());
+  for (const p of payloads.slice(2)) await tunnel.send(p);
+  for (const [i, p] of payloads.entries()) {
+    const back = await tunnel.receive();
+    assert.equal(back.length, p.length, `datagram ${i}: size`);
+    assert.ok(back.equals(p), `datagram ${i}: bytes`);
+  }
+  assert.deepEqual(
+    echo.received.map((d) => d.length),
+    sizes,
+    'one UDP datagram per capsule, in order',
+  );
+  // A second burst, all written at once: the proxy may batch the replies into one write.
+  const burst = Array.from({ length: 40 }, (_, i) => Buffer.alloc(100 + i * 30, i));
+  await tunnel.sendRaw(Buffer.concat(burst.map((p) => datagramCapsule(p))));
+  for (const [i, p] of burst.entries()) assert.ok((await tunnel.receive()).equals(p), `burst datagram ${i}`);
+  assert.equal(await daemon.counter('connect_udp_datagrams_from_client'), sizes.length + burst.length);
+  await daemon.waitForCounter('connect_udp_datagrams_to_client', sizes.length + burst.length);
+});
+
+test('unknown capsule types and other context IDs are skipped and counted; the tunnel goes on', async (t) => {
+  const echo = await startUdpEcho(t);
+  const { daemon, proxy } = await startHttpProxy(t, { endpoint: CONNECT_UDP });
+  const tunnel = await openConnectUdp(t, proxy, echo);
+  assert.equal(tunnel.response.status, 101);
+  await tunnel.sendRaw(
+    Buffer.concat([
+      encodeCapsule(0x17 + 0x29 * 3, Buffer.from('grease')), // RFC 9297 5.4 reserved type
+      encodeCapsule(0x2a7f, Buffer.from('unknown')),
+      datagramCapsule(Buffer.from('not for context 0'), 2),
+      datagramCapsule(Buffer.from('through')),
+    ]),
+  );
+  assert.equal((await tunnel.receive()).toString(), 'through');
+  assert.deepEqual(echo.received.map(String), ['through']);
+  assert.equal(await daemon.counter('connect_udp_skipped_capsules'), 2);
+  assert.equal(await daemon.counter('connect_udp_skipped_datagrams'), 1);
+});
+
+test('a private target refused by the egress guard: the same 403 as CONNECT, nothing sent', async (t) => {
+  const echo = await startUdpEcho(t);
+  const { daemon, proxy } = await startHttpProxy(t, { endpoint: CONNECT_UDP, allowLoopback: false });
+  const tunnel = await openConnectUdp(t, proxy, echo, { early: datagramCapsule(Buffer.from('never')) });
+  assertProxyError(tunnel.response, 403, 'destination_ip_prohibited', 'connect-udp to loopback');
+  await tunnel.waitForClose();
+  const connect = await rawExchangeExpectingClose(t, proxy, `CONNECT ${echo.host}:${echo.port} HTTP/1.1\r\nHost: ${echo.host}:${echo.port}\r\n\r\n`);
+  assertProxyError(connect.response, 403, 'destination_ip_prohibited', 'CONNECT to loopback');
+  assert.equal(echo.received.length, 0, 'the refused target never sees a datagram');
+  await daemon.waitForCounter('egress_refused_private', 2);
+  assert.equal(await daemon.counter('connect_udp_tunnels'), 0);
+});
+
+test('malformed connect-udp requests get 400 with Proxy-Status; without connect_udp the request is served as before', async (t) => {
+  const { daemon, proxy } = await startHttpProxy(t, { endpoint: CONNECT_UDP });
+  const target = { host: '127.0.0.1', port: 5353 };
+  const cases: Array<[string, Parameters<typeof openConnectUdp>[3], string]> = [
+    ['port out of range', { path: '/.well-known/masque/udp/127.0.0.1/65536/' }, 'bad_target_port'],
+    ['path outside the template', { path: '/masque/127.0.0.1/53/' }, 'path_mismatch'],
+    ['no Capsule-Protocol', { upgradeFields: 'Connection: Upgrade\r\nUpgrade: connect-udp\r\n' }, 'Capsule-Protocol'],
+    ['no Connection: Upgrade', { upgradeFields: 'Upgrade: connect-udp\r\nCapsule-Protocol: ?1\r\n' }, 'Connection: Upgrade'],
+  ];
+  for (const [what, options, detail] of cases) {
+    const tunnel = await openConnectUdp(t, proxy, target, options);
+    const ps = assertProxyError(tunnel.response, 400, 'http_request_error', what);
+    assert.match(ps.details ?? '', new RegExp(detail), `${what}: ${ps.details}`);
+    await tunnel.waitForClose();
+  }
+  assert.equal(await daemon.counter('connect_udp_tunnels'), 0);
+  assert.equal(await daemon.counter('http_client_errors'), cases.length);
+
+  // An endpoint without connect_udp: an origin-form request to a forward proxy, as today.
+  const { proxy: plain } = await startHttpProxy(t);
+  const off = await openConnectUdp(t, plain, target);
+  const ps = assertProxyError(off.response, 400, 'http_request_error', 'connect_udp off');
+  assert.match(ps.details ?? '', /forward proxy/);
+});
+
+test('a malformed capsule stream closes the tunnel, counted by reason', async (t) => {
+  const echo = await startUdpEcho(t);
+  const { daemon, proxy } = await startHttpProxy(t, { endpoint: CONNECT_UDP });
+
+  // A DATAGRAM capsule too short to hold a Context ID (RFC 9297 3.5: malformed).
+  const a = await openConnectUdp(t, proxy, echo);
+  assert.equal(a.response.status, 101);
+  await a.send(Buffer.from('first'));
+  assert.equal((await a.receive()).toString(), 'first');
+  await a.sendRaw(encodeCapsule(0x00, Buffer.alloc(0)));
+  await a.waitForClose();
+  await daemon.waitForCounter('connect_udp_malformed_datagram_truncated', 1);
+
+  // A capsule announcing more than the proxy buffers: refused on its header alone.
+  const b = await openConnectUdp(t, proxy, echo);
+  assert.equal(b.response.status, 101);
+  await b.sendRaw(Buffer.concat([encodeVarint(0x00), encodeVarint(1 << 20)]));
+  await b.waitForClose();
+  await daemon.waitForCounter('connect_udp_malformed_capsule_too_large', 1);
+
+  // The client's stream ends inside a capsule.
+  const c = await openConnectUdp(t, proxy, echo);
+  assert.equal(c.response.status, 101);
+  await c.sendRaw(datagramCapsule(Buffer.from('cut short')).subarray(0, 5));
+  await c.end();
+  await c.waitForClose();
+  await daemon.waitForCounter('connect_udp_malformed_truncated_capsule', 1);
+
+  assert.equal(await daemon.counter('connect_udp_malformed'), 3);
+  assert.deepEqual(echo.received.map(String), ['first'], 'nothing of a malformed capsule is sent');
+});
+
+test('connect_udp.idle_timeout closes a quiet tunnel (counted); traffic keeps it open', async (t) => {
+  const echo = await startUdpEcho(t);
+  const { daemon, proxy } = await startHttpProxy(t, { endpoint: { connect_udp: { enabled: true, idle_timeout: '400ms' } } });
+  const tunnel = await openConnectUdp(t, proxy, echo);
+  assert.equal(tunnel.response.status, 101);
+  const started = performance.now();
+  // A datagram every 150 ms for ~750 ms: longer than the timeout, never idle that long.
+  for (let i = 0; i < 6; i++) {
+    if (i > 0) await new Promise((r) => setTimeout(r, 150));
+    await tunnel.send(Buffer.from(`keep ${i}`));
+    assert.equal((await tunnel.receive()).toString(), `keep ${i}`);
+  }
+  assert.equal(tunnel.http.closedByPeer, undefined, 'still open while datagrams flow');
+  const quietFrom = performance.now();
+  const close = await tunnel.waitForClose(5_000);
+  assert.ok(close.at - quietFrom >= 300, `closed ${Math.round(close.at - quietFrom)} ms after the last datagram`);
+  assert.ok(close.at - started >= 900, 'not closed while traffic flowed');
+  await daemon.waitForCounter('connect_udp_idle_closed', 1);
+  await daemon.waitForCounter('idle_timeouts', (n) => n >= 1);
+});

@@ -1,0 +1,167 @@
+/**
+ * A connect-udp client (RFC 9298, UDP proxying over HTTP/1.1) for the tests: Debian has no
+ * MASQUE client, so this one speaks the upgrade and the Capsule Protocol by hand, from the
+ * RFCs (RFC 9000 16 variable-length integers, RFC 9297 3.2 capsules, RFC 9298 3.2/3.3/5).
+ * It shares no code with the daemon's codecs, on purpose: a test written against the
+ * proxy's own encoder would agree with any mistake in it.
+ *
+ *   const tunnel = await openConnectUdp(t, proxy, { host: '127.0.0.1', port: 5353 });
+ *   assert.equal(tunnel.response.status, 101);
+ *   await tunnel.send(Buffer.from('hello'));        // one DATAGRAM capsule, context 0
+ *   const reply = await tunnel.receive();           // the next context-0 payload back
+ *
+ * openConnectUdp never throws on a refusal: `response` is the proxy's answer (a 4xx/5xx
+ * with Proxy-Status) and the tunnel methods are not used then.
+ */
+import type { TestContext } from 'node:test';
+import type { Address, PeerClose } from './client.ts';
+import { rawHttpClient, type HttpResponse, type RawHttpClient } from './http.ts';
+import { StopWaiting, waitFor } from './wait.ts';
+
+/** RFC 9298 2: the template every client can assume. */
+export const DEFAULT_CONNECT_UDP_TEMPLATE = '/.well-known/masque/udp/{target_host}/{target_port}/';
+
+export const CAPSULE_DATAGRAM = 0x00;
+
+const MAX_VARINT = (1n << 62n) - 1n;
+
+/** The shortest encoding of `value` (RFC 9000 16): 1, 2, 4 or 8 bytes. */
+export function encodeVarint(value: number | bigint): Buffer {
+  const v = BigInt(value);
+  if (v < 0n || v > MAX_VARINT) throw new RangeError(`not a QUIC varint: ${v}`);
+  if (v < 64n) return Buffer.from([Number(v)]);
+  if (v < 16384n) {
+    const b = Buffer.alloc(2);
+    b.writeUInt16BE(Number(v) | 0x4000);
+    return b;
+  }
+  if (v < 1073741824n) {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE((Number(v) | 0x80000000) >>> 0);
+    return b;
+  }
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64BE(v | (3n << 62n));
+  return b;
+}
+
+/** The varint at `offset`: its value and size, or undefined when `buf` ends inside it. */
+export function decodeVarint(buf: Buffer, offset = 0): { value: bigint; size: number } | undefined {
+  if (offset >= buf.length) return undefined;
+  const size = 1 << (buf[offset]! >> 6);
+  if (offset + size > buf.length) return undefined;
+  let value = BigInt(buf[offset]! & 0x3f);
+  for (let i = 1; i < size; i++) value = (value << 8n) | BigInt(buf[offset + i]!);
+  return { value, size };
+}
+
+/** A capsule (RFC 9297 3.2): Type, Length, Value. */
+export function encodeCapsule(type: number | bigint, value: Buffer): Buffer {
+  return Buffer.concat([encodeVarint(type), encodeVarint(value.length), value]);
+}
+
+/** A DATAGRAM capsule carrying an HTTP Datagram: Context ID, then the UDP payload (RFC 9298 5). */
+export function datagramCapsule(payload: Buffer, contextId: number | bigint = 0): Buffer {
+  return encodeCapsule(CAPSULE_DATAGRAM, Buffer.concat([encodeVarint(contextId), payload]));
+}
+
+/** Level-1 expansion of a connect-udp template (RFC 6570 3.2.2): values percent-encoded. */
+export function expandConnectUdpTemplate(template: string, target: Address): string {
+  const encode = (s: string): string => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return template.replace('{target_host}', encode(target.host)).replace('{target_port}', String(target.port));
+}
+
+export interface Capsule {
+  type: bigint;
+  value: Buffer;
+}
+
+export interface ConnectUdpOptions {
+  /** The template to expand (default: RFC 9298's well-known one). */
+  template?: string;
+  /** The request target as sent, instead of the expanded template. */
+  path?: string;
+  /** Field lines replacing Connection/Upgrade/Capsule-Protocol (each ending in \r\n). */
+  upgradeFields?: string;
+  /** More field lines (each ending in \r\n), e.g. Proxy-Authorization. */
+  extraFields?: string;
+  /** Bytes sent in the same write, right behind the request head (early capsules). */
+  early?: Buffer;
+  timeoutMs?: number;
+}
+
+/** One connect-udp request, and the tunnel when the proxy answered 101. */
+export class ConnectUdpTunnel {
+  private capsulesRead = 0;
+
+  constructor(
+    readonly http: RawHttpClient,
+    readonly response: HttpResponse,
+  ) {}
+
+  /** Sends `payload` as one DATAGRAM capsule (context 0 unless told otherwise). */
+  send(payload: Buffer, contextId: number | bigint = 0): Promise<void> {
+    return this.http.send(datagramCapsule(payload, contextId));
+  }
+
+  /** Sends bytes as they are (capsules of other types, malformed ones). */
+  sendRaw(bytes: Buffer): Promise<void> {
+    return this.http.send(bytes);
+  }
+
+  /** The next capsule from the proxy. */
+  async nextCapsule(timeoutMs = 5_000): Promise<Capsule> {
+    // How many bytes the next capsule takes, once they are all there.
+    const size = await waitFor(
+      () => {
+        const rest = this.http.rest();
+        const type = decodeVarint(rest, 0);
+        const length = type && decodeVarint(rest, type.size);
+        if (type && length && rest.length >= type.size + length.size + Number(length.value)) return type.size + length.size + Number(length.value);
+        if (this.http.closedByPeer !== undefined) throw new StopWaiting(`the proxy closed the tunnel (${this.http.closedByPeer.kind}) after ${this.capsulesRead} capsules; ${rest.length} bytes left`);
+        return undefined;
+      },
+      { timeoutMs, intervalMs: 2, what: 'a capsule from the proxy' },
+    );
+    const bytes = await this.http.take(size);
+    const type = decodeVarint(bytes, 0)!;
+    const length = decodeVarint(bytes, type.size)!;
+    this.capsulesRead++;
+    return { type: type.value, value: bytes.subarray(type.size + length.size) };
+  }
+
+  /** The payload of the next DATAGRAM capsule, which must carry context 0. */
+  async receive(timeoutMs = 5_000): Promise<Buffer> {
+    const c = await this.nextCapsule(timeoutMs);
+    if (c.type !== BigInt(CAPSULE_DATAGRAM)) throw new Error(`expected a DATAGRAM capsule, got type ${c.type}`);
+    const id = decodeVarint(c.value, 0);
+    if (id === undefined) throw new Error('a DATAGRAM capsule without a Context ID');
+    if (id.value !== 0n) throw new Error(`a DATAGRAM capsule of context ${id.value}`);
+    return c.value.subarray(id.size);
+  }
+
+  /** Bytes the proxy sent that were not read as capsules. */
+  unread(): Buffer {
+    return this.http.rest();
+  }
+
+  waitForClose(timeoutMs = 10_000): Promise<PeerClose> {
+    return this.http.waitForClose(timeoutMs);
+  }
+
+  /** Ends the client's capsule stream (FIN). */
+  end(): Promise<void> {
+    return this.http.end();
+  }
+}
+
+/** Sends a connect-udp request for `target` through `proxy` and reads the answer. */
+export async function openConnectUdp(t: TestContext, proxy: Address, target: Address, options: ConnectUdpOptions = {}): Promise<ConnectUdpTunnel> {
+  const path = options.path ?? expandConnectUdpTemplate(options.template ?? DEFAULT_CONNECT_UDP_TEMPLATE, target);
+  const upgrade = options.upgradeFields ?? 'Connection: Upgrade\r\nUpgrade: connect-udp\r\nCapsule-Protocol: ?1\r\n';
+  const head = `GET ${path} HTTP/1.1\r\nHost: ${proxy.host}:${proxy.port}\r\n${upgrade}${options.extraFields ?? ''}\r\n`;
+  const http = await rawHttpClient(t, proxy);
+  await http.send(Buffer.concat([Buffer.from(head, 'latin1'), options.early ?? Buffer.alloc(0)]));
+  const response = await http.response({ timeoutMs: options.timeoutMs ?? 10_000 });
+  return new ConnectUdpTunnel(http, response);
+}
