@@ -12,9 +12,11 @@ import {
   encodeCapsule,
   encodeMessage,
   encodeVarint,
+  httpEndpoint,
   openConnectUdp,
   rawExchangeExpectingClose,
   RRType,
+  startDaemon,
   startHttpProxy,
   test,
   type Address,
@@ -23,12 +25,12 @@ import {
 
 const CONNECT_UDP = { connect_udp: { enabled: true } };
 
-/** A UDP server on 127.0.0.1 that sends every datagram back as it came. */
-async function startUdpEcho(t: TestContext): Promise<Address & { received: Buffer[] }> {
-  const s = createSocket('udp4');
+/** A UDP server on 127.0.0.1 (or ::1) that sends every datagram back as it came. */
+async function startUdpEcho(t: TestContext, host = '127.0.0.1'): Promise<Address & { received: Buffer[] }> {
+  const s = createSocket(host.includes(':') ? 'udp6' : 'udp4');
   await new Promise<void>((resolve, reject) => {
     s.once('error', reject);
-    s.bind(0, '127.0.0.1', () => resolve());
+    s.bind(0, host, () => resolve());
   });
   t.after(() => s.close());
   const received: Buffer[] = [];
@@ -36,7 +38,11 @@ async function startUdpEcho(t: TestContext): Promise<Address & { received: Buffe
     received.push(data);
     s.send(data, rinfo.port, rinfo.address);
   });
-  return { host: '127.0.0.1', port: s.address().port, received };
+  return { host, port: s.address().port, received };
+}
+
+function startUdpEcho6(t: TestContext): Promise<Address & { received: Buffer[] }> {
+  return startUdpEcho(t, '::1');
 }
 
 test('a DNS query through a connect-udp tunnel gets its answer; 101 as RFC 9298 3.3 has it; hooks as for CONNECT', async (t) => {
@@ -229,4 +235,72 @@ test('connect_udp.idle_timeout closes a quiet tunnel (counted); traffic keeps it
   assert.ok(close.at - started >= 900, 'not closed while traffic flowed');
   await daemon.waitForCounter('connect_udp_idle_closed', 1);
   await daemon.waitForCounter('idle_timeouts', (n) => n >= 1);
+});
+
+test('the target by name (resolved as for CONNECT), by IPv6 literal (percent-encoded), in absolute form; an unknown name is CONNECT\'s 502', async (t) => {
+  const echo = await startUdpEcho(t);
+  const echo6 = await startUdpEcho6(t);
+  const { daemon, proxy, dns } = await startHttpProxy(t, {
+    endpoint: CONNECT_UDP,
+    config: { egress: { allow_private: ['127.0.0.0/8', '::1/128'] } },
+    dnsRecords: { 'echo.masque.test': { a: ['127.0.0.1'] } },
+  });
+  const byName = await openConnectUdp(t, proxy, { host: 'echo.masque.test', port: echo.port });
+  assert.equal(byName.response.status, 101, byName.response.summary());
+  await byName.send(Buffer.from('by name'));
+  assert.equal((await byName.receive()).toString(), 'by name');
+  assert.ok(dns.queryCount('echo.masque.test') >= 1);
+
+  const v6 = await openConnectUdp(t, proxy, { host: '::1', port: echo6.port });
+  assert.equal(v6.response.status, 101, v6.response.summary());
+  await v6.send(Buffer.from('over v6'));
+  assert.equal((await v6.receive()).toString(), 'over v6');
+  assert.deepEqual(echo6.received.map(String), ['over v6']);
+
+  // RFC 9298's own example sends the absolute form.
+  const absolute = await openConnectUdp(t, proxy, echo, {
+    path: `https://${proxy.host}:${proxy.port}/.well-known/masque/udp/127.0.0.1/${echo.port}/`,
+  });
+  assert.equal(absolute.response.status, 101, absolute.response.summary());
+  await absolute.send(Buffer.from('absolute'));
+  assert.equal((await absolute.receive()).toString(), 'absolute');
+
+  const unknown = await openConnectUdp(t, proxy, { host: 'nowhere.masque.test', port: 53 });
+  assertProxyError(unknown.response, 502, 'dns_error', 'connect-udp to an unknown name');
+  const connect = await rawExchangeExpectingClose(t, proxy, 'CONNECT nowhere.masque.test:53 HTTP/1.1\r\nHost: nowhere.masque.test:53\r\n\r\n');
+  assertProxyError(connect.response, 502, 'dns_error', 'CONNECT to an unknown name');
+  assert.equal(await daemon.counter('connect_udp_tunnels'), 3);
+});
+
+test('proxy authentication applies as for CONNECT: 407 without credentials, a tunnel with them', async (t) => {
+  const echo = await startUdpEcho(t);
+  const key = 'psk-0123456789abcdef-masque';
+  const { proxy } = await startHttpProxy(t, { endpoint: { ...CONNECT_UDP, auth: { preshared_keys: [key] } } });
+  const denied = await openConnectUdp(t, proxy, echo);
+  assertProxyError(denied.response, 407, 'http_request_denied');
+  const allowed = await openConnectUdp(t, proxy, echo, { extraFields: `Proxy-Authorization: Preshared ${key}\r\n` });
+  assert.equal(allowed.response.status, 101, allowed.response.summary());
+  await allowed.send(Buffer.from('authenticated'));
+  assert.equal((await allowed.receive()).toString(), 'authenticated');
+});
+
+test('hooks decide connect-udp targets as CONNECT ones (example psk-private: only keyed clients reach loopback)', async (t) => {
+  const echo = await startUdpEcho(t);
+  const key = 'k3y-0123456789abcdef';
+  const daemon = await startDaemon(t, {
+    binary: 'example-psk-private',
+    config: {
+      dns: { servers: ['127.0.0.1:1'] },
+      endpoints: [httpEndpoint('fwd', CONNECT_UDP)],
+      app: { key, private_cidrs: ['127.0.0.0/8'] },
+    },
+  });
+  const proxy = daemon.endpoint('fwd');
+  const unkeyed = await openConnectUdp(t, proxy, echo);
+  assertProxyError(unkeyed.response, 403, 'destination_ip_prohibited');
+  const keyed = await openConnectUdp(t, proxy, echo, { extraFields: `Proxy-Authorization: Preshared ${key}\r\n` });
+  assert.equal(keyed.response.status, 101, keyed.response.summary());
+  await keyed.send(Buffer.from('keyed'));
+  assert.equal((await keyed.receive()).toString(), 'keyed');
+  assert.deepEqual(echo.received.map(String), ['keyed']);
 });
