@@ -5,6 +5,7 @@
 // echo servers.
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
+import { join } from 'node:path';
 import {
   assertProxyError,
   datagramCapsule,
@@ -13,6 +14,7 @@ import {
   encodeMessage,
   encodeVarint,
   httpEndpoint,
+  makeTempDir,
   openConnectUdp,
   rawExchangeExpectingClose,
   RRType,
@@ -303,4 +305,34 @@ test('hooks decide connect-udp targets as CONNECT ones (example psk-private: onl
   await keyed.send(Buffer.from('keyed'));
   assert.equal((await keyed.receive()).toString(), 'keyed');
   assert.deepEqual(echo.received.map(String), ['keyed']);
+});
+
+test('a tunnel is one audited flow of kind connect-udp, listed while open, and killed like any flow', async (t) => {
+  const echo = await startUdpEcho(t);
+  const dir = await makeTempDir(t);
+  const { daemon, proxy } = await startHttpProxy(t, {
+    endpoint: CONNECT_UDP,
+    config: { telemetry: { audit_log: { path: join(dir, 'audit.log') } } },
+  });
+  const tunnel = await openConnectUdp(t, proxy, echo);
+  assert.equal(tunnel.response.status, 101);
+  await tunnel.send(Buffer.from('audited'));
+  assert.equal((await tunnel.receive()).toString(), 'audited');
+
+  const listed = JSON.parse((await daemon.admin('GET', '/v1/connections')).body) as Array<{ id: number; endpoint: string; state: string; upstream?: string }>;
+  const open = listed.filter((c) => c.endpoint === 'fwd');
+  assert.equal(open.length, 1, JSON.stringify(listed));
+  assert.equal(open[0]!.state, 'relaying');
+  assert.equal(open[0]!.upstream, `${echo.host}:${echo.port}`);
+
+  const killed = await daemon.admin('POST', `/v1/flows/${open[0]!.id}/kill`);
+  assert.equal(killed.status, 200, killed.body);
+  await tunnel.waitForClose();
+  const line = await daemon.waitForAuditLog((x) => x.kind === 'connect-udp');
+  assert.equal(line.target, `${echo.host}:${echo.port}`);
+  assert.equal(line.upstream, `${echo.host}:${echo.port}`);
+  assert.equal(line.close_reason, 'killed');
+  assert.equal(line.bytes_from_client, 'audited'.length);
+  assert.equal(line.bytes_to_client, 'audited'.length);
+  assert.equal(line.decisions.connect?.decision, 'allow');
 });
