@@ -5,6 +5,7 @@
 // echo servers.
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   assertProxyError,
@@ -13,10 +14,12 @@ import {
   encodeCapsule,
   encodeMessage,
   encodeVarint,
+  escapeRegExp,
   httpEndpoint,
   makeTempDir,
   openConnectUdp,
   rawExchangeExpectingClose,
+  runDaemonCommand,
   RRType,
   startDaemon,
   startHttpProxy,
@@ -335,4 +338,27 @@ test('a tunnel is one audited flow of kind connect-udp, listed while open, and k
   assert.equal(line.bytes_from_client, 'audited'.length);
   assert.equal(line.bytes_to_client, 'audited'.length);
   assert.equal(line.decisions.connect?.decision, 'allow');
+});
+
+test('ramjetd --check-config refuses a bad connect_udp.template at file:line:col, and connect_udp on a reverse proxy', async (t) => {
+  const dir = await makeTempDir(t);
+  const cases: Array<[string, string[], RegExp]> = [
+    [
+      'template.yaml',
+      ['endpoints:', '  - name: fwd', '    listen: 127.0.0.1:0', '    onramp: http', '    connect_udp:', '      enabled: true', '      template: "/masque/{target_host}/{?target_port}"', ''],
+      /:7:17: endpoints\[0\]\.connect_udp\.template: not a connect-udp URI template \(RFC 9298 2, level 1\): unsupported_operator at character 24/,
+    ],
+    [
+      'reverse.yaml',
+      ['endpoints:', '  - name: rev', '    listen: 127.0.0.1:0', '    onramp: http', '    upstream: http://127.0.0.1:9', '    connect_udp: {enabled: true}', ''],
+      /:6:28: endpoints\[0\]\.connect_udp\.enabled: an http endpoint with an upstream is a reverse proxy/,
+    ],
+  ];
+  for (const [name, lines, expected] of cases) {
+    const file = join(dir, name);
+    await writeFile(file, lines.join('\n'));
+    const result = await runDaemonCommand(['--check-config', file]);
+    assert.equal(result.code, 2, `${name}: exit code; stderr:\n${result.stderr}`);
+    assert.match(result.stderr, new RegExp(escapeRegExp(file) + expected.source), result.stderr);
+  }
 });
