@@ -194,7 +194,7 @@ Task<void> HttpSession::run() {
     if (head_.target_form == http::h1::TargetForm::kAuthority)
       next = co_await handle_connect();
     else if (udp)
-      next = co_await handle_connect_udp(std::move(*udp));
+      next = co_await handle_connect_udp(*udp);
     else
       next = co_await handle_forward();
     if (next == Next::kClose) break;
@@ -268,7 +268,7 @@ std::optional<http::ConnectUdpRequest> HttpSession::connect_udp_request() {
   return r;
 }
 
-Task<HttpSession::Next> HttpSession::handle_connect_udp(http::ConnectUdpRequest request) {
+Task<HttpSession::Next> HttpSession::handle_connect_udp(http::ConnectUdpRequest& request) {
   // Like a CONNECT, the request ends the connection's HTTP life: one audited flow.
   audit_.kind = telemetry::FlowKind::kConnectUdp;
   if (request.verdict == http::ConnectUdpVerdict::kMalformed) {

@@ -79,7 +79,9 @@ class HttpSession final : public Session {
   std::optional<http::ConnectUdpRequest> connect_udp_request();
   // RFC 9298 over HTTP/1.1: CONNECT's hooks and the UDP egress chain, a 101, then the
   // tunnel (proxy/connect_udp_tunnel.h) until it ends; a malformed request gets 400.
-  Task<Next> handle_connect_udp(http::ConnectUdpRequest request);
+  // `request` is taken by reference (and consumed): no argument holding strings is built in
+  // the co_await full-expression (see render_error on GCC 12).
+  Task<Next> handle_connect_udp(http::ConnectUdpRequest& request);
   Task<Next> handle_forward();
   // After a 101 to a WebSocket upgrade: relay both ways until either side ends.
   Task<Next> tunnel();
