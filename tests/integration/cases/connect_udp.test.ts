@@ -20,6 +20,8 @@ import {
   openConnectUdp,
   rawExchangeExpectingClose,
   runDaemonCommand,
+  serverTls,
+  sharedPki,
   RRType,
   startDaemon,
   startHttpProxy,
@@ -361,4 +363,22 @@ test('ramjetd --check-config refuses a bad connect_udp.template at file:line:col
     assert.equal(result.code, 2, `${name}: exit code; stderr:\n${result.stderr}`);
     assert.match(result.stderr, new RegExp(escapeRegExp(file) + expected.source), result.stderr);
   }
+});
+
+test('an HTTPS proxy serves connect-udp too: capsules inside TLS', async (t) => {
+  const echo = await startUdpEcho(t);
+  const pki = await sharedPki();
+  const cert = await pki.server('masque-proxy', { dns: ['proxy.example.test'], ips: ['127.0.0.1'] });
+  const { daemon, proxy } = await startHttpProxy(t, { endpoint: { ...CONNECT_UDP, tls: serverTls([cert]) } });
+  const tunnel = await openConnectUdp(t, proxy, echo, { tls: { servername: 'proxy.example.test', ca: pki.ca }, early: datagramCapsule(Buffer.from('early over tls')) });
+  assert.equal(tunnel.response.status, 101, tunnel.response.summary());
+  assert.equal((await tunnel.receive()).toString(), 'early over tls');
+  for (const n of [1, 700, 1400]) {
+    const p = Buffer.alloc(n, 0x5a);
+    await tunnel.send(p);
+    assert.ok((await tunnel.receive()).equals(p), `${n} bytes`);
+  }
+  await tunnel.end();
+  await tunnel.waitForClose();
+  await daemon.waitForCounter('connect_udp_datagrams_to_client', 4);
 });

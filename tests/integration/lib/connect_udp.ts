@@ -15,7 +15,8 @@
  */
 import type { TestContext } from 'node:test';
 import type { Address, PeerClose } from './client.ts';
-import { rawHttpClient, type HttpResponse, type RawHttpClient } from './http.ts';
+import { RawHttpClient, rawHttpClient, type HttpResponse } from './http.ts';
+import { tlsConnect } from './tls_client.ts';
 import { StopWaiting, waitFor } from './wait.ts';
 
 /** RFC 9298 2: the template every client can assume. */
@@ -87,6 +88,8 @@ export interface ConnectUdpOptions {
   extraFields?: string;
   /** Bytes sent in the same write, right behind the request head (early capsules). */
   early?: Buffer;
+  /** Speak TLS to the proxy (an https:// proxy, `tls:` on its endpoint). */
+  tls?: { servername?: string; ca?: string };
   timeoutMs?: number;
 }
 
@@ -160,7 +163,7 @@ export async function openConnectUdp(t: TestContext, proxy: Address, target: Add
   const path = options.path ?? expandConnectUdpTemplate(options.template ?? DEFAULT_CONNECT_UDP_TEMPLATE, target);
   const upgrade = options.upgradeFields ?? 'Connection: Upgrade\r\nUpgrade: connect-udp\r\nCapsule-Protocol: ?1\r\n';
   const head = `GET ${path} HTTP/1.1\r\nHost: ${proxy.host}:${proxy.port}\r\n${upgrade}${options.extraFields ?? ''}\r\n`;
-  const http = await rawHttpClient(t, proxy);
+  const http = options.tls ? new RawHttpClient((await tlsConnect(t, { ...proxy, ...options.tls })).tcp) : await rawHttpClient(t, proxy);
   await http.send(Buffer.concat([Buffer.from(head, 'latin1'), options.early ?? Buffer.alloc(0)]));
   const response = await http.response({ timeoutMs: options.timeoutMs ?? 10_000 });
   return new ConnectUdpTunnel(http, response);
