@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "http/connect_udp_config.h"
+
 namespace ramjet::http {
 namespace {
 

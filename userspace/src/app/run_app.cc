@@ -31,7 +31,7 @@
 #include "app/server.h"
 #include "datapath/datapath.h"
 #include "datapath/metrics.h"
-#include "http/connect_udp.h"
+#include "http/connect_udp_config.h"
 #include "ramjet/bootstrap.h"
 #include "runtime/thread.h"
 #include "runtime/worker.h"

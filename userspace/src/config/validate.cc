@@ -317,7 +317,7 @@ void validate_udp(const Endpoint& ep, const Node* node, Mark ep_mark, const std:
 
 // connect-udp is served by explicit forward proxies only: a client that asks a proxy for a
 // UDP tunnel knows it talks to one. The template itself is the http layer's to check
-// (http/connect_udp.h), as a config::AppSchema::Check.
+// (http/connect_udp_config.h), as a config::AppSchema::Check.
 void validate_connect_udp(const Endpoint& ep, const Node* node, Mark ep_mark,
                           const std::string& path, settings::ParseContext& ctx) {
   if (!ep.connect_udp.enabled) return;

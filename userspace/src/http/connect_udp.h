@@ -1,7 +1,8 @@
 // UDP proxying over HTTP/1.1 (RFC 9298 3.2, 3.3, 5), the protocol half: which request
 // heads ask for a UDP tunnel and where to, the 101 that opens one, the client's capsule
-// stream read payload by payload, and the load-time check of configured templates. The
-// sockets and the relay are the proxy layer's (proxy/connect_udp_tunnel.h).
+// stream read payload by payload. The load-time check of configured templates is
+// http/connect_udp_config.h; the sockets and the relay are the proxy layer's
+// (proxy/connect_udp_tunnel.h).
 //
 // A tunnel request (RFC 9298 3.2) is
 //   GET <path matching the template> HTTP/1.1
@@ -22,8 +23,6 @@
 #include "http/capsule.h"
 #include "http/h1/parser.h"
 #include "http/masque_template.h"
-#include "ramjet/config/config.h"
-#include "ramjet/settings.h"
 
 namespace ramjet::http {
 
@@ -96,14 +95,5 @@ class ConnectUdpReader {
   std::uint64_t skipped_capsules_ = 0;   // types other than DATAGRAM
   std::uint64_t skipped_datagrams_ = 0;  // DATAGRAM capsules of a context ID other than 0
 };
-
-// ----------------------------------------------------------------------------------------
-// Configuration
-// ----------------------------------------------------------------------------------------
-
-// A config::AppSchema::Check: every endpoint's connect_udp.template is a valid RFC 9298
-// template (parse_masque_template), reported at its key.
-void check_connect_udp_templates(const config::Config& c, const settings::Node& root,
-                                 settings::ParseContext& ctx);
 
 }  // namespace ramjet::http

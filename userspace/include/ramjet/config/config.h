@@ -300,7 +300,7 @@ struct UdpSettings {
 struct ConnectUdpSettings {
   bool enabled = false;
   // RFC 9298 2: the well-known default; the http layer validates it at load
-  // (http/connect_udp.h: check_connect_udp_templates), as config may not include it.
+  // (http/connect_udp_config.h), as config may not include it.
   std::string uri_template = "/.well-known/masque/udp/{target_host}/{target_port}/";
   milliseconds idle_timeout{60'000};
 
