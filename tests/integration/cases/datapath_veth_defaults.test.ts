@@ -12,7 +12,7 @@
 //  - /v1/datapath reports the hook of each interface.
 import assert from 'node:assert/strict';
 import { test } from '../lib/index.ts';
-import { datapathPackets, datapathStatus, startGatewayDaemon, statDelta, waitForKernelFlow } from '../lib/datapath.ts';
+import { datapathPackets, datapathStatus, kernelFlows as kernelFlowsOf, startGatewayDaemon, statDelta, waitForKernelFlow } from '../lib/datapath.ts';
 import { canCreateNetns, createGatewayTopology, startEchoInNetns, runStreamProbe, TOPOLOGY } from '../lib/netns.ts';
 import { ramjetctl } from '../lib/ramjetctl.ts';
 
@@ -84,7 +84,17 @@ for (const family of ['ipv4', 'ipv6'] as const) {
 
     const flow = await waitForKernelFlow(daemon, (f) => f.proto === 'tcp' && f.src.endsWith(`:${bulkPort}`));
     assert.equal(flow.verdict, 'FASTPATH');
-    assert.ok(flow.bytes[0] >= total, `the flow counted ${flow.bytes[0]} bytes for ${total} sent`);
+    if (flow.bytes[0] < total) {
+      // Seen once in CI (314596 of 67108864 bytes, ipv4) and never reproduced: say
+      // whether the entry was replaced mid-transfer (flow ids, ages, FLOW_NEW) or
+      // its counters lost updates.
+      const flows = await kernelFlowsOf(daemon);
+      const newFlows = statDelta(statsBefore, await datapathPackets(daemon), ['FLOW_NEW']);
+      assert.fail(
+        `the flow counted ${flow.bytes[0]} bytes for ${total} sent; FLOW_NEW moved by ${newFlows.FLOW_NEW}; flows:\n` +
+          flows.map((f) => JSON.stringify(f)).join('\n'),
+      );
+    }
     // The skbs kept their GSO state: far fewer packets than MTU-sized segments.
     assert.ok(flow.bytes[0] / flow.packets[0] > 3000, `${flow.packets[0]} packets for ${flow.bytes[0]} bytes: the skbs lost GSO`);
 
