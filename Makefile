@@ -19,7 +19,7 @@ CONFIG ?= config/ramjet.yaml
 # Debian packages the build, the tests and the benchmarks use.
 DEB_PACKAGES := g++ cmake ninja-build pkg-config clang llvm libclang-rt-14-dev \
   liburing-dev libc-ares-dev libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev \
-  libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libcrypt-dev \
+  libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libcrypt-dev help2man systemd logrotate man-db \
   libbpf-dev bpftool libelf-dev zlib1g-dev \
   nodejs socat iperf3 curl python3 python3-prometheus-client procps iproute2 openssl \
   python3-scapy ethtool nftables tmux iputils-ping \
@@ -46,7 +46,8 @@ RAMJET_NO_SKIP ?=
 SKIP_VARS = RAMJET_SKIP_LOG=$(RAMJET_SKIP_LOG) RAMJET_NO_SKIP=$(RAMJET_NO_SKIP)
 
 .PHONY: all build deps deps-deb deps-npm run test test-unit test-asan test-integration \
-        test-bpf bpf bench bench-bpf deps-bench install-missing fuzz format clean report-skips test-stages
+        test-bpf bpf bench bench-bpf deps-bench install-missing fuzz format clean report-skips test-stages \
+        install
 
 all: build
 
@@ -80,6 +81,14 @@ deps-npm:
 build: deps-deb
 	@cmake -S . -B $(BUILD_DIR) -G Ninja $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
+
+# ramjetd, ramjetctl, their man pages, the systemd unit, the default config (an existing
+# one is kept), the bash completion and the logrotate stanza (config/CMakeLists.txt says
+# where each goes). `make install PREFIX=/opt/ramjet DESTDIR=/tmp/stage` for a staged tree.
+PREFIX ?= /usr/local
+DESTDIR ?=
+install: build
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD_DIR) --prefix "$(PREFIX)"
 
 # No npm and no root needed: without root the admin socket goes under $XDG_RUNTIME_DIR.
 run: build

@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
   CLI::App cli{"ramjetctl: see and manage every flow of ramjetd, in the kernel and in the engine",
                "ramjetctl"};
   cli.require_subcommand(1);
+  cli.set_version_flag("-V,--version", "ramjetctl " RAMJET_VERSION);
   cli.fallthrough();  // global options may also follow the command
   GlobalOptions g;
   // A daemon run without root put its socket under $XDG_RUNTIME_DIR: find it there too.

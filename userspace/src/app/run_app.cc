@@ -12,7 +12,9 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
+#include <ctime>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -29,6 +31,7 @@
 #include "app/instance_lock.h"
 #include "app/runtime_policy.h"
 #include "app/server.h"
+#include "app/systemd_notify.h"
 #include "datapath/datapath.h"
 #include "datapath/metrics.h"
 #include "http/connect_udp_config.h"
@@ -45,6 +48,14 @@
 namespace ramjet::engine {
 
 namespace {
+
+// CLOCK_MONOTONIC in microseconds, as systemd's RELOADING=1 wants it (MONOTONIC_USEC).
+std::uint64_t monotonic_usec() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000u +
+         static_cast<std::uint64_t>(ts.tv_nsec) / 1'000u;
+}
 
 constexpr int kExitOk = 0;
 constexpr int kExitRuntime = 1;
@@ -235,10 +246,13 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
   }
   const std::string& admin_socket = claimed->admin_socket;
 
+  // Read (and unset) before any other thread exists: systemd's notify socket and watchdog.
+  const auto systemd = app::SystemdNotifier::from_environment();
+
   // Signals go to this thread only: block them before any other thread exists.
   sigset_t signals;
   sigemptyset(&signals);
-  for (int s : {SIGTERM, SIGINT, SIGHUP, SIGUSR2}) sigaddset(&signals, s);
+  for (int s : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2}) sigaddset(&signals, s);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
@@ -318,6 +332,12 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
   // SIGHUP and POST /v1/reload: reopen the logs, re-read the config file; what changed is
   // applied or named, key by key, as needing a restart.
   auto reload = [&]() -> Result<app::ReloadReport> {
+    systemd.notify(fmt::format("RELOADING=1\nMONOTONIC_USEC={}\nSTATUS=reloading {}",
+                               monotonic_usec(), config_path));
+    struct ReadyAgain {
+      const app::SystemdNotifier& systemd;
+      ~ReadyAgain() { systemd.notify("READY=1\nSTATUS=serving"); }
+    } ready_again{systemd};
     reopen_logs(access_log, audit_log.get());
     // The file is checked even with the datapath off; htpasswd files are read again.
     auto r = policy.reload([&](const config::Config& next) {
@@ -383,6 +403,18 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
       !write_ready_file(cfg.server.ready_file, server, admin_socket, metrics.get()))
     spdlog::warn("cannot write server.ready_file {}", cfg.server.ready_file);
   spdlog::info("{} {} ready with {} workers", app.name, app.version, server.worker_count());
+  systemd.notify(fmt::format("READY=1\nMAINPID={}\nSTATUS=serving {} endpoints with {} workers",
+                             ::getpid(), server.bound().size(), server.worker_count()));
+  // Pings while every worker answers a heartbeat within a quarter of systemd's interval.
+  std::optional<app::SystemdWatchdog> watchdog;
+  if (auto interval = systemd.watchdog_interval()) {
+    const auto heartbeat = std::chrono::duration_cast<std::chrono::milliseconds>(*interval / 4);
+    watchdog.emplace(systemd, *interval, [&server, heartbeat] {
+      return server.workers_answer(std::max(heartbeat, std::chrono::milliseconds(1)));
+    });
+    spdlog::info("systemd watchdog: pinging every {}ms while every worker answers",
+                 std::chrono::duration_cast<std::chrono::milliseconds>(*interval / 2).count());
+  }
 
   // A helper thread waits for the workers and wakes this one when they are done.
   std::atomic<bool> finished{false};
@@ -400,6 +432,7 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
     if ((sig == SIGTERM || sig == SIGINT) && !draining) {
       draining = true;
       spdlog::info("signal {}: draining (deadline {}ms)", sig, cfg.server.drain_timeout.count());
+      systemd.notify("STOPPING=1\nSTATUS=draining");
       // First, so new escalated flows take their fallback at once instead of
       // chasing listeners that are about to close.
       if (dp) {
@@ -409,9 +442,13 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
     } else if (sig == SIGHUP) {
       spdlog::info("SIGHUP: reopening log files and reloading the datapath rules");
       (void)reload();
+    } else if (sig == SIGUSR1) {
+      // logrotate's postrotate (config/ramjet.logrotate): reopen, reload nothing.
+      reopen_logs(access_log, audit_log.get());
     }
   }
   waiter.join();
+  watchdog.reset();
   admin.stop();
   if (metrics) metrics->stop();
   if (dp) dp->stop();

@@ -521,7 +521,7 @@ void Server::drain() {
 
 template <typename T>
 std::vector<T> Server::on_each_worker(std::function<T(WorkerContext&)> fn,
-                                      std::chrono::milliseconds timeout) {
+                                      std::chrono::milliseconds timeout, bool* all_answered) {
   // Shared with the posted closures, which may run after this call gave up on them.
   struct Pending {
     std::mutex mu;
@@ -546,8 +546,15 @@ std::vector<T> Server::on_each_worker(std::function<T(WorkerContext&)> fn,
     });
   }
   std::unique_lock lock(p->mu);
-  p->cv.wait_for(lock, timeout, [&] { return p->left == 0; });
+  const bool answered = p->cv.wait_for(lock, timeout, [&] { return p->left == 0; });
+  if (all_answered != nullptr) *all_answered = answered;
   return std::move(p->results);
+}
+
+bool Server::workers_answer(std::chrono::milliseconds timeout) {
+  bool answered = false;
+  on_each_worker<bool>([](WorkerContext&) { return true; }, timeout, &answered);
+  return answered;
 }
 
 std::vector<admin::EngineConnection> Server::connections(std::chrono::milliseconds timeout) {

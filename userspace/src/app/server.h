@@ -82,6 +82,10 @@ class Server {
   // thread; a worker that has not answered within `timeout` is left out.
   std::vector<admin::EngineConnection> connections(
       std::chrono::milliseconds timeout = std::chrono::milliseconds(1000));
+  // Thread-safe. The heartbeat behind systemd's watchdog: true when every running worker's
+  // loop ran a posted task within `timeout` (a worker stuck in a hook or a busy loop does
+  // not).
+  bool workers_answer(std::chrono::milliseconds timeout);
   // Thread-safe. Force-closes (CloseReason::kKilled) the connections `match`
   // selects, on their workers; returns how many.
   std::size_t kill(const std::function<bool(const admin::EngineConnection&)>& match,
@@ -91,8 +95,10 @@ class Server {
   struct WorkerSlot;
   // Runs `fn` on every running worker's thread and returns what each returned.
   template <typename T>
+  // `all_answered`, when given, tells whether every running worker answered in time.
   std::vector<T> on_each_worker(std::function<T(proxy::WorkerContext&)> fn,
-                                std::chrono::milliseconds timeout);
+                                std::chrono::milliseconds timeout,
+                                bool* all_answered = nullptr);
   void worker_thread(unsigned index);
   Result<void> set_up_tun_handoff();
 
