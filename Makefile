@@ -19,7 +19,7 @@ CONFIG ?= config/ramjet.yaml
 # Debian packages the build, the tests and the benchmarks use.
 DEB_PACKAGES := g++ cmake ninja-build pkg-config clang llvm libclang-rt-14-dev \
   liburing-dev libc-ares-dev libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev \
-  libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libcrypt-dev help2man systemd logrotate man-db \
+  libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libcrypt-dev help2man systemd logrotate man-db libdw-dev \
   libbpf-dev bpftool libelf-dev zlib1g-dev \
   nodejs socat iperf3 curl python3 python3-prometheus-client procps iproute2 openssl \
   python3-scapy ethtool nftables tmux iputils-ping \

@@ -15,19 +15,21 @@ import type { TestContext } from 'node:test';
 import { addFailureReporter, connect, type DaemonHandle, defer, makeTempDir, ManagedProcess, startDaemon, startEchoServer, tcpEndpoint, test, waitFor } from '../lib/index.ts';
 
 const LISTENER = String.raw`
-import json, socket, sys
+import json, socket, sys, time
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(sys.argv[1])
 print('LISTENING', flush=True)
 while True:
     data = s.recv(65536)
-    print(json.dumps(data.decode()), flush=True)
+    print(json.dumps([time.monotonic(), data.decode()]), flush=True)
 `;
 
 /** The notify socket: every message received so far, in order. */
 interface NotifySocket {
   path: string;
   messages(): string[];
+  /** When each message arrived (seconds, monotonic). */
+  times(): number[];
   waitFor(pattern: RegExp, after?: number, timeoutMs?: number): Promise<number>;
 }
 
@@ -40,15 +42,17 @@ async function notifySocket(t: TestContext): Promise<NotifySocket> {
   });
   addFailureReporter(t, 'notify socket messages', () => proc.output());
   await proc.waitForOutput(/^LISTENING$/m);
-  const messages = (): string[] =>
+  const received = (): Array<[number, string]> =>
     proc
       .stdout()
       .split('\n')
-      .filter((l) => l.startsWith('"'))
-      .map((l) => JSON.parse(l) as string);
+      .filter((l) => l.startsWith('['))
+      .map((l) => JSON.parse(l) as [number, string]);
+  const messages = (): string[] => received().map(([, m]) => m);
   return {
     path,
     messages,
+    times: () => received().map(([at]) => at),
     /** Index of the first message from `after` on that matches. */
     waitFor: (pattern, after = 0, timeoutMs = 10_000) =>
       waitFor(
@@ -62,10 +66,17 @@ async function notifySocket(t: TestContext): Promise<NotifySocket> {
 }
 
 /** ramjetd relaying one tcp endpoint to an echo server, told to notify `sock`. */
-async function startNotifyingDaemon(t: TestContext, sock: NotifySocket, env: Record<string, string> = {}, workers = 1): Promise<DaemonHandle> {
+async function startNotifyingDaemon(
+  t: TestContext,
+  sock: NotifySocket,
+  env: Record<string, string> = {},
+  workers = 1,
+  more: { binary?: string; app?: Record<string, unknown> } = {},
+): Promise<DaemonHandle> {
   const echo = await startEchoServer(t);
   return startDaemon(t, {
-    config: { egress: { allow_private: ['127.0.0.0/8'] }, server: { workers }, endpoints: [tcpEndpoint('web', echo.address)] },
+    binary: more.binary,
+    config: { egress: { allow_private: ['127.0.0.0/8'] }, server: { workers }, endpoints: [tcpEndpoint('web', echo.address)], app: more.app },
     env: { NOTIFY_SOCKET: sock.path, ...env },
   });
 }
@@ -131,4 +142,31 @@ test('SIGUSR1 reopens the access log after logrotate moved it, and reloads nothi
   second.destroy();
   await daemon.waitForAccessLog(() => true);
   assert.deepEqual(sock.messages().slice(ready + 1), [], 'SIGUSR1 is not a reload');
+});
+
+test('a worker stuck in a hook withholds the watchdog pings until it returns', async (t) => {
+  const sock = await notifySocket(t);
+  const daemon = await startNotifyingDaemon(t, sock, { WATCHDOG_USEC: '400000' }, 2, {
+    binary: 'example-debug-faults',
+    app: { fault: 'hang', hang_ms: 2000 },
+  });
+  const ready = await sock.waitFor(/^READY=1$/m);
+  await sock.waitFor(/^WATCHDOG=1$/m, ready + 1);
+  const client = await connect(t, daemon.endpoint('web'));
+  await daemon.process.waitForOutput(/flow \d+: debug fault hang/);
+  const stuckFrom = sock.messages().length;
+  // Pings resume once the hook returns (2 s); the connection then relays.
+  await new Promise((r) => setTimeout(r, 2_600));
+  assert.equal((await client.roundTrip('unstuck')).toString(), 'unstuck');
+  const times = sock.times().slice(stuckFrom);
+  const pings = sock.messages().slice(stuckFrom);
+  assert.ok(pings.every((m) => m === 'WATCHDOG=1'), JSON.stringify(pings));
+  assert.ok(pings.length >= 1, 'no ping after the worker came back');
+  // The longest silence covers most of the hang (pings are 200 ms apart otherwise).
+  const gaps = times.slice(1).map((at, i) => at - times[i]!);
+  const before = sock.times()[stuckFrom - 1]!;
+  const longest = Math.max(times[0]! - before, ...gaps);
+  assert.ok(longest >= 1.5, `longest silence ${longest.toFixed(2)} s during a 2 s hang`);
+  assert.match(daemon.process.output(), /a worker did not answer its heartbeat/);
+  assert.match(daemon.process.output(), /every worker answers its heartbeat again/);
 });

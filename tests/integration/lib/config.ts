@@ -14,6 +14,7 @@ export interface ServerConfig {
   admin_socket?: string;
   /** Filled in by startDaemon. */
   ready_file?: string;
+  crash_dir?: string;
   [key: string]: unknown;
 }
 

@@ -185,6 +185,8 @@ const CRASH_SIGNALS = new Set<string>(['SIGSEGV', 'SIGABRT', 'SIGBUS', 'SIGILL',
 export class DaemonHandle {
   /** True once the test observed the exit through waitExit()/stop(). */
   private exitObserved = false;
+  /** True once the test observed a crash it caused on purpose (waitCrash). */
+  private crashExpected = false;
 
   constructor(
     readonly process: ManagedProcess,
@@ -359,6 +361,14 @@ export class DaemonHandle {
     return status;
   }
 
+  /** Waits for the daemon to die by a signal, as a test that crashes it on purpose expects; teardown then accepts the crash. */
+  async waitCrash(timeoutMs = 20_000): Promise<ExitStatus> {
+    const status = await this.waitExit(timeoutMs);
+    if (status.signal === null || !CRASH_SIGNALS.has(status.signal)) throw new Error(`expected a crash; the daemon ${describeExit(status)}`);
+    this.crashExpected = true;
+    return status;
+  }
+
   /** SIGTERM and wait (SIGKILL after `graceMs`). */
   async stop(graceMs = 5_000): Promise<ExitStatus & { killed: boolean }> {
     const status = await this.process.terminate(graceMs);
@@ -371,7 +381,7 @@ export class DaemonHandle {
     if (this.process.exited) {
       const status = this.process.exitStatus!;
       if (!this.exitObserved) throw new Error(`daemon exited on its own during the test (${describeExit(status)})`);
-      if (status.signal !== null && CRASH_SIGNALS.has(status.signal)) throw new Error(`daemon crashed (${describeExit(status)})`);
+      if (status.signal !== null && CRASH_SIGNALS.has(status.signal) && !this.crashExpected) throw new Error(`daemon crashed (${describeExit(status)})`);
       return;
     }
     const status = await this.process.terminate(5_000);
@@ -421,6 +431,8 @@ export function testConfig(config: RamjetConfig, dir: string): RamjetConfig {
       drain_timeout: '1s',
       admin_socket: join(dir, 'admin.sock'),
       ready_file: join(dir, 'ready.json'),
+      // Never the host's /var/lib/ramjet/crash.
+      crash_dir: join(dir, 'crash'),
     },
     logging: { access_log: 'json', access_log_path: join(dir, 'access.log') },
     // Port 0: parallel tests never collide; the ready file names the port.

@@ -450,7 +450,7 @@ INSTANTIATE_TEST_SUITE_P(
     testing::Values(
         BadCase{"bad_unknown_key.yaml", false,
                 "bad.yaml:3:3: server.wrokers: unknown key (expected one of: workers, "
-                "drain_timeout, admin_socket, ready_file, max_connections)"},
+                "drain_timeout, admin_socket, ready_file, max_connections, crash_dir)"},
         BadCase{"bad_listen_name.yaml", false,
                 "bad.yaml:5:13: endpoints[0].listen: invalid socket address \"localhost:80\" "
                 "(expected ip:port or [ipv6]:port)"},

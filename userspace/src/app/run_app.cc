@@ -22,12 +22,14 @@
 #include <iostream>
 #include <optional>
 #include <nlohmann/json.hpp>
+#include <iterator>
 #include <thread>
 
 #include "admin/admin_server.h"
 #include "admin/metrics_server.h"
 #include "admin/socket_path.h"
 #include "app/admin_routes.h"
+#include "app/crash_report.h"
 #include "app/instance_lock.h"
 #include "app/runtime_policy.h"
 #include "app/server.h"
@@ -40,14 +42,29 @@
 #include "runtime/worker.h"
 #include "telemetry/access_log.h"
 #include "telemetry/audit_log.h"
+#include "tls/boringssl.h"  // before openssl/sha.h: refuses OpenSSL 3
 #include "tls/endpoint_table.h"
 #include "telemetry/engine_metrics.h"
 #include "telemetry/hook_trace.h"
 #include "telemetry/metrics.h"
 
+#include <openssl/sha.h>
+
 namespace ramjet::engine {
 
 namespace {
+
+// Hex SHA-256 of a file's bytes ("" when it cannot be read): the crash report's config hash.
+std::string file_sha256_hex(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "";
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::uint8_t digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size(), digest);
+  std::string hex;
+  for (std::uint8_t b : digest) hex += fmt::format("{:02x}", b);
+  return hex;
+}
 
 // CLOCK_MONOTONIC in microseconds, as systemd's RELOADING=1 wants it (MONOTONIC_USEC).
 std::uint64_t monotonic_usec() {
@@ -172,6 +189,9 @@ Result<Claim> claim_instance(const config::Config& cfg, const std::string& confi
 }  // namespace
 
 int run_app(const AppDescriptor& app, int argc, char** argv) {
+  // The crash reporter is this binary re-executed (app/crash_report.h).
+  if (argc >= 2 && argv[1] == app::crash::kReporterFlag)
+    return app::crash::reporter_main(argc - 2, argv + 2);
   // The app's schema, with the checks that need the layers above config: a TLS file that
   // does not load, or a connect-udp template that does not parse, is a config error at its key.
   config::AppSchema schema = app.schema;
@@ -238,6 +258,17 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
     spdlog::error("{}", r.error().message);
     return kExitRuntime;
   }
+  // Before any other thread exists (it forks the reporter).
+  {
+    std::error_code ec;
+    const auto absolute = std::filesystem::absolute(config_path, ec);
+    app::crash::Identity identity{app.name + " " + app.version,
+                                  ec ? config_path : absolute.string(),
+                                  file_sha256_hex(config_path)};
+    if (auto r = app::crash::install(cfg.server.crash_dir, identity); !r.ok())
+      spdlog::warn("{}", r.error().message);
+  }
+
   // Before any listener or pin is touched: a second daemon must leave the first alone.
   auto claimed = claim_instance(cfg, config_path);
   if (!claimed.ok()) {
@@ -420,6 +451,7 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
   std::atomic<bool> finished{false};
   pthread_t main_thread = pthread_self();
   std::thread waiter([&] {
+    ::pthread_setname_np(::pthread_self(), "waiter");
     runtime::run_guarded("waiter", [&] { server.wait(); });
     finished = true;
     pthread_kill(main_thread, SIGUSR2);

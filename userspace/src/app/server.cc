@@ -15,6 +15,7 @@
 #include <mutex>
 #include <optional>
 
+#include "app/crash_report.h"
 #include "datapath/datapath.h"
 #include "dns/resolver.h"
 #include "http/auth/proxy_auth.h"
@@ -281,6 +282,7 @@ struct Server::WorkerSlot {
   std::atomic<WorkerContext*> context{nullptr};
   runtime::Event drain_requested;
   std::unique_ptr<dns::Resolver> resolver;  // moved into the worker's context
+  telemetry::FlowBoard flow_board;          // its flow ids, for crash reports
 };
 
 Server::Server(const config::Config& config, engine::HookSet& hooks,
@@ -687,9 +689,12 @@ void Server::worker_thread(unsigned index) {
   }
   slot.worker.spawn(worker_main(wc, slot.drain_requested, fds, tun_fds, udp_sessions_.get(),
                                 config_.server.drain_timeout));
+  wc.flow_board = &slot.flow_board;
+  crash::watch_worker(index, &slot.flow_board);
   slot.context.store(&wc, std::memory_order_release);
   slot.worker.run();
   slot.context.store(nullptr, std::memory_order_release);
+  crash::unwatch_worker(index);
 }
 
 }  // namespace ramjet::app

@@ -46,6 +46,7 @@ class Session {
     counters_.add(telemetry::Counter::connections_active, -1);
     counters_.add(telemetry::Counter::connections_closed);
     wc_.sessions.erase(this);
+    if (wc_.flow_board != nullptr && view_.info != nullptr) wc_.flow_board->remove(board_slot_);
     if (wc_.draining && wc_.sessions.empty()) wc_.sessions_empty.set();
   }
   Session(const Session&) = delete;
@@ -66,7 +67,11 @@ class Session {
     const std::unique_ptr<Relay>* relay = nullptr;
     const runtime::Clock::time_point* started = nullptr;
   };
-  void bind_view(View v) { view_ = v; }
+  // Also puts the flow id on the worker's FlowBoard (the crash report's list).
+  void bind_view(View v) {
+    view_ = v;
+    if (wc_.flow_board != nullptr) board_slot_ = wc_.flow_board->add(v.info->id);
+  }
   void set_state(SessionState s) { state_ = s; }
 
   // The close epilogue every on-ramp shares: TCP_INFO into `stats`, closing the
@@ -104,6 +109,7 @@ class Session {
 
  private:
   View view_;
+  std::uint32_t board_slot_ = telemetry::FlowBoard::kNoSlot;
   SessionState state_ = SessionState::kAccepted;
 };
 

@@ -13,6 +13,7 @@
 #include "ramjet/config/config.h"
 #include "ramjet/engine/hook_set.h"
 #include "runtime/worker.h"
+#include "telemetry/flow_board.h"
 #include "telemetry/stats.h"
 
 namespace ramjet::dns {
@@ -74,6 +75,8 @@ struct WorkerContext {
   // Where each endpoint's listener is bound (by endpoint name; `listen` with its port 0
   // replaced by the port the kernel chose): a transparent endpoint refuses to relay to it.
   const std::map<std::string, SocketAddress>* bound = nullptr;
+  // The flow ids of `sessions`, readable by the crash report; null in unit tests.
+  telemetry::FlowBoard* flow_board = nullptr;
 };
 
 }  // namespace ramjet::proxy

@@ -1,5 +1,7 @@
 #include "runtime/thread.h"
 
+#include <pthread.h>
+
 #include <spdlog/spdlog.h>
 
 #include <exception>
@@ -56,6 +58,8 @@ Result<std::thread> start_worker_thread(Worker& worker, std::string name,
   auto opened = std::make_shared<std::promise<Result<void>>>();
   auto ready = opened->get_future();
   std::thread t([&worker, opened, name = std::move(name), body = std::move(body)] {
+    // Named for top -H, gdb and crash reports (the kernel keeps 15 characters).
+    ::pthread_setname_np(::pthread_self(), name.substr(0, 15).c_str());
     Result<void> r = worker.open();
     bool ok = r.ok();
     opened->set_value(std::move(r));

@@ -66,6 +66,7 @@ struct ServerSettings {
   std::string admin_socket{kDefaultAdminSocket};
   std::string ready_file;
   unsigned max_connections = 0;
+  std::string crash_dir{"/var/lib/ramjet/crash"};
 
   static void describe(settings::Fields<ServerSettings>& f) {
     f("workers", &ServerSettings::workers,
@@ -83,6 +84,11 @@ struct ServerSettings {
     f("max_connections", &ServerSettings::max_connections,
       "Open downstream connections allowed for the whole daemon (all workers together); "
       "connections beyond it are closed at once and counted. 0 = unlimited.");
+    f("crash_dir", &ServerSettings::crash_dir,
+      "Where a crash (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT) writes its report: signal, "
+      "version, config hash, each worker's flow ids and every thread's symbolized stack. "
+      "The report also goes to the log. Created if missing; \"\" or an unwritable "
+      "directory = the log only.");
   }
 };
 
