@@ -1,6 +1,7 @@
-// Untrusted bytes of a connect-udp exchange over HTTP/1.1: a request head classified against
-// the default template, then the client's capsule stream read by ConnectUdpReader whole and
-// in pieces the input chooses. Beyond ASan: a tunnel verdict names a host and a port in
+// Untrusted bytes of a connect-udp exchange: a request head classified against the default
+// template, as HTTP/1.1 and (its target, Host and fields as an extended CONNECT's :path,
+// :authority and fields) as HTTP/2, then the client's capsule stream read by ConnectUdpReader whole
+// and in pieces the input chooses. Beyond ASan: a tunnel verdict names a host and a port in
 // 1..65535; the payloads, the skip counts and the verdict do not depend on how the stream
 // was cut; no payload is longer than a UDP payload can be.
 //
@@ -19,8 +20,42 @@ namespace {
 
 using namespace ramjet::http;
 
+const MasqueTemplate& tmpl_for_fuzz() {
+  static const MasqueTemplate tmpl = *parse_masque_template(kDefaultMasqueUdpTemplate).value;
+  return tmpl;
+}
+
 void check(bool ok) {
   if (!ok) __builtin_trap();
+}
+
+void check_verdict(const ConnectUdpRequest& r) {
+  if (r.verdict == ConnectUdpVerdict::kTunnel) {
+    check(r.target.ok && !r.target.target_host.empty() && r.target.target_port != 0);
+    check(!r.path.empty() && r.path.front() == '/');
+  }
+  if (r.verdict == ConnectUdpVerdict::kMalformed) check(!r.reason.empty());
+}
+
+// The head as nghttp2 would hand over an extended CONNECT with the same parts; `seed`
+// picks the scheme and whether the connection is TLS.
+ConnectUdpRequest classify_as_h2(const h1::Head& head, std::uint8_t seed) {
+  h2::RequestHead h;
+  h.method = "CONNECT";
+  h.protocol = (seed & 4) != 0 ? std::string(head.method) : "connect-udp";
+  h.scheme = (seed & 2) != 0 ? "http" : "https";
+  h.path = std::string(head.target);
+  for (const auto& f : head.fields) {
+    std::string name(f.name);
+    for (char& c : name)
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+    if (name == "host")
+      h.authority = std::string(f.value);
+    else
+      h.fields.push_back({std::move(name), std::string(f.value)});
+  }
+  h.end_stream = (seed & 8) != 0;
+  return classify_connect_udp_request(h, tmpl_for_fuzz(), (seed & 1) != 0);
 }
 
 struct Outcome {
@@ -84,17 +119,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::size_t blank = text.find("\r\n\r\n");
   const std::size_t head_end = blank == std::string_view::npos ? text.size() : blank + 4;
 
-  static const MasqueTemplate tmpl = *parse_masque_template(kDefaultMasqueUdpTemplate).value;
   const std::string head_text(text.substr(0, head_end));
   h1::HeadParser parser(h1::MessageKind::kRequest);
   h1::Head head;
   if (parser.parse(head_text, head).status == h1::ParseStatus::kDone) {
-    const ConnectUdpRequest r = classify_connect_udp_request(head, tmpl);
-    if (r.verdict == ConnectUdpVerdict::kTunnel) {
-      check(r.target.ok && !r.target.target_host.empty() && r.target.target_port != 0);
-      check(!r.path.empty() && r.path.front() == '/');
-    }
-    if (r.verdict == ConnectUdpVerdict::kMalformed) check(!r.reason.empty());
+    check_verdict(classify_connect_udp_request(head, tmpl_for_fuzz()));
+    check_verdict(classify_as_h2(head, seed));
   }
 
   const auto* stream = data + 1 + head_end;

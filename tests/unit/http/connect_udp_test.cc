@@ -140,6 +140,100 @@ TEST(ConnectUdpRequest, TheAnswerIsA101WithoutFraming) {
             "Capsule-Protocol: ?1\r\nX-A: 1\r\n\r\n");
 }
 
+// --- HTTP/2: extended CONNECT (RFC 9298 3.4, RFC 8441) ---
+
+h2::RequestHead h2_request(std::string path = "/.well-known/masque/udp/192.0.2.6/443/") {
+  h2::RequestHead h;
+  h.method = "CONNECT";
+  h.protocol = "connect-udp";
+  h.scheme = "https";
+  h.authority = "proxy.test";
+  h.path = std::move(path);
+  h.fields = {{"capsule-protocol", "?1"}};
+  return h;
+}
+
+TEST(ConnectUdpRequestH2, AnExtendedConnectNamesTheTarget) {
+  auto r = classify_connect_udp_request(h2_request(), tmpl(), /*tls=*/true);
+  ASSERT_EQ(r.verdict, ConnectUdpVerdict::kTunnel) << r.reason;
+  EXPECT_EQ(r.target.target_host, "192.0.2.6");
+  EXPECT_EQ(r.target.target_port, 443);
+  EXPECT_EQ(r.path, "/.well-known/masque/udp/192.0.2.6/443/");
+  // h2c may say http.
+  h2::RequestHead h = h2_request("/.well-known/masque/udp/2001%3Adb8%3A%3A42/53/");
+  h.scheme = "http";
+  r = classify_connect_udp_request(h, tmpl(), /*tls=*/false);
+  ASSERT_EQ(r.verdict, ConnectUdpVerdict::kTunnel) << r.reason;
+  EXPECT_EQ(r.target.target_host, "2001:db8::42");
+  EXPECT_EQ(r.target.target_port, 53);
+}
+
+TEST(ConnectUdpRequestH2, OtherProtocolsAndMethodsAreNotTunnels) {
+  h2::RequestHead h = h2_request();
+  h.protocol = "websocket";
+  EXPECT_EQ(classify_connect_udp_request(h, tmpl(), true).verdict,
+            ConnectUdpVerdict::kNotConnectUdp);
+  h = h2_request();
+  h.protocol.clear();
+  EXPECT_EQ(classify_connect_udp_request(h, tmpl(), true).verdict,
+            ConnectUdpVerdict::kNotConnectUdp);
+  h = h2_request();
+  h.method = "GET";
+  EXPECT_EQ(classify_connect_udp_request(h, tmpl(), true).verdict,
+            ConnectUdpVerdict::kNotConnectUdp);
+}
+
+TEST(ConnectUdpRequestH2, MalformedRequestsSayWhy) {
+  struct Case {
+    const char* what;
+    h2::RequestHead head;
+    bool tls;
+    std::string_view reason;
+  };
+  std::vector<Case> cases;
+  auto with = [](auto change) {
+    h2::RequestHead h = h2_request();
+    change(h);
+    return h;
+  };
+  cases.push_back(
+      {"http over TLS", with([](auto& h) { h.scheme = "http"; }), true, ":scheme https"});
+  cases.push_back({"ftp on h2c", with([](auto& h) { h.scheme = "ftp"; }), false, ":scheme"});
+  cases.push_back(
+      {"no :authority", with([](auto& h) { h.authority.clear(); }), true, ":authority"});
+  cases.push_back(
+      {"no capsule-protocol", with([](auto& h) { h.fields.clear(); }), true, "capsule-protocol"});
+  cases.push_back({"capsule-protocol ?0", with([](auto& h) {
+                     h.fields = {{"capsule-protocol", "?0"}};
+                   }),
+                   true, "capsule-protocol"});
+  cases.push_back({"two capsule-protocol fields", with([](auto& h) {
+                     h.fields.push_back({"capsule-protocol", "?1"});
+                   }),
+                   true, "capsule-protocol"});
+  cases.push_back({"END_STREAM on the head", with([](auto& h) { h.end_stream = true; }), true,
+                   "ends its stream"});
+  cases.push_back({"another path", h2_request("/masque/192.0.2.6/443/"), true, "path_mismatch"});
+  cases.push_back(
+      {"port 0", h2_request("/.well-known/masque/udp/192.0.2.6/0/"), true, "bad_target_port"});
+  for (const auto& c : cases) {
+    const auto r = classify_connect_udp_request(c.head, tmpl(), c.tls);
+    EXPECT_EQ(r.verdict, ConnectUdpVerdict::kMalformed) << c.what;
+    EXPECT_NE(r.reason.find(c.reason), std::string::npos) << c.what << ": " << r.reason;
+  }
+}
+
+TEST(ConnectUdpRequestH2, AnAbsoluteTemplateChecksTheAuthority) {
+  const MasqueTemplate t = tmpl("https://masque.test:4443/udp/{target_host}/{target_port}");
+  h2::RequestHead h = h2_request("/udp/192.0.2.6/53");
+  h.authority = "MASQUE.test:4443";
+  EXPECT_EQ(classify_connect_udp_request(h, t, true).verdict, ConnectUdpVerdict::kTunnel);
+  h.authority = "other.test";
+  const auto r = classify_connect_udp_request(h, t, true);
+  EXPECT_EQ(r.verdict, ConnectUdpVerdict::kMalformed);
+  EXPECT_NE(r.reason.find("another authority"), std::string::npos) << r.reason;
+}
+
 // --- The capsule stream ---
 
 std::string datagram(std::uint64_t context, std::string_view payload) {

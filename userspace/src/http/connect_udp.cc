@@ -15,17 +15,32 @@ std::string_view trim(std::string_view s) {
 }
 
 // Capsule-Protocol is a Structured Field Item, a Boolean (RFC 9297 3.4): "?1", maybe with
-// parameters, which no version defines yet and a receiver ignores.
+// parameters, which no version defines yet and a receiver ignores. `lines`: how many
+// times the field came; a second line would make it a list, which this field is not.
+bool capsule_protocol_on(std::string_view value, std::size_t lines) {
+  if (lines != 1) return false;
+  std::string_view v = trim(value);
+  return trim(v.substr(0, v.find(';'))) == "?1";
+}
+
 bool capsule_protocol_on(const h1::Head& head) {
   const h1::Field* f = h1::find_field(head, "capsule-protocol");
   if (f == nullptr) return false;
-  // A second line would make it a list, which this field is not.
   std::size_t lines = 0;
   for (const auto& field : head.fields)
     if (h1::iequals(field.name, "capsule-protocol")) ++lines;
-  if (lines != 1) return false;
-  std::string_view v = trim(f->value);
-  return trim(v.substr(0, v.find(';'))) == "?1";
+  return capsule_protocol_on(f->value, lines);
+}
+
+bool capsule_protocol_on(const h2::RequestHead& head) {
+  std::string_view value;
+  std::size_t lines = 0;
+  for (const auto& f : head.fields) {
+    if (f.name != "capsule-protocol") continue;  // HTTP/2 field names are lowercase
+    value = f.value;
+    ++lines;
+  }
+  return capsule_protocol_on(value, lines);
 }
 
 // "https://authority/path?query" -> authority and path ("/" when empty); nullopt when the
@@ -51,6 +66,23 @@ ConnectUdpRequest malformed(std::string reason) {
   ConnectUdpRequest r;
   r.verdict = ConnectUdpVerdict::kMalformed;
   r.reason = std::move(reason);
+  return r;
+}
+
+// The checks both versions share once the request's authority and path are known.
+ConnectUdpRequest match_target(std::string_view authority, std::string path,
+                               const MasqueTemplate& tmpl) {
+  if (!tmpl.authority().empty() && !h1::iequals(authority, tmpl.authority()))
+    return malformed("connect-udp request for another authority than the template's (" +
+                     tmpl.authority() + ")");
+  ConnectUdpRequest r;
+  r.target = tmpl.match(path);
+  if (!r.target.ok) {
+    return malformed("the path does not name a UDP target by the template " + tmpl.text() + ": " +
+                     std::string(to_string(r.target.error)));
+  }
+  r.verdict = ConnectUdpVerdict::kTunnel;
+  r.path = std::move(path);
   return r;
 }
 
@@ -82,19 +114,24 @@ ConnectUdpRequest classify_connect_udp_request(const h1::Head& head, const Masqu
   } else {
     return malformed("connect-udp targets are a path or an http(s) URI");
   }
-  if (!tmpl.authority().empty() && !h1::iequals(authority, tmpl.authority()))
-    return malformed("connect-udp request for another authority than the template's (" +
-                     tmpl.authority() + ")");
+  return match_target(authority, std::move(path), tmpl);
+}
 
-  ConnectUdpRequest r;
-  r.target = tmpl.match(path);
-  if (!r.target.ok) {
-    return malformed("the path does not name a UDP target by the template " + tmpl.text() + ": " +
-                     std::string(to_string(r.target.error)));
-  }
-  r.verdict = ConnectUdpVerdict::kTunnel;
-  r.path = std::move(path);
-  return r;
+ConnectUdpRequest classify_connect_udp_request(const h2::RequestHead& head,
+                                               const MasqueTemplate& tmpl, bool tls) {
+  if (head.method != "CONNECT" || head.protocol != kConnectUdpUpgradeToken) return {};
+  // RFC 9298 3.4 and RFC 8441 4.
+  if (head.scheme != "https" && (tls || head.scheme != "http"))
+    return malformed(tls ? "connect-udp requests over TLS use :scheme https"
+                         : "connect-udp requests use :scheme https or http");
+  if (head.path.empty() || head.path.front() != '/')
+    return malformed("connect-udp requests need a :path");
+  if (head.authority.empty()) return malformed("connect-udp requests need an :authority");
+  if (!capsule_protocol_on(head))
+    return malformed("connect-udp requests need one capsule-protocol: ?1 field");
+  if (head.end_stream)
+    return malformed("a connect-udp request that ends its stream leaves no room for capsules");
+  return match_target(head.authority, head.path, tmpl);
 }
 
 std::string connect_udp_switching_protocols(std::string_view extra_fields) {

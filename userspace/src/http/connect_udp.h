@@ -12,6 +12,11 @@
 //   Capsule-Protocol: ?1
 // with no body. Only "connect-udp" in Upgrade makes a request one: anything else is served
 // as before. A request that asks for connect-udp but breaks a rule is malformed (400).
+//
+// On HTTP/2 (RFC 9298 3.4, 3.5 over RFC 8441 extended CONNECT) it is one stream:
+//   :method CONNECT, :protocol connect-udp, :scheme https (http on h2c),
+//   :path <matching the template>, :authority <the proxy>, capsule-protocol: ?1
+// answered 200 (any 2xx), then capsules in DATA frames both ways.
 #pragma once
 
 #include <cstddef>
@@ -22,6 +27,7 @@
 
 #include "http/capsule.h"
 #include "http/h1/parser.h"
+#include "http/h2/message.h"
 #include "http/masque_template.h"
 
 namespace ramjet::http {
@@ -52,6 +58,12 @@ struct ConnectUdpRequest {
 // must be the template's.
 [[nodiscard]] ConnectUdpRequest classify_connect_udp_request(const h1::Head& head,
                                                              const MasqueTemplate& tmpl);
+
+// Classifies an HTTP/2 request head (nghttp2 validated its pseudo-header fields): only
+// :protocol connect-udp makes it a tunnel request. `tls`: the connection is TLS (h2), where
+// :scheme must be https; on h2c it may be http too.
+[[nodiscard]] ConnectUdpRequest classify_connect_udp_request(const h2::RequestHead& head,
+                                                             const MasqueTemplate& tmpl, bool tls);
 
 // The 101 that opens a tunnel (RFC 9298 3.3): no Content-Length nor Transfer-Encoding.
 // `extra_fields`: complete "Name: value\r\n" lines (from a hook) placed before the blank line.
