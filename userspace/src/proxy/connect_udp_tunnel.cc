@@ -65,13 +65,13 @@ bool append_queued_datagram(int fd, std::string& out, std::uint64_t& bytes) {
 }  // namespace
 
 ConnectUdpTunnel::ConnectUdpTunnel(runtime::Worker& w, FlowId flow, runtime::Stream& client,
-                                   int udp_fd, runtime::BufferRing& buffers,
-                                   telemetry::CounterRow& counters, ConnectionStats& stats,
-                                   std::chrono::milliseconds idle_timeout)
+                                   std::function<void()> stop_client, int udp_fd,
+                                   runtime::BufferRing& buffers, telemetry::CounterRow& counters,
+                                   ConnectionStats& stats, std::chrono::milliseconds idle_timeout)
     : worker_(w),
       flow_(flow),
       client_(client),
-      client_fd_(client.fd()),
+      stop_client_(std::move(stop_client)),
       udp_fd_(udp_fd),
       buffers_(buffers),
       counters_(counters),
@@ -80,6 +80,7 @@ ConnectUdpTunnel::ConnectUdpTunnel(runtime::Worker& w, FlowId flow, runtime::Str
 
 Task<void> ConnectUdpTunnel::run(std::string& early) {
   touch();
+  counters_.add(Counter::connect_udp_tunnels_active);
   runtime::JoinSet pumps;
   pumps.start(from_client(std::move(early)));
   early.clear();
@@ -89,6 +90,7 @@ Task<void> ConnectUdpTunnel::run(std::string& early) {
   co_await pumps.wait();
   end(std::nullopt);  // the watchdog too
   co_await timers.wait();
+  counters_.add(Counter::connect_udp_tunnels_active, -1);
 }
 
 void ConnectUdpTunnel::force_close(CloseReason why) {
@@ -99,8 +101,8 @@ void ConnectUdpTunnel::end(std::optional<CloseReason> why) {
   if (why && !reason_) reason_ = why;
   if (closing_) return;
   closing_ = true;
-  // The client's pending read or write ends with EOF or EPIPE; the UDP receive is cancelled.
-  ::shutdown(client_fd_, SHUT_RDWR);
+  // The client's pending read or write ends; the UDP receive is cancelled.
+  stop_client_();
   worker_.cancel_fd(udp_fd_);
   watchdog_slot_.cancel();
 }

@@ -1,5 +1,7 @@
-// ConnectUdpTunnel: a connect-udp tunnel (RFC 9298) over HTTP/1.1 once its 101 is out: the
-// client's capsule stream on one side, a connected UDP socket to the target on the other.
+// ConnectUdpTunnel: a connect-udp tunnel (RFC 9298) once it is open (HTTP/1.1: its 101 is
+// out; HTTP/2: its 200): the client's capsule stream on one side, a connected UDP socket to
+// the target on the other. The client side is a runtime::Stream: the HTTP/1.1 connection,
+// or an HTTP/2 stream (H2Session's, whose flow control is then the backpressure).
 //
 //   client bytes -> http::ConnectUdpReader -> one send() per DATAGRAM capsule of context 0
 //   (other capsule types and context IDs skipped and counted; a malformed stream ends the
@@ -9,13 +11,15 @@
 //
 // It ends when the client ends its stream (between capsules: a clean close), either side
 // fails, the stream is malformed, connect_udp.idle_timeout passes without a datagram either
-// way, or force_close. UDP sends never wait: what the kernel refuses is dropped and counted,
-// as the udp on-ramp does. The client side has backpressure: while a write to the client
-// waits, datagrams queue in the UDP socket (and the kernel drops what does not fit).
+// way, or force_close (either way the client side is stopped). UDP sends never wait: what the
+// kernel refuses is dropped and counted, as the udp on-ramp does. The client side has backpressure:
+// while a write to the client waits, datagrams queue in the UDP socket (and the kernel drops what
+// does not fit).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -31,11 +35,14 @@ namespace ramjet::proxy {
 
 class ConnectUdpTunnel {
  public:
-  // `udp_fd` is connected to the target and stays the caller's to close; `stats` receives
-  // the payload bytes as they pass (what GET /v1/connections shows).
-  ConnectUdpTunnel(runtime::Worker& w, FlowId flow, runtime::Stream& client, int udp_fd,
-                   runtime::BufferRing& buffers, telemetry::CounterRow& counters,
-                   ConnectionStats& stats, std::chrono::milliseconds idle_timeout);
+  // `stop_client` makes the client side's pending read and write return (an HTTP/1.1
+  // socket shut down, an HTTP/2 stream reset); `udp_fd` is connected to the target and
+  // stays the caller's to close; `stats` receives the payload bytes as they pass (what GET
+  // /v1/connections shows).
+  ConnectUdpTunnel(runtime::Worker& w, FlowId flow, runtime::Stream& client,
+                   std::function<void()> stop_client, int udp_fd, runtime::BufferRing& buffers,
+                   telemetry::CounterRow& counters, ConnectionStats& stats,
+                   std::chrono::milliseconds idle_timeout);
 
   // Runs until the tunnel ends. `early`: client bytes that arrived behind the request head
   // (the first capsules); taken (left empty) before the first suspension.
@@ -62,7 +69,7 @@ class ConnectUdpTunnel {
   runtime::Worker& worker_;
   FlowId flow_;
   runtime::Stream& client_;
-  int client_fd_;
+  std::function<void()> stop_client_;
   int udp_fd_;
   runtime::BufferRing& buffers_;
   telemetry::CounterRow& counters_;

@@ -146,13 +146,18 @@ Task<int> H2Session::upstream_recv(Exchange& x, std::string& buf) {
 }
 
 Task<bool> H2Session::send_to_client(Exchange& x, std::string_view data) {
-  if (x.closed) co_return false;
+  if (!x.closed) stats_.bytes_to_client += data.size();
+  static constexpr bool kNoStop = false;
+  co_return co_await queue_to_client(x, data, kNoStop);
+}
+
+Task<bool> H2Session::queue_to_client(Exchange& x, std::string_view data, const bool& stop) {
+  if (x.closed || stop) co_return false;
   if (data.empty()) co_return true;
   conn_.send_data(x.id, data);
-  stats_.bytes_to_client += data.size();
   kick();
-  while (!x.closed && conn_.buffered(x.id) > kHighWater) co_await x.window.wait();
-  co_return !x.closed;
+  while (!x.closed && !stop && conn_.buffered(x.id) > kHighWater) co_await x.window.wait();
+  co_return !x.closed && !stop;
 }
 
 Task<std::optional<H2Session::ProxyError>> H2Session::open_upstream(Exchange& x,
@@ -198,6 +203,9 @@ Task<void> H2Session::serve(Exchange& x) {
       answer(x, {400, "http_request_error", "CONNECT :authority must be host:port"});
     else
       co_await connect(x, std::move(req));
+  } else if (h.method == "CONNECT" && h.protocol == http::kConnectUdpUpgradeToken &&
+             ep_.connect_udp.enabled) {
+    co_await connect_udp(x, std::move(req));
   } else if (h.method == "CONNECT") {
     if (h.protocol != "websocket" || h.scheme != "http") {
       answer(x, {501, "http_request_error",
@@ -240,35 +248,44 @@ Task<void> H2Session::connect(Exchange& x, HttpRequestHead req) {
   // One audit record per connection: it names the first tunnel the connection opened.
   audit_.kind = telemetry::FlowKind::kConnect;
   if (wc_.audit_log != nullptr && audit_.target.empty()) audit_.target = req.target;
-  auto t0 = runtime::Clock::now();
-  ConnectDirective d = co_await wc_.hooks.http_connect_request(info_, req, ctx_.get());
-  bool deny = d.action == ConnectDirective::Action::kDeny;
-  trace_hook(info_, "http.handle_proxy_connect_request", deny ? "deny" : "allow",
-             deny ? d.reason : req.authority->to_string(), t0);
-  audit_.decisions.connect.decision = deny ? "deny" : "allow";
-  if (deny) {
-    audit_.decisions.connect.status = d.status;
-    audit_.decisions.connect.reason = d.reason;
-    answer(x, {d.status, "http_request_denied", d.reason});
-    co_return;
-  }
+  if (!co_await connect_allowed(x, req, req.authority->to_string())) co_return;
   if (auto err = co_await open_upstream(x, *req.authority, /*reuse=*/false)) {
     answer(x, *err);
     co_return;
   }
-  HttpResponseHead resp;
-  resp.status = 200;
-  t0 = runtime::Clock::now();
-  wc_.hooks.http_connect_response(info_, resp, ctx_.get());
-  trace_hook(
-      info_, "http.handle_proxy_connect_response", "continue",
-      [&] { return std::to_string(resp.headers.fields().size()) + " fields"; }, t0);
+  const HttpResponseHead resp = connect_response();
   std::vector<Field> fields;
   for (const auto& f : resp.headers.fields()) fields.push_back({f.name, f.value});
   if (x.closed || !conn_.submit_response(x.id, resp.status, fields, false)) co_return;
   kick();
   counters_.add(Counter::http_connect_tunnels);
   co_await tunnel(x, {});
+}
+
+Task<bool> H2Session::connect_allowed(Exchange& x, const HttpRequestHead& req,
+                                      const std::string& traced) {
+  auto t0 = runtime::Clock::now();
+  ConnectDirective d = co_await wc_.hooks.http_connect_request(info_, req, ctx_.get());
+  bool deny = d.action == ConnectDirective::Action::kDeny;
+  trace_hook(info_, "http.handle_proxy_connect_request", deny ? "deny" : "allow",
+             deny ? d.reason : traced, t0);
+  audit_.decisions.connect.decision = deny ? "deny" : "allow";
+  if (!deny) co_return true;
+  audit_.decisions.connect.status = d.status;
+  audit_.decisions.connect.reason = d.reason;
+  answer(x, {d.status, "http_request_denied", d.reason});
+  co_return false;
+}
+
+HttpResponseHead H2Session::connect_response() {
+  HttpResponseHead resp;
+  resp.status = 200;
+  auto t0 = runtime::Clock::now();
+  wc_.hooks.http_connect_response(info_, resp, ctx_.get());
+  trace_hook(
+      info_, "http.handle_proxy_connect_response", "continue",
+      [&] { return std::to_string(resp.headers.fields().size()) + " fields"; }, t0);
+  return resp;
 }
 
 Task<void> H2Session::tunnel(Exchange& x, std::string upstream_bytes) {

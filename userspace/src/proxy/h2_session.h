@@ -13,7 +13,10 @@
 //  - CONNECT (RFC 9113 8.5) opens one tunnel per stream; HTTP/2 flow control is the
 //    tunnel's backpressure in both directions;
 //  - extended CONNECT with :protocol websocket (RFC 8441) becomes an HTTP/1.1
-//    WebSocket upgrade to the upstream, then a tunnel.
+//    WebSocket upgrade to the upstream, then a tunnel;
+//  - extended CONNECT with :protocol connect-udp (RFC 9298, where connect_udp is enabled)
+//    opens a UDP tunnel (proxy/connect_udp_tunnel.h) with the stream as its client side
+//    (h2_connect_udp.cc).
 // Errors the proxy answers itself carry Proxy-Status (RFC 9209). Drain sends GOAWAY
 // with the last stream id; open streams run to their end.
 #pragma once
@@ -27,8 +30,10 @@
 #include <utility>
 #include <vector>
 
+#include "http/connect_udp.h"
 #include "http/h1/parser.h"
 #include "http/h2/server_connection.h"
+#include "http/masque_template.h"
 #include "proxy/session.h"
 #include "ramjet/hooks/http.h"
 #include "ramjet/task.h"
@@ -87,6 +92,8 @@ class H2Session final : public Session, private http::h2::ServerEvents {
     Wakeup input;                                // body, END_STREAM or close arrived
     Wakeup window;                               // response bytes left the buffer, or close
   };
+  // An exchange's stream as a runtime::Stream (h2_connect_udp.cc).
+  class ExchangeStream;
   struct ProxyError {
     int status;
     const char* type;  // RFC 9209 error type
@@ -126,6 +133,15 @@ class H2Session final : public Session, private http::h2::ServerEvents {
   Task<bool> response_hook(Exchange& x, const HttpRequestHead& req, HttpResponseHead& resp,
                            void* req_ctx, std::unique_ptr<BodyFilter>& filter);
   Task<void> connect(Exchange& x, HttpRequestHead req);
+  // HttpRequestHook::handle_proxy_connect_request, traced (as `traced` when allowed) and
+  // audited; false when denied (the denial is answered).
+  Task<bool> connect_allowed(Exchange& x, const HttpRequestHead& req, const std::string& traced);
+  // HttpRequestHook::handle_proxy_connect_response on a tunnel's 200, traced.
+  HttpResponseHead connect_response();
+  // h2_connect_udp.cc: an extended CONNECT with :protocol connect-udp, to the tunnel's end.
+  Task<void> connect_udp(Exchange& x, HttpRequestHead req);
+  // The endpoint's connect-udp template (parsed on first use; checked at config load).
+  const http::MasqueTemplate* udp_template();
   Task<void> websocket(Exchange& x, HttpRequestHead req);
   // Relays an established tunnel both ways until both directions end.
   Task<void> tunnel(Exchange& x, std::string upstream_bytes);
@@ -134,6 +150,8 @@ class H2Session final : public Session, private http::h2::ServerEvents {
   Task<bool> client_to_upstream(Exchange& x, bool chunked, BodyFilter* filter);
   // Queues response body bytes, waiting while the client's window keeps them buffered.
   Task<bool> send_to_client(Exchange& x, std::string_view data);
+  // As send_to_client, without counting the bytes in stats_; also false once `stop` is set.
+  Task<bool> queue_to_client(Exchange& x, std::string_view data, const bool& stop);
   // The egress decisions, then an upstream: x.h2_origin when the origin speaks HTTP/2
   // (only with `h2`), else x.upstream.
   // A pooled connection is probed for a close first only when `probe`.
@@ -173,6 +191,7 @@ class H2Session final : public Session, private http::h2::ServerEvents {
   runtime::Clock::time_point started_;
   std::unique_ptr<Relay> no_relay_;  // describe() reads one; HTTP/2 tunnels are per stream
   std::shared_ptr<const http::auth::Authenticator> auth_;
+  std::optional<http::MasqueTemplate> udp_template_;
 
   std::string received_;
   http::h2::ServerConnection conn_;

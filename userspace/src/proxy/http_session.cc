@@ -326,9 +326,9 @@ Task<HttpSession::Next> HttpSession::handle_connect_udp(http::ConnectUdpRequest&
   counters_.add(Counter::connect_udp_tunnels);
   if (closing_) co_return Next::kClose;  // killed or drained while the 101 went out
 
-  udp_tunnel_ =
-      std::make_unique<ConnectUdpTunnel>(wc_.worker, info_.id, *client_, upstream_fd_, *wc_.buffers,
-                                         counters_, stats_, ep_.connect_udp.idle_timeout);
+  udp_tunnel_ = std::make_unique<ConnectUdpTunnel>(
+      wc_.worker, info_.id, *client_, [fd = client_fd_] { ::shutdown(fd, SHUT_RDWR); },
+      upstream_fd_, *wc_.buffers, counters_, stats_, ep_.connect_udp.idle_timeout);
   set_state(SessionState::kRelaying);
   // Capsules the client sent right behind the head are the tunnel's first bytes.
   co_await udp_tunnel_->run(in_);
