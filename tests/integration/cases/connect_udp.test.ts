@@ -1,14 +1,16 @@
-// connect-udp (RFC 9298) over HTTP/1.1 on an http forward proxy (docs/masque.md): the
-// upgrade, DATAGRAM capsules both ways, the egress guard, malformed requests and capsule
-// streams, the idle timeout. The client is lib/connect_udp.ts (hand-written capsules: no
-// MASQUE client exists in Debian); the peers are the framework's DNS server and node dgram
-// echo servers.
+// connect-udp (RFC 9298) over HTTP/1.1 and HTTP/2 on an http forward proxy
+// (docs/masque.md): the upgrade or extended CONNECT, DATAGRAM capsules both ways, the egress
+// guard, malformed requests and capsule streams, the idle timeout. The client is
+// lib/connect_udp.ts (hand-written capsules: no MASQUE client exists in Debian; node's http2
+// for the HTTP/2 streams); the peers are the framework's DNS server and node dgram echo
+// servers.
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   assertProxyError,
+  connectH2,
   datagramCapsule,
   decodeMessage,
   encodeCapsule,
@@ -18,6 +20,9 @@ import {
   httpEndpoint,
   makeTempDir,
   openConnectUdp,
+  openConnectUdpH2,
+  parseProxyStatus,
+  waitFor,
   rawExchangeExpectingClose,
   runDaemonCommand,
   serverTls,
@@ -27,13 +32,18 @@ import {
   startHttpProxy,
   test,
   type Address,
+  type ConnectUdpH2Tunnel,
   type TestContext,
 } from '../lib/index.ts';
 
 const CONNECT_UDP = { connect_udp: { enabled: true } };
 
-/** A UDP server on 127.0.0.1 (or ::1) that sends every datagram back as it came. */
-async function startUdpEcho(t: TestContext, host = '127.0.0.1'): Promise<Address & { received: Buffer[] }> {
+/**
+ * A UDP server on 127.0.0.1 (or ::1) that sends every datagram back as it came. With
+ * `burst`, a datagram `burst N SIZE` is answered instead with N datagrams of SIZE bytes, the
+ * i-th filled with the byte i, all sent at once.
+ */
+async function startUdpEcho(t: TestContext, host = '127.0.0.1', burst = false): Promise<Address & { received: Buffer[] }> {
   const s = createSocket(host.includes(':') ? 'udp6' : 'udp4');
   await new Promise<void>((resolve, reject) => {
     s.once('error', reject);
@@ -43,10 +53,25 @@ async function startUdpEcho(t: TestContext, host = '127.0.0.1'): Promise<Address
   const received: Buffer[] = [];
   s.on('message', (data, rinfo) => {
     received.push(data);
-    s.send(data, rinfo.port, rinfo.address);
+    const command = burst ? /^burst (\d+) (\d+)$/.exec(data.toString('latin1')) : null;
+    if (command) {
+      for (let i = 0; i < Number(command[1]); i++) s.send(Buffer.alloc(Number(command[2]), i), rinfo.port, rinfo.address);
+    } else {
+      s.send(data, rinfo.port, rinfo.address);
+    }
   });
   return { host, port: s.address().port, received };
 }
+
+/** The hooks a connect-udp request runs, in order, on either version (between the connection's own). */
+const TUNNEL_HOOKS = [
+  'http.handle_proxy_connect_request',
+  'egress.handle_connection',
+  'egress.handle_upstream_ips',
+  'egress.udp_connect_override',
+  'egress.handle_connection_established',
+  'http.handle_proxy_connect_response',
+];
 
 function startUdpEcho6(t: TestContext): Promise<Address & { received: Buffer[] }> {
   return startUdpEcho(t, '::1');
@@ -91,16 +116,7 @@ test('a DNS query through a connect-udp tunnel gets its answer; 101 as RFC 9298 
   assert.equal(flows.length, 1);
   assert.deepEqual(
     flows[0]!.map((e) => e.hook),
-    [
-      'ingress.handle_connection',
-      'http.handle_proxy_connect_request',
-      'egress.handle_connection',
-      'egress.handle_upstream_ips',
-      'egress.udp_connect_override',
-      'egress.handle_connection_established',
-      'http.handle_proxy_connect_response',
-      'ingress.handle_connection_close',
-    ],
+    ['ingress.handle_connection', ...TUNNEL_HOOKS, 'ingress.handle_connection_close'],
   );
   const allow = flows[0]!.find((e) => e.hook === 'http.handle_proxy_connect_request')!;
   assert.equal(allow.decision, 'allow');
@@ -291,18 +307,25 @@ test('proxy authentication applies as for CONNECT: 407 without credentials, a tu
   assert.equal((await allowed.receive()).toString(), 'authenticated');
 });
 
-test('hooks decide connect-udp targets as CONNECT ones (example psk-private: only keyed clients reach loopback)', async (t) => {
-  const echo = await startUdpEcho(t);
-  const key = 'k3y-0123456789abcdef';
+const PSK_PRIVATE_KEY = 'k3y-0123456789abcdef';
+
+/** The psk-private example application with one http endpoint `fwd`: only keyed clients reach loopback. */
+async function startPskPrivate(t: TestContext, endpoint: Record<string, unknown>): Promise<Address> {
   const daemon = await startDaemon(t, {
     binary: 'example-psk-private',
     config: {
       dns: { servers: ['127.0.0.1:1'] },
-      endpoints: [httpEndpoint('fwd', CONNECT_UDP)],
-      app: { key, private_cidrs: ['127.0.0.0/8'] },
+      endpoints: [httpEndpoint('fwd', endpoint)],
+      app: { key: PSK_PRIVATE_KEY, private_cidrs: ['127.0.0.0/8'] },
     },
   });
-  const proxy = daemon.endpoint('fwd');
+  return daemon.endpoint('fwd');
+}
+
+test('hooks decide connect-udp targets as CONNECT ones (example psk-private: only keyed clients reach loopback)', async (t) => {
+  const echo = await startUdpEcho(t);
+  const key = PSK_PRIVATE_KEY;
+  const proxy = await startPskPrivate(t, CONNECT_UDP);
   const unkeyed = await openConnectUdp(t, proxy, echo);
   assertProxyError(unkeyed.response, 403, 'destination_ip_prohibited');
   const keyed = await openConnectUdp(t, proxy, echo, { extraFields: `Proxy-Authorization: Preshared ${key}\r\n` });
@@ -381,4 +404,257 @@ test('an HTTPS proxy serves connect-udp too: capsules inside TLS', async (t) => 
   await tunnel.end();
   await tunnel.waitForClose();
   await daemon.waitForCounter('connect_udp_datagrams_to_client', 4);
+});
+
+// --- HTTP/2: extended CONNECT with :protocol connect-udp (RFC 9298 3.4, 3.5) ---
+
+const H2C_CONNECT_UDP = { ...CONNECT_UDP, http: { h2c: true } };
+
+/** The Proxy-Status of an HTTP/2 answer the proxy gave itself, checked as assertProxyError does. */
+function assertH2ProxyError(tunnel: ConnectUdpH2Tunnel, status: number, errorType: string, what: string): { details?: string } {
+  const ctx = `${what}: ${tunnel.status} ${JSON.stringify(tunnel.headers)} ${tunnel.body()}`;
+  assert.equal(tunnel.status, status, ctx);
+  const ps = parseProxyStatus(tunnel.headers['proxy-status'] as string | undefined);
+  assert.ok(ps !== undefined, `no proxy-status: ${ctx}`);
+  assert.equal(ps.error, errorType, ctx);
+  return ps;
+}
+
+async function echoSizes(tunnel: ConnectUdpH2Tunnel, echo: { received: Buffer[] }, sizes: number[]): Promise<void> {
+  const payloads = sizes.map((n, i) => Buffer.alloc(n, 0x61 + i));
+  for (const p of payloads) await tunnel.send(p);
+  for (const [i, p] of payloads.entries()) {
+    const back = await tunnel.receive();
+    assert.equal(back.length, p.length, `datagram ${i}: size`);
+    assert.ok(back.equals(p), `datagram ${i}: bytes`);
+  }
+  assert.deepEqual(
+    echo.received.slice(-sizes.length).map((d) => d.length),
+    sizes,
+    'one UDP datagram per capsule, in order',
+  );
+}
+
+test('h2c: an extended CONNECT for connect-udp is answered 200 with capsule-protocol; datagrams of 1..1400 bytes and a burst echo byte-exact', async (t) => {
+  const echo = await startUdpEcho(t);
+  const { daemon, proxy } = await startHttpProxy(t, { endpoint: H2C_CONNECT_UDP });
+  const session = await connectH2(t, proxy);
+  assert.equal(session.remoteSettings.enableConnectProtocol, true, 'SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 3)');
+  const early = datagramCapsule(Buffer.from('early'));
+  const tunnel = await openConnectUdpH2(session, proxy, echo, { scheme: 'http', early });
+  assert.equal(tunnel.status, 200, tunnel.body());
+  assert.equal(tunnel.headers['capsule-protocol'], '?1');
+  assert.equal(tunnel.headers['content-length'], undefined);
+  assert.equal((await tunnel.receive()).toString(), 'early', 'DATA sent before the answer is the first capsule');
+  await echoSizes(tunnel, echo, [1, 17, 200, 999, 1200, 1400, 0, 1400, 3]);
+
+  // 40 capsules in one write: 40 datagrams, all back.
+  const burst = Array.from({ length: 40 }, (_, i) => Buffer.alloc(100 + i * 30, i));
+  await tunnel.sendRaw(Buffer.concat(burst.map((p) => datagramCapsule(p))));
+  for (const [i, p] of burst.entries()) assert.ok((await tunnel.receive()).equals(p), `burst datagram ${i}`);
+
+  assert.equal(await daemon.counter('connect_udp_tunnels'), 1);
+  assert.equal(await daemon.counter('connect_udp_tunnels_active'), 1);
+  assert.equal(await daemon.counter('connect_udp_datagrams_from_client'), 1 + 9 + burst.length);
+  await tunnel.end();
+  assert.equal(await tunnel.waitForClose(), 0, 'END_STREAM from the client: the proxy ends its side too');
+  assert.ok(tunnel.ended);
+  await daemon.waitForCounter('connect_udp_tunnels_active', 0);
+  assert.equal(await daemon.counter('http_connect_tunnels'), 0, 'not a CONNECT tunnel');
+  assert.equal(await daemon.counter('connect_udp_malformed'), 0);
+});
+
+test('h2: flow control is the backpressure toward the client: a paused client stops the proxy reading the UDP socket; a burst queued meanwhile goes out in few DATA frames', async (t) => {
+  const echo = await startUdpEcho(t, '127.0.0.1', true);
+  const { daemon, proxy } = await startHttpProxy(t, { endpoint: H2C_CONNECT_UDP });
+  const session = await connectH2(t, proxy);
+  const tunnel = await openConnectUdpH2(session, proxy, echo, { scheme: 'http' });
+  assert.equal(tunnel.status, 200);
+  tunnel.stream.pause(); // no more WINDOW_UPDATE from the client: its 64 KiB window fills
+
+  // Bursts of 1000-byte datagrams until the proxy stops reading the target: the client's
+  // 64 KiB window and the proxy's 64 KiB queue for the stream are full. In steps, so that
+  // what is left in the proxy's UDP receive buffer stays far below its size (the kernel
+  // would drop the rest, as it may for any UDP socket not read).
+  const size = 1000;
+  const stable = async (): Promise<number> => {
+    let last = -1;
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 100));
+      const now = await daemon.counter('connect_udp_datagrams_to_client');
+      if (now === last) return now;
+      last = now;
+    }
+  };
+  const bursts: number[] = [];
+  let forwardedWhilePaused = 0;
+  for (let step = 100; ; step = 10) {
+    bursts.push(step);
+    await tunnel.send(Buffer.from(`burst ${step} ${size}`));
+    forwardedWhilePaused = await stable();
+    const sent = bursts.reduce((a, b) => a + b, 0);
+    if (forwardedWhilePaused < sent) break;
+    assert.ok(sent < 500, `the proxy kept reading: ${sent} datagrams forwarded to a client that reads nothing`);
+  }
+
+  // A burst while the proxy waits on the client: it queues in the proxy's UDP socket.
+  const queued = 30;
+  bursts.push(queued);
+  await tunnel.send(Buffer.from(`burst ${queued} ${size}`));
+  await waitFor(() => echo.received.length === bursts.length, { what: 'the last burst command at the target' });
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(await daemon.counter('connect_udp_datagrams_to_client'), forwardedWhilePaused, 'nothing more read while the client is paused');
+
+  tunnel.stream.resume();
+  for (const [b, n] of bursts.entries())
+    for (let i = 0; i < n; i++) assert.ok((await tunnel.receive()).equals(Buffer.alloc(size, i)), `burst ${b}, datagram ${i}`);
+  // The last burst's capsules (1 + 2 + 1 + 1000 bytes each) end the stream's bytes so far.
+  const from = tunnel.bytesIn - queued * (size + 4);
+  const chunks = tunnel.chunkEnds.filter((end) => end > from).length;
+  assert.ok(chunks <= queued / 4, `${queued} queued datagrams came in ${chunks} DATA chunks`);
+  await daemon.waitForCounter('connect_udp_datagrams_to_client', bursts.reduce((a, b) => a + b, 0));
+});
+
+test('h2 over TLS (ALPN h2): connect-udp with :scheme https; a second tunnel on the same connection; http on TLS is refused', async (t) => {
+  const echo = await startUdpEcho(t);
+  const pki = await sharedPki();
+  const cert = await pki.server('masque-h2', { dns: ['proxy.example.test'], ips: ['127.0.0.1'] });
+  const { daemon, proxy } = await startHttpProxy(t, { endpoint: { ...CONNECT_UDP, tls: serverTls([cert], { alpn: ['h2', 'http/1.1'] }) } });
+  const session = await connectH2(t, proxy, { servername: 'proxy.example.test', ca: pki.ca });
+  assert.equal(session.alpnProtocol, 'h2');
+  const a = await openConnectUdpH2(session, proxy, echo);
+  const b = await openConnectUdpH2(session, proxy, echo);
+  assert.equal(a.status, 200, a.body());
+  assert.equal(b.status, 200, b.body());
+  await echoSizes(a, echo, [1, 700, 1400]);
+  await b.send(Buffer.from('on b'));
+  assert.equal((await b.receive()).toString(), 'on b');
+  assert.equal(await daemon.counter('connect_udp_tunnels_active'), 2);
+
+  const plain = await openConnectUdpH2(session, proxy, echo, { scheme: 'http' });
+  const ps = assertH2ProxyError(plain, 400, 'http_request_error', ':scheme http over TLS');
+  assert.match(ps.details ?? '', /:scheme https/);
+  assert.equal(await daemon.counter('connect_udp_tunnels'), 2);
+});
+
+test('h2: a path outside the template, a bad port, no capsule-protocol: 400 with Proxy-Status; without connect_udp the extended CONNECT is 501', async (t) => {
+  const { daemon, proxy } = await startHttpProxy(t, { endpoint: H2C_CONNECT_UDP });
+  const session = await connectH2(t, proxy);
+  const target = { host: '127.0.0.1', port: 5353 };
+  const cases: Array<[string, Parameters<typeof openConnectUdpH2>[3], string]> = [
+    ['path outside the template', { scheme: 'http', path: '/masque/127.0.0.1/53/' }, 'path_mismatch'],
+    ['port out of range', { scheme: 'http', path: '/.well-known/masque/udp/127.0.0.1/65536/' }, 'bad_target_port'],
+    ['no capsule-protocol', { scheme: 'http', noCapsuleProtocol: true }, 'capsule-protocol'],
+  ];
+  for (const [what, options, detail] of cases) {
+    const tunnel = await openConnectUdpH2(session, proxy, target, options);
+    const ps = assertH2ProxyError(tunnel, 400, 'http_request_error', what);
+    assert.match(ps.details ?? '', new RegExp(detail), `${what}: ${ps.details}`);
+  }
+  assert.equal(await daemon.counter('connect_udp_tunnels'), 0);
+  assert.equal(await daemon.counter('http_client_errors'), cases.length);
+
+  const { proxy: off } = await startHttpProxy(t, { endpoint: { http: { h2c: true } } });
+  const offSession = await connectH2(t, off);
+  const refused = await openConnectUdpH2(offSession, off, target, { scheme: 'http' });
+  assertH2ProxyError(refused, 501, 'http_request_error', 'connect_udp off');
+});
+
+test('h2: proxy authentication and the connect hooks apply as on HTTP/1.1; a tunnel is audited as connect-udp', async (t) => {
+  const echo = await startUdpEcho(t);
+  const dir = await makeTempDir(t);
+  const key = 'psk-0123456789abcdef-masque-h2';
+  const { daemon, proxy } = await startHttpProxy(t, {
+    endpoint: { ...H2C_CONNECT_UDP, auth: { preshared_keys: [key] } },
+    config: { telemetry: { audit_log: { path: join(dir, 'audit.log') } } },
+  });
+  const session = await connectH2(t, proxy);
+  const denied = await openConnectUdpH2(session, proxy, echo, { scheme: 'http' });
+  assertH2ProxyError(denied, 407, 'http_request_denied', 'no credentials');
+  assert.ok(String(denied.headers['proxy-authenticate'] ?? '').length > 0);
+  const allowed = await openConnectUdpH2(session, proxy, echo, { scheme: 'http', headers: { 'proxy-authorization': `Preshared ${key}` } });
+  assert.equal(allowed.status, 200, allowed.body());
+  await allowed.send(Buffer.from('authenticated'));
+  assert.equal((await allowed.receive()).toString(), 'authenticated');
+
+  const flows = [...(await daemon.traceByFlow()).values()].filter((f) => f.some((e) => e.hook === 'http.handle_proxy_connect_request'));
+  assert.equal(flows.length, 1);
+  assert.deepEqual(
+    flows[0]!.map((e) => e.hook).filter((h) => h.startsWith('http.') || h.startsWith('egress.')),
+    TUNNEL_HOOKS,
+  );
+  assert.equal(flows[0]!.find((e) => e.hook === 'http.handle_proxy_connect_request')!.detail, `udp ${echo.host}:${echo.port}`);
+
+  await allowed.end();
+  assert.equal(await allowed.waitForClose(), 0);
+  session.close(); // the audit line is written when the connection closes
+  const line = await daemon.waitForAuditLog((x) => x.kind === 'connect-udp');
+  assert.equal(line.target, `${echo.host}:${echo.port}`);
+  assert.equal(line.upstream, `${echo.host}:${echo.port}`);
+  assert.equal(line.decisions.connect?.decision, 'allow');
+});
+
+test('h2: hooks decide targets as on HTTP/1.1 (example psk-private: only keyed clients reach loopback)', async (t) => {
+  const echo = await startUdpEcho(t);
+  const key = PSK_PRIVATE_KEY;
+  const proxy = await startPskPrivate(t, H2C_CONNECT_UDP);
+  const session = await connectH2(t, proxy);
+  const unkeyed = await openConnectUdpH2(session, proxy, echo, { scheme: 'http' });
+  assertH2ProxyError(unkeyed, 403, 'destination_ip_prohibited', 'unkeyed');
+  const keyed = await openConnectUdpH2(session, proxy, echo, { scheme: 'http', headers: { 'proxy-authorization': `Preshared ${key}` } });
+  assert.equal(keyed.status, 200, keyed.body());
+  await keyed.send(Buffer.from('keyed'));
+  assert.equal((await keyed.receive()).toString(), 'keyed');
+  assert.deepEqual(echo.received.map(String), ['keyed']);
+});
+
+test('h2: a malformed capsule resets the stream (PROTOCOL_ERROR), counted by reason; the connection and its other tunnels go on', async (t) => {
+  const echo = await startUdpEcho(t);
+  const { daemon, proxy } = await startHttpProxy(t, { endpoint: H2C_CONNECT_UDP });
+  const session = await connectH2(t, proxy);
+  const good = await openConnectUdpH2(session, proxy, echo, { scheme: 'http' });
+  const bad = await openConnectUdpH2(session, proxy, echo, { scheme: 'http' });
+  assert.equal(bad.status, 200);
+  await bad.send(Buffer.from('first'));
+  assert.equal((await bad.receive()).toString(), 'first');
+  await bad.sendRaw(encodeCapsule(0x00, Buffer.alloc(0))); // no Context ID
+  assert.equal(await bad.waitForClose(), 1, 'RST_STREAM PROTOCOL_ERROR');
+  await daemon.waitForCounter('connect_udp_malformed_datagram_truncated', 1);
+
+  // The client's END_STREAM inside a capsule.
+  const cut = await openConnectUdpH2(session, proxy, echo, { scheme: 'http' });
+  await cut.sendRaw(datagramCapsule(Buffer.from('cut short')).subarray(0, 5));
+  await cut.end();
+  assert.equal(await cut.waitForClose(), 1);
+  await daemon.waitForCounter('connect_udp_malformed_truncated_capsule', 1);
+  assert.equal(await daemon.counter('connect_udp_malformed'), 2);
+
+  await good.send(Buffer.from('still here'));
+  assert.equal((await good.receive()).toString(), 'still here');
+  assert.deepEqual(echo.received.map(String), ['first', 'still here'], 'nothing of a malformed capsule is sent');
+  await daemon.waitForCounter('connect_udp_tunnels_active', 1);
+});
+
+test('h2: the client resetting the stream closes the tunnel (the gauge drops, the connection stays); the idle timeout resets a quiet one', async (t) => {
+  const echo = await startUdpEcho(t);
+  const { daemon, proxy } = await startHttpProxy(t, { endpoint: { connect_udp: { enabled: true, idle_timeout: '400ms' }, http: { h2c: true } } });
+  const session = await connectH2(t, proxy);
+  const tunnel = await openConnectUdpH2(session, proxy, echo, { scheme: 'http' });
+  assert.equal(tunnel.status, 200);
+  await tunnel.send(Buffer.from('before reset'));
+  assert.equal((await tunnel.receive()).toString(), 'before reset');
+  assert.equal(await daemon.counter('connect_udp_tunnels_active'), 1);
+  tunnel.reset();
+  await daemon.waitForCounter('connect_udp_tunnels_active', 0);
+  const connections = JSON.parse((await daemon.admin('GET', '/v1/connections')).body) as Array<{ endpoint: string }>;
+  assert.equal(connections.filter((c) => c.endpoint === 'fwd').length, 1, 'the HTTP/2 connection itself stays');
+  assert.equal(await daemon.counter('connect_udp_idle_closed'), 0, 'closed by the reset, not by the timeout');
+
+  const quiet = await openConnectUdpH2(session, proxy, echo, { scheme: 'http' });
+  assert.equal(quiet.status, 200);
+  const from = performance.now();
+  assert.equal(await quiet.waitForClose(5_000), 8, 'RST_STREAM CANCEL after the idle timeout');
+  assert.ok(performance.now() - from >= 300);
+  await daemon.waitForCounter('connect_udp_idle_closed', 1);
+  await daemon.waitForCounter('connect_udp_tunnels_active', 0);
 });
