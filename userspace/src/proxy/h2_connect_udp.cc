@@ -147,7 +147,8 @@ Task<void> H2Session::connect_udp(Exchange& x, HttpRequestHead req) {
     conn_.end_data(x.id);
   } else {
     // RFC 9297 3.3: a malformed capsule stream is a malformed message; a target gone is a
-    // CONNECT_ERROR (RFC 9113 8.5); an idle timeout or a kill cancels the stream.
+    // CONNECT_ERROR (RFC 9113 8.5); the idle timeout cancels the stream. (A kill or a drain
+    // deadline ends the whole connection: x.closed above.)
     const std::uint32_t code = *why == CloseReason::kDownstreamError ? http::h2::kProtocolError
                                : *why == CloseReason::kUpstreamError ? http::h2::kConnectError
                                                                      : http::h2::kCancel;
