@@ -28,7 +28,8 @@ test('ramjetd down: flows, kill, stats, rules and block work from the pinned map
     rules: [{ name: 'bad-host', src: '10.10.1.66/32', action: 'drop' }],
     args: ['--keep-datapath'],
   });
-  const probe = await startStreamProbe(t, topo.client, { host: server.ipv4, port: 5001 }, { seconds: 8 });
+  // Long enough for a loaded machine; finish() ends it once the kill has been seen.
+  const probe = await startStreamProbe(t, topo.client, { host: server.ipv4, port: 5001 }, { seconds: 40 });
   await probe.waitForMoreRounds(20);
   await waitForKernelFlow(daemon, (f) => f.src.endsWith(`:${probe.local.port}`));
   assert.equal((await daemon.stop()).code, 0);
@@ -80,7 +81,8 @@ test('ramjetd down: flows, kill, stats, rules and block work from the pinned map
   assert.equal(again.code, 3, 'a second kill finds nothing');
   const reborn = await waitFor(async () => (await ctl.json<CtlFlow[]>(['flows', 'list'], 'flows-list.json')).find(isProbe), { timeoutMs: 5_000, what: 'the stream to create a new kernel flow' });
   assert.notEqual(reborn.id, first.id);
-  const result = await probe.result();
+  await probe.waitForMoreRounds(20);
+  const result = await probe.finish();
   assert.equal(result.error, null, 'the stream broke when its kernel entry was killed');
 
   // block --for 5s stops new connections from the source, and expires on its own.

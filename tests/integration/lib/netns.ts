@@ -471,8 +471,11 @@ export async function startOrigin(
 }
 
 const STREAM_PROBE = String.raw`
-import json, socket, sys, time
+import json, signal, socket, sys, time
 host, port, seconds, interval = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+# SIGUSR1 ends the run early (StreamProbe.finish), as if the time were up.
+stop = []
+signal.signal(signal.SIGUSR1, lambda *_: stop.append(1))
 family = socket.AF_INET6 if ':' in host else socket.AF_INET
 s = socket.socket(family, socket.SOCK_STREAM)
 s.settimeout(5)
@@ -486,7 +489,7 @@ sent = received = rounds = 0
 max_gap = 0.0
 error = None
 try:
-    while time.monotonic() - start < seconds:
+    while not stop and time.monotonic() - start < seconds:
         s.sendall(chunk)
         sent += len(chunk)
         got = 0
@@ -529,6 +532,8 @@ export interface StreamProbe {
   waitForMoreRounds(n: number, timeoutMs?: number): Promise<void>;
   /** Waits for the probe to finish and returns its summary. */
   result(timeoutMs?: number): Promise<StreamProbeResult>;
+  /** Ends the probe now (SIGUSR1) and returns its summary. */
+  finish(): Promise<StreamProbeResult>;
 }
 
 /**
@@ -551,6 +556,10 @@ export async function startStreamProbe(
     { what: `stream probe in ${ns.name}` },
   );
   const connected = await proc.waitForOutput(/^CONNECTED (\S+) (\d+)$/m, 10_000);
+  const result = async (timeoutMs = (seconds + 10) * 1000): Promise<StreamProbeResult> => {
+    const match = await proc.waitForOutput(/^RESULT (.*)$/m, timeoutMs);
+    return JSON.parse(match[1]!) as StreamProbeResult;
+  };
   const rounds = (): number => {
     const all = [...proc.stdout().matchAll(/^PROGRESS (\d+) /gm)];
     return all.length === 0 ? 0 : Number(all[all.length - 1]![1]);
@@ -569,9 +578,10 @@ export async function startStreamProbe(
         { timeoutMs, intervalMs: 20, what: `${n} more round trips of the stream probe (at ${rounds()})` },
       );
     },
-    async result(timeoutMs = (seconds + 10) * 1000): Promise<StreamProbeResult> {
-      const match = await proc.waitForOutput(/^RESULT (.*)$/m, timeoutMs);
-      return JSON.parse(match[1]!) as StreamProbeResult;
+    result,
+    async finish(): Promise<StreamProbeResult> {
+      proc.signal('SIGUSR1');
+      return result();
     },
   };
 }
