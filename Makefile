@@ -24,6 +24,7 @@ DEB_PACKAGES := g++ cmake ninja-build pkg-config clang llvm libclang-rt-14-dev \
   nodejs socat iperf3 curl python3 python3-prometheus-client procps iproute2 openssl \
   python3-scapy ethtool nftables tmux iputils-ping \
   android-libboringssl-dev libnghttp2-dev nghttp2-client python3-h2 nginx-light \
+  libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev libgnutls28-dev ngtcp2-client \
   chromium-headless-shell haproxy bind9-dnsutils
 # Peers and load generators for `make bench` only.
 DEB_BENCH_PACKAGES := squid tinyproxy libnginx-mod-stream wrk netsniff-ng
