@@ -254,6 +254,33 @@ TEST(LoadGood, ConnectUdpOnAForwardProxy) {
   EXPECT_FALSE(c->endpoints[2].connect_udp.enabled);  // off unless asked for
 }
 
+TEST(LoadGood, QuicBesideAnHttpsListener) {
+  auto c = config::load_string(
+      "endpoints:\n"
+      "  - name: web\n"
+      "    onramp: http\n"
+      "    listen: 127.0.0.1:8443\n"
+      "    upstream: http://127.0.0.1:9000\n"
+      "    tls: {certificates: [{cert: web.pem, key: web.key}]}\n"
+      "    quic: {listen: 127.0.0.1:8443, max_streams_bidi: 10, idle_timeout: 5s}\n"
+      "  - name: dns\n"
+      "    onramp: udp\n"
+      "    listen: 127.0.0.1:8444\n"
+      "    upstream: 127.0.0.1:53\n"
+      "  - {name: plain, onramp: http, listen: 127.0.0.1:8444}\n",
+      "quic.yaml", core_schema());
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  ASSERT_TRUE(c->endpoints[0].quic);
+  const config::QuicSettings& q = *c->endpoints[0].quic;
+  EXPECT_EQ(q.listen.to_string(), "127.0.0.1:8443");  // UDP: no clash with the TCP port
+  EXPECT_EQ(q.max_streams_bidi, 10u);
+  EXPECT_EQ(q.idle_timeout, milliseconds(5'000));
+  EXPECT_EQ(q.max_streams_uni, 3u);  // defaults
+  EXPECT_EQ(q.max_stream_data, 256u * 1024);
+  EXPECT_EQ(q.max_data, 1024u * 1024);
+  EXPECT_FALSE(c->endpoints[2].quic);  // off unless asked for
+}
+
 TEST(LoadGood, EmptySectionsKeepDefaults) {
   auto c = config::load_file(testdata() / "good_sections_empty.yaml", core_schema());
   ASSERT_TRUE(c.ok()) << c.error().message;
@@ -624,6 +651,33 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"bad_proxy_protocol_mode.yaml", false,
                 "bad.yaml:6:13: endpoints[0].proxy_protocol.mode: invalid value \"on\" "
                 "(expected one of: off, optional, required)"},
+        BadCase{"bad_quic_tcp.yaml", false,
+                "bad.yaml:7:7: endpoints[0].quic: QUIC (HTTP/3) is served by http endpoints "
+                "(onramp: http) only"},
+        BadCase{"bad_quic_no_tls.yaml", false,
+                "bad.yaml:6:11: endpoints[0].quic: QUIC needs the endpoint's tls section: its "
+                "certificates serve HTTP/3 as well"},
+        BadCase{"bad_quic_streams_uni.yaml", false,
+                "bad.yaml:9:24: endpoints[0].quic.max_streams_uni: HTTP/3 clients open 3 "
+                "unidirectional streams (control, QPACK encoder and decoder); at least 3 (got 2)"},
+        BadCase{"bad_quic_windows.yaml", false,
+                "bad.yaml:10:17: endpoints[0].quic.max_data: the connection window (4096) is "
+                "smaller than one stream's (max_stream_data 65536)"},
+        BadCase{"bad_quic_idle_timeout.yaml", false,
+                "bad.yaml:7:50: endpoints[0].quic.idle_timeout: a connection must be allowed a "
+                "positive idle time"},
+        BadCase{"bad_quic_missing_listen.yaml", false,
+                "bad.yaml:8:7: endpoints[0].quic: missing required key \"listen\""},
+        BadCase{"bad_quic_unknown_key.yaml", false,
+                "bad.yaml:9:7: endpoints[0].quic.max_stream: unknown key (expected one of: "
+                "listen, idle_timeout, handshake_timeout, max_connections, max_streams_bidi, "
+                "max_streams_uni, max_stream_data, max_data)"},
+        BadCase{"bad_quic_udp_port_taken.yaml", false,
+                "bad.yaml:12:15: endpoints[1].quic.listen: duplicate UDP address "
+                "127.0.0.1:8443 (also used by endpoints[0].listen)"},
+        BadCase{"bad_quic_overlap.yaml", false,
+                "bad.yaml:11:20: endpoints[1].quic.listen: UDP address 127.0.0.1:8443 overlaps "
+                "0.0.0.0:8443 of endpoints[0].quic.listen"},
         BadCase{"bad_endpoint_app_key.yaml", true,
                 "bad.yaml:8:7: endpoints[0].app.tagg: unknown key (expected one of: tag, "
                 "labels)"}),
@@ -641,7 +695,7 @@ TEST(LoadBad, EveryBadFileIsListed) {
   for (const auto& entry : std::filesystem::directory_iterator(testdata())) {
     if (entry.path().filename().string().rfind("bad_", 0) == 0) ++files;
   }
-  EXPECT_EQ(files, 64u);
+  EXPECT_EQ(files, 73u);
 }
 
 TEST(LoadFile, MissingFile) {

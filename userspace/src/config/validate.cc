@@ -341,6 +341,94 @@ void validate_connect_udp(const Endpoint& ep, const Node* node, Mark ep_mark,
               "a tunnel must be allowed a positive idle time");
 }
 
+// HTTP/3 is one more way into an http endpoint, with its certificates: QUIC always
+// runs TLS 1.3, so `tls` must be there.
+void validate_quic(const Endpoint& ep, const Node* node, Mark ep_mark, const std::string& path,
+                   settings::ParseContext& ctx) {
+  if (!ep.quic) return;
+  const QuicSettings& q = *ep.quic;
+  const Node* q_node = node ? node->find("quic") : nullptr;
+  const Mark q_mark = mark_of(node, "quic", ep_mark);
+  const std::string key = path + ".quic";
+  if (ep.onramp != Onramp::kHttp) {
+    ctx.error(q_mark, key, "QUIC (HTTP/3) is served by http endpoints (onramp: http) only");
+    return;
+  }
+  if (ep.transparent) {
+    ctx.error(q_mark, key,
+              "transparent endpoints take flows the datapath escalates; QUIC is served on "
+              "an explicit listen address only");
+    return;
+  }
+  if (!ep.tls) {
+    ctx.error(q_mark, key,
+              "QUIC needs the endpoint's tls section: its certificates serve HTTP/3 as well");
+  }
+  if (q.idle_timeout.count() <= 0)
+    ctx.error(mark_of(q_node, "idle_timeout", q_mark), key + ".idle_timeout",
+              "a connection must be allowed a positive idle time");
+  if (q.handshake_timeout.count() <= 0)
+    ctx.error(mark_of(q_node, "handshake_timeout", q_mark), key + ".handshake_timeout",
+              "a handshake must be allowed a positive time");
+  if (q.max_connections < 1)
+    ctx.error(mark_of(q_node, "max_connections", q_mark), key + ".max_connections",
+              "at least one connection (got 0)");
+  if (q.max_streams_bidi < 1)
+    ctx.error(mark_of(q_node, "max_streams_bidi", q_mark), key + ".max_streams_bidi",
+              "at least one request stream (got 0)");
+  if (q.max_streams_uni < 3)
+    ctx.error(mark_of(q_node, "max_streams_uni", q_mark), key + ".max_streams_uni",
+              "HTTP/3 clients open 3 unidirectional streams (control, QPACK encoder and "
+              "decoder); at least 3 (got " + std::to_string(q.max_streams_uni) + ")");
+  if (q.max_stream_data < 1024)
+    ctx.error(mark_of(q_node, "max_stream_data", q_mark), key + ".max_stream_data",
+              "at least 1024 bytes (got " + std::to_string(q.max_stream_data) + ")");
+  if (q.max_data < q.max_stream_data)
+    ctx.error(mark_of(q_node, "max_data", q_mark), key + ".max_data",
+              "the connection window (" + std::to_string(q.max_data) +
+                  ") is smaller than one stream's (max_stream_data " +
+                  std::to_string(q.max_stream_data) + ")");
+}
+
+// UDP addresses: udp endpoints' listen and quic listen addresses share one port space.
+const SocketAddress* udp_listen(const Endpoint& ep) {
+  if (ep.onramp == Onramp::kUdp) return &ep.listen;
+  if (ep.quic && ep.onramp == Onramp::kHttp) return &ep.quic->listen;
+  return nullptr;
+}
+
+void validate_udp_ports(const Config& config, const Node& root, settings::ParseContext& ctx) {
+  for (std::size_t i = 0; i < config.endpoints.size(); ++i) {
+    const Endpoint& ep = config.endpoints[i];
+    // udp endpoints' own addresses are checked with the listen addresses.
+    if (ep.onramp == Onramp::kUdp) continue;
+    const SocketAddress* mine = udp_listen(ep);
+    if (mine == nullptr || mine->port() == 0) continue;
+    const Node* node = endpoint_node(root, i);
+    const Node* q_node = node ? node->find("quic") : nullptr;
+    const Mark at = mark_of(q_node, "listen", mark_of(node, "quic", root.mark));
+    const std::string key = settings::index_path("endpoints", i) + ".quic.listen";
+    for (std::size_t j = 0; j < config.endpoints.size(); ++j) {
+      const SocketAddress* other = j == i ? nullptr : udp_listen(config.endpoints[j]);
+      if (other == nullptr || (config.endpoints[j].onramp != Onramp::kUdp && j > i)) continue;
+      const std::string other_path = settings::index_path("endpoints", j) +
+                                     (config.endpoints[j].onramp == Onramp::kUdp ? ".listen"
+                                                                                 : ".quic.listen");
+      if (*other == *mine) {
+        ctx.error(at, key,
+                  "duplicate UDP address " + mine->to_string() + " (also used by " + other_path + ")");
+        break;
+      }
+      if (listen_overlaps(*other, *mine)) {
+        ctx.error(at, key,
+                  "UDP address " + mine->to_string() + " overlaps " + other->to_string() + " of " +
+                      other_path);
+        break;
+      }
+    }
+  }
+}
+
 // A transparent http endpoint serves intercepted clients, which know of no proxy.
 void validate_transparent_http(const Endpoint& ep, const Node* node, Mark ep_mark,
                                const std::string& path, settings::ParseContext& ctx) {
@@ -411,6 +499,7 @@ void validate_endpoints(const Config& config, const Node& root, settings::ParseC
     }
     validate_udp(ep, node, ep_mark, path, ctx);
     validate_connect_udp(ep, node, ep_mark, path, ctx);
+    validate_quic(ep, node, ep_mark, path, ctx);
     validate_tls(ep, node, ep_mark, path, ctx);
     validate_source(ep, node, ep_mark, path, ctx);
     validate_proxy_protocol(ep, node, ep_mark, path, ctx);
@@ -633,6 +722,7 @@ void validate(const Config& config, const Node& root, settings::ParseContext& ct
   validate_dns(config, root, ctx);
   validate_telemetry(config, root, ctx);
   validate_endpoints(config, root, ctx);
+  validate_udp_ports(config, root, ctx);
   validate_datapath(config, root, ctx);
 }
 

@@ -322,6 +322,41 @@ struct ConnectUdpSettings {
   }
 };
 
+// `quic:` of an `onramp: http` endpoint with `tls`: HTTP/3 over QUIC on a UDP port beside
+// the TCP listener, with the certificates of `tls` (docs/quic.md).
+struct QuicSettings {
+  SocketAddress listen;
+  milliseconds idle_timeout{30'000};
+  milliseconds handshake_timeout{10'000};
+  unsigned max_connections = 10'000;
+  unsigned max_streams_bidi = 100;
+  unsigned max_streams_uni = 3;
+  unsigned max_stream_data = 256 * 1024;
+  unsigned max_data = 1024 * 1024;
+
+  static void describe(settings::Fields<QuicSettings>& f) {
+    f.required("listen", &QuicSettings::listen,
+               "UDP address to serve QUIC on: ip:port or [ipv6]:port (usually the TCP "
+               "listener's address and port).");
+    f("idle_timeout", &QuicSettings::idle_timeout,
+      "Close a connection silently after this long without a packet (QUIC max_idle_timeout).");
+    f("handshake_timeout", &QuicSettings::handshake_timeout,
+      "Time a client has to complete the QUIC handshake.");
+    f("max_connections", &QuicSettings::max_connections,
+      "QUIC connections open at once on this endpoint, all workers together; new ones over it "
+      "are refused (quic_connections_refused).");
+    f("max_streams_bidi", &QuicSettings::max_streams_bidi,
+      "Request streams a client may open at once (initial_max_streams_bidi).");
+    f("max_streams_uni", &QuicSettings::max_streams_uni,
+      "Unidirectional streams a client may open (HTTP/3 needs 3: control, QPACK encoder "
+      "and decoder).");
+    f("max_stream_data", &QuicSettings::max_stream_data,
+      "Flow-control window of each stream, in bytes.");
+    f("max_data", &QuicSettings::max_data,
+      "Flow-control window of a whole connection, in bytes (at least max_stream_data).");
+  }
+};
+
 // One tenant: where clients connect, how traffic arrives, where it goes.
 struct Endpoint {
   std::string name;
@@ -330,6 +365,7 @@ struct Endpoint {
   std::optional<UpstreamTarget> upstream;
   std::optional<TlsServerSettings> tls;
   std::optional<TlsClientSettings> upstream_tls;
+  std::optional<QuicSettings> quic;
   milliseconds connect_timeout{0};
   std::vector<IpAddress> source;
   milliseconds idle_timeout{300'000};
@@ -372,6 +408,9 @@ struct Endpoint {
     f("upstream_tls", &Endpoint::upstream_tls,
       "TLS to upstreams: on for tcp endpoints when present; for http endpoints the settings "
       "of https:// upstreams.");
+    f("quic", &Endpoint::quic,
+      "http endpoints with tls: also serve HTTP/3 over QUIC on a UDP address, with the "
+      "certificates of tls (docs/quic.md).");
     f("connect_timeout", &Endpoint::connect_timeout,
       "Upstream connect timeout; 0 = egress.connect_timeout.");
     f("source", &Endpoint::source,
