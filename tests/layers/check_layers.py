@@ -28,7 +28,8 @@ ALLOWED = {
     "http": ["runtime", "config"],
     "telemetry": ["runtime"],
     "datapath": ["runtime", "config", "telemetry"],
-    "proxy": ["dns", "egress", "tls", "http", "telemetry", "datapath", "proxy_protocol"],
+    "quic": ["tls", "datapath"],
+    "proxy": ["dns", "egress", "tls", "http", "telemetry", "datapath", "proxy_protocol", "quic"],
     "admin": ["http", "telemetry", "datapath"],
     "app": ["proxy", "admin"],
     # Not libraries of libramjet, but held to it: the CLI links admin and datapath.
@@ -37,7 +38,7 @@ ALLOWED = {
 }
 
 LAYER_DIRS = ["config", "runtime", "dns", "egress", "tls", "http", "telemetry", "datapath",
-              "proxy_protocol", "proxy", "admin", "app"]
+              "proxy_protocol", "quic", "proxy", "admin", "app"]
 # Public headers under userspace/include/ramjet/ and elsewhere, by owner.
 HEADER_OWNERS = [
     ("ramjet/config/", "config"),

@@ -46,6 +46,8 @@ LoadedChain load_chain(const std::string& cert_path, const std::string& key_path
     r.error_key = "cert";
     return r;
   }
+  r.cert_pem = std::move(pem);
+  pem.clear();
   if (!read_file(key_path, pem, r.error)) {
     r.error_key = "key";
     return r;
@@ -57,6 +59,7 @@ LoadedChain load_chain(const std::string& cert_path, const std::string& key_path
     r.error_key = "key";
     return r;
   }
+  r.key_pem = std::move(pem);
   if (!X509_check_private_key(r.certs.front().get(), r.key.get())) {
     ERR_clear_error();
     r.error = "the key in " + key_path + " does not match the certificate in " + cert_path;

@@ -12,12 +12,14 @@ namespace ramjet::tls {
 struct LoadedChain {
   std::vector<bssl::UniquePtr<X509>> certs;  // leaf first
   bssl::UniquePtr<EVP_PKEY> key;
+  std::string cert_pem;  // the files' text, kept for the other TLS stack (certificate_set.h)
+  std::string key_pem;
   std::string error;  // set when loading failed
   std::string error_key;  // "cert" or "key": which setting the error is about
 };
 
-// Reads the chain in `cert_path` and the key in `key_path`, and checks they belong
-// together.
+// Reads the chain in `cert_path` and the key in `key_path` (each file once), and checks
+// they belong together.
 LoadedChain load_chain(const std::string& cert_path, const std::string& key_path);
 
 // The whole file, or an error text.

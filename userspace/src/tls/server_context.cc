@@ -111,6 +111,7 @@ std::shared_ptr<ServerContext> ServerContext::create(const config::TlsServerSett
     }
     Certificate cert;
     cert.names = dns_names(chain.certs.front().get());
+    c->pem_.push_back(PemCertificate{std::move(chain.cert_pem), std::move(chain.key_pem), cert.names});
     cert.ecdsa = EVP_PKEY_id(chain.key.get()) == EVP_PKEY_EC;
     for (auto& x : chain.certs) {
       std::uint8_t* der = nullptr;

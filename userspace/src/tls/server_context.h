@@ -13,6 +13,7 @@
 
 #include "ramjet/config/tls_settings.h"
 #include "tls/boringssl.h"
+#include "tls/certificate_set.h"
 #include "tls/ticket_keys.h"
 
 namespace ramjet::tls {
@@ -44,6 +45,9 @@ class ServerContext {
   // A server-side SSL for one connection; `notes` must outlive its handshake.
   bssl::UniquePtr<SSL> new_ssl(HandshakeNotes* notes) const;
   const config::TlsServerSettings& settings() const { return settings_; }
+  // The certificates as loaded, for the endpoint's other TLS stack (QUIC's GnuTLS): the
+  // same bytes, read once, already checked here.
+  const CertificateSet& pem_certificates() const { return pem_; }
 
  private:
   struct Certificate {
@@ -71,6 +75,7 @@ class ServerContext {
   config::TlsServerSettings settings_;
   bssl::UniquePtr<SSL_CTX> ctx_;
   std::vector<Certificate> certs_;
+  CertificateSet pem_;
   std::unique_ptr<TicketKeys> tickets_;
   std::FILE* keylog_ = nullptr;
   mutable std::mutex keylog_mu_;

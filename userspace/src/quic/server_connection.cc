@@ -1,0 +1,269 @@
+#include "quic/server_connection.h"
+
+#include <gnutls/crypto.h>
+#include <ngtcp2/ngtcp2_crypto_gnutls.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace ramjet::quic {
+namespace {
+
+constexpr std::uint64_t kNsPerMs = 1'000'000;
+// Ids a client may hold for us at once: enough to migrate a few times without waiting
+// for NEW_CONNECTION_ID (RFC 9000 5.1.1).
+constexpr std::uint64_t kActiveConnectionIdLimit = 4;
+
+ngtcp2_path path_of(const SocketPath& p) {
+  ngtcp2_path path{};
+  path.local.addr = const_cast<sockaddr*>(p.local);
+  path.local.addrlen = p.local_len;
+  path.remote.addr = const_cast<sockaddr*>(p.remote);
+  path.remote.addrlen = p.remote_len;
+  return path;
+}
+
+void copy_remote(const ngtcp2_addr& a, sockaddr_storage& out, socklen_t& out_len) {
+  out_len = std::min<socklen_t>(a.addrlen, sizeof out);
+  std::memcpy(&out, a.addr, out_len);
+}
+
+}  // namespace
+
+Timestamp now_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<Timestamp>(ts.tv_sec) * 1'000'000'000u + static_cast<Timestamp>(ts.tv_nsec);
+}
+
+bool reset_token(const ServerIdentity& identity, std::span<const std::uint8_t> cid,
+                 std::span<std::uint8_t, 16> token) {
+  ngtcp2_cid c;
+  ngtcp2_cid_init(&c, cid.data(), cid.size());
+  return ngtcp2_crypto_generate_stateless_reset_token(token.data(), identity.reset_secret.data(),
+                                                      identity.reset_secret.size(), &c) == 0;
+}
+
+void set_crypto_callbacks(ngtcp2_callbacks& cb) {
+  cb.recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
+  cb.encrypt = ngtcp2_crypto_encrypt_cb;
+  cb.decrypt = ngtcp2_crypto_decrypt_cb;
+  cb.hp_mask = ngtcp2_crypto_hp_mask_cb;
+  cb.update_key = ngtcp2_crypto_update_key_cb;
+  cb.delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
+  cb.delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb;
+  cb.get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb;
+  cb.version_negotiation = ngtcp2_crypto_version_negotiation_cb;
+}
+
+datapath::QuicCid new_server_cid(const ServerIdentity& identity) {
+  std::array<std::uint8_t, datapath::kQuicCidLength> random{};
+  gnutls_rnd(GNUTLS_RND_NONCE, random.data(), random.size());
+  return datapath::make_quic_cid(identity.worker, identity.generation, random);
+}
+
+std::unique_ptr<ServerConnection> ServerConnection::accept(
+    std::shared_ptr<const ServerCredentials> credentials, const ServerIdentity& identity,
+    const config::QuicSettings& limits, Events* events, std::span<const std::uint8_t> datagram,
+    const SocketPath& socket_path, Timestamp now, std::string& error) {
+  ngtcp2_pkt_hd hd{};
+  if (ngtcp2_accept(&hd, datagram.data(), datagram.size()) != 0) {
+    error = "not an acceptable Initial";
+    return nullptr;
+  }
+  std::unique_ptr<ServerConnection> c(new ServerConnection());
+  c->credentials_ = std::move(credentials);
+  c->identity_ = identity;
+  c->events_ = events;
+  c->ref_.get_conn = &ServerConnection::get_conn;
+  c->ref_.user_data = c.get();
+  c->original_dcid_ = hd.dcid;
+  c->tls_ = c->credentials_->new_session(&c->ref_, error);
+  if (!c->tls_) return nullptr;
+
+  ngtcp2_callbacks cb{};
+  set_crypto_callbacks(cb);
+  cb.recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
+  cb.rand = &ServerConnection::on_rand;
+  cb.get_new_connection_id = &ServerConnection::on_new_cid;
+  cb.remove_connection_id = &ServerConnection::on_remove_cid;
+
+  ngtcp2_settings settings;
+  ngtcp2_settings_default(&settings);
+  settings.initial_ts = now;
+  settings.handshake_timeout = static_cast<ngtcp2_duration>(limits.handshake_timeout.count()) * kNsPerMs;
+  settings.max_stream_window = std::max<std::uint64_t>(limits.max_stream_data, 6 * 1024 * 1024);
+  settings.max_window = std::max<std::uint64_t>(limits.max_data, 15 * 1024 * 1024);
+
+  ngtcp2_transport_params params;
+  ngtcp2_transport_params_default(&params);
+  params.initial_max_stream_data_bidi_local = limits.max_stream_data;
+  params.initial_max_stream_data_bidi_remote = limits.max_stream_data;
+  params.initial_max_stream_data_uni = limits.max_stream_data;
+  params.initial_max_data = limits.max_data;
+  params.initial_max_streams_bidi = limits.max_streams_bidi;
+  params.initial_max_streams_uni = limits.max_streams_uni;
+  params.max_idle_timeout = static_cast<ngtcp2_duration>(limits.idle_timeout.count()) * kNsPerMs;
+  params.active_connection_id_limit = kActiveConnectionIdLimit;
+  params.original_dcid = hd.dcid;
+
+  datapath::QuicCid first = new_server_cid(identity);
+  ngtcp2_cid scid;
+  ngtcp2_cid_init(&scid, first.data(), first.size());
+  params.stateless_reset_token_present = 1;
+  if (!reset_token(identity, first, params.stateless_reset_token)) {
+    error = "cannot derive a stateless reset token";
+    return nullptr;
+  }
+
+  ngtcp2_path path = path_of(socket_path);
+  int rv = ngtcp2_conn_server_new(&c->conn_, &hd.scid, &scid, &path, hd.version, &cb, &settings,
+                                  &params, nullptr, c.get());
+  if (rv != 0) {
+    error = std::string("ngtcp2_conn_server_new: ") + ngtcp2_strerror(rv);
+    return nullptr;
+  }
+  ngtcp2_conn_set_tls_native_handle(c->conn_, c->tls_.get());
+  c->ids_.push_back(first);
+  if (c->events_) c->events_->on_connection_id(*c, first, true);
+
+  if (c->receive(datagram, socket_path, 0, now) == Status::kDrop) {
+    error = c->error_.empty() ? "the Initial was refused" : c->error_;
+    return nullptr;
+  }
+  return c;
+}
+
+ServerConnection::~ServerConnection() {
+  if (conn_ != nullptr) ngtcp2_conn_del(conn_);
+}
+
+ngtcp2_conn* ServerConnection::get_conn(ngtcp2_crypto_conn_ref* ref) {
+  return static_cast<ServerConnection*>(ref->user_data)->conn_;
+}
+
+void ServerConnection::on_rand(std::uint8_t* dest, std::size_t len, const ngtcp2_rand_ctx*) {
+  gnutls_rnd(GNUTLS_RND_RANDOM, dest, len);
+}
+
+int ServerConnection::on_new_cid(ngtcp2_conn*, ngtcp2_cid* cid, std::uint8_t* token,
+                                 std::size_t cidlen, void* user_data) {
+  auto* c = static_cast<ServerConnection*>(user_data);
+  if (cidlen != datapath::kQuicCidLength) return NGTCP2_ERR_CALLBACK_FAILURE;
+  datapath::QuicCid id = new_server_cid(c->identity_);
+  ngtcp2_cid_init(cid, id.data(), id.size());
+  if (!reset_token(c->identity_, id, std::span<std::uint8_t, 16>(token, 16)))
+    return NGTCP2_ERR_CALLBACK_FAILURE;
+  c->ids_.push_back(id);
+  if (c->events_) c->events_->on_connection_id(*c, id, true);
+  return 0;
+}
+
+int ServerConnection::on_remove_cid(ngtcp2_conn*, const ngtcp2_cid* cid, void* user_data) {
+  auto* c = static_cast<ServerConnection*>(user_data);
+  std::span<const std::uint8_t> gone(cid->data, cid->datalen);
+  auto it = std::find_if(c->ids_.begin(), c->ids_.end(), [&](const datapath::QuicCid& id) {
+    return std::equal(id.begin(), id.end(), gone.begin(), gone.end());
+  });
+  if (it == c->ids_.end()) return 0;
+  datapath::QuicCid id = *it;
+  c->ids_.erase(it);
+  if (c->events_) c->events_->on_connection_id(*c, id, false);
+  return 0;
+}
+
+ServerConnection::Status ServerConnection::receive(std::span<const std::uint8_t> datagram,
+                                                   const SocketPath& socket_path,
+                                                   std::uint32_t ecn, Timestamp now) {
+  if (closing_) return Status::kClosing;
+  ngtcp2_path path = path_of(socket_path);
+  ngtcp2_pkt_info pi{};
+  pi.ecn = ecn;
+  int rv = ngtcp2_conn_read_pkt(conn_, &path, &pi, datagram.data(), datagram.size(), now);
+  if (rv == 0) return Status::kOk;
+  return fail(rv, now);
+}
+
+ServerConnection::Status ServerConnection::fail(int liberr, Timestamp now) {
+  error_ = ngtcp2_strerror(liberr);
+  if (liberr == NGTCP2_ERR_DRAINING || liberr == NGTCP2_ERR_DROP_CONN ||
+      liberr == NGTCP2_ERR_IDLE_CLOSE || liberr == NGTCP2_ERR_HANDSHAKE_TIMEOUT ||
+      ngtcp2_conn_is_in_closing_period(conn_) || ngtcp2_conn_is_in_draining_period(conn_))
+    return Status::kDrop;
+  ngtcp2_connection_close_error ccerr;
+  ngtcp2_connection_close_error_default(&ccerr);
+  if (liberr == NGTCP2_ERR_CRYPTO) {
+    ngtcp2_connection_close_error_set_transport_error_tls_alert(
+        &ccerr, ngtcp2_conn_get_tls_alert(conn_), nullptr, 0);
+  } else {
+    ngtcp2_connection_close_error_set_transport_error_liberr(&ccerr, liberr, nullptr, 0);
+  }
+  close_packet_.resize(NGTCP2_MAX_UDP_PAYLOAD_SIZE);
+  ngtcp2_path_storage ps;
+  ngtcp2_path_storage_zero(&ps);
+  ngtcp2_pkt_info pi{};
+  ngtcp2_ssize n = ngtcp2_conn_write_connection_close(conn_, &ps.path, &pi, close_packet_.data(),
+                                                      close_packet_.size(), &ccerr, now);
+  if (n <= 0) return Status::kDrop;
+  close_packet_.resize(static_cast<std::size_t>(n));
+  copy_remote(ps.path.remote, close_remote_, close_remote_len_);
+  closing_ = true;
+  return Status::kClosing;
+}
+
+std::size_t ServerConnection::write(std::span<std::uint8_t> out, sockaddr_storage& remote,
+                                    socklen_t& remote_len, Timestamp now) {
+  if (closing_) {
+    if (close_sent_ || close_packet_.size() > out.size()) return 0;
+    close_sent_ = true;
+    std::memcpy(out.data(), close_packet_.data(), close_packet_.size());
+    remote = close_remote_;
+    remote_len = close_remote_len_;
+    return close_packet_.size();
+  }
+  ngtcp2_path_storage ps;
+  ngtcp2_path_storage_zero(&ps);
+  ngtcp2_pkt_info pi{};
+  ngtcp2_ssize n = ngtcp2_conn_write_pkt(conn_, &ps.path, &pi, out.data(), out.size(), now);
+  if (n < 0) {
+    if (fail(static_cast<int>(n), now) == Status::kClosing) return write(out, remote, remote_len, now);
+    return 0;
+  }
+  ngtcp2_conn_update_pkt_tx_time(conn_, now);
+  if (n == 0) return 0;
+  copy_remote(ps.path.remote, remote, remote_len);
+  return static_cast<std::size_t>(n);
+}
+
+Timestamp ServerConnection::expiry() const {
+  return closing_ ? UINT64_MAX : ngtcp2_conn_get_expiry(conn_);
+}
+
+ServerConnection::Status ServerConnection::on_expiry(Timestamp now) {
+  if (closing_) return Status::kDrop;
+  int rv = ngtcp2_conn_handle_expiry(conn_, now);
+  if (rv == 0) return Status::kOk;
+  return fail(rv, now);
+}
+
+bool ServerConnection::handshake_completed() const {
+  return ngtcp2_conn_get_handshake_completed(conn_) != 0;
+}
+
+std::string ServerConnection::alpn() const {
+  gnutls_datum_t p{};
+  if (gnutls_alpn_get_selected_protocol(tls_.get(), &p) != 0) return "";
+  return std::string(reinterpret_cast<const char*>(p.data), p.size);
+}
+
+std::string ServerConnection::server_name() const {
+  char name[256];
+  std::size_t len = sizeof name;
+  unsigned type = 0;
+  if (gnutls_server_name_get(tls_.get(), name, &len, &type, 0) != 0 || type != GNUTLS_NAME_DNS)
+    return "";
+  return std::string(name, len);
+}
+
+}  // namespace ramjet::quic

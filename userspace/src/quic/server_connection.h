@@ -1,0 +1,131 @@
+// One server-side QUIC connection: ngtcp2 with GnuTLS, free of I/O. The worker that owns
+// it (proxy/quic_onramp) hands it the datagrams whose destination id it issued, asks it
+// for datagrams to send, and arms a timer at expiry(); the connection tells the worker
+// through Events which ids it issues and retires, so the worker's id table (and the
+// kernel's steering, abi/quic.h) always find it. Times are CLOCK_MONOTONIC nanoseconds.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+#include <sys/socket.h>
+
+#include "datapath/quic_cid.h"
+#include "quic/server_credentials.h"
+#include "ramjet/config/config.h"
+
+namespace ramjet::quic {
+
+using Timestamp = std::uint64_t;  // ns, CLOCK_MONOTONIC (ngtcp2_tstamp)
+
+Timestamp now_ns();
+
+// What every connection of one worker shares: the worker's index and the daemon's
+// generation (named in the ids it issues) and the secret stateless-reset tokens are
+// derived from (the same in every worker, so any of them can reset any id).
+struct ServerIdentity {
+  unsigned worker = 0;
+  unsigned generation = 0;
+  std::array<std::uint8_t, 32> reset_secret{};
+};
+
+// The stateless-reset token of one of our ids (RFC 9000 10.3.2).
+bool reset_token(const ServerIdentity& identity, std::span<const std::uint8_t> cid,
+                 std::span<std::uint8_t, 16> token);
+
+// The callbacks of ngtcp2's crypto helper that every connection, server or client, uses
+// (packet protection, key update, path challenges, compatible version negotiation).
+void set_crypto_callbacks(ngtcp2_callbacks& cb);
+
+// A connection id in the layout the kernel steers by, with random bits from GnuTLS.
+datapath::QuicCid new_server_cid(const ServerIdentity& identity);
+
+struct SocketPath {
+  const sockaddr* local = nullptr;
+  socklen_t local_len = 0;
+  const sockaddr* remote = nullptr;
+  socklen_t remote_len = 0;
+};
+
+class ServerConnection {
+ public:
+  class Events {
+   public:
+    virtual ~Events() = default;
+    // An id of ours now names this connection (true) or no longer does (false).
+    virtual void on_connection_id(ServerConnection& c, std::span<const std::uint8_t> cid,
+                                  bool added) = 0;
+  };
+
+  enum class Status : std::uint8_t {
+    kOk,
+    kClosing,  // send what write() gives (a CONNECTION_CLOSE), then drop the connection
+    kDrop,     // drop it now, sending nothing (idle timeout, draining, fatal)
+  };
+
+  // A connection for the Initial in `datagram` (Decision::kAccept). Null with `error`.
+  static std::unique_ptr<ServerConnection> accept(
+      std::shared_ptr<const ServerCredentials> credentials, const ServerIdentity& identity,
+      const config::QuicSettings& limits, Events* events, std::span<const std::uint8_t> datagram,
+      const SocketPath& path, Timestamp now, std::string& error);
+  ~ServerConnection();
+  ServerConnection(const ServerConnection&) = delete;
+  ServerConnection& operator=(const ServerConnection&) = delete;
+
+  Status receive(std::span<const std::uint8_t> datagram, const SocketPath& path,
+                 std::uint32_t ecn, Timestamp now);
+  // One datagram into `out`: its length (0: nothing to send now). `remote` gets the
+  // address to send it to (it changes with migration).
+  std::size_t write(std::span<std::uint8_t> out, sockaddr_storage& remote, socklen_t& remote_len,
+                    Timestamp now);
+  // When on_expiry() must run (UINT64_MAX: never).
+  Timestamp expiry() const;
+  Status on_expiry(Timestamp now);
+
+  bool handshake_completed() const;
+  // A CONNECTION_CLOSE is all it has left to send (accept() may return one so).
+  bool closing() const { return closing_; }
+  std::string alpn() const;
+  std::string server_name() const;  // the client's SNI, "" when it sent none
+  // The ids of ours that name this connection now, and the id the client chose for its
+  // first Initial (it may send more Initials to it until it sees ours).
+  const std::vector<datapath::QuicCid>& ids() const { return ids_; }
+  std::span<const std::uint8_t> original_dcid() const {
+    return {original_dcid_.data, original_dcid_.datalen};
+  }
+  ngtcp2_conn* native() { return conn_; }
+  const std::string& error() const { return error_; }
+
+ private:
+  ServerConnection() = default;
+  Status fail(int liberr, Timestamp now);
+  static ngtcp2_conn* get_conn(ngtcp2_crypto_conn_ref* ref);
+  static int on_new_cid(ngtcp2_conn* conn, ngtcp2_cid* cid, std::uint8_t* token,
+                        std::size_t cidlen, void* user_data);
+  static int on_remove_cid(ngtcp2_conn* conn, const ngtcp2_cid* cid, void* user_data);
+  static void on_rand(std::uint8_t* dest, std::size_t len, const ngtcp2_rand_ctx* ctx);
+
+  std::shared_ptr<const ServerCredentials> credentials_;
+  ServerIdentity identity_;
+  Events* events_ = nullptr;
+  ngtcp2_crypto_conn_ref ref_{};
+  GnutlsSession tls_;
+  ngtcp2_conn* conn_ = nullptr;
+  std::vector<datapath::QuicCid> ids_;
+  ngtcp2_cid original_dcid_{};
+  sockaddr_storage close_remote_{};
+  socklen_t close_remote_len_ = 0;
+  std::vector<std::uint8_t> close_packet_;  // CONNECTION_CLOSE, sent by write() once closing
+  bool close_sent_ = false;
+  bool closing_ = false;
+  std::string error_;
+};
+
+}  // namespace ramjet::quic
