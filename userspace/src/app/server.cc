@@ -1,5 +1,6 @@
 #include "app/server.h"
 
+#include <gnutls/crypto.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <netinet/udp.h>
@@ -24,6 +25,7 @@
 #include "proxy/http_session.h"
 #include "proxy/ip_onramp.h"
 #include "proxy/proxy_protocol_prologue.h"
+#include "proxy/quic_onramp.h"
 #include "proxy/tcp_session.h"
 #include "proxy/tls_streams.h"
 #include "proxy/udp_onramp.h"
@@ -91,7 +93,16 @@ Result<int> open_listener(const SocketAddress& addr, bool transparent, unsigned 
 // Transparent: each datagram says where it was going (IP_RECVORIGDSTADDR); the socket
 // itself never sends, but IP_TRANSPARENT here checks now the capability every session's
 // reply socket needs.
-Result<int> open_udp_socket(const SocketAddress& addr, bool transparent) {
+// The address a bound socket got (its port when it asked for 0).
+SocketAddress bound_address(int fd) {
+  sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  return *SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+}
+
+// `gro`: coalesced receives (the UDP on-ramp splits them; the QUIC on-ramp does not yet).
+Result<int> open_udp_socket(const SocketAddress& addr, bool transparent, bool gro = true) {
   int fd = ::socket(addr.family(), SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return Error::kernel(errno, std::string("socket: ") + strerror(errno));
   int one = 1;
@@ -99,7 +110,7 @@ Result<int> open_udp_socket(const SocketAddress& addr, bool transparent) {
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
   // Datagrams of one flow may arrive coalesced (each receive says their size): fewer
   // trips up the stack; kernels before 5.0 lack it and deliver them one by one.
-  ::setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one);
+  if (gro) ::setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one);
   if (transparent) {
     auto r = make_transparent(fd, addr);
     if (r.ok() && (addr.family() == AF_INET
@@ -298,7 +309,7 @@ Server::Server(const config::Config& config, engine::HookSet& hooks,
 }
 
 Server::~Server() {
-  for (auto* fds : {&listen_fds_, &twin_fds_, &tun_fds_})
+  for (auto* fds : {&listen_fds_, &twin_fds_, &tun_fds_, &quic_fds_})
     for (auto& per_worker : *fds)
       for (int fd : per_worker)
         if (fd >= 0) ::close(fd);
@@ -377,13 +388,8 @@ Result<void> Server::bind_listeners() {
                              ": " + fd.error().message);
       }
       listen_fds_[w][e] = *fd;
-      if (w == 0) {
-        sockaddr_storage ss;
-        socklen_t len = sizeof ss;
-        ::getsockname(*fd, reinterpret_cast<sockaddr*>(&ss), &len);
-        addr = *SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
-        bound_[ep.name] = addr;
-      }
+      // Port 0: the other workers' sockets join the port the first one got.
+      if (w == 0) bound_[ep.name] = addr = bound_address(*fd);
     }
     // udp: no twin yet, so escalated UDP flows of the other family find no socket in
     // `listeners` and take their rule's fallback (docs/udp.md).
@@ -404,6 +410,7 @@ Result<void> Server::bind_listeners() {
       twin_fds_[w][e] = *fd;
     }
   }
+  if (auto r = open_quic_sockets(); !r.ok()) return r;
   for (const auto& ep : config_.endpoints)
     if (ep.onramp == config::Onramp::kIp) upstream_mark_ |= ep.tun->bypass_mark;
   // Only a transparent tcp, http or udp endpoint can take decapsulated flows: without one
@@ -413,6 +420,38 @@ Result<void> Server::bind_listeners() {
         return config::is_transparent_tcp_listener(ep) || config::is_transparent_udp(ep);
       });
   if (!tuns_.empty() && targets) return set_up_tun_handoff();
+  return {};
+}
+
+// `quic:` of http endpoints: a UDP socket per worker in one SO_REUSEPORT group (the
+// kernel's 4-tuple hash spreads Initials; steering by id is the next step), and GnuTLS
+// credentials from the certificates the tls layer loaded for the endpoint.
+Result<void> Server::open_quic_sockets() {
+  quic_fds_.assign(workers_, std::vector<int>(config_.endpoints.size(), -1));
+  quic_credentials_.assign(config_.endpoints.size(), nullptr);
+  quic_connections_ = std::make_unique<std::atomic<std::uint32_t>[]>(config_.endpoints.size());
+  gnutls_rnd(GNUTLS_RND_KEY, quic_reset_secret_.data(), quic_reset_secret_.size());
+  for (std::size_t e = 0; e < config_.endpoints.size(); ++e) {
+    const auto& ep = config_.endpoints[e];
+    if (!ep.quic || ep.onramp != config::Onramp::kHttp) continue;
+    const tls::EndpointTls* t = tls_.find(ep.name);
+    if (t == nullptr || !t->server)
+      return Error::config("endpoint " + ep.name + ": quic needs the endpoint's tls certificates");
+    std::string error;
+    quic_credentials_[e] = quic::ServerCredentials::create(t->server->pem_certificates(), error);
+    if (!quic_credentials_[e])
+      return Error::config("endpoint " + ep.name + ": quic: tls." + error);
+    SocketAddress addr = ep.quic->listen;
+    for (unsigned w = 0; w < workers_; ++w) {
+      auto fd = open_udp_socket(addr, false, false);
+      if (!fd.ok())
+        return Error::config("endpoint " + ep.name + ": cannot serve QUIC on " +
+                             addr.to_string() + ": " + fd.error().message);
+      quic_fds_[w][e] = *fd;
+      // Port 0: the other workers' sockets join the port the first one got.
+      if (w == 0) bound_[ep.name + "/quic"] = addr = bound_address(*fd);
+    }
+  }
   return {};
 }
 
@@ -603,6 +642,7 @@ Task<void> worker_main(WorkerContext& wc, runtime::Event& drain_requested,
                        const std::vector<std::pair<std::size_t, int>>& fds,
                        const std::vector<std::pair<std::size_t, int>>& tun_fds,
                        std::atomic<std::uint32_t>* udp_sessions,
+                       std::vector<std::unique_ptr<proxy::QuicOnramp>>& quic,
                        std::chrono::milliseconds drain_timeout) {
   std::vector<std::unique_ptr<runtime::MultishotAccept>> accepts;
   std::vector<std::unique_ptr<proxy::UdpOnramp>> udp;
@@ -616,6 +656,7 @@ Task<void> worker_main(WorkerContext& wc, runtime::Event& drain_requested,
     accepts.push_back(std::make_unique<runtime::MultishotAccept>(wc.worker, fd));
     loops.start(accept_loop(wc, e, fd, *accepts.back()));
   }
+  for (auto& q : quic) loops.start(q->run());
   // The IP on-ramps stop last: decapsulated connections among the draining sessions
   // still need their packets written back into the device.
   std::vector<std::unique_ptr<proxy::IpOnramp>> ip_onramps;
@@ -629,6 +670,7 @@ Task<void> worker_main(WorkerContext& wc, runtime::Event& drain_requested,
   wc.draining = true;
   for (auto& a : accepts) a->cancel();
   for (auto& u : udp) u->stop();
+  for (auto& q : quic) q->stop();
   co_await loops.wait();
 
   if (!wc.sessions.empty()) {
@@ -687,7 +729,18 @@ void Server::worker_thread(unsigned index) {
     if (fd >= 0) tun_fds.emplace_back(e, fd);
     fd = -1;
   }
-  slot.worker.spawn(worker_main(wc, slot.drain_requested, fds, tun_fds, udp_sessions_.get(),
+  std::vector<std::unique_ptr<proxy::QuicOnramp>> quic;
+  for (std::size_t e = 0; e < quic_fds_[index].size(); ++e) {
+    int& fd = quic_fds_[index][e];
+    if (fd < 0) continue;
+    quic::ServerIdentity identity;
+    identity.worker = index;
+    identity.reset_secret = quic_reset_secret_;
+    quic.push_back(std::make_unique<proxy::QuicOnramp>(wc, e, fd, quic_credentials_[e], identity,
+                                                       &quic_connections_[e]));
+    fd = -1;
+  }
+  slot.worker.spawn(worker_main(wc, slot.drain_requested, fds, tun_fds, udp_sessions_.get(), quic,
                                 config_.server.drain_timeout));
   wc.flow_board = &slot.flow_board;
   crash::watch_worker(index, &slot.flow_board);

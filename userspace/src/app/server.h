@@ -5,6 +5,7 @@
 // ephemeral port once and the other workers join it.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -18,6 +19,7 @@
 #include "datapath/tun_handoff.h"
 #include "proxy/tun_device.h"
 #include "http/auth/auth_table.h"
+#include "quic/server_credentials.h"
 #include "tls/endpoint_table.h"
 #include "ramjet/config/config.h"
 #include "ramjet/engine/hook_set.h"
@@ -101,6 +103,7 @@ class Server {
                                 bool* all_answered = nullptr);
   void worker_thread(unsigned index);
   Result<void> set_up_tun_handoff();
+  Result<void> open_quic_sockets();
 
   const config::Config& config_;
   engine::HookSet& hooks_;
@@ -114,6 +117,13 @@ class Server {
   // tun_fds_[worker][endpoint]: ip endpoints' TUN queue for that worker, or -1; the
   // devices themselves (their policy rules go with them).
   std::vector<std::vector<int>> tun_fds_;
+  // quic_fds_[worker][endpoint]: http endpoints' `quic:` UDP socket, or -1; their GnuTLS
+  // credentials (from the endpoint's tls certificates) and connection counts; the
+  // stateless-reset secret all workers share.
+  std::vector<std::vector<int>> quic_fds_;
+  std::vector<std::shared_ptr<const quic::ServerCredentials>> quic_credentials_;
+  std::unique_ptr<std::atomic<std::uint32_t>[]> quic_connections_;
+  std::array<std::uint8_t, 32> quic_reset_secret_{};
   std::vector<std::unique_ptr<proxy::TunDevice>> tuns_;
   // Loaded when an ip endpoint and a transparent tcp or udp endpoint exist: decapsulated
   // flows to those endpoints.

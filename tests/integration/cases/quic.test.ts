@@ -1,0 +1,66 @@
+// The QUIC on-ramp (issue 13, item 1), first stage: ramjetd serves QUIC on an http
+// endpoint's `quic.listen` with the endpoint's tls certificates, and ngtcp2's own client
+// (gtlsclient, Debian's ngtcp2-client) completes a handshake with ALPN h3; an unknown
+// version gets Version Negotiation and the client retries with v1; a short-header
+// packet for no connection gets a Stateless Reset. HTTP/3 requests are the next stage.
+import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
+import { run, serverTls, sharedPki, startHttpProxy, test, type TestContext } from '../lib/index.ts';
+
+async function startQuicProxy(t: TestContext) {
+  const pki = await sharedPki();
+  const front = await pki.server('quic-front', { dns: ['www.example.test'] });
+  const proxy = await startHttpProxy(t, {
+    endpoint: {
+      tls: serverTls([front]),
+      upstream: 'http://127.0.0.1:9',
+      quic: { listen: '127.0.0.1:0', idle_timeout: '5s' },
+    },
+    config: { server: { workers: 1 } },
+  });
+  return { ...proxy, quic: proxy.daemon.endpoint('fwd/quic') };
+}
+
+/** gtlsclient against `port`, idle-closing after 1 s (nothing answers its request yet). */
+async function gtlsclient(port: number, extra: string[] = []) {
+  const result = await run('gtlsclient', ['--timeout=1s', ...extra, '127.0.0.1', String(port), 'https://www.example.test/'], {
+    timeoutMs: 15_000,
+  });
+  return result.output;
+}
+
+test('gtlsclient completes a QUIC handshake with ALPN h3; the id the server chose names worker 0', async (t) => {
+  const { quic } = await startQuicProxy(t);
+  const out = await gtlsclient(quic.port);
+  assert.match(out, /QUIC handshake has completed/, out);
+  assert.match(out, /Negotiated ALPN is h3/, out);
+  assert.match(out, /QUIC handshake has been confirmed/, out);
+  // The server's source id on its Handshake packets: 8 bytes, byte 1 the worker (abi/quic.h).
+  const ids = [...out.matchAll(/pkt rx .* scid=0x([0-9a-f]+) .*type=Handshake/g)].map((m) => m[1]!);
+  assert.ok(ids.length > 0, out);
+  for (const id of ids) {
+    assert.equal(id.length, 16, `an 8-byte id: ${id}`);
+    assert.equal(id.slice(2, 4), '00', `byte 1 names worker 0: ${id}`);
+  }
+});
+
+test('an unknown QUIC version gets Version Negotiation listing v1, and the client completes with v1', async (t) => {
+  const { quic } = await startQuicProxy(t);
+  const out = await gtlsclient(quic.port, ['-v', '0x1a2a3a4a', '--preferred-versions', 'v1']);
+  assert.match(out, /version=0x00000000 type=VN/, out);
+  assert.match(out, /Client selected version 0x1/, out);
+  assert.match(out, /QUIC handshake has completed/, out);
+});
+
+test('a short-header packet for no connection gets a Stateless Reset, smaller than the trigger', async (t) => {
+  const { quic } = await startQuicProxy(t);
+  const socket = createSocket('udp4');
+  t.after(() => socket.close());
+  const answer = new Promise<Buffer>((resolve) => socket.once('message', (m) => resolve(m)));
+  const packet = Buffer.alloc(60, 0x5a);
+  packet[0] = 0x40; // short header, fixed bit; an 8-byte id nobody was given
+  socket.send(packet, quic.port, quic.host);
+  const reset = await Promise.race([answer, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer')), 3000))]);
+  assert.equal(reset.length, 43, 'at most 43 bytes and under the 60 of the trigger');
+  assert.equal(reset[0]! & 0xc0, 0x40, 'looks like a short-header packet');
+});

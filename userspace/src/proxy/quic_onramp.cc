@@ -1,0 +1,231 @@
+#include "proxy/quic_onramp.h"
+
+#include <gnutls/crypto.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "quic/packets.h"
+
+namespace ramjet::proxy {
+
+struct QuicOnramp::Connection {
+  std::unique_ptr<quic::ServerConnection> core;
+  std::string original_dcid;
+  runtime::CancelSlot timer;
+  bool sleeping = false;
+  quic::Timestamp armed_for = UINT64_MAX;
+  bool ended = false;
+};
+
+namespace {
+
+std::string key_of(std::span<const std::uint8_t> id) {
+  return std::string(reinterpret_cast<const char*>(id.data()), id.size());
+}
+
+}  // namespace
+
+QuicOnramp::QuicOnramp(WorkerContext& wc, std::size_t endpoint_index, int fd,
+                       std::shared_ptr<const quic::ServerCredentials> credentials,
+                       const quic::ServerIdentity& identity,
+                       std::atomic<std::uint32_t>* open_connections)
+    : wc_(wc),
+      ep_(wc.config.endpoints[endpoint_index]),
+      fd_(fd),
+      credentials_(std::move(credentials)),
+      identity_(identity),
+      open_connections_(open_connections) {
+  local_len_ = sizeof local_;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local_), &local_len_) != 0) local_len_ = 0;
+}
+
+QuicOnramp::~QuicOnramp() = default;
+
+void QuicOnramp::stop() {
+  stopping_ = true;
+  wc_.worker.cancel_fd(fd_);
+}
+
+Task<void> QuicOnramp::run() {
+  std::vector<std::uint8_t> buf(kMaxDatagram);
+  while (!stopping_) {
+    sockaddr_storage from{};
+    iovec iov{buf.data(), buf.size()};
+    msghdr msg{};
+    msg.msg_name = &from;
+    msg.msg_namelen = sizeof from;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    const int n = co_await wc_.worker.recvmsg(fd_, &msg);
+    if (n < 0) {
+      if (stopping_ || n == -ECANCELED) break;
+      continue;
+    }
+    if (msg.msg_flags & MSG_TRUNC) continue;
+    on_datagram(from, msg.msg_namelen, {buf.data(), static_cast<std::size_t>(n)});
+  }
+  // Connections end with the socket: their peers see the idle timeout (or a stateless
+  // reset from the next daemon).
+  std::vector<Connection*> left;
+  for (auto& [core, c] : by_core_) left.push_back(c);
+  for (Connection* c : left) end(*c);
+  if (live_ > 0) {
+    all_closed_ = std::make_unique<runtime::Event>();
+    co_await all_closed_->wait();
+  }
+  ::close(fd_);
+}
+
+void QuicOnramp::on_datagram(const sockaddr_storage& peer, socklen_t peer_len,
+                             std::span<const std::uint8_t> data) {
+  Connection* found = nullptr;
+  quic::Decision d = quic::decide(data, datapath::kQuicCidLength,
+                                  [&](std::span<const std::uint8_t> id) {
+                                    auto it = by_id_.find(key_of(id));
+                                    if (it != by_id_.end()) found = it->second;
+                                    return found != nullptr;
+                                  });
+  const quic::SocketPath path{reinterpret_cast<const sockaddr*>(&local_), local_len_,
+                              reinterpret_cast<const sockaddr*>(&peer), peer_len};
+  const quic::Timestamp now = quic::now_ns();
+  switch (d.action) {
+    case quic::Action::kToConnection: {
+      if (found->core->receive(data, path, 0, now) == quic::ServerConnection::Status::kDrop) {
+        end(*found);
+        return;
+      }
+      flush(*found);
+      return;
+    }
+    case quic::Action::kAccept: {
+      if (stopping_ || wc_.draining) return;
+      if (open_connections_->fetch_add(1, std::memory_order_relaxed) >=
+          ep_.quic->max_connections) {
+        open_connections_->fetch_sub(1, std::memory_order_relaxed);
+        return;
+      }
+      auto c = std::make_unique<Connection>();
+      Connection* raw = c.get();
+      std::string error;
+      // The connection reports its first id from inside accept(): it must be findable.
+      pending_accept_ = raw;
+      c->core = quic::ServerConnection::accept(credentials_, identity_, *ep_.quic, this, data,
+                                               path, now, error);
+      pending_accept_ = nullptr;
+      if (!c->core) {
+        for (auto it = by_id_.begin(); it != by_id_.end();)
+          it = it->second == raw ? by_id_.erase(it) : std::next(it);
+        open_connections_->fetch_sub(1, std::memory_order_relaxed);
+        spdlog::debug("endpoint {}: QUIC connection refused: {}", ep_.name, error);
+        return;
+      }
+      c->original_dcid = key_of(c->core->original_dcid());
+      by_id_[c->original_dcid] = raw;
+      by_core_[c->core.get()] = raw;
+      ++live_;
+      wc_.worker.spawn(drive(std::move(c)));
+      flush(*raw);
+      return;
+    }
+    case quic::Action::kVersionNegotiation: {
+      std::uint8_t out[1500];
+      std::uint8_t random = 0;
+      gnutls_rnd(GNUTLS_RND_NONCE, &random, 1);
+      if (std::size_t n = quic::write_version_negotiation(out, d.header, random))
+        send(peer, peer_len, {out, n});
+      return;
+    }
+    case quic::Action::kStatelessReset: {
+      std::array<std::uint8_t, quic::kStatelessResetTokenLength> token;
+      if (!quic::reset_token(identity_, d.header.dcid(), token)) return;
+      std::uint8_t random[64];
+      gnutls_rnd(GNUTLS_RND_NONCE, random, sizeof random);
+      std::uint8_t out[64];
+      if (std::size_t n = quic::write_stateless_reset(out, data.size(), token, random))
+        send(peer, peer_len, {out, n});
+      return;
+    }
+    case quic::Action::kDrop:
+      spdlog::trace("endpoint {}: QUIC datagram dropped: {}", ep_.name, quic::to_string(d.drop));
+      return;
+  }
+}
+
+void QuicOnramp::on_connection_id(quic::ServerConnection& core, std::span<const std::uint8_t> cid,
+                                  bool added) {
+  if (!added) {
+    by_id_.erase(key_of(cid));
+    return;
+  }
+  auto it = by_core_.find(&core);
+  Connection* c = it != by_core_.end() ? it->second : pending_accept_;
+  if (c != nullptr) by_id_[key_of(cid)] = c;
+}
+
+void QuicOnramp::send(const sockaddr_storage& to, socklen_t to_len,
+                      std::span<const std::uint8_t> d) {
+  // Non-blocking: what the socket buffer cannot take is lost, and QUIC retransmits.
+  ::sendto(fd_, d.data(), d.size(), MSG_DONTWAIT | MSG_NOSIGNAL,
+           reinterpret_cast<const sockaddr*>(&to), to_len);
+}
+
+void QuicOnramp::flush(Connection& c) {
+  if (c.ended) return;
+  std::uint8_t out[1500];
+  const quic::Timestamp now = quic::now_ns();
+  for (int i = 0; i < 64; ++i) {
+    sockaddr_storage to{};
+    socklen_t to_len = 0;
+    const std::size_t n = c.core->write(out, to, to_len, now);
+    if (n == 0) break;
+    send(to, to_len, {out, n});
+  }
+  if (c.core->closing()) {
+    end(c);
+    return;
+  }
+  // A sooner expiry than the one the timer sleeps for: wake it to sleep again.
+  if (c.sleeping && c.core->expiry() < c.armed_for) c.timer.cancel();
+}
+
+void QuicOnramp::end(Connection& c) {
+  if (c.ended) return;
+  c.ended = true;
+  for (const auto& id : c.core->ids()) by_id_.erase(key_of(id));
+  by_id_.erase(c.original_dcid);
+  if (c.sleeping) c.timer.cancel();
+}
+
+Task<void> QuicOnramp::drive(std::unique_ptr<Connection> c) {
+  while (!c->ended) {
+    const quic::Timestamp now = quic::now_ns();
+    const quic::Timestamp at = c->core->expiry();
+    if (at <= now) {
+      if (c->core->on_expiry(now) == quic::ServerConnection::Status::kDrop) {
+        end(*c);
+        break;
+      }
+      flush(*c);
+      continue;
+    }
+    // Never more than a second at once, so a missed wake-up costs little.
+    const std::uint64_t wait = std::min<std::uint64_t>(at - now, 1'000'000'000);
+    c->timer = runtime::CancelSlot{};
+    c->armed_for = at;
+    c->sleeping = true;
+    co_await wc_.worker.sleep(std::chrono::nanoseconds(wait), &c->timer);
+    c->sleeping = false;
+  }
+  by_core_.erase(c->core.get());
+  c.reset();
+  open_connections_->fetch_sub(1, std::memory_order_relaxed);
+  if (--live_ == 0 && all_closed_) all_closed_->set();
+}
+
+}  // namespace ramjet::proxy
