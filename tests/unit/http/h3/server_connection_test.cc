@@ -1,0 +1,169 @@
+// http::h3::ServerConnection against nghttp3's own client, stream bytes passed in memory
+// as QUIC would carry them (client streams 0 (request), 2, 6, 10; server's 3, 7, 11).
+#include "http/h3/server_connection.h"
+
+#include <gtest/gtest.h>
+#include <nghttp3/nghttp3.h>
+
+#include <map>
+
+namespace ramjet::http::h3 {
+namespace {
+
+class Client {
+ public:
+  Client() {
+    nghttp3_callbacks cb{};
+    cb.recv_header = [](nghttp3_conn*, std::int64_t, std::int32_t, nghttp3_rcbuf* name,
+                        nghttp3_rcbuf* value, std::uint8_t, void* user, void*) {
+      nghttp3_vec n = nghttp3_rcbuf_get_buf(name);
+      nghttp3_vec v = nghttp3_rcbuf_get_buf(value);
+      static_cast<Client*>(user)->response_fields[std::string(n.base, n.base + n.len)] =
+          std::string(v.base, v.base + v.len);
+      return 0;
+    };
+    cb.recv_data = [](nghttp3_conn*, std::int64_t, const std::uint8_t* d, std::size_t n,
+                      void* user, void*) {
+      static_cast<Client*>(user)->response_body.append(reinterpret_cast<const char*>(d), n);
+      return 0;
+    };
+    cb.end_stream = [](nghttp3_conn*, std::int64_t, void* user, void*) {
+      static_cast<Client*>(user)->response_ended = true;
+      return 0;
+    };
+    nghttp3_settings settings;
+    nghttp3_settings_default(&settings);
+    nghttp3_conn_client_new(&conn, &cb, &settings, nghttp3_mem_default(), this);
+    nghttp3_conn_bind_control_stream(conn, 2);
+    nghttp3_conn_bind_qpack_streams(conn, 6, 10);
+  }
+  ~Client() { nghttp3_conn_del(conn); }
+
+  void request(const std::string& method, const std::string& path, const std::string& body) {
+    body_ = body;
+    const std::pair<std::string, std::string> fields[] = {
+        {":method", method}, {":scheme", "https"}, {":authority", "www.example.test"},
+        {":path", path},     {"user-agent", "t"}};
+    std::vector<nghttp3_nv> nva;
+    for (const auto& [n, v] : fields)
+      nva.push_back({reinterpret_cast<std::uint8_t*>(const_cast<char*>(n.data())),
+                     reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())), n.size(),
+                     v.size(), NGHTTP3_NV_FLAG_NONE});
+    nghttp3_data_reader reader{[](nghttp3_conn*, std::int64_t, nghttp3_vec* vec, std::size_t,
+                                  std::uint32_t* flags, void* user, void*) -> nghttp3_ssize {
+      Client* c = static_cast<Client*>(user);
+      *flags |= NGHTTP3_DATA_FLAG_EOF;
+      if (c->body_sent_) return 0;
+      c->body_sent_ = true;
+      vec[0].base = reinterpret_cast<std::uint8_t*>(c->body_.data());
+      vec[0].len = c->body_.size();
+      return 1;
+    }};
+    nghttp3_conn_submit_request(conn, 0, nva.data(), nva.size(), body.empty() ? nullptr : &reader,
+                                nullptr);
+  }
+
+  nghttp3_conn* conn = nullptr;
+  std::map<std::string, std::string> response_fields;
+  std::string response_body;
+  bool response_ended = false;
+
+ private:
+  std::string body_;
+  bool body_sent_ = false;
+};
+
+class H3ServerTest : public ::testing::Test, public Events {
+ protected:
+  void on_request(std::int64_t stream, RequestHead head) override {
+    requests_[stream] = std::move(head);
+  }
+  void on_data(std::int64_t stream, std::string_view data) override { bodies_[stream] += data; }
+  void on_end_stream(std::int64_t stream) override {
+    // An origin that echoes: the pipeline's place.
+    const RequestHead& h = requests_[stream];
+    server_.submit_response(stream, 200, {{"Content-Type", "text/plain"}, {"Connection", "close"}});
+    server_.send_data(stream, h.method + " " + h.path + "\n");
+    server_.send_data(stream, bodies_[stream]);
+    server_.end_data(stream);
+  }
+  void on_stream_close(std::int64_t stream, std::uint64_t code) override { closed_[stream] = code; }
+
+  // Moves every byte both ways until neither side has more.
+  void pump() {
+    for (int round = 0; round < 50; ++round) {
+      bool moved = false;
+      for (;;) {  // client -> server
+        nghttp3_vec vec[16];
+        std::int64_t id = -1;
+        int fin = 0;
+        nghttp3_ssize n = nghttp3_conn_writev_stream(client_.conn, &id, &fin, vec, 16);
+        ASSERT_GE(n, 0);
+        if (id < 0) break;
+        std::string bytes;
+        for (nghttp3_ssize i = 0; i < n; ++i) bytes.append(reinterpret_cast<char*>(vec[i].base), vec[i].len);
+        if (bytes.empty() && !fin) break;
+        ASSERT_GE(server_.recv(id, {reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()}, fin), 0);
+        nghttp3_conn_add_write_offset(client_.conn, id, bytes.size());
+        nghttp3_conn_add_ack_offset(client_.conn, id, bytes.size());
+        moved = true;
+      }
+      for (;;) {  // server -> client
+        Output out = server_.next_output();
+        if (out.stream < 0) break;
+        std::string bytes;
+        for (auto p : out.pieces) bytes.append(reinterpret_cast<const char*>(p.data()), p.size());
+        if (bytes.empty() && !out.fin) break;
+        ASSERT_GE(nghttp3_conn_read_stream(client_.conn, out.stream,
+                                           reinterpret_cast<const std::uint8_t*>(bytes.data()),
+                                           bytes.size(), out.fin),
+                  0);
+        server_.written(out.stream, bytes.size());
+        server_.acked(out.stream, bytes.size());
+        moved = true;
+      }
+      if (!moved) return;
+    }
+  }
+
+  ServerConnection server_{*this, Limits{}};
+  Client client_;
+  std::map<std::int64_t, RequestHead> requests_;
+  std::map<std::int64_t, std::string> bodies_;
+  std::map<std::int64_t, std::uint64_t> closed_;
+};
+
+TEST_F(H3ServerTest, AGetArrivesAsTheHeadHttp2ProducesAndGetsItsResponse) {
+  ASSERT_TRUE(server_.bind_streams(3, 7, 11));
+  client_.request("GET", "/path?q=1", "");
+  pump();
+  ASSERT_EQ(requests_.count(0), 1u);
+  const RequestHead& h = requests_[0];
+  EXPECT_EQ(h.method, "GET");
+  EXPECT_EQ(h.scheme, "https");
+  EXPECT_EQ(h.authority, "www.example.test");
+  EXPECT_EQ(h.path, "/path?q=1");
+  EXPECT_TRUE(h.end_stream);
+  ASSERT_EQ(h.fields.size(), 1u);
+  EXPECT_EQ(h.fields[0].name, "user-agent");
+  EXPECT_EQ(client_.response_fields[":status"], "200");
+  EXPECT_EQ(client_.response_fields["content-type"], "text/plain");
+  EXPECT_EQ(client_.response_fields.count("connection"), 0u) << "no connection-specific fields";
+  EXPECT_EQ(client_.response_body, "GET /path?q=1\n");
+  EXPECT_TRUE(client_.response_ended);
+}
+
+TEST_F(H3ServerTest, APostBodyReachesTheOwnerAndTheResponseBodyTheClient) {
+  ASSERT_TRUE(server_.bind_streams(3, 7, 11));
+  const std::string body(100'000, 'b');
+  client_.request("POST", "/upload", body);
+  pump();
+  ASSERT_EQ(requests_.count(0), 1u);
+  EXPECT_FALSE(requests_[0].end_stream);
+  EXPECT_EQ(bodies_[0], body);
+  EXPECT_EQ(client_.response_body, "POST /upload\n" + body);
+  EXPECT_TRUE(client_.response_ended);
+}
+
+}  // namespace
+}  // namespace ramjet::http::h3

@@ -1,0 +1,248 @@
+#include "http/h3/server_connection.h"
+
+#include <nghttp3/nghttp3.h>
+
+#include <algorithm>
+#include <cctype>
+
+namespace ramjet::http::h3 {
+
+struct Callbacks {
+  static ServerConnection& self(void* user) { return *static_cast<ServerConnection*>(user); }
+  static std::string_view text(nghttp3_rcbuf* b) {
+    nghttp3_vec v = nghttp3_rcbuf_get_buf(b);
+    return {reinterpret_cast<const char*>(v.base), v.len};
+  }
+
+  static int recv_header(nghttp3_conn*, std::int64_t id, std::int32_t, nghttp3_rcbuf* name,
+                         nghttp3_rcbuf* value, std::uint8_t, void* user, void*) {
+    ServerConnection::Stream& s = self(user).stream(id);
+    const std::string_view n = text(name);
+    const std::string_view v = text(value);
+    if (n == ":method") {
+      s.head.method = v;
+    } else if (n == ":scheme") {
+      s.head.scheme = v;
+    } else if (n == ":authority") {
+      s.head.authority = v;
+    } else if (n == ":path") {
+      s.head.path = v;
+    } else if (n == ":protocol") {
+      s.head.protocol = v;
+    } else if (++s.fields > self(user).limits().max_fields) {
+      s.too_many_fields = true;
+    } else {
+      if (n == "host" && s.head.authority.empty()) s.head.authority = v;
+      s.head.fields.push_back({std::string(n), std::string(v)});
+    }
+    return 0;
+  }
+
+  static int end_headers(nghttp3_conn*, std::int64_t id, int fin, void* user, void*) {
+    ServerConnection& c = self(user);
+    ServerConnection::Stream& s = c.stream(id);
+    // nghttp3 checked the pseudo-headers (RFC 9114 4.3.1) before this callback.
+    if (s.too_many_fields) {
+      // 431 with nothing else: the request is not passed on.
+      c.submit_response(id, 431, {});
+      c.end_data(id);
+      return 0;
+    }
+    s.head.end_stream = fin != 0;
+    s.announced = true;
+    c.events().on_request(id, s.head);
+    return 0;
+  }
+
+  static int recv_data(nghttp3_conn*, std::int64_t id, const std::uint8_t* data, std::size_t n,
+                       void* user, void*) {
+    ServerConnection& c = self(user);
+    ServerConnection::Stream* s = c.find(id);
+    if (s != nullptr && s->announced)
+      c.events().on_data(id, {reinterpret_cast<const char*>(data), n});
+    // Body bytes are the owner's to pass on; QUIC's window opens as nghttp3 consumed them.
+    c.events().on_consumed(id, n);
+    return 0;
+  }
+
+  static int deferred_consume(nghttp3_conn*, std::int64_t id, std::size_t n, void* user, void*) {
+    self(user).events().on_consumed(id, n);
+    return 0;
+  }
+
+  static int end_stream(nghttp3_conn*, std::int64_t id, void* user, void*) {
+    ServerConnection& c = self(user);
+    ServerConnection::Stream* s = c.find(id);
+    if (s != nullptr && s->announced) c.events().on_end_stream(id);
+    return 0;
+  }
+
+  static int stream_close(nghttp3_conn*, std::int64_t id, std::uint64_t code, void* user, void*) {
+    ServerConnection& c = self(user);
+    ServerConnection::Stream* s = c.find(id);
+    const bool announced = s != nullptr && s->announced;
+    c.erase(id);
+    if (announced) c.events().on_stream_close(id, code);
+    return 0;
+  }
+
+  static int acked_stream_data(nghttp3_conn*, std::int64_t id, std::uint64_t n, void* user,
+                               void*) {
+    ServerConnection::Stream* s = self(user).find(id);
+    if (s == nullptr) return 0;
+    std::uint64_t left = n;
+    while (left > 0 && !s->chunks.empty()) {
+      const std::size_t rest = s->chunks.front().size() - s->acked_front;
+      if (left < rest) {
+        s->acked_front += left;
+        break;
+      }
+      left -= rest;
+      s->chunks.pop_front();
+      s->acked_front = 0;
+      --s->given;
+    }
+    return 0;
+  }
+
+  static nghttp3_ssize read_data(nghttp3_conn*, std::int64_t id, nghttp3_vec* vec,
+                                 std::size_t veccnt, std::uint32_t* flags, void* user, void*) {
+    ServerConnection::Stream* s = self(user).find(id);
+    if (s == nullptr) return NGHTTP3_ERR_CALLBACK_FAILURE;
+    std::size_t n = 0;
+    while (n < veccnt && s->given < s->chunks.size()) {
+      std::string& chunk = s->chunks[s->given++];
+      vec[n].base = reinterpret_cast<std::uint8_t*>(chunk.data());
+      vec[n].len = chunk.size();
+      ++n;
+    }
+    if (s->given == s->chunks.size() && s->body_ended) {
+      *flags |= NGHTTP3_DATA_FLAG_EOF;
+      return static_cast<nghttp3_ssize>(n);
+    }
+    if (n == 0) {
+      s->blocked = true;
+      return NGHTTP3_ERR_WOULDBLOCK;
+    }
+    return static_cast<nghttp3_ssize>(n);
+  }
+};
+
+ServerConnection::ServerConnection(Events& events, const Limits& limits)
+    : events_(events), limits_(limits) {
+  nghttp3_callbacks cb{};
+  cb.acked_stream_data = &Callbacks::acked_stream_data;
+  cb.stream_close = &Callbacks::stream_close;
+  cb.recv_data = &Callbacks::recv_data;
+  cb.deferred_consume = &Callbacks::deferred_consume;
+  cb.recv_header = &Callbacks::recv_header;
+  cb.end_headers = &Callbacks::end_headers;
+  cb.end_stream = &Callbacks::end_stream;
+  nghttp3_settings settings;
+  nghttp3_settings_default(&settings);
+  settings.max_field_section_size = limits.max_field_section_size;
+  nghttp3_conn_server_new(&conn_, &cb, &settings, nghttp3_mem_default(), this);
+}
+
+ServerConnection::~ServerConnection() {
+  nghttp3_conn_del(conn_);
+}
+
+ServerConnection::Stream* ServerConnection::find(std::int64_t id) {
+  auto it = streams_.find(id);
+  return it == streams_.end() ? nullptr : &it->second;
+}
+
+bool ServerConnection::bind_streams(std::int64_t control, std::int64_t qpack_encoder,
+                                    std::int64_t qpack_decoder) {
+  return nghttp3_conn_bind_control_stream(conn_, control) == 0 &&
+         nghttp3_conn_bind_qpack_streams(conn_, qpack_encoder, qpack_decoder) == 0;
+}
+
+std::int64_t ServerConnection::recv(std::int64_t stream, std::span<const std::uint8_t> data,
+                                    bool fin) {
+  return nghttp3_conn_read_stream(conn_, stream, data.data(), data.size(), fin ? 1 : 0);
+}
+
+Output ServerConnection::next_output() {
+  Output out;
+  nghttp3_vec vec[16];
+  std::int64_t id = -1;
+  int fin = 0;
+  nghttp3_ssize n = nghttp3_conn_writev_stream(conn_, &id, &fin, vec, std::size(vec));
+  if (n < 0 || id < 0) return out;
+  out.stream = id;
+  out.fin = fin != 0;
+  for (nghttp3_ssize i = 0; i < n; ++i) out.pieces.emplace_back(vec[i].base, vec[i].len);
+  return out;
+}
+
+void ServerConnection::written(std::int64_t stream, std::size_t n) {
+  nghttp3_conn_add_write_offset(conn_, stream, n);
+}
+
+void ServerConnection::acked(std::int64_t stream, std::size_t n) {
+  nghttp3_conn_add_ack_offset(conn_, stream, n);
+}
+
+void ServerConnection::block(std::int64_t stream) {
+  nghttp3_conn_block_stream(conn_, stream);
+}
+
+void ServerConnection::unblock(std::int64_t stream) {
+  nghttp3_conn_unblock_stream(conn_, stream);
+}
+
+void ServerConnection::stream_closed(std::int64_t stream, std::uint64_t app_error_code) {
+  nghttp3_conn_close_stream(conn_, stream, app_error_code);
+}
+
+bool ServerConnection::submit_response(std::int64_t stream, int status,
+                                       const std::vector<Field>& fields) {
+  std::vector<nghttp3_nv> nva;
+  const std::string code = std::to_string(status);
+  auto add = [&](std::string_view n, std::string_view v) {
+    nva.push_back({reinterpret_cast<std::uint8_t*>(const_cast<char*>(n.data())),
+                   reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())), n.size(),
+                   v.size(), NGHTTP3_NV_FLAG_NONE});
+  };
+  add(":status", code);
+  std::vector<std::string> lowered;
+  lowered.reserve(fields.size());
+  for (const Field& f : fields) {
+    std::string name = f.name;
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    // Connection-specific fields have no place in HTTP/3 (RFC 9114 4.2).
+    if (name == "connection" || name == "keep-alive" || name == "proxy-connection" ||
+        name == "transfer-encoding" || name == "upgrade")
+      continue;
+    lowered.push_back(std::move(name));
+    add(lowered.back(), f.value);
+  }
+  nghttp3_data_reader reader{&Callbacks::read_data};
+  (void)this->stream(stream);  // the body's state exists before nghttp3 asks for it
+  return nghttp3_conn_submit_response(conn_, stream, nva.data(), nva.size(), &reader) == 0;
+}
+
+void ServerConnection::send_data(std::int64_t stream, std::string_view data) {
+  Stream* s = find(stream);
+  if (s == nullptr || data.empty()) return;
+  s->chunks.emplace_back(data);
+  if (s->blocked) {
+    s->blocked = false;
+    nghttp3_conn_resume_stream(conn_, stream);
+  }
+}
+
+void ServerConnection::end_data(std::int64_t stream) {
+  Stream* s = find(stream);
+  if (s == nullptr) return;
+  s->body_ended = true;
+  if (s->blocked) {
+    s->blocked = false;
+    nghttp3_conn_resume_stream(conn_, stream);
+  }
+}
+
+}  // namespace ramjet::http::h3

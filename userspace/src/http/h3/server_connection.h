@@ -1,0 +1,110 @@
+// ServerConnection: the server side of one HTTP/3 connection (RFC 9114), sans I/O and
+// sans QUIC. It wraps an nghttp3 server connection: the owner (the QUIC on-ramp) passes
+// each stream's bytes to recv(), asks next_output() which stream has bytes to send and
+// reports how many QUIC took (written()), and how many the peer acknowledged (acked()).
+// Requests arrive through Events with the same heads HTTP/2 produces (http/h2/message.h),
+// so the request pipeline need not know the version.
+//
+// Flow control stays with QUIC: recv() returns how many bytes of the stream nghttp3 has
+// consumed (the owner extends the QUIC windows by that much), and on_consumed() reports
+// bytes consumed later (body bytes the owner gave back, QPACK-blocked headers).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "http/h2/message.h"
+
+struct nghttp3_conn;
+
+namespace ramjet::http::h3 {
+
+using h2::Field;
+using h2::RequestHead;
+
+struct Limits {
+  std::uint64_t max_field_section_size = 64 * 1024;
+  std::size_t max_fields = 100;
+};
+
+class Events {
+ public:
+  virtual ~Events() = default;
+  virtual void on_request(std::int64_t stream, RequestHead head) = 0;
+  virtual void on_data(std::int64_t stream, std::string_view data) = 0;
+  virtual void on_end_stream(std::int64_t stream) = 0;
+  // Only for streams on_request announced; app_error_code 0x100 (H3_NO_ERROR) when done.
+  virtual void on_stream_close(std::int64_t stream, std::uint64_t app_error_code) = 0;
+  // Stream bytes nghttp3 consumed after recv() returned (give them to QUIC's windows).
+  virtual void on_consumed(std::int64_t /*stream*/, std::size_t /*n*/) {}
+};
+
+// Bytes of one stream ready for QUIC: their pieces, and whether the stream ends there.
+struct Output {
+  std::int64_t stream = -1;  // -1: nothing to send
+  std::vector<std::span<const std::uint8_t>> pieces;
+  bool fin = false;
+};
+
+class ServerConnection {
+ public:
+  ServerConnection(Events& events, const Limits& limits);
+  ~ServerConnection();
+  ServerConnection(const ServerConnection&) = delete;
+  ServerConnection& operator=(const ServerConnection&) = delete;
+
+  // The server's three unidirectional streams, opened by the owner on QUIC (RFC 9114
+  // 6.2.1, RFC 9204 4.2). false on an error from nghttp3.
+  bool bind_streams(std::int64_t control, std::int64_t qpack_encoder, std::int64_t qpack_decoder);
+  // Stream bytes from the client; the bytes consumed, or a negative nghttp3 error
+  // (fatal: close the connection with nghttp3_err_infer_quic_app_error_code()).
+  std::int64_t recv(std::int64_t stream, std::span<const std::uint8_t> data, bool fin);
+  Output next_output();
+  void written(std::int64_t stream, std::size_t n);
+  void acked(std::int64_t stream, std::size_t n);
+  // QUIC will take no more of the stream now (flow control): stop offering it, then
+  // resume it when the window opens.
+  void block(std::int64_t stream);
+  void unblock(std::int64_t stream);
+  // QUIC closed the stream (both directions done, or reset).
+  void stream_closed(std::int64_t stream, std::uint64_t app_error_code);
+
+  // A response: its head, then body bytes as they come, then its end.
+  bool submit_response(std::int64_t stream, int status, const std::vector<Field>& fields);
+  void send_data(std::int64_t stream, std::string_view data);
+  void end_data(std::int64_t stream);
+
+  // Internal: the nghttp3 callbacks' way in.
+  struct Stream {
+    RequestHead head;
+    std::size_t fields = 0;
+    bool announced = false;
+    bool too_many_fields = false;
+    // Response body chunks not yet acknowledged by the peer: nghttp3 sends from them
+    // without copying, so each stays where it is until acknowledged.
+    std::deque<std::string> chunks;
+    std::size_t given = 0;        // chunks handed to nghttp3
+    std::size_t acked_front = 0;  // bytes of chunks.front() already acknowledged
+    bool body_ended = false;
+    bool blocked = false;  // read_data said WOULDBLOCK: resume when data comes
+  };
+  Events& events() { return events_; }
+  Stream& stream(std::int64_t id) { return streams_[id]; }
+  Stream* find(std::int64_t id);
+  void erase(std::int64_t id) { streams_.erase(id); }
+  const Limits& limits() const { return limits_; }
+  nghttp3_conn* native() { return conn_; }
+
+ private:
+  Events& events_;
+  Limits limits_;
+  nghttp3_conn* conn_ = nullptr;
+  std::map<std::int64_t, Stream> streams_;
+};
+
+}  // namespace ramjet::http::h3
