@@ -10,8 +10,13 @@
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 
 #include <fstream>
+#include <functional>
+#include <map>
 
+#include "http/h3/server_connection.h"
+#include "proxy/h3_transport.h"
 #include "quic/packets.h"
+#include "quic/test_client.h"
 #include "support/temp_dir.h"
 #include "tls/server_context.h"
 #include "tls/test_certs.h"
@@ -19,127 +24,8 @@
 namespace ramjet::quic {
 namespace {
 
-constexpr Timestamp kMs = 1'000'000;
-
-sockaddr_in v4(std::uint16_t port) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return a;
-}
-
-// ngtcp2's client with GnuTLS, as gtlsclient is: no certificate verification (the
-// test compares the certificate it got), ALPN and SNI as given.
-class Client {
- public:
-  Client(const std::string& sni, const std::string& alpn, Timestamp now) {
-    gnutls_certificate_allocate_credentials(&cred_);
-    gnutls_init(&tls_, GNUTLS_CLIENT | GNUTLS_NO_END_OF_EARLY_DATA);
-    ngtcp2_crypto_gnutls_configure_client_session(tls_);
-    gnutls_priority_set_direct(
-        tls_, "NORMAL:-VERS-ALL:+VERS-TLS1.3:%DISABLE_TLS13_COMPAT_MODE", nullptr);
-    gnutls_credentials_set(tls_, GNUTLS_CRD_CERTIFICATE, cred_);
-    gnutls_datum_t proto{reinterpret_cast<unsigned char*>(const_cast<char*>(alpn.data())),
-                         static_cast<unsigned>(alpn.size())};
-    gnutls_alpn_set_protocols(tls_, &proto, 1, 0);
-    if (!sni.empty()) gnutls_server_name_set(tls_, GNUTLS_NAME_DNS, sni.data(), sni.size());
-    ref_.get_conn = [](ngtcp2_crypto_conn_ref* r) {
-      return static_cast<Client*>(r->user_data)->conn_;
-    };
-    ref_.user_data = this;
-    gnutls_session_set_ptr(tls_, &ref_);
-
-    ngtcp2_callbacks cb{};
-    set_crypto_callbacks(cb);
-    cb.client_initial = ngtcp2_crypto_client_initial_cb;
-    cb.recv_retry = ngtcp2_crypto_recv_retry_cb;
-    cb.rand = [](std::uint8_t* d, std::size_t n, const ngtcp2_rand_ctx*) {
-      gnutls_rnd(GNUTLS_RND_RANDOM, d, n);
-    };
-    cb.get_new_connection_id = [](ngtcp2_conn*, ngtcp2_cid* cid, std::uint8_t* token,
-                                  std::size_t len, void*) {
-      gnutls_rnd(GNUTLS_RND_RANDOM, cid->data, len);
-      cid->datalen = len;
-      gnutls_rnd(GNUTLS_RND_RANDOM, token, NGTCP2_STATELESS_RESET_TOKENLEN);
-      return 0;
-    };
-
-    ngtcp2_cid dcid, scid;
-    dcid.datalen = 18;  // client-chosen ids need not be of our length
-    gnutls_rnd(GNUTLS_RND_RANDOM, dcid.data, dcid.datalen);
-    scid.datalen = 8;
-    gnutls_rnd(GNUTLS_RND_RANDOM, scid.data, scid.datalen);
-    ngtcp2_settings settings;
-    ngtcp2_settings_default(&settings);
-    settings.initial_ts = now;
-    ngtcp2_transport_params params;
-    ngtcp2_transport_params_default(&params);
-    params.initial_max_streams_uni = 3;
-    params.initial_max_stream_data_uni = 256 * 1024;
-    params.initial_max_data = 1024 * 1024;
-    ngtcp2_path path = this->path();
-    ngtcp2_conn_client_new(&conn_, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1, &cb, &settings,
-                           &params, nullptr, this);
-    ngtcp2_conn_set_tls_native_handle(conn_, tls_);
-  }
-  ~Client() {
-    ngtcp2_conn_del(conn_);
-    gnutls_deinit(tls_);
-    gnutls_certificate_free_credentials(cred_);
-  }
-
-  ngtcp2_path path() {
-    ngtcp2_path p{};
-    p.local = {reinterpret_cast<sockaddr*>(&local_), sizeof local_};
-    p.remote = {reinterpret_cast<sockaddr*>(&server_), sizeof server_};
-    return p;
-  }
-  SocketPath server_side() {
-    return {reinterpret_cast<const sockaddr*>(&server_), sizeof server_,
-            reinterpret_cast<const sockaddr*>(&local_), sizeof local_};
-  }
-  std::vector<std::uint8_t> write(Timestamp now) {
-    std::vector<std::uint8_t> out(1500);
-    ngtcp2_path_storage ps;
-    ngtcp2_path_storage_zero(&ps);
-    ngtcp2_pkt_info pi{};
-    ngtcp2_ssize n = ngtcp2_conn_write_pkt(conn_, &ps.path, &pi, out.data(), out.size(), now);
-    out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
-    return out;
-  }
-  int read(std::span<const std::uint8_t> d, Timestamp now) {
-    ngtcp2_path p = path();
-    ngtcp2_pkt_info pi{};
-    return ngtcp2_conn_read_pkt(conn_, &p, &pi, d.data(), d.size(), now);
-  }
-  bool done() { return ngtcp2_conn_get_handshake_completed(conn_) != 0; }
-  // The server's CONNECTION_CLOSE arrived: the client drains.
-  bool closed_by_peer() { return ngtcp2_conn_is_in_draining_period(conn_) != 0; }
-  std::uint64_t close_error_code() {
-    ngtcp2_connection_close_error e;
-    ngtcp2_conn_get_connection_close_error(conn_, &e);
-    return e.error_code;
-  }
-  std::vector<std::uint8_t> server_id() {
-    const ngtcp2_cid* d = ngtcp2_conn_get_dcid(conn_);
-    return {d->data, d->data + d->datalen};
-  }
-  std::vector<std::uint8_t> peer_certificate_der() {
-    unsigned n = 0;
-    const gnutls_datum_t* certs = gnutls_certificate_get_peers(tls_, &n);
-    if (n == 0) return {};
-    return {certs[0].data, certs[0].data + certs[0].size};
-  }
-
- private:
-  gnutls_certificate_credentials_t cred_ = nullptr;
-  gnutls_session_t tls_ = nullptr;
-  ngtcp2_crypto_conn_ref ref_{};
-  ngtcp2_conn* conn_ = nullptr;
-  sockaddr_in local_ = v4(50000);
-  sockaddr_in server_ = v4(8443);
-};
+using test_support::Client;
+using test_support::kMs;
 
 class QuicServerConnectionTest : public testing_support::TempDirTest, public ServerConnection::Events {
  protected:
@@ -195,6 +81,7 @@ class QuicServerConnectionTest : public testing_support::TempDirTest, public Ser
             return ServerConnection::Status::kDrop;
           }
           if (server_->closing()) status = ServerConnection::Status::kClosing;
+          if (on_accept_) on_accept_(*server_);
         } else {
           status = server_->receive(d, client.server_side(), 0, now_);
           if (status == ServerConnection::Status::kDrop) return status;
@@ -222,6 +109,7 @@ class QuicServerConnectionTest : public testing_support::TempDirTest, public Ser
   ServerIdentity identity_;
   config::QuicSettings limits_;
   std::unique_ptr<ServerConnection> server_;
+  std::function<void(ServerConnection&)> on_accept_;
   std::vector<std::vector<std::uint8_t>> issued_, retired_;
   std::string error_;
   Timestamp now_ = 1'000'000 * kMs;
@@ -291,6 +179,72 @@ TEST_F(QuicServerConnectionTest, AnIdleConnectionIsDroppedAtItsTimeout) {
   }
   EXPECT_EQ(status, ServerConnection::Status::kDrop);
   EXPECT_EQ(server_->error(), std::string(ngtcp2_strerror(NGTCP2_ERR_IDLE_CLOSE)));
+}
+
+// An origin that echoes, where the request pipeline will be.
+struct Echo : http::h3::Events {
+  http::h3::ServerConnection h3{*this, http::h3::Limits{}};
+  proxy::H3Transport* transport = nullptr;
+  std::map<std::int64_t, http::h3::RequestHead> requests;
+  std::map<std::int64_t, std::string> bodies;
+
+  void on_request(std::int64_t stream, http::h3::RequestHead head) override {
+    requests[stream] = std::move(head);
+  }
+  void on_data(std::int64_t stream, std::string_view data) override { bodies[stream] += data; }
+  void on_end_stream(std::int64_t stream) override {
+    h3.submit_response(stream, 200, {{"content-type", "text/plain"}});
+    h3.send_data(stream, requests[stream].method + " " + requests[stream].path + "\n");
+    h3.send_data(stream, bodies[stream]);
+    h3.end_data(stream);
+  }
+  void on_stream_close(std::int64_t, std::uint64_t) override {}
+  void on_consumed(std::int64_t stream, std::size_t n) override { transport->consumed(stream, n); }
+};
+
+TEST_F(QuicServerConnectionTest, Http3RequestsAndResponsesCrossTheStreams) {
+  // One HTTP/3 connection (and its glue) per QUIC connection, as the on-ramp will have.
+  std::unique_ptr<Echo> echo_holder;
+  std::unique_ptr<proxy::H3Transport> transport;
+  on_accept_ = [&](ServerConnection& s) {
+    transport.reset();
+    echo_holder = std::make_unique<Echo>();
+    transport = std::make_unique<proxy::H3Transport>(s, echo_holder->h3);
+    echo_holder->transport = transport.get();
+  };
+  Client client("quic.test", "h3", now_);
+  exchange(client);
+  ASSERT_TRUE(client.done()) << error_;
+  client.start_h3();
+  client.request("GET", "/hello", "");
+  for (int i = 0; i < 5 && !client.h3.response_ended; ++i) {
+    exchange(client);
+    now_ += 10 * kMs;
+  }
+  ASSERT_FALSE(transport->failed());
+  ASSERT_EQ(echo_holder->requests.size(), 1u);
+  EXPECT_EQ(echo_holder->requests.begin()->second.path, "/hello");
+  EXPECT_EQ(client.h3.response_fields[":status"], "200");
+  EXPECT_EQ(client.h3.response_body, "GET /hello\n");
+
+  // A body larger than the stream windows, both ways: flow control opens as bytes move.
+  Client second("quic.test", "h3", now_);
+  transport.reset();
+  server_.reset();
+  exchange(second);
+  ASSERT_TRUE(second.done()) << error_;
+  second.start_h3();
+  const std::string body(1'000'000, 'p');
+  second.request("POST", "/upload", body);
+  for (int i = 0; i < 200 && !second.h3.response_ended; ++i) {
+    exchange(second);
+    now_ += 10 * kMs;
+  }
+  ASSERT_FALSE(transport->failed());
+  ASSERT_EQ(echo_holder->bodies.size(), 1u);
+  EXPECT_EQ(echo_holder->bodies.begin()->second.size(), body.size());
+  EXPECT_EQ(second.h3.response_body, "POST /upload\n" + body);
+  EXPECT_TRUE(second.h3.response_ended);
 }
 
 }  // namespace

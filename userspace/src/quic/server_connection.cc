@@ -31,6 +31,47 @@ void copy_remote(const ngtcp2_addr& a, sockaddr_storage& out, socklen_t& out_len
 
 }  // namespace
 
+// ngtcp2's stream callbacks, handed to the connection's StreamHandler.
+struct StreamCallbacks {
+  static StreamHandler* handler(void* user) { return static_cast<ServerConnection*>(user)->streams_; }
+
+  static int handshake_completed(ngtcp2_conn*, void* user) {
+    if (StreamHandler* h = handler(user)) h->on_handshake_completed();
+    return 0;
+  }
+  static int recv_stream_data(ngtcp2_conn*, std::uint32_t flags, std::int64_t stream,
+                              std::uint64_t, const std::uint8_t* data, std::size_t len,
+                              void* user, void*) {
+    StreamHandler* h = handler(user);
+    if (h == nullptr) return 0;
+    const std::int64_t n = h->on_stream_data(stream, {data, len},
+                                             (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0);
+    if (n < 0) return NGTCP2_ERR_CALLBACK_FAILURE;
+    static_cast<ServerConnection*>(user)->consumed(stream, static_cast<std::size_t>(n));
+    return 0;
+  }
+  static int acked(ngtcp2_conn*, std::int64_t stream, std::uint64_t, std::uint64_t len,
+                   void* user, void*) {
+    if (StreamHandler* h = handler(user)) h->on_stream_acked(stream, len);
+    return 0;
+  }
+  static int stream_close(ngtcp2_conn*, std::uint32_t flags, std::int64_t stream,
+                          std::uint64_t code, void* user, void*) {
+    // Without an application code the stream simply ended: H3_NO_ERROR (RFC 9114 8.1).
+    if ((flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET) == 0) code = 0x100;
+    if (StreamHandler* h = handler(user)) h->on_stream_close(stream, code);
+    return 0;
+  }
+  static int window(ngtcp2_conn*, std::int64_t stream, std::uint64_t, void* user, void*) {
+    if (StreamHandler* h = handler(user)) h->on_stream_window(stream);
+    return 0;
+  }
+  static int stop_sending(ngtcp2_conn*, std::int64_t stream, std::uint64_t, void* user, void*) {
+    if (StreamHandler* h = handler(user)) h->on_write_shut(stream);
+    return 0;
+  }
+};
+
 Timestamp now_ns() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -88,6 +129,12 @@ std::unique_ptr<ServerConnection> ServerConnection::accept(
   cb.rand = &ServerConnection::on_rand;
   cb.get_new_connection_id = &ServerConnection::on_new_cid;
   cb.remove_connection_id = &ServerConnection::on_remove_cid;
+  cb.handshake_completed = &StreamCallbacks::handshake_completed;
+  cb.recv_stream_data = &StreamCallbacks::recv_stream_data;
+  cb.acked_stream_data_offset = &StreamCallbacks::acked;
+  cb.stream_close = &StreamCallbacks::stream_close;
+  cb.extend_max_stream_data = &StreamCallbacks::window;
+  cb.stream_stop_sending = &StreamCallbacks::stop_sending;
 
   ngtcp2_settings settings;
   ngtcp2_settings_default(&settings);
@@ -225,15 +272,43 @@ std::size_t ServerConnection::write(std::span<std::uint8_t> out, sockaddr_storag
   ngtcp2_path_storage ps;
   ngtcp2_path_storage_zero(&ps);
   ngtcp2_pkt_info pi{};
-  ngtcp2_ssize n = ngtcp2_conn_write_pkt(conn_, &ps.path, &pi, out.data(), out.size(), now);
-  if (n < 0) {
-    if (fail(static_cast<int>(n), now) == Status::kClosing) return write(out, remote, remote_len, now);
-    return 0;
+  // Stream data first, as much of it as fits in the packet (WRITE_MORE), then whatever
+  // else ngtcp2 has (acks, control frames) - one datagram per call.
+  for (int round = 0; round < 1024; ++round) {
+    StreamOutput o;
+    if (streams_ != nullptr && ngtcp2_conn_get_handshake_completed(conn_)) o = streams_->next_output();
+    std::vector<ngtcp2_vec> vec;
+    vec.reserve(o.pieces.size());
+    for (auto p : o.pieces) vec.push_back({const_cast<std::uint8_t*>(p.data()), p.size()});
+    std::uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
+    if (o.fin) flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
+    ngtcp2_ssize taken = -1;
+    ngtcp2_ssize n = ngtcp2_conn_writev_stream(conn_, &ps.path, &pi, out.data(), out.size(), &taken,
+                                               flags, o.stream, vec.data(), vec.size(), now);
+    if (n == NGTCP2_ERR_WRITE_MORE) {
+      streams_->on_written(o.stream, static_cast<std::size_t>(taken));
+      continue;
+    }
+    if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED) {
+      streams_->on_blocked(o.stream);
+      continue;
+    }
+    if (n == NGTCP2_ERR_STREAM_SHUT_WR) {
+      streams_->on_write_shut(o.stream);
+      continue;
+    }
+    if (n < 0) {
+      if (fail(static_cast<int>(n), now) == Status::kClosing)
+        return write(out, remote, remote_len, now);
+      return 0;
+    }
+    if (taken >= 0 && o.stream >= 0) streams_->on_written(o.stream, static_cast<std::size_t>(taken));
+    ngtcp2_conn_update_pkt_tx_time(conn_, now);
+    if (n == 0) return 0;
+    copy_remote(ps.path.remote, remote, remote_len);
+    return static_cast<std::size_t>(n);
   }
-  ngtcp2_conn_update_pkt_tx_time(conn_, now);
-  if (n == 0) return 0;
-  copy_remote(ps.path.remote, remote, remote_len);
-  return static_cast<std::size_t>(n);
+  return 0;
 }
 
 Timestamp ServerConnection::expiry() const {
@@ -245,6 +320,17 @@ ServerConnection::Status ServerConnection::on_expiry(Timestamp now) {
   int rv = ngtcp2_conn_handle_expiry(conn_, now);
   if (rv == 0) return Status::kOk;
   return fail(rv, now);
+}
+
+std::int64_t ServerConnection::open_uni_stream() {
+  std::int64_t id = -1;
+  return ngtcp2_conn_open_uni_stream(conn_, &id, nullptr) == 0 ? id : -1;
+}
+
+void ServerConnection::consumed(std::int64_t stream, std::size_t n) {
+  if (n == 0) return;
+  ngtcp2_conn_extend_max_stream_offset(conn_, stream, n);
+  ngtcp2_conn_extend_max_offset(conn_, n);
 }
 
 bool ServerConnection::handshake_completed() const {

@@ -54,6 +54,39 @@ struct SocketPath {
   socklen_t remote_len = 0;
 };
 
+// Bytes of one stream ready to send: their pieces, and whether the stream ends there.
+struct StreamOutput {
+  std::int64_t stream = -1;  // -1: no stream data to send
+  std::vector<std::span<const std::uint8_t>> pieces;
+  bool fin = false;
+};
+
+// What runs on the connection's streams (HTTP/3: the proxy binds http::h3 here, so this
+// layer knows nothing of HTTP). Stream data flows in through on_stream_data and out
+// through next_output / on_written; flow control is QUIC's (ServerConnection::consumed).
+class StreamHandler {
+ public:
+  virtual ~StreamHandler() = default;
+  // Open the server's own streams here (open_uni_stream).
+  virtual void on_handshake_completed() {}
+  // Client stream bytes; returns how many the handler consumed now (more later through
+  // ServerConnection::consumed), or a negative value to close the connection.
+  virtual std::int64_t on_stream_data(std::int64_t stream, std::span<const std::uint8_t> data,
+                                      bool fin) = 0;
+  // The peer acknowledged `n` more bytes of the stream: they may be freed.
+  virtual void on_stream_acked(std::int64_t stream, std::uint64_t n) = 0;
+  virtual void on_stream_close(std::int64_t stream, std::uint64_t app_error_code) = 0;
+  // The stream's send window opened: offer it again after on_blocked.
+  virtual void on_stream_window(std::int64_t stream) = 0;
+  virtual StreamOutput next_output() = 0;
+  // `n` bytes of what next_output() gave went into packets.
+  virtual void on_written(std::int64_t stream, std::size_t n) = 0;
+  // QUIC takes no more of the stream now (its send window is full).
+  virtual void on_blocked(std::int64_t stream) = 0;
+  // The stream's sending side is closed (the peer sent STOP_SENDING, or it was reset).
+  virtual void on_write_shut(std::int64_t /*stream*/) {}
+};
+
 class ServerConnection {
  public:
   class Events {
@@ -89,6 +122,14 @@ class ServerConnection {
   Timestamp expiry() const;
   Status on_expiry(Timestamp now);
 
+  // Streams: what carries them (null: no stream data is read or written).
+  void set_stream_handler(StreamHandler* h) { streams_ = h; }
+  // A stream of ours, sending only (HTTP/3's control and QPACK streams); -1 when the
+  // client's limit allows none.
+  std::int64_t open_uni_stream();
+  // The handler passed on `n` more bytes of a client stream: the client may send as many.
+  void consumed(std::int64_t stream, std::size_t n);
+
   bool handshake_completed() const;
   // A CONNECTION_CLOSE is all it has left to send (accept() may return one so).
   bool closing() const { return closing_; }
@@ -111,10 +152,12 @@ class ServerConnection {
                         std::size_t cidlen, void* user_data);
   static int on_remove_cid(ngtcp2_conn* conn, const ngtcp2_cid* cid, void* user_data);
   static void on_rand(std::uint8_t* dest, std::size_t len, const ngtcp2_rand_ctx* ctx);
+  friend struct StreamCallbacks;
 
   std::shared_ptr<const ServerCredentials> credentials_;
   ServerIdentity identity_;
   Events* events_ = nullptr;
+  StreamHandler* streams_ = nullptr;
   ngtcp2_crypto_conn_ref ref_{};
   GnutlsSession tls_;
   ngtcp2_conn* conn_ = nullptr;

@@ -7,70 +7,17 @@
 
 #include <map>
 
+#include "http/h3/test_client.h"
+
 namespace ramjet::http::h3 {
 namespace {
 
-class Client {
- public:
-  Client() {
-    nghttp3_callbacks cb{};
-    cb.recv_header = [](nghttp3_conn*, std::int64_t, std::int32_t, nghttp3_rcbuf* name,
-                        nghttp3_rcbuf* value, std::uint8_t, void* user, void*) {
-      nghttp3_vec n = nghttp3_rcbuf_get_buf(name);
-      nghttp3_vec v = nghttp3_rcbuf_get_buf(value);
-      static_cast<Client*>(user)->response_fields[std::string(n.base, n.base + n.len)] =
-          std::string(v.base, v.base + v.len);
-      return 0;
-    };
-    cb.recv_data = [](nghttp3_conn*, std::int64_t, const std::uint8_t* d, std::size_t n,
-                      void* user, void*) {
-      static_cast<Client*>(user)->response_body.append(reinterpret_cast<const char*>(d), n);
-      return 0;
-    };
-    cb.end_stream = [](nghttp3_conn*, std::int64_t, void* user, void*) {
-      static_cast<Client*>(user)->response_ended = true;
-      return 0;
-    };
-    nghttp3_settings settings;
-    nghttp3_settings_default(&settings);
-    nghttp3_conn_client_new(&conn, &cb, &settings, nghttp3_mem_default(), this);
-    nghttp3_conn_bind_control_stream(conn, 2);
-    nghttp3_conn_bind_qpack_streams(conn, 6, 10);
-  }
-  ~Client() { nghttp3_conn_del(conn); }
-
+// Client streams 2, 6 and 10 carry its control and QPACK streams, as QUIC numbers them.
+struct Client : test_support::H3Client {
+  Client() { bind(2, 6, 10); }
   void request(const std::string& method, const std::string& path, const std::string& body) {
-    body_ = body;
-    const std::pair<std::string, std::string> fields[] = {
-        {":method", method}, {":scheme", "https"}, {":authority", "www.example.test"},
-        {":path", path},     {"user-agent", "t"}};
-    std::vector<nghttp3_nv> nva;
-    for (const auto& [n, v] : fields)
-      nva.push_back({reinterpret_cast<std::uint8_t*>(const_cast<char*>(n.data())),
-                     reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())), n.size(),
-                     v.size(), NGHTTP3_NV_FLAG_NONE});
-    nghttp3_data_reader reader{[](nghttp3_conn*, std::int64_t, nghttp3_vec* vec, std::size_t,
-                                  std::uint32_t* flags, void* user, void*) -> nghttp3_ssize {
-      Client* c = static_cast<Client*>(user);
-      *flags |= NGHTTP3_DATA_FLAG_EOF;
-      if (c->body_sent_) return 0;
-      c->body_sent_ = true;
-      vec[0].base = reinterpret_cast<std::uint8_t*>(c->body_.data());
-      vec[0].len = c->body_.size();
-      return 1;
-    }};
-    nghttp3_conn_submit_request(conn, 0, nva.data(), nva.size(), body.empty() ? nullptr : &reader,
-                                nullptr);
+    H3Client::request(0, method, path, body, {{"user-agent", "t"}});
   }
-
-  nghttp3_conn* conn = nullptr;
-  std::map<std::string, std::string> response_fields;
-  std::string response_body;
-  bool response_ended = false;
-
- private:
-  std::string body_;
-  bool body_sent_ = false;
 };
 
 class H3ServerTest : public ::testing::Test, public Events {
