@@ -2,10 +2,14 @@
 // endpoint's `quic.listen` with the endpoint's tls certificates, and ngtcp2's own client
 // (gtlsclient, Debian's ngtcp2-client) completes a handshake with ALPN h3; an unknown
 // version gets Version Negotiation and the client retries with v1; a short-header
-// packet for no connection gets a Stateless Reset. HTTP/3 requests are the next stage.
+// packet for no connection gets a Stateless Reset. HTTP/3 requests cross QUIC and get
+// an answer at once; until they enter the request pipeline (the next stage) it is 501
+// with a Proxy-Status saying so.
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
-import { run, serverTls, sharedPki, startHttpProxy, test, type TestContext } from '../lib/index.ts';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { makeTempDir, run, serverTls, sharedPki, startHttpProxy, test, type TestContext } from '../lib/index.ts';
 
 async function startQuicProxy(t: TestContext) {
   const pki = await sharedPki();
@@ -63,4 +67,19 @@ test('a short-header packet for no connection gets a Stateless Reset, smaller th
   const reset = await Promise.race([answer, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer')), 3000))]);
   assert.equal(reset.length, 43, 'at most 43 bytes and under the 60 of the trigger');
   assert.equal(reset[0]! & 0xc0, 0x40, 'looks like a short-header packet');
+});
+
+test('HTTP/3 requests (a GET, a POST with a 200 kB body) cross QUIC and get 501 with Proxy-Status at once', async (t) => {
+  const { quic } = await startQuicProxy(t);
+  const started = Date.now();
+  const get = await gtlsclient(quic.port, ['--exit-on-first-stream-close']);
+  assert.match(get, /http: stream 0x0 \[:status: 501\]/, get);
+  assert.match(get, /proxy-status: ramjet; error=http_protocol_error; details="HTTP\/3 requests are not proxied yet"/, get);
+  const dir = await makeTempDir(t);
+  const body = join(dir, 'body');
+  await writeFile(body, Buffer.alloc(200_000, 0x70));
+  const post = await gtlsclient(quic.port, ['--exit-on-first-stream-close', '-m', 'POST', '-d', body]);
+  assert.match(post, /\[:method: POST\]/, post);
+  assert.match(post, /http: stream 0x0 \[:status: 501\]/, post);
+  assert.ok(Date.now() - started < 5000, 'answered at once, not at the idle timeout');
 });

@@ -10,12 +10,33 @@
 #include <cstring>
 #include <vector>
 
+#include "proxy/h3_transport.h"
 #include "quic/packets.h"
 
 namespace ramjet::proxy {
 
-struct QuicOnramp::Connection {
+// Until HTTP/3 requests enter the request pipeline (the next stage), each one is
+// answered 501 with a Proxy-Status saying so, at once: a client learns it now rather
+// than at its idle timeout, and the whole path (QUIC, HTTP/3, a real client) is used.
+struct QuicOnramp::Connection final : http::h3::Events {
+  void on_request(std::int64_t, http::h3::RequestHead) override {}
+  void on_data(std::int64_t stream, std::string_view data) override {
+    transport->consumed(stream, data.size());
+  }
+  void on_end_stream(std::int64_t stream) override {
+    h3.submit_response(stream, 501,
+                       {{"proxy-status", "ramjet; error=http_protocol_error; "
+                                         "details=\"HTTP/3 requests are not proxied yet\""},
+                        {"content-length", "0"}});
+    h3.end_data(stream);
+  }
+  void on_stream_close(std::int64_t, std::uint64_t) override {}
+  void on_consumed(std::int64_t stream, std::size_t n) override { transport->consumed(stream, n); }
+
+  http::h3::ServerConnection h3{*this, http::h3::Limits{}};
   std::unique_ptr<quic::ServerConnection> core;
+  // After core and h3: destroyed first, it detaches from core while core exists.
+  std::unique_ptr<H3Transport> transport;
   std::string original_dcid;
   runtime::CancelSlot timer;
   bool sleeping = false;
@@ -125,6 +146,7 @@ void QuicOnramp::on_datagram(const sockaddr_storage& peer, socklen_t peer_len,
         spdlog::debug("endpoint {}: QUIC connection refused: {}", ep_.name, error);
         return;
       }
+      c->transport = std::make_unique<H3Transport>(*c->core, c->h3);
       c->original_dcid = key_of(c->core->original_dcid());
       by_id_[c->original_dcid] = raw;
       by_core_[c->core.get()] = raw;
