@@ -34,7 +34,7 @@ async function gtlsclient(port: number, extra: string[] = []) {
 }
 
 test('gtlsclient completes a QUIC handshake with ALPN h3; the id the server chose names worker 0', async (t) => {
-  const { quic } = await startQuicProxy(t);
+  const { quic, daemon } = await startQuicProxy(t);
   const out = await gtlsclient(quic.port);
   assert.match(out, /QUIC handshake has completed/, out);
   assert.match(out, /Negotiated ALPN is h3/, out);
@@ -46,18 +46,20 @@ test('gtlsclient completes a QUIC handshake with ALPN h3; the id the server chos
     assert.equal(id.length, 16, `an 8-byte id: ${id}`);
     assert.equal(id.slice(2, 4), '00', `byte 1 names worker 0: ${id}`);
   }
+  await daemon.waitForCounter('quic_connections_accepted', 1);
 });
 
 test('an unknown QUIC version gets Version Negotiation listing v1, and the client completes with v1', async (t) => {
-  const { quic } = await startQuicProxy(t);
+  const { quic, daemon } = await startQuicProxy(t);
   const out = await gtlsclient(quic.port, ['-v', '0x1a2a3a4a', '--preferred-versions', 'v1']);
   assert.match(out, /version=0x00000000 type=VN/, out);
   assert.match(out, /Client selected version 0x1/, out);
   assert.match(out, /QUIC handshake has completed/, out);
+  await daemon.waitForCounter('quic_version_negotiations', (n) => n >= 1); // one per Initial it sent first
 });
 
-test('a short-header packet for no connection gets a Stateless Reset, smaller than the trigger', async (t) => {
-  const { quic } = await startQuicProxy(t);
+test('a short-header packet for no connection gets a Stateless Reset, smaller than the trigger; a tiny one is dropped and counted', async (t) => {
+  const { quic, daemon } = await startQuicProxy(t);
   const socket = createSocket('udp4');
   t.after(() => socket.close());
   const answer = new Promise<Buffer>((resolve) => socket.once('message', (m) => resolve(m)));
@@ -67,10 +69,15 @@ test('a short-header packet for no connection gets a Stateless Reset, smaller th
   const reset = await Promise.race([answer, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer')), 3000))]);
   assert.equal(reset.length, 43, 'at most 43 bytes and under the 60 of the trigger');
   assert.equal(reset[0]! & 0xc0, 0x40, 'looks like a short-header packet');
+  await daemon.waitForCounter('quic_stateless_resets', 1);
+  const tiny = Buffer.alloc(21, 0x5a);
+  tiny[0] = 0x40;
+  socket.send(tiny, quic.port, quic.host);
+  await daemon.waitForCounter('quic_dropped_too_small_for_reset', 1);
 });
 
 test('HTTP/3 requests (a GET, a POST with a 200 kB body) cross QUIC and get 501 with Proxy-Status at once', async (t) => {
-  const { quic } = await startQuicProxy(t);
+  const { quic, daemon } = await startQuicProxy(t);
   const started = Date.now();
   const get = await gtlsclient(quic.port, ['--exit-on-first-stream-close']);
   assert.match(get, /http: stream 0x0 \[:status: 501\]/, get);
@@ -82,4 +89,5 @@ test('HTTP/3 requests (a GET, a POST with a 200 kB body) cross QUIC and get 501 
   assert.match(post, /\[:method: POST\]/, post);
   assert.match(post, /http: stream 0x0 \[:status: 501\]/, post);
   assert.ok(Date.now() - started < 5000, 'answered at once, not at the idle timeout');
+  await daemon.waitForCounter('quic_h3_requests', 2);
 });

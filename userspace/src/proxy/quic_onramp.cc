@@ -19,7 +19,10 @@ namespace ramjet::proxy {
 // answered 501 with a Proxy-Status saying so, at once: a client learns it now rather
 // than at its idle timeout, and the whole path (QUIC, HTTP/3, a real client) is used.
 struct QuicOnramp::Connection final : http::h3::Events {
-  void on_request(std::int64_t, http::h3::RequestHead) override {}
+  explicit Connection(telemetry::CounterRow& c) : counters(c) {}
+  void on_request(std::int64_t, http::h3::RequestHead) override {
+    counters.add(telemetry::Counter::quic_h3_requests);
+  }
   void on_data(std::int64_t stream, std::string_view data) override {
     transport->consumed(stream, data.size());
   }
@@ -33,6 +36,7 @@ struct QuicOnramp::Connection final : http::h3::Events {
   void on_stream_close(std::int64_t, std::uint64_t) override {}
   void on_consumed(std::int64_t stream, std::size_t n) override { transport->consumed(stream, n); }
 
+  telemetry::CounterRow& counters;
   http::h3::ServerConnection h3{*this, http::h3::Limits{}};
   std::unique_ptr<quic::ServerConnection> core;
   // After core and h3: destroyed first, it detaches from core while core exists.
@@ -46,6 +50,25 @@ struct QuicOnramp::Connection final : http::h3::Events {
 
 namespace {
 
+using telemetry::Counter;
+
+// quic::DropReason -> its counter (the stat list keeps them in the same order).
+Counter drop_counter(quic::DropReason r) {
+  switch (r) {
+    case quic::DropReason::kMalformed:
+      return Counter::quic_dropped_malformed;
+    case quic::DropReason::kShortInitial:
+      return Counter::quic_dropped_short_initial;
+    case quic::DropReason::kNotInitial:
+      return Counter::quic_dropped_not_initial;
+    case quic::DropReason::kTooSmallForReset:
+      return Counter::quic_dropped_too_small_for_reset;
+    case quic::DropReason::kVersionNegotiation:
+      return Counter::quic_dropped_version_negotiation;
+  }
+  return Counter::quic_dropped_malformed;
+}
+
 std::string key_of(std::span<const std::uint8_t> id) {
   return std::string(reinterpret_cast<const char*>(id.data()), id.size());
 }
@@ -58,6 +81,7 @@ QuicOnramp::QuicOnramp(WorkerContext& wc, std::size_t endpoint_index, int fd,
                        std::atomic<std::uint32_t>* open_connections)
     : wc_(wc),
       ep_(wc.config.endpoints[endpoint_index]),
+      counters_(wc.stats.endpoint(endpoint_index)),
       fd_(fd),
       credentials_(std::move(credentials)),
       identity_(identity),
@@ -129,9 +153,10 @@ void QuicOnramp::on_datagram(const sockaddr_storage& peer, socklen_t peer_len,
       if (open_connections_->fetch_add(1, std::memory_order_relaxed) >=
           ep_.quic->max_connections) {
         open_connections_->fetch_sub(1, std::memory_order_relaxed);
+        counters_.add(Counter::quic_connections_refused);
         return;
       }
-      auto c = std::make_unique<Connection>();
+      auto c = std::make_unique<Connection>(counters_);
       Connection* raw = c.get();
       std::string error;
       // The connection reports its first id from inside accept(): it must be findable.
@@ -143,9 +168,11 @@ void QuicOnramp::on_datagram(const sockaddr_storage& peer, socklen_t peer_len,
         for (auto it = by_id_.begin(); it != by_id_.end();)
           it = it->second == raw ? by_id_.erase(it) : std::next(it);
         open_connections_->fetch_sub(1, std::memory_order_relaxed);
+        counters_.add(Counter::quic_connections_refused);
         spdlog::debug("endpoint {}: QUIC connection refused: {}", ep_.name, error);
         return;
       }
+      counters_.add(Counter::quic_connections_accepted);
       c->transport = std::make_unique<H3Transport>(*c->core, c->h3);
       c->original_dcid = key_of(c->core->original_dcid());
       by_id_[c->original_dcid] = raw;
@@ -159,8 +186,10 @@ void QuicOnramp::on_datagram(const sockaddr_storage& peer, socklen_t peer_len,
       std::uint8_t out[1500];
       std::uint8_t random = 0;
       gnutls_rnd(GNUTLS_RND_NONCE, &random, 1);
-      if (std::size_t n = quic::write_version_negotiation(out, d.header, random))
+      if (std::size_t n = quic::write_version_negotiation(out, d.header, random)) {
         send(peer, peer_len, {out, n});
+        counters_.add(Counter::quic_version_negotiations);
+      }
       return;
     }
     case quic::Action::kStatelessReset: {
@@ -169,11 +198,14 @@ void QuicOnramp::on_datagram(const sockaddr_storage& peer, socklen_t peer_len,
       std::uint8_t random[64];
       gnutls_rnd(GNUTLS_RND_NONCE, random, sizeof random);
       std::uint8_t out[64];
-      if (std::size_t n = quic::write_stateless_reset(out, data.size(), token, random))
+      if (std::size_t n = quic::write_stateless_reset(out, data.size(), token, random)) {
         send(peer, peer_len, {out, n});
+        counters_.add(Counter::quic_stateless_resets);
+      }
       return;
     }
     case quic::Action::kDrop:
+      counters_.add(drop_counter(d.drop));
       spdlog::trace("endpoint {}: QUIC datagram dropped: {}", ep_.name, quic::to_string(d.drop));
       return;
   }

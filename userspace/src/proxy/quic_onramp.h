@@ -50,6 +50,7 @@ class QuicOnramp final : private quic::ServerConnection::Events {
 
   WorkerContext& wc_;
   const config::Endpoint& ep_;
+  telemetry::CounterRow& counters_;
   int fd_;
   sockaddr_storage local_{};
   socklen_t local_len_ = 0;

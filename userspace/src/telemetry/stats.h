@@ -219,6 +219,28 @@ enum class CounterKind : std::uint8_t {
   X(connect_udp_malformed_udp_payload_too_long, kCounter,                                        \
     connect_udp_malformed_udp_payload_too_long,                                                 \
     "connect-udp tunnels closed: a UDP payload over 65527 bytes")                                \
+  X(quic_connections_accepted, kCounter, quic_connections_accepted,                              \
+    "QUIC connections accepted (an Initial of a supported version; docs/quic.md)")             \
+  X(quic_connections_refused, kCounter, quic_connections_refused,                                \
+    "QUIC Initials dropped: quic.max_connections connections were open, or the handshake "    \
+    "could not start")                                                                         \
+  X(quic_version_negotiations, kCounter, quic_version_negotiations,                              \
+    "Version Negotiation packets sent (a client offered a QUIC version we do not speak)")      \
+  X(quic_stateless_resets, kCounter, quic_stateless_resets,                                      \
+    "Stateless Resets sent (a short-header packet for no connection of this worker)")          \
+  X(quic_h3_requests, kCounter, quic_h3_requests,                                                \
+    "HTTP/3 requests received (answered 501 until they enter the request pipeline)")          \
+  /* quic_dropped_<reason>: one per quic::DropReason, in its order (proxy/quic_onramp.cc) */   \
+  X(quic_dropped_malformed, kCounter, quic_dropped_malformed,                                    \
+    "QUIC datagrams dropped: no QUIC header could be read")                                    \
+  X(quic_dropped_short_initial, kCounter, quic_dropped_short_initial,                            \
+    "QUIC datagrams dropped: an Initial (or unknown version) in a datagram under 1200 bytes")  \
+  X(quic_dropped_not_initial, kCounter, quic_dropped_not_initial,                                \
+    "QUIC datagrams dropped: a long header other than Initial for no known connection")        \
+  X(quic_dropped_too_small_for_reset, kCounter, quic_dropped_too_small_for_reset,                \
+    "QUIC datagrams dropped: a short header for no connection, too small to answer")           \
+  X(quic_dropped_version_negotiation, kCounter, quic_dropped_version_negotiation,                \
+    "QUIC datagrams dropped: Version Negotiation packets (servers ignore them)")               \
   X(ip_packets, kCounter, ip_packets, "Packets read from an ip endpoint's TUN device")              \
   X(ip_bytes, kCounter, ip_bytes, "Bytes of the packets read from the TUN device")                   \
   X(ip_forwarded, kCounter, ip_forwarded, "Packets sent on through the IP off-ramp")                 \
