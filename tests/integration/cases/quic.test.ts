@@ -6,14 +6,19 @@
 // an answer at once; until they enter the request pipeline (the next stage) it is 501
 // with a Proxy-Status saying so.
 import assert from 'node:assert/strict';
+import { createHash, createPublicKey } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeTempDir, run, serverTls, sharedPki, startHttpProxy, test, type TestContext } from '../lib/index.ts';
 
 async function startQuicProxy(t: TestContext) {
   const pki = await sharedPki();
   const front = await pki.server('quic-front', { dns: ['www.example.test'] });
+  // Chromium takes a QUIC server's certificate only by its key's hash (or a trusted CA).
+  const spki = createHash('sha256')
+    .update(createPublicKey(await readFile(front.cert)).export({ type: 'spki', format: 'der' }))
+    .digest('base64');
   const proxy = await startHttpProxy(t, {
     endpoint: {
       tls: serverTls([front]),
@@ -22,7 +27,7 @@ async function startQuicProxy(t: TestContext) {
     },
     config: { server: { workers: 1 } },
   });
-  return { ...proxy, quic: proxy.daemon.endpoint('fwd/quic') };
+  return { ...proxy, quic: proxy.daemon.endpoint('fwd/quic'), spki };
 }
 
 /** gtlsclient against `port`, idle-closing after 1 s (nothing answers its request yet). */
@@ -90,4 +95,23 @@ test('HTTP/3 requests (a GET, a POST with a 200 kB body) cross QUIC and get 501 
   assert.match(post, /http: stream 0x0 \[:status: 501\]/, post);
   assert.ok(Date.now() - started < 5000, 'answered at once, not at the idle timeout');
   await daemon.waitForCounter('quic_h3_requests', 2);
+});
+
+test('chromium-headless-shell with QUIC forced on gets its HTTP/3 answer (501 with Proxy-Status)', async (t) => {
+  const { quic, daemon, spki } = await startQuicProxy(t);
+  const dir = await makeTempDir(t);
+  const netlog = join(dir, 'netlog.json');
+  const origin = `www.example.test:${quic.port}`;
+  const r = await run('chromium-headless-shell', [
+    '--no-sandbox', '--disable-gpu', '--no-first-run', `--user-data-dir=${join(dir, 'profile')}`,
+    `--origin-to-force-quic-on=${origin}`,
+    '--host-resolver-rules=MAP www.example.test 127.0.0.1',
+    `--ignore-certificate-errors-spki-list=${spki}`,
+    `--log-net-log=${netlog}`,
+    '--dump-dom', `https://${origin}/page`,
+  ], { timeoutMs: 30_000 });
+  const log = await readFile(netlog, 'utf8');
+  assert.match(log, /":status: 501"/, `no HTTP/3 response in the net log; chromium said:\n${r.output}`);
+  assert.match(log, /proxy-status: ramjet; error=http_protocol_error/);
+  await daemon.waitForCounter('quic_h3_requests', (n) => n >= 1);
 });

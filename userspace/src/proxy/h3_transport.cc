@@ -1,5 +1,8 @@
 #include "proxy/h3_transport.h"
 
+#include <nghttp3/nghttp3.h>
+#include <spdlog/spdlog.h>
+
 namespace ramjet::proxy {
 
 void H3Transport::on_handshake_completed() {
@@ -15,7 +18,11 @@ void H3Transport::on_handshake_completed() {
 std::int64_t H3Transport::on_stream_data(std::int64_t stream, std::span<const std::uint8_t> data,
                                          bool fin) {
   const std::int64_t n = h3_.recv(stream, data, fin);
-  if (n < 0) failed_ = true;
+  if (n < 0) {
+    failed_ = true;
+    spdlog::debug("HTTP/3 refused stream {} data: {}", stream,
+                  nghttp3_strerror(static_cast<int>(n)));
+  }
   return n;
 }
 

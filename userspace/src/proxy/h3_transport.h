@@ -29,6 +29,7 @@ class H3Transport final : public quic::StreamHandler {
   bool failed() const { return failed_; }
 
   void on_handshake_completed() override;
+  void on_client_bidi_streams(std::uint64_t max) override { h3_.set_max_client_streams_bidi(max); }
   std::int64_t on_stream_data(std::int64_t stream, std::span<const std::uint8_t> data,
                               bool fin) override;
   void on_stream_acked(std::int64_t stream, std::uint64_t n) override { h3_.acked(stream, n); }

@@ -35,8 +35,16 @@ void copy_remote(const ngtcp2_addr& a, sockaddr_storage& out, socklen_t& out_len
 struct StreamCallbacks {
   static StreamHandler* handler(void* user) { return static_cast<ServerConnection*>(user)->streams_; }
 
-  static int handshake_completed(ngtcp2_conn*, void* user) {
-    if (StreamHandler* h = handler(user)) h->on_handshake_completed();
+  static int handshake_completed(ngtcp2_conn* conn, void* user) {
+    if (StreamHandler* h = handler(user)) {
+      h->on_handshake_completed();
+      h->on_client_bidi_streams(
+          ngtcp2_conn_get_local_transport_params(conn)->initial_max_streams_bidi);
+    }
+    return 0;
+  }
+  static int more_client_bidi(ngtcp2_conn*, std::uint64_t max, void* user) {
+    if (StreamHandler* h = handler(user)) h->on_client_bidi_streams(max);
     return 0;
   }
   static int recv_stream_data(ngtcp2_conn*, std::uint32_t flags, std::int64_t stream,
@@ -135,6 +143,7 @@ std::unique_ptr<ServerConnection> ServerConnection::accept(
   cb.stream_close = &StreamCallbacks::stream_close;
   cb.extend_max_stream_data = &StreamCallbacks::window;
   cb.stream_stop_sending = &StreamCallbacks::stop_sending;
+  cb.extend_max_remote_streams_bidi = &StreamCallbacks::more_client_bidi;
 
   ngtcp2_settings settings;
   ngtcp2_settings_default(&settings);

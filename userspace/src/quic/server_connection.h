@@ -69,6 +69,10 @@ class StreamHandler {
   virtual ~StreamHandler() = default;
   // Open the server's own streams here (open_uni_stream).
   virtual void on_handshake_completed() {}
+  // The client may now open this many request streams in all (its initial limit at
+  // the handshake, then each time it grows): HTTP/3 checks the stream ids it is told
+  // about (PRIORITY_UPDATE, GOAWAY) against it.
+  virtual void on_client_bidi_streams(std::uint64_t /*max*/) {}
   // Client stream bytes; returns how many the handler consumed now (more later through
   // ServerConnection::consumed), or a negative value to close the connection.
   virtual std::int64_t on_stream_data(std::int64_t stream, std::span<const std::uint8_t> data,

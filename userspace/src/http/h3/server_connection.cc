@@ -193,6 +193,10 @@ void ServerConnection::unblock(std::int64_t stream) {
   nghttp3_conn_unblock_stream(conn_, stream);
 }
 
+void ServerConnection::set_max_client_streams_bidi(std::uint64_t max) {
+  nghttp3_conn_set_max_client_streams_bidi(conn_, max);
+}
+
 void ServerConnection::stream_closed(std::int64_t stream, std::uint64_t app_error_code) {
   nghttp3_conn_close_stream(conn_, stream, app_error_code);
 }

@@ -71,6 +71,8 @@ class ServerConnection {
   // resume it when the window opens.
   void block(std::int64_t stream);
   void unblock(std::int64_t stream);
+  // The client may open this many request streams in all (QUIC's limit).
+  void set_max_client_streams_bidi(std::uint64_t max);
   // QUIC closed the stream (both directions done, or reset).
   void stream_closed(std::int64_t stream, std::uint64_t app_error_code);
 
