@@ -49,9 +49,18 @@ test('accepting pauses when descriptors run out and resumes when they are back',
     },
   });
 
-  const clients: TcpClient[] = await Promise.all(
-    Array.from({ length: CLIENTS }, () => connect(t, daemon.endpoint('hole'))),
-  );
+  // The clients arrive as one burst: the daemon is stopped while the kernel completes
+  // their handshakes into the listen queue, so the multishot accept takes descriptors
+  // for many at once and meets EMFILE itself. Arriving one by one (a slow client on a
+  // loaded machine), each accepted session would instead take the last descriptor and
+  // fail its upstream socket with EMFILE, and accept would never pause.
+  process.kill(daemon.pid, 'SIGSTOP');
+  let clients: TcpClient[];
+  try {
+    clients = await Promise.all(Array.from({ length: CLIENTS }, () => connect(t, daemon.endpoint('hole'))));
+  } finally {
+    process.kill(daemon.pid, 'SIGCONT');
+  }
   await daemon.waitForCounter('accept_paused', (v) => v >= 1, 10_000);
 
   // While starved it waits, it does not spin: well under half a core over one second.

@@ -3,8 +3,8 @@
 // the connections this worker owns (ids name the worker: abi/quic.h, so the kernel's
 // steering program can send every packet of a connection here). Each connection has a
 // coroutine that sleeps until its ngtcp2 expiry (on the worker's timers) and owns it.
-// HTTP/3 on the streams is the next stage; today a connection completes its handshake,
-// keeps itself alive, times out and closes.
+// Each connection speaks HTTP/3 on its streams (H3Transport); requests do not enter the
+// proxy pipeline yet and are answered 501 (docs/quic.md).
 #pragma once
 
 #include <atomic>
