@@ -234,6 +234,11 @@ void on_crash(int sig, siginfo_t* info, void*) {
 }
 
 void give_thread_an_alt_stack() {
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan keeps its own alternate stack per thread and unmaps it at thread exit: ours
+  // would be what it finds there ("failed to deallocate"), and crash reports are off.
+  return;
+#endif
   // Leaked on purpose: a thread's alternate stack lives as long as the thread.
   void* mem = std::malloc(kAltStackSize);
   if (mem == nullptr) return;
