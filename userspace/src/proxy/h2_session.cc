@@ -4,11 +4,8 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <utility>
 
-#include "http/auth/auth_table.h"
-#include "proxy/egress_chain.h"
-#include "proxy/h2_upstream.h"
-#include "proxy/relay.h"
 
 namespace ramjet::proxy {
 
@@ -80,16 +77,11 @@ Task<bool> client_preface_follows(runtime::Worker& worker, int fd,
 
 H2Session::H2Session(WorkerContext& wc, const config::Endpoint& ep, telemetry::CounterRow& counters,
                      runtime::Stream& client, ConnectionInfo info, std::string received)
-    : Session(wc, counters),
-      ep_(ep),
+    : StreamSession(wc, ep, counters, std::move(info), *this, HttpVersion::kHttp2,
+                    Counter::h2_streams),
       client_(client),
-      info_(std::move(info)),
       received_(std::move(received)),
-      conn_(*this, limits_for(ep)) {
-  started_ = runtime::Clock::now();
-  bind_view({&info_, &stats_, &no_relay_, &started_});
-  if (wc_.authenticators != nullptr) auth_ = wc_.authenticators->find(ep_.name);
-}
+      h2_(*this, limits_for(ep)) {}
 
 H2Session::~H2Session() = default;
 
@@ -98,53 +90,30 @@ void H2Session::force_close(CloseReason why) {
   closing_ = true;
   // Pending receives on every socket end; the coroutines see it and finish.
   ::shutdown(client_.fd(), SHUT_RDWR);
-  std::vector<std::int32_t> ids;
+  std::vector<std::int64_t> ids;
   for (auto& [id, x] : exchanges_) ids.push_back(id);
   // Abandoning may run a stream to its end: look each up again.
-  for (std::int32_t id : ids)
+  for (std::int64_t id : ids)
     if (auto it = exchanges_.find(id); it != exchanges_.end()) abandon_upstream(*it->second);
 }
 
 void H2Session::on_request(std::int32_t stream, http::h2::RequestHead head) {
-  auto x = std::make_unique<Exchange>();
-  x->id = stream;
-  x->head = std::move(head);
-  x->ended = x->head.end_stream;
-  exchanges_[stream] = std::move(x);
-  started_streams_.push_back(stream);
+  stream_opened(stream, std::move(head));
 }
 
 void H2Session::on_data(std::int32_t stream, std::string_view data) {
-  auto it = exchanges_.find(stream);
-  if (it == exchanges_.end()) {
-    conn_.consume(stream, data.size());  // its exchange is over: the bytes go nowhere
-    return;
-  }
-  it->second->body.append(data);
-  stats_.bytes_from_client += data.size();
-  to_wake_.push_back(stream);
+  // An exchange that is over: the bytes go nowhere.
+  if (!stream_data(stream, data)) h2_.consume(stream, data.size());
 }
 
 void H2Session::on_trailers(std::int32_t stream, std::vector<http::h2::Field> fields) {
-  auto it = exchanges_.find(stream);
-  if (it != exchanges_.end()) it->second->trailers = std::move(fields);
+  stream_trailers(stream, std::move(fields));
 }
 
-void H2Session::on_end_stream(std::int32_t stream) {
-  auto it = exchanges_.find(stream);
-  if (it == exchanges_.end()) return;
-  it->second->ended = true;
-  to_wake_.push_back(stream);
-}
+void H2Session::on_end_stream(std::int32_t stream) { stream_ended(stream); }
 
 void H2Session::on_stream_close(std::int32_t stream, std::uint32_t error_code) {
-  auto it = exchanges_.find(stream);
-  if (it == exchanges_.end()) return;
-  Exchange& x = *it->second;
-  x.closed = true;
-  x.reset = error_code;
-  // A reset stream abandons its upstream (deliver_wakeups, outside nghttp2).
-  to_wake_.push_back(stream);
+  stream_closed(stream, error_code);
 }
 
 void H2Session::on_defence(http::h2::Defence d) {
@@ -152,30 +121,49 @@ void H2Session::on_defence(http::h2::Defence d) {
   spdlog::info("flow {}: http/2 {}", info_.id, http::h2::to_string(d));
 }
 
-void H2Session::deliver_wakeups() {
-  // New streams first: each starts its coroutine, which runs to its first wait.
-  while (!started_streams_.empty()) {
-    std::int32_t id = started_streams_.front();
-    started_streams_.erase(started_streams_.begin());
-    auto it = exchanges_.find(id);
-    if (it == exchanges_.end()) continue;
-    counters_.add(Counter::h2_streams);
-    streams_.start(serve(*it->second));
+bool H2Session::submit_response(std::int64_t stream, int status,
+                                const std::vector<http::h2::Field>& fields, bool end_stream) {
+  return h2_.submit_response(static_cast<std::int32_t>(stream), status, fields, end_stream);
+}
+
+void H2Session::submit_interim(std::int64_t stream, int status,
+                               const std::vector<http::h2::Field>& fields) {
+  h2_.submit_interim(static_cast<std::int32_t>(stream), status, fields);
+}
+
+void H2Session::send_data(std::int64_t stream, std::string_view data) {
+  h2_.send_data(static_cast<std::int32_t>(stream), data);
+}
+
+void H2Session::end_data(std::int64_t stream, std::vector<http::h2::Field> trailers) {
+  h2_.end_data(static_cast<std::int32_t>(stream), std::move(trailers));
+}
+
+std::size_t H2Session::buffered(std::int64_t stream) const {
+  return h2_.buffered(static_cast<std::int32_t>(stream));
+}
+
+void H2Session::reset(std::int64_t stream, StreamError why) {
+  std::uint32_t code = http::h2::kInternalError;
+  switch (why) {
+    case StreamError::kInternal:
+      code = http::h2::kInternalError;
+      break;
+    case StreamError::kConnect:
+      code = http::h2::kConnectError;
+      break;
+    case StreamError::kCancel:
+      code = http::h2::kCancel;
+      break;
+    case StreamError::kProtocol:
+      code = http::h2::kProtocolError;
+      break;
   }
-  std::vector<std::int32_t> ids;
-  ids.swap(to_wake_);
-  for (std::int32_t id : ids) {
-    auto it = exchanges_.find(id);
-    if (it == exchanges_.end()) continue;
-    Exchange& x = *it->second;
-    if (x.closed && x.reset != 0) abandon_upstream(x);  // pending receives there end now
-    it = exchanges_.find(id);
-    if (it == exchanges_.end()) continue;
-    it->second->input.notify();
-    // notify() may have run the stream to its end; look it up again.
-    it = exchanges_.find(id);
-    if (it != exchanges_.end() && it->second->closed) it->second->window.notify();
-  }
+  h2_.reset(static_cast<std::int32_t>(stream), code);
+}
+
+void H2Session::consume(std::int64_t stream, std::size_t n) {
+  h2_.consume(static_cast<std::int32_t>(stream), n);
 }
 
 void H2Session::kick() {
@@ -188,25 +176,19 @@ Task<void> H2Session::writer() {
   std::string out;
   while (!write_failed_) {
     out.clear();
-    conn_.output(out);
+    h2_.output(out);
     if (!out.empty()) {
       if (!co_await client_.write_all(out)) {
         write_failed_ = true;
         break;
       }
       // Frames went out: streams waiting on the client's window may go on.
-      std::vector<std::int32_t> waiting;
-      for (auto& [id, x] : exchanges_)
-        if (x->window.waiting()) waiting.push_back(id);
-      for (std::int32_t id : waiting) {
-        auto it = exchanges_.find(id);
-        if (it != exchanges_.end()) it->second->window.notify();
-      }
+      notify_windows();
       deliver_wakeups();
       continue;
     }
     deliver_wakeups();
-    if (conn_.done() || (closing_ && exchanges_.empty())) break;
+    if (h2_.done() || (closing_ && exchanges_.empty())) break;
     co_await writer_wake_.wait();
   }
   writer_done_.set();
@@ -227,14 +209,14 @@ Task<void> H2Session::run() {
     auto idle_since = runtime::Clock::now();
     bool open = true;
     if (!buf.empty()) {
-      open = conn_.recv(buf, runtime::Clock::now());
+      open = h2_.recv(buf, runtime::Clock::now());
       deliver_wakeups();
       kick();
     }
     while (open && !closing_ && !write_failed_) {
       if (wc_.draining && !draining_sent_) {
         draining_sent_ = true;
-        conn_.goaway();
+        h2_.goaway();
         kick();
       }
       if (draining_sent_ && exchanges_.empty()) break;
@@ -246,7 +228,7 @@ Task<void> H2Session::run() {
         if (idle) {
           close_reason_ = CloseReason::kIdleTimeout;
           counters_.add(Counter::idle_timeouts);
-          conn_.goaway();
+          h2_.goaway();
           kick();
           break;
         }
@@ -257,20 +239,14 @@ Task<void> H2Session::run() {
         break;
       }
       idle_since = runtime::Clock::now();
-      open = conn_.recv(buf, idle_since);
+      open = h2_.recv(buf, idle_since);
       deliver_wakeups();
       kick();
     }
     if (!open && !close_reason_) close_reason_ = CloseReason::kDownstreamError;
     // No more client bytes will come: the streams still running cannot finish normally.
-    closing_ = true;
-    for (auto& [id, x] : exchanges_) {
-      x->closed = true;
-      if (x->reset == 0) x->reset = http::h2::kCancel;  // deliver_wakeups abandons it
-      to_wake_.push_back(id);
-    }
     // The writer may be gone (the client stopped reading): wake the streams here.
-    deliver_wakeups();
+    cancel_all_streams();
     kick();
     co_await streams_.wait();
     kick();

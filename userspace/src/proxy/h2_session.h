@@ -1,55 +1,20 @@
 // H2Session: one HTTP/2 client connection on an `onramp: http` endpoint (h2 chosen by
-// ALPN on TLS, or h2c by prior knowledge) - the HTTP/1.1 forward proxy's twin.
-//
-// One reading coroutine feeds the connection (http/h2/server_connection.h); one
-// writing coroutine sends what it produces; each request stream runs its own
-// coroutine (h2_exchange.cc) with the same hooks, heads and egress chain as
-// HttpSession:
-//  - requests with :scheme http or https and an :authority are forwarded (https over
-//    TLS); in reverse-proxy mode (the endpoint has `upstream:`) every request goes to
-//    that origin. HTTP/1.1 upstreams are pooled; an origin that chooses h2 gets the
-//    request as a stream on the worker's one HTTP/2 connection to it
-//    (proxy/h2_upstream.h). Bodies stream both ways through the hooks' body filters;
-//  - CONNECT (RFC 9113 8.5) opens one tunnel per stream; HTTP/2 flow control is the
-//    tunnel's backpressure in both directions;
-//  - extended CONNECT with :protocol websocket (RFC 8441) becomes an HTTP/1.1
-//    WebSocket upgrade to the upstream, then a tunnel;
-//  - extended CONNECT with :protocol connect-udp (RFC 9298, where connect_udp is enabled)
-//    opens a UDP tunnel (proxy/connect_udp_tunnel.h) with the stream as its client side
-//    (h2_connect_udp.cc).
-// Errors the proxy answers itself carry Proxy-Status (RFC 9209). Drain sends GOAWAY
-// with the last stream id; open streams run to their end.
+// ALPN on TLS, or h2c by prior knowledge): a StreamSession (proxy/stream_session.h)
+// whose streams are nghttp2's (http/h2/server_connection.h). One reading coroutine feeds
+// the connection; one writing coroutine sends what it produces. Drain sends GOAWAY with
+// the last stream id; open streams run to their end.
 #pragma once
 
+#include <chrono>
 #include <coroutine>
 #include <cstdint>
-#include <map>
-#include <memory>
-#include <optional>
 #include <string>
-#include <utility>
 #include <vector>
 
-#include "http/connect_udp.h"
-#include "http/h1/parser.h"
 #include "http/h2/server_connection.h"
-#include "http/masque_template.h"
-#include "proxy/session.h"
-#include "ramjet/hooks/http.h"
-#include "ramjet/task.h"
-#include "runtime/stream.h"
-#include "runtime/wakeup.h"
-#include "runtime/worker.h"
-
-namespace ramjet::http::auth {
-class Authenticator;
-}
+#include "proxy/stream_session.h"
 
 namespace ramjet::proxy {
-
-class H2Request;
-class H2Upstream;
-using runtime::Wakeup;
 
 // h2c by prior knowledge (RFC 9113 3.3): whether the client's first bytes on `fd` are the
 // HTTP/2 connection preface. Peeks only: the bytes stay for whichever session reads them.
@@ -57,7 +22,9 @@ using runtime::Wakeup;
 Task<bool> client_preface_follows(runtime::Worker& worker, int fd,
                                   std::chrono::milliseconds timeout, const bool& draining);
 
-class H2Session final : public Session, private http::h2::ServerEvents {
+class H2Session final : public StreamSession,
+                        private http::h2::ServerEvents,
+                        private ClientStreams {
  public:
   // `client` carries the connection (PlainStream for h2c, a TLS stream for h2);
   // `received` holds bytes already read from it (the client preface, when sniffed).
@@ -69,38 +36,6 @@ class H2Session final : public Session, private http::h2::ServerEvents {
   void force_close(CloseReason why) override;
 
  private:
-  // One request stream and its coroutine's state.
-  struct Exchange {
-    std::int32_t id = 0;
-    http::h2::RequestHead head;
-    std::vector<http::h2::Field> trailers;  // request trailers, for a chunked upstream body
-    std::string body;                       // request body bytes received, not yet passed on
-    bool ended = false;                     // the client's END_STREAM arrived
-    bool closed = false;                    // the stream is gone
-    std::uint32_t reset = 0;                // its error code, when it was reset
-    // An HTTP/1.1 upstream connection of its own (a tunnel's, or a request's) ...
-    int upstream_fd = -1;
-    std::unique_ptr<runtime::Stream> upstream;  // TLS over upstream_fd, or it as it is
-    SocketAddress upstream_address;
-    std::string upstream_reuse_key;
-    bool upstream_reused = false;  // an idle pooled connection
-    // ... or a stream on the worker's HTTP/2 connection to the origin.
-    std::shared_ptr<H2Upstream> h2_origin;  // chosen, no stream opened yet
-    std::unique_ptr<H2Request> h2;
-    bool response_done = false;                  // the response (or a reset) is submitted in full
-    runtime::Clock::time_point client_active{};  // client bytes last went upstream
-    Wakeup input;                                // body, END_STREAM or close arrived
-    Wakeup window;                               // response bytes left the buffer, or close
-  };
-  // An exchange's stream as a runtime::Stream (h2_connect_udp.cc).
-  class ExchangeStream;
-  struct ProxyError {
-    int status;
-    const char* type;  // RFC 9209 error type
-    std::string details;
-    std::vector<http::h2::Field> extra = {};
-  };
-
   // ServerEvents: called inside nghttp2; they only record and schedule wake-ups.
   void on_request(std::int32_t stream, http::h2::RequestHead head) override;
   void on_data(std::int32_t stream, std::string_view data) override;
@@ -109,99 +44,25 @@ class H2Session final : public Session, private http::h2::ServerEvents {
   void on_stream_close(std::int32_t stream, std::uint32_t error_code) override;
   void on_defence(http::h2::Defence d) override;
 
+  // ClientStreams, on nghttp2.
+  bool submit_response(std::int64_t stream, int status, const std::vector<http::h2::Field>& fields,
+                       bool end_stream) override;
+  void submit_interim(std::int64_t stream, int status,
+                      const std::vector<http::h2::Field>& fields) override;
+  void send_data(std::int64_t stream, std::string_view data) override;
+  void end_data(std::int64_t stream, std::vector<http::h2::Field> trailers) override;
+  std::size_t buffered(std::int64_t stream) const override;
+  void reset(std::int64_t stream, StreamError why) override;
+  void consume(std::int64_t stream, std::size_t n) override;
+
   Task<void> writer();
-  // Wakes the writer (frames are ready) and the streams events were recorded for.
-  void kick();
-  void deliver_wakeups();
+  // Wakes the writer (frames are ready) at the end of the loop's turn.
+  void kick() override;
 
-  // h2_exchange.cc: one stream from request head to its end.
-  Task<void> serve(Exchange& x);
-  Task<void> forward(Exchange& x, HttpRequestHead req, bool origin_tls);
-  // To an HTTP/1.1 upstream (x.upstream). True when the request is to go again on a new
-  // connection: only with `may_retry` (no body, on a pooled connection) and nothing of
-  // an answer came.
-  Task<bool> forward_h1(Exchange& x, const HttpRequestHead& req, void* req_ctx,
-                        BodyFilter* request_filter, bool origin_tls, bool may_retry);
-  // To an origin that speaks HTTP/2 (x.h2_origin); a refused request without a body is
-  // sent again, on any connection taking streams.
-  Task<void> forward_h2(Exchange& x, const HttpRequestHead& req, void* req_ctx,
-                        BodyFilter* request_filter);
-  // HttpRequestHook::handle_request / handle_response with their traces; false when a
-  // hook answered (the answer is sent), else `filter` is the hook's body filter, if any.
-  Task<bool> request_hook(Exchange& x, HttpRequestHead& req, void* req_ctx,
-                          std::unique_ptr<BodyFilter>& filter);
-  Task<bool> response_hook(Exchange& x, const HttpRequestHead& req, HttpResponseHead& resp,
-                           void* req_ctx, std::unique_ptr<BodyFilter>& filter);
-  Task<void> connect(Exchange& x, HttpRequestHead req);
-  // HttpRequestHook::handle_proxy_connect_request, traced (as `traced` when allowed) and
-  // audited; false when denied (the denial is answered).
-  Task<bool> connect_allowed(Exchange& x, const HttpRequestHead& req, const std::string& traced);
-  // HttpRequestHook::handle_proxy_connect_response on a tunnel's 200, traced.
-  HttpResponseHead connect_response();
-  // h2_connect_udp.cc: an extended CONNECT with :protocol connect-udp, to the tunnel's end.
-  Task<void> connect_udp(Exchange& x, HttpRequestHead req);
-  // The endpoint's connect-udp template (parsed on first use; checked at config load).
-  const http::MasqueTemplate* udp_template();
-  Task<void> websocket(Exchange& x, HttpRequestHead req);
-  // Relays an established tunnel both ways until both directions end.
-  Task<void> tunnel(Exchange& x, std::string upstream_bytes);
-  Task<void> upstream_to_client(Exchange& x, std::string pending);
-  // Request body bytes to the upstream (chunk-framed when `chunked`), through `filter`.
-  Task<bool> client_to_upstream(Exchange& x, bool chunked, BodyFilter* filter);
-  // Queues response body bytes, waiting while the client's window keeps them buffered.
-  Task<bool> send_to_client(Exchange& x, std::string_view data);
-  // As send_to_client, without counting the bytes in stats_; also false once `stop` is set.
-  Task<bool> queue_to_client(Exchange& x, std::string_view data, const bool& stop);
-  // The egress decisions, then an upstream: x.h2_origin when the origin speaks HTTP/2
-  // (only with `h2`), else x.upstream.
-  // A pooled connection is probed for a close first only when `probe`.
-  Task<std::optional<ProxyError>> open_upstream(Exchange& x, const HostPort& target, bool reuse,
-                                                bool tls = false, bool h2 = false,
-                                                bool probe = true);
-  // Request bytes to the upstream (x.h2 or x.upstream); response bytes from x.upstream.
-  Task<bool> upstream_send(Exchange& x, std::string_view data);
-  Task<int> upstream_recv(Exchange& x, std::string& buf);
-  // Ends the upstream side of `x` now: pending receives there end.
-  static void abandon_upstream(Exchange& x);
-  // Closes x.upstream (a connection that is not to be pooled).
-  static void close_upstream(Exchange& x);
-  // Reads a response head from the upstream into `head` (views into `buf`); an error to
-  // answer, else nullopt with `consumed` set. With `retry` given (a request that may go
-  // again on a new connection), it is set when the upstream closed without a byte of
-  // answer or answered 408: a pooled connection the origin had given up.
-  Task<std::optional<ProxyError>> read_response_head(Exchange& x, std::string& buf,
-                                                     http::h1::Head& head, std::string_view method,
-                                                     std::size_t& consumed,
-                                                     bool* retry = nullptr);
-  // The response body as the head frames it, through `filter`, to the client.
-  Task<bool> relay_response_body(Exchange& x, std::string& buf, const http::h1::Head& head,
-                                 BodyFilter* filter);
-  std::optional<ProxyError> authenticate(const HttpRequestHead& req);
-  void answer(Exchange& x, const ProxyError& e);
-  void answer(Exchange& x, const HttpReply& reply);
-  void finish_exchange(Exchange& x);
-
-  const config::Endpoint& ep_;
   runtime::Stream& client_;
-  ConnectionInfo info_;
-  std::shared_ptr<void> ctx_;
-  ConnectionStats stats_;
-  SocketAddress last_upstream_address_;  // the one stats_.upstream names
-  std::optional<CloseReason> close_reason_;
-  runtime::Clock::time_point started_;
-  std::unique_ptr<Relay> no_relay_;  // describe() reads one; HTTP/2 tunnels are per stream
-  std::shared_ptr<const http::auth::Authenticator> auth_;
-  std::optional<http::MasqueTemplate> udp_template_;
-
   std::string received_;
-  http::h2::ServerConnection conn_;
-  std::map<std::int32_t, std::unique_ptr<Exchange>> exchanges_;
-  std::vector<std::int32_t> to_wake_;
-  std::vector<std::int32_t> started_streams_;
-  runtime::JoinSet streams_;
+  http::h2::ServerConnection h2_;
   Wakeup writer_wake_;
-  bool writer_busy_ = false;
-  bool closing_ = false;  // stop reading; end when the streams are done
   bool write_failed_ = false;
   bool draining_sent_ = false;
   runtime::Event writer_done_;

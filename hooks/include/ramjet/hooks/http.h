@@ -69,7 +69,7 @@ class HttpHeaders {
 
 // The HTTP version the client spoke. The head a hook sees is the same for every version;
 // this says which one it came in, for a hook that asks.
-enum class HttpVersion : std::uint8_t { kHttp10, kHttp11, kHttp2 };
+enum class HttpVersion : std::uint8_t { kHttp10, kHttp11, kHttp2, kHttp3 };
 
 struct HttpRequestHead {
   std::string method;

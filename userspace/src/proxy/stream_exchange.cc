@@ -1,4 +1,4 @@
-// H2Session's streams (proxy/h2_session.h): one coroutine per request, from the
+// StreamSession's streams (proxy/stream_session.h): one coroutine per request, from the
 // validated head to the end of its response or tunnel.
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
@@ -11,7 +11,7 @@
 #include "http/auth/proxy_auth.h"
 #include "http/status.h"
 #include "proxy/egress_chain.h"
-#include "proxy/h2_session.h"
+#include "proxy/stream_session.h"
 #include "proxy/http_forwarding.h"
 #include "proxy/http_wire.h"
 #include "proxy/h2_upstream.h"
@@ -68,7 +68,7 @@ std::string hex(std::size_t n) {
 
 }  // namespace
 
-std::optional<H2Session::ProxyError> H2Session::authenticate(const HttpRequestHead& req) {
+std::optional<StreamSession::ProxyError> StreamSession::authenticate(const HttpRequestHead& req) {
   if (auth_ == nullptr) return std::nullopt;
   auto cred = req.headers.get("proxy-authorization");
   http::auth::AuthResult r = auth_->check(cred.value_or(std::string_view()));
@@ -80,7 +80,7 @@ std::optional<H2Session::ProxyError> H2Session::authenticate(const HttpRequestHe
       407, "http_request_denied", std::move(details), {{"proxy-authenticate", auth_->challenge()}}};
 }
 
-void H2Session::answer(Exchange& x, const ProxyError& e) {
+void StreamSession::answer(Exchange& x, const ProxyError& e) {
   bool upstream = e.status == 502 || e.status == 504;
   counters_.add(upstream ? Counter::http_upstream_errors : Counter::http_client_errors);
   spdlog::info("flow {} stream {}: answered {} {}: {}", info_.id, x.id, e.status, e.type,
@@ -100,7 +100,7 @@ void H2Session::answer(Exchange& x, const ProxyError& e) {
   kick();
 }
 
-void H2Session::answer(Exchange& x, const HttpReply& reply) {
+void StreamSession::answer(Exchange& x, const HttpReply& reply) {
   if (x.closed) return;
   std::vector<Field> fields;
   for (const auto& f : reply.headers.fields())
@@ -115,43 +115,43 @@ void H2Session::answer(Exchange& x, const HttpReply& reply) {
   kick();
 }
 
-void H2Session::finish_exchange(Exchange& x) {
+void StreamSession::finish_exchange(Exchange& x) {
   x.h2.reset();  // resets the upstream stream if it is unfinished
   x.h2_origin.reset();
   close_upstream(x);
-  if (!x.closed && !x.response_done) conn_.reset(x.id, http::h2::kInternalError);
+  if (!x.closed && !x.response_done) conn_.reset(x.id, StreamError::kInternal);
   exchanges_.erase(x.id);
   kick();
 }
 
-void H2Session::close_upstream(Exchange& x) {
+void StreamSession::close_upstream(Exchange& x) {
   x.upstream.reset();
   if (x.upstream_fd >= 0) ::close(x.upstream_fd);
   x.upstream_fd = -1;
 }
 
-void H2Session::abandon_upstream(Exchange& x) {
+void StreamSession::abandon_upstream(Exchange& x) {
   if (x.upstream_fd >= 0) ::shutdown(x.upstream_fd, SHUT_RDWR);
   if (x.h2) x.h2->cancel();
 }
 
-Task<bool> H2Session::upstream_send(Exchange& x, std::string_view data) {
+Task<bool> StreamSession::upstream_send(Exchange& x, std::string_view data) {
   runtime::Stream* s = x.h2 ? static_cast<runtime::Stream*>(x.h2.get()) : x.upstream.get();
   co_return s != nullptr && co_await s->write_all(data);
 }
 
-Task<int> H2Session::upstream_recv(Exchange& x, std::string& buf) {
+Task<int> StreamSession::upstream_recv(Exchange& x, std::string& buf) {
   if (!x.upstream) co_return -EBADF;
   co_return co_await x.upstream->read(buf, kUpstreamRead, ep_.idle_timeout);
 }
 
-Task<bool> H2Session::send_to_client(Exchange& x, std::string_view data) {
+Task<bool> StreamSession::send_to_client(Exchange& x, std::string_view data) {
   if (!x.closed) stats_.bytes_to_client += data.size();
   static constexpr bool kNoStop = false;
   co_return co_await queue_to_client(x, data, kNoStop);
 }
 
-Task<bool> H2Session::queue_to_client(Exchange& x, std::string_view data, const bool& stop) {
+Task<bool> StreamSession::queue_to_client(Exchange& x, std::string_view data, const bool& stop) {
   if (x.closed || stop) co_return false;
   if (data.empty()) co_return true;
   conn_.send_data(x.id, data);
@@ -160,7 +160,7 @@ Task<bool> H2Session::queue_to_client(Exchange& x, std::string_view data, const 
   co_return !x.closed && !stop;
 }
 
-Task<std::optional<H2Session::ProxyError>> H2Session::open_upstream(Exchange& x,
+Task<std::optional<StreamSession::ProxyError>> StreamSession::open_upstream(Exchange& x,
                                                                     const HostPort& target,
                                                                     bool reuse, bool tls,
                                                                     bool h2, bool probe) {
@@ -184,12 +184,12 @@ Task<std::optional<H2Session::ProxyError>> H2Session::open_upstream(Exchange& x,
   co_return std::nullopt;
 }
 
-Task<void> H2Session::serve(Exchange& x) {
+Task<void> StreamSession::serve(Exchange& x) {
   const http::h2::RequestHead& h = x.head;
   counters_.add(Counter::http_requests);
   HttpRequestHead req;
   req.method = h.method;
-  req.version = HttpVersion::kHttp2;
+  req.version = version_;
   for (const auto& f : h.fields)
     if (!rebuilt_on_forward(f.name)) req.headers.add(f.name, f.value);
 
@@ -244,7 +244,7 @@ Task<void> H2Session::serve(Exchange& x) {
   finish_exchange(x);
 }
 
-Task<void> H2Session::connect(Exchange& x, HttpRequestHead req) {
+Task<void> StreamSession::connect(Exchange& x, HttpRequestHead req) {
   // One audit record per connection: it names the first tunnel the connection opened.
   audit_.kind = telemetry::FlowKind::kConnect;
   if (wc_.audit_log != nullptr && audit_.target.empty()) audit_.target = req.target;
@@ -262,7 +262,7 @@ Task<void> H2Session::connect(Exchange& x, HttpRequestHead req) {
   co_await tunnel(x, {});
 }
 
-Task<bool> H2Session::connect_allowed(Exchange& x, const HttpRequestHead& req,
+Task<bool> StreamSession::connect_allowed(Exchange& x, const HttpRequestHead& req,
                                       const std::string& traced) {
   auto t0 = runtime::Clock::now();
   ConnectDirective d = co_await wc_.hooks.http_connect_request(info_, req, ctx_.get());
@@ -277,7 +277,7 @@ Task<bool> H2Session::connect_allowed(Exchange& x, const HttpRequestHead& req,
   co_return false;
 }
 
-HttpResponseHead H2Session::connect_response() {
+HttpResponseHead StreamSession::connect_response() {
   HttpResponseHead resp;
   resp.status = 200;
   auto t0 = runtime::Clock::now();
@@ -288,7 +288,7 @@ HttpResponseHead H2Session::connect_response() {
   return resp;
 }
 
-Task<void> H2Session::tunnel(Exchange& x, std::string upstream_bytes) {
+Task<void> StreamSession::tunnel(Exchange& x, std::string upstream_bytes) {
   runtime::JoinSet down;
   down.start(upstream_to_client(x, std::move(upstream_bytes)));
   bool ok = co_await client_to_upstream(x, /*chunked=*/false, nullptr);
@@ -297,7 +297,7 @@ Task<void> H2Session::tunnel(Exchange& x, std::string upstream_bytes) {
   x.response_done = true;
 }
 
-Task<void> H2Session::upstream_to_client(Exchange& x, std::string pending) {
+Task<void> StreamSession::upstream_to_client(Exchange& x, std::string pending) {
   if (!co_await send_to_client(x, pending)) co_return;
   std::string buf;
   for (;;) {
@@ -312,7 +312,7 @@ Task<void> H2Session::upstream_to_client(Exchange& x, std::string pending) {
     if (n == -ETIMEDOUT && !x.closed && runtime::Clock::now() - x.client_active < ep_.idle_timeout)
       continue;
     if (n < 0) {
-      if (!x.closed) conn_.reset(x.id, http::h2::kConnectError);
+      if (!x.closed) conn_.reset(x.id, StreamError::kConnect);
       kick();
       co_return;
     }
@@ -320,7 +320,7 @@ Task<void> H2Session::upstream_to_client(Exchange& x, std::string pending) {
   }
 }
 
-Task<bool> H2Session::client_to_upstream(Exchange& x, bool chunked, BodyFilter* filter) {
+Task<bool> StreamSession::client_to_upstream(Exchange& x, bool chunked, BodyFilter* filter) {
   std::string out;
   for (;;) {
     while (x.body.empty() && !x.ended && !x.closed) co_await x.input.wait();
@@ -368,7 +368,7 @@ Task<bool> H2Session::client_to_upstream(Exchange& x, bool chunked, BodyFilter* 
   }
 }
 
-Task<std::optional<H2Session::ProxyError>> H2Session::read_response_head(Exchange& x,
+Task<std::optional<StreamSession::ProxyError>> StreamSession::read_response_head(Exchange& x,
                                                                          std::string& buf,
                                                                          http::h1::Head& head,
                                                                          std::string_view method,
@@ -415,7 +415,7 @@ Task<std::optional<H2Session::ProxyError>> H2Session::read_response_head(Exchang
   }
 }
 
-Task<bool> H2Session::request_hook(Exchange& x, HttpRequestHead& req, void* req_ctx,
+Task<bool> StreamSession::request_hook(Exchange& x, HttpRequestHead& req, void* req_ctx,
                                    std::unique_ptr<BodyFilter>& filter) {
   auto t0 = runtime::Clock::now();
   RequestDirective rd = co_await wc_.hooks.http_request(info_, req, ctx_.get(), req_ctx);
@@ -433,7 +433,7 @@ Task<bool> H2Session::request_hook(Exchange& x, HttpRequestHead& req, void* req_
   co_return true;
 }
 
-Task<bool> H2Session::response_hook(Exchange& x, const HttpRequestHead& req, HttpResponseHead& resp,
+Task<bool> StreamSession::response_hook(Exchange& x, const HttpRequestHead& req, HttpResponseHead& resp,
                                     void* req_ctx, std::unique_ptr<BodyFilter>& filter) {
   ResponseDirective rd = co_await run_response_hook(info_, ctx_.get(), req, resp, req_ctx);
   if (auto* respond = std::get_if<ResponseDirective::Respond>(&rd.value)) {
@@ -444,7 +444,7 @@ Task<bool> H2Session::response_hook(Exchange& x, const HttpRequestHead& req, Htt
   co_return true;
 }
 
-Task<void> H2Session::forward(Exchange& x, HttpRequestHead req, bool origin_tls) {
+Task<void> StreamSession::forward(Exchange& x, HttpRequestHead req, bool origin_tls) {
   std::shared_ptr<void> req_ctx = wc_.hooks.make_request_context();
   std::unique_ptr<BodyFilter> request_filter;
   if (!co_await request_hook(x, req, req_ctx.get(), request_filter)) co_return;
@@ -479,7 +479,7 @@ Task<void> H2Session::forward(Exchange& x, HttpRequestHead req, bool origin_tls)
   }
 }
 
-Task<bool> H2Session::forward_h1(Exchange& x, const HttpRequestHead& req, void* req_ctx,
+Task<bool> StreamSession::forward_h1(Exchange& x, const HttpRequestHead& req, void* req_ctx,
                                  BodyFilter* request_filter, bool origin_tls, bool may_retry) {
   std::optional<std::string> length;
   for (const auto& f : x.head.fields)
@@ -545,7 +545,7 @@ Task<bool> H2Session::forward_h1(Exchange& x, const HttpRequestHead& req, void* 
   if (no_body) {
     x.response_done = true;
   } else if (!co_await relay_response_body(x, up, head, filter.get())) {
-    if (!x.closed) conn_.reset(x.id, http::h2::kInternalError);
+    if (!x.closed) conn_.reset(x.id, StreamError::kInternal);
     x.response_done = true;
     kick();
     co_return false;
@@ -561,7 +561,7 @@ Task<bool> H2Session::forward_h1(Exchange& x, const HttpRequestHead& req, void* 
   co_return false;
 }
 
-Task<void> H2Session::forward_h2(Exchange& x, const HttpRequestHead& req, void* req_ctx,
+Task<void> StreamSession::forward_h2(Exchange& x, const HttpRequestHead& req, void* req_ctx,
                                  BodyFilter* request_filter) {
   std::optional<std::string> request_length;
   if (request_filter == nullptr)
@@ -648,7 +648,7 @@ Task<void> H2Session::forward_h2(Exchange& x, const HttpRequestHead& req, void* 
       data.swap(out);
     }
     if (!ok || !co_await send_to_client(x, data)) {
-      if (!x.closed) conn_.reset(x.id, http::h2::kInternalError);
+      if (!x.closed) conn_.reset(x.id, StreamError::kInternal);
       x.response_done = true;
       kick();
       co_return;
@@ -656,7 +656,7 @@ Task<void> H2Session::forward_h2(Exchange& x, const HttpRequestHead& req, void* 
   }
   out.clear();
   if (filter != nullptr && filter->on_end(out) == BodyFilter::Result::kAbort) {
-    if (!x.closed) conn_.reset(x.id, http::h2::kInternalError);
+    if (!x.closed) conn_.reset(x.id, StreamError::kInternal);
     x.response_done = true;
     kick();
     co_return;
@@ -670,7 +670,7 @@ Task<void> H2Session::forward_h2(Exchange& x, const HttpRequestHead& req, void* 
   kick();
 }
 
-Task<bool> H2Session::relay_response_body(Exchange& x, std::string& buf, const http::h1::Head& head,
+Task<bool> StreamSession::relay_response_body(Exchange& x, std::string& buf, const http::h1::Head& head,
                                           BodyFilter* filter) {
   http::h1::ContentLengthBody fixed(head.content_length);
   http::h1::ChunkedDecoder chunked(MessageKind::kResponse);
@@ -720,7 +720,7 @@ Task<bool> H2Session::relay_response_body(Exchange& x, std::string& buf, const h
   co_return true;
 }
 
-Task<void> H2Session::websocket(Exchange& x, HttpRequestHead req) {
+Task<void> StreamSession::websocket(Exchange& x, HttpRequestHead req) {
   std::shared_ptr<void> req_ctx = wc_.hooks.make_request_context();
   std::unique_ptr<BodyFilter> unused;  // a tunnel's bytes are no body to filter
   if (!co_await request_hook(x, req, req_ctx.get(), unused)) co_return;

@@ -1,5 +1,5 @@
-// H2Session's connect-udp streams (proxy/h2_session.h): RFC 9298 over HTTP/2, an extended
-// CONNECT (RFC 8441) with :protocol connect-udp. The request gets the same hooks, egress
+// StreamSession's connect-udp streams (proxy/stream_session.h): RFC 9298 over HTTP/2 and
+// HTTP/3, an extended CONNECT (RFC 8441, RFC 9220) with :protocol connect-udp. The request gets the same hooks, egress
 // chain and answers as on HTTP/1.1 (http_session.cc); once the 200 is out, the stream is
 // the client side of a ConnectUdpTunnel, as the connection is on HTTP/1.1.
 #include <unistd.h>
@@ -10,7 +10,7 @@
 #include "http/connect_udp.h"
 #include "proxy/connect_udp_tunnel.h"
 #include "proxy/egress_chain.h"
-#include "proxy/h2_session.h"
+#include "proxy/stream_session.h"
 #include "proxy/http_forwarding.h"
 
 namespace ramjet::proxy {
@@ -20,11 +20,11 @@ using telemetry::Counter;
 
 // The request body (DATA) of an exchange as what it reads, its response body as what it
 // writes. Read bytes are given back to the client's window as they are taken, and writes
-// wait while the client's window keeps the stream's queue full: HTTP/2 flow control is
-// the backpressure both ways. Reads have no timeout (the tunnel keeps its own).
-class H2Session::ExchangeStream final : public runtime::Stream {
+// wait while the client's window keeps the stream's queue full: the connection's flow
+// control is the backpressure both ways. Reads have no timeout (the tunnel keeps its own).
+class StreamSession::ExchangeStream final : public runtime::Stream {
  public:
-  ExchangeStream(H2Session& session, Exchange& x) : Stream(-1), session_(session), x_(x) {}
+  ExchangeStream(StreamSession& session, Exchange& x) : Stream(-1), session_(session), x_(x) {}
 
   bool plain() const override { return false; }
 
@@ -64,12 +64,12 @@ class H2Session::ExchangeStream final : public runtime::Stream {
   }
 
  private:
-  H2Session& session_;
+  StreamSession& session_;
   Exchange& x_;
   bool stopped_ = false;
 };
 
-const http::MasqueTemplate* H2Session::udp_template() {
+const http::MasqueTemplate* StreamSession::udp_template() {
   if (!udp_template_) {
     // Checked when the config was loaded (http::check_connect_udp_templates).
     http::MasqueTemplateResult parsed = http::parse_masque_template(ep_.connect_udp.uri_template);
@@ -79,7 +79,7 @@ const http::MasqueTemplate* H2Session::udp_template() {
   return &*udp_template_;
 }
 
-Task<void> H2Session::connect_udp(Exchange& x, HttpRequestHead req) {
+Task<void> StreamSession::connect_udp(Exchange& x, HttpRequestHead req) {
   // One audit record per connection: it names the first tunnel the connection opened.
   audit_.kind = telemetry::FlowKind::kConnectUdp;
   const http::MasqueTemplate* tmpl = udp_template();
@@ -149,9 +149,9 @@ Task<void> H2Session::connect_udp(Exchange& x, HttpRequestHead req) {
     // RFC 9297 3.3: a malformed capsule stream is a malformed message; a target gone is a
     // CONNECT_ERROR (RFC 9113 8.5); the idle timeout cancels the stream. (A kill or a drain
     // deadline ends the whole connection: x.closed above.)
-    const std::uint32_t code = *why == CloseReason::kDownstreamError ? http::h2::kProtocolError
-                               : *why == CloseReason::kUpstreamError ? http::h2::kConnectError
-                                                                     : http::h2::kCancel;
+    const StreamError code = *why == CloseReason::kDownstreamError ? StreamError::kProtocol
+                             : *why == CloseReason::kUpstreamError ? StreamError::kConnect
+                                                                   : StreamError::kCancel;
     conn_.reset(x.id, code);
   }
   x.response_done = true;
