@@ -2,35 +2,16 @@
 // endpoint's `quic.listen` with the endpoint's tls certificates, and ngtcp2's own client
 // (gtlsclient, Debian's ngtcp2-client) completes a handshake with ALPN h3; an unknown
 // version gets Version Negotiation and the client retries with v1; a short-header
-// packet for no connection gets a Stateless Reset. HTTP/3 requests cross QUIC and get
-// an answer at once; until they enter the request pipeline (the next stage) it is 501
-// with a Proxy-Status saying so.
+// packet for no connection gets a Stateless Reset. HTTP/3 requests cross QUIC into the
+// request pipeline (cases/h3.test.ts has the proxied ones); here the endpoint's upstream
+// refuses connections, so each is answered 502 with a Proxy-Status at once.
 import assert from 'node:assert/strict';
-import { createHash, createPublicKey } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { makeTempDir, run, serverTls, sharedPki, startHttpProxy, test, type TestContext } from '../lib/index.ts';
+import { makeTempDir, run, startQuicProxy, test } from '../lib/index.ts';
 
-async function startQuicProxy(t: TestContext) {
-  const pki = await sharedPki();
-  const front = await pki.server('quic-front', { dns: ['www.example.test'] });
-  // Chromium takes a QUIC server's certificate only by its key's hash (or a trusted CA).
-  const spki = createHash('sha256')
-    .update(createPublicKey(await readFile(front.cert)).export({ type: 'spki', format: 'der' }))
-    .digest('base64');
-  const proxy = await startHttpProxy(t, {
-    endpoint: {
-      tls: serverTls([front]),
-      upstream: 'http://127.0.0.1:9',
-      quic: { listen: '127.0.0.1:0', idle_timeout: '5s' },
-    },
-    config: { server: { workers: 1 } },
-  });
-  return { ...proxy, quic: proxy.daemon.endpoint('fwd/quic'), spki };
-}
-
-/** gtlsclient against `port`, idle-closing after 1 s (nothing answers its request yet). */
+/** gtlsclient against `port`, idle-closing after 1 s. */
 async function gtlsclient(port: number, extra: string[] = []) {
   const result = await run('gtlsclient', ['--timeout=1s', ...extra, '127.0.0.1', String(port), 'https://www.example.test/'], {
     timeoutMs: 15_000,
@@ -39,7 +20,7 @@ async function gtlsclient(port: number, extra: string[] = []) {
 }
 
 test('gtlsclient completes a QUIC handshake with ALPN h3; the id the server chose names worker 0', async (t) => {
-  const { quic, daemon } = await startQuicProxy(t);
+  const { quic, daemon } = await startQuicProxy(t, { upstream: 'http://127.0.0.1:9' });
   const out = await gtlsclient(quic.port);
   assert.match(out, /QUIC handshake has completed/, out);
   assert.match(out, /Negotiated ALPN is h3/, out);
@@ -55,7 +36,7 @@ test('gtlsclient completes a QUIC handshake with ALPN h3; the id the server chos
 });
 
 test('an unknown QUIC version gets Version Negotiation listing v1, and the client completes with v1', async (t) => {
-  const { quic, daemon } = await startQuicProxy(t);
+  const { quic, daemon } = await startQuicProxy(t, { upstream: 'http://127.0.0.1:9' });
   const out = await gtlsclient(quic.port, ['-v', '0x1a2a3a4a', '--preferred-versions', 'v1']);
   assert.match(out, /version=0x00000000 type=VN/, out);
   assert.match(out, /Client selected version 0x1/, out);
@@ -64,7 +45,7 @@ test('an unknown QUIC version gets Version Negotiation listing v1, and the clien
 });
 
 test('a short-header packet for no connection gets a Stateless Reset, smaller than the trigger; a tiny one is dropped and counted', async (t) => {
-  const { quic, daemon } = await startQuicProxy(t);
+  const { quic, daemon } = await startQuicProxy(t, { upstream: 'http://127.0.0.1:9' });
   const socket = createSocket('udp4');
   t.after(() => socket.close());
   const answer = new Promise<Buffer>((resolve) => socket.once('message', (m) => resolve(m)));
@@ -81,24 +62,24 @@ test('a short-header packet for no connection gets a Stateless Reset, smaller th
   await daemon.waitForCounter('quic_dropped_too_small_for_reset', 1);
 });
 
-test('HTTP/3 requests (a GET, a POST with a 200 kB body) cross QUIC and get 501 with Proxy-Status at once', async (t) => {
-  const { quic, daemon } = await startQuicProxy(t);
+test('HTTP/3 requests (a GET, a POST with a 200 kB body) cross QUIC and get the proxy\'s 502 with Proxy-Status at once', async (t) => {
+  const { quic, daemon } = await startQuicProxy(t, { upstream: 'http://127.0.0.1:9' });
   const started = Date.now();
   const get = await gtlsclient(quic.port, ['--exit-on-first-stream-close']);
-  assert.match(get, /http: stream 0x0 \[:status: 501\]/, get);
-  assert.match(get, /proxy-status: ramjet; error=http_protocol_error; details="HTTP\/3 requests are not proxied yet"/, get);
+  assert.match(get, /http: stream 0x0 \[:status: 502\]/, get);
+  assert.match(get, /proxy-status: ramjet; error=connection_refused/, get);
   const dir = await makeTempDir(t);
   const body = join(dir, 'body');
   await writeFile(body, Buffer.alloc(200_000, 0x70));
   const post = await gtlsclient(quic.port, ['--exit-on-first-stream-close', '-m', 'POST', '-d', body]);
   assert.match(post, /\[:method: POST\]/, post);
-  assert.match(post, /http: stream 0x0 \[:status: 501\]/, post);
+  assert.match(post, /http: stream 0x0 \[:status: 502\]/, post);
   assert.ok(Date.now() - started < 5000, 'answered at once, not at the idle timeout');
   await daemon.waitForCounter('quic_h3_requests', 2);
 });
 
-test('chromium-headless-shell with QUIC forced on gets its HTTP/3 answer (501 with Proxy-Status)', async (t) => {
-  const { quic, daemon, spki } = await startQuicProxy(t);
+test('chromium-headless-shell with QUIC forced on gets its HTTP/3 answer (502 with Proxy-Status)', async (t) => {
+  const { quic, daemon, spki } = await startQuicProxy(t, { upstream: 'http://127.0.0.1:9' });
   const dir = await makeTempDir(t);
   const netlog = join(dir, 'netlog.json');
   const origin = `www.example.test:${quic.port}`;
@@ -111,7 +92,7 @@ test('chromium-headless-shell with QUIC forced on gets its HTTP/3 answer (501 wi
     '--dump-dom', `https://${origin}/page`,
   ], { timeoutMs: 30_000 });
   const log = await readFile(netlog, 'utf8');
-  assert.match(log, /":status: 501"/, `no HTTP/3 response in the net log; chromium said:\n${r.output}`);
-  assert.match(log, /proxy-status: ramjet; error=http_protocol_error/);
+  assert.match(log, /":status: 502"/, `no HTTP/3 response in the net log; chromium said:\n${r.output}`);
+  assert.match(log, /proxy-status: ramjet; error=connection_refused/);
   await daemon.waitForCounter('quic_h3_requests', (n) => n >= 1);
 });

@@ -22,6 +22,7 @@ export * from './lifecycle.ts';
 export * from './metrics.ts';
 export * from './nginx.ts';
 export * from './process.ts';
+export * from './quic.ts';
 export * from './raw_origin.ts';
 export * from './tls_client.ts';
 export * from './upstreams.ts';

@@ -656,7 +656,10 @@ Task<void> worker_main(WorkerContext& wc, runtime::Event& drain_requested,
     accepts.push_back(std::make_unique<runtime::MultishotAccept>(wc.worker, fd));
     loops.start(accept_loop(wc, e, fd, *accepts.back()));
   }
-  for (auto& q : quic) loops.start(q->run());
+  // The QUIC loops end after the drain: their connections are sessions that finish their
+  // requests first, and they need the socket for that.
+  runtime::JoinSet quic_loops;
+  for (auto& q : quic) quic_loops.start(q->run());
   // The IP on-ramps stop last: decapsulated connections among the draining sessions
   // still need their packets written back into the device.
   std::vector<std::unique_ptr<proxy::IpOnramp>> ip_onramps;
@@ -670,7 +673,7 @@ Task<void> worker_main(WorkerContext& wc, runtime::Event& drain_requested,
   wc.draining = true;
   for (auto& a : accepts) a->cancel();
   for (auto& u : udp) u->stop();
-  for (auto& q : quic) q->stop();
+  for (auto& q : quic) q->drain();
   co_await loops.wait();
 
   if (!wc.sessions.empty()) {
@@ -681,6 +684,8 @@ Task<void> worker_main(WorkerContext& wc, runtime::Event& drain_requested,
     slot.cancel();
     co_await timer.wait();
   }
+  for (auto& q : quic) q->stop();
+  co_await quic_loops.wait();
   for (auto& ip : ip_onramps) ip->stop();
   co_await ip_loops.wait();
   // Pending DNS work and the HTTP/2 upstream connections must end before the ring stops,
@@ -737,7 +742,7 @@ void Server::worker_thread(unsigned index) {
     identity.worker = index;
     identity.reset_secret = quic_reset_secret_;
     quic.push_back(std::make_unique<proxy::QuicOnramp>(wc, e, fd, quic_credentials_[e], identity,
-                                                       &quic_connections_[e]));
+                                                       &quic_connections_[e], &next_flow_id));
     fd = -1;
   }
   slot.worker.spawn(worker_main(wc, slot.drain_requested, fds, tun_fds, udp_sessions_.get(), quic,

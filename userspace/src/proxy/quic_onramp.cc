@@ -11,40 +11,42 @@
 #include <vector>
 
 #include "proxy/h3_transport.h"
+#include "ramjet/hooks/connection.h"
 #include "quic/packets.h"
 
 namespace ramjet::proxy {
 
-// Until HTTP/3 requests enter the request pipeline (the next stage), each one is
-// answered 501 with a Proxy-Status saying so, at once: a client learns it now rather
-// than at its idle timeout, and the whole path (QUIC, HTTP/3, a real client) is used.
-struct QuicOnramp::Connection final : http::h3::Events {
-  explicit Connection(telemetry::CounterRow& c) : counters(c) {}
-  void on_request(std::int64_t, http::h3::RequestHead) override {
-    counters.add(telemetry::Counter::quic_h3_requests);
-  }
-  void on_data(std::int64_t stream, std::string_view data) override {
-    transport->consumed(stream, data.size());
-  }
-  void on_end_stream(std::int64_t stream) override {
-    h3.submit_response(stream, 501,
-                       {{"proxy-status", "ramjet; error=http_protocol_error; "
-                                         "details=\"HTTP/3 requests are not proxied yet\""},
-                        {"content-length", "0"}});
-    h3.end_data(stream);
-  }
-  void on_stream_close(std::int64_t, std::uint64_t) override {}
-  void on_consumed(std::int64_t stream, std::size_t n) override { transport->consumed(stream, n); }
+// One QUIC connection: ngtcp2 (core), HTTP/3 on its streams (transport) and the session
+// that serves the requests. It carries the session's bytes (H3Session::Carrier) and sends
+// what the session queued at the end of the loop's turn (Drainable).
+struct QuicOnramp::Connection final : H3Session::Carrier, runtime::Drainable {
+  explicit Connection(QuicOnramp& o) : onramp(o) {}
+  ~Connection() { onramp.wc_.worker.forget_drained(this); }
 
-  telemetry::CounterRow& counters;
-  http::h3::ServerConnection h3{*this, http::h3::Limits{}};
+  void wake() override {
+    if (!ended) onramp.wc_.worker.when_drained(this);
+  }
+  void drained() override { onramp.flush(*this); }
+  void consumed(std::int64_t stream, std::size_t n) override {
+    if (!ended) core->consumed(stream, n);
+  }
+  void reset_stream(std::int64_t stream, std::uint64_t code) override {
+    if (!ended) core->shutdown_stream(stream, code);
+  }
+  void close(std::uint64_t code, std::string_view reason) override {
+    if (!ended) core->close(code, reason, quic::now_ns());
+  }
+
+  QuicOnramp& onramp;
   std::unique_ptr<quic::ServerConnection> core;
-  // After core and h3: destroyed first, it detaches from core while core exists.
+  std::unique_ptr<H3Session> session;
+  // After core and session: destroyed first, it detaches from core while core exists.
   std::unique_ptr<H3Transport> transport;
   std::string original_dcid;
   runtime::CancelSlot timer;
   bool sleeping = false;
   quic::Timestamp armed_for = UINT64_MAX;
+  bool handshake_reported = false;
   bool ended = false;
 };
 
@@ -78,19 +80,27 @@ std::string key_of(std::span<const std::uint8_t> id) {
 QuicOnramp::QuicOnramp(WorkerContext& wc, std::size_t endpoint_index, int fd,
                        std::shared_ptr<const quic::ServerCredentials> credentials,
                        const quic::ServerIdentity& identity,
-                       std::atomic<std::uint32_t>* open_connections)
+                       std::atomic<std::uint32_t>* open_connections, NextFlowId next_id)
     : wc_(wc),
       ep_(wc.config.endpoints[endpoint_index]),
       counters_(wc.stats.endpoint(endpoint_index)),
       fd_(fd),
       credentials_(std::move(credentials)),
       identity_(identity),
-      open_connections_(open_connections) {
+      open_connections_(open_connections),
+      next_id_(next_id) {
   local_len_ = sizeof local_;
   if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local_), &local_len_) != 0) local_len_ = 0;
 }
 
 QuicOnramp::~QuicOnramp() = default;
+
+void QuicOnramp::drain() {
+  draining_ = true;
+  std::vector<Connection*> all;
+  for (auto& [core, c] : by_core_) all.push_back(c);
+  for (Connection* c : all) flush(*c);  // flush() sends the GOAWAY, or closes an idle one
+}
 
 void QuicOnramp::stop() {
   stopping_ = true;
@@ -119,7 +129,7 @@ Task<void> QuicOnramp::run() {
   // reset from the next daemon).
   std::vector<Connection*> left;
   for (auto& [core, c] : by_core_) left.push_back(c);
-  for (Connection* c : left) end(*c);
+  for (Connection* c : left) end(*c, CloseReason::kShutdown);
   if (live_ > 0) {
     all_closed_ = std::make_unique<runtime::Event>();
     co_await all_closed_->wait();
@@ -142,9 +152,12 @@ void QuicOnramp::on_datagram(const sockaddr_storage& peer, socklen_t peer_len,
   switch (d.action) {
     case quic::Action::kToConnection: {
       if (found->core->receive(data, path, 0, now) == quic::ServerConnection::Status::kDrop) {
-        end(*found);
+        // The client closed (CONNECTION_CLOSE without an error), or the connection failed.
+        end(*found, found->core->peer_closed() ? CloseReason::kCompleted
+                                               : CloseReason::kDownstreamError);
         return;
       }
+      after_input(*found);
       flush(*found);
       return;
     }
@@ -156,7 +169,7 @@ void QuicOnramp::on_datagram(const sockaddr_storage& peer, socklen_t peer_len,
         counters_.add(Counter::quic_connections_refused);
         return;
       }
-      auto c = std::make_unique<Connection>(counters_);
+      auto c = std::make_unique<Connection>(*this);
       Connection* raw = c.get();
       std::string error;
       // The connection reports its first id from inside accept(): it must be findable.
@@ -173,7 +186,21 @@ void QuicOnramp::on_datagram(const sockaddr_storage& peer, socklen_t peer_len,
         return;
       }
       counters_.add(Counter::quic_connections_accepted);
-      c->transport = std::make_unique<H3Transport>(*c->core, c->h3);
+      ConnectionInfo info;
+      info.id = next_id_();
+      info.endpoint = ep_.name;
+      info.transport = ConnectionInfo::Transport::kUdp;
+      info.worker = wc_.worker.index();
+      info.endpoint_app_settings = ep_.app.get();
+      if (auto a = SocketAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(&peer), peer_len))
+        info.client = *a;
+      if (auto a = SocketAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(&local_),
+                                                local_len_))
+        info.local = *a;
+      c->session = std::make_unique<H3Session>(wc_, ep_, counters_, std::move(info), *c,
+                                               http::h3::Limits{ep_.http.max_head,
+                                                                ep_.http.max_fields});
+      c->transport = std::make_unique<H3Transport>(*c->core, c->session->h3());
       c->original_dcid = key_of(c->core->original_dcid());
       by_id_[c->original_dcid] = raw;
       by_core_[c->core.get()] = raw;
@@ -229,8 +256,24 @@ void QuicOnramp::send(const sockaddr_storage& to, socklen_t to_len,
            reinterpret_cast<const sockaddr*>(&to), to_len);
 }
 
+void QuicOnramp::after_input(Connection& c) {
+  if (!c.handshake_reported && c.core->handshake_completed()) {
+    c.handshake_reported = true;
+    TlsInfo tls;
+    tls.sni = c.core->server_name();
+    tls.alpn = c.core->alpn();
+    tls.version = "TLSv1.3";
+    tls.cipher = c.core->cipher_suite();
+    c.session->handshake_completed(std::move(tls));
+  }
+  c.session->after_input();
+}
+
 void QuicOnramp::flush(Connection& c) {
   if (c.ended) return;
+  // Draining: GOAWAY, then the close once no request is left.
+  if (draining_ && c.session->drain()) c.core->close(0x100 /* H3_NO_ERROR */, "", quic::now_ns());
+  if (c.transport->failed()) c.core->close(0x102 /* H3_INTERNAL_ERROR */, "", quic::now_ns());
   std::uint8_t out[1500];
   const quic::Timestamp now = quic::now_ns();
   for (int i = 0; i < 64; ++i) {
@@ -240,6 +283,7 @@ void QuicOnramp::flush(Connection& c) {
     if (n == 0) break;
     send(to, to_len, {out, n});
   }
+  c.session->after_output();
   if (c.core->closing()) {
     end(c);
     return;
@@ -248,21 +292,25 @@ void QuicOnramp::flush(Connection& c) {
   if (c.sleeping && c.core->expiry() < c.armed_for) c.timer.cancel();
 }
 
-void QuicOnramp::end(Connection& c) {
+void QuicOnramp::end(Connection& c, CloseReason why) {
   if (c.ended) return;
   c.ended = true;
   for (const auto& id : c.core->ids()) by_id_.erase(key_of(id));
   by_id_.erase(c.original_dcid);
   if (c.sleeping) c.timer.cancel();
+  c.session->connection_gone(why);
 }
 
 Task<void> QuicOnramp::drive(std::unique_ptr<Connection> c) {
+  runtime::JoinSet session;
+  session.start(c->session->run());
   while (!c->ended) {
     const quic::Timestamp now = quic::now_ns();
     const quic::Timestamp at = c->core->expiry();
     if (at <= now) {
       if (c->core->on_expiry(now) == quic::ServerConnection::Status::kDrop) {
-        end(*c);
+        // The idle timeout, or the end of a close's draining period.
+        end(*c, c->core->closing() ? CloseReason::kCompleted : CloseReason::kIdleTimeout);
         break;
       }
       flush(*c);
@@ -276,6 +324,7 @@ Task<void> QuicOnramp::drive(std::unique_ptr<Connection> c) {
     co_await wc_.worker.sleep(std::chrono::nanoseconds(wait), &c->timer);
     c->sleeping = false;
   }
+  co_await session.wait();  // its streams end first: they use the connection
   by_core_.erase(c->core.get());
   c.reset();
   open_connections_->fetch_sub(1, std::memory_order_relaxed);

@@ -3,8 +3,9 @@
 // the connections this worker owns (ids name the worker: abi/quic.h, so the kernel's
 // steering program can send every packet of a connection here). Each connection has a
 // coroutine that sleeps until its ngtcp2 expiry (on the worker's timers) and owns it.
-// Each connection speaks HTTP/3 on its streams (H3Transport); requests do not enter the
-// proxy pipeline yet and are answered 501 (docs/quic.md).
+// Each connection speaks HTTP/3 on its streams (H3Transport) to an H3Session, which
+// serves its requests as the HTTP/2 on-ramp does. Drain sends GOAWAY on every connection
+// and closes each once its requests are done (or the drain deadline ends them).
 #pragma once
 
 #include <atomic>
@@ -14,6 +15,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "proxy/h3_session.h"
 #include "proxy/worker_context.h"
 #include "quic/server_connection.h"
 #include "ramjet/task.h"
@@ -22,16 +24,21 @@ namespace ramjet::proxy {
 
 class QuicOnramp final : private quic::ServerConnection::Events {
  public:
+  using NextFlowId = FlowId (*)();
   // `fd` is this worker's bound UDP socket (closed by run()); `open_connections` counts
   // the endpoint's connections over all workers (quic.max_connections).
   QuicOnramp(WorkerContext& wc, std::size_t endpoint_index, int fd,
              std::shared_ptr<const quic::ServerCredentials> credentials,
-             const quic::ServerIdentity& identity, std::atomic<std::uint32_t>* open_connections);
+             const quic::ServerIdentity& identity, std::atomic<std::uint32_t>* open_connections,
+             NextFlowId next_id);
   ~QuicOnramp() override;
   QuicOnramp(const QuicOnramp&) = delete;
   QuicOnramp& operator=(const QuicOnramp&) = delete;
 
   Task<void> run();
+  // Drain: no new connection; GOAWAY on each, which closes once its requests are done.
+  void drain();
+  // Ends the receive loop and every connection left.
   void stop();
 
   static constexpr std::size_t kMaxDatagram = 65536;
@@ -43,7 +50,10 @@ class QuicOnramp final : private quic::ServerConnection::Events {
   // Sends what the connection has to send; ends it when it is done.
   void flush(Connection& c);
   void send(const sockaddr_storage& to, socklen_t to_len, std::span<const std::uint8_t> d);
-  void end(Connection& c);
+  // The connection is over: its ids go, its session learns why.
+  void end(Connection& c, CloseReason why = CloseReason::kCompleted);
+  // After a datagram was processed: the handshake's news, the requests' wake-ups.
+  void after_input(Connection& c);
   Task<void> drive(std::unique_ptr<Connection> c);
   void on_connection_id(quic::ServerConnection& c, std::span<const std::uint8_t> cid,
                         bool added) override;
@@ -57,7 +67,9 @@ class QuicOnramp final : private quic::ServerConnection::Events {
   std::shared_ptr<const quic::ServerCredentials> credentials_;
   quic::ServerIdentity identity_;
   std::atomic<std::uint32_t>* open_connections_;
+  NextFlowId next_id_;
   bool stopping_ = false;
+  bool draining_ = false;
   // Our ids (and each client's first destination id) -> the connection they name.
   std::unordered_map<std::string, Connection*> by_id_;
   std::unordered_map<quic::ServerConnection*, Connection*> by_core_;

@@ -255,17 +255,41 @@ ServerConnection::Status ServerConnection::fail(int liberr, Timestamp now) {
   } else {
     ngtcp2_connection_close_error_set_transport_error_liberr(&ccerr, liberr, nullptr, 0);
   }
+  return make_close_packet(ccerr, now) ? Status::kClosing : Status::kDrop;
+}
+
+bool ServerConnection::make_close_packet(const ngtcp2_connection_close_error& error,
+                                         Timestamp now) {
   close_packet_.resize(NGTCP2_MAX_UDP_PAYLOAD_SIZE);
   ngtcp2_path_storage ps;
   ngtcp2_path_storage_zero(&ps);
   ngtcp2_pkt_info pi{};
   ngtcp2_ssize n = ngtcp2_conn_write_connection_close(conn_, &ps.path, &pi, close_packet_.data(),
-                                                      close_packet_.size(), &ccerr, now);
-  if (n <= 0) return Status::kDrop;
+                                                      close_packet_.size(), &error, now);
+  if (n <= 0) return false;
   close_packet_.resize(static_cast<std::size_t>(n));
   copy_remote(ps.path.remote, close_remote_, close_remote_len_);
   closing_ = true;
-  return Status::kClosing;
+  return true;
+}
+
+void ServerConnection::close(std::uint64_t app_error_code, std::string_view reason, Timestamp now) {
+  if (closing_ || ngtcp2_conn_is_in_closing_period(conn_) ||
+      ngtcp2_conn_is_in_draining_period(conn_))
+    return;
+  ngtcp2_connection_close_error ccerr;
+  ngtcp2_connection_close_error_default(&ccerr);
+  ngtcp2_connection_close_error_set_application_error(
+      &ccerr, app_error_code, reinterpret_cast<const std::uint8_t*>(reason.data()), reason.size());
+  if (!make_close_packet(ccerr, now)) {
+    // Nothing to send it in (the handshake is not far enough): the connection just ends.
+    closing_ = true;
+    close_sent_ = true;
+  }
+}
+
+void ServerConnection::shutdown_stream(std::int64_t stream, std::uint64_t app_error_code) {
+  ngtcp2_conn_shutdown_stream(conn_, stream, app_error_code);
 }
 
 std::size_t ServerConnection::write(std::span<std::uint8_t> out, sockaddr_storage& remote,
@@ -350,6 +374,20 @@ std::string ServerConnection::alpn() const {
   gnutls_datum_t p{};
   if (gnutls_alpn_get_selected_protocol(tls_.get(), &p) != 0) return "";
   return std::string(reinterpret_cast<const char*>(p.data), p.size);
+}
+
+bool ServerConnection::peer_closed() const {
+  if (!ngtcp2_conn_is_in_draining_period(conn_)) return false;
+  ngtcp2_connection_close_error e;
+  ngtcp2_conn_get_connection_close_error(conn_, &e);
+  // NO_ERROR, as a transport code or as HTTP/3's H3_NO_ERROR.
+  return e.error_code == 0 ||
+         (e.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION && e.error_code == 0x100);
+}
+
+std::string ServerConnection::cipher_suite() const {
+  const char* name = gnutls_ciphersuite_get(tls_.get());
+  return name != nullptr ? name : "";
 }
 
 std::string ServerConnection::server_name() const {

@@ -133,12 +133,20 @@ class ServerConnection {
   std::int64_t open_uni_stream();
   // The handler passed on `n` more bytes of a client stream: the client may send as many.
   void consumed(std::int64_t stream, std::size_t n);
+  // Resets a stream both ways (RESET_STREAM and STOP_SENDING) with an application code.
+  void shutdown_stream(std::int64_t stream, std::uint64_t app_error_code);
+  // Closes the connection with an application code (CONNECTION_CLOSE 0x1d): write()
+  // gives that packet, then closing() is true.
+  void close(std::uint64_t app_error_code, std::string_view reason, Timestamp now);
 
   bool handshake_completed() const;
   // A CONNECTION_CLOSE is all it has left to send (accept() may return one so).
   bool closing() const { return closing_; }
+  // The client closed the connection with CONNECTION_CLOSE and no error code.
+  bool peer_closed() const;
   std::string alpn() const;
   std::string server_name() const;  // the client's SNI, "" when it sent none
+  std::string cipher_suite() const;  // e.g. "TLS_AES_128_GCM_SHA256"
   // The ids of ours that name this connection now, and the id the client chose for its
   // first Initial (it may send more Initials to it until it sees ours).
   const std::vector<datapath::QuicCid>& ids() const { return ids_; }
@@ -151,6 +159,8 @@ class ServerConnection {
  private:
   ServerConnection() = default;
   Status fail(int liberr, Timestamp now);
+  // Builds the CONNECTION_CLOSE that write() sends next; false when none could be made.
+  bool make_close_packet(const ngtcp2_connection_close_error& error, Timestamp now);
   static ngtcp2_conn* get_conn(ngtcp2_crypto_conn_ref* ref);
   static int on_new_cid(ngtcp2_conn* conn, ngtcp2_cid* cid, std::uint8_t* token,
                         std::size_t cidlen, void* user_data);

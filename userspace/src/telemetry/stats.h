@@ -229,7 +229,7 @@ enum class CounterKind : std::uint8_t {
   X(quic_stateless_resets, kCounter, quic_stateless_resets,                                      \
     "Stateless Resets sent (a short-header packet for no connection of this worker)")          \
   X(quic_h3_requests, kCounter, quic_h3_requests,                                                \
-    "HTTP/3 requests received (answered 501 until they enter the request pipeline)")          \
+    "HTTP/3 requests started (each runs through the request pipeline, as an HTTP/2 stream)")   \
   /* quic_dropped_<reason>: one per quic::DropReason, in its order (proxy/quic_onramp.cc) */   \
   X(quic_dropped_malformed, kCounter, quic_dropped_malformed,                                    \
     "QUIC datagrams dropped: no QUIC header could be read")                                    \

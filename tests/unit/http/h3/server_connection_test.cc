@@ -27,6 +27,7 @@ class H3ServerTest : public ::testing::Test, public Events {
   }
   void on_data(std::int64_t stream, std::string_view data) override { bodies_[stream] += data; }
   void on_end_stream(std::int64_t stream) override {
+    if (!answer_) return;
     // An origin that echoes: the pipeline's place.
     const RequestHead& h = requests_[stream];
     server_.submit_response(stream, 200, {{"Content-Type", "text/plain"}, {"Connection", "close"}});
@@ -78,6 +79,7 @@ class H3ServerTest : public ::testing::Test, public Events {
   std::map<std::int64_t, RequestHead> requests_;
   std::map<std::int64_t, std::string> bodies_;
   std::map<std::int64_t, std::uint64_t> closed_;
+  bool answer_ = true;  // on_end_stream answers as an echoing origin
 };
 
 TEST_F(H3ServerTest, AGetArrivesAsTheHeadHttp2ProducesAndGetsItsResponse) {
@@ -109,6 +111,38 @@ TEST_F(H3ServerTest, APostBodyReachesTheOwnerAndTheResponseBodyTheClient) {
   EXPECT_FALSE(requests_[0].end_stream);
   EXPECT_EQ(bodies_[0], body);
   EXPECT_EQ(client_.response_body, "POST /upload\n" + body);
+  EXPECT_TRUE(client_.response_ended);
+}
+
+TEST_F(H3ServerTest, BufferedCountsTheBodyBytesQuicHasNotTakenYet) {
+  ASSERT_TRUE(server_.bind_streams(3, 7, 11));
+  client_.request("GET", "/", "");
+  // Take the request in, but answer it here rather than in on_end_stream.
+  answer_ = false;
+  pump();
+  ASSERT_EQ(requests_.count(0), 1u);
+  ASSERT_TRUE(server_.submit_response(0, 200, {}));
+  server_.send_data(0, std::string(1000, 'x'));
+  server_.send_data(0, std::string(500, 'y'));
+  EXPECT_EQ(server_.buffered(0), 1500u);
+  server_.end_data(0);
+  pump();
+  EXPECT_EQ(server_.buffered(0), 0u);
+  EXPECT_EQ(client_.response_body, std::string(1000, 'x') + std::string(500, 'y'));
+  EXPECT_TRUE(client_.response_ended);
+}
+
+TEST_F(H3ServerTest, AResponseWithEndStreamHasNoBody) {
+  ASSERT_TRUE(server_.bind_streams(3, 7, 11));
+  client_.request("HEAD", "/", "");
+  answer_ = false;
+  pump();
+  ASSERT_EQ(requests_.count(0), 1u);
+  ASSERT_TRUE(server_.submit_response(0, 204, {{"X-Answer", "none"}}, /*end_stream=*/true));
+  pump();
+  EXPECT_EQ(client_.response_fields[":status"], "204");
+  EXPECT_EQ(client_.response_fields["x-answer"], "none");
+  EXPECT_EQ(client_.response_body, "");
   EXPECT_TRUE(client_.response_ended);
 }
 

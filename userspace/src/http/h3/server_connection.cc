@@ -58,10 +58,12 @@ struct Callbacks {
                        void* user, void*) {
     ServerConnection& c = self(user);
     ServerConnection::Stream* s = c.find(id);
+    // Body bytes are the owner's to pass on, and to give back to QUIC's window then; those
+    // of a request that was not passed on go back at once.
     if (s != nullptr && s->announced)
       c.events().on_data(id, {reinterpret_cast<const char*>(data), n});
-    // Body bytes are the owner's to pass on; QUIC's window opens as nghttp3 consumed them.
-    c.events().on_consumed(id, n);
+    else
+      c.events().on_consumed(id, n);
     return 0;
   }
 
@@ -112,12 +114,20 @@ struct Callbacks {
     std::size_t n = 0;
     while (n < veccnt && s->given < s->chunks.size()) {
       std::string& chunk = s->chunks[s->given++];
+      s->queued -= chunk.size();
       vec[n].base = reinterpret_cast<std::uint8_t*>(chunk.data());
       vec[n].len = chunk.size();
       ++n;
     }
     if (s->given == s->chunks.size() && s->body_ended) {
       *flags |= NGHTTP3_DATA_FLAG_EOF;
+      if (!s->trailers.empty()) {
+        // The stream ends after the trailers' HEADERS frame instead.
+        *flags |= NGHTTP3_DATA_FLAG_NO_END_STREAM;
+        std::vector<Field> trailers = std::move(s->trailers);
+        s->trailers.clear();
+        if (!self(user).submit_trailers(id, trailers)) return NGHTTP3_ERR_CALLBACK_FAILURE;
+      }
       return static_cast<nghttp3_ssize>(n);
     }
     if (n == 0) {
@@ -149,6 +159,11 @@ ServerConnection::~ServerConnection() {
 }
 
 ServerConnection::Stream* ServerConnection::find(std::int64_t id) {
+  auto it = streams_.find(id);
+  return it == streams_.end() ? nullptr : &it->second;
+}
+
+const ServerConnection::Stream* ServerConnection::find(std::int64_t id) const {
   auto it = streams_.find(id);
   return it == streams_.end() ? nullptr : &it->second;
 }
@@ -201,48 +216,93 @@ void ServerConnection::stream_closed(std::int64_t stream, std::uint64_t app_erro
   nghttp3_conn_close_stream(conn_, stream, app_error_code);
 }
 
-bool ServerConnection::submit_response(std::int64_t stream, int status,
-                                       const std::vector<Field>& fields) {
-  std::vector<nghttp3_nv> nva;
-  const std::string code = std::to_string(status);
-  auto add = [&](std::string_view n, std::string_view v) {
-    nva.push_back({reinterpret_cast<std::uint8_t*>(const_cast<char*>(n.data())),
-                   reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())), n.size(),
-                   v.size(), NGHTTP3_NV_FLAG_NONE});
-  };
-  add(":status", code);
-  std::vector<std::string> lowered;
-  lowered.reserve(fields.size());
-  for (const Field& f : fields) {
-    std::string name = f.name;
-    std::transform(name.begin(), name.end(), name.begin(),
-                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-    // Connection-specific fields have no place in HTTP/3 (RFC 9114 4.2).
-    if (name == "connection" || name == "keep-alive" || name == "proxy-connection" ||
-        name == "transfer-encoding" || name == "upgrade")
-      continue;
-    lowered.push_back(std::move(name));
-    add(lowered.back(), f.value);
+namespace {
+// Fields as nghttp3 takes them: `:status` first when given, names lowercased, and no
+// connection-specific field (RFC 9114 4.2). The views point into `fields` and `names`.
+class FieldList {
+ public:
+  FieldList(const std::vector<Field>& fields, int status) {
+    if (status != 0) {
+      code_ = std::to_string(status);
+      add(":status", code_);
+    }
+    names_.reserve(fields.size());
+    for (const Field& f : fields) {
+      std::string name = f.name;
+      std::transform(name.begin(), name.end(), name.begin(),
+                     [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+      if (name == "connection" || name == "keep-alive" || name == "proxy-connection" ||
+          name == "transfer-encoding" || name == "upgrade")
+        continue;
+      names_.push_back(std::move(name));
+      add(names_.back(), f.value);
+    }
   }
+  const nghttp3_nv* data() const { return nva_.data(); }
+  std::size_t size() const { return nva_.size(); }
+
+ private:
+  void add(std::string_view n, std::string_view v) {
+    nva_.push_back({reinterpret_cast<std::uint8_t*>(const_cast<char*>(n.data())),
+                    reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())), n.size(),
+                    v.size(), NGHTTP3_NV_FLAG_NONE});
+  }
+  std::string code_;
+  std::vector<std::string> names_;
+  std::vector<nghttp3_nv> nva_;
+};
+}  // namespace
+
+bool ServerConnection::submit_response(std::int64_t stream, int status,
+                                       const std::vector<Field>& fields, bool end_stream) {
+  FieldList nva(fields, status);
   nghttp3_data_reader reader{&Callbacks::read_data};
   (void)this->stream(stream);  // the body's state exists before nghttp3 asks for it
-  return nghttp3_conn_submit_response(conn_, stream, nva.data(), nva.size(), &reader) == 0;
+  return nghttp3_conn_submit_response(conn_, stream, nva.data(), nva.size(),
+                                      end_stream ? nullptr : &reader) == 0;
+}
+
+void ServerConnection::submit_interim(std::int64_t stream, int status,
+                                      const std::vector<Field>& fields) {
+  FieldList nva(fields, status);
+  nghttp3_conn_submit_info(conn_, stream, nva.data(), nva.size());
+}
+
+bool ServerConnection::submit_trailers(std::int64_t stream, const std::vector<Field>& fields) {
+  FieldList nva(fields, 0);
+  return nghttp3_conn_submit_trailers(conn_, stream, nva.data(), nva.size()) == 0;
+}
+
+std::size_t ServerConnection::buffered(std::int64_t stream) const {
+  const Stream* s = find(stream);
+  return s == nullptr ? 0 : s->queued;
+}
+
+void ServerConnection::shutdown_stream(std::int64_t stream) {
+  nghttp3_conn_shutdown_stream_write(conn_, stream);
+  nghttp3_conn_shutdown_stream_read(conn_, stream);
+}
+
+void ServerConnection::goaway() {
+  nghttp3_conn_submit_shutdown_notice(conn_);
 }
 
 void ServerConnection::send_data(std::int64_t stream, std::string_view data) {
   Stream* s = find(stream);
   if (s == nullptr || data.empty()) return;
   s->chunks.emplace_back(data);
+  s->queued += data.size();
   if (s->blocked) {
     s->blocked = false;
     nghttp3_conn_resume_stream(conn_, stream);
   }
 }
 
-void ServerConnection::end_data(std::int64_t stream) {
+void ServerConnection::end_data(std::int64_t stream, std::vector<Field> trailers) {
   Stream* s = find(stream);
   if (s == nullptr) return;
   s->body_ended = true;
+  s->trailers = std::move(trailers);
   if (s->blocked) {
     s->blocked = false;
     nghttp3_conn_resume_stream(conn_, stream);

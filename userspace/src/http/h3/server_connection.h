@@ -7,7 +7,8 @@
 //
 // Flow control stays with QUIC: recv() returns how many bytes of the stream nghttp3 has
 // consumed (the owner extends the QUIC windows by that much), and on_consumed() reports
-// bytes consumed later (body bytes the owner gave back, QPACK-blocked headers).
+// bytes consumed later (QPACK-blocked headers, the body of a request that was refused).
+// Body bytes given by on_data are the owner's to give back to QUIC once passed on.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +37,7 @@ class Events {
  public:
   virtual ~Events() = default;
   virtual void on_request(std::int64_t stream, RequestHead head) = 0;
+  // Body bytes: the owner gives them back to QUIC's window once it has passed them on.
   virtual void on_data(std::int64_t stream, std::string_view data) = 0;
   virtual void on_end_stream(std::int64_t stream) = 0;
   // Only for streams on_request announced; app_error_code 0x100 (H3_NO_ERROR) when done.
@@ -76,12 +78,27 @@ class ServerConnection {
   // QUIC closed the stream (both directions done, or reset).
   void stream_closed(std::int64_t stream, std::uint64_t app_error_code);
 
-  // A response: its head, then body bytes as they come, then its end.
-  bool submit_response(std::int64_t stream, int status, const std::vector<Field>& fields);
+  // A response: its head (with end_stream, nothing follows), then body bytes as they
+  // come, then its end with trailers if any (RFC 9114 4.1). false if nghttp3 refused it.
+  bool submit_response(std::int64_t stream, int status, const std::vector<Field>& fields,
+                       bool end_stream = false);
+  // An interim (1xx) response ahead of the final one.
+  void submit_interim(std::int64_t stream, int status, const std::vector<Field>& fields);
   void send_data(std::int64_t stream, std::string_view data);
-  void end_data(std::int64_t stream);
+  void end_data(std::int64_t stream, std::vector<Field> trailers = {});
+  // Response body bytes queued and not yet handed to QUIC.
+  std::size_t buffered(std::int64_t stream) const;
+  // The owner resets the stream (on QUIC, with its code): nghttp3 neither writes nor
+  // reads it any more.
+  void shutdown_stream(std::int64_t stream);
+  // Request streams not yet closed by QUIC (their response not all acknowledged).
+  std::size_t open_streams() const { return streams_.size(); }
+  // Announces that no new request will be served (GOAWAY, RFC 9114 5.2): the client's
+  // requests up to the last one received run to their end.
+  void goaway();
 
   // Internal: the nghttp3 callbacks' way in.
+  bool submit_trailers(std::int64_t stream, const std::vector<Field>& fields);
   struct Stream {
     RequestHead head;
     std::size_t fields = 0;
@@ -92,12 +109,15 @@ class ServerConnection {
     std::deque<std::string> chunks;
     std::size_t given = 0;        // chunks handed to nghttp3
     std::size_t acked_front = 0;  // bytes of chunks.front() already acknowledged
+    std::size_t queued = 0;       // bytes of the chunks not yet handed to nghttp3
     bool body_ended = false;
+    std::vector<Field> trailers;  // sent after the body, when it ends
     bool blocked = false;  // read_data said WOULDBLOCK: resume when data comes
   };
   Events& events() { return events_; }
   Stream& stream(std::int64_t id) { return streams_[id]; }
   Stream* find(std::int64_t id);
+  const Stream* find(std::int64_t id) const;
   void erase(std::int64_t id) { streams_.erase(id); }
   const Limits& limits() const { return limits_; }
   nghttp3_conn* native() { return conn_; }
