@@ -126,10 +126,11 @@ test-unit:
 
 # The sanitizer pass: every unit test, and the integration cases whose code paths juggle
 # coroutine lifetimes most (HTTP/2 both ways, TLS, the HTTP/1.1 forward proxy, UDP sessions
-# and their multishot receive buffers, IP flows waiting for their hook); a sanitizer report
+# and their multishot receive buffers, IP flows waiting for their hook, QUIC connections and
+# their HTTP/3 sessions); a sanitizer report
 # makes ramjetd exit non-zero, which fails the test at teardown.
 ASAN_INTEGRATION := h2_upstream h2_upstream_onramp h2_forward h2_connect tls_onramp http_forward \
-  udp_onramp ip_onramp
+  udp_onramp ip_onramp quic h3
 
 test-asan: deps-npm
 	@$(MAKE) --no-print-directory build BUILD=asan

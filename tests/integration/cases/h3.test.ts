@@ -141,6 +141,32 @@ test('drain (SIGTERM) sends GOAWAY but lets the HTTP/3 request in flight finish;
   assert.equal(exit.code, 0, JSON.stringify(exit));
 });
 
+test('HTTP/1.1 and HTTP/2 responses advertise HTTP/3 with Alt-Svc naming the QUIC port; an origin\'s own Alt-Svc is kept', async (t) => {
+  const origin = await startHttpOrigin(t);
+  withPage(origin, '/page', 'page\n');
+  origin.route('/own', (_req, res) => {
+    res.writeHead(200, { 'content-length': 4, 'alt-svc': 'h2="other.example:443"' });
+    res.end('own\n');
+  });
+  const { quic, daemon } = await startQuicProxy(t, { upstream: origin.url() });
+  const tcp = daemon.endpoint('fwd');
+  const curl = async (version: string, path: string) => {
+    const r = await run('curl', [
+      '-sk', version, '-D', '-', '-o', '/dev/null',
+      '--resolve', `www.example.test:${tcp.port}:127.0.0.1`, `https://www.example.test:${tcp.port}${path}`,
+    ], { timeoutMs: 15_000 });
+    return r.stdout;
+  };
+  for (const version of ['--http1.1', '--http2']) {
+    const head = await curl(version, '/page');
+    assert.match(head, version === '--http2' ? /^HTTP\/2 200/ : /^HTTP\/1\.1 200/, head);
+    assert.match(head, new RegExp(`^alt-svc: h3=":${quic.port}"; ma=86400\\r$`, 'mi'), `quic port ${quic.port}:\n${head}`);
+    const own = await curl(version, '/own');
+    assert.match(own, /^alt-svc: h2="other.example:443"\r$/mi, own);
+    assert.equal(own.match(/^alt-svc:/gmi)?.length, 1, own);
+  }
+});
+
 test('chromium-headless-shell over HTTP/3 renders a page the origin served through ramjet', async (t) => {
   const origin = await startHttpOrigin(t);
   withPage(origin, '/page', '<html><body><p id="m">served-by-origin-over-h3</p></body></html>');

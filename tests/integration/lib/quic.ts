@@ -17,7 +17,7 @@ export async function startQuicProxy(t: TestContext, options: { upstream: string
     .digest('base64');
   const proxy = await startHttpProxy(t, {
     endpoint: {
-      tls: serverTls([front]),
+      tls: serverTls([front], { alpn: ['h2', 'http/1.1'] }),
       upstream: options.upstream,
       quic: { listen: '127.0.0.1:0', idle_timeout: '10s' },
     },

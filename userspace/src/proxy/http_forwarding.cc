@@ -106,6 +106,16 @@ std::vector<http::h2::Field> h2_forwarded_fields(const HttpHeaders& headers) {
   return out;
 }
 
+std::optional<std::string> alt_svc_for(const WorkerContext& wc, const config::Endpoint& ep) {
+  if (!ep.upstream || !ep.quic || ep.quic->alt_svc_max_age.count() <= 0 || wc.bound == nullptr)
+    return std::nullopt;
+  auto it = wc.bound->find(ep.name + "/quic");
+  if (it == wc.bound->end()) return std::nullopt;
+  const auto seconds =
+      std::chrono::duration_cast<std::chrono::seconds>(ep.quic->alt_svc_max_age).count();
+  return "h3=\":" + std::to_string(it->second.port()) + "\"; ma=" + std::to_string(seconds);
+}
+
 http::h2::RequestHead h2_origin_request(const HttpRequestHead& req, bool end_stream,
                                         std::optional<std::string> content_length) {
   http::h2::RequestHead h;

@@ -48,6 +48,12 @@ bool trailer_forwarded(std::string_view name);
 // The same as HTTP/2 fields (names are lowercased when the frame is built).
 std::vector<http::h2::Field> h2_forwarded_fields(const HttpHeaders& headers);
 
+// The Alt-Svc value (RFC 7838) a reverse-proxy endpoint with `quic:` adds to its HTTP/1.1
+// and HTTP/2 responses: h3 on the port its QUIC listener bound, for quic.alt_svc_max_age.
+// None for a forward proxy (Alt-Svc speaks for an origin, and a forward proxy is none), a
+// max age of 0, or a listener not bound.
+std::optional<std::string> alt_svc_for(const WorkerContext& wc, const config::Endpoint& ep);
+
 // A request as an HTTP/2 origin gets it (RFC 9113 8.3.1): https, the authority without
 // the default port, the forwarded fields, and `content_length` when it is known (a body
 // filter may change a length: then the stream's end frames the body).

@@ -83,6 +83,7 @@ HttpSession::HttpSession(WorkerContext& wc, const config::Endpoint& ep,
                          ConnectionInfo info)
     : Session(wc, counters),
       ep_(ep),
+      alt_svc_(alt_svc_for(wc, ep)),
       client_fd_(client->fd()),
       client_(std::move(client)),
       info_(std::move(info)) {
@@ -762,6 +763,7 @@ Task<std::optional<HttpSession::ProxyError>> HttpSession::forward_response(
     const bool chunk_out = out_framing.chunked();
     std::string out = "HTTP/1.1 " + std::to_string(resp.status) + " " + resp.reason + "\r\n";
     append_forwarded_fields(out, resp.headers);
+    if (alt_svc_ && !resp.headers.get("alt-svc")) append_field(out, "Alt-Svc", *alt_svc_);
     http::h1::append_framing_fields(out, out_framing);
     if (bodyless_length) append_field(out, "Content-Length", *bodyless_length);
     if (switching) {

@@ -128,6 +128,7 @@ class HttpSession final : public Session {
   void finish();
 
   const config::Endpoint& ep_;
+  std::optional<std::string> alt_svc_;  // added to responses (proxy/http_forwarding.h)
   int client_fd_;
   std::unique_ptr<runtime::Stream> client_;  // the client's socket, or TLS over it
   ConnectionInfo info_;

@@ -128,6 +128,7 @@ Task<std::optional<HttpSession::Next>> HttpSession::exchange_h2(const HttpReques
   if (!bodyless && !chunk_out && (filter != nullptr || !length)) keep_alive = false;
   std::string out = "HTTP/1.1 " + std::to_string(resp.status) + " " + resp.reason + "\r\n";
   append_forwarded_fields(out, resp.headers);
+  if (alt_svc_ && !resp.headers.get("alt-svc")) append_field(out, "Alt-Svc", *alt_svc_);
   if (length && (bodyless || filter == nullptr)) append_field(out, "Content-Length", *length);
   if (chunk_out) append_field(out, "Transfer-Encoding", "chunked");
   if (!keep_alive) append_field(out, "Connection", "close");

@@ -532,6 +532,7 @@ Task<bool> StreamSession::forward_h1(Exchange& x, const HttpRequestHead& req, vo
   if (!co_await response_hook(x, req, resp, req_ctx, filter)) co_return false;
 
   std::vector<Field> fields = h2_forwarded_fields(resp.headers);
+  if (alt_svc_ && !resp.headers.get("alt-svc")) fields.push_back({"alt-svc", *alt_svc_});
   if (head.body == BodyKind::kContentLength && filter == nullptr)
     fields.push_back({"content-length", std::to_string(head.content_length)});
   if (req.method == "HEAD")  // the length a GET would have had, as received
@@ -627,6 +628,7 @@ Task<void> StreamSession::forward_h2(Exchange& x, const HttpRequestHead& req, vo
   std::unique_ptr<BodyFilter> filter;
   if (!co_await response_hook(x, req, resp, req_ctx, filter)) co_return;  // x.h2 is reset
   std::vector<Field> fields = h2_forwarded_fields(resp.headers);
+  if (alt_svc_ && !resp.headers.get("alt-svc")) fields.push_back({"alt-svc", *alt_svc_});
   if (length && (filter == nullptr || head->end_stream || req.method == "HEAD"))
     fields.push_back({"content-length", *length});
   if (x.closed || !conn_.submit_response(x.id, resp.status, fields, head->end_stream)) co_return;

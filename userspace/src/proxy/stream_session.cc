@@ -2,6 +2,7 @@
 
 #include "http/auth/auth_table.h"
 #include "proxy/h2_upstream.h"
+#include "proxy/http_forwarding.h"
 #include "proxy/relay.h"
 
 namespace ramjet::proxy {
@@ -19,6 +20,7 @@ StreamSession::StreamSession(WorkerContext& wc, const config::Endpoint& ep,
   started_ = runtime::Clock::now();
   bind_view({&info_, &stats_, &no_relay_, &started_});
   if (wc_.authenticators != nullptr) auth_ = wc_.authenticators->find(ep_.name);
+  if (version != HttpVersion::kHttp3) alt_svc_ = alt_svc_for(wc_, ep_);
 }
 
 StreamSession::~StreamSession() = default;

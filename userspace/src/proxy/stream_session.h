@@ -190,6 +190,7 @@ class StreamSession : public Session {
   std::unique_ptr<Relay> no_relay_;  // describe() reads one; tunnels here are per stream
   std::shared_ptr<const http::auth::Authenticator> auth_;
   std::optional<http::MasqueTemplate> udp_template_;
+  std::optional<std::string> alt_svc_;  // added to responses (not on HTTP/3 itself)
   ClientStreams& conn_;
   const HttpVersion version_;
   const telemetry::Counter stream_counter_;

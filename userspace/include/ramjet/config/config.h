@@ -333,6 +333,7 @@ struct QuicSettings {
   unsigned max_streams_uni = 3;
   unsigned max_stream_data = 256 * 1024;
   unsigned max_data = 1024 * 1024;
+  milliseconds alt_svc_max_age{86'400'000};
 
   static void describe(settings::Fields<QuicSettings>& f) {
     f.required("listen", &QuicSettings::listen,
@@ -354,6 +355,9 @@ struct QuicSettings {
       "Flow-control window of each stream, in bytes.");
     f("max_data", &QuicSettings::max_data,
       "Flow-control window of a whole connection, in bytes (at least max_stream_data).");
+    f("alt_svc_max_age", &QuicSettings::alt_svc_max_age,
+      "In reverse-proxy mode, HTTP/1.1 and HTTP/2 responses advertise HTTP/3 on this port "
+      "with Alt-Svc (RFC 7838) for this long (ma=); 0s advertises nothing.");
   }
 };
 
