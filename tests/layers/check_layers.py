@@ -47,6 +47,7 @@ HEADER_OWNERS = [
     ("ramjet/abi/", "datapath"),  # bpf/include: the ABI, exported by the datapath only
     ("datapath.skel.h", "datapath"),
     ("tun_handoff.skel.h", "datapath"),
+    ("quic_reuseport.skel.h", "datapath"),
     ("ramjet/", "hooks"),  # hooks/include: std + value types, below everything
 ]
 

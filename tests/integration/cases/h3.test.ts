@@ -167,6 +167,29 @@ test('HTTP/1.1 and HTTP/2 responses advertise HTTP/3 with Alt-Svc naming the QUI
   }
 });
 
+test('with 2 workers, connections whose client moves to a new port mid-connection stay on their worker: steered by id in the kernel', async (t) => {
+  const origin = await startHttpOrigin(t);
+  withPage(origin, '/page', 'moved\n');
+  const { quic, daemon } = await startQuicProxy(t, { upstream: origin.url(), workers: 2 });
+  // Each client changes its local port 200 ms after the handshake and sends its request
+  // only at 500 ms, on the new path: the kernel's 4-tuple hash alone would send half of
+  // them to the other worker, which knows no such connection and resets it.
+  const results = await Promise.all(
+    Array.from({ length: 6 }, () =>
+      gtlsclient(t, quic.port, ['/page'], ['--change-local-addr=200ms', '--delay-stream=500ms']),
+    ),
+  );
+  for (const r of results) {
+    assert.equal(responseFields(r.output).get(':status'), '200', r.output);
+    assert.equal((await r.body('page')).toString(), 'moved\n');
+  }
+  assert.equal((await origin.waitForRequests(6)).length, 6);
+  const m = await daemon.metrics();
+  assert.ok(m.value('ramjet_quic_steering_packets_total', { endpoint: 'fwd', result: 'by_cid' }) > 0);
+  assert.ok(m.value('ramjet_quic_steering_packets_total', { endpoint: 'fwd', result: 'hashed' }) >= 6, 'Initials by hash');
+  assert.equal(await daemon.counter('quic_stateless_resets'), 0, 'no packet reached a worker without its connection');
+});
+
 test('chromium-headless-shell over HTTP/3 renders a page the origin served through ramjet', async (t) => {
   const origin = await startHttpOrigin(t);
   withPage(origin, '/page', '<html><body><p id="m">served-by-origin-over-h3</p></body></html>');

@@ -9,7 +9,7 @@ import { sharedPki } from './certs.ts';
 import { serverTls } from './config.ts';
 import { startHttpProxy } from './http.ts';
 
-export async function startQuicProxy(t: TestContext, options: { upstream: string; drainTimeout?: `${number}s` }) {
+export async function startQuicProxy(t: TestContext, options: { upstream: string; drainTimeout?: `${number}s`; workers?: number }) {
   const pki = await sharedPki();
   const front = await pki.server('quic-front', { dns: ['www.example.test'] });
   const spki = createHash('sha256')
@@ -21,7 +21,7 @@ export async function startQuicProxy(t: TestContext, options: { upstream: string
       upstream: options.upstream,
       quic: { listen: '127.0.0.1:0', idle_timeout: '10s' },
     },
-    config: { server: { workers: 1, drain_timeout: options.drainTimeout ?? '1s' } },
+    config: { server: { workers: options.workers ?? 1, drain_timeout: options.drainTimeout ?? '1s' } },
   });
   return { ...proxy, quic: proxy.daemon.endpoint('fwd/quic'), spki };
 }

@@ -326,6 +326,12 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
       datapath::write_handoff_metrics(w, handoff->stats());
     });
 
+  // The QUIC steering programs' per-packet counters.
+  if (!server.quic_steering_stats().empty())
+    metrics_registry.add_source([&server](telemetry::MetricsWriter& w) {
+      datapath::write_quic_steering_metrics(w, server.quic_steering_stats());
+    });
+
   std::unique_ptr<datapath::Datapath> dp;
   if (cfg.datapath.enabled) {
     datapath::StartOptions opts;

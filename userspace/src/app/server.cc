@@ -423,9 +423,9 @@ Result<void> Server::bind_listeners() {
   return {};
 }
 
-// `quic:` of http endpoints: a UDP socket per worker in one SO_REUSEPORT group (the
-// kernel's 4-tuple hash spreads Initials; steering by id is the next step), and GnuTLS
-// credentials from the certificates the tls layer loaded for the endpoint.
+// `quic:` of http endpoints: a UDP socket per worker in one SO_REUSEPORT group, steered
+// by connection id (datapath::QuicSteering) when there is more than one worker, and
+// GnuTLS credentials from the certificates the tls layer loaded for the endpoint.
 Result<void> Server::open_quic_sockets() {
   quic_fds_.assign(workers_, std::vector<int>(config_.endpoints.size(), -1));
   quic_credentials_.assign(config_.endpoints.size(), nullptr);
@@ -451,8 +451,32 @@ Result<void> Server::open_quic_sockets() {
       // Port 0: the other workers' sockets join the port the first one got.
       if (w == 0) bound_[ep.name + "/quic"] = addr = bound_address(*fd);
     }
+    if (workers_ > 1) steer_quic(ep.name, e);
   }
   return {};
+}
+
+void Server::steer_quic(const std::string& endpoint, std::size_t e) {
+  std::vector<int> group;
+  for (unsigned w = 0; w < workers_; ++w) group.push_back(quic_fds_[w][e]);
+  auto steering = datapath::QuicSteering::load();
+  Result<void> attached =
+      steering.ok() ? (*steering)->attach(group) : Result<void>(steering.error());
+  if (!attached.ok()) {
+    // Still a working listener: the kernel's hash keeps each 4-tuple on one worker, so
+    // only a client whose address changes may land on another worker (which resets it).
+    spdlog::warn("endpoint {}: QUIC connections are not steered by id: {}", endpoint,
+                 attached.error().message);
+    return;
+  }
+  quic_steering_.emplace_back(endpoint, std::move(*steering));
+}
+
+std::vector<datapath::QuicSteeringStats> Server::quic_steering_stats() const {
+  std::vector<datapath::QuicSteeringStats> out;
+  for (const auto& [endpoint, steering] : quic_steering_)
+    out.push_back({endpoint, steering->stats()});
+  return out;
 }
 
 Result<void> Server::set_up_tun_handoff() {

@@ -16,6 +16,8 @@
 #include <vector>
 
 #include "admin/flow_view.h"
+#include "datapath/metrics.h"
+#include "datapath/quic_steering.h"
 #include "datapath/tun_handoff.h"
 #include "proxy/tun_device.h"
 #include "http/auth/auth_table.h"
@@ -79,6 +81,8 @@ class Server {
   // The TUN hand-off of decapsulated flows, when bind_listeners loaded it (its per-packet
   // counters are thread-safe to read); null otherwise.
   const datapath::TunHandoff* tun_handoff() const { return tun_handoff_.get(); }
+  // The QUIC listeners steered by connection id (with more than one worker), by endpoint.
+  std::vector<datapath::QuicSteeringStats> quic_steering_stats() const;
 
   // Thread-safe. Every engine connection, as each worker describes its own on its
   // thread; a worker that has not answered within `timeout` is left out.
@@ -103,6 +107,9 @@ class Server {
                                 bool* all_answered = nullptr);
   void worker_thread(unsigned index);
   Result<void> set_up_tun_handoff();
+  // Attaches the steering program to endpoint e's QUIC sockets; without it (no CAP_BPF)
+  // the listener works with the kernel's hash, and a warning says what that costs.
+  void steer_quic(const std::string& endpoint, std::size_t e);
   Result<void> open_quic_sockets();
 
   const config::Config& config_;
@@ -128,6 +135,7 @@ class Server {
   // Loaded when an ip endpoint and a transparent tcp or udp endpoint exist: decapsulated
   // flows to those endpoints.
   std::unique_ptr<datapath::TunHandoff> tun_handoff_;
+  std::vector<std::pair<std::string, std::unique_ptr<datapath::QuicSteering>>> quic_steering_;
   std::uint32_t upstream_mark_ = 0;  // the ip endpoints' bypass marks (WorkerContext)
   datapath::Datapath* datapath_ = nullptr;
   std::map<std::string, SocketAddress> bound_;

@@ -109,6 +109,26 @@ void write_handoff_metrics(telemetry::MetricsWriter& w, std::span<const std::uin
     w.sample({{"result", names[i]}}, static_cast<double>(packets[i]));
 }
 
+void write_quic_steering_metrics(telemetry::MetricsWriter& w,
+                                 std::span<const QuicSteeringStats> listeners) {
+  static const auto names = [] {
+    std::array<std::string, RAMJET_QUIC_STAT_COUNT> n;
+#define RAMJET_X_NAME(name, value) n[value] = lowercase(#name);
+    RAMJET_QUIC_STATS(RAMJET_X_NAME)
+#undef RAMJET_X_NAME
+    return n;
+  }();
+  if (listeners.empty() ||
+      !w.family("ramjet_quic_steering_packets_total", telemetry::MetricType::kCounter,
+                "Packets to a QUIC listener's socket group, by how the steering program chose "
+                "the worker (by_cid: the one its connection id names; the others: the kernel's "
+                "4-tuple hash, and why)"))
+    return;
+  for (const QuicSteeringStats& l : listeners)
+    for (std::size_t i = 0; i < RAMJET_QUIC_STAT_COUNT; ++i)
+      w.sample({{"endpoint", l.endpoint}, {"result", names[i]}}, static_cast<double>(l.packets[i]));
+}
+
 void write_flow_table_metrics(telemetry::MetricsWriter& w, std::uint64_t entries) {
   if (w.family("ramjet_datapath_flows", telemetry::MetricType::kGauge,
                "Entries in the kernel flow table, as of the last sweep (once a second)"))

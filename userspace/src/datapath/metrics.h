@@ -12,6 +12,7 @@
 // own family without bytes; NONE is never counted and never exported.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -20,6 +21,7 @@
 #include "datapath/datapath.h"
 #include "datapath/fallback_state.h"
 #include "ramjet/abi/handoff.h"
+#include "ramjet/abi/quic.h"
 #include "ramjet/abi/stats.h"
 #include "telemetry/metrics.h"
 
@@ -43,6 +45,16 @@ void write_fallback_metrics(telemetry::MetricsWriter& w, std::span<const Fallbac
 // (TunHandoff::stats(), indexed by enum ramjet_handoff_stat); result is the stat's
 // name lowercased. Shared by every ip endpoint, so no endpoint label.
 void write_handoff_metrics(telemetry::MetricsWriter& w, std::span<const std::uint64_t> packets);
+
+// ramjet_quic_steering_packets_total{endpoint="web",result="by_cid"}: what each QUIC
+// listener's steering program (bpf/progs/quic_reuseport.bpf.c) did with its packets
+// (QuicSteering::stats(), indexed by enum ramjet_quic_stat); result lowercased.
+struct QuicSteeringStats {
+  std::string endpoint;
+  std::array<std::uint64_t, RAMJET_QUIC_STAT_COUNT> packets{};
+};
+void write_quic_steering_metrics(telemetry::MetricsWriter& w,
+                                 std::span<const QuicSteeringStats> listeners);
 
 // "drop", "pass", "escalate", "fastpath", "event".
 const char* stat_class_label(ramjet_stat_class c);
