@@ -2,7 +2,8 @@
 // endpoint's `quic.listen` with the endpoint's tls certificates, and ngtcp2's own client
 // (gtlsclient, Debian's ngtcp2-client) completes a handshake with ALPN h3; an unknown
 // version gets Version Negotiation and the client retries with v1; a short-header
-// packet for no connection gets a Stateless Reset. HTTP/3 requests cross QUIC into the
+// packet for no connection gets a Stateless Reset; Retry (address validation) is sent
+// always, under load, or never, and its tokens are checked. HTTP/3 requests cross QUIC into the
 // request pipeline (cases/h3.test.ts has the proxied ones); here the endpoint's upstream
 // refuses connections, so each is answered 502 with a Proxy-Status at once.
 import assert from 'node:assert/strict';
@@ -95,4 +96,86 @@ test('chromium-headless-shell with QUIC forced on gets its HTTP/3 answer (502 wi
   assert.match(log, /":status: 502"/, `no HTTP/3 response in the net log; chromium said:\n${r.output}`);
   assert.match(log, /proxy-status: ramjet; error=connection_refused/);
   await daemon.waitForCounter('quic_h3_requests', (n) => n >= 1);
+});
+
+// Address validation (RFC 9000 8.1). A Retry carries a token that only this server can
+// check (an AEAD over the client's address and port, the original destination id and a
+// timestamp); the client sends its Initial again with it, and only then is a connection
+// kept. ngtcp2's client checks the Retry's integrity tag and the transport parameters
+// that must name both ids, so a completed handshake proves both sides of the exchange.
+test('quic.retry: always sends every new client a Retry first; it comes back with the token and completes', async (t) => {
+  const { quic, daemon } = await startQuicProxy(t, { upstream: 'http://127.0.0.1:9', quic: { retry: 'always' } });
+  const out = await gtlsclient(quic.port);
+  assert.match(out, /pkt rx .*type=Retry/, out);
+  assert.match(out, /QUIC handshake has completed/, out);
+  await daemon.waitForCounter('quic_retries', 1);
+  await daemon.waitForCounter('quic_connections_accepted', 1);
+});
+
+test('quic.retry: auto sends Retries only above retry_rate new connections a second', async (t) => {
+  const { quic, daemon } = await startQuicProxy(t, { upstream: 'http://127.0.0.1:9', quic: { retry: 'auto', retry_rate: 1 } });
+  const first = gtlsclient(quic.port);
+  const second = gtlsclient(quic.port);
+  const outs = await Promise.all([first, second]);
+  for (const out of outs) assert.match(out, /QUIC handshake has completed/, out);
+  const retried = outs.filter((out) => /pkt rx .*type=Retry/.test(out)).length;
+  assert.equal(retried, 1, 'one of two connections in the same second is over the rate');
+  await daemon.waitForCounter('quic_retries', 1);
+  await daemon.waitForCounter('quic_connections_accepted', 2);
+});
+
+/**
+ * A client Initial as far as the server reads it before any decryption: the long header
+ * (version 1, 8-byte ids, `token`) and a payload of padding to the 1200 bytes an Initial
+ * must fill. The server judges the token from the header alone.
+ */
+function initialWithToken(token: Buffer): Buffer {
+  const dcid = Buffer.alloc(8, 0x11);
+  const scid = Buffer.alloc(8, 0x22);
+  const head = Buffer.concat([
+    Buffer.from([0xc3, 0, 0, 0, 1]), // Initial, 4-byte packet number; version 1
+    Buffer.from([dcid.length]), dcid, Buffer.from([scid.length]), scid,
+    Buffer.from([0x40 | (token.length >> 8), token.length & 0xff]), token, // 2-byte varint
+  ]);
+  const rest = 1200 - head.length - 2;
+  return Buffer.concat([head, Buffer.from([0x40 | (rest >> 8), rest & 0xff]), Buffer.alloc(rest, 0x5a)]);
+}
+
+/** The token of a Retry packet (RFC 9000 17.2.5): after both ids, before the 16-byte tag. */
+function retryToken(packet: Buffer): Buffer {
+  assert.equal(packet[0]! & 0xf0, 0xf0, 'a Retry');
+  const dcidLen = packet[5]!;
+  const scidLen = packet[6 + dcidLen]!;
+  return packet.subarray(7 + dcidLen + scidLen, packet.length - 16);
+}
+
+function udpClient(t: { after: (fn: () => void) => void }) {
+  const socket = createSocket('udp4');
+  t.after(() => socket.close());
+  const next = () =>
+    Promise.race([
+      new Promise<Buffer>((resolve) => socket.once('message', (m) => resolve(m))),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer')), 3000)),
+    ]);
+  return { socket, next };
+}
+
+test('an Initial with a forged Retry token is dropped and counted; a real one works only from the address it was given to', async (t) => {
+  const { quic, daemon } = await startQuicProxy(t, { upstream: 'http://127.0.0.1:9', quic: { retry: 'always' } });
+  // Forged: the layout of a Retry token (its first byte) with a body no key sealed.
+  const forger = udpClient(t);
+  forger.socket.send(initialWithToken(Buffer.concat([Buffer.from([0xb6]), Buffer.alloc(60, 0x42)])), quic.port, quic.host);
+  await daemon.waitForCounter('quic_invalid_tokens', 1);
+  // A real token, asked for from one port and presented from another.
+  const asker = udpClient(t);
+  const answer = asker.next();
+  asker.socket.send(initialWithToken(Buffer.alloc(0)), quic.port, quic.host);
+  const token = retryToken(await answer);
+  assert.equal(token[0], 0xb6, 'a Retry token');
+  await daemon.waitForCounter('quic_retries', 1);
+  const thief = udpClient(t);
+  thief.socket.send(initialWithToken(token), quic.port, quic.host);
+  await daemon.waitForCounter('quic_invalid_tokens', 2);
+  assert.equal(await daemon.counter('quic_retries'), 1, 'a token that fails gets no second Retry');
+  assert.equal(await daemon.counter('quic_connections_accepted'), 0);
 });

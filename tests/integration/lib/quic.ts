@@ -9,7 +9,13 @@ import { sharedPki } from './certs.ts';
 import { serverTls } from './config.ts';
 import { startHttpProxy } from './http.ts';
 
-export async function startQuicProxy(t: TestContext, options: { upstream: string; drainTimeout?: `${number}s`; workers?: number }) {
+export async function startQuicProxy(t: TestContext, options: {
+    upstream: string;
+    drainTimeout?: `${number}s`;
+    workers?: number;
+    /** More keys of the endpoint's `quic:` section (retry, retry_rate, ...). */
+    quic?: Record<string, unknown>;
+  },) {
   const pki = await sharedPki();
   const front = await pki.server('quic-front', { dns: ['www.example.test'] });
   const spki = createHash('sha256')
@@ -19,7 +25,7 @@ export async function startQuicProxy(t: TestContext, options: { upstream: string
     endpoint: {
       tls: serverTls([front], { alpn: ['h2', 'http/1.1'] }),
       upstream: options.upstream,
-      quic: { listen: '127.0.0.1:0', idle_timeout: '10s' },
+      quic: { listen: '127.0.0.1:0', idle_timeout: '10s', ...options.quic },
     },
     config: { server: { workers: options.workers ?? 1, drain_timeout: options.drainTimeout ?? '1s' } },
   });

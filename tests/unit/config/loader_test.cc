@@ -279,6 +279,8 @@ TEST(LoadGood, QuicBesideAnHttpsListener) {
   EXPECT_EQ(q.max_stream_data, 256u * 1024);
   EXPECT_EQ(q.max_data, 1024u * 1024);
   EXPECT_EQ(q.alt_svc_max_age, milliseconds(86'400'000));
+  EXPECT_EQ(q.retry, config::QuicRetry::kAuto);
+  EXPECT_EQ(q.retry_rate, 200u);
   EXPECT_FALSE(c->endpoints[2].quic);  // off unless asked for
 }
 
@@ -672,7 +674,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"bad_quic_unknown_key.yaml", false,
                 "bad.yaml:9:7: endpoints[0].quic.max_stream: unknown key (expected one of: "
                 "listen, idle_timeout, handshake_timeout, max_connections, max_streams_bidi, "
-                "max_streams_uni, max_stream_data, max_data, alt_svc_max_age)"},
+                "max_streams_uni, max_stream_data, max_data, alt_svc_max_age, retry, retry_rate)"},
         BadCase{"bad_quic_udp_port_taken.yaml", false,
                 "bad.yaml:12:15: endpoints[1].quic.listen: duplicate UDP address "
                 "127.0.0.1:8443 (also used by endpoints[0].listen)"},

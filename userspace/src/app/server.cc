@@ -431,6 +431,7 @@ Result<void> Server::open_quic_sockets() {
   quic_credentials_.assign(config_.endpoints.size(), nullptr);
   quic_connections_ = std::make_unique<std::atomic<std::uint32_t>[]>(config_.endpoints.size());
   gnutls_rnd(GNUTLS_RND_KEY, quic_reset_secret_.data(), quic_reset_secret_.size());
+  gnutls_rnd(GNUTLS_RND_KEY, quic_token_secret_.data(), quic_token_secret_.size());
   for (std::size_t e = 0; e < config_.endpoints.size(); ++e) {
     const auto& ep = config_.endpoints[e];
     if (!ep.quic || ep.onramp != config::Onramp::kHttp) continue;
@@ -765,6 +766,7 @@ void Server::worker_thread(unsigned index) {
     quic::ServerIdentity identity;
     identity.worker = index;
     identity.reset_secret = quic_reset_secret_;
+    identity.token_secret = quic_token_secret_;
     quic.push_back(std::make_unique<proxy::QuicOnramp>(wc, e, fd, quic_credentials_[e], identity,
                                                        &quic_connections_[e], &next_flow_id));
     fd = -1;

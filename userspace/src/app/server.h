@@ -131,6 +131,7 @@ class Server {
   std::vector<std::shared_ptr<const quic::ServerCredentials>> quic_credentials_;
   std::unique_ptr<std::atomic<std::uint32_t>[]> quic_connections_;
   std::array<std::uint8_t, 32> quic_reset_secret_{};
+  std::array<std::uint8_t, 32> quic_token_secret_{};
   std::vector<std::unique_ptr<proxy::TunDevice>> tuns_;
   // Loaded when an ip endpoint and a transparent tcp or udp endpoint exist: decapsulated
   // flows to those endpoints.

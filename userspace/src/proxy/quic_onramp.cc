@@ -163,6 +163,20 @@ void QuicOnramp::on_datagram(const sockaddr_storage& peer, socklen_t peer_len,
     }
     case quic::Action::kAccept: {
       if (stopping_ || wc_.draining) return;
+      const quic::RetryCheck token = quic::check_retry_token(data, identity_, path, now);
+      if (token.result == quic::RetryCheck::Result::kInvalid) {
+        counters_.add(Counter::quic_invalid_tokens);
+        return;
+      }
+      if (token.result == quic::RetryCheck::Result::kNoToken && retry_first(now)) {
+        // Nothing is kept: the client comes back with the token, or not at all.
+        std::uint8_t out[1500];
+        if (std::size_t n = quic::write_retry(out, data, identity_, path, now)) {
+          send(peer, peer_len, {out, n});
+          counters_.add(Counter::quic_retries);
+        }
+        return;
+      }
       if (open_connections_->fetch_add(1, std::memory_order_relaxed) >=
           ep_.quic->max_connections) {
         open_connections_->fetch_sub(1, std::memory_order_relaxed);
@@ -175,7 +189,7 @@ void QuicOnramp::on_datagram(const sockaddr_storage& peer, socklen_t peer_len,
       // The connection reports its first id from inside accept(): it must be findable.
       pending_accept_ = raw;
       c->core = quic::ServerConnection::accept(credentials_, identity_, *ep_.quic, this, data,
-                                               path, now, error);
+                                               path, now, error, &token);
       pending_accept_ = nullptr;
       if (!c->core) {
         for (auto it = by_id_.begin(); it != by_id_.end();)
@@ -254,6 +268,23 @@ void QuicOnramp::send(const sockaddr_storage& to, socklen_t to_len,
   // Non-blocking: what the socket buffer cannot take is lost, and QUIC retransmits.
   ::sendto(fd_, d.data(), d.size(), MSG_DONTWAIT | MSG_NOSIGNAL,
            reinterpret_cast<const sockaddr*>(&to), to_len);
+}
+
+bool QuicOnramp::retry_first(quic::Timestamp now) {
+  switch (ep_.quic->retry) {
+    case config::QuicRetry::kAlways:
+      return true;
+    case config::QuicRetry::kNever:
+      return false;
+    case config::QuicRetry::kAuto:
+      break;
+  }
+  // New connections in the current one-second window of this worker.
+  if (now - window_start_ >= 1'000'000'000) {
+    window_start_ = now;
+    window_connections_ = 0;
+  }
+  return ++window_connections_ > ep_.quic->retry_rate;
 }
 
 void QuicOnramp::after_input(Connection& c) {

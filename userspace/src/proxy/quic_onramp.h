@@ -52,6 +52,8 @@ class QuicOnramp final : private quic::ServerConnection::Events {
   void send(const sockaddr_storage& to, socklen_t to_len, std::span<const std::uint8_t> d);
   // The connection is over: its ids go, its session learns why.
   void end(Connection& c, CloseReason why = CloseReason::kCompleted);
+  // Whether a new client must prove its address with a Retry first (quic.retry).
+  bool retry_first(quic::Timestamp now);
   // After a datagram was processed: the handshake's news, the requests' wake-ups.
   void after_input(Connection& c);
   Task<void> drive(std::unique_ptr<Connection> c);
@@ -70,6 +72,8 @@ class QuicOnramp final : private quic::ServerConnection::Events {
   NextFlowId next_id_;
   bool stopping_ = false;
   bool draining_ = false;
+  quic::Timestamp window_start_ = 0;  // retry: auto counts new connections per second
+  unsigned window_connections_ = 0;
   // Our ids (and each client's first destination id) -> the connection they name.
   std::unordered_map<std::string, Connection*> by_id_;
   std::unordered_map<quic::ServerConnection*, Connection*> by_core_;

@@ -115,7 +115,8 @@ datapath::QuicCid new_server_cid(const ServerIdentity& identity) {
 std::unique_ptr<ServerConnection> ServerConnection::accept(
     std::shared_ptr<const ServerCredentials> credentials, const ServerIdentity& identity,
     const config::QuicSettings& limits, Events* events, std::span<const std::uint8_t> datagram,
-    const SocketPath& socket_path, Timestamp now, std::string& error) {
+    const SocketPath& socket_path, Timestamp now, std::string& error,
+    const RetryCheck* validated) {
   ngtcp2_pkt_hd hd{};
   if (ngtcp2_accept(&hd, datagram.data(), datagram.size()) != 0) {
     error = "not an acceptable Initial";
@@ -163,6 +164,14 @@ std::unique_ptr<ServerConnection> ServerConnection::accept(
   params.max_idle_timeout = static_cast<ngtcp2_duration>(limits.idle_timeout.count()) * kNsPerMs;
   params.active_connection_id_limit = kActiveConnectionIdLimit;
   params.original_dcid = hd.dcid;
+  if (validated != nullptr && validated->result == RetryCheck::Result::kValid) {
+    // RFC 9000 7.3: after a Retry, original_destination_connection_id is the id of the
+    // client's first Initial, and retry_source_connection_id the one the Retry gave.
+    params.original_dcid = validated->odcid;
+    params.retry_scid = hd.dcid;
+    params.retry_scid_present = 1;
+    settings.token = hd.token;  // the address is proven: no amplification limit
+  }
 
   datapath::QuicCid first = new_server_cid(identity);
   ngtcp2_cid scid;
@@ -189,6 +198,39 @@ std::unique_ptr<ServerConnection> ServerConnection::accept(
     return nullptr;
   }
   return c;
+}
+
+RetryCheck check_retry_token(std::span<const std::uint8_t> initial, const ServerIdentity& identity,
+                             const SocketPath& path, Timestamp now) {
+  RetryCheck out;
+  ngtcp2_pkt_hd hd{};
+  if (ngtcp2_accept(&hd, initial.data(), initial.size()) != 0 || hd.token.len == 0 ||
+      hd.token.base[0] != NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY)
+    return out;
+  const int rv = ngtcp2_crypto_verify_retry_token(
+      &out.odcid, hd.token.base, hd.token.len, identity.token_secret.data(),
+      identity.token_secret.size(), hd.version, path.remote, path.remote_len, &hd.dcid,
+      kRetryTokenLifetimeNs, now);
+  out.result = rv == 0 ? RetryCheck::Result::kValid : RetryCheck::Result::kInvalid;
+  return out;
+}
+
+std::size_t write_retry(std::span<std::uint8_t> out, std::span<const std::uint8_t> initial,
+                        const ServerIdentity& identity, const SocketPath& path, Timestamp now) {
+  ngtcp2_pkt_hd hd{};
+  if (ngtcp2_accept(&hd, initial.data(), initial.size()) != 0) return 0;
+  const datapath::QuicCid id = new_server_cid(identity);
+  ngtcp2_cid scid;
+  ngtcp2_cid_init(&scid, id.data(), id.size());
+  std::uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN];
+  const ngtcp2_ssize tokenlen = ngtcp2_crypto_generate_retry_token(
+      token, identity.token_secret.data(), identity.token_secret.size(), hd.version, path.remote,
+      path.remote_len, &scid, &hd.dcid, now);
+  if (tokenlen < 0) return 0;
+  const ngtcp2_ssize n =
+      ngtcp2_crypto_write_retry(out.data(), out.size(), hd.version, &hd.scid, &scid, &hd.dcid,
+                                token, static_cast<std::size_t>(tokenlen));
+  return n > 0 ? static_cast<std::size_t>(n) : 0;
 }
 
 ServerConnection::~ServerConnection() {

@@ -34,6 +34,7 @@ struct ServerIdentity {
   unsigned worker = 0;
   unsigned generation = 0;
   std::array<std::uint8_t, 32> reset_secret{};
+  std::array<std::uint8_t, 32> token_secret{};  // Retry tokens (one per daemon)
 };
 
 // The stateless-reset token of one of our ids (RFC 9000 10.3.2).
@@ -91,6 +92,26 @@ class StreamHandler {
   virtual void on_write_shut(std::int64_t /*stream*/) {}
 };
 
+// Address validation (RFC 9000 8.1.2): what the token of a client's Initial says.
+struct RetryCheck {
+  enum class Result : std::uint8_t {
+    kNoToken,  // none (or a NEW_TOKEN kind we do not issue): the address is unproven
+    kValid,    // a Retry token of ours, for this address, in time: odcid is the id the
+               // client's first Initial went to
+    kInvalid,  // a Retry token that fails: drop the Initial
+  };
+  Result result = Result::kNoToken;
+  ngtcp2_cid odcid{};
+};
+// How long a Retry token stays good.
+constexpr std::uint64_t kRetryTokenLifetimeNs = 10'000'000'000;
+RetryCheck check_retry_token(std::span<const std::uint8_t> initial, const ServerIdentity& identity,
+                             const SocketPath& path, Timestamp now);
+// A Retry packet answering the Initial (a fresh id of this worker as the id to come back
+// to, and a token naming the client's address): its length in `out`, 0 if none.
+std::size_t write_retry(std::span<std::uint8_t> out, std::span<const std::uint8_t> initial,
+                        const ServerIdentity& identity, const SocketPath& path, Timestamp now);
+
 class ServerConnection {
  public:
   class Events {
@@ -108,10 +129,12 @@ class ServerConnection {
   };
 
   // A connection for the Initial in `datagram` (Decision::kAccept). Null with `error`.
+  // `validated` is the Initial's valid Retry token (check_retry_token), if it had one.
   static std::unique_ptr<ServerConnection> accept(
       std::shared_ptr<const ServerCredentials> credentials, const ServerIdentity& identity,
       const config::QuicSettings& limits, Events* events, std::span<const std::uint8_t> datagram,
-      const SocketPath& path, Timestamp now, std::string& error);
+      const SocketPath& path, Timestamp now, std::string& error,
+      const RetryCheck* validated = nullptr);
   ~ServerConnection();
   ServerConnection(const ServerConnection&) = delete;
   ServerConnection& operator=(const ServerConnection&) = delete;

@@ -228,6 +228,10 @@ enum class CounterKind : std::uint8_t {
     "Version Negotiation packets sent (a client offered a QUIC version we do not speak)")      \
   X(quic_stateless_resets, kCounter, quic_stateless_resets,                                      \
     "Stateless Resets sent (a short-header packet for no connection of this worker)")          \
+  X(quic_retries, kCounter, quic_retries,                                                        \
+    "Retry packets sent: a new client was asked to prove its address (quic.retry)")            \
+  X(quic_invalid_tokens, kCounter, quic_invalid_tokens,                                          \
+    "QUIC Initials dropped for a Retry token that failed (forged, expired, another address)")  \
   X(quic_h3_requests, kCounter, quic_h3_requests,                                                \
     "HTTP/3 requests started (each runs through the request pipeline, as an HTTP/2 stream)")   \
   /* quic_dropped_<reason>: one per quic::DropReason, in its order (proxy/quic_onramp.cc) */   \

@@ -334,6 +334,8 @@ struct QuicSettings {
   unsigned max_stream_data = 256 * 1024;
   unsigned max_data = 1024 * 1024;
   milliseconds alt_svc_max_age{86'400'000};
+  QuicRetry retry = QuicRetry::kAuto;
+  unsigned retry_rate = 200;
 
   static void describe(settings::Fields<QuicSettings>& f) {
     f.required("listen", &QuicSettings::listen,
@@ -358,6 +360,13 @@ struct QuicSettings {
     f("alt_svc_max_age", &QuicSettings::alt_svc_max_age,
       "In reverse-proxy mode, HTTP/1.1 and HTTP/2 responses advertise HTTP/3 on this port "
       "with Alt-Svc (RFC 7838) for this long (ma=); 0s advertises nothing.");
+    f("retry", &QuicSettings::retry,
+      "Address validation (RFC 9000 8.1): auto sends a Retry to every new client once a "
+      "worker takes more than retry_rate new connections a second (a flood of spoofed "
+      "Initials then costs one small packet each, no handshake); always: every new "
+      "connection; never.");
+    f("retry_rate", &QuicSettings::retry_rate,
+      "New connections a second per worker above which retry: auto sends Retries.");
   }
 };
 

@@ -37,6 +37,8 @@ enum class LogLevel : std::uint8_t { kTrace, kDebug, kInfo, kWarn, kError, kOff 
 enum class AccessLogFormat : std::uint8_t { kText, kJson, kOff };
 enum class IpFamily : std::uint8_t { kIpv6, kIpv4 };
 enum class Onramp : std::uint8_t { kTcp, kHttp, kUdp, kIp };
+// When a QUIC listener makes clients prove their address with a Retry first.
+enum class QuicRetry : std::uint8_t { kAuto, kAlways, kNever };
 enum class RelayMode : std::uint8_t { kSplice, kBuffer, kAuto };
 enum class DatapathAction : std::uint8_t { kPass, kDrop, kFastpath, kEscalate, kRatelimit };
 enum class RuleProto : std::uint8_t { kAny, kTcp, kUdp, kIcmp, kIcmpv6 };
@@ -181,6 +183,15 @@ struct EnumNames<config::IpFamily> {
   static constexpr std::pair<config::IpFamily, std::string_view> values[] = {
       {config::IpFamily::kIpv6, "ipv6"},
       {config::IpFamily::kIpv4, "ipv4"},
+  };
+};
+
+template <>
+struct EnumNames<config::QuicRetry> {
+  static constexpr std::pair<config::QuicRetry, std::string_view> values[] = {
+      {config::QuicRetry::kAuto, "auto"},
+      {config::QuicRetry::kAlways, "always"},
+      {config::QuicRetry::kNever, "never"},
   };
 };
 
