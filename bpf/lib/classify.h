@@ -296,10 +296,12 @@ static __always_inline int verdict_pass(const struct ramjet_pkt* pkt, enum ramje
 }
 
 /* Attaches a note for TC ingress; the caller passes the packet up. Returns 0, or
- * -1 when the metadata cannot be added (a driver without headroom for it): TC
+ * -1 when the metadata cannot be added (a driver without headroom for it, a kernel
+ * that refuses the helper): TC
  * would then see no record, so an escalated packet must not pass. */
 static __always_inline int pass_to_tc(struct xdp_md* ctx, __u8 verdict, __u8 reason,
                                       __u32 endpoint_id, __u64 flow_id) {
+  if (!xdp_metadata) return -1;
   if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(struct ramjet_xdp_meta))) return -1;
   struct ramjet_xdp_meta* meta = (void*)(long)ctx->data_meta;
   if ((void*)(meta + 1) > (void*)(long)ctx->data) return -1;

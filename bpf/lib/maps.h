@@ -18,6 +18,9 @@ const volatile __u8 pass_fragments = 0;    /* 0: drop (FRAGMENT), 1: pass (PASS_
 const volatile __u8 emit_flow_events = 1;  /* FLOW_NEW records to `events` */
 const volatile __u32 drop_sample_rate = 0; /* 1 in N drops to `events`; 0: off */
 const volatile __u32 escalate_mark = 0;    /* skb->mark for escalated packets (policy route) */
+/* 0 on a kernel that refuses bpf_xdp_adjust_meta to XDP programs (ramjetd probes): the
+ * call is then dead code the verifier never visits, and XDP cannot leave TC a note. */
+const volatile __u8 xdp_metadata = 1;
 
 /*
  * Runtime state, all in .data (one internal map, mmapped by userspace and pinned

@@ -92,19 +92,31 @@ using StatArray = std::array<uint64_t, RAMJET_STAT__COUNT>;
 class XdpClassify {
  public:
   // Loads with small tables (tests never need 64k flows and load is faster).
+  // On a kernel that refuses bpf_xdp_adjust_meta to XDP the object loads only with
+  // xdp_metadata off (as ramjetd loads it there); metadata() tells which.
   explicit XdpClassify(const Knobs& knobs = {}) {
-    skel_.reset(datapath__open());
-    if (!skel_) throw std::runtime_error("datapath__open failed");
-    skel_->data->default_action = knobs.default_action;
-    skel_->rodata->pass_fragments = knobs.pass_fragments;
-    skel_->rodata->emit_flow_events = knobs.emit_flow_events;
-    skel_->rodata->drop_sample_rate = knobs.drop_sample_rate;
-    bpf_map__set_max_entries(skel_->maps.flows, 1024);
-    bpf_map__set_max_entries(skel_->maps.ratelimit, 1024);
-    bpf_map__set_max_entries(skel_->maps.denylist, 1024);
-    int err = datapath__load(skel_.get());
-    if (err) throw std::runtime_error("datapath__load failed: " + std::to_string(err));
+    for (bool metadata : {true, false}) {
+      skel_.reset(datapath__open());
+      if (!skel_) throw std::runtime_error("datapath__open failed");
+      skel_->data->default_action = knobs.default_action;
+      skel_->rodata->pass_fragments = knobs.pass_fragments;
+      skel_->rodata->emit_flow_events = knobs.emit_flow_events;
+      skel_->rodata->drop_sample_rate = knobs.drop_sample_rate;
+      skel_->rodata->xdp_metadata = metadata ? 1 : 0;
+      bpf_map__set_max_entries(skel_->maps.flows, 1024);
+      bpf_map__set_max_entries(skel_->maps.ratelimit, 1024);
+      bpf_map__set_max_entries(skel_->maps.denylist, 1024);
+      int err = datapath__load(skel_.get());
+      if (err == 0) {
+        metadata_ = metadata;
+        return;
+      }
+      if (!metadata) throw std::runtime_error("datapath__load failed: " + std::to_string(err));
+    }
   }
+
+  // Whether XDP can leave TC a ramjet_xdp_meta note on this kernel.
+  bool metadata() const { return metadata_; }
 
   datapath* skel() const { return skel_.get(); }
   int prog_fd() const { return bpf_program__fd(skel_->progs.xdp_classify); }
@@ -275,6 +287,7 @@ class XdpClassify {
   }
 
   SkelPtr skel_;
+  bool metadata_ = true;
 };
 
 // The ring buffer's records, drained after the runs that emitted them.

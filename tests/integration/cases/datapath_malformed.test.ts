@@ -6,7 +6,7 @@
 // crashes nor stops forwarding.
 import assert from 'node:assert/strict';
 import { test, waitFor } from '../lib/index.ts';
-import { datapathPackets, startGatewayDaemon, statDelta } from '../lib/datapath.ts';
+import { datapathPackets, forcedXdpHook, startGatewayDaemon, statDelta } from '../lib/datapath.ts';
 import { canCreateNetns, createGatewayTopology, malformedCatalogue, sendMalformed, startOrigin, startSniffer, TOPOLOGY } from '../lib/netns.ts';
 
 const netns = await canCreateNetns();
@@ -23,8 +23,15 @@ test('malformed frames are counted under their drop reasons and never reach the 
 
   const before = await datapathPackets(daemon);
   const sent = await sendMalformed(topo, Object.keys(catalogue), { count: COUNT });
+  // On a kernel that refuses XDP metadata the fast path runs in tcx ingress even so
+  // (forcedXdpHook), and the stack drops a frame whose VLAN tag is cut off before TC
+  // (skb_vlan_untag): nothing is left to count, and nothing reaches the server either.
+  const tc = (await forcedXdpHook()).hook === 'tc';
   const expected: Record<string, number> = {};
-  for (const s of Object.values(sent)) expected[s.expect] = (expected[s.expect] ?? 0) + s.frames;
+  for (const s of Object.values(sent)) {
+    const counted = tc && s.expect === 'TRUNCATED_VLAN' ? 0 : s.frames;
+    expected[s.expect] = (expected[s.expect] ?? 0) + counted;
+  }
 
   // XDP counts synchronously with the frame; the sniffer needs a moment to print.
   await new Promise((resolve) => setTimeout(resolve, 300));

@@ -17,7 +17,9 @@ import { randomBytes } from 'node:crypto';
 import type { TestContext } from 'node:test';
 import { adminGetJson } from './admin.ts';
 import type { RamjetConfig } from './config.ts';
-import { startDaemon, type DaemonHandle, type StartDaemonOptions } from './daemon.ts';
+import { join } from 'node:path';
+import { REPO_ROOT, startDaemon, type DaemonHandle, type StartDaemonOptions } from './daemon.ts';
+import { run } from './process.ts';
 import { addFailureReporter, defer } from './lifecycle.ts';
 import type { GatewayTopology } from './netns.ts';
 import { waitFor } from './wait.ts';
@@ -212,4 +214,40 @@ export async function waitForKernelFlow(daemon: DaemonHandle, predicate: (flow: 
   } catch (error) {
     throw new Error(`${String(error)}; flows were:\n${last.map((f) => JSON.stringify(f)).join('\n')}`);
   }
+}
+
+let xdpMetadata: Promise<boolean> | undefined;
+
+/**
+ * Whether this kernel lets XDP programs call bpf_xdp_adjust_meta, the note XDP leaves
+ * TC. Probed apart from ramjetd's own probe: bpftool loads the datapath object as built
+ * (xdp_metadata on). Where the kernel refuses, ramjetd runs every fast path in tcx
+ * ingress, `fastpath_hook: xdp` included; `forcedXdpHook()` is what a test that forces
+ * XDP gets.
+ */
+export function kernelAllowsXdpMetadata(): Promise<boolean> {
+  xdpMetadata ??= (async () => {
+    const dir = `/sys/fs/bpf/ramjet-xdp-probe-${process.pid}`;
+    const r = await run('bpftool', ['prog', 'loadall', join(REPO_ROOT, 'bpf/build/datapath.bpf.o'), dir], { timeoutMs: 30_000 });
+    await rm(dir, { recursive: true, force: true });
+    return !/cannot use helper bpf_xdp_adjust_meta/.test(r.output);
+  })();
+  return xdpMetadata;
+}
+
+/** What `fastpath_hook: xdp` gives on this kernel (see kernelAllowsXdpMetadata). */
+export async function forcedXdpHook(): Promise<{ hook: 'xdp' | 'tc'; mode: 'native' | null; link: 'xdp' | 'tcx-ingress'; reason: RegExp }> {
+  return (await kernelAllowsXdpMetadata())
+    ? { hook: 'xdp', mode: 'native', link: 'xdp', reason: /^configured$/ }
+    : { hook: 'tc', mode: null, link: 'tcx-ingress', reason: /^xdp configured: this kernel refuses XDP metadata/ };
+}
+
+/**
+ * Whether the fast path `fastpath_hook: xdp` gives (forcedXdpHook) is attached to
+ * `iface`: an XDP program on the device, or, on a kernel without XDP metadata, the
+ * tcx ingress link the instance pinned (a tcx link lives as long as its pin).
+ */
+export async function forcedFastPathAttached(topo: GatewayTopology, instance: string, iface: string): Promise<boolean> {
+  if ((await forcedXdpHook()).hook === 'xdp') return /\bprog\/xdp\b/.test(await topo.gateway.ip('-d', 'link', 'show', 'dev', iface));
+  return existsSync(`${PIN_ROOT}/${instance}/links/tcx-ingress-${iface}`);
 }

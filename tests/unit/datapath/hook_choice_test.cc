@@ -2,7 +2,9 @@
 // (link_kind itself reads the kernel: the veth-defaults integration test covers it.)
 #include "datapath/hook_choice.h"
 
+#include <bpf/libbpf.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 namespace ramjet::datapath {
 namespace {
@@ -43,6 +45,31 @@ TEST(HookChoice, PerInterfaceOverride) {
   // An override of auto defers to the device.
   EXPECT_EQ(choose_hook(s, "eth0", "").hook, FastpathHook::kXdp);
   EXPECT_EQ(choose_hook(s, "eth0", "").reason, "auto: a physical NIC (no link kind)");
+}
+
+// A kernel that refuses bpf_xdp_adjust_meta to XDP: whatever would have been xdp is
+// tc, saying why; what was tc already keeps its reason.
+TEST(HookChoice, WithoutXdpMetadataEverythingIsTc) {
+  HookChoice nic = choose_hook(settings(FastpathHook::kAuto), "eth0", "", false);
+  EXPECT_EQ(nic.hook, FastpathHook::kTc);
+  EXPECT_EQ(nic.reason, "auto: this kernel refuses XDP metadata (bpf_xdp_adjust_meta)");
+  HookChoice forced = choose_hook(settings(FastpathHook::kXdp), "veth1", "veth", false);
+  EXPECT_EQ(forced.hook, FastpathHook::kTc);
+  EXPECT_EQ(forced.reason, "xdp configured: this kernel refuses XDP metadata (bpf_xdp_adjust_meta)");
+  HookChoice veth = choose_hook(settings(FastpathHook::kAuto), "veth1", "veth", false);
+  EXPECT_EQ(veth.reason, "auto: veth is a virtual device");
+}
+
+// The probe agrees with the kernel: the datapath object, with the helper call live
+// (xdp_metadata on, as built), loads exactly when the probe says yes.
+TEST(HookChoice, ProbeAgreesWithTheDatapathLoad) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root: loads BPF programs";
+  bpf_object* obj =
+      bpf_object__open_file(RAMJET_TESTDATA_DIR "/../../bpf/build/datapath.bpf.o", nullptr);
+  ASSERT_NE(obj, nullptr);
+  const bool loaded = bpf_object__load(obj) == 0;
+  bpf_object__close(obj);
+  EXPECT_EQ(loaded, kernel_allows_xdp_metadata());
 }
 
 TEST(HookChoice, Names) {

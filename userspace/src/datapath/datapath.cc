@@ -201,6 +201,12 @@ Result<void> Datapath::load(const config::Config& config) {
   skel_->rodata->drop_sample_rate = settings_.drop_sample_rate;
   skel_->rodata->escalate_mark = settings_.escalate_mark;
   skel_->rodata->emit_flow_events = 1;
+  xdp_metadata_ = kernel_allows_xdp_metadata();
+  skel_->rodata->xdp_metadata = xdp_metadata_ ? 1 : 0;
+  if (!xdp_metadata_)
+    spdlog::warn(
+        "datapath: this kernel refuses bpf_xdp_adjust_meta to XDP programs, so XDP cannot "
+        "hand escalated packets to TC: every interface runs its fast path in tcx ingress");
   bpf_map__set_max_entries(skel_->maps.flows, settings_.flow_table_size);
 
   PinCheck pins = check_pins(pin_dir_, skel_->obj, abi_stamp_);
@@ -269,7 +275,7 @@ Result<void> Datapath::attach(const config::Config& config) {
     auto kind = link_kind(info.ifindex);
     if (!kind.ok())
       return Error::kernel(kind.error().code, "datapath: " + name + ": " + kind.error().message);
-    HookChoice hook = choose_hook(settings_, name, *kind);
+    HookChoice hook = choose_hook(settings_, name, *kind, xdp_metadata_);
     info.fastpath_hook = hook_name(hook.hook);
     info.fastpath_hook_reason = hook.reason;
     if (hook.hook == config::FastpathHook::kTc) {

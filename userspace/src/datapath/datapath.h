@@ -155,6 +155,7 @@ class Datapath {
   config::DatapathSettings settings_;
   std::string pin_dir_;
   bool adopted_ = false;
+  bool xdp_metadata_ = true;  // kernel_allows_xdp_metadata()
   std::string recreated_because_;
   std::uint64_t abi_stamp_ = 0;
   std::vector<InterfaceInfo> interfaces_;

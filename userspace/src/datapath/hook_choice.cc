@@ -1,7 +1,11 @@
 #include "datapath/hook_choice.h"
 
+#include <bpf/bpf.h>
+#include <linux/bpf.h>
 #include <linux/if_link.h>
 #include <linux/rtnetlink.h>
+
+#include <unistd.h>
 
 #include <cstring>
 
@@ -14,7 +18,9 @@ std::string hook_name(config::FastpathHook hook) {
       settings::EnumNames<config::FastpathHook>::values[static_cast<int>(hook)].second);
 }
 
-HookChoice choose_hook(const config::DatapathSettings& settings, const std::string& ifname,
+namespace {
+
+HookChoice wanted_hook(const config::DatapathSettings& settings, const std::string& ifname,
                        const std::string& link_kind) {
   config::FastpathHook wanted = settings.fastpath_hook;
   for (const auto& o : settings.fastpath_hooks)
@@ -24,6 +30,37 @@ HookChoice choose_hook(const config::DatapathSettings& settings, const std::stri
     return {config::FastpathHook::kTc, "auto: " + link_kind + " is a virtual device"};
   if (ifname == "lo") return {config::FastpathHook::kTc, "auto: lo is the loopback device"};
   return {config::FastpathHook::kXdp, "auto: a physical NIC (no link kind)"};
+}
+
+}  // namespace
+
+HookChoice choose_hook(const config::DatapathSettings& settings, const std::string& ifname,
+                       const std::string& link_kind, bool xdp_metadata) {
+  HookChoice choice = wanted_hook(settings, ifname, link_kind);
+  if (choice.hook == config::FastpathHook::kXdp && !xdp_metadata)
+    return {config::FastpathHook::kTc,
+            std::string(choice.reason == "configured" ? "xdp configured" : "auto") +
+                ": this kernel refuses XDP metadata (bpf_xdp_adjust_meta)"};
+  return choice;
+}
+
+bool kernel_allows_xdp_metadata() {
+  // r2 = -8; call bpf_xdp_adjust_meta(ctx in r1, r2); r0 = XDP_PASS; exit
+  const bpf_insn probe[] = {
+      {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_2, .imm = -8},
+      {.code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_xdp_adjust_meta},
+      {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = XDP_PASS},
+      {.code = BPF_JMP | BPF_EXIT},
+  };
+  char log[4096] = {};
+  LIBBPF_OPTS(bpf_prog_load_opts, opts, .log_level = 1, .log_size = sizeof log, .log_buf = log);
+  const int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "ramjet_probe", "GPL", probe,
+                               sizeof probe / sizeof probe[0], &opts);
+  if (fd >= 0) {
+    ::close(fd);
+    return true;
+  }
+  return std::strstr(log, "cannot use helper") == nullptr;
 }
 
 Result<std::string> link_kind(std::uint32_t ifindex) {

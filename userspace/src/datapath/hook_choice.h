@@ -25,9 +25,19 @@ struct HookChoice {
   std::string reason;  // "configured", "auto: veth is a virtual device", ...
 };
 
-// The hook of `ifname`, whose rtnetlink kind is `link_kind` (empty: none).
+// The hook of `ifname`, whose rtnetlink kind is `link_kind` (empty: none). Without
+// `xdp_metadata` (kernel_allows_xdp_metadata) an interface that would get xdp, configured
+// or not, gets tc.
 HookChoice choose_hook(const config::DatapathSettings& settings, const std::string& ifname,
-                       const std::string& link_kind);
+                       const std::string& link_kind, bool xdp_metadata = true);
+
+// Whether this kernel lets XDP programs call bpf_xdp_adjust_meta, the note XDP leaves
+// TC ingress for the packets TC finishes (escalation, a missing neighbour). Some
+// kernels refuse it ("program of this type cannot use helper"); there the XDP hook
+// cannot escalate, so the fast path runs in tcx ingress everywhere. Loads a
+// four-instruction probe program; a refusal for any other reason (no CAP_BPF) says
+// yes, and the real load reports it.
+bool kernel_allows_xdp_metadata();
 
 // The rtnetlink kind of the device (IFLA_INFO_KIND: "veth", "bridge", ...), or
 // empty for a device without one (a physical NIC's, loopback).
