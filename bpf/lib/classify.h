@@ -62,14 +62,16 @@ static __always_inline void flow_set_verdict(struct ramjet_flow* flow, __u8 acti
   flow->endpoint_id = match->rule ? match->rule->endpoint_id : 0;
 }
 
-/* Creates the flow, or returns the entry a racing CPU created first. */
+/* Creates the flow (`origin_side`: the key side of its client), or returns the
+ * entry a racing CPU created first. */
 static __always_inline struct ramjet_flow* flow_create(__u32 ifindex,
-                                                       const struct ramjet_flow_key* key, __u8 side,
+                                                       const struct ramjet_flow_key* key,
+                                                       __u8 origin_side,
                                                        __u8 action, enum ramjet_stat reason,
                                                        const struct ramjet_policy_match* match,
                                                        __u64 gen, __u64 now_ns) {
   struct ramjet_flow fresh;
-  flow_init(&fresh, side, ifindex, now_ns);
+  flow_init(&fresh, origin_side, ifindex, now_ns);
   fresh.escalated = action == RAMJET_ACTION_ESCALATE;
   flow_set_verdict(&fresh, action, reason, match, gen);
 
@@ -99,13 +101,15 @@ static __always_inline enum ramjet_stat reason_for(__u8 action, int have_rule) {
   }
 }
 
-/* A verdict a hook issued for this (src, dst, proto, dst port) class, if live. */
-static __always_inline int class_override(const struct ramjet_pkt* pkt, __u8* action) {
+/* A verdict a hook issued for this (src, dst, proto, dst port) class, if live.
+ * The class is the connection's original direction (`reply`: see policy.h). */
+static __always_inline int class_override(const struct ramjet_pkt* pkt, __u8 reply,
+                                          __u8* action) {
   struct ramjet_class_key key;
   __builtin_memset(&key, 0, sizeof(key));
-  __builtin_memcpy(key.src, pkt->saddr, sizeof(key.src));
-  __builtin_memcpy(key.dst, pkt->daddr, sizeof(key.dst));
-  key.dst_port = pkt->dport;
+  __builtin_memcpy(key.src, reply ? pkt->daddr : pkt->saddr, sizeof(key.src));
+  __builtin_memcpy(key.dst, reply ? pkt->saddr : pkt->daddr, sizeof(key.dst));
+  key.dst_port = reply ? pkt->sport : pkt->dport;
   key.family = pkt->family;
   key.proto = pkt->proto;
   struct ramjet_class_entry* entry = bpf_map_lookup_elem(&classes, &key);
@@ -113,6 +117,26 @@ static __always_inline int class_override(const struct ramjet_pkt* pkt, __u8* ac
   if (entry->expires_ns && flow_clock_ns() >= entry->expires_ns) return 0;
   *action = entry->action;
   return 1;
+}
+
+/*
+ * 1 if the first packet seen of a connection travels in its reply direction, so
+ * that the flow's originator is the packet's destination. A TCP SYN comes from
+ * the client and a SYN-ACK goes to it. Any other TCP segment picks the
+ * connection up mid-stream (its entry was killed or expired, or the datapath
+ * started under live traffic): the end with the lower port is taken as the
+ * service, as flow tools without a handshake to go by do (equal ports: the
+ * packet's source). Other protocols: the first packet's source is the client.
+ * Policy is then matched on the original direction, so a packet sent from a
+ * service port cannot open a flow whose verdict the client's packets would
+ * inherit past a rule on that port.
+ */
+static __always_inline __u8 first_packet_is_reply(const struct ramjet_pkt* pkt) {
+  if (pkt->proto != IPPROTO_TCP || !pkt->has_ports) return 0;
+  __u8 syn_ack = pkt->tcp_flags & (RAMJET_TCP_SYN | RAMJET_TCP_ACK);
+  if (syn_ack == RAMJET_TCP_SYN) return 0;
+  if (syn_ack == (RAMJET_TCP_SYN | RAMJET_TCP_ACK)) return 1;
+  return bpf_ntohs(pkt->sport) < bpf_ntohs(pkt->dport);
 }
 
 /* What ramjet_decide() concluded, for the hook to carry out. */
@@ -171,15 +195,18 @@ static __always_inline void ramjet_decide(const struct ramjet_pkt* pkt, __u32 if
     reason = flow->reason;
     rule_index = flow->rule_index;
   } else {
+    /* The packet's direction within its (existing or new) flow. */
+    __u8 reply = flow ? side != flow->origin_side : first_packet_is_reply(pkt);
     struct ramjet_policy_match match = {.rule = NULL, .index = RAMJET_RULE_INDEX_NONE};
-    int overridden = class_count && class_override(pkt, &action);
+    int overridden = class_count && class_override(pkt, reply, &action);
     if (overridden) {
       count(RAMJET_STAT_CLASS_OVERRIDE, 0);
       reason = reason_for(action, 1);
     } else {
       if (rule_count)
         match =
-            ramjet_policy_lookup(&src_prefixes, &dst_prefixes, &rule_filters, &rules, pkt, ifindex);
+            ramjet_policy_lookup(&src_prefixes, &dst_prefixes, &rule_filters, &rules, pkt, reply,
+                                 ifindex);
       action = match.rule ? match.rule->action : default_action;
       reason = reason_for(action, match.rule != NULL);
     }
@@ -211,7 +238,7 @@ static __always_inline void ramjet_decide(const struct ramjet_pkt* pkt, __u32 if
       return;
     } else {
       now_ns = flow_clock_ns();
-      flow = flow_create(ifindex, &key, side, action, reason, &match, gen, now_ns);
+      flow = flow_create(ifindex, &key, side ^ reply, action, reason, &match, gen, now_ns);
     }
   }
 

@@ -113,24 +113,30 @@ struct ramjet_policy_match {
   __u32 index;              /* slot, RAMJET_RULE_INDEX_NONE if no match */
 };
 
+/*
+ * Rules speak of a connection's original direction (from its client to the
+ * service's port). `reply` is 1 for a packet that travels the other way (its
+ * flow's originator is the packet's destination): the lookup then swaps the
+ * packet's ends. The ingress interface is the packet's own either way.
+ */
 static __always_inline struct ramjet_policy_match ramjet_policy_lookup(
     void* src_prefixes, void* dst_prefixes, void* rule_filters, void* rules,
-    const struct ramjet_pkt* pkt, __u32 ifindex) {
+    const struct ramjet_pkt* pkt, __u8 reply, __u32 ifindex) {
   struct ramjet_policy_match match = {.rule = NULL, .index = RAMJET_RULE_INDEX_NONE};
   struct ramjet_lpm_key key;
+  __u16 dport_host = bpf_ntohs(reply ? pkt->sport : pkt->dport);
 
-  ramjet_lpm_key_host(&key, pkt->family, pkt->saddr);
+  ramjet_lpm_key_host(&key, pkt->family, reply ? pkt->daddr : pkt->saddr);
   struct ramjet_rule_set* src = bpf_map_lookup_elem(src_prefixes, &key);
   if (!src) return match;
-  ramjet_lpm_key_host(&key, pkt->family, pkt->daddr);
+  ramjet_lpm_key_host(&key, pkt->family, reply ? pkt->saddr : pkt->daddr);
   struct ramjet_rule_set* dst = bpf_map_lookup_elem(dst_prefixes, &key);
   if (!dst) return match;
   /* Narrowed by protocol and port: what is left almost always matches on its
    * first candidate (only the ingress interface is still unchecked). */
   __u32 filter = RAMJET_RULE_FILTER_PROTO(pkt->proto);
   struct ramjet_rule_set* by_proto = bpf_map_lookup_elem(rule_filters, &filter);
-  filter = pkt->has_ports ? RAMJET_RULE_FILTER_PORT(bpf_ntohs(pkt->dport))
-                          : RAMJET_RULE_FILTER_NO_PORTS;
+  filter = pkt->has_ports ? RAMJET_RULE_FILTER_PORT(dport_host) : RAMJET_RULE_FILTER_NO_PORTS;
   struct ramjet_rule_set* by_port = bpf_map_lookup_elem(rule_filters, &filter);
   if (!by_proto || !by_port) return match;
 
@@ -138,7 +144,7 @@ static __always_inline struct ramjet_policy_match ramjet_policy_lookup(
       .rules = rules,
       .ifindex = ifindex,
       .match = RAMJET_RULE_INDEX_NONE,
-      .dport_host = bpf_ntohs(pkt->dport),
+      .dport_host = dport_host,
       .proto = pkt->proto,
       .has_ports = pkt->has_ports,
   };

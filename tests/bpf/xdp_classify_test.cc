@@ -1106,6 +1106,86 @@ TEST(XdpFlowTable, PolicyGenerationReevaluatesCachedVerdict) {
   EXPECT_EQ(flows[0].second.reason, RAMJET_STAT_RULE_DROP);
 }
 
+// The first packet seen of a connection can travel in its reply direction: a
+// SYN-ACK, or a segment picked up mid-stream (the entry was killed or expired).
+// The flow is still the client's (origin_side; ramjetctl shows it as the
+// source), and policy is matched on the client's direction, so a rule on the
+// service port applies. A SYN always comes from the client; a mid-stream
+// segment is taken to come from the end with the higher port.
+TEST(XdpFlowTable, AConnectionFirstSeenFromItsServiceIsTheClients) {
+  struct Case {
+    const char* what;
+    uint8_t flags;
+    bool from_service;  // else from the client (10.0.0.1:40000 -> 10.99.0.2:443)
+    bool flow;          // the pass rule on tcp/443 matches
+  };
+  const Case cases[] = {
+      {"SYN-ACK from the service", kTcpSyn | kTcpAck, true, true},
+      {"mid-stream ACK from the service", kTcpAck, true, true},
+      {"mid-stream FIN from the service", kTcpFin | kTcpAck, true, true},
+      {"mid-stream ACK from the client", kTcpAck, false, true},
+      {"SYN from the client", kTcpSyn, false, true},
+  };
+  for (const Case& c : cases) {
+    XdpClassify xdp;
+    xdp.set_rules({{.action = RAMJET_ACTION_PASS, .proto = IPPROTO_TCP, .port_min = 443,
+                    .port_max = 443, .rule_id = 7}});
+    Bytes frame = c.from_service
+                      ? PacketBuilder().eth().ipv4(kServer, kClient).tcp(443, 40000, c.flags).build()
+                      : PacketBuilder().eth().ipv4(kClient, kServer).tcp(40000, 443, c.flags).build();
+    EXPECT_EQ(xdp.run(frame).retval, XDP_PASS) << c.what;
+    auto flows = xdp.flows();
+    ASSERT_EQ(flows.size(), 1u) << c.what;
+    const ramjet_flow& f = flows[0].second;
+    EXPECT_EQ(f.rule_id, 7u) << c.what;
+    EXPECT_EQ(f.origin_side, 0) << c.what << ": 10.0.0.1:40000 is key.lo and the client";
+    int dir = c.from_service ? RAMJET_DIR_REPLY : RAMJET_DIR_ORIGINAL;
+    EXPECT_EQ(f.dir[dir].packets, 1u) << c.what;
+    EXPECT_EQ(f.dir[dir ^ 1].packets, 0u) << c.what;
+  }
+  // A SYN from port 443 to port 40000 opens a connection to port 40000: no rule.
+  XdpClassify xdp;
+  xdp.set_rules({{.action = RAMJET_ACTION_PASS, .proto = IPPROTO_TCP, .port_min = 443,
+                  .port_max = 443}});
+  xdp.run(PacketBuilder().eth().ipv4(kServer, kClient).tcp(443, 40000, kTcpSyn).build());
+  EXPECT_TRUE(xdp.flows().empty());
+}
+
+// A packet sent from a dropped service port must not open a flow whose cached
+// verdict the client's packets to that port would then inherit.
+TEST(XdpPolicy, APacketFromADroppedPortOpensNoWayToIt) {
+  XdpClassify xdp;
+  xdp.set_rules({{.action = RAMJET_ACTION_DROP, .proto = IPPROTO_TCP, .port_min = 5002,
+                  .port_max = 5002},
+                 {.action = RAMJET_ACTION_PASS}});
+  StatArray before = xdp.stats();
+  EXPECT_EQ(
+      xdp.run(PacketBuilder().eth().ipv4(kServer, kClient).tcp(5002, 40000, kTcpAck).build()).retval,
+      XDP_DROP);
+  EXPECT_EQ(
+      xdp.run(PacketBuilder().eth().ipv4(kClient, kServer).tcp(40000, 5002, kTcpAck).build()).retval,
+      XDP_DROP);
+  EXPECT_EQ(delta(before, xdp.stats(), RAMJET_STAT_RULE_DROP), 2);
+  EXPECT_TRUE(xdp.flows().empty());
+}
+
+// A policy change re-evaluates a live flow on whichever packet comes next; a
+// reply is matched in the client's direction like the rest of its flow.
+TEST(XdpPolicy, AReplyReevaluatesItsFlowInTheClientsDirection) {
+  XdpClassify xdp;
+  xdp.set_rules({{.action = RAMJET_ACTION_PASS}});
+  EXPECT_EQ(xdp.run(tcp4(443)).retval, XDP_PASS);  // 10.0.0.1:40000 -> :443
+  xdp.set_rules({{.action = RAMJET_ACTION_DROP, .proto = IPPROTO_TCP, .port_min = 443,
+                  .port_max = 443},
+                 {.action = RAMJET_ACTION_PASS}});
+  Bytes reply = PacketBuilder().eth().ipv4(kServer, kClient).tcp(443, 40000, kTcpAck).build();
+  EXPECT_EQ(xdp.run(reply).retval, XDP_DROP);
+  auto flows = xdp.flows();
+  ASSERT_EQ(flows.size(), 1u);
+  EXPECT_EQ(flows[0].second.reason, RAMJET_STAT_RULE_DROP);
+  EXPECT_EQ(flows[0].second.origin_side, 0);
+}
+
 TEST(XdpEscalate, MarksFlowAndEmitsEvents) {
   XdpClassify xdp;
   xdp.set_rules({{.action = RAMJET_ACTION_ESCALATE,
