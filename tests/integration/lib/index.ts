@@ -16,6 +16,7 @@ export * from './dns_server.ts';
 export * from './dns_wire.ts';
 export * from './h2.ts';
 export * from './h2_origin.ts';
+export * from './h3client.ts';
 export * from './haproxy.ts';
 export * from './http.ts';
 export * from './lifecycle.ts';

@@ -1,4 +1,4 @@
-// An HTTP/3 (QUIC) front for the tests: an https reverse-proxy endpoint with `quic:` on
+// An HTTP/3 (QUIC) front for the tests: an https reverse- or forward-proxy endpoint with `quic:` on
 // an ephemeral UDP port, one worker, a certificate for www.example.test, and the SPKI
 // hash Chromium needs to accept it (it takes a QUIC server's certificate only by its
 // key's hash or a trusted CA).
@@ -10,7 +10,10 @@ import { serverTls } from './config.ts';
 import { startHttpProxy } from './http.ts';
 
 export async function startQuicProxy(t: TestContext, options: {
-    upstream: string;
+    /** The origin of a reverse proxy; without it the endpoint is a forward proxy. */
+    upstream?: string;
+    /** More keys of the endpoint (connect_udp, ...). */
+    endpoint?: Record<string, unknown>;
     drainTimeout?: `${number}s`;
     workers?: number;
     /** More keys of the endpoint's `quic:` section (retry, retry_rate, ...). */
@@ -24,7 +27,8 @@ export async function startQuicProxy(t: TestContext, options: {
   const proxy = await startHttpProxy(t, {
     endpoint: {
       tls: serverTls([front], { alpn: ['h2', 'http/1.1'] }),
-      upstream: options.upstream,
+      ...(options.upstream !== undefined ? { upstream: options.upstream } : {}),
+      ...options.endpoint,
       quic: { listen: '127.0.0.1:0', idle_timeout: '10s', ...options.quic },
     },
     config: { server: { workers: options.workers ?? 1, drain_timeout: options.drainTimeout ?? '1s' } },

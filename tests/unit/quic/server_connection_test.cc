@@ -196,6 +196,7 @@ struct Echo : http::h3::Events {
     bodies[stream] += data;
     transport->consumed(stream, data.size());
   }
+  void on_trailers(std::int64_t, std::vector<http::h3::Field>) override {}
   void on_end_stream(std::int64_t stream) override {
     h3.submit_response(stream, 200, {{"content-type", "text/plain"}});
     h3.send_data(stream, requests[stream].method + " " + requests[stream].path + "\n");

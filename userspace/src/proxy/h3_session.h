@@ -62,6 +62,9 @@ class H3Session final : public StreamSession, private http::h3::Events, private 
   // http::h3::Events: called inside nghttp3; they only record.
   void on_request(std::int64_t stream, http::h3::RequestHead head) override;
   void on_data(std::int64_t stream, std::string_view data) override;
+  void on_trailers(std::int64_t stream, std::vector<http::h2::Field> fields) override {
+    stream_trailers(stream, std::move(fields));
+  }
   void on_end_stream(std::int64_t stream) override;
   void on_stream_close(std::int64_t stream, std::uint64_t app_error_code) override;
   void on_consumed(std::int64_t stream, std::size_t n) override { carrier_.consumed(stream, n); }

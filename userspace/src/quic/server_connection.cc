@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "quic/crypto_callbacks.h"
+
 namespace ramjet::quic {
 namespace {
 
@@ -92,18 +94,6 @@ bool reset_token(const ServerIdentity& identity, std::span<const std::uint8_t> c
   ngtcp2_cid_init(&c, cid.data(), cid.size());
   return ngtcp2_crypto_generate_stateless_reset_token(token.data(), identity.reset_secret.data(),
                                                       identity.reset_secret.size(), &c) == 0;
-}
-
-void set_crypto_callbacks(ngtcp2_callbacks& cb) {
-  cb.recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
-  cb.encrypt = ngtcp2_crypto_encrypt_cb;
-  cb.decrypt = ngtcp2_crypto_decrypt_cb;
-  cb.hp_mask = ngtcp2_crypto_hp_mask_cb;
-  cb.update_key = ngtcp2_crypto_update_key_cb;
-  cb.delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
-  cb.delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb;
-  cb.get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb;
-  cb.version_negotiation = ngtcp2_crypto_version_negotiation_cb;
 }
 
 datapath::QuicCid new_server_cid(const ServerIdentity& identity) {

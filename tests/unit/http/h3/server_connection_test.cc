@@ -26,7 +26,12 @@ class H3ServerTest : public ::testing::Test, public Events {
     requests_[stream] = std::move(head);
   }
   void on_data(std::int64_t stream, std::string_view data) override { bodies_[stream] += data; }
+  void on_trailers(std::int64_t stream, std::vector<Field> fields) override {
+    EXPECT_FALSE(ended_[stream]) << "trailers come before the end of the stream";
+    trailers_[stream] = std::move(fields);
+  }
   void on_end_stream(std::int64_t stream) override {
+    ended_[stream] = true;
     if (!answer_) return;
     // An origin that echoes: the pipeline's place.
     const RequestHead& h = requests_[stream];
@@ -78,6 +83,8 @@ class H3ServerTest : public ::testing::Test, public Events {
   Client client_;
   std::map<std::int64_t, RequestHead> requests_;
   std::map<std::int64_t, std::string> bodies_;
+  std::map<std::int64_t, std::vector<Field>> trailers_;
+  std::map<std::int64_t, bool> ended_;
   std::map<std::int64_t, std::uint64_t> closed_;
   bool answer_ = true;  // on_end_stream answers as an echoing origin
 };
@@ -112,6 +119,34 @@ TEST_F(H3ServerTest, APostBodyReachesTheOwnerAndTheResponseBodyTheClient) {
   EXPECT_EQ(bodies_[0], body);
   EXPECT_EQ(client_.response_body, "POST /upload\n" + body);
   EXPECT_TRUE(client_.response_ended);
+}
+
+TEST_F(H3ServerTest, RequestTrailersReachTheOwnerBeforeTheEnd) {
+  ASSERT_TRUE(server_.bind_streams(3, 7, 11));
+  client_.H3Client::request(0, "POST", "/upload", "abc", {{"te", "trailers"}},
+                  {{"x-checksum", "900150983cd24fb0"}, {"x-count", "3"}});
+  pump();
+  EXPECT_EQ(bodies_[0], "abc");
+  ASSERT_EQ(trailers_.count(0), 1u);
+  std::vector<std::pair<std::string, std::string>> got;
+  for (const Field& f : trailers_[0]) got.emplace_back(f.name, f.value);
+  const std::vector<std::pair<std::string, std::string>> want = {
+      {"x-checksum", "900150983cd24fb0"}, {"x-count", "3"}};
+  EXPECT_EQ(got, want);
+  EXPECT_TRUE(ended_[0]);
+  EXPECT_TRUE(client_.response_ended);
+}
+
+TEST_F(H3ServerTest, RequestTrailersPastTheFieldLimitAreDropped) {
+  ASSERT_TRUE(server_.bind_streams(3, 7, 11));
+  std::vector<std::pair<std::string, std::string>> many;
+  for (int i = 0; i < 150; ++i) many.push_back({"x-t" + std::to_string(i), "v"});
+  client_.H3Client::request(0, "POST", "/", "abc", {}, many);
+  pump();
+  ASSERT_EQ(trailers_.count(0), 1u);
+  EXPECT_EQ(trailers_[0].size(), Limits{}.max_fields);
+  EXPECT_EQ(trailers_[0].front().name, "x-t0");
+  EXPECT_TRUE(ended_[0]);
 }
 
 TEST_F(H3ServerTest, BufferedCountsTheBodyBytesQuicHasNotTakenYet) {

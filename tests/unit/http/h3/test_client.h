@@ -50,24 +50,31 @@ class H3Client {
     nghttp3_conn_bind_qpack_streams(conn, encoder, decoder);
   }
 
-  // A request on `stream`; `body` ("" = none) is sent at once, then the stream ends.
+  // A request on `stream`; `body` ("" = none) is sent at once, then `trailers` if any,
+  // then the stream ends.
   void request(std::int64_t stream, const std::string& method, const std::string& path,
-               const std::string& body, std::vector<std::pair<std::string, std::string>> extra = {}) {
+               const std::string& body, std::vector<std::pair<std::string, std::string>> extra = {},
+               std::vector<std::pair<std::string, std::string>> trailers = {}) {
     body_ = body;
     body_sent_ = false;
+    trailers_ = std::move(trailers);
     std::vector<std::pair<std::string, std::string>> fields = {
         {":method", method}, {":scheme", "https"}, {":authority", "www.example.test"},
         {":path", path}};
     fields.insert(fields.end(), extra.begin(), extra.end());
-    std::vector<nghttp3_nv> nva;
-    for (const auto& [n, v] : fields)
-      nva.push_back({reinterpret_cast<std::uint8_t*>(const_cast<char*>(n.data())),
-                     reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())), n.size(),
-                     v.size(), NGHTTP3_NV_FLAG_NONE});
-    nghttp3_data_reader reader{[](nghttp3_conn*, std::int64_t, nghttp3_vec* vec, std::size_t,
+    std::vector<nghttp3_nv> nva = nv(fields);
+    nghttp3_data_reader reader{[](nghttp3_conn* conn, std::int64_t stream, nghttp3_vec* vec,
+                                  std::size_t,
                                   std::uint32_t* flags, void* user, void*) -> nghttp3_ssize {
       H3Client* c = static_cast<H3Client*>(user);
       *flags |= NGHTTP3_DATA_FLAG_EOF;
+      if (!c->trailers_.empty()) {
+        *flags |= NGHTTP3_DATA_FLAG_NO_END_STREAM;
+        std::vector<nghttp3_nv> tva = nv(c->trailers_);
+        if (nghttp3_conn_submit_trailers(conn, stream, tva.data(), tva.size()) != 0)
+          return NGHTTP3_ERR_CALLBACK_FAILURE;
+        c->trailers_.clear();
+      }
       if (c->body_sent_) return 0;
       c->body_sent_ = true;
       vec[0].base = reinterpret_cast<std::uint8_t*>(c->body_.data());
@@ -76,6 +83,16 @@ class H3Client {
     }};
     nghttp3_conn_submit_request(conn, stream, nva.data(), nva.size(),
                                 body.empty() ? nullptr : &reader, nullptr);
+  }
+
+  // Views of `fields` as nghttp3 takes them (copied by nghttp3 when submitted).
+  static std::vector<nghttp3_nv> nv(const std::vector<std::pair<std::string, std::string>>& fields) {
+    std::vector<nghttp3_nv> out;
+    for (const auto& [n, v] : fields)
+      out.push_back({reinterpret_cast<std::uint8_t*>(const_cast<char*>(n.data())),
+                     reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())), n.size(),
+                     v.size(), NGHTTP3_NV_FLAG_NONE});
+    return out;
   }
 
   nghttp3_conn* conn = nullptr;
@@ -87,6 +104,7 @@ class H3Client {
  private:
   std::string body_;
   bool body_sent_ = false;
+  std::vector<std::pair<std::string, std::string>> trailers_;
 };
 
 }  // namespace ramjet::http::h3::test_support

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <utility>
 
 namespace ramjet::http::h3 {
 
@@ -51,6 +52,28 @@ struct Callbacks {
     s.head.end_stream = fin != 0;
     s.announced = true;
     c.events().on_request(id, s.head);
+    return 0;
+  }
+
+  static int recv_trailer(nghttp3_conn*, std::int64_t id, std::int32_t, nghttp3_rcbuf* name,
+                          nghttp3_rcbuf* value, std::uint8_t, void* user, void*) {
+    ServerConnection& c = self(user);
+    ServerConnection::Stream* s = c.find(id);
+    if (s == nullptr || !s->announced) return 0;
+    const std::string_view n = text(name);
+    const std::string_view v = text(value);
+    s->trailer_bytes += n.size() + v.size() + 32;
+    if (s->trailer_bytes <= c.limits().max_field_section_size &&
+        s->trailers_in.size() < c.limits().max_fields)
+      s->trailers_in.push_back({std::string(n), std::string(v)});
+    return 0;
+  }
+
+  static int end_trailers(nghttp3_conn*, std::int64_t id, int, void* user, void*) {
+    ServerConnection& c = self(user);
+    ServerConnection::Stream* s = c.find(id);
+    if (s != nullptr && s->announced && !s->trailers_in.empty())
+      c.events().on_trailers(id, std::exchange(s->trailers_in, {}));
     return 0;
   }
 
@@ -147,10 +170,16 @@ ServerConnection::ServerConnection(Events& events, const Limits& limits)
   cb.deferred_consume = &Callbacks::deferred_consume;
   cb.recv_header = &Callbacks::recv_header;
   cb.end_headers = &Callbacks::end_headers;
+  cb.recv_trailer = &Callbacks::recv_trailer;
+  cb.end_trailers = &Callbacks::end_trailers;
   cb.end_stream = &Callbacks::end_stream;
   nghttp3_settings settings;
   nghttp3_settings_default(&settings);
   settings.max_field_section_size = limits.max_field_section_size;
+  // Extended CONNECT (RFC 9220): :protocol websocket, and connect-udp with its datagrams
+  // as DATAGRAM capsules on the request stream (RFC 9297 3.5). SETTINGS_H3_DATAGRAM is not
+  // sent, so a client does not use QUIC DATAGRAM frames.
+  settings.enable_connect_protocol = 1;
   nghttp3_conn_server_new(&conn_, &cb, &settings, nghttp3_mem_default(), this);
 }
 

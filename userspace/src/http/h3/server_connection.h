@@ -39,6 +39,9 @@ class Events {
   virtual void on_request(std::int64_t stream, RequestHead head) = 0;
   // Body bytes: the owner gives them back to QUIC's window once it has passed them on.
   virtual void on_data(std::int64_t stream, std::string_view data) = 0;
+  // Request trailers (RFC 9114 4.1), before on_end_stream; bounded like the head (past
+  // max_fields or the field section size they are dropped, as on HTTP/2).
+  virtual void on_trailers(std::int64_t stream, std::vector<Field> fields) = 0;
   virtual void on_end_stream(std::int64_t stream) = 0;
   // Only for streams on_request announced; app_error_code 0x100 (H3_NO_ERROR) when done.
   virtual void on_stream_close(std::int64_t stream, std::uint64_t app_error_code) = 0;
@@ -104,6 +107,8 @@ class ServerConnection {
     std::size_t fields = 0;
     bool announced = false;
     bool too_many_fields = false;
+    std::vector<Field> trailers_in;  // request trailers as they arrive
+    std::size_t trailer_bytes = 0;   // their size as RFC 9114 4.2.2 counts it
     // Response body chunks not yet acknowledged by the peer: nghttp3 sends from them
     // without copying, so each stays where it is until acknowledged.
     std::deque<std::string> chunks;

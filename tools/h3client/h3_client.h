@@ -1,0 +1,75 @@
+// One HTTP/3 exchange over one QUIC connection (ngtcp2 + GnuTLS + nghttp3): the
+// connection, the request stream and the loop that drives them, for ramjet-h3client.
+// What the response carries goes to a ResponseHandler; how the exchange ended is the
+// returned Result.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace ramjet::h3client {
+
+struct Field {
+  std::string name;
+  std::string value;
+};
+using Fields = std::vector<Field>;
+
+struct ConnectOptions {
+  std::string host;
+  std::string port;
+  // TLS server name, sent (unless it is an IP literal) and verified; empty: `host`.
+  std::string sni;
+  std::string ca_file;  // empty: the system's trust store
+  bool insecure = false;
+  // The handshake's deadline, and QUIC's idle timeout after it.
+  std::chrono::milliseconds timeout{10'000};
+};
+
+enum class ExchangeKind {
+  // The body (if any) goes out at once and ends the stream, or the trailers do. The
+  // exchange is over when the response is complete.
+  kRequest,
+  // CONNECT: the body waits for a 2xx head and the stream stays open until the body's
+  // source ends. Over when both directions ended (after a non-2xx: when the response did).
+  kTunnel,
+};
+
+struct Request {
+  ExchangeKind kind = ExchangeKind::kRequest;
+  Fields fields;     // pseudo-header fields first; names in lower case
+  int body_fd = -1;  // read until EOF (poll()ed, so a pipe works); -1: no body
+  Fields trailers;   // request only
+};
+
+class ResponseHandler {
+ public:
+  virtual ~ResponseHandler() = default;
+  // The final head (interim 1xx heads are skipped); `fields` without `:status`.
+  virtual void on_head(int status, const Fields& fields) = 0;
+  // false: the bytes cannot be taken (stdout is gone); the exchange fails.
+  virtual bool on_body(std::span<const std::uint8_t> data) = 0;
+  virtual void on_trailers(const Fields& fields) = 0;
+};
+
+enum class Outcome {
+  kDone,             // the exchange ended as its kind expects
+  kStreamError,      // the request stream was reset or closed with an error code
+  kConnectionError,  // the connection failed or was closed after the handshake
+  kHandshakeError,   // no connection: refused, TLS failure, version negotiation
+  kTimeout,          // handshake timeout or idle timeout
+};
+
+struct Result {
+  Outcome outcome = Outcome::kDone;
+  std::string message;  // why, with the QUIC / HTTP/3 error code when there is one
+};
+
+// Connects, sends `request`, hands the response to `handler` and closes the connection.
+Result run_exchange(const ConnectOptions& options, const Request& request,
+                    ResponseHandler& handler);
+
+}  // namespace ramjet::h3client
