@@ -172,6 +172,9 @@ struct Response {
   int status = 0;
   bool ended = false;   // the server's side of the stream ended, all of it read
   bool closed = false;  // both sides of the stream are over
+  std::uint64_t body_bytes = 0;
+  bool stop_reading = false;  // Request::stop_reading_after reached: STOP_SENDING is due
+  bool stopped_reading = false;
 };
 
 class Exchange {
@@ -392,6 +395,11 @@ struct Callbacks {
                  std::string("cannot write the response body: ") + std::strerror(errno),
                  app_close(NGHTTP3_H3_REQUEST_CANCELLED));
       return NGHTTP3_ERR_CALLBACK_FAILURE;
+    }
+    if (stream == x.stream_) {
+      x.response_.body_bytes += len;
+      // Acted on in the loop, outside the libraries' callbacks.
+      if (x.response_.body_bytes >= x.request_.stop_reading_after) x.response_.stop_reading = true;
     }
     x.consumed(stream, len);
     return 0;
@@ -906,6 +914,11 @@ Result Exchange::run() {
         break;
       }
       if ((fds[0].revents & (POLLIN | POLLERR)) != 0) read_packets();
+      if (!result_ && response_.stop_reading && !response_.stopped_reading) {
+        response_.stopped_reading = true;
+        nghttp3_conn_shutdown_stream_read(h3_, stream_);
+        ngtcp2_conn_shutdown_stream_read(conn_, stream_, NGHTTP3_H3_REQUEST_CANCELLED);
+      }
       if (!result_ && nfds > 1 && fds[1].revents != 0) read_body();
       now = now_ns();
       if (!result_ && ngtcp2_conn_get_expiry(conn_) <= now) {

@@ -43,6 +43,9 @@ struct Request {
   Fields fields;     // pseudo-header fields first; names in lower case
   int body_fd = -1;  // read until EOF (poll()ed, so a pipe works); -1: no body
   Fields trailers;   // request only
+  // Once this many response body bytes arrived, stop reading the stream: STOP_SENDING
+  // with H3_REQUEST_CANCELLED (RFC 9114 4.1.1), as a browser cancelling a download does.
+  std::uint64_t stop_reading_after = UINT64_MAX;
 };
 
 class ResponseHandler {

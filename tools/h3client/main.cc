@@ -5,6 +5,7 @@
 //   ramjet-h3client --connect HOST:PORT [--sni NAME] [--ca FILE | --insecure]
 //                   [--timeout SECONDS] MODE ...
 //   request METHOD URL [-H 'name: value']... [--body-file FILE] [--trailer 'name: value']...
+//           [--stop-reading-after BYTES]
 //   tunnel AUTHORITY [-H 'name: value']... [--protocol NAME [--path PATH]]
 //
 // Response body bytes go to stdout as they are. The response head goes to stderr as one
@@ -195,6 +196,9 @@ int main(int argc, char** argv) {
   request_cmd->add_option("--body-file", body_file, "The request body")->check(CLI::ExistingFile);
   request_cmd->add_option("--trailer", trailer_texts, "A request trailer field 'name: value'")
       ->allow_extra_args(false);
+  std::uint64_t stop_reading_after = UINT64_MAX;
+  request_cmd->add_option("--stop-reading-after", stop_reading_after,
+                          "Cancel the response (STOP_SENDING) once this many body bytes came");
 
   std::string authority;
   std::string protocol;
@@ -241,6 +245,7 @@ int main(int argc, char** argv) {
     if (!add_fields(request_headers, "-H", request.fields) ||
         !add_fields(trailer_texts, "--trailer", request.trailers))
       return kExitUsage;
+    request.stop_reading_after = stop_reading_after;
     if (!body_file.empty()) {
       request.body_fd = open(body_file.c_str(), O_RDONLY | O_CLOEXEC);
       if (request.body_fd < 0) {

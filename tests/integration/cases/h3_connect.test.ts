@@ -16,6 +16,7 @@ import {
   startHttpOrigin,
   startQuicProxy,
   test,
+  waitFor,
   type TestContext,
 } from '../lib/index.ts';
 
@@ -147,4 +148,28 @@ test('HTTP/3 request trailers reach the origin as the trailer of a chunked body'
   assert.equal(req!.headers['transfer-encoding'], 'chunked', 'trailers need a chunked body upstream');
   assert.equal(req!.trailers['x-body-sha256'], createHash('sha256').update(body).digest('hex'));
   assert.equal(req!.trailers['x-count'], '1');
+});
+
+test('a client that cancels a download (STOP_SENDING) gets RESET_STREAM back, and the origin connection is let go', async (t) => {
+  const origin = await startHttpOrigin(t);
+  let originClosed = false;
+  origin.route('/endless', (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream' });
+    const chunk = Buffer.alloc(64 * 1024, 0x61);
+    const more = (): void => {
+      while (!res.destroyed && res.write(chunk));
+    };
+    res.on('drain', more);
+    res.on('close', () => {
+      originClosed = true;
+    });
+    more();
+  });
+  const { quic } = await startQuicProxy(t, { upstream: origin.url() });
+  const r = await h3Request(t, quic.port, 'GET', 'https://www.example.test/endless', { extraArgs: ['--stop-reading-after', '100000'] });
+  // Without an answer to its STOP_SENDING the client would wait out its idle timeout (exit 2).
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /H3_REQUEST_CANCELLED \(0x10c\)/);
+  assert.ok(r.body.length >= 100_000, `${r.body.length} body bytes before the cancel`);
+  await waitFor(() => originClosed, { timeoutMs: 5_000, what: 'the proxy to close the origin connection of the cancelled request' });
 });

@@ -109,7 +109,7 @@ export async function h3Request(
   port: number,
   method: string,
   url: string,
-  options: H3Options & { body?: Buffer | string; trailers?: Record<string, string> } = {},
+  options: H3Options & { body?: Buffer | string; trailers?: Record<string, string>; extraArgs?: string[] } = {},
 ): Promise<H3Exit> {
   const args = [...common(port, options), 'request', method, url, ...fieldArgs(options.headers, '-H')];
   if (options.body !== undefined) {
@@ -117,7 +117,7 @@ export async function h3Request(
     await writeFile(file, options.body);
     args.push('--body-file', file);
   }
-  args.push(...fieldArgs(options.trailers, '--trailer'));
+  args.push(...fieldArgs(options.trailers, '--trailer'), ...(options.extraArgs ?? []));
   const r = start(t, args);
   r.end();
   return finish(r, ((options.timeoutSeconds ?? 10) + 10) * 1000);

@@ -5,6 +5,11 @@
 
 namespace ramjet::proxy {
 
+void H3Transport::on_write_shut(std::int64_t stream) {
+  h3_.shutdown_stream(stream);
+  quic_.shutdown_stream(stream, NGHTTP3_H3_REQUEST_CANCELLED);
+}
+
 void H3Transport::on_handshake_completed() {
   // RFC 9114 6.2.1 and RFC 9204 4.2: each side opens one control stream and one QPACK
   // encoder and decoder stream; the client allows them with initial_max_streams_uni.

@@ -40,6 +40,10 @@ class H3Transport final : public quic::StreamHandler {
   quic::StreamOutput next_output() override;
   void on_written(std::int64_t stream, std::size_t n) override { h3_.written(stream, n); }
   void on_blocked(std::int64_t stream) override { h3_.block(stream); }
+  // The client sent STOP_SENDING: it cancels the request (RFC 9114 4.1.1). HTTP/3 writes
+  // and reads no more of the stream, QUIC stops reading it too (H3_REQUEST_CANCELLED),
+  // and once QUIC is done with both sides on_stream_close ends the exchange.
+  void on_write_shut(std::int64_t stream) override;
 
  private:
   quic::ServerConnection& quic_;

@@ -76,10 +76,6 @@ struct StreamCallbacks {
     if (StreamHandler* h = handler(user)) h->on_stream_window(stream);
     return 0;
   }
-  static int stop_sending(ngtcp2_conn*, std::int64_t stream, std::uint64_t, void* user, void*) {
-    if (StreamHandler* h = handler(user)) h->on_write_shut(stream);
-    return 0;
-  }
 };
 
 Timestamp now_ns() {
@@ -133,7 +129,6 @@ std::unique_ptr<ServerConnection> ServerConnection::accept(
   cb.acked_stream_data_offset = &StreamCallbacks::acked;
   cb.stream_close = &StreamCallbacks::stream_close;
   cb.extend_max_stream_data = &StreamCallbacks::window;
-  cb.stream_stop_sending = &StreamCallbacks::stop_sending;
   cb.extend_max_remote_streams_bidi = &StreamCallbacks::more_client_bidi;
 
   ngtcp2_settings settings;

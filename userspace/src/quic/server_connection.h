@@ -88,8 +88,11 @@ class StreamHandler {
   virtual void on_written(std::int64_t stream, std::size_t n) = 0;
   // QUIC takes no more of the stream now (its send window is full).
   virtual void on_blocked(std::int64_t stream) = 0;
-  // The stream's sending side is closed (the peer sent STOP_SENDING, or it was reset).
-  virtual void on_write_shut(std::int64_t /*stream*/) {}
+  // The stream's sending side is closed: the peer sent STOP_SENDING (ngtcp2 answers it
+  // with RESET_STREAM). What next_output() offers of the stream can no longer go: it must
+  // stop offering it. (ngtcp2's stream_stop_sending callback is not this: it reports our
+  // own shutdown of the receiving side.)
+  virtual void on_write_shut(std::int64_t stream) = 0;
 };
 
 // Address validation (RFC 9000 8.1.2): what the token of a client's Initial says.
