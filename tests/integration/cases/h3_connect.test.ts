@@ -12,6 +12,7 @@ import {
   decodeVarint,
   h3Request,
   h3Tunnel,
+  replyChunked,
   startEchoServer,
   startHttpOrigin,
   startQuicProxy,
@@ -109,9 +110,7 @@ test('connect-udp over HTTP/3 (extended CONNECT): DATAGRAM capsules on the strea
   // A capsule of an unknown type is skipped (RFC 9297 3.2), the next one still counts.
   tunnel.write(Buffer.concat([Buffer.from([0x17, 0x02, 0xaa, 0xbb]), datagramCapsule(Buffer.from('three'))]));
   let got: Array<[bigint, Buffer]> = [];
-  await tunnel.waitForBytes(1);
-  const deadline = Date.now() + 5_000;
-  while ((got = datagrams(tunnel.received())).length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await waitFor(() => (got = datagrams(tunnel.received())).length >= 3, { timeoutMs: 5_000, what: 'three datagrams back' }).catch(() => {});
   assert.deepEqual(
     got.map(([ctx, p]) => [ctx, p.toString()]),
     [
@@ -132,8 +131,10 @@ test('connect-udp over HTTP/3 (extended CONNECT): DATAGRAM capsules on the strea
   assert.equal(stats.connect_udp_datagrams_to_client, 3);
 });
 
-test('HTTP/3 request trailers reach the origin as the trailer of a chunked body', async (t) => {
-  const origin = await startHttpOrigin(t);
+test('HTTP/3 trailers: the request\'s reach the origin as the trailer of a chunked body, the origin\'s reach the client', async (t) => {
+  const origin = await startHttpOrigin(t, {
+    routes: { '/upload': (_req, res) => replyChunked(res, ['stored'], { 'x-response-sum': 'r123' }) },
+  });
   const { quic } = await startQuicProxy(t, { upstream: origin.url() });
   const body = randomBytes(40_000);
   const r = await h3Request(t, quic.port, 'POST', 'https://www.example.test/upload', {
@@ -143,6 +144,8 @@ test('HTTP/3 request trailers reach the origin as the trailer of a chunked body'
   });
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.head?.status, 200);
+  assert.equal(r.body.toString(), 'stored');
+  assert.deepEqual(r.head?.trailers, [['x-response-sum', 'r123']]);
   const [req] = await origin.waitForRequests(1);
   assert.equal(req!.bodyLength, body.length);
   assert.equal(req!.headers['transfer-encoding'], 'chunked', 'trailers need a chunked body upstream');
