@@ -211,11 +211,32 @@ Task<void> Relay::pump_buffer(Direction d, unsigned splice_after) {
 // Through the streams (TLS on either side): read decrypts into `buf`, write_all
 // encrypts and sends it all before the next read (the backpressure).
 Task<void> Relay::pump_stream(Direction d) {
-  constexpr std::size_t kChunk = 16 * 1024;
+  // As much as a ring buffer holds: into TLS, 64 KiB make four records sent at once.
+  constexpr std::size_t kChunk = 64 * 1024;
+  // From a plain socket, with the worker's ring: the bytes go from the ring buffer they
+  // were received into straight to the other stream (TLS encrypts them from there), not
+  // through a copy of our own. That copy was a tenth of the CPU of bulk data into TLS.
+  const bool from_ring = d.from_stream->plain() && buffers_ != nullptr;
   std::string buf;
   for (;;) {
-    buf.clear();
-    int n = co_await d.from_stream->read(buf, kChunk, std::chrono::milliseconds(0));
+    std::string_view data;
+    std::optional<unsigned> ring_id;
+    int n = -ENOBUFS;
+    if (from_ring) {
+      auto op = worker_.recv_select(d.from, buffers_->group(),
+                                    std::min<std::size_t>(kChunk, buffers_->buffer_size()));
+      n = co_await op;
+      if (n > 0) {
+        ring_id = op.op.flags >> IORING_CQE_BUFFER_SHIFT;
+        data = {reinterpret_cast<const char*>(buffers_->buffer(*ring_id)),
+                static_cast<std::size_t>(n)};
+      }
+    }
+    if (n == -ENOBUFS) {  // no ring, or every ring buffer is in flight
+      buf.clear();
+      n = co_await d.from_stream->read(buf, kChunk, std::chrono::milliseconds(0));
+      data = buf;
+    }
     if (n == 0) {
       co_await d.to_stream->shutdown_write();  // pass the half-close on
       co_return;
@@ -226,7 +247,9 @@ Task<void> Relay::pump_stream(Direction d) {
     }
     *d.counter += static_cast<std::uint64_t>(n);
     touch();
-    if (!co_await d.to_stream->write_all(buf)) {
+    const bool written = co_await d.to_stream->write_all(data);
+    if (ring_id) buffers_->recycle(*ring_id);
+    if (!written) {
       if (!closing_) fail(d.write_error);
       co_return;
     }

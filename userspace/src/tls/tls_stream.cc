@@ -19,6 +19,49 @@ constexpr std::size_t kWriteChunk = 64 * 1024;
 constexpr std::size_t kRecordSize = 16 * 1024;
 constexpr std::size_t kRecvSize = 17 * 1024;  // one full record with its overhead
 
+// The BIOs under BoringSSL are ours, not memory BIOs: what it writes is appended straight
+// to the stream's pending ciphertext, and it reads from the stream's received bytes. A
+// memory BIO cost a copy each way (into the BIO, out of it) and, growing and shrinking,
+// reallocations that BoringSSL's allocator zeroes on free. BIO_set_data points the BIO
+// at the stream's Wire, which lives on the heap and outlives the SSL.
+int bio_write(BIO* b, const char* data, int len) {
+  static_cast<TlsStream::Wire*>(BIO_get_data(b))->out.append(data, static_cast<std::size_t>(len));
+  return len;
+}
+
+int bio_read(BIO* b, char* data, int len) {
+  auto* wire = static_cast<TlsStream::Wire*>(BIO_get_data(b));
+  std::size_t n = std::min(wire->in.size() - wire->in_used, static_cast<std::size_t>(len));
+  BIO_clear_retry_flags(b);
+  if (n == 0) {
+    BIO_set_retry_read(b);  // "more later", not end of file
+    return -1;
+  }
+  std::memcpy(data, wire->in.data() + wire->in_used, n);
+  wire->in_used += n;
+  if (wire->in_used == wire->in.size()) {
+    wire->in.clear();  // keeps its capacity for the next receive
+    wire->in_used = 0;
+  }
+  return static_cast<int>(n);
+}
+
+long bio_ctrl(BIO*, int cmd, long, void*) {
+  // BoringSSL flushes the write BIO after each flight or record; nothing else is asked.
+  return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+const BIO_METHOD* wire_method() {
+  static const BIO_METHOD* method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_TYPE_SOURCE_SINK, "ramjet tls wire");
+    BIO_meth_set_write(m, bio_write);
+    BIO_meth_set_read(m, bio_read);
+    BIO_meth_set_ctrl(m, bio_ctrl);
+    return m;
+  }();
+  return method;
+}
+
 }  // namespace
 
 TlsStream::TlsStream(runtime::Worker& w, int fd, runtime::BufferRing* buffers)
@@ -28,11 +71,12 @@ TlsStream::~TlsStream() = default;
 
 void TlsStream::attach(bssl::UniquePtr<SSL> ssl) {
   ssl_ = std::move(ssl);
-  rbio_ = BIO_new(BIO_s_mem());
-  wbio_ = BIO_new(BIO_s_mem());
-  // An empty input BIO means "more later", not end of file.
-  BIO_set_mem_eof_return(rbio_, -1);
-  SSL_set_bio(ssl_.get(), rbio_, wbio_);
+  if (!ssl_) return;
+  // One BIO for both directions: reads take from wire_.in, writes append to wire_.out.
+  BIO* bio = BIO_new(wire_method());
+  BIO_set_data(bio, &wire_);
+  BIO_set_init(bio, 1);
+  SSL_set_bio(ssl_.get(), bio, bio);  // takes the one reference for both
 }
 
 std::unique_ptr<TlsStream> TlsStream::server(runtime::Worker& w, int fd, const ServerContext& ctx,
@@ -83,7 +127,7 @@ Task<HandshakeFailure> TlsStream::handshake(std::chrono::milliseconds timeout) {
     int r = SSL_do_handshake(ssl_.get());
     if (r == 1) {
       // A last flight of ours (a TLS 1.2 server's Finished, a client's) goes now.
-      const bool flight = BIO_pending(wbio_) > 0;
+      const bool flight = !wire_.out.empty();
       // BoringSSL holds a TLS 1.3 server's session tickets until its first write; a
       // zero-byte write queues them. They leave with the first thing sent, at the
       // latest before the first wait for the client (read() flushes before it waits),
@@ -133,13 +177,18 @@ Task<HandshakeFailure> TlsStream::handshake(std::chrono::milliseconds timeout) {
 }
 
 Task<int> TlsStream::feed(std::chrono::milliseconds timeout) {
+  if (wire_.in_used > 0) {  // what BoringSSL left of the last receive moves to the front
+    wire_.in.erase(0, wire_.in_used);
+    wire_.in_used = 0;
+  }
   if (buffers_ != nullptr) {
     auto op = worker_.recv_select(fd_, buffers_->group(), kRecvSize);
     if (timeout.count() > 0) op.with_timeout(timeout);
     int n = co_await op;
     if (n > 0) {
       unsigned id = op.op.flags >> IORING_CQE_BUFFER_SHIFT;
-      BIO_write(rbio_, buffers_->buffer(id), n);
+      wire_.in.append(reinterpret_cast<const char*>(buffers_->buffer(id)),
+                      static_cast<std::size_t>(n));
       buffers_->recycle(id);
       co_return n;
     }
@@ -150,7 +199,7 @@ Task<int> TlsStream::feed(std::chrono::milliseconds timeout) {
   auto op = worker_.recv(fd_, buf.get(), kRecvSize);
   if (timeout.count() > 0) op.with_timeout(timeout);
   int n = co_await op;
-  if (n > 0) BIO_write(rbio_, buf.get(), n);
+  if (n > 0) wire_.in.append(buf.get(), static_cast<std::size_t>(n));
   co_return n;
 }
 
@@ -160,16 +209,11 @@ Task<bool> TlsStream::flush() {
       co_await SendDone{this};
       continue;
     }
-    if (std::size_t n = BIO_pending(wbio_); n > 0) {
-      std::size_t old = pending_.size();
-      pending_.resize(old + n);
-      BIO_read(wbio_, pending_.data() + old, static_cast<int>(n));
-    }
-    if (pending_.empty() || broken_) co_return !broken_;
+    if (wire_.out.empty() || broken_) co_return !broken_;
     sending_ = true;
-    // The batch in flight is a member, so its buffer (and pending_'s) is reused rather
+    // The batch in flight is a member, so its buffer (and wire_.out's) is reused rather
     // than allocated for every send.
-    batch_.swap(pending_);
+    batch_.swap(wire_.out);
     std::string_view rest = batch_;
     while (!rest.empty()) {
       int n = co_await worker_.send(fd_, rest.data(), rest.size());

@@ -1,9 +1,9 @@
 // TlsStream: TLS over a connected TCP socket, driven by the worker's io_uring loop.
-// BoringSSL works on two memory BIOs; this class moves ciphertext between them and the
-// socket: a read that wants more records receives (into the worker's buffer ring) and
-// feeds the input BIO; whatever BoringSSL has written is sent, one send in flight at a
-// time, in order. So a reader and a writer (the two directions of a relay) can share
-// one connection.
+// BoringSSL works on a BIO of ours over two strings (Wire); this class moves ciphertext
+// between them and the socket: a read that wants more records receives (into the
+// worker's buffer ring) and appends to Wire::in; whatever BoringSSL has written to
+// Wire::out is sent, one send in flight at a time, in order. So a reader and a writer
+// (the two directions of a relay) can share one connection.
 #pragma once
 
 #include <chrono>
@@ -31,6 +31,14 @@ class TlsStream final : public runtime::Stream {
                                            std::string_view host, runtime::BufferRing* buffers,
                                            bool offer_h2 = true);
   ~TlsStream() override;
+
+  // Ciphertext between BoringSSL and the socket: received and not yet read by BoringSSL
+  // (in, from in_used on), and written by it and not yet sent (out).
+  struct Wire {
+    std::string in;
+    std::size_t in_used = 0;
+    std::string out;
+  };
 
   // Runs the handshake; kNone when it succeeded. failure_detail() says more.
   Task<HandshakeFailure> handshake(std::chrono::milliseconds timeout);
@@ -65,12 +73,10 @@ class TlsStream final : public runtime::Stream {
 
   runtime::Worker& worker_;
   runtime::BufferRing* buffers_;
+  Wire wire_;  // before ssl_: its BIO points here until SSL_free
   bssl::UniquePtr<SSL> ssl_;
-  BIO* rbio_ = nullptr;  // owned by ssl_
-  BIO* wbio_ = nullptr;
   HandshakeNotes notes_;
-  std::string pending_;  // ciphertext taken from wbio_, not yet sent
-  std::string batch_;    // ciphertext being sent (by the one flush() sending)
+  std::string batch_;  // ciphertext being sent (by the one flush() sending)
   bool sending_ = false;
   bool broken_ = false;
   bool server_ = false;
