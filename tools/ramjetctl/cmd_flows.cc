@@ -360,6 +360,9 @@ std::string render_flow_detail(const nlohmann::json& f) {
     line("bytes", std::to_string(num(e, "bytes_from_client")) + " from client, " +
                       std::to_string(num(e, "bytes_to_client")) + " to client");
     line("age", human_duration(num(e, "age_ms")));
+    if (e.contains("trace_id"))
+      line("trace", str_or(e, "trace_id") + " span " + str_or(e, "span_id") +
+                        " (the last request's, telemetry.tracing)");
   } else {
     out += "engine\n  (no engine connection)\n";
   }

@@ -95,7 +95,8 @@ void write_kernel(CharWriter& w, const datapath::KernelFlow& k, const std::strin
 }
 
 std::size_t engine_bound(const EngineConnection& c) {
-  return 500 + CharWriter::json_str_bound(c.endpoint) + CharWriter::json_str_bound(c.state);
+  return 500 + CharWriter::json_str_bound(c.endpoint) + CharWriter::json_str_bound(c.state) +
+         40 + c.trace_id.size() + c.span_id.size();
 }
 
 void write_engine(CharWriter& w, const EngineConnection& c) {
@@ -135,6 +136,13 @@ void write_engine(CharWriter& w, const EngineConnection& c) {
   w.u64(c.bytes_from_client);
   w.lit(",\"bytes_to_client\":");
   w.u64(c.bytes_to_client);
+  if (!c.trace_id.empty()) {  // hex only: nothing to escape
+    w.lit(",\"trace_id\":\"");
+    w.raw(c.trace_id);
+    w.lit("\",\"span_id\":\"");
+    w.raw(c.span_id);
+    w.ch('"');
+  }
   w.ch('}');
 }
 
@@ -220,6 +228,10 @@ Result<EngineConnection> connection_from_json(const nlohmann::json& j) {
     c.age_ms = j.at("age_ms").get<std::uint64_t>();
     c.bytes_from_client = j.at("bytes_from_client").get<std::uint64_t>();
     c.bytes_to_client = j.at("bytes_to_client").get<std::uint64_t>();
+    if (j.contains("trace_id") && j["trace_id"].is_string()) {
+      c.trace_id = j["trace_id"].get<std::string>();
+      c.span_id = j.value("span_id", std::string());
+    }
     return c;
   } catch (const nlohmann::json::exception& e) {
     return Error::internal(std::string("engine connection: ") + e.what());

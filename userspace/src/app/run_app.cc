@@ -42,6 +42,7 @@
 #include "runtime/worker.h"
 #include "telemetry/access_log.h"
 #include "telemetry/audit_log.h"
+#include "telemetry/tracing.h"
 #include "tls/boringssl.h"  // before openssl/sha.h: refuses OpenSSL 3
 #include "tls/endpoint_table.h"
 #include "telemetry/engine_metrics.h"
@@ -133,10 +134,12 @@ bool write_ready_file(const std::string& path, const app::Server& server,
 
 // Log files reopened for rotation (logrotate renames, then signals): the first
 // thing SIGHUP does, before it reloads the datapath rules.
-void reopen_logs(telemetry::AccessLog& access_log, telemetry::AuditLog* audit_log) {
+void reopen_logs(telemetry::AccessLog& access_log, telemetry::AuditLog* audit_log,
+                 telemetry::AuditLog* span_log) {
   access_log.reopen();
-  if (audit_log != nullptr) {
-    if (auto r = audit_log->reopen(); !r.ok()) spdlog::warn("{}", r.error().message);
+  for (telemetry::AuditLog* log : {audit_log, span_log}) {
+    if (log == nullptr) continue;
+    if (auto r = log->reopen(); !r.ok()) spdlog::warn("{}", r.error().message);
   }
   spdlog::info("log files reopened");
 }
@@ -299,10 +302,28 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
     }
     audit_log = std::move(*opened);
   }
+  // The span file of telemetry.tracing, written like the audit log (telemetry/tracing.h).
+  std::unique_ptr<telemetry::AuditLog> span_log;
+  if (!cfg.telemetry.tracing.path.empty()) {
+    auto opened = telemetry::AuditLog::open(
+        cfg.telemetry.tracing.path, telemetry::AuditLog::kDefaultMaxQueuedBytes,
+        {.config_key = "telemetry.tracing.path",
+         .metric_prefix = "ramjet_tracing",
+         .what = "Span",
+         .thread = "span log"});
+    if (!opened.ok()) {
+      spdlog::error("{}", opened.error().message);
+      return kExitRuntime;
+    }
+    span_log = std::move(*opened);
+  }
+  telemetry::tracer().configure(span_log.get(), cfg.telemetry.tracing.sample);
   telemetry::MetricsRegistry metrics_registry;
   telemetry::register_engine_metrics(metrics_registry, app.name, app.version);
   if (audit_log)
     metrics_registry.add_source([&](telemetry::MetricsWriter& w) { audit_log->write_metrics(w); });
+  if (span_log)
+    metrics_registry.add_source([&](telemetry::MetricsWriter& w) { span_log->write_metrics(w); });
 
   std::unique_ptr<HookSet> hooks = app.start(cfg.app.get());
 
@@ -375,7 +396,7 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
       const app::SystemdNotifier& systemd;
       ~ReadyAgain() { systemd.notify("READY=1\nSTATUS=serving"); }
     } ready_again{systemd};
-    reopen_logs(access_log, audit_log.get());
+    reopen_logs(access_log, audit_log.get(), span_log.get());
     // The file is checked even with the datapath off; htpasswd files are read again.
     auto r = policy.reload([&](const config::Config& next) {
       return server.prepare_engine_reload(next);
@@ -482,7 +503,7 @@ int run_app(const AppDescriptor& app, int argc, char** argv) {
       (void)reload();
     } else if (sig == SIGUSR1) {
       // logrotate's postrotate (config/ramjet.logrotate): reopen, reload nothing.
-      reopen_logs(access_log, audit_log.get());
+      reopen_logs(access_log, audit_log.get(), span_log.get());
     }
   }
   waiter.join();

@@ -700,6 +700,14 @@ void validate_telemetry(const Config& config, const Node& root, settings::ParseC
     ctx.error(mark_of(t, "hook_trace_capacity", t_mark), "telemetry.hook_trace_capacity",
               "must be at least 1 when hook_trace is true");
   }
+  const double sample = config.telemetry.tracing.sample;
+  if (!(sample >= 0.0 && sample <= 1.0)) {
+    const Node* t = root.find("telemetry");
+    const Node* tr = t ? t->find("tracing") : nullptr;
+    Mark mark = tr && tr->mark.line ? tr->mark : (t && t->mark.line ? t->mark : root.mark);
+    ctx.error(mark_of(tr, "sample", mark), "telemetry.tracing.sample",
+              "must be between 0 and 1 (a share of requests)");
+  }
 }
 
 }  // namespace

@@ -80,6 +80,9 @@ Task<int> HttpSession::pass_through(runtime::Stream& src, runtime::Stream& dst,
 }
 
 Task<bool> HttpSession::send_all(runtime::Stream& s, std::string_view data) {
+  // The first final status line the client gets is its span's status.
+  if (span_ != nullptr && span_->status == 0 && &s == client_.get())
+    span_->status = http_wire::final_status(data);
   if (!s.plain()) co_return co_await s.write_all(data);
   while (!data.empty()) {
     int n = co_await wc_.worker.send(s.fd(), data.data(), data.size());

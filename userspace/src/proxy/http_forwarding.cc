@@ -129,4 +129,22 @@ http::h2::RequestHead h2_origin_request(const HttpRequestHead& req, bool end_str
   return h;
 }
 
+std::optional<telemetry::Span> begin_request_span(HttpRequestHead& req) {
+  const telemetry::Tracer& tracer = telemetry::tracer();
+  if (!tracer.enabled()) return std::nullopt;
+  std::optional<std::string_view> incoming;
+  std::size_t count = 0;
+  for (const auto& f : req.headers.fields())
+    if (HttpHeaders::iequals(f.name, "traceparent") && count++ == 0) incoming = f.value;
+  bool invalid = false;
+  std::optional<telemetry::Span> span = tracer.begin(incoming, req.method, invalid);
+  if (count > 1) {  // which one would the origin read? Neither: a new trace.
+    span = tracer.begin(std::nullopt, req.method, invalid);
+    invalid = true;
+  }
+  if (invalid) req.headers.remove("tracestate");
+  req.headers.set("traceparent", span->traceparent());
+  return span;
+}
+
 }  // namespace ramjet::proxy

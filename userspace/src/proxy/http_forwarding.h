@@ -11,6 +11,7 @@
 #include "http/h2/message.h"
 #include "proxy/egress_chain.h"
 #include "ramjet/hooks/http.h"
+#include "telemetry/tracing.h"
 
 namespace ramjet::proxy {
 
@@ -59,5 +60,41 @@ std::optional<std::string> alt_svc_for(const WorkerContext& wc, const config::En
 // filter may change a length: then the stream's end frames the body).
 http::h2::RequestHead h2_origin_request(const HttpRequestHead& req, bool end_stream,
                                         std::optional<std::string> content_length);
+
+// The span of one request or tunnel (telemetry/tracing.h), from the request's traceparent;
+// nullopt when tracing is off. The request's traceparent is replaced by ours for the
+// upstream, or removed with its tracestate when it was invalid (or repeated).
+std::optional<telemetry::Span> begin_request_span(HttpRequestHead& req);
+
+// Ends a request's span when it goes out of scope (every way out of a handler).
+class SpanEnd {
+ public:
+  SpanEnd(std::optional<telemetry::Span>& span, const ConnectionInfo& info)
+      : span_(span), info_(info) {}
+  ~SpanEnd() {
+    if (span_) telemetry::tracer().end(*span_, info_);
+  }
+  SpanEnd(const SpanEnd&) = delete;
+  SpanEnd& operator=(const SpanEnd&) = delete;
+
+ private:
+  std::optional<telemetry::Span>& span_;
+  const ConnectionInfo& info_;
+};
+
+// Points a session's current-span pointer at `span` (null when there is none) for one
+// handler, and back to null when the handler ends.
+class CurrentSpan {
+ public:
+  CurrentSpan(telemetry::Span*& current, std::optional<telemetry::Span>& span) : current_(current) {
+    current_ = span ? &*span : nullptr;
+  }
+  ~CurrentSpan() { current_ = nullptr; }
+  CurrentSpan(const CurrentSpan&) = delete;
+  CurrentSpan& operator=(const CurrentSpan&) = delete;
+
+ private:
+  telemetry::Span*& current_;
+};
 
 }  // namespace ramjet::proxy

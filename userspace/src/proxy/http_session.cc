@@ -236,6 +236,7 @@ Task<bool> HttpSession::connect_allowed(const HttpRequestHead& req, const std::s
   const bool deny = d.action == ConnectDirective::Action::kDeny;
   trace_hook(info_, "http.handle_proxy_connect_request", deny ? "deny" : "allow",
              deny ? d.reason : traced, t0);
+  if (span_) span_->add_hook("http.handle_proxy_connect_request", deny ? "deny" : "allow", t0);
   audit_.decisions.connect.decision = deny ? "deny" : "allow";
   if (!deny) co_return true;
   audit_.decisions.connect.status = d.status;
@@ -252,6 +253,7 @@ void HttpSession::run_connect_response_hook(HttpResponseHead& resp) {
   trace_hook(
       info_, "http.handle_proxy_connect_response", "continue",
       [&] { return std::to_string(resp.headers.fields().size()) + " fields"; }, t0);
+  if (span_) span_->add_hook("http.handle_proxy_connect_response", "continue", t0);
 }
 
 std::optional<http::ConnectUdpRequest> HttpSession::connect_udp_request() {
@@ -362,6 +364,11 @@ Task<HttpSession::Next> HttpSession::handle_connect() {
   }
   HttpRequestHead req = owned_request(*target, "/");
   in_.erase(0, head_len_);  // the head; what follows is tunnel data
+  std::optional<telemetry::Span> span = begin_request_span(req);
+  note_span(span);
+  SpanEnd span_end(span, info_);
+  CurrentSpan current(span_, span);
+  if (span && span->recording) span->attributes.emplace_back("server.address", target->to_string());
 
   const std::string traced = target->to_string();
   if (!co_await connect_allowed(req, traced)) co_return Next::kClose;
@@ -477,6 +484,11 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
   if (destination) origin_tls = false;
 
   HttpRequestHead req = owned_request(std::move(authority), std::move(path));
+  std::optional<telemetry::Span> span = begin_request_span(req);
+  note_span(span);
+  SpanEnd span_end(span, info_);
+  CurrentSpan current(span_, span);
+  if (span && span->recording) span->attributes.emplace_back("url.full", req.target);
   const bool client_http10 = head_.version == http::h1::Version::kHttp10;
   // WebSocket (RFC 6455) is the one upgrade forwarded: Upgrade and Connection are
   // hop-by-hop, so they are re-added explicitly for it.
@@ -499,6 +511,7 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
     trace_hook(
         info_, "http.handle_request", "respond",
         [&] { return std::to_string(respond->reply.status); }, t0);
+    if (span) span->add_hook("http.handle_request", "respond", t0);
     // An unread request body would be taken for the next request: close instead.
     bool has_body =
         request_framing.body != BodyKind::kNone &&
@@ -511,6 +524,7 @@ Task<HttpSession::Next> HttpSession::handle_forward() {
   trace_hook(
       info_, "http.handle_request", "continue",
       [&] { return req.authority ? req.authority->to_string() + req.path : req.path; }, t0);
+  if (span) span->add_hook("http.handle_request", "continue", t0);
   if (!req.authority) {
     std::string reply =
         render_error({400, "http_request_error",
@@ -737,8 +751,10 @@ Task<std::optional<HttpSession::ProxyError>> HttpSession::forward_response(
       resp.headers.add(std::string(f.name), std::string(f.value));
     }
 
+    const auto hook_t0 = runtime::Clock::now();
     ResponseDirective rd = co_await run_response_hook(info_, ctx_.get(), req, resp, req_ctx);
     auto* proceed = std::get_if<ResponseDirective::Continue>(&rd.value);
+    if (span_) span_->add_hook("http.handle_response", proceed ? "continue" : "respond", hook_t0);
     std::unique_ptr<BodyFilter> filter =
         proceed != nullptr ? std::move(proceed->body_filter) : nullptr;
     // As for requests: the client's framing comes from the parser's reading of the response.

@@ -33,6 +33,7 @@
 #include "runtime/stream.h"
 #include "ramjet/hooks/http.h"
 #include "ramjet/task.h"
+#include "telemetry/tracing.h"
 
 namespace ramjet::http::auth {
 class Authenticator;
@@ -161,6 +162,9 @@ class HttpSession final : public Session {
   // of answer, or answered 408 (it had timed the idle connection out).
   bool may_retry_ = false;
   bool retry_now_ = false;
+  // The span of the request or tunnel being served (tracing on), for its hooks and
+  // the status sent to the client; null otherwise.
+  telemetry::Span* span_ = nullptr;
   std::optional<std::string_view> request_body_error_;  // static parser text
 };
 

@@ -20,4 +20,16 @@ inline void append_field(std::string& out, std::string_view name, std::string_vi
   out.append(name).append(": ").append(value).append("\r\n");
 }
 
+// The status of an HTTP/1.x status line at the start of `data` ("HTTP/1.1 200 OK..."),
+// or 0 when `data` does not start with one or the status is informational (1xx).
+inline int final_status(std::string_view data) {
+  if (data.size() < 12 || data.substr(0, 7) != "HTTP/1." || data[8] != ' ') return 0;
+  int status = 0;
+  for (std::size_t i = 9; i < 12; ++i) {
+    if (data[i] < '0' || data[i] > '9') return 0;
+    status = status * 10 + (data[i] - '0');
+  }
+  return status >= 200 ? status : 0;
+}
+
 }  // namespace ramjet::proxy::http_wire

@@ -132,6 +132,10 @@ telemetry::EngineConnection Session::describe() const {
   c.age_ms = static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(runtime::Clock::now() - *view_.started)
           .count());
+  if (last_span_) {
+    c.trace_id = telemetry::to_hex(last_span_->first.data(), last_span_->first.size());
+    c.span_id = telemetry::to_hex(last_span_->second.data(), last_span_->second.size());
+  }
   return c;
 }
 

@@ -15,6 +15,7 @@
 #include "telemetry/audit_log.h"
 #include "telemetry/engine_connection.h"
 #include "telemetry/event_feed.h"
+#include "telemetry/tracing.h"
 
 namespace ramjet::proxy {
 
@@ -106,6 +107,12 @@ class Session {
   WorkerContext& wc_;
   telemetry::CounterRow& counters_;
   telemetry::FlowAudit audit_;
+  // The trace and span of the last request or tunnel begun on this connection
+  // (tracing on), for describe(): flows and spans name each other.
+  void note_span(const std::optional<telemetry::Span>& span) {
+    if (span) last_span_ = std::pair(span->trace_id, span->id);
+  }
+  std::optional<std::pair<telemetry::TraceId, telemetry::SpanId>> last_span_;
 
  private:
   View view_;

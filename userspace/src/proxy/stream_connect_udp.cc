@@ -122,7 +122,7 @@ Task<void> StreamSession::connect_udp(Exchange& x, HttpRequestHead req) {
         !HttpHeaders::iequals(f.name, "content-length"))
       fields.push_back({f.name, f.value});
   fields.push_back({"capsule-protocol", "?1"});  // RFC 9298 3.5
-  if (closing_ || x.closed || !conn_.submit_response(x.id, 200, fields, false)) {
+  if (closing_ || x.closed || !submit_head(x, 200, fields, false)) {
     ::close(udp_fd);
     co_return;
   }

@@ -93,11 +93,17 @@ void StreamSession::answer(Exchange& x, const ProxyError& e) {
   fields.push_back({"proxy-status", proxy_status_value(e.type, e.details)});
   fields.push_back({"content-type", "text/plain; charset=utf-8"});
   fields.push_back({"content-length", std::to_string(body.size())});
-  conn_.submit_response(x.id, e.status, fields, false);
+  submit_head(x, e.status, fields, false);
   conn_.send_data(x.id, body);
   conn_.end_data(x.id);
   x.response_done = true;
   kick();
+}
+
+bool StreamSession::submit_head(Exchange& x, int status, const std::vector<Field>& fields,
+                                bool end_stream) {
+  if (x.span && x.span->status == 0) x.span->status = status;
+  return conn_.submit_response(x.id, status, fields, end_stream);
 }
 
 void StreamSession::answer(Exchange& x, const HttpReply& reply) {
@@ -106,7 +112,7 @@ void StreamSession::answer(Exchange& x, const HttpReply& reply) {
   for (const auto& f : reply.headers.fields())
     if (!HttpHeaders::iequals(f.name, "content-length")) fields.push_back({f.name, f.value});
   fields.push_back({"content-length", std::to_string(reply.body.size())});
-  conn_.submit_response(x.id, reply.status, fields, reply.body.empty());
+  submit_head(x, reply.status, fields, reply.body.empty());
   if (!reply.body.empty()) {
     conn_.send_data(x.id, reply.body);
     conn_.end_data(x.id);
@@ -192,7 +198,10 @@ Task<void> StreamSession::serve(Exchange& x) {
   req.version = version_;
   for (const auto& f : h.fields)
     if (!rebuilt_on_forward(f.name)) req.headers.add(f.name, f.value);
-
+  x.span = begin_request_span(req);
+  note_span(x.span);
+  if (x.span && x.span->recording && !h.authority.empty())
+    x.span->attributes.emplace_back("server.address", h.authority);
   if (auto denied = authenticate(req)) {
     answer(x, *denied);
   } else if (h.method == "CONNECT" && h.protocol.empty()) {
@@ -241,6 +250,9 @@ Task<void> StreamSession::serve(Exchange& x) {
     else
       co_await forward(x, std::move(req), origin_tls);
   }
+  // No way out of the chain above skips this: before finish_exchange, which may free
+  // the exchange with its span.
+  if (x.span) telemetry::tracer().end(*x.span, info_);
   finish_exchange(x);
 }
 
@@ -256,7 +268,7 @@ Task<void> StreamSession::connect(Exchange& x, HttpRequestHead req) {
   const HttpResponseHead resp = connect_response();
   std::vector<Field> fields;
   for (const auto& f : resp.headers.fields()) fields.push_back({f.name, f.value});
-  if (x.closed || !conn_.submit_response(x.id, resp.status, fields, false)) co_return;
+  if (x.closed || !submit_head(x, resp.status, fields, false)) co_return;
   kick();
   counters_.add(Counter::http_connect_tunnels);
   co_await tunnel(x, {});
@@ -267,6 +279,7 @@ Task<bool> StreamSession::connect_allowed(Exchange& x, const HttpRequestHead& re
   auto t0 = runtime::Clock::now();
   ConnectDirective d = co_await wc_.hooks.http_connect_request(info_, req, ctx_.get());
   bool deny = d.action == ConnectDirective::Action::kDeny;
+  if (x.span) x.span->add_hook("http.handle_proxy_connect_request", deny ? "deny" : "allow", t0);
   trace_hook(info_, "http.handle_proxy_connect_request", deny ? "deny" : "allow",
              deny ? d.reason : traced, t0);
   audit_.decisions.connect.decision = deny ? "deny" : "allow";
@@ -423,6 +436,7 @@ Task<bool> StreamSession::request_hook(Exchange& x, HttpRequestHead& req, void* 
     trace_hook(
         info_, "http.handle_request", "respond",
         [&] { return std::to_string(respond->reply.status); }, t0);
+    if (x.span) x.span->add_hook("http.handle_request", "respond", t0);
     answer(x, respond->reply);
     co_return false;
   }
@@ -430,12 +444,18 @@ Task<bool> StreamSession::request_hook(Exchange& x, HttpRequestHead& req, void* 
   trace_hook(
       info_, "http.handle_request", "continue",
       [&] { return req.authority ? req.authority->to_string() + req.path : req.path; }, t0);
+  if (x.span) x.span->add_hook("http.handle_request", "continue", t0);
   co_return true;
 }
 
 Task<bool> StreamSession::response_hook(Exchange& x, const HttpRequestHead& req, HttpResponseHead& resp,
                                     void* req_ctx, std::unique_ptr<BodyFilter>& filter) {
+  const auto t0 = runtime::Clock::now();
   ResponseDirective rd = co_await run_response_hook(info_, ctx_.get(), req, resp, req_ctx);
+  if (x.span) {
+    const bool respond = std::holds_alternative<ResponseDirective::Respond>(rd.value);
+    x.span->add_hook("http.handle_response", respond ? "respond" : "continue", t0);
+  }
   if (auto* respond = std::get_if<ResponseDirective::Respond>(&rd.value)) {
     answer(x, respond->reply);
     co_return false;
@@ -445,6 +465,7 @@ Task<bool> StreamSession::response_hook(Exchange& x, const HttpRequestHead& req,
 }
 
 Task<void> StreamSession::forward(Exchange& x, HttpRequestHead req, bool origin_tls) {
+  if (x.span && x.span->recording) x.span->attributes.emplace_back("url.full", req.target);
   std::shared_ptr<void> req_ctx = wc_.hooks.make_request_context();
   std::unique_ptr<BodyFilter> request_filter;
   if (!co_await request_hook(x, req, req_ctx.get(), request_filter)) co_return;
@@ -540,7 +561,7 @@ Task<bool> StreamSession::forward_h1(Exchange& x, const HttpRequestHead& req, vo
       if (http::h1::iequals(f.name, "content-length"))
         fields.push_back({"content-length", std::string(f.value)});
   const bool no_body = head.body == BodyKind::kNone;
-  if (x.closed || !conn_.submit_response(x.id, resp.status, fields, no_body)) co_return false;
+  if (x.closed || !submit_head(x, resp.status, fields, no_body)) co_return false;
   kick();
   up.erase(0, consumed);
   if (no_body) {
@@ -631,7 +652,7 @@ Task<void> StreamSession::forward_h2(Exchange& x, const HttpRequestHead& req, vo
   if (alt_svc_ && !resp.headers.get("alt-svc")) fields.push_back({"alt-svc", *alt_svc_});
   if (length && (filter == nullptr || head->end_stream || req.method == "HEAD"))
     fields.push_back({"content-length", *length});
-  if (x.closed || !conn_.submit_response(x.id, resp.status, fields, head->end_stream)) co_return;
+  if (x.closed || !submit_head(x, resp.status, fields, head->end_stream)) co_return;
   kick();
   if (head->end_stream) {
     x.response_done = true;
@@ -766,12 +787,12 @@ Task<void> StreamSession::websocket(Exchange& x, HttpRequestHead req) {
   if (!co_await response_hook(x, req, resp, req_ctx.get(), unused)) co_return;
   if (!switched) {
     // Refused upgrade: the status and fields go back, the stream ends.
-    if (!x.closed) conn_.submit_response(x.id, resp.status, h2_forwarded_fields(resp.headers), true);
+    if (!x.closed) submit_head(x, resp.status, h2_forwarded_fields(resp.headers), true);
     x.response_done = true;
     kick();
     co_return;
   }
-  if (x.closed || !conn_.submit_response(x.id, 200, h2_forwarded_fields(resp.headers), false)) co_return;
+  if (x.closed || !submit_head(x, 200, h2_forwarded_fields(resp.headers), false)) co_return;
   kick();
   audit_.kind = telemetry::FlowKind::kWebSocket;
   if (wc_.audit_log != nullptr && audit_.target.empty()) audit_.target = req.authority->to_string();

@@ -41,6 +41,7 @@
 #include "runtime/stream.h"
 #include "runtime/wakeup.h"
 #include "runtime/worker.h"
+#include "telemetry/tracing.h"
 
 namespace ramjet::http::auth {
 class Authenticator;
@@ -72,6 +73,7 @@ class StreamSession : public Session {
     bool ended = false;                     // the client's END_STREAM arrived
     bool closed = false;                    // the stream is gone
     std::uint32_t reset = 0;                // its error code, when it was reset
+    std::optional<telemetry::Span> span;    // tracing on: the request's span
     // An HTTP/1.1 upstream connection of its own (a tunnel's, or a request's) ...
     int upstream_fd = -1;
     std::unique_ptr<runtime::Stream> upstream;  // TLS over upstream_fd, or it as it is
@@ -178,6 +180,9 @@ class StreamSession : public Session {
   std::optional<ProxyError> authenticate(const HttpRequestHead& req);
   void answer(Exchange& x, const ProxyError& e);
   void answer(Exchange& x, const HttpReply& reply);
+  // conn_.submit_response, noting the status for the exchange's span.
+  bool submit_head(Exchange& x, int status, const std::vector<http::h2::Field>& fields,
+                   bool end_stream);
   void finish_exchange(Exchange& x);
 
   const config::Endpoint& ep_;

@@ -142,18 +142,20 @@ std::string encode_audit_line(const AuditRecord& r) {
 // ---------------------------------------------------------------- AuditLog
 
 Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::string& path,
-                                                 std::size_t max_queued_bytes) {
+                                                 std::size_t max_queued_bytes,
+                                                 LineFileNames names) {
   int fd = open_append(path);
   if (fd < 0) {
     int err = errno;
-    return Error::config("telemetry.audit_log.path: cannot open " + path + ": " + strerror(err));
+    return Error::config(std::string(names.config_key) + ": cannot open " + path + ": " +
+                         strerror(err));
   }
-  return std::unique_ptr<AuditLog>(new AuditLog(path, fd, max_queued_bytes));
+  return std::unique_ptr<AuditLog>(new AuditLog(path, fd, max_queued_bytes, names));
 }
 
-AuditLog::AuditLog(std::string path, int fd, std::size_t max_queued_bytes)
-    : path_(std::move(path)), max_queued_bytes_(max_queued_bytes), fd_(fd) {
-  thread_ = std::thread([this] { runtime::run_guarded("audit log", [this] { run(); }); });
+AuditLog::AuditLog(std::string path, int fd, std::size_t max_queued_bytes, LineFileNames names)
+    : path_(std::move(path)), max_queued_bytes_(max_queued_bytes), names_(names), fd_(fd) {
+  thread_ = std::thread([this] { runtime::run_guarded(names_.thread, [this] { run(); }); });
 }
 
 AuditLog::~AuditLog() {
@@ -252,14 +254,16 @@ void AuditLog::run() {
 }
 
 void AuditLog::write_metrics(MetricsWriter& w) const {
-  if (w.family("ramjet_audit_lines_written_total", MetricType::kCounter,
-               "Audit log lines written to the file"))
+  const std::string prefix = names_.metric_prefix;
+  const std::string what = names_.what;
+  if (w.family(prefix + "_lines_written_total", MetricType::kCounter,
+               what + " lines written to the file"))
     w.sample(static_cast<double>(written_.load(std::memory_order_relaxed)));
-  if (w.family("ramjet_audit_lines_dropped_total", MetricType::kCounter,
-               "Audit log lines dropped because the writer fell behind"))
+  if (w.family(prefix + "_lines_dropped_total", MetricType::kCounter,
+               what + " lines dropped because the writer fell behind"))
     w.sample(static_cast<double>(dropped_.load(std::memory_order_relaxed)));
-  if (w.family("ramjet_audit_write_errors_total", MetricType::kCounter,
-               "Failed writes to the audit log file (each loses the lines it carried)"))
+  if (w.family(prefix + "_write_errors_total", MetricType::kCounter,
+               what + " write errors (each loses the lines it carried)"))
     w.sample(static_cast<double>(write_errors_.load(std::memory_order_relaxed)));
 }
 

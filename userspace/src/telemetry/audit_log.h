@@ -100,13 +100,23 @@ std::string format_rfc3339_utc(std::chrono::system_clock::time_point t);
 // bytes replaced, so every line parses.
 std::string encode_audit_line(const AuditRecord& r);
 
+// What a line file is called in errors, metrics and thread names: the audit log's by
+// default; the span file of telemetry.tracing is written by an AuditLog too.
+struct LineFileNames {
+  const char* config_key = "telemetry.audit_log.path";
+  const char* metric_prefix = "ramjet_audit";  // _lines_written_total, ...
+  const char* what = "Audit log";
+  const char* thread = "audit log";
+};
+
 class AuditLog {
  public:
   static constexpr std::size_t kDefaultMaxQueuedBytes = 16 << 20;
 
   // Opens `path` for appending (created 0640 if missing) and starts the writer.
   static Result<std::unique_ptr<AuditLog>> open(
-      const std::string& path, std::size_t max_queued_bytes = kDefaultMaxQueuedBytes);
+      const std::string& path, std::size_t max_queued_bytes = kDefaultMaxQueuedBytes,
+      LineFileNames names = {});
   // Writes every queued line, then closes the file.
   ~AuditLog();
   AuditLog(const AuditLog&) = delete;
@@ -129,12 +139,13 @@ class AuditLog {
     std::uint64_t ticket = 0;
   };
 
-  AuditLog(std::string path, int fd, std::size_t max_queued_bytes);
+  AuditLog(std::string path, int fd, std::size_t max_queued_bytes, LineFileNames names);
   void run();
   void write_batch(const std::string& data, std::size_t lines);
 
   const std::string path_;
   const std::size_t max_queued_bytes_;
+  const LineFileNames names_;
   int fd_;  // the writer thread's, after construction
 
   std::mutex mu_;

@@ -26,6 +26,10 @@ struct EngineConnection {
   std::uint64_t age_ms = 0;
   std::uint64_t bytes_from_client = 0;
   std::uint64_t bytes_to_client = 0;
+  // telemetry.tracing on: the trace and span of the connection's last request or
+  // tunnel (hex); empty otherwise.
+  std::string trace_id;
+  std::string span_id;
 };
 
 }  // namespace ramjet::telemetry

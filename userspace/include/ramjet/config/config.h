@@ -183,11 +183,27 @@ struct AuditLogSettings {
   }
 };
 
+struct TracingSettings {
+  std::string path;
+  double sample = 0.0;
+
+  static void describe(settings::Fields<TracingSettings>& f) {
+    f("path", &TracingSettings::path,
+      "File that gets one OpenTelemetry JSON line per sampled HTTP request or tunnel "
+      "(docs/tracing.md), with W3C traceparent continued or started and passed upstream. "
+      "\"\" disables tracing: requests then keep the traceparent they came with.");
+    f("sample", &TracingSettings::sample,
+      "Share of requests without a valid traceparent that start a sampled trace, 0 to 1. A "
+      "request with one follows its sampled flag.");
+  }
+};
+
 struct TelemetrySettings {
   bool hook_trace = false;
   unsigned hook_trace_capacity = 10'000;
   MetricsSettings metrics;
   AuditLogSettings audit_log;
+  TracingSettings tracing;
 
   static void describe(settings::Fields<TelemetrySettings>& f) {
     f("hook_trace", &TelemetrySettings::hook_trace,
@@ -197,6 +213,8 @@ struct TelemetrySettings {
       "Hook trace entries kept; the oldest are dropped first.");
     f("metrics", &TelemetrySettings::metrics, "The Prometheus endpoint (docs/metrics.md).");
     f("audit_log", &TelemetrySettings::audit_log, "The audit log of L4 flows and tunnels.");
+    f("tracing", &TelemetrySettings::tracing,
+      "Trace context and request spans (set at start; a reload keeps them).");
   }
 };
 
