@@ -209,6 +209,7 @@ void ConnectUdpTunnel::from_datagram(std::span<const std::uint8_t> payload) {
   if (send_udp_datagram(udp_fd_, payload.data(), payload.size())) {
     counters_.add(Counter::connect_udp_quic_datagrams_from_client);
     stats_.bytes_from_client += payload.size();
+    frame_stats_->bytes_from_client += payload.size();
   } else {
     counters_.add(Counter::connect_udp_dropped_send_error);
   }
@@ -286,6 +287,7 @@ Task<void> ConnectUdpTunnel::to_client() {
       queued_datagrams_to_client(bytes);
       touch();
       stats_.bytes_to_client += bytes;
+      frame_stats_->bytes_to_client += bytes;
       continue;
     }
     out.clear();

@@ -61,10 +61,13 @@ class ConnectUdpTunnel {
   // first reason wins.
   void force_close(CloseReason why);
 
-  // HTTP/3: the tunnel is request stream `stream` of a connection with HTTP datagrams.
-  void use_datagrams(HttpDatagrams* datagrams, std::int64_t stream) {
+  // HTTP/3: the tunnel is request stream `stream` of a connection with HTTP datagrams;
+  // `frame_stats` receives the payload bytes that travel in DATAGRAM frames (the session
+  // counts its stream bytes itself, capsules included).
+  void use_datagrams(HttpDatagrams* datagrams, std::int64_t stream, ConnectionStats& frame_stats) {
     datagrams_ = datagrams;
     stream_ = stream;
+    frame_stats_ = &frame_stats;
   }
   // An HTTP datagram of the tunnel's stream from a QUIC DATAGRAM frame (Context ID, then
   // the UDP payload for context 0): sent to the target, or dropped and counted.
@@ -106,6 +109,7 @@ class ConnectUdpTunnel {
   runtime::CancelSlot watchdog_slot_;
   HttpDatagrams* datagrams_ = nullptr;
   std::int64_t stream_ = -1;
+  ConnectionStats* frame_stats_ = nullptr;
   std::vector<std::uint8_t> datagram_;  // Context ID + payload being sent (reused)
 };
 

@@ -139,7 +139,7 @@ Task<void> StreamSession::connect_udp(Exchange& x, HttpRequestHead req) {
       payload_bytes, ep_.connect_udp.idle_timeout);
   if (HttpDatagrams* datagrams = http_datagrams()) {
     // HTTP/3: datagrams in QUIC DATAGRAM frames too, from now on (RFC 9297 2.1).
-    tunnel.use_datagrams(datagrams, x.id);
+    tunnel.use_datagrams(datagrams, x.id, stats_);
     x.udp_tunnel = &tunnel;
   }
   std::string early;  // what came before the 200 is still in x.body: the stream reads it
