@@ -959,7 +959,7 @@ void Exchange::read_body() {
   }
   if (n == 0) {
     upload_.eof = true;
-  } else if (datagram_mode_) {
+  } else if (datagram_mode_ && !request_.send_capsules) {
     read_body_capsules({reinterpret_cast<const std::uint8_t*>(buf.data()),
                         static_cast<std::size_t>(n)});
   } else {

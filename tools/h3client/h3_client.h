@@ -52,6 +52,9 @@ struct Request {
   // on the stream) and DATAGRAM frames of our stream come out as DATAGRAM capsules, so
   // the bytes on stdin and stdout are framed as in capsule mode.
   bool datagrams = false;
+  // With `datagrams`: stdin's capsules all go on the stream anyway (datagrams are still
+  // received in frames) - RFC 9297 lets a sender choose per datagram.
+  bool send_capsules = false;
   // Sent as they are, as DATAGRAM frame payloads, once the tunnel is up (tests: malformed
   // or misaddressed datagrams).
   std::vector<std::vector<std::uint8_t>> raw_datagrams;

@@ -7,7 +7,7 @@
 //   request METHOD URL [-H 'name: value']... [--body-file FILE] [--trailer 'name: value']...
 //           [--stop-reading-after BYTES]
 //   tunnel AUTHORITY [-H 'name: value']... [--protocol NAME [--path PATH]
-//          [--datagrams [--raw-datagram HEX]...]]
+//          [--datagrams [--send-capsules] [--raw-datagram HEX]...]]
 //
 // Response body bytes go to stdout as they are. The response head goes to stderr as one
 // JSON line, {"status":200,"headers":[["name","value"],...]} with "trailers" added in
@@ -20,8 +20,9 @@
 // server offered both, the DATAGRAM capsules written to stdin go out as DATAGRAM frames
 // and the server's DATAGRAM frames come out on stdout as DATAGRAM capsules (stdin and
 // stdout are framed as without the flag). Otherwise it says so on stderr and uses
-// capsules on the stream. --raw-datagram sends a DATAGRAM frame payload as it is (hex:
-// Quarter Stream ID, Context ID, payload) once the tunnel is up, for tests.
+// capsules on the stream. --send-capsules keeps stdin's capsules on the stream (only the
+// server's datagrams come in frames); --raw-datagram sends a DATAGRAM frame payload as it
+// is (hex: Quarter Stream ID, Context ID, payload) once the tunnel is up; both for tests.
 //
 // Exit status: 0 done (tunnel: both directions ended); 1 stream reset or connection
 // error, with a line such as "h3client: stream reset by the server: H3_CONNECT_ERROR
@@ -249,6 +250,11 @@ int main(int argc, char** argv) {
                                        "connect-udp: HTTP/3 datagrams in QUIC DATAGRAM frames "
                                        "(RFC 9297) when the server offers them")
                             ->needs(protocol_opt);
+  bool send_capsules = false;
+  tunnel_cmd
+      ->add_flag("--send-capsules", send_capsules,
+                 "With --datagrams: send stdin's capsules on the stream, receive in frames")
+      ->needs(datagrams_opt);
   tunnel_cmd
       ->add_option("--raw-datagram", raw_datagrams,
                    "Send this DATAGRAM frame payload (hex) as it is once the tunnel is up")
@@ -302,6 +308,7 @@ int main(int argc, char** argv) {
     if (!add_fields(tunnel_headers, "-H", request.fields)) return kExitUsage;
     request.body_fd = STDIN_FILENO;
     request.datagrams = datagrams;
+    request.send_capsules = send_capsules;
     for (const std::string& hex : raw_datagrams) {
       std::optional<std::vector<std::uint8_t>> bytes = parse_hex(hex);
       if (!bytes) {

@@ -1,6 +1,7 @@
 // What HTTP/3 clients send beyond GET and POST (issue 13): CONNECT tunnels (RFC 9114 4.4),
 // connect-udp by extended CONNECT (RFC 9220, RFC 9298) with its datagrams as capsules on
-// the stream (RFC 9297 3.5), and request trailers. No packaged client sends these over
+// the stream (RFC 9297 3.5) or, with --datagrams, in QUIC DATAGRAM frames (RFC 9297 2.1),
+// and request trailers. No packaged client sends these over
 // HTTP/3, so the client is ours: ramjet-h3client (tools/h3client, ngtcp2 + nghttp3), driven
 // through lib/h3client.ts; the capsules it carries are encoded here by hand
 // (lib/connect_udp.ts), apart from the daemon's codec.
@@ -135,7 +136,7 @@ test('connect-udp over HTTP/3 (extended CONNECT): DATAGRAM capsules on the strea
 });
 
 /** A connect-udp tunnel over HTTP/3 to `echo`, the client offering HTTP/3 datagrams. */
-async function datagramTunnel(t: TestContext, echoPort: number, rawDatagrams: Buffer[] = []) {
+async function datagramTunnel(t: TestContext, echoPort: number, rawDatagrams: Buffer[] = [], sendCapsules = false) {
   const { quic, daemon } = await startQuicProxy(t, { endpoint: { connect_udp: { enabled: true } } });
   const tunnel = h3Tunnel(t, quic.port, 'www.example.test', {
     protocol: 'connect-udp',
@@ -143,6 +144,7 @@ async function datagramTunnel(t: TestContext, echoPort: number, rawDatagrams: Bu
     headers: { 'capsule-protocol': '?1' },
     datagrams: true,
     rawDatagrams,
+    sendCapsules,
   });
   const head = await tunnel.head();
   assert.equal(head.status, 200, JSON.stringify(head));
@@ -176,6 +178,25 @@ test('connect-udp over HTTP/3 with --datagrams: payloads travel in QUIC DATAGRAM
   const done = await tunnel.exit();
   assert.equal(done.code, 0, done.stderr);
   assert.doesNotMatch(done.stderr, /did not offer HTTP\/3 datagrams/);
+});
+
+test('connect-udp over HTTP/3 with --datagrams: DATAGRAM capsules the client still sends on the stream are taken (RFC 9297 allows both), the replies come in frames', async (t) => {
+  const echo = await startUdpEcho(t);
+  const { tunnel, daemon } = await datagramTunnel(t, echo.port, [], true);
+  tunnel.write(Buffer.concat([datagramCapsule(Buffer.from('up')), datagramCapsule(Buffer.from('stream'))]));
+  let got: Array<[bigint, Buffer]> = [];
+  await waitFor(() => (got = datagrams(tunnel.received())).length >= 2, { timeoutMs: 5_000, what: 'two datagrams back' }).catch(() => {});
+  assert.deepEqual(got.map(([ctx, p]) => [ctx, p.toString()]).sort(), [
+    [0n, 'stream'],
+    [0n, 'up'],
+  ]);
+  const stats = await daemon.stats();
+  assert.equal(stats.connect_udp_datagrams_from_client, 2, JSON.stringify(stats));
+  assert.equal(stats.connect_udp_quic_datagrams_from_client, 0);
+  assert.equal(stats.connect_udp_quic_datagrams_to_client, 2, 'the client opted in: replies go as frames');
+  assert.equal(stats.connect_udp_datagrams_to_client, 0);
+  tunnel.end();
+  assert.equal((await tunnel.exit()).code, 0);
 });
 
 test('connect-udp over HTTP/3 with --datagrams: a malformed datagram, an unknown stream and an unknown context are dropped and counted, and the tunnel goes on', async (t) => {

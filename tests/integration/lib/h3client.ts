@@ -153,6 +153,8 @@ export function h3Tunnel(
      * offers them; stdin and stdout stay DATAGRAM capsules either way.
      */
     datagrams?: boolean;
+    /** With `datagrams`: stdin's capsules still go on the stream; only replies come in frames. */
+    sendCapsules?: boolean;
     /** DATAGRAM frame payloads sent as they are once the tunnel is up (--raw-datagram). */
     rawDatagrams?: Buffer[];
   } = {},
@@ -160,6 +162,7 @@ export function h3Tunnel(
   const args = [...common(port, options), 'tunnel', authority, ...fieldArgs(options.headers, '-H')];
   if (options.protocol !== undefined) args.push('--protocol', options.protocol, '--path', options.path ?? '/');
   if (options.datagrams === true) args.push('--datagrams');
+  if (options.sendCapsules === true) args.push('--send-capsules');
   for (const raw of options.rawDatagrams ?? []) args.push('--raw-datagram', raw.toString('hex'));
   const r = start(t, args);
   const received = (): Buffer => Buffer.concat(r.stdout);
