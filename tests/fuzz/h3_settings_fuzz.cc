@@ -75,8 +75,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::vector<std::uint8_t> frame = encode_datagram(d.stream, d.payload);
     const ParsedDatagram back = parse_datagram(frame);
     check(back.ok && back.stream == d.stream &&
-          std::equal(back.payload.begin(), back.payload.end(), d.payload.begin(),
-                     d.payload.end()));
+          std::equal(back.payload.begin(), back.payload.end(), d.payload.begin(), d.payload.end()));
   }
   return 0;
 }

@@ -698,7 +698,8 @@ bool Exchange::start_h3() {
   control_stream_ = ids[0];
   // nghttp3 0.8 cannot send SETTINGS_H3_DATAGRAM: its SETTINGS is rewritten on the way
   // to QUIC, as the server does it (http/h3/settings.h).
-  if (request_.datagrams) control_rewrite_.emplace(http::h3::Setting{http::h3::kSettingsH3Datagram, 1});
+  if (request_.datagrams)
+    control_rewrite_.emplace(http::h3::Setting{http::h3::kSettingsH3Datagram, 1});
   if (int rv = nghttp3_conn_bind_control_stream(h3_, ids[0]); rv != 0) {
     fail_h3(rv, "nghttp3_conn_bind_control_stream");
     return false;
@@ -960,8 +961,8 @@ void Exchange::read_body() {
   if (n == 0) {
     upload_.eof = true;
   } else if (datagram_mode_ && !request_.send_capsules) {
-    read_body_capsules({reinterpret_cast<const std::uint8_t*>(buf.data()),
-                        static_cast<std::size_t>(n)});
+    read_body_capsules(
+        {reinterpret_cast<const std::uint8_t*>(buf.data()), static_cast<std::size_t>(n)});
   } else {
     upload_.chunks.emplace_back(buf.data(), static_cast<std::size_t>(n));
     upload_.unacked += static_cast<std::size_t>(n);

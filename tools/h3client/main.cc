@@ -115,9 +115,9 @@ std::optional<std::vector<std::uint8_t>> parse_hex(std::string_view text) {
     unsigned value = 0;
     for (char c : text.substr(i, 2)) {
       const int digit = std::isdigit(static_cast<unsigned char>(c)) ? c - '0'
-                        : (c >= 'a' && c <= 'f')                   ? c - 'a' + 10
-                        : (c >= 'A' && c <= 'F')                   ? c - 'A' + 10
-                                                                   : -1;
+                        : (c >= 'a' && c <= 'f')                    ? c - 'a' + 10
+                        : (c >= 'A' && c <= 'F')                    ? c - 'A' + 10
+                                                                    : -1;
       if (digit < 0) return std::nullopt;
       value = value * 16 + static_cast<unsigned>(digit);
     }

@@ -227,6 +227,8 @@ bool ConnectUdpTunnel::datagram_to_client(std::span<const std::uint8_t> udp_payl
       counters_.add(Counter::connect_udp_quic_datagrams_dropped_too_large);
       return false;
     case quic::DatagramQueued::kQueueFull:
+    // Agreed when the tunnel checked; no longer only when the connection is ending: lost
+    // with it, counted with those the connection could not take.
     case quic::DatagramQueued::kNotNegotiated:
       counters_.add(Counter::connect_udp_quic_datagrams_dropped_queue_full);
       return false;

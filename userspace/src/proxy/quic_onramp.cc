@@ -199,9 +199,9 @@ void QuicOnramp::on_datagram(const sockaddr_storage& peer, socklen_t peer_len,
       // HTTP/3 datagrams (RFC 9297) are offered with connect-udp: the DATAGRAM frame
       // transport parameter here, SETTINGS_H3_DATAGRAM in the H3Session's settings.
       const bool datagrams = ep_.connect_udp.enabled;
-      c->core = quic::ServerConnection::accept(credentials_, identity_, *ep_.quic, this, data,
-                                               path, now, error, &token,
-                                               datagrams ? kMaxDatagramFrameSize : 0);
+      c->core =
+          quic::ServerConnection::accept(credentials_, identity_, *ep_.quic, this, data, path, now,
+                                         error, &token, datagrams ? kMaxDatagramFrameSize : 0);
       pending_accept_ = nullptr;
       if (!c->core) {
         for (auto it = by_id_.begin(); it != by_id_.end();)

@@ -11,8 +11,8 @@
 #include "proxy/connect_udp_tunnel.h"
 #include "proxy/egress_chain.h"
 #include "proxy/http_datagrams.h"
-#include "proxy/stream_session.h"
 #include "proxy/http_forwarding.h"
+#include "proxy/stream_session.h"
 
 namespace ramjet::proxy {
 

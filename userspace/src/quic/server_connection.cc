@@ -106,8 +106,8 @@ datapath::QuicCid new_server_cid(const ServerIdentity& identity) {
 std::unique_ptr<ServerConnection> ServerConnection::accept(
     std::shared_ptr<const ServerCredentials> credentials, const ServerIdentity& identity,
     const config::QuicSettings& limits, Events* events, std::span<const std::uint8_t> datagram,
-    const SocketPath& socket_path, Timestamp now, std::string& error,
-    const RetryCheck* validated, std::uint64_t max_datagram_frame_size) {
+    const SocketPath& socket_path, Timestamp now, std::string& error, const RetryCheck* validated,
+    std::uint64_t max_datagram_frame_size) {
   ngtcp2_pkt_hd hd{};
   if (ngtcp2_accept(&hd, datagram.data(), datagram.size()) != 0) {
     error = "not an acceptable Initial";

@@ -5,6 +5,10 @@
 // kernel's steering, abi/quic.h) always find it. Times are CLOCK_MONOTONIC nanoseconds.
 #pragma once
 
+#include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+#include <sys/socket.h>
+
 #include <array>
 #include <cstdint>
 #include <deque>
@@ -13,10 +17,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <ngtcp2/ngtcp2.h>
-#include <ngtcp2/ngtcp2_crypto.h>
-#include <sys/socket.h>
 
 #include "datapath/quic_cid.h"
 #include "quic/datagram_queued.h"
@@ -99,7 +99,6 @@ class StreamHandler {
   // max_datagram_frame_size.
   virtual void on_datagram(std::span<const std::uint8_t> /*payload*/) {}
 };
-
 
 // Address validation (RFC 9000 8.1.2): what the token of a client's Initial says.
 struct RetryCheck {

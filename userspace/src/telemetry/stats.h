@@ -191,7 +191,7 @@ enum class CounterKind : std::uint8_t {
   X(udp_gro_datagrams, kCounter, udp_gro_datagrams,                                              \
     "Datagrams that arrived coalesced by the kernel (UDP_GRO) and were split at their ends")   \
   X(connect_udp_tunnels, kCounter, connect_udp_tunnels,                                          \
-    "connect-udp tunnels established (RFC 9298: 101 sent on HTTP/1.1, 200 on HTTP/2)")          \
+    "connect-udp tunnels established (RFC 9298: 101 on HTTP/1.1, 200 on HTTP/2 and 3)")          \
   X(connect_udp_tunnels_active, kGauge, connect_udp_tunnels_active,                              \
     "connect-udp tunnels open now")                                                             \
   X(connect_udp_idle_closed, kCounter, connect_udp_idle_closed,                                  \

@@ -163,8 +163,8 @@ class Answering : public Events {
 struct Nghttp3Client {
   Nghttp3Client() {
     nghttp3_callbacks cb{};
-    cb.recv_data = [](nghttp3_conn*, std::int64_t, const std::uint8_t* d, std::size_t n,
-                      void* user, void*) {
+    cb.recv_data = [](nghttp3_conn*, std::int64_t, const std::uint8_t* d, std::size_t n, void* user,
+                      void*) {
       static_cast<Nghttp3Client*>(user)->body.append(reinterpret_cast<const char*>(d), n);
       return 0;
     };
@@ -200,8 +200,8 @@ TEST(SettingsOnTheWire, Nghttp3SeesOurRewrittenSettingsAndWeSeeItsDespitePartial
       {":method", "GET"}, {":scheme", "https"}, {":authority", "a.test"}, {":path", "/"}};
   for (const auto& [n, v] : fields)
     nva.push_back({reinterpret_cast<std::uint8_t*>(const_cast<char*>(n.data())),
-                   reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())), n.size(),
-                   v.size(), NGHTTP3_NV_FLAG_NONE});
+                   reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(),
+                   NGHTTP3_NV_FLAG_NONE});
   ASSERT_EQ(nghttp3_conn_submit_request(client.conn, 0, nva.data(), nva.size(), nullptr, nullptr),
             0);
 

@@ -13,7 +13,7 @@ namespace ramjet::http::h3 {
 inline constexpr std::uint64_t kMaxQuarterStreamId = (std::uint64_t{1} << 60) - 1;
 
 struct ParsedDatagram {
-  bool ok = false;          // false: no whole Quarter Stream ID, or one over the maximum
+  bool ok = false;           // false: no whole Quarter Stream ID, or one over the maximum
   std::int64_t stream = -1;  // the request stream (a client bidirectional stream)
   std::span<const std::uint8_t> payload;  // the HTTP datagram payload (a view of the input)
 };

@@ -25,8 +25,8 @@
 
 namespace ramjet::http::h3 {
 
-inline constexpr std::uint64_t kStreamTypeControl = 0x00;  // RFC 9114 6.2.1
-inline constexpr std::uint64_t kFrameSettings = 0x04;      // RFC 9114 7.2.4
+inline constexpr std::uint64_t kStreamTypeControl = 0x00;   // RFC 9114 6.2.1
+inline constexpr std::uint64_t kFrameSettings = 0x04;       // RFC 9114 7.2.4
 inline constexpr std::uint64_t kSettingsH3Datagram = 0x33;  // RFC 9297 2.1.1
 // A SETTINGS frame longer than this is not read for H3_DATAGRAM (nghttp3 still gets it);
 // real ones are a few dozen bytes.
