@@ -23,6 +23,9 @@
 #include <optional>
 #include <string_view>
 
+#include "http/capsule.h"
+#include "http/h3/datagram.h"
+#include "http/h3/settings.h"
 #include "quic/crypto_callbacks.h"
 
 namespace ramjet::h3client {
@@ -38,6 +41,10 @@ constexpr std::string_view kAlpnH3 = "h3";
 // source is not read until acknowledgements come back.
 constexpr std::size_t kMaxUnacked = 1 << 20;
 constexpr std::size_t kReadChunk = 16 * 1024;
+// DATAGRAM frames we take (RFC 9221 3), as the server offers.
+constexpr std::uint64_t kMaxDatagramFrameSize = 65535;
+// DATAGRAM frames read from stdin and not yet in a packet: stdin waits past this.
+constexpr std::size_t kMaxQueuedDatagrams = 256;
 
 ngtcp2_tstamp now_ns() {
   timespec ts{};
@@ -228,8 +235,18 @@ class Exchange {
   }
   bool wants_body() const {
     return stream_ >= 0 && upload_.started && !upload_.eof && upload_.fd >= 0 &&
-           upload_.unacked < kMaxUnacked;
+           upload_.unacked < kMaxUnacked && datagrams_out_.size() < kMaxQueuedDatagrams;
   }
+  void start_tunnel();
+  enum class DatagramWrite : std::uint8_t {
+    kNext,     // written (a packet sent, or packed with more to come), or dropped: go on
+    kBlocked,  // congestion: nothing goes now, the datagrams wait for acknowledgements
+    kFailed,   // the connection failed (end_with said why)
+  };
+  DatagramWrite write_datagram(ngtcp2_path* path, ngtcp2_pkt_info* pi, ngtcp2_tstamp ts);
+  void queue_datagram(std::vector<std::uint8_t> frame);
+  void read_body_capsules(std::span<const std::uint8_t> bytes);
+  void on_datagram(std::span<const std::uint8_t> frame);
 
   const ConnectOptions& options_;
   const Request& request_;
@@ -248,6 +265,14 @@ class Exchange {
 
   std::int64_t stream_ = -1;
   Upload upload_;
+  // HTTP/3 datagrams (Request::datagrams): our SETTINGS rewritten to carry H3_DATAGRAM
+  // (nghttp3 0.8 cannot send it), the server's read off its control stream.
+  std::int64_t control_stream_ = -1;
+  std::optional<http::h3::ControlStreamRewrite> control_rewrite_;
+  http::h3::PeerSettings server_settings_;
+  bool datagram_mode_ = false;  // decided at the 2xx: both sides offered datagrams
+  http::CapsuleParser stdin_capsules_;
+  std::deque<std::vector<std::uint8_t>> datagrams_out_;
   Response response_;
   std::optional<Result> result_;
   // What to tell the server when the connection ends; none when it closed already.
@@ -300,6 +325,8 @@ struct Callbacks {
       x.end_with(Outcome::kConnectionError, "stream data before the 1-RTT keys");
       return NGTCP2_ERR_CALLBACK_FAILURE;
     }
+    // Server unidirectional streams (id & 3 == 3): its SETTINGS, for H3_DATAGRAM.
+    if ((stream & 0x3) == 0x3) x.server_settings_.on_stream_data(stream, {data, len});
     const nghttp3_ssize n = nghttp3_conn_read_stream(
         x.h3_, stream, data, len, (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0 ? 1 : 0);
     if (n < 0) {
@@ -315,6 +342,10 @@ struct Callbacks {
                                       std::uint64_t len, void* user, void*) {
     Exchange& x = self(user);
     if (x.h3_ == nullptr) return 0;
+    if (stream == x.control_stream_ && x.control_rewrite_) {
+      len = x.control_rewrite_->acked(len);  // QUIC's offsets -> nghttp3's
+      if (len == 0) return 0;
+    }
     if (int rv = nghttp3_conn_add_ack_offset(x.h3_, stream, len); rv != 0) {
       x.fail_h3(rv, "HTTP/3 ack");
       return NGTCP2_ERR_CALLBACK_FAILURE;
@@ -341,6 +372,11 @@ struct Callbacks {
       x.end_with(Outcome::kStreamError, "stream reset by the server: " + app_error(code),
                  app_close(NGHTTP3_H3_NO_ERROR));
     if (x.h3_ != nullptr) nghttp3_conn_shutdown_stream_read(x.h3_, stream);
+    return 0;
+  }
+  static int recv_datagram(ngtcp2_conn*, std::uint32_t, const std::uint8_t* data, std::size_t len,
+                           void* user) {
+    self(user).on_datagram({data, len});
     return 0;
   }
   static int extend_max_stream_data(ngtcp2_conn*, std::int64_t stream, std::uint64_t, void* user,
@@ -436,7 +472,7 @@ struct Callbacks {
     r.head_done = true;
     r.status = r.section_status;
     x.handler_.on_head(r.status, r.section);
-    if (x.request_.kind == ExchangeKind::kTunnel && r.status / 100 == 2) x.upload_.started = true;
+    if (x.request_.kind == ExchangeKind::kTunnel && r.status / 100 == 2) x.start_tunnel();
     return 0;
   }
   static int end_trailers(nghttp3_conn*, std::int64_t stream, int, void* user, void*) {
@@ -597,6 +633,7 @@ bool Exchange::start_quic() {
   cb.stream_close = &Callbacks::stream_close;
   cb.stream_reset = &Callbacks::stream_reset;
   cb.extend_max_stream_data = &Callbacks::extend_max_stream_data;
+  cb.recv_datagram = &Callbacks::recv_datagram;
 
   const auto timeout = static_cast<ngtcp2_duration>(options_.timeout.count()) * NGTCP2_MILLISECONDS;
   ngtcp2_settings settings;
@@ -613,6 +650,7 @@ bool Exchange::start_quic() {
   params.initial_max_streams_bidi = 0;  // servers open no request streams
   params.initial_max_streams_uni = 16;
   params.max_idle_timeout = timeout;
+  if (request_.datagrams) params.max_datagram_frame_size = kMaxDatagramFrameSize;
 
   if (int rv = ngtcp2_conn_client_new(&conn_, &dcid, &scid, &path_, NGTCP2_PROTO_VER_V1, &cb,
                                       &settings, &params, nullptr, this);
@@ -657,6 +695,11 @@ bool Exchange::start_h3() {
       return false;
     }
   }
+  control_stream_ = ids[0];
+  // nghttp3 0.8 cannot send SETTINGS_H3_DATAGRAM: its SETTINGS is rewritten on the way
+  // to QUIC, as the server does it (http/h3/settings.h).
+  if (request_.datagrams)
+    control_rewrite_.emplace(http::h3::Setting{http::h3::kSettingsH3Datagram, 1});
   if (int rv = nghttp3_conn_bind_control_stream(h3_, ids[0]); rv != 0) {
     fail_h3(rv, "nghttp3_conn_bind_control_stream");
     return false;
@@ -718,6 +761,13 @@ void Exchange::write_packets() {
   ngtcp2_pkt_info pi{};
   const ngtcp2_tstamp ts = now_ns();
   for (;;) {
+    // DATAGRAM frames first: they are what a tunnel in datagram mode carries.
+    if (!datagrams_out_.empty() && ngtcp2_conn_get_handshake_completed(conn_) != 0) {
+      const DatagramWrite w = write_datagram(&ps.path, &pi, ts);
+      if (w == DatagramWrite::kFailed) return;
+      if (w == DatagramWrite::kBlocked) break;
+      continue;
+    }
     // What HTTP/3 has to send next (any stream), packed with ngtcp2's own frames.
     std::int64_t stream = -1;
     int fin = 0;
@@ -731,8 +781,13 @@ void Exchange::write_packets() {
         return;
       }
     }
-    std::array<ngtcp2_vec, 16> vec{};
-    for (nghttp3_ssize i = 0; i < count; ++i) vec[i] = {h3vec[i].base, h3vec[i].len};
+    std::vector<std::span<const std::uint8_t>> pieces;
+    for (nghttp3_ssize i = 0; i < count; ++i) pieces.emplace_back(h3vec[i].base, h3vec[i].len);
+    if (stream == control_stream_ && control_rewrite_) pieces = control_rewrite_->rewrite(pieces);
+    std::array<ngtcp2_vec, 17> vec{};
+    count = static_cast<nghttp3_ssize>(std::min(pieces.size(), vec.size()));
+    for (nghttp3_ssize i = 0; i < count; ++i)
+      vec[i] = {const_cast<std::uint8_t*>(pieces[i].data()), pieces[i].size()};
     std::uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
     if (fin != 0) flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
     ngtcp2_ssize taken = -1;
@@ -747,9 +802,13 @@ void Exchange::write_packets() {
       nghttp3_conn_shutdown_stream_write(h3_, stream);
       continue;
     }
+    std::size_t h3_taken = taken >= 0 ? static_cast<std::size_t>(taken) : 0;
+    if (stream == control_stream_ && control_rewrite_ && taken >= 0) {
+      h3_taken = control_rewrite_->written(h3_taken);  // QUIC's offsets -> nghttp3's
+      if (h3_taken == 0) taken = -1;
+    }
     if (taken >= 0 && stream >= 0) {
-      if (int rv = nghttp3_conn_add_write_offset(h3_, stream, static_cast<std::size_t>(taken));
-          rv != 0) {
+      if (int rv = nghttp3_conn_add_write_offset(h3_, stream, h3_taken); rv != 0) {
         fail_h3(rv, "nghttp3_conn_add_write_offset");
         return;
       }
@@ -766,6 +825,105 @@ void Exchange::write_packets() {
     }
   }
   ngtcp2_conn_update_pkt_tx_time(conn_, ts);
+}
+
+// One DATAGRAM frame into the packet being built.
+Exchange::DatagramWrite Exchange::write_datagram(ngtcp2_path* path, ngtcp2_pkt_info* pi,
+                                                 ngtcp2_tstamp ts) {
+  const std::vector<std::uint8_t>& d = datagrams_out_.front();
+  ngtcp2_vec v{const_cast<std::uint8_t*>(d.data()), d.size()};
+  int accepted = 0;
+  const ngtcp2_ssize n =
+      ngtcp2_conn_writev_datagram(conn_, path, pi, packet_.data(), packet_.size(), &accepted,
+                                  NGTCP2_WRITE_DATAGRAM_FLAG_MORE, 0, &v, 1, ts);
+  if (n == NGTCP2_ERR_WRITE_MORE) {
+    datagrams_out_.pop_front();
+    return DatagramWrite::kNext;
+  }
+  if (n == NGTCP2_ERR_INVALID_ARGUMENT || n == NGTCP2_ERR_INVALID_STATE) {
+    std::fprintf(stderr, "h3client: a datagram of %zu bytes cannot go: %s\n", d.size(),
+                 ngtcp2_strerror(static_cast<int>(n)));
+    datagrams_out_.pop_front();
+    return DatagramWrite::kNext;
+  }
+  if (n < 0) {
+    on_quic_error(static_cast<int>(n));
+    return DatagramWrite::kFailed;
+  }
+  if (accepted != 0) datagrams_out_.pop_front();
+  if (n == 0) return DatagramWrite::kBlocked;
+  if (send(fd_, packet_.data(), static_cast<std::size_t>(n), 0) < 0 && errno == ECONNREFUSED) {
+    end_with(before_or_after_handshake(), "connection refused (ICMP port unreachable)");
+    return DatagramWrite::kFailed;
+  }
+  return DatagramWrite::kNext;
+}
+
+void Exchange::queue_datagram(std::vector<std::uint8_t> frame) {
+  // DATAGRAM frames are never split: one that cannot fit a packet of ours is dropped
+  // (header, ids, packet number, AEAD tag and the frame's own header take ~60 bytes).
+  if (frame.size() + 64 > packet_.size()) {
+    std::fprintf(stderr, "h3client: a datagram of %zu bytes does not fit a packet: dropped\n",
+                 frame.size());
+    return;
+  }
+  datagrams_out_.push_back(std::move(frame));
+}
+
+void Exchange::start_tunnel() {
+  upload_.started = true;
+  const ngtcp2_transport_params* server = ngtcp2_conn_get_remote_transport_params(conn_);
+  const bool frames = server != nullptr && server->max_datagram_frame_size > 0;
+  if (request_.datagrams) {
+    datagram_mode_ = frames && server_settings_.h3_datagram();
+    if (!datagram_mode_)
+      std::fprintf(stderr,
+                   "h3client: the server did not offer HTTP/3 datagrams (%s): capsules on the "
+                   "stream\n",
+                   frames ? "no SETTINGS_H3_DATAGRAM = 1" : "no max_datagram_frame_size");
+  }
+  if (frames)
+    for (const auto& raw : request_.raw_datagrams) queue_datagram(raw);
+}
+
+// Datagram mode: stdin's DATAGRAM capsules become DATAGRAM frames, other capsules go on
+// the stream as they are.
+void Exchange::read_body_capsules(std::span<const std::uint8_t> bytes) {
+  std::string stream_bytes;
+  for (;;) {
+    const http::CapsuleResult r = stdin_capsules_.next(bytes);
+    bytes = bytes.subspan(r.consumed);
+    if (r.status == http::CapsuleStatus::kNeedMore) break;
+    if (r.status == http::CapsuleStatus::kError) {
+      end_with(Outcome::kConnectionError,
+               std::string("stdin is no capsule stream: ") + std::string(http::to_string(r.error)),
+               app_close(NGHTTP3_H3_REQUEST_CANCELLED));
+      return;
+    }
+    if (r.capsule.type == http::kCapsuleDatagram) {
+      queue_datagram(http::h3::encode_datagram(stream_, r.capsule.payload));
+    } else {
+      http::append_capsule_header(stream_bytes, r.capsule.type, r.capsule.payload.size());
+      http::append_bytes(stream_bytes, r.capsule.payload);
+    }
+  }
+  if (!stream_bytes.empty()) {
+    upload_.unacked += stream_bytes.size();
+    upload_.chunks.push_back(std::move(stream_bytes));
+  }
+}
+
+// A DATAGRAM frame from the server: those of our stream to stdout as DATAGRAM capsules.
+void Exchange::on_datagram(std::span<const std::uint8_t> frame) {
+  const http::h3::ParsedDatagram d = http::h3::parse_datagram(frame);
+  if (!d.ok || d.stream != stream_ || !upload_.started) return;
+  std::string capsule;
+  http::append_capsule_header(capsule, http::kCapsuleDatagram, d.payload.size());
+  http::append_bytes(capsule, d.payload);
+  if (!handler_.on_body(http::as_bytes(capsule)))
+    end_with(Outcome::kConnectionError,
+             std::string("cannot write a datagram: ") + std::strerror(errno),
+             app_close(NGHTTP3_H3_REQUEST_CANCELLED));
 }
 
 void Exchange::read_packets() {
@@ -802,6 +960,9 @@ void Exchange::read_body() {
   }
   if (n == 0) {
     upload_.eof = true;
+  } else if (datagram_mode_ && !request_.send_capsules) {
+    read_body_capsules(
+        {reinterpret_cast<const std::uint8_t*>(buf.data()), static_cast<std::size_t>(n)});
   } else {
     upload_.chunks.emplace_back(buf.data(), static_cast<std::size_t>(n));
     upload_.unacked += static_cast<std::size_t>(n);

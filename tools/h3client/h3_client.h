@@ -46,6 +46,18 @@ struct Request {
   // Once this many response body bytes arrived, stop reading the stream: STOP_SENDING
   // with H3_REQUEST_CANCELLED (RFC 9114 4.1.1), as a browser cancelling a download does.
   std::uint64_t stop_reading_after = UINT64_MAX;
+  // Tunnel only: HTTP/3 datagrams in QUIC DATAGRAM frames (RFC 9297 2.1). We offer
+  // max_datagram_frame_size and SETTINGS_H3_DATAGRAM = 1; if the server offered both too,
+  // the DATAGRAM capsules read from body_fd go out as DATAGRAM frames (other capsules stay
+  // on the stream) and DATAGRAM frames of our stream come out as DATAGRAM capsules, so
+  // the bytes on stdin and stdout are framed as in capsule mode.
+  bool datagrams = false;
+  // With `datagrams`: stdin's capsules all go on the stream anyway (datagrams are still
+  // received in frames) - RFC 9297 lets a sender choose per datagram.
+  bool send_capsules = false;
+  // Sent as they are, as DATAGRAM frame payloads, once the tunnel is up (tests: malformed
+  // or misaddressed datagrams).
+  std::vector<std::vector<std::uint8_t>> raw_datagrams;
 };
 
 class ResponseHandler {

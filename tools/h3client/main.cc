@@ -6,13 +6,23 @@
 //                   [--timeout SECONDS] MODE ...
 //   request METHOD URL [-H 'name: value']... [--body-file FILE] [--trailer 'name: value']...
 //           [--stop-reading-after BYTES]
-//   tunnel AUTHORITY [-H 'name: value']... [--protocol NAME [--path PATH]]
+//   tunnel AUTHORITY [-H 'name: value']... [--protocol NAME [--path PATH]
+//          [--datagrams [--send-capsules] [--raw-datagram HEX]...]]
 //
 // Response body bytes go to stdout as they are. The response head goes to stderr as one
 // JSON line, {"status":200,"headers":[["name","value"],...]} with "trailers" added in
 // request mode: there once the response is complete, in tunnel mode as soon as the
 // head arrives (a 2xx then relays stdin -> stream and stream -> stdout, and ends our
 // side at stdin's EOF).
+//
+// --datagrams (connect-udp, RFC 9298): HTTP/3 datagrams in QUIC DATAGRAM frames (RFC 9297
+// 2.1). The client offers max_datagram_frame_size and SETTINGS_H3_DATAGRAM = 1; when the
+// server offered both, the DATAGRAM capsules written to stdin go out as DATAGRAM frames
+// and the server's DATAGRAM frames come out on stdout as DATAGRAM capsules (stdin and
+// stdout are framed as without the flag). Otherwise it says so on stderr and uses
+// capsules on the stream. --send-capsules keeps stdin's capsules on the stream (only the
+// server's datagrams come in frames); --raw-datagram sends a DATAGRAM frame payload as it
+// is (hex: Quarter Stream ID, Context ID, payload) once the tunnel is up; both for tests.
 //
 // Exit status: 0 done (tunnel: both directions ended); 1 stream reset or connection
 // error, with a line such as "h3client: stream reset by the server: H3_CONNECT_ERROR
@@ -95,6 +105,25 @@ std::optional<Target> parse_url(std::string_view url) {
   t.path = end == std::string_view::npos ? "/" : std::string(rest.substr(end));
   if (t.path.front() == '?') t.path.insert(0, "/");
   return t;
+}
+
+// "00ff10" -> {0x00, 0xff, 0x10}.
+std::optional<std::vector<std::uint8_t>> parse_hex(std::string_view text) {
+  if (text.size() % 2 != 0) return std::nullopt;
+  std::vector<std::uint8_t> out;
+  for (std::size_t i = 0; i < text.size(); i += 2) {
+    unsigned value = 0;
+    for (char c : text.substr(i, 2)) {
+      const int digit = std::isdigit(static_cast<unsigned char>(c)) ? c - '0'
+                        : (c >= 'a' && c <= 'f')                    ? c - 'a' + 10
+                        : (c >= 'A' && c <= 'F')                    ? c - 'A' + 10
+                                                                    : -1;
+      if (digit < 0) return std::nullopt;
+      value = value * 16 + static_cast<unsigned>(digit);
+    }
+    out.push_back(static_cast<std::uint8_t>(value));
+  }
+  return out;
 }
 
 // "host:port" or "[v6]:port".
@@ -214,6 +243,23 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   tunnel_cmd->add_option("-H,--header", tunnel_headers, "A request field 'name: value'")
       ->allow_extra_args(false);
+  bool datagrams = false;
+  std::vector<std::string> raw_datagrams;
+  auto* datagrams_opt = tunnel_cmd
+                            ->add_flag("--datagrams", datagrams,
+                                       "connect-udp: HTTP/3 datagrams in QUIC DATAGRAM frames "
+                                       "(RFC 9297) when the server offers them")
+                            ->needs(protocol_opt);
+  bool send_capsules = false;
+  tunnel_cmd
+      ->add_flag("--send-capsules", send_capsules,
+                 "With --datagrams: send stdin's capsules on the stream, receive in frames")
+      ->needs(datagrams_opt);
+  tunnel_cmd
+      ->add_option("--raw-datagram", raw_datagrams,
+                   "Send this DATAGRAM frame payload (hex) as it is once the tunnel is up")
+      ->allow_extra_args(false)
+      ->needs(datagrams_opt);
 
   try {
     app.parse(argc, argv);
@@ -261,6 +307,16 @@ int main(int argc, char** argv) {
                             {{":protocol", protocol}, {":scheme", "https"}, {":path", path}});
     if (!add_fields(tunnel_headers, "-H", request.fields)) return kExitUsage;
     request.body_fd = STDIN_FILENO;
+    request.datagrams = datagrams;
+    request.send_capsules = send_capsules;
+    for (const std::string& hex : raw_datagrams) {
+      std::optional<std::vector<std::uint8_t>> bytes = parse_hex(hex);
+      if (!bytes) {
+        std::cerr << "h3client: --raw-datagram \"" << hex << "\" is not hex bytes\n";
+        return kExitUsage;
+      }
+      request.raw_datagrams.push_back(std::move(*bytes));
+    }
   }
   pseudo_first(request.fields);
 

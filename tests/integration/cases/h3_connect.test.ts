@@ -1,6 +1,7 @@
 // What HTTP/3 clients send beyond GET and POST (issue 13): CONNECT tunnels (RFC 9114 4.4),
 // connect-udp by extended CONNECT (RFC 9220, RFC 9298) with its datagrams as capsules on
-// the stream (RFC 9297 3.5), and request trailers. No packaged client sends these over
+// the stream (RFC 9297 3.5) or, with --datagrams, in QUIC DATAGRAM frames (RFC 9297 2.1),
+// and request trailers. No packaged client sends these over
 // HTTP/3, so the client is ours: ramjet-h3client (tools/h3client, ngtcp2 + nghttp3), driven
 // through lib/h3client.ts; the capsules it carries are encoded here by hand
 // (lib/connect_udp.ts), apart from the daemon's codec.
@@ -129,6 +130,103 @@ test('connect-udp over HTTP/3 (extended CONNECT): DATAGRAM capsules on the strea
   assert.equal(stats.connect_udp_tunnels, 1);
   assert.equal(stats.connect_udp_datagrams_from_client, 3);
   assert.equal(stats.connect_udp_datagrams_to_client, 3);
+  // The client offered no HTTP/3 datagrams: none travelled in QUIC DATAGRAM frames.
+  assert.equal(stats.connect_udp_quic_datagrams_from_client, 0);
+  assert.equal(stats.connect_udp_quic_datagrams_to_client, 0);
+});
+
+/** A connect-udp tunnel over HTTP/3 to `echo`, the client offering HTTP/3 datagrams. */
+async function datagramTunnel(t: TestContext, echoPort: number, rawDatagrams: Buffer[] = [], sendCapsules = false) {
+  const { quic, daemon } = await startQuicProxy(t, { endpoint: { connect_udp: { enabled: true } } });
+  const tunnel = h3Tunnel(t, quic.port, 'www.example.test', {
+    protocol: 'connect-udp',
+    path: `/.well-known/masque/udp/127.0.0.1/${echoPort}/`,
+    headers: { 'capsule-protocol': '?1' },
+    datagrams: true,
+    rawDatagrams,
+    sendCapsules,
+  });
+  const head = await tunnel.head();
+  assert.equal(head.status, 200, JSON.stringify(head));
+  return { tunnel, daemon };
+}
+
+test('connect-udp over HTTP/3 with --datagrams: payloads travel in QUIC DATAGRAM frames both ways (RFC 9297 2.1), none as capsules', async (t) => {
+  const echo = await startUdpEcho(t);
+  const { tunnel, daemon } = await datagramTunnel(t, echo.port);
+  // The client turns each DATAGRAM capsule from stdin into a DATAGRAM frame, and each
+  // frame of its stream back into a capsule on stdout.
+  tunnel.write(Buffer.concat(['one', 'two', 'three'].map((p) => datagramCapsule(Buffer.from(p)))));
+  let got: Array<[bigint, Buffer]> = [];
+  await waitFor(() => (got = datagrams(tunnel.received())).length >= 3, { timeoutMs: 5_000, what: 'three datagrams back' }).catch(() => {});
+  assert.deepEqual(
+    got.map(([ctx, p]) => [ctx, p.toString()]).sort(),
+    [
+      [0n, 'one'],
+      [0n, 'three'],
+      [0n, 'two'],
+    ],
+  );
+  assert.deepEqual(echo.received.map((b) => b.toString()).sort(), ['one', 'three', 'two']);
+  // The proof they were frames and not capsules: the daemon counts the two apart.
+  const stats = await daemon.stats();
+  assert.equal(stats.connect_udp_quic_datagrams_from_client, 3, JSON.stringify(stats));
+  assert.equal(stats.connect_udp_quic_datagrams_to_client, 3);
+  assert.equal(stats.connect_udp_datagrams_from_client, 0, 'no DATAGRAM capsule came on the stream');
+  assert.equal(stats.connect_udp_datagrams_to_client, 0, 'no DATAGRAM capsule went on the stream');
+  tunnel.end();
+  const done = await tunnel.exit();
+  assert.equal(done.code, 0, done.stderr);
+  assert.doesNotMatch(done.stderr, /did not offer HTTP\/3 datagrams/);
+});
+
+test('connect-udp over HTTP/3 with --datagrams: DATAGRAM capsules the client still sends on the stream are taken (RFC 9297 allows both), the replies come in frames', async (t) => {
+  const echo = await startUdpEcho(t);
+  const { tunnel, daemon } = await datagramTunnel(t, echo.port, [], true);
+  tunnel.write(Buffer.concat([datagramCapsule(Buffer.from('up')), datagramCapsule(Buffer.from('stream'))]));
+  let got: Array<[bigint, Buffer]> = [];
+  await waitFor(() => (got = datagrams(tunnel.received())).length >= 2, { timeoutMs: 5_000, what: 'two datagrams back' }).catch(() => {});
+  assert.deepEqual(got.map(([ctx, p]) => [ctx, p.toString()]).sort(), [
+    [0n, 'stream'],
+    [0n, 'up'],
+  ]);
+  const stats = await daemon.stats();
+  assert.equal(stats.connect_udp_datagrams_from_client, 2, JSON.stringify(stats));
+  assert.equal(stats.connect_udp_quic_datagrams_from_client, 0);
+  assert.equal(stats.connect_udp_quic_datagrams_to_client, 2, 'the client opted in: replies go as frames');
+  assert.equal(stats.connect_udp_datagrams_to_client, 0);
+  tunnel.end();
+  assert.equal((await tunnel.exit()).code, 0);
+});
+
+test('connect-udp over HTTP/3 with --datagrams: a malformed datagram, an unknown stream and an unknown context are dropped and counted, and the tunnel goes on', async (t) => {
+  const echo = await startUdpEcho(t);
+  const { tunnel, daemon } = await datagramTunnel(t, echo.port, [
+    Buffer.from([0x40]), // a 2-byte Quarter Stream ID cut after its first byte
+    Buffer.from([0x19, 0x00, 0x78]), // Quarter Stream ID 25: stream 100, never opened
+    Buffer.from([0x00, 0x02, 0x78]), // our stream 0, Context ID 2: none registered
+    Buffer.from([0x00]), // our stream 0 without a Context ID
+  ]);
+  await daemon.waitForCounter('quic_h3_datagrams_dropped_malformed', 2);
+  await daemon.waitForCounter('quic_h3_datagrams_dropped_unknown_stream', 1);
+  await daemon.waitForCounter('quic_h3_datagrams_dropped_unknown_context', 1);
+  // Not fatal: the same tunnel still carries datagrams.
+  tunnel.write(datagramCapsule(Buffer.from('after')));
+  let got: Array<[bigint, Buffer]> = [];
+  await waitFor(() => (got = datagrams(tunnel.received())).length >= 1, { timeoutMs: 5_000, what: 'the datagram back' }).catch(() => {});
+  assert.deepEqual(
+    got.map(([ctx, p]) => [ctx, p.toString()]),
+    [[0n, 'after']],
+  );
+  assert.deepEqual(
+    echo.received.map((b) => b.toString()),
+    ['after'],
+    'nothing of the dropped datagrams reached the target',
+  );
+  const stats = await daemon.stats();
+  assert.equal(stats.connect_udp_quic_datagrams_from_client, 1, JSON.stringify(stats));
+  tunnel.end();
+  assert.equal((await tunnel.exit()).code, 0);
 });
 
 test('HTTP/3 trailers: the request\'s reach the origin as the trailer of a chunked body, the origin\'s reach the client', async (t) => {

@@ -12,6 +12,9 @@
  *   await tunnel.waitForBytes(4);
  *   tunnel.end();
  *   const done = await tunnel.exit();                         // exit code 0: both sides ended
+ *
+ *   // connect-udp with HTTP/3 datagrams in QUIC DATAGRAM frames (RFC 9297 2.1):
+ *   h3Tunnel(t, quic.port, 'www.example.test', { protocol: 'connect-udp', path, datagrams: true });
  */
 import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
@@ -142,10 +145,25 @@ export function h3Tunnel(
   t: TestContext,
   port: number,
   authority: string,
-  options: H3Options & { protocol?: string; path?: string } = {},
+  options: H3Options & {
+    protocol?: string;
+    path?: string;
+    /**
+     * connect-udp: HTTP/3 datagrams in QUIC DATAGRAM frames (--datagrams) when the server
+     * offers them; stdin and stdout stay DATAGRAM capsules either way.
+     */
+    datagrams?: boolean;
+    /** With `datagrams`: stdin's capsules still go on the stream; only replies come in frames. */
+    sendCapsules?: boolean;
+    /** DATAGRAM frame payloads sent as they are once the tunnel is up (--raw-datagram). */
+    rawDatagrams?: Buffer[];
+  } = {},
 ): H3Tunnel {
   const args = [...common(port, options), 'tunnel', authority, ...fieldArgs(options.headers, '-H')];
   if (options.protocol !== undefined) args.push('--protocol', options.protocol, '--path', options.path ?? '/');
+  if (options.datagrams === true) args.push('--datagrams');
+  if (options.sendCapsules === true) args.push('--send-capsules');
+  for (const raw of options.rawDatagrams ?? []) args.push('--raw-datagram', raw.toString('hex'));
   const r = start(t, args);
   const received = (): Buffer => Buffer.concat(r.stdout);
   return {

@@ -75,7 +75,8 @@ class QuicServerConnectionTest : public testing_support::TempDirTest, public Ser
           EXPECT_EQ(decision.action, Action::kAccept);
           std::string error;
           server_ = ServerConnection::accept(credentials_, identity_, limits_, this, d,
-                                             client.server_side(), now_, error);
+                                             client.server_side(), now_, error, nullptr,
+                                             max_datagram_frame_size_);
           if (!server_) {
             error_ = error;
             return ServerConnection::Status::kDrop;
@@ -110,6 +111,7 @@ class QuicServerConnectionTest : public testing_support::TempDirTest, public Ser
   config::QuicSettings limits_;
   std::unique_ptr<ServerConnection> server_;
   std::function<void(ServerConnection&)> on_accept_;
+  std::uint64_t max_datagram_frame_size_ = 0;  // what accept() offers
   std::vector<std::vector<std::uint8_t>> issued_, retired_;
   std::string error_;
   Timestamp now_ = 1'000'000 * kMs;
@@ -205,6 +207,12 @@ struct Echo : http::h3::Events {
   }
   void on_stream_close(std::int64_t, std::uint64_t) override {}
   void on_consumed(std::int64_t stream, std::size_t n) override { transport->consumed(stream, n); }
+  void on_datagram(std::int64_t stream, std::span<const std::uint8_t> payload) override {
+    datagrams.emplace_back(stream, std::string(payload.begin(), payload.end()));
+  }
+  void on_malformed_datagram() override { ++malformed_datagrams; }
+  std::vector<std::pair<std::int64_t, std::string>> datagrams;
+  int malformed_datagrams = 0;
 };
 
 TEST_F(QuicServerConnectionTest, Http3RequestsAndResponsesCrossTheStreams) {
@@ -250,6 +258,74 @@ TEST_F(QuicServerConnectionTest, Http3RequestsAndResponsesCrossTheStreams) {
   EXPECT_EQ(echo_holder->bodies.begin()->second.size(), body.size());
   EXPECT_EQ(second.h3.response_body, "POST /upload\n" + body);
   EXPECT_TRUE(second.h3.response_ended);
+}
+
+TEST_F(QuicServerConnectionTest, DatagramFramesCrossBothWaysWhenBothSidesOfferThem) {
+  max_datagram_frame_size_ = 65535;
+  std::unique_ptr<Echo> echo;
+  std::unique_ptr<proxy::H3Transport> transport;
+  on_accept_ = [&](ServerConnection& s) {
+    echo = std::make_unique<Echo>();
+    transport = std::make_unique<proxy::H3Transport>(s, echo->h3);
+    echo->transport = transport.get();
+  };
+  Client client("quic.test", "h3", now_, 1200);
+  exchange(client);
+  ASSERT_TRUE(client.done()) << error_;
+  ASSERT_TRUE(server_->datagrams_negotiated());
+
+  // Server -> client: queued, then in the next packets.
+  const std::vector<std::uint8_t> hello = {0x00, 0x00, 'h', 'i'};
+  EXPECT_EQ(server_->queue_datagram(hello), DatagramQueued::kQueued);
+  // (ngtcp2 paces packets: time has to pass, as the on-ramp's timer lets it.)
+  for (int i = 0; i < 10 && client.datagrams.empty(); ++i) {
+    exchange(client);
+    now_ += 10 * kMs;
+  }
+  ASSERT_EQ(client.datagrams.size(), 1u);
+  EXPECT_EQ(client.datagrams[0], hello);
+  // Over the client's max_datagram_frame_size: refused at once, never queued.
+  EXPECT_EQ(server_->queue_datagram(std::vector<std::uint8_t>(1300)), DatagramQueued::kTooLarge);
+  // The queue is bounded: past kMaxQueuedDatagrams they are dropped, not kept.
+  for (std::size_t i = 0; i < ServerConnection::kMaxQueuedDatagrams; ++i)
+    EXPECT_EQ(server_->queue_datagram(hello), DatagramQueued::kQueued) << i;
+  EXPECT_EQ(server_->queue_datagram(hello), DatagramQueued::kQueueFull);
+  for (int i = 0; i < 20 && client.datagrams.size() <= ServerConnection::kMaxQueuedDatagrams; ++i) {
+    exchange(client);
+    now_ += 10 * kMs;
+  }
+  EXPECT_EQ(client.datagrams.size(), 1 + ServerConnection::kMaxQueuedDatagrams);
+
+  // Client -> server: through H3Transport to HTTP/3, which reads the Quarter Stream ID.
+  const std::vector<std::uint8_t> up = {0x01, 0x00, 'u'};  // stream 4, context 0, "u"
+  ASSERT_NE(server_->receive(client.write_datagram(up, now_), client.server_side(), 0, now_),
+            ServerConnection::Status::kDrop);
+  const std::vector<std::uint8_t> cut = {0x40};  // a 2-byte varint cut short
+  ASSERT_NE(server_->receive(client.write_datagram(cut, now_), client.server_side(), 0, now_),
+            ServerConnection::Status::kDrop);
+  ASSERT_EQ(echo->datagrams.size(), 1u);
+  EXPECT_EQ(echo->datagrams[0].first, 4);
+  EXPECT_EQ(echo->datagrams[0].second, std::string("\0u", 2));
+  EXPECT_EQ(echo->malformed_datagrams, 1);
+}
+
+TEST_F(QuicServerConnectionTest, NoDatagramIsQueuedUnlessBothSidesOfferedThem) {
+  max_datagram_frame_size_ = 65535;
+  Client without("quic.test", "h3", now_);
+  exchange(without);
+  ASSERT_TRUE(without.done()) << error_;
+  EXPECT_FALSE(server_->datagrams_negotiated());
+  EXPECT_EQ(server_->queue_datagram(std::vector<std::uint8_t>{0, 0}),
+            DatagramQueued::kNotNegotiated);
+
+  max_datagram_frame_size_ = 0;  // a server that offers none, to a client that does
+  server_.reset();
+  Client with("quic.test", "h3", now_, 1200);
+  exchange(with);
+  ASSERT_TRUE(with.done()) << error_;
+  EXPECT_FALSE(server_->datagrams_negotiated());
+  EXPECT_EQ(server_->queue_datagram(std::vector<std::uint8_t>{0, 0}),
+            DatagramQueued::kNotNegotiated);
 }
 
 }  // namespace

@@ -33,7 +33,9 @@ inline sockaddr_in v4(std::uint16_t port) {
 // test compares the certificate it got), ALPN and SNI as given.
 class Client {
  public:
-  Client(const std::string& sni, const std::string& alpn, Timestamp now) {
+  // `max_datagram_frame_size`: nonzero offers DATAGRAM frames (RFC 9221).
+  Client(const std::string& sni, const std::string& alpn, Timestamp now,
+         std::uint64_t max_datagram_frame_size = 0) {
     gnutls_certificate_allocate_credentials(&cred_);
     gnutls_init(&tls_, GNUTLS_CLIENT | GNUTLS_NO_END_OF_EARLY_DATA);
     ngtcp2_crypto_gnutls_configure_client_session(tls_);
@@ -83,6 +85,11 @@ class Client {
       if (c->h3_ != nullptr) nghttp3_conn_add_ack_offset(c->h3_, id, n);
       return 0;
     };
+    cb.recv_datagram = [](ngtcp2_conn*, std::uint32_t, const std::uint8_t* d, std::size_t n,
+                          void* user) {
+      static_cast<Client*>(user)->datagrams.emplace_back(d, d + n);
+      return 0;
+    };
     cb.extend_max_stream_data = [](ngtcp2_conn*, std::int64_t id, std::uint64_t, void* user,
                                    void*) {
       Client* c = static_cast<Client*>(user);
@@ -104,6 +111,7 @@ class Client {
     params.initial_max_stream_data_bidi_local = 256 * 1024;
     params.initial_max_stream_data_uni = 256 * 1024;
     params.initial_max_data = 1024 * 1024;
+    params.max_datagram_frame_size = max_datagram_frame_size;
     ngtcp2_path path = this->path();
     ngtcp2_conn_client_new(&conn_, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1, &cb, &settings,
                            &params, nullptr, this);
@@ -158,6 +166,21 @@ class Client {
     }
   }
 
+  // A packet with one DATAGRAM frame carrying `payload` (empty: it could not be written).
+  std::vector<std::uint8_t> write_datagram(std::span<const std::uint8_t> payload, Timestamp now) {
+    std::vector<std::uint8_t> out(1500);
+    ngtcp2_path_storage ps;
+    ngtcp2_path_storage_zero(&ps);
+    ngtcp2_pkt_info pi{};
+    ngtcp2_vec v{const_cast<std::uint8_t*>(payload.data()), payload.size()};
+    int accepted = 0;
+    const ngtcp2_ssize n =
+        ngtcp2_conn_writev_datagram(conn_, &ps.path, &pi, out.data(), out.size(), &accepted,
+                                    NGTCP2_WRITE_DATAGRAM_FLAG_NONE, 0, &v, 1, now);
+    out.resize(n > 0 && accepted != 0 ? static_cast<std::size_t>(n) : 0);
+    return out;
+  }
+
   // HTTP/3 from now on (the handshake must be done): its three streams, then requests.
   void start_h3() {
     h3.on_consumed = [this](std::int64_t id, std::size_t n) {
@@ -179,6 +202,7 @@ class Client {
   }
 
   http::h3::test_support::H3Client h3;
+  std::vector<std::vector<std::uint8_t>> datagrams;  // DATAGRAM frame payloads received
   int read(std::span<const std::uint8_t> d, Timestamp now) {
     ngtcp2_path p = path();
     ngtcp2_pkt_info pi{};

@@ -191,6 +191,67 @@ Task<void> ConnectUdpTunnel::from_client(std::string buf) {
   }
 }
 
+void ConnectUdpTunnel::from_datagram(std::span<const std::uint8_t> payload) {
+  if (closing_) return;
+  std::uint64_t context = 0;
+  const std::size_t n = http::decode_varint(payload, context);
+  if (n == 0) {
+    counters_.add(Counter::quic_h3_datagrams_dropped_malformed);
+    return;
+  }
+  if (context != http::kContextIdPayload) {
+    // RFC 9298 4: no other context is registered; unknown ones are dropped.
+    counters_.add(Counter::quic_h3_datagrams_dropped_unknown_context);
+    return;
+  }
+  touch();
+  payload = payload.subspan(n);
+  if (send_udp_datagram(udp_fd_, payload.data(), payload.size())) {
+    counters_.add(Counter::connect_udp_quic_datagrams_from_client);
+    stats_.bytes_from_client += payload.size();
+    frame_stats_->bytes_from_client += payload.size();
+  } else {
+    counters_.add(Counter::connect_udp_dropped_send_error);
+  }
+}
+
+bool ConnectUdpTunnel::datagram_to_client(std::span<const std::uint8_t> udp_payload) {
+  datagram_.clear();
+  http::append_varint(datagram_, http::kContextIdPayload);
+  http::append_bytes(datagram_, udp_payload);
+  switch (datagrams_->send_datagram(stream_, datagram_)) {
+    case quic::DatagramQueued::kQueued:
+      counters_.add(Counter::connect_udp_quic_datagrams_to_client);
+      return true;
+    case quic::DatagramQueued::kTooLarge:
+      counters_.add(Counter::connect_udp_quic_datagrams_dropped_too_large);
+      return false;
+    case quic::DatagramQueued::kQueueFull:
+    // Agreed when the tunnel checked; no longer only when the connection is ending: lost
+    // with it, counted with those the connection could not take.
+    case quic::DatagramQueued::kNotNegotiated:
+      counters_.add(Counter::connect_udp_quic_datagrams_dropped_queue_full);
+      return false;
+  }
+  return false;
+}
+
+std::int64_t ConnectUdpTunnel::queued_datagrams_to_client(std::uint64_t& bytes) {
+  std::int64_t count = 0;
+  std::vector<std::uint8_t> buf;
+  while (count < static_cast<std::int64_t>(kMaxBatch)) {
+    const ssize_t size = ::recv(udp_fd_, nullptr, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+    if (size < 0) break;
+    buf.resize(static_cast<std::size_t>(size));
+    const ssize_t n = ::recv(udp_fd_, buf.data(), buf.size(), MSG_DONTWAIT);
+    if (n != size) break;
+    bytes += buf.size();
+    datagram_to_client(buf);
+    ++count;
+  }
+  return count;
+}
+
 Task<void> ConnectUdpTunnel::to_client() {
   std::string out;
   while (!closing_) {
@@ -217,6 +278,20 @@ Task<void> ConnectUdpTunnel::to_client() {
       break;
     }
     std::uint64_t bytes = static_cast<std::uint64_t>(n);
+    if (datagrams_ != nullptr && datagrams_->datagrams_enabled()) {
+      // HTTP/3 with datagrams: each in its own QUIC DATAGRAM frame, no stream bytes.
+      if (in_ring) {
+        datagram_to_client({buffers_.buffer(id), static_cast<std::size_t>(n)});
+        buffers_.recycle(id);
+      } else {
+        datagram_to_client({});
+      }
+      queued_datagrams_to_client(bytes);
+      touch();
+      stats_.bytes_to_client += bytes;
+      frame_stats_->bytes_to_client += bytes;
+      continue;
+    }
     out.clear();
     std::span<const std::uint8_t> first;
     if (in_ring) first = {buffers_.buffer(id), static_cast<std::size_t>(n)};

@@ -9,6 +9,13 @@
 //   UDP socket -> one DATAGRAM capsule (context 0) per datagram, those already queued on the
 //   socket written together
 //
+// On HTTP/3, once both sides agreed to HTTP datagrams (proxy/http_datagrams.h), datagrams
+// also travel outside the stream, in QUIC DATAGRAM frames (RFC 9297 2.1): the session hands
+// those of the tunnel's stream to from_datagram(), and the target's datagrams go out as
+// such frames instead of capsules (capsules from the client are still taken: RFC 9297
+// allows both). What the connection cannot take (too large, its bounded queue full) is
+// dropped and counted: datagrams are unreliable, and never wait without bound.
+//
 // It ends when the client ends its stream (between capsules: a clean close), either side
 // fails, the stream is malformed, connect_udp.idle_timeout passes without a datagram either
 // way, or force_close (either way the client side is stopped). UDP sends never wait: what the
@@ -23,8 +30,10 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "http/connect_udp.h"
+#include "proxy/http_datagrams.h"
 #include "ramjet/hooks/connection.h"
 #include "ramjet/task.h"
 #include "runtime/stream.h"
@@ -52,6 +61,18 @@ class ConnectUdpTunnel {
   // first reason wins.
   void force_close(CloseReason why);
 
+  // HTTP/3: the tunnel is request stream `stream` of a connection with HTTP datagrams;
+  // `frame_stats` receives the payload bytes that travel in DATAGRAM frames (the session
+  // counts its stream bytes itself, capsules included).
+  void use_datagrams(HttpDatagrams* datagrams, std::int64_t stream, ConnectionStats& frame_stats) {
+    datagrams_ = datagrams;
+    stream_ = stream;
+    frame_stats_ = &frame_stats;
+  }
+  // An HTTP datagram of the tunnel's stream from a QUIC DATAGRAM frame (Context ID, then
+  // the UDP payload for context 0): sent to the target, or dropped and counted.
+  void from_datagram(std::span<const std::uint8_t> payload);
+
   // Why it ended, when not by the client's clean close.
   std::optional<CloseReason> reason() const { return reason_; }
 
@@ -65,6 +86,10 @@ class ConnectUdpTunnel {
   // Stops both directions; `why` unset for a clean close.
   void end(std::optional<CloseReason> why);
   void touch() { last_activity_ = runtime::Clock::now(); }
+  // One UDP payload to the client in a QUIC DATAGRAM frame (context 0); false when dropped.
+  bool datagram_to_client(std::span<const std::uint8_t> udp_payload);
+  // Datagrams still queued on the socket, as QUIC DATAGRAM frames; how many went.
+  std::int64_t queued_datagrams_to_client(std::uint64_t& bytes);
 
   runtime::Worker& worker_;
   FlowId flow_;
@@ -82,6 +107,10 @@ class ConnectUdpTunnel {
   bool closing_ = false;
   runtime::Clock::time_point last_activity_;
   runtime::CancelSlot watchdog_slot_;
+  HttpDatagrams* datagrams_ = nullptr;
+  std::int64_t stream_ = -1;
+  ConnectionStats* frame_stats_ = nullptr;
+  std::vector<std::uint8_t> datagram_;  // Context ID + payload being sent (reused)
 };
 
 }  // namespace ramjet::proxy

@@ -4,6 +4,8 @@
 
 #include <utility>
 
+#include "http/h3/datagram.h"
+#include "proxy/connect_udp_tunnel.h"
 #include "proxy/h2_upstream.h"  // an Exchange holds an H2Request
 
 namespace ramjet::proxy {
@@ -113,6 +115,35 @@ void H3Session::on_data(std::int64_t stream, std::string_view data) {
 }
 
 void H3Session::on_end_stream(std::int64_t stream) { stream_ended(stream); }
+
+void H3Session::on_datagram(std::int64_t stream, std::span<const std::uint8_t> payload) {
+  auto it = exchanges_.find(stream);
+  // Only a connect-udp tunnel that is established (its 200 went out) takes datagrams;
+  // RFC 9297 2.1 allows dropping those of any other stream.
+  if (!admitted_ || it == exchanges_.end() || it->second->udp_tunnel == nullptr ||
+      it->second->closed) {
+    counters_.add(Counter::quic_h3_datagrams_dropped_unknown_stream);
+    return;
+  }
+  it->second->udp_tunnel->from_datagram(payload);
+}
+
+void H3Session::on_malformed_datagram() {
+  counters_.add(Counter::quic_h3_datagrams_dropped_malformed);
+}
+
+bool H3Session::datagrams_enabled() const {
+  // RFC 9297 2.1.1: only with a peer that sent SETTINGS_H3_DATAGRAM = 1, and only when
+  // the QUIC connection negotiated DATAGRAM frames (RFC 9221 3) - and we offered both.
+  return h3_.sent_h3_datagram() && h3_.peer_h3_datagram() && carrier_.datagrams_negotiated();
+}
+
+quic::DatagramQueued H3Session::send_datagram(std::int64_t stream,
+                                              std::span<const std::uint8_t> payload) {
+  const quic::DatagramQueued r = carrier_.send_datagram(http::h3::encode_datagram(stream, payload));
+  if (r == quic::DatagramQueued::kQueued) kick();
+  return r;
+}
 
 void H3Session::on_stream_close(std::int64_t stream, std::uint64_t app_error_code) {
   stream_closed(stream,

@@ -13,15 +13,21 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string_view>
 #include <vector>
 
 #include "http/h3/server_connection.h"
+#include "proxy/http_datagrams.h"
 #include "proxy/stream_session.h"
+#include "quic/datagram_queued.h"
 
 namespace ramjet::proxy {
 
-class H3Session final : public StreamSession, private http::h3::Events, private ClientStreams {
+class H3Session final : public StreamSession,
+                        private http::h3::Events,
+                        private ClientStreams,
+                        private HttpDatagrams {
  public:
   // What the session needs of the QUIC connection that carries it.
   class Carrier {
@@ -33,6 +39,10 @@ class H3Session final : public StreamSession, private http::h3::Events, private 
     virtual void reset_stream(std::int64_t stream, std::uint64_t app_error_code) = 0;
     // Close the connection (CONNECTION_CLOSE with an HTTP/3 code).
     virtual void close(std::uint64_t app_error_code, std::string_view reason) = 0;
+    // QUIC DATAGRAM frames (RFC 9221): whether the client's transport parameters allow
+    // them, and one to send (its payload: Quarter Stream ID and HTTP datagram).
+    virtual bool datagrams_negotiated() const = 0;
+    virtual quic::DatagramQueued send_datagram(std::span<const std::uint8_t> payload) = 0;
 
    protected:
     ~Carrier() = default;
@@ -68,6 +78,17 @@ class H3Session final : public StreamSession, private http::h3::Events, private 
   void on_end_stream(std::int64_t stream) override;
   void on_stream_close(std::int64_t stream, std::uint64_t app_error_code) override;
   void on_consumed(std::int64_t stream, std::size_t n) override { carrier_.consumed(stream, n); }
+  // HTTP/3 datagrams in QUIC DATAGRAM frames (RFC 9297 2.1): to the connect-udp tunnel of
+  // their stream, once it is established; the rest is dropped and counted.
+  void on_datagram(std::int64_t stream, std::span<const std::uint8_t> payload) override;
+  void on_malformed_datagram() override;
+
+  // HttpDatagrams: a connect-udp tunnel's way out in DATAGRAM frames, when the client sent
+  // SETTINGS_H3_DATAGRAM = 1, its transport parameters allow them, and we offered both.
+  bool datagrams_enabled() const override;
+  quic::DatagramQueued send_datagram(std::int64_t stream,
+                                     std::span<const std::uint8_t> payload) override;
+  HttpDatagrams* http_datagrams() override { return this; }
 
   // ClientStreams, on nghttp3.
   bool submit_response(std::int64_t stream, int status, const std::vector<http::h2::Field>& fields,

@@ -44,6 +44,8 @@ class H3Transport final : public quic::StreamHandler {
   // and reads no more of the stream, QUIC stops reading it too (H3_REQUEST_CANCELLED),
   // and once QUIC is done with both sides on_stream_close ends the exchange.
   void on_write_shut(std::int64_t stream) override;
+  // A DATAGRAM frame: an HTTP/3 datagram (RFC 9297 2.1) for HTTP/3 to route.
+  void on_datagram(std::span<const std::uint8_t> payload) override { h3_.recv_datagram(payload); }
 
  private:
   quic::ServerConnection& quic_;

@@ -36,6 +36,10 @@ struct QuicOnramp::Connection final : H3Session::Carrier, runtime::Drainable {
   void close(std::uint64_t code, std::string_view reason) override {
     if (!ended) core->close(code, reason, quic::now_ns());
   }
+  bool datagrams_negotiated() const override { return !ended && core->datagrams_negotiated(); }
+  quic::DatagramQueued send_datagram(std::span<const std::uint8_t> payload) override {
+    return ended ? quic::DatagramQueued::kNotNegotiated : core->queue_datagram(payload);
+  }
 
   QuicOnramp& onramp;
   std::unique_ptr<quic::ServerConnection> core;
@@ -53,6 +57,10 @@ struct QuicOnramp::Connection final : H3Session::Carrier, runtime::Drainable {
 namespace {
 
 using telemetry::Counter;
+
+// The DATAGRAM frames we take (RFC 9221 3), offered only where connect-udp is served: an
+// HTTP datagram of up to 64 KiB (a UDP payload of a jumbo path) fits.
+constexpr std::uint64_t kMaxDatagramFrameSize = 65535;
 
 // quic::DropReason -> its counter (the stat list keeps them in the same order).
 Counter drop_counter(quic::DropReason r) {
@@ -188,8 +196,12 @@ void QuicOnramp::on_datagram(const sockaddr_storage& peer, socklen_t peer_len,
       std::string error;
       // The connection reports its first id from inside accept(): it must be findable.
       pending_accept_ = raw;
-      c->core = quic::ServerConnection::accept(credentials_, identity_, *ep_.quic, this, data,
-                                               path, now, error, &token);
+      // HTTP/3 datagrams (RFC 9297) are offered with connect-udp: the DATAGRAM frame
+      // transport parameter here, SETTINGS_H3_DATAGRAM in the H3Session's settings.
+      const bool datagrams = ep_.connect_udp.enabled;
+      c->core =
+          quic::ServerConnection::accept(credentials_, identity_, *ep_.quic, this, data, path, now,
+                                         error, &token, datagrams ? kMaxDatagramFrameSize : 0);
       pending_accept_ = nullptr;
       if (!c->core) {
         for (auto it = by_id_.begin(); it != by_id_.end();)
@@ -211,9 +223,9 @@ void QuicOnramp::on_datagram(const sockaddr_storage& peer, socklen_t peer_len,
       if (auto a = SocketAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(&local_),
                                                 local_len_))
         info.local = *a;
-      c->session = std::make_unique<H3Session>(wc_, ep_, counters_, std::move(info), *c,
-                                               http::h3::Limits{ep_.http.max_head,
-                                                                ep_.http.max_fields});
+      c->session = std::make_unique<H3Session>(
+          wc_, ep_, counters_, std::move(info), *c,
+          http::h3::Limits{ep_.http.max_head, ep_.http.max_fields, datagrams});
       c->transport = std::make_unique<H3Transport>(*c->core, c->session->h3());
       c->original_dcid = key_of(c->core->original_dcid());
       by_id_[c->original_dcid] = raw;

@@ -10,8 +10,9 @@
 #include "http/connect_udp.h"
 #include "proxy/connect_udp_tunnel.h"
 #include "proxy/egress_chain.h"
-#include "proxy/stream_session.h"
+#include "proxy/http_datagrams.h"
 #include "proxy/http_forwarding.h"
+#include "proxy/stream_session.h"
 
 namespace ramjet::proxy {
 
@@ -136,8 +137,14 @@ Task<void> StreamSession::connect_udp(Exchange& x, HttpRequestHead req) {
   ConnectUdpTunnel tunnel(
       wc_.worker, info_.id, stream, [&stream] { stream.stop(); }, udp_fd, *wc_.buffers, counters_,
       payload_bytes, ep_.connect_udp.idle_timeout);
+  if (HttpDatagrams* datagrams = http_datagrams()) {
+    // HTTP/3: datagrams in QUIC DATAGRAM frames too, from now on (RFC 9297 2.1).
+    tunnel.use_datagrams(datagrams, x.id, stats_);
+    x.udp_tunnel = &tunnel;
+  }
   std::string early;  // what came before the 200 is still in x.body: the stream reads it
   co_await tunnel.run(early);
+  x.udp_tunnel = nullptr;
   ::close(udp_fd);
 
   if (x.closed) co_return;  // reset by the client, or the connection ended

@@ -49,8 +49,10 @@ class Authenticator;
 
 namespace ramjet::proxy {
 
+class ConnectUdpTunnel;
 class H2Request;
 class H2Upstream;
+class HttpDatagrams;
 using runtime::Wakeup;
 
 class StreamSession : public Session {
@@ -87,6 +89,9 @@ class StreamSession : public Session {
     runtime::Clock::time_point client_active{};  // client bytes last went upstream
     Wakeup input;                                // body, END_STREAM or close arrived
     Wakeup window;                               // response bytes left the buffer, or close
+    // An established connect-udp tunnel (its 200 is out) while it runs: HTTP/3 datagrams
+    // of the stream go to it.
+    ConnectUdpTunnel* udp_tunnel = nullptr;
   };
   // An exchange's stream as a runtime::Stream (stream_connect_udp.cc).
   class ExchangeStream;
@@ -112,6 +117,9 @@ class StreamSession : public Session {
   void cancel_all_streams();
   // Gets what the streams queued onto the wire, soon (at the end of the loop's turn).
   virtual void kick() = 0;
+  // HTTP datagrams outside the streams (HTTP/3's QUIC DATAGRAM frames), if the version has
+  // them: connect-udp tunnels use them once datagrams_enabled().
+  virtual HttpDatagrams* http_datagrams() { return nullptr; }
   // Wakes the streams waiting for the client's window: queued bytes left.
   void notify_windows();
 

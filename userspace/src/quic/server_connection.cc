@@ -76,6 +76,11 @@ struct StreamCallbacks {
     if (StreamHandler* h = handler(user)) h->on_stream_window(stream);
     return 0;
   }
+  static int datagram(ngtcp2_conn*, std::uint32_t, const std::uint8_t* data, std::size_t len,
+                      void* user) {
+    if (StreamHandler* h = handler(user)) h->on_datagram({data, len});
+    return 0;
+  }
 };
 
 Timestamp now_ns() {
@@ -101,8 +106,8 @@ datapath::QuicCid new_server_cid(const ServerIdentity& identity) {
 std::unique_ptr<ServerConnection> ServerConnection::accept(
     std::shared_ptr<const ServerCredentials> credentials, const ServerIdentity& identity,
     const config::QuicSettings& limits, Events* events, std::span<const std::uint8_t> datagram,
-    const SocketPath& socket_path, Timestamp now, std::string& error,
-    const RetryCheck* validated) {
+    const SocketPath& socket_path, Timestamp now, std::string& error, const RetryCheck* validated,
+    std::uint64_t max_datagram_frame_size) {
   ngtcp2_pkt_hd hd{};
   if (ngtcp2_accept(&hd, datagram.data(), datagram.size()) != 0) {
     error = "not an acceptable Initial";
@@ -130,6 +135,7 @@ std::unique_ptr<ServerConnection> ServerConnection::accept(
   cb.stream_close = &StreamCallbacks::stream_close;
   cb.extend_max_stream_data = &StreamCallbacks::window;
   cb.extend_max_remote_streams_bidi = &StreamCallbacks::more_client_bidi;
+  cb.recv_datagram = &StreamCallbacks::datagram;
 
   ngtcp2_settings settings;
   ngtcp2_settings_default(&settings);
@@ -148,6 +154,8 @@ std::unique_ptr<ServerConnection> ServerConnection::accept(
   params.initial_max_streams_uni = limits.max_streams_uni;
   params.max_idle_timeout = static_cast<ngtcp2_duration>(limits.idle_timeout.count()) * kNsPerMs;
   params.active_connection_id_limit = kActiveConnectionIdLimit;
+  // RFC 9221 3: nonzero offers DATAGRAM frames (HTTP/3 datagrams, RFC 9297).
+  params.max_datagram_frame_size = max_datagram_frame_size;
   params.original_dcid = hd.dcid;
   if (validated != nullptr && validated->result == RetryCheck::Result::kValid) {
     // RFC 9000 7.3: after a Retry, original_destination_connection_id is the id of the
@@ -335,6 +343,34 @@ std::size_t ServerConnection::write(std::span<std::uint8_t> out, sockaddr_storag
   // Stream data first, as much of it as fits in the packet (WRITE_MORE), then whatever
   // else ngtcp2 has (acks, control frames) - one datagram per call.
   for (int round = 0; round < 1024; ++round) {
+    if (!datagrams_.empty() && ngtcp2_conn_get_handshake_completed(conn_)) {
+      const std::vector<std::uint8_t>& d = datagrams_.front();
+      ngtcp2_vec v{const_cast<std::uint8_t*>(d.data()), d.size()};
+      int accepted = 0;
+      const ngtcp2_ssize n =
+          ngtcp2_conn_writev_datagram(conn_, &ps.path, &pi, out.data(), out.size(), &accepted,
+                                      NGTCP2_WRITE_DATAGRAM_FLAG_MORE, 0, &v, 1, now);
+      if (n == NGTCP2_ERR_WRITE_MORE) {  // in the packet; room for more
+        datagrams_.pop_front();
+        continue;
+      }
+      if (n == NGTCP2_ERR_INVALID_ARGUMENT || n == NGTCP2_ERR_INVALID_STATE) {
+        // Checked when queued; the peer's limits cannot change after the handshake.
+        datagrams_.pop_front();
+        continue;
+      }
+      if (n < 0) {
+        if (fail(static_cast<int>(n), now) == Status::kClosing)
+          return write(out, remote, remote_len, now);
+        return 0;
+      }
+      if (accepted != 0) datagrams_.pop_front();
+      ngtcp2_conn_update_pkt_tx_time(conn_, now);
+      // 0: congestion or amplification limit; the datagram waits (the queue is bounded).
+      if (n == 0) return 0;
+      copy_remote(ps.path.remote, remote, remote_len);
+      return static_cast<std::size_t>(n);
+    }
     StreamOutput o;
     if (streams_ != nullptr && ngtcp2_conn_get_handshake_completed(conn_)) o = streams_->next_output();
     std::vector<ngtcp2_vec> vec;
@@ -391,6 +427,29 @@ void ServerConnection::consumed(std::int64_t stream, std::size_t n) {
   if (n == 0) return;
   ngtcp2_conn_extend_max_stream_offset(conn_, stream, n);
   ngtcp2_conn_extend_max_offset(conn_, n);
+}
+
+bool ServerConnection::datagrams_negotiated() const {
+  if (!ngtcp2_conn_get_handshake_completed(conn_)) return false;
+  const ngtcp2_transport_params* remote = ngtcp2_conn_get_remote_transport_params(conn_);
+  return remote != nullptr && remote->max_datagram_frame_size > 0 &&
+         ngtcp2_conn_get_local_transport_params(conn_)->max_datagram_frame_size > 0;
+}
+
+DatagramQueued ServerConnection::queue_datagram(std::span<const std::uint8_t> payload) {
+  if (closing_ || !datagrams_negotiated()) return DatagramQueued::kNotNegotiated;
+  // A DATAGRAM frame with a Length field: type (1) + varint length (up to 4 here).
+  const std::uint64_t frame = 1 + 4 + payload.size();
+  // What a 1-RTT packet leaves of the path's datagram size: first byte, the client's id
+  // (up to 20), packet number (up to 4), AEAD tag (16). DATAGRAM frames are never split.
+  constexpr std::size_t kPacketOverhead = 1 + NGTCP2_MAX_CIDLEN + 4 + 16;
+  const std::size_t path = ngtcp2_conn_get_path_max_tx_udp_payload_size(conn_);
+  if (frame > ngtcp2_conn_get_remote_transport_params(conn_)->max_datagram_frame_size ||
+      path < kPacketOverhead || frame > path - kPacketOverhead)
+    return DatagramQueued::kTooLarge;
+  if (datagrams_.size() >= kMaxQueuedDatagrams) return DatagramQueued::kQueueFull;
+  datagrams_.emplace_back(payload.begin(), payload.end());
+  return DatagramQueued::kQueued;
 }
 
 bool ServerConnection::handshake_completed() const {

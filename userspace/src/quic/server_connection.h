@@ -5,19 +5,21 @@
 // kernel's steering, abi/quic.h) always find it. Times are CLOCK_MONOTONIC nanoseconds.
 #pragma once
 
+#include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+#include <sys/socket.h>
+
 #include <array>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include <ngtcp2/ngtcp2.h>
-#include <ngtcp2/ngtcp2_crypto.h>
-#include <sys/socket.h>
-
 #include "datapath/quic_cid.h"
+#include "quic/datagram_queued.h"
 #include "quic/server_credentials.h"
 #include "ramjet/config/config.h"
 
@@ -93,6 +95,9 @@ class StreamHandler {
   // stop offering it. (ngtcp2's stream_stop_sending callback is not this: it reports our
   // own shutdown of the receiving side.)
   virtual void on_write_shut(std::int64_t stream) = 0;
+  // The payload of a DATAGRAM frame (RFC 9221) from the client; only when accept() offered
+  // max_datagram_frame_size.
+  virtual void on_datagram(std::span<const std::uint8_t> /*payload*/) {}
 };
 
 // Address validation (RFC 9000 8.1.2): what the token of a client's Initial says.
@@ -137,7 +142,7 @@ class ServerConnection {
       std::shared_ptr<const ServerCredentials> credentials, const ServerIdentity& identity,
       const config::QuicSettings& limits, Events* events, std::span<const std::uint8_t> datagram,
       const SocketPath& path, Timestamp now, std::string& error,
-      const RetryCheck* validated = nullptr);
+      const RetryCheck* validated = nullptr, std::uint64_t max_datagram_frame_size = 0);
   ~ServerConnection();
   ServerConnection(const ServerConnection&) = delete;
   ServerConnection& operator=(const ServerConnection&) = delete;
@@ -159,6 +164,12 @@ class ServerConnection {
   std::int64_t open_uni_stream();
   // The handler passed on `n` more bytes of a client stream: the client may send as many.
   void consumed(std::int64_t stream, std::size_t n);
+  // DATAGRAM frames (RFC 9221): whether the client's transport parameters allow them
+  // (and the handshake is done), and one to send. Unreliable: nothing waits without
+  // bound, what cannot go is dropped and said so.
+  bool datagrams_negotiated() const;
+  DatagramQueued queue_datagram(std::span<const std::uint8_t> payload);
+  static constexpr std::size_t kMaxQueuedDatagrams = 64;
   // Resets a stream both ways (RESET_STREAM and STOP_SENDING) with an application code.
   void shutdown_stream(std::int64_t stream, std::uint64_t app_error_code);
   // Closes the connection with an application code (CONNECTION_CLOSE 0x1d): write()
@@ -205,6 +216,7 @@ class ServerConnection {
   ngtcp2_cid original_dcid_{};
   sockaddr_storage close_remote_{};
   socklen_t close_remote_len_ = 0;
+  std::deque<std::vector<std::uint8_t>> datagrams_;  // DATAGRAM payloads for write()
   std::vector<std::uint8_t> close_packet_;  // CONNECTION_CLOSE, sent by write() once closing
   bool close_sent_ = false;
   bool closing_ = false;

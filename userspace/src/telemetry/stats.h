@@ -191,7 +191,7 @@ enum class CounterKind : std::uint8_t {
   X(udp_gro_datagrams, kCounter, udp_gro_datagrams,                                              \
     "Datagrams that arrived coalesced by the kernel (UDP_GRO) and were split at their ends")   \
   X(connect_udp_tunnels, kCounter, connect_udp_tunnels,                                          \
-    "connect-udp tunnels established (RFC 9298: 101 sent on HTTP/1.1, 200 on HTTP/2)")          \
+    "connect-udp tunnels established (RFC 9298: 101 on HTTP/1.1, 200 on HTTP/2 and 3)")          \
   X(connect_udp_tunnels_active, kGauge, connect_udp_tunnels_active,                              \
     "connect-udp tunnels open now")                                                             \
   X(connect_udp_idle_closed, kCounter, connect_udp_idle_closed,                                  \
@@ -206,6 +206,23 @@ enum class CounterKind : std::uint8_t {
     "DATAGRAM capsules of a context ID other than 0 that connect-udp clients sent (skipped)")   \
   X(connect_udp_dropped_send_error, kCounter, connect_udp_dropped_send_error,                    \
     "Datagrams of connect-udp clients dropped: the kernel refused to send them")               \
+  X(connect_udp_quic_datagrams_from_client, kCounter, connect_udp_quic_datagrams_from_client,    \
+    "Datagrams sent to UDP targets from HTTP/3 datagrams in QUIC DATAGRAM frames (RFC 9297)")  \
+  X(connect_udp_quic_datagrams_to_client, kCounter, connect_udp_quic_datagrams_to_client,        \
+    "Datagrams from UDP targets sent to HTTP/3 clients in QUIC DATAGRAM frames (RFC 9297)")    \
+  X(connect_udp_quic_datagrams_dropped_too_large, kCounter,                                      \
+    connect_udp_quic_datagrams_dropped_too_large,                                               \
+    "Datagrams from UDP targets dropped: too large for a QUIC DATAGRAM frame on the path")      \
+  X(connect_udp_quic_datagrams_dropped_queue_full, kCounter,                                     \
+    connect_udp_quic_datagrams_dropped_queue_full,                                              \
+    "Datagrams from UDP targets dropped: 64 QUIC DATAGRAM frames already waited to be sent")    \
+  X(quic_h3_datagrams_dropped_malformed, kCounter, quic_h3_datagrams_dropped_malformed,          \
+    "QUIC DATAGRAM frames dropped: no valid Quarter Stream ID, or no Context ID after it")      \
+  X(quic_h3_datagrams_dropped_unknown_stream, kCounter, quic_h3_datagrams_dropped_unknown_stream, \
+    "QUIC DATAGRAM frames dropped: their stream is no established connect-udp tunnel")          \
+  X(quic_h3_datagrams_dropped_unknown_context, kCounter,                                         \
+    quic_h3_datagrams_dropped_unknown_context,                                                  \
+    "QUIC DATAGRAM frames dropped: a Context ID other than 0 (RFC 9298 4)")                     \
   /* connect_udp_malformed_<reason>: one per http::CapsuleError, in its order (static_asserted) */ \
   X(connect_udp_malformed, kCounter, connect_udp_malformed,                                      \
     "connect-udp tunnels closed for a malformed capsule stream (reason in the next counters)")  \

@@ -6,6 +6,8 @@
 #include <cctype>
 #include <utility>
 
+#include "http/h3/datagram.h"
+
 namespace ramjet::http::h3 {
 
 struct Callbacks {
@@ -177,9 +179,12 @@ ServerConnection::ServerConnection(Events& events, const Limits& limits)
   nghttp3_settings_default(&settings);
   settings.max_field_section_size = limits.max_field_section_size;
   // Extended CONNECT (RFC 9220): :protocol websocket, and connect-udp with its datagrams
-  // as DATAGRAM capsules on the request stream (RFC 9297 3.5). SETTINGS_H3_DATAGRAM is not
-  // sent, so a client does not use QUIC DATAGRAM frames.
+  // as DATAGRAM capsules on the request stream (RFC 9297 3.5) and, with
+  // Limits::h3_datagram, in QUIC DATAGRAM frames: nghttp3 cannot send
+  // SETTINGS_H3_DATAGRAM, so our control stream's SETTINGS is rewritten on its way to
+  // QUIC (next_output, written, acked: http/h3/settings.h).
   settings.enable_connect_protocol = 1;
+  if (limits.h3_datagram) control_rewrite_.emplace(Setting{kSettingsH3Datagram, 1});
   nghttp3_conn_server_new(&conn_, &cb, &settings, nghttp3_mem_default(), this);
 }
 
@@ -199,13 +204,26 @@ const ServerConnection::Stream* ServerConnection::find(std::int64_t id) const {
 
 bool ServerConnection::bind_streams(std::int64_t control, std::int64_t qpack_encoder,
                                     std::int64_t qpack_decoder) {
+  control_stream_ = control;
   return nghttp3_conn_bind_control_stream(conn_, control) == 0 &&
          nghttp3_conn_bind_qpack_streams(conn_, qpack_encoder, qpack_decoder) == 0;
 }
 
 std::int64_t ServerConnection::recv(std::int64_t stream, std::span<const std::uint8_t> data,
                                     bool fin) {
+  // Client unidirectional streams (RFC 9000 2.1: id & 3 == 2): its control stream's
+  // SETTINGS is read here for H3_DATAGRAM, which nghttp3 skips.
+  if ((stream & 0x3) == 0x2) peer_settings_.on_stream_data(stream, data);
   return nghttp3_conn_read_stream(conn_, stream, data.data(), data.size(), fin ? 1 : 0);
+}
+
+void ServerConnection::recv_datagram(std::span<const std::uint8_t> frame_payload) {
+  const ParsedDatagram d = parse_datagram(frame_payload);
+  if (!d.ok) {
+    events_.on_malformed_datagram();
+    return;
+  }
+  events_.on_datagram(d.stream, d.payload);
 }
 
 Output ServerConnection::next_output() {
@@ -218,14 +236,24 @@ Output ServerConnection::next_output() {
   out.stream = id;
   out.fin = fin != 0;
   for (nghttp3_ssize i = 0; i < n; ++i) out.pieces.emplace_back(vec[i].base, vec[i].len);
+  if (id == control_stream_ && control_rewrite_) out.pieces = control_rewrite_->rewrite(out.pieces);
   return out;
 }
 
 void ServerConnection::written(std::int64_t stream, std::size_t n) {
+  // Our control stream's offsets are QUIC's; nghttp3 counts its own (settings.h).
+  if (stream == control_stream_ && control_rewrite_) {
+    n = control_rewrite_->written(n);
+    if (n == 0) return;  // still inside our rewritten prefix
+  }
   nghttp3_conn_add_write_offset(conn_, stream, n);
 }
 
 void ServerConnection::acked(std::int64_t stream, std::size_t n) {
+  if (stream == control_stream_ && control_rewrite_) {
+    n = control_rewrite_->acked(n);
+    if (n == 0) return;
+  }
   nghttp3_conn_add_ack_offset(conn_, stream, n);
 }
 

@@ -14,12 +14,14 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "http/h2/message.h"
+#include "http/h3/settings.h"
 
 struct nghttp3_conn;
 
@@ -31,6 +33,9 @@ using h2::RequestHead;
 struct Limits {
   std::uint64_t max_field_section_size = 64 * 1024;
   std::size_t max_fields = 100;
+  // Send SETTINGS_H3_DATAGRAM = 1 (RFC 9297 2.1.1): we take HTTP datagrams in QUIC
+  // DATAGRAM frames (the QUIC side must offer max_datagram_frame_size too).
+  bool h3_datagram = false;
 };
 
 class Events {
@@ -47,6 +52,11 @@ class Events {
   virtual void on_stream_close(std::int64_t stream, std::uint64_t app_error_code) = 0;
   // Stream bytes nghttp3 consumed after recv() returned (give them to QUIC's windows).
   virtual void on_consumed(std::int64_t /*stream*/, std::size_t /*n*/) {}
+  // An HTTP datagram (RFC 9297 2.1) for request stream `stream`, any stream the client
+  // may have opened: the owner checks it has one of that id that takes datagrams.
+  virtual void on_datagram(std::int64_t /*stream*/, std::span<const std::uint8_t> /*payload*/) {}
+  // A QUIC DATAGRAM frame without a valid Quarter Stream ID: dropped (the owner counts it).
+  virtual void on_malformed_datagram() {}
 };
 
 // Bytes of one stream ready for QUIC: their pieces, and whether the stream ends there.
@@ -69,6 +79,15 @@ class ServerConnection {
   // Stream bytes from the client; the bytes consumed, or a negative nghttp3 error
   // (fatal: close the connection with nghttp3_err_infer_quic_app_error_code()).
   std::int64_t recv(std::int64_t stream, std::span<const std::uint8_t> data, bool fin);
+  // The payload of a QUIC DATAGRAM frame from the client: to Events::on_datagram, or
+  // Events::on_malformed_datagram.
+  void recv_datagram(std::span<const std::uint8_t> frame_payload);
+  // Whether the client sent SETTINGS_H3_DATAGRAM = 1 (read off its control stream, as
+  // nghttp3 0.8 ignores the setting: http/h3/settings.h). Its transport parameters must
+  // allow DATAGRAM frames too before we send any.
+  bool peer_h3_datagram() const { return peer_settings_.h3_datagram(); }
+  // Whether our SETTINGS went out with H3_DATAGRAM = 1 (Limits::h3_datagram).
+  bool sent_h3_datagram() const { return control_rewrite_ && control_rewrite_->rewritten(); }
   Output next_output();
   void written(std::int64_t stream, std::size_t n);
   void acked(std::int64_t stream, std::size_t n);
@@ -132,6 +151,10 @@ class ServerConnection {
   Limits limits_;
   nghttp3_conn* conn_ = nullptr;
   std::map<std::int64_t, Stream> streams_;
+  std::int64_t control_stream_ = -1;
+  // Our control stream's SETTINGS with H3_DATAGRAM added (only with Limits::h3_datagram).
+  std::optional<ControlStreamRewrite> control_rewrite_;
+  PeerSettings peer_settings_;
 };
 
 }  // namespace ramjet::http::h3
