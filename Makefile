@@ -130,7 +130,7 @@ test-unit:
 # their HTTP/3 sessions); a sanitizer report
 # makes ramjetd exit non-zero, which fails the test at teardown.
 ASAN_INTEGRATION := h2_upstream h2_upstream_onramp h2_forward h2_connect tls_onramp http_forward \
-  udp_onramp ip_onramp quic h3 h3_connect
+  udp_onramp ip_onramp quic h3 h3_connect tracing
 
 test-asan: deps-npm
 	@$(MAKE) --no-print-directory build BUILD=asan
