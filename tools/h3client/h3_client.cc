@@ -20,8 +20,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <string_view>
+#include <unordered_map>
 
 #include "http/capsule.h"
 #include "http/h3/datagram.h"
@@ -184,15 +186,42 @@ struct Response {
   bool stopped_reading = false;
 };
 
+// What the connections of one load run share: the requests nobody sent yet, and the tally.
+struct LoadShared {
+  std::uint64_t concurrency = 1;
+  std::uint64_t to_send = 0;
+  LoadResult& result;
+};
+
+// Load mode takes response bodies only to count them.
+class DiscardBody : public ResponseHandler {
+ public:
+  void on_head(int, const Fields&) override {}
+  bool on_body(std::span<const std::uint8_t>) override { return true; }
+  void on_trailers(const Fields&) override {}
+};
+
 class Exchange {
  public:
-  Exchange(const ConnectOptions& options, const Request& request, ResponseHandler& handler)
-      : options_(options), request_(request), handler_(handler) {
+  // `load`: many requests of `request` on their own streams, no response to `handler`.
+  Exchange(const ConnectOptions& options, const Request& request, ResponseHandler& handler,
+           LoadShared* load = nullptr)
+      : options_(options), request_(request), handler_(handler), load_(load) {
     upload_.fd = request.body_fd;
     upload_.eof = request.body_fd < 0;
   }
   ~Exchange();
   Result run();
+
+  // run_load's loop drives many connections, one step of each at a time.
+  bool start() { return open_socket() && start_tls() && start_quic(); }
+  void send_step();
+  void receive_step(bool readable);
+  void finish();  // closes the connection; requests still in flight count as failed
+  int fd() const { return fd_; }
+  ngtcp2_tstamp expiry() const { return ngtcp2_conn_get_expiry(conn_); }
+  bool ended() const { return result_.has_value(); }
+  const Result& result() const { return *result_; }
 
  private:
   friend struct Callbacks;
@@ -220,7 +249,12 @@ class Exchange {
   bool start_tls();
   bool start_quic();
   bool start_h3();
+  std::int64_t open_request(const nghttp3_data_reader* reader);
   void submit_request();
+  void submit_load_requests();
+  void on_load_head(std::int64_t stream, int status);
+  void on_load_end(std::int64_t stream);
+  void on_load_close(std::int64_t stream);
   bool submit_trailers();
   void write_packets();
   void read_packets();
@@ -251,6 +285,9 @@ class Exchange {
   const ConnectOptions& options_;
   const Request& request_;
   ResponseHandler& handler_;
+  LoadShared* load_ = nullptr;
+  // Load mode: the request streams in flight, with their final status (0: none yet).
+  std::unordered_map<std::int64_t, int> load_streams_;
 
   int fd_ = -1;
   sockaddr_storage local_{};
@@ -411,6 +448,7 @@ struct Callbacks {
   static int h3_stream_close(nghttp3_conn*, std::int64_t stream, std::uint64_t code, void* user,
                              void*) {
     Exchange& x = self(user);
+    if (x.load_ != nullptr) x.on_load_close(stream);
     if (stream != x.stream_) return 0;
     x.response_.closed = true;
     if (code == NGHTTP3_H3_NO_ERROR) return 0;
@@ -432,6 +470,7 @@ struct Callbacks {
                  app_close(NGHTTP3_H3_REQUEST_CANCELLED));
       return NGHTTP3_ERR_CALLBACK_FAILURE;
     }
+    if (x.load_ != nullptr) x.load_->result.body_bytes += len;
     if (stream == x.stream_) {
       x.response_.body_bytes += len;
       // Acted on in the loop, outside the libraries' callbacks.
@@ -467,6 +506,7 @@ struct Callbacks {
   static int end_headers(nghttp3_conn*, std::int64_t stream, int, void* user, void*) {
     Exchange& x = self(user);
     Response& r = x.response_;
+    if (x.load_ != nullptr && r.section_status / 100 != 1) x.on_load_head(stream, r.section_status);
     // Interim 1xx heads are not the response (RFC 9114 4.1).
     if (stream != x.stream_ || r.head_done || r.section_status / 100 == 1) return 0;
     r.head_done = true;
@@ -482,6 +522,7 @@ struct Callbacks {
   }
   static int end_stream(nghttp3_conn*, std::int64_t stream, void* user, void*) {
     Exchange& x = self(user);
+    if (x.load_ != nullptr) x.on_load_end(stream);
     if (stream == x.stream_) x.response_.ended = true;
     return 0;
   }
@@ -721,29 +762,68 @@ std::vector<nghttp3_nv> field_vector(const Fields& fields) {
   return nva;
 }
 
-void Exchange::submit_request() {
+// A new request stream with request_'s head on it; -1 when the server's MAX_STREAMS
+// allows none now (it comes later) or the connection failed (end_with said why).
+std::int64_t Exchange::open_request(const nghttp3_data_reader* reader) {
   std::int64_t id = -1;
   const int rv = ngtcp2_conn_open_bidi_stream(conn_, &id, nullptr);
-  if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED) return;  // the server's MAX_STREAMS comes later
+  if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED) return -1;
   if (rv != 0) {
     end_with(Outcome::kConnectionError,
              std::string("cannot open the request stream: ") + ngtcp2_strerror(rv),
              app_close(NGHTTP3_H3_NO_ERROR));
-    return;
+    return -1;
   }
   const std::vector<nghttp3_nv> nva = field_vector(request_.fields);
-  const nghttp3_data_reader reader{&Callbacks::read_body};
   // Without a reader the HEADERS frame ends the stream.
-  const bool body =
-      request_.kind == ExchangeKind::kTunnel || request_.body_fd >= 0 || !request_.trailers.empty();
-  if (int e = nghttp3_conn_submit_request(h3_, id, nva.data(), nva.size(), body ? &reader : nullptr,
-                                          nullptr);
+  if (int e = nghttp3_conn_submit_request(h3_, id, nva.data(), nva.size(), reader, nullptr);
       e != 0) {
     fail_h3(e, "nghttp3_conn_submit_request");
-    return;
+    return -1;
   }
+  return id;
+}
+
+void Exchange::submit_request() {
+  const nghttp3_data_reader reader{&Callbacks::read_body};
+  const bool body =
+      request_.kind == ExchangeKind::kTunnel || request_.body_fd >= 0 || !request_.trailers.empty();
+  const std::int64_t id = open_request(body ? &reader : nullptr);
+  if (id < 0) return;
   stream_ = id;
   upload_.started = request_.kind == ExchangeKind::kRequest;
+}
+
+// As many requests as this connection may have in flight and the server lets it open:
+// checked before every write, so a MAX_STREAMS that came in a packet is used at once
+// (a client that waits for a callback instead stalls when it comes with nothing else).
+void Exchange::submit_load_requests() {
+  while (load_->to_send > 0 && load_streams_.size() < load_->concurrency &&
+         ngtcp2_conn_get_streams_bidi_left(conn_) > 0 && !result_) {
+    const std::int64_t id = open_request(nullptr);
+    if (id < 0) return;
+    load_streams_.emplace(id, 0);
+    --load_->to_send;
+  }
+}
+
+void Exchange::on_load_head(std::int64_t stream, int status) {
+  if (auto it = load_streams_.find(stream); it != load_streams_.end() && it->second == 0)
+    it->second = status;
+}
+
+// The response is complete: the request is done, its place free for the next one.
+void Exchange::on_load_end(std::int64_t stream) {
+  const auto it = load_streams_.find(stream);
+  if (it == load_streams_.end()) return;
+  ++load_->result.requests_ok;
+  if (it->second / 100 == 2) ++load_->result.status_2xx;
+  load_streams_.erase(it);
+}
+
+// Closed before its response ended: reset by the server, or cancelled.
+void Exchange::on_load_close(std::int64_t stream) {
+  if (load_streams_.erase(stream) > 0) ++load_->result.requests_failed;
 }
 
 bool Exchange::submit_trailers() {
@@ -1031,6 +1111,9 @@ void Exchange::on_quic_error(int liberr) {
 }
 
 bool Exchange::over() const {
+  if (load_ != nullptr)
+    return ngtcp2_conn_get_handshake_completed(conn_) != 0 && load_->to_send == 0 &&
+           load_streams_.empty();
   if (!response_.ended) return false;
   if (request_.kind == ExchangeKind::kRequest) return true;
   // A tunnel: after a 2xx, our side too has to end, and be acknowledged.
@@ -1092,7 +1175,85 @@ Result Exchange::run() {
   return *result_;
 }
 
+void Exchange::send_step() {
+  if (h3_ != nullptr && ngtcp2_conn_get_handshake_completed(conn_) != 0) submit_load_requests();
+  if (!result_) write_packets();
+}
+
+void Exchange::receive_step(bool readable) {
+  if (readable) read_packets();
+  const ngtcp2_tstamp now = now_ns();
+  if (!result_ && ngtcp2_conn_get_expiry(conn_) <= now) {
+    if (int rv = ngtcp2_conn_handle_expiry(conn_, now); rv != 0) on_quic_error(rv);
+  }
+  if (!result_ && over()) end_with(Outcome::kDone, "", app_close(NGHTTP3_H3_NO_ERROR));
+}
+
+void Exchange::finish() {
+  close_connection();
+  if (load_ == nullptr) return;
+  load_->result.requests_failed += load_streams_.size();
+  load_streams_.clear();
+  if (result_ && result_->outcome != Outcome::kDone && load_->result.first_error.empty())
+    load_->result.first_error = result_->message;
+}
+
+double seconds_since(ngtcp2_tstamp start) {
+  return static_cast<double>(now_ns() - start) / static_cast<double>(NGTCP2_SECONDS);
+}
+
 }  // namespace
+
+LoadResult run_load(const ConnectOptions& options, const Request& request,
+                    const LoadOptions& load) {
+  LoadResult result;
+  LoadShared shared{std::max<std::uint64_t>(load.concurrency, 1), load.requests, result};
+  DiscardBody discard;
+  const ngtcp2_tstamp start = now_ns();
+  std::vector<std::unique_ptr<Exchange>> live;
+  for (std::uint64_t i = 0; i < load.connections; ++i) {
+    auto x = std::make_unique<Exchange>(options, request, discard, &shared);
+    if (x->start()) {
+      live.push_back(std::move(x));
+    } else {
+      x->finish();
+    }
+  }
+  std::vector<pollfd> fds;
+  while (!live.empty()) {
+    for (auto& x : live) x->send_step();
+    fds.clear();
+    ngtcp2_tstamp expiry = UINT64_MAX;
+    for (auto& x : live) {
+      fds.push_back({x->fd(), POLLIN, 0});
+      expiry = std::min(expiry, x->expiry());
+    }
+    const ngtcp2_tstamp now = now_ns();
+    timespec wait{};
+    if (expiry > now) {
+      const ngtcp2_tstamp d = std::min<ngtcp2_tstamp>(expiry - now, 60 * NGTCP2_SECONDS);
+      wait.tv_sec = static_cast<time_t>(d / NGTCP2_SECONDS);
+      wait.tv_nsec = static_cast<long>(d % NGTCP2_SECONDS);
+    }
+    // A connection ended by send_step() is not waited for: wait 0 and reap it below.
+    for (auto& x : live)
+      if (x->ended()) wait = {};
+    if (ppoll(fds.data(), fds.size(), &wait, nullptr) < 0 && errno != EINTR) {
+      if (result.first_error.empty())
+        result.first_error = std::string("poll: ") + std::strerror(errno);
+      break;
+    }
+    for (std::size_t i = 0; i < live.size(); ++i)
+      if (!live[i]->ended()) live[i]->receive_step((fds[i].revents & (POLLIN | POLLERR)) != 0);
+    for (auto& x : live)
+      if (x->ended()) x->finish();
+    std::erase_if(live, [](const std::unique_ptr<Exchange>& x) { return x->ended(); });
+  }
+  for (auto& x : live) x->finish();  // only after a poll failure
+  result.seconds = seconds_since(start);
+  result.requests_failed += shared.to_send;  // never sent: every connection failed
+  return result;
+}
 
 Result run_exchange(const ConnectOptions& options, const Request& request,
                     ResponseHandler& handler) {

@@ -1,7 +1,8 @@
 // One HTTP/3 exchange over one QUIC connection (ngtcp2 + GnuTLS + nghttp3): the
 // connection, the request stream and the loop that drives them, for ramjet-h3client.
 // What the response carries goes to a ResponseHandler; how the exchange ended is the
-// returned Result.
+// returned Result. The load mode drives many such connections, each with many request
+// streams, in one poll loop.
 #pragma once
 
 #include <chrono>
@@ -86,5 +87,27 @@ struct Result {
 // Connects, sends `request`, hands the response to `handler` and closes the connection.
 Result run_exchange(const ConnectOptions& options, const Request& request,
                     ResponseHandler& handler);
+
+struct LoadOptions {
+  std::uint64_t connections = 1;
+  std::uint64_t requests = 1;     // over all connections together
+  std::uint64_t concurrency = 1;  // request streams in flight per connection
+};
+
+struct LoadResult {
+  std::uint64_t requests_ok = 0;      // the response arrived complete (any status)
+  std::uint64_t requests_failed = 0;  // reset, connection lost, or never sent
+  std::uint64_t status_2xx = 0;       // of requests_ok
+  std::uint64_t body_bytes = 0;
+  double seconds = 0;       // from the first handshake's start to the last response
+  std::string first_error;  // the first connection failure, for stderr
+};
+
+// Opens `load.connections` QUIC connections at once and sends `request` (a request without
+// body) `load.requests` times over them: a connection takes the next request whenever it
+// has fewer than `load.concurrency` in flight and the server's MAX_STREAMS lets it open a
+// stream. Response bodies are read and dropped. Each connection closes when no request is
+// left to send and its own are answered.
+LoadResult run_load(const ConnectOptions& options, const Request& request, const LoadOptions& load);
 
 }  // namespace ramjet::h3client

@@ -1,6 +1,7 @@
 // ramjet-h3client: an HTTP/3 client for ramjet's integration tests. It sends one request,
 // or opens one CONNECT tunnel, over QUIC (ngtcp2 + GnuTLS, nghttp3) - what no client
-// packaged for Debian 12 does: request trailers, CONNECT (RFC 9114 4.4).
+// packaged for Debian 12 does: request trailers, CONNECT (RFC 9114 4.4). Its load mode
+// is the HTTP/3 load generator of bench/h3.py (Debian's h2load has no HTTP/3).
 //
 //   ramjet-h3client --connect HOST:PORT [--sni NAME] [--ca FILE | --insecure]
 //                   [--timeout SECONDS] MODE ...
@@ -8,6 +9,7 @@
 //           [--stop-reading-after BYTES]
 //   tunnel AUTHORITY [-H 'name: value']... [--protocol NAME [--path PATH]
 //          [--datagrams [--send-capsules] [--raw-datagram HEX]...]]
+//   load URL --connections M --requests N [--concurrency C] [-H 'name: value']...
 //
 // Response body bytes go to stdout as they are. The response head goes to stderr as one
 // JSON line, {"status":200,"headers":[["name","value"],...]} with "trailers" added in
@@ -23,6 +25,13 @@
 // capsules on the stream. --send-capsules keeps stdin's capsules on the stream (only the
 // server's datagrams come in frames); --raw-datagram sends a DATAGRAM frame payload as it
 // is (hex: Quarter Stream ID, Context ID, payload) once the tunnel is up; both for tests.
+//
+// load: M connections at once, N GET requests of URL spread over them as they free up,
+// at most C (default 1, like `h2load -m1`) in flight per connection and never more than
+// the server's MAX_STREAMS allow; bodies are read and dropped. One JSON line on stdout:
+// {"requests_ok":N,"requests_failed":0,"seconds":1.23,"status_2xx":N,"body_bytes":...}
+// (requests_ok: complete responses, whatever their status); exit 0 only when every
+// request got a 2xx, else 1, with the first connection failure on stderr.
 //
 // Exit status: 0 done (tunnel: both directions ended); 1 stream reset or connection
 // error, with a line such as "h3client: stream reset by the server: H3_CONNECT_ERROR
@@ -188,6 +197,19 @@ void pseudo_first(Fields& fields) {
                         [](const Field& f) { return f.name.starts_with(':'); });
 }
 
+// The load mode's tally as one JSON line on stdout.
+int run_load_mode(const ConnectOptions& options, const Request& request, const LoadOptions& load) {
+  const LoadResult r = run_load(options, request, load);
+  const nlohmann::ordered_json line = {{"requests_ok", r.requests_ok},
+                                       {"requests_failed", r.requests_failed},
+                                       {"seconds", r.seconds},
+                                       {"status_2xx", r.status_2xx},
+                                       {"body_bytes", r.body_bytes}};
+  std::cout << line.dump() << std::endl;
+  if (!r.first_error.empty()) std::cerr << "h3client: " << r.first_error << "\n";
+  return r.status_2xx == load.requests ? kExitDone : kExitStreamError;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -261,6 +283,24 @@ int main(int argc, char** argv) {
       ->allow_extra_args(false)
       ->needs(datagrams_opt);
 
+  std::string load_url;
+  LoadOptions load;
+  std::vector<std::string> load_headers;
+  CLI::App* load_cmd = app.add_subcommand("load", "Send many GET requests over many connections");
+  load_cmd->add_option("url", load_url, "https://authority/path: :scheme, :authority, :path")
+      ->required();
+  load_cmd->add_option("--connections", load.connections, "QUIC connections, opened at once")
+      ->check(CLI::PositiveNumber)
+      ->required();
+  load_cmd->add_option("--requests", load.requests, "Requests over all connections together")
+      ->check(CLI::PositiveNumber)
+      ->required();
+  load_cmd->add_option("--concurrency", load.concurrency, "Requests in flight per connection")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  load_cmd->add_option("-H,--header", load_headers, "A request field 'name: value'")
+      ->allow_extra_args(false);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -278,6 +318,20 @@ int main(int argc, char** argv) {
   options.timeout = std::chrono::milliseconds(static_cast<long>(timeout_s * 1000));
 
   Request request;
+  if (load_cmd->parsed()) {
+    const std::optional<Target> target = parse_url(load_url);
+    if (!target) {
+      std::cerr << "h3client: URL \"" << load_url << "\" is not scheme://authority/path\n";
+      return kExitUsage;
+    }
+    request.fields = {{":method", "GET"},
+                      {":scheme", target->scheme},
+                      {":authority", target->authority},
+                      {":path", target->path}};
+    if (!add_fields(load_headers, "-H", request.fields)) return kExitUsage;
+    pseudo_first(request.fields);
+    return run_load_mode(options, request, load);
+  }
   if (request_cmd->parsed()) {
     const std::optional<Target> target = parse_url(url);
     if (!target) {
