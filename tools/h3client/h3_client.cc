@@ -288,6 +288,7 @@ class Exchange {
   LoadShared* load_ = nullptr;
   // Load mode: the request streams in flight, with their final status (0: none yet).
   std::unordered_map<std::int64_t, int> load_streams_;
+  std::uint64_t load_opened_ = 0;
 
   int fd_ = -1;
   sockaddr_storage local_{};
@@ -803,6 +804,7 @@ void Exchange::submit_load_requests() {
     const std::int64_t id = open_request(nullptr);
     if (id < 0) return;
     load_streams_.emplace(id, 0);
+    ++load_opened_;
     --load_->to_send;
   }
 }
@@ -1194,8 +1196,13 @@ void Exchange::finish() {
   if (load_ == nullptr) return;
   load_->result.requests_failed += load_streams_.size();
   load_streams_.clear();
-  if (result_ && result_->outcome != Outcome::kDone && load_->result.first_error.empty())
-    load_->result.first_error = result_->message;
+  if (!result_ || result_->outcome == Outcome::kDone || !load_->result.first_error.empty()) return;
+  load_->result.first_error = result_->message;
+  // Idle with requests to send and no stream allowed: the server's MAX_STREAMS never grew.
+  if (result_->outcome == Outcome::kTimeout && load_->to_send > 0 &&
+      ngtcp2_conn_get_streams_bidi_left(conn_) == 0)
+    load_->result.first_error += " (stalled after " + std::to_string(load_opened_) +
+                                 " request streams: the server did not raise MAX_STREAMS)";
 }
 
 double seconds_since(ngtcp2_tstamp start) {
