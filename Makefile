@@ -145,6 +145,7 @@ bench: deps deps-bench build
 	python3 bench/tcp_relay.py --build-dir $(BUILD_DIR)
 	python3 bench/http_forward.py --build-dir $(BUILD_DIR)
 	/usr/bin/python3 bench/tls.py --build-dir $(BUILD_DIR)
+	python3 bench/h3.py --build-dir $(BUILD_DIR)
 	python3 bench/tcp_latency.py --build-dir $(BUILD_DIR)
 	python3 bench/udp_onramp.py --build-dir $(BUILD_DIR)
 	python3 bench/proxy_protocol.py --build-dir $(BUILD_DIR)
