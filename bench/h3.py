@@ -37,18 +37,15 @@ from tls import check, h2load, make_cert
 PROTOCOLS = ("h3", "h2", "h1")
 
 
-def ramjet(build_dir, workdir, origin_port, cert, key, requests):
-    """ramjetd with one https endpoint: TCP (h2, http/1.1) on proxy.port, QUIC on proxy.quic_port.
-
-    max_streams_bidi is every request of a run: ramjetd does not raise a connection's
-    MAX_STREAMS as its streams close yet, so quic.max_streams_bidi is also how many
-    requests one QUIC connection can ever send (ramjet-h3client says so when it stalls)."""
+def ramjet(build_dir, workdir, origin_port, cert, key):
+    """ramjetd with one https endpoint: TCP (h2, http/1.1) on proxy.port, QUIC on proxy.quic_port
+    (its default limits: 100 request streams at once per connection)."""
     port, quic_port = free_port(), free_port()
     proc = ramjet_daemon(build_dir, workdir, "ramjet", port, f"""\
   - {{name: https, listen: "127.0.0.1:{port}", onramp: http,
       upstream: "http://127.0.0.1:{origin_port}",
       tls: {{certificates: [{{cert: {cert}, key: {key}}}], alpn: [h2, http/1.1]}},
-      quic: {{listen: "127.0.0.1:{quic_port}", max_streams_bidi: {requests}}}}}
+      quic: {{listen: "127.0.0.1:{quic_port}"}}}}
 """)
     proc.quic_port = quic_port
     return proc
@@ -147,7 +144,7 @@ def main():
     cert, key, _ = make_cert(workdir)
     origin = nginx_origin(workdir)
     origin.name = "origin"  # its log file is then origin.log
-    proxy = ramjet(args.build_dir, workdir, origin.port, cert, key, max(args.requests, 10))
+    proxy = ramjet(args.build_dir, workdir, origin.port, cert, key)
     res = {p: {"cpu": [], "wall": []} for p in PROTOCOLS}
     failed = {}
     try:

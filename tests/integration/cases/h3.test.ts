@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  h3Load,
   makeTempDir,
   run,
   startHttpOrigin,
@@ -78,6 +79,19 @@ test('HTTP/3 GETs reach the origin through the pipeline: status, fields and body
   }
   await daemon.waitForCounter('quic_h3_requests', 3);
   assert.equal(await daemon.counter('h2_streams'), 0, 'HTTP/3 streams are not counted as HTTP/2 ones');
+});
+
+test('a QUIC connection serves more requests than its stream limit over its life: closed streams are credited back (MAX_STREAMS)', async (t) => {
+  const origin = await startHttpOrigin(t);
+  withPage(origin, '/page', 'hello over h3\n');
+  // max_streams_bidi 100 (the default) at once; 350 over one connection, 10 in flight.
+  const { quic, daemon } = await startQuicProxy(t, { upstream: origin.url() });
+  const r = await h3Load(t, quic.port, `https://127.0.0.1:${String(quic.port)}/page`, { connections: 1, requests: 350, concurrency: 10 }, { timeoutSeconds: 5 });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.tally?.requests_ok, 350, r.stderr);
+  assert.equal(r.tally?.status_2xx, 350);
+  assert.equal(await daemon.counter('quic_connections_accepted'), 1, 'all on one connection');
+  await daemon.waitForCounter('quic_h3_requests', 350);
 });
 
 test('an HTTP/3 POST body of 300 kB reaches the origin byte-exact (QUIC windows open as it goes upstream)', async (t) => {

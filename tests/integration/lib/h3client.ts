@@ -106,6 +106,34 @@ async function finish(r: Running, timeoutMs: number): Promise<H3Exit> {
   return { code, head: parseHead(stderr), body: Buffer.concat(r.stdout), stderr };
 }
 
+export interface H3LoadTally {
+  requests_ok: number;
+  requests_failed: number;
+  seconds: number;
+  status_2xx: number;
+  body_bytes: number;
+}
+
+/**
+ * `ramjet-h3client load`: `requests` GETs of `url` over `connections` QUIC connections,
+ * `concurrency` in flight on each. Resolves with the exit and the tally line.
+ */
+export async function h3Load(
+  t: TestContext,
+  port: number,
+  url: string,
+  load: { connections: number; requests: number; concurrency?: number },
+  options: H3Options = {},
+): Promise<H3Exit & { tally?: H3LoadTally }> {
+  const args = [...common(port, options), 'load', url, '--connections', String(load.connections),
+    '--requests', String(load.requests), '--concurrency', String(load.concurrency ?? 1), ...fieldArgs(options.headers, '-H')];
+  const r = start(t, args);
+  r.end();
+  const exit = await finish(r, ((options.timeoutSeconds ?? 10) + 20) * 1000);
+  const line = exit.body.toString().split('\n').find((l) => l.startsWith('{'));
+  return { ...exit, ...(line === undefined ? {} : { tally: JSON.parse(line) as H3LoadTally }) };
+}
+
 /** One request on its own connection; resolves when the client exits. */
 export async function h3Request(
   t: TestContext,

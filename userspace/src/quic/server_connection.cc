@@ -65,8 +65,17 @@ struct StreamCallbacks {
     if (StreamHandler* h = handler(user)) h->on_stream_acked(stream, len);
     return 0;
   }
-  static int stream_close(ngtcp2_conn*, std::uint32_t flags, std::int64_t stream,
+  static int stream_close(ngtcp2_conn* conn, std::uint32_t flags, std::int64_t stream,
                           std::uint64_t code, void* user, void*) {
+    // A stream the client opened is done: it may open one more (MAX_STREAMS), so the
+    // limit bounds streams at once, not streams over the connection's life. ngtcp2 sends
+    // the credit back when it sees fit (it batches them).
+    if (!ngtcp2_conn_is_local_stream(conn, stream)) {
+      if (ngtcp2_is_bidi_stream(stream))
+        ngtcp2_conn_extend_max_streams_bidi(conn, 1);
+      else
+        ngtcp2_conn_extend_max_streams_uni(conn, 1);
+    }
     // Without an application code the stream simply ended: H3_NO_ERROR (RFC 9114 8.1).
     if ((flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET) == 0) code = 0x100;
     if (StreamHandler* h = handler(user)) h->on_stream_close(stream, code);
