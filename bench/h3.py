@@ -28,11 +28,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
-from benchlib import LOAD_CPU, cpu_seconds, free_port, ramjet_daemon
+from benchlib import LOAD_CPU, free_port, ramjet_daemon
 from http_forward import nginx_origin
-from tls import check, h2load, make_cert
+from tls import check, h2load, make_cert, measured
 
 PROTOCOLS = ("h3", "h2", "h1")
 
@@ -70,14 +69,6 @@ def h3load(build_dir, port, path, requests, connections, check_only=False):
         raise RuntimeError(f"ramjet-h3client load: {tally['body_bytes']} body bytes for "
                            f"{requests} responses of /100b")
     return tally["status_2xx"]
-
-
-def measured(proxy, run):
-    """Runs `run()` -> count; returns count per proxy CPU-second and per wall second."""
-    c0, t0 = cpu_seconds(proxy.pids()), time.time()
-    count = run()
-    cpu, wall = cpu_seconds(proxy.pids()) - c0, time.time() - t0
-    return count / max(cpu, 1e-6), count / wall
 
 
 def run_once(proxy, args, res, failed):

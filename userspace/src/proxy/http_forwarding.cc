@@ -136,13 +136,12 @@ std::optional<telemetry::Span> begin_request_span(HttpRequestHead& req) {
   std::size_t count = 0;
   for (const auto& f : req.headers.fields())
     if (HttpHeaders::iequals(f.name, "traceparent") && count++ == 0) incoming = f.value;
+  // Repeated, which one would the origin read? Neither: a new trace, as for an invalid one.
+  const bool repeated = count > 1;
   bool invalid = false;
-  std::optional<telemetry::Span> span = tracer.begin(incoming, req.method, invalid);
-  if (count > 1) {  // which one would the origin read? Neither: a new trace.
-    span = tracer.begin(std::nullopt, req.method, invalid);
-    invalid = true;
-  }
-  if (invalid) req.headers.remove("tracestate");
+  std::optional<telemetry::Span> span =
+      tracer.begin(repeated ? std::nullopt : incoming, req.method, invalid);
+  if (invalid || repeated) req.headers.remove("tracestate");
   req.headers.set("traceparent", span->traceparent());
   return span;
 }
